@@ -1,0 +1,48 @@
+"""Where pqlsdk keeps its message log and per-user and per-account state.
+
+Open a store from a URL with ``open_store``, or construct one directly:
+
+- ``memory://``: this process only; for tests.
+- ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's
+  convention): the embedded default, shared by the processes of one host.
+
+Every store implements the ``Store`` protocol and derives state the same way
+(``pqlsdk.stores.UserState`` and ``AccountState``).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from .._exceptions import ConfigError
+from ._base import Record, Store
+from ._state import AccountState, UserState
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = [
+    "AccountState",
+    "MemoryStore",
+    "Record",
+    "SQLiteStore",
+    "Store",
+    "UserState",
+    "open_store",
+]
+
+
+def open_store(url: str) -> Store:
+    """Open the store that ``url`` names; raise ``ConfigError`` for an unknown URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "memory":
+        if parts.netloc or parts.path:
+            raise ConfigError(f"store URL {url!r}: memory:// takes no path")
+        return MemoryStore()
+    if parts.scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+            raise ConfigError(
+                f"store URL {url!r}: write sqlite:///relative/file.db or "
+                "sqlite:////absolute/file.db"
+            )
+        return SQLiteStore(parts.path[1:])
+    raise ConfigError(f"store URL {url!r}: unknown scheme; use memory:// or sqlite:///path")

@@ -1,0 +1,273 @@
+"""The SQLite store: the embedded default, one file shared by a host's processes.
+
+Why SQLite: it ships with Python, survives restarts, and lets every worker of a
+host (gunicorn, Celery) share one state file without a server. The file runs in
+WAL mode so readers never wait for the writer, and every write is one
+``BEGIN IMMEDIATE`` transaction that reads the state it changes, so two processes
+folding messages into the same user at once serialise instead of losing updates.
+
+The schema is versioned with ``PRAGMA user_version`` and upgraded forward on open
+by the ``_MIGRATIONS`` list; a file from a newer pqlsdk is refused rather than
+misread. A connection is never used across ``fork()``: the child opens its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from .._clock import micros
+from .._exceptions import ConfigError, SchemaVersionError, StoreError
+from ..messages import Message, decode
+from ._base import Record
+from ._state import AccountState, UserState, apply, decode_account, decode_user
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 1: the message log, and user and account state as msgpack blobs.
+    (
+        """CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            ts INTEGER NOT NULL,
+            body BLOB NOT NULL
+        )""",
+        "CREATE INDEX messages_by_subject ON messages (subject, ts)",
+        "CREATE INDEX messages_by_time ON messages (ts)",
+        "CREATE TABLE users (user_id TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE accounts (account_id TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID",
+    ),
+)
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+"""The schema version this pqlsdk writes; older files are upgraded on open."""
+
+_PAGE: Final = 1000
+_encode = msgspec.msgpack.Encoder().encode
+
+# Connections inherited through fork() are parked here, never closed: closing one
+# in the child could checkpoint or remove the parent's WAL file under it.
+_orphans: list[sqlite3.Connection] = []
+_live: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+_fork_hook_installed = False
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_live):
+        store._forget_connection()
+
+
+class SQLiteStore:
+    """A ``Store`` in one SQLite file, safe for several processes and threads."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        """Open (creating if needed) the store file at ``path``.
+
+        ``timeout`` is how long a write waits for another process's transaction
+        before failing with ``StoreError``.
+        """
+        global _fork_hook_installed  # noqa: PLW0603 - one process-wide fork hook
+        self._path = Path(path)
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        if not self._path.parent.is_dir():
+            raise ConfigError(f"sqlite store: directory {str(self._path.parent)!r} does not exist")
+        try:
+            self._connect()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"sqlite store: cannot open {str(self._path)!r}: {exc}") from exc
+        if not _fork_hook_installed:
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_installed = True
+        _live.add(self)
+
+    @property
+    def url(self) -> str:
+        """``sqlite:///`` followed by the file's path."""
+        return f"sqlite:///{self._path}"
+
+    @property
+    def path(self) -> Path:
+        """The store file."""
+        return self._path
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode is durable against process crashes (SIGKILL); only an
+        # OS crash or power loss can lose the last transactions.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        self._migrate(conn)
+        self._conn = conn
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another process may have migrated.
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"sqlite store {str(self._path)!r} has schema version {version}; "
+                    f"this pqlsdk reads up to {SCHEMA_VERSION}: upgrade pqlsdk"
+                )
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _forget_connection(self) -> None:
+        """In a forked child: drop the parent's connection and lock without touching them."""
+        if self._conn is not None:
+            _orphans.append(self._conn)
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        return self._conn or self._connect()
+
+    def record(self, records: Iterable[Record]) -> int:
+        """Append and fold ``records`` in one ``BEGIN IMMEDIATE`` transaction."""
+        try:
+            with self._lock:
+                return self._record(self._connection(), records)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {str(self._path)!r}: write failed: {exc}") from exc
+
+    def _record(self, conn: sqlite3.Connection, records: Iterable[Record]) -> int:
+        users: dict[str, UserState | None] = {}
+        accounts: dict[str, AccountState | None] = {}
+
+        def load_user(user_id: str) -> UserState | None:
+            if user_id not in users:
+                row = conn.execute(
+                    "SELECT state FROM users WHERE user_id = ?", (user_id,)
+                ).fetchone()
+                users[user_id] = None if row is None else decode_user(row[0])
+            return users[user_id]
+
+        def load_account(account_id: str) -> AccountState | None:
+            if account_id not in accounts:
+                row = conn.execute(
+                    "SELECT state FROM accounts WHERE account_id = ?", (account_id,)
+                ).fetchone()
+                accounts[account_id] = None if row is None else decode_account(row[0])
+            return accounts[account_id]
+
+        added = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for message, data in records:
+                inserted = conn.execute(
+                    "INSERT OR IGNORE INTO messages (message_id, subject, ts, body) "
+                    "VALUES (?, ?, ?, ?)",
+                    (message.message_id, message.subject, micros(message.timestamp), data),
+                ).rowcount
+                if not inserted:
+                    continue
+                changes = apply(message, load_user, load_account)
+                for user in changes.users:
+                    users[user.user_id] = user
+                for account in changes.accounts:
+                    accounts[account.account_id] = account
+                added += 1
+            conn.executemany(
+                "INSERT OR REPLACE INTO users (user_id, state) VALUES (?, ?)",
+                [(key, _encode(user)) for key, user in users.items() if user is not None],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO accounts (account_id, state) VALUES (?, ?)",
+                [(key, _encode(acct)) for key, acct in accounts.items() if acct is not None],
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return added
+
+    def user(self, user_id: str) -> UserState | None:
+        """Return the stored state of ``user_id``."""
+        row = self._read("SELECT state FROM users WHERE user_id = ?", (user_id,))
+        return None if row is None else decode_user(row[0])
+
+    def account(self, account_id: str) -> AccountState | None:
+        """Return the stored state of ``account_id``."""
+        row = self._read("SELECT state FROM accounts WHERE account_id = ?", (account_id,))
+        return None if row is None else decode_account(row[0])
+
+    def messages(self, subject: str | None = None) -> Iterator[Message]:
+        """Yield logged messages in time order, reading a page at a time."""
+        where = "" if subject is None else "subject = ? AND "
+        query = (
+            f"SELECT ts, seq, body FROM messages WHERE {where}(ts, seq) > (?, ?) "  # noqa: S608 - fixed text
+            f"ORDER BY ts, seq LIMIT {_PAGE}"
+        )
+        after: tuple[int, int] = (-(2**63), -1)
+        while True:
+            params = after if subject is None else (subject, *after)
+            rows = self._read_all(query, params)
+            for _, _, body in rows:
+                yield decode(body)
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    def count(self) -> int:
+        """Return how many messages the log holds."""
+        row = self._read("SELECT count(*) FROM messages", ())
+        return int(row[0]) if row else 0
+
+    def prune(self, before: datetime) -> int:
+        """Delete logged messages older than ``before``."""
+        try:
+            with self._lock:
+                cursor = self._connection().execute(
+                    "DELETE FROM messages WHERE ts < ?", (micros(before),)
+                )
+                return cursor.rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {str(self._path)!r}: prune failed: {exc}") from exc
+
+    def _read(self, query: str, params: tuple[object, ...]) -> Any:
+        """Return the first row of ``query`` (or None)."""
+        rows = self._read_all(query, params, one=True)
+        return rows[0]
+
+    def _read_all(self, query: str, params: tuple[object, ...], *, one: bool = False) -> list[Any]:
+        """Return the rows of ``query``, turning SQLite faults into ``StoreError``."""
+        try:
+            with self._lock:
+                cursor = self._connection().execute(query, params)
+                return [cursor.fetchone()] if one else cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {str(self._path)!r}: read failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        _live.discard(self)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self._path)!r})"

@@ -1,0 +1,266 @@
+"""The Client facade: never raises into the host by default, raises in strict mode."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+import pqlsdk
+from pqlsdk.messages import Track
+
+NAIVE = datetime(2026, 3, 15, 12)
+
+# Each bad call, the error a strict client raises, and the drop reason counted otherwise.
+BAD_CALLS: list[tuple[str, Callable[[pqlsdk.Client], None], type[Exception], str]] = [
+    (
+        "naive timestamp",
+        lambda c: c.track("u", "e", timestamp=NAIVE),
+        pqlsdk.NaiveTimestampError,
+        "naive_timestamp",
+    ),
+    ("no identity", lambda c: c.track(None, "e"), pqlsdk.MissingIdentityError, "missing_identity"),
+    (
+        "non-JSON property",
+        lambda c: c.track("u", "e", {"when": object()}),
+        pqlsdk.NotJSONError,
+        "not_json",
+    ),
+    (
+        "non-mapping traits",
+        lambda c: c.identify("u", ["plan"]),  # type: ignore[arg-type]
+        pqlsdk.NotJSONError,
+        "not_json",
+    ),
+    (
+        "oversized",
+        lambda c: c.identify("u", {"bio": "x" * 40_000}),
+        pqlsdk.MessageTooLargeError,
+        "too_large",
+    ),
+    ("empty event", lambda c: c.track("u", ""), pqlsdk.InvalidMessageError, "invalid"),
+    ("no group id", lambda c: c.group("u", ""), pqlsdk.InvalidMessageError, "invalid"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "reason"), [b[1:] for b in BAD_CALLS], ids=[b[0] for b in BAD_CALLS]
+)
+def test_strict_client_raises_the_documented_error(
+    call: Callable[[pqlsdk.Client], None], error: type[Exception], reason: str
+) -> None:
+    """In strict mode each bad input raises its own pqlsdk error."""
+    with pqlsdk.Client(store="memory://", strict=True) as client, pytest.raises(error):
+        call(client)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "reason"), [b[1:] for b in BAD_CALLS], ids=[b[0] for b in BAD_CALLS]
+)
+def test_default_client_counts_a_drop_and_returns(
+    call: Callable[[pqlsdk.Client], None],
+    error: type[Exception],
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """By default the host's call returns; the drop is counted by reason and logged."""
+    with pqlsdk.Client(store="memory://") as client:
+        call(client)
+        call(client)
+        stats = client.stats()
+    assert (stats.recorded, dict(stats.dropped), stats.dropped_total) == (0, {reason: 2}, 2)
+    logged = [r for r in caplog.records if r.name == "pqlsdk"]
+    assert len(logged) == 1  # the first of a reason is logged; repeats only counted
+    assert logged[0].levelno == logging.WARNING
+
+
+def test_repeated_drops_are_logged_every_thousandth(caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of bad events logs a line per thousand, not a line each."""
+    with pqlsdk.Client(store="memory://") as client:
+        for _ in range(2500):
+            client.track(None, "e")
+    assert len([r for r in caplog.records if r.name == "pqlsdk"]) == 3
+
+
+def test_logs_never_contain_traits_or_properties(caplog: pytest.LogCaptureFixture) -> None:
+    """Drops are logged with where the problem is, never the user's values."""
+    with pqlsdk.Client(store="memory://") as client:
+        client.identify("u", {"email": "alice@example.com", "bad": {"alice-secret"}})
+    assert caplog.records
+    assert "alice" not in caplog.text
+
+
+def test_default_timestamp_comes_from_the_clock(clock: pqlsdk.FixedClock) -> None:
+    """Every "now" goes through the injected clock."""
+    with pqlsdk.Client(store="memory://", clock=clock, strict=True) as client:
+        client.track("u", "e")
+        clock.advance(timedelta(days=2))
+        client.track("u", "e")
+        user = client.user("u")
+    assert user is not None
+    assert (user.first_seen_at, user.last_active_at) == (
+        datetime(2026, 3, 15, 12, tzinfo=UTC),
+        datetime(2026, 3, 17, 12, tzinfo=UTC),
+    )
+
+
+def test_calls_record_segment_messages(clock: pqlsdk.FixedClock) -> None:
+    """identify, group and track record the Segment messages their arguments describe."""
+    with pqlsdk.Client(store="memory://", clock=clock, strict=True) as client:
+        client.identify("u", MappingProxyType({"plan": "trial"}), context={"ip": "203.0.113.9"})
+        client.group("u", "acme", {"employees": 5, "arr": 1.5e6}, message_id="g-1")
+        client.track(None, "page_viewed", {"path": "/pricing"}, anonymous_id="anon")
+        logged = list(client.store.messages())
+    assert [type(m).__name__ for m in logged] == ["Identify", "Group", "Track"]
+    assert logged[0].context == {"ip": "203.0.113.9"}
+    assert logged[1].message_id == "g-1"
+    assert logged[2] == Track(
+        anonymous_id="anon",
+        event="page_viewed",
+        properties={"path": "/pricing"},
+        timestamp=clock.now(),
+        message_id=logged[2].message_id,
+    )
+
+
+def test_ingest_records_segment_dicts_and_counts_bad_ones(clock: pqlsdk.FixedClock) -> None:
+    """Already-formed messages are checked like calls and written together."""
+    good: dict[str, Any] = {
+        "type": "track",
+        "userId": "u",
+        "event": "e",
+        "timestamp": "2026-03-15T12:00:00Z",
+    }
+    bad: dict[str, Any] = {"type": "track", "event": "e", "timestamp": "2026-03-15T12:00:00Z"}
+    struct = Track(user_id="v", event="e", timestamp=clock.now())
+    with pqlsdk.Client(store="memory://", clock=clock) as client:
+        assert client.ingest([good, bad, struct]) == 2
+        assert client.ingest([bad]) == 0
+        assert dict(client.stats().dropped) == {"missing_identity": 2}
+
+
+def test_closed_client_counts_calls_as_dropped() -> None:
+    """After close(), calls return and are counted; strict clients raise ClosedError."""
+    client = pqlsdk.Client(store="memory://")
+    client.close()
+    client.close()  # idempotent
+    client.track("u", "e")
+    assert dict(client.stats().dropped) == {"closed": 1}
+    strict = pqlsdk.Client(store="memory://", strict=True)
+    strict.close()
+    with pytest.raises(pqlsdk.ClosedError):
+        strict.track("u", "e")
+
+
+def test_store_write_failures_are_counted_not_raised(tmp_path: Path) -> None:
+    """A store fault on the request path is a counted drop; reads return None."""
+    client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/s.db")
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.executescript("DROP TABLE messages; DROP TABLE users; DROP TABLE accounts;")
+    conn.close()
+    client.track("u", "e")
+    assert client.user("u") is None
+    assert client.account("a") is None
+    stats = client.stats()
+    assert (dict(stats.dropped), dict(stats.errors)) == ({"store_error": 1}, {"store_error": 2})
+    client.close()
+
+
+def test_strict_client_raises_store_faults(tmp_path: Path) -> None:
+    """Tests see store faults as exceptions."""
+    client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/s.db", strict=True)
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.executescript("DROP TABLE users;")
+    conn.close()
+    with pytest.raises(pqlsdk.StoreError):
+        client.user("u")
+    client.close()
+
+
+def test_retention_prunes_the_log_at_most_hourly(clock: pqlsdk.FixedClock) -> None:
+    """Messages older than retention leave the log; state keeps what it learned."""
+    store = pqlsdk.stores.MemoryStore()
+    with pqlsdk.Client(store=store, clock=clock, retention=timedelta(days=1)) as client:
+        client.track("u", "old", timestamp=clock.now() - timedelta(days=3))
+        assert store.count() == 1  # the first prune ran at construction
+        clock.advance(timedelta(minutes=30))
+        client.track("u", "recent")
+        assert store.count() == 2  # not yet an hour since the last prune
+        clock.advance(timedelta(hours=1))
+        client.track("u", "now")
+        assert [m.event for m in store.messages()] == ["recent", "now"]  # type: ignore[union-attr]
+        user = client.user("u")
+        assert user is not None
+        assert user.tracks == 3
+
+
+def test_retention_none_keeps_everything(clock: pqlsdk.FixedClock) -> None:
+    """With retention=None nothing is ever pruned."""
+    with pqlsdk.Client(store="memory://", clock=clock, retention=None) as client:
+        client.track("u", "ancient", timestamp=datetime(2000, 1, 1, tzinfo=UTC))
+        clock.advance(timedelta(days=3650))
+        client.track("u", "e")
+        assert client.store.count() == 2
+
+
+def test_prune_faults_are_counted(tmp_path: Path, clock: pqlsdk.FixedClock) -> None:
+    """A failing prune is an error count, not a drop and not an exception."""
+    client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/s.db", clock=clock)
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.executescript("DROP TABLE messages;")
+    conn.close()
+    clock.advance(timedelta(hours=2))
+    client._prune(0)
+    assert dict(client.stats().errors) == {"store_error": 1}
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "text"),
+    [
+        ({"store": 42}, "store must be a URL or a Store, got int"),
+        ({"store": "redis://x"}, "unknown scheme"),
+        ({"retention": timedelta(0)}, "retention must be positive"),
+        ({"clock": "now"}, "clock must have a now"),
+    ],
+)
+def test_bad_options_fail_at_construction(options: dict[str, Any], text: str) -> None:
+    """Setup mistakes raise ConfigError (a ValueError) at once, even by default."""
+    with pytest.raises(pqlsdk.ConfigError, match=text):
+        pqlsdk.Client(**options)
+
+
+def test_default_store_is_sqlite_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no store given, the embedded SQLite default is used."""
+    monkeypatch.chdir(tmp_path)
+    with pqlsdk.Client() as client:
+        client.track("u", "e")
+        assert repr(client) == "Client(store='sqlite:///pqlsdk.db', strict=False)"
+        assert isinstance(client.clock, pqlsdk.SystemClock)
+    assert (tmp_path / "pqlsdk.db").exists()
+
+
+def test_fixed_clock_refuses_naive_instants() -> None:
+    """A FixedClock is set from aware instants or ISO strings with a zone."""
+    clock = pqlsdk.FixedClock("2026-03-15T12:00:00Z")
+    clock.set("2026-03-16T13:00:00+01:00")
+    assert clock.now() == datetime(2026, 3, 16, 12, tzinfo=UTC)
+    assert repr(clock) == "FixedClock('2026-03-16T12:00:00+00:00')"
+    with pytest.raises(pqlsdk.ConfigError, match="naive"):
+        pqlsdk.FixedClock(datetime(2026, 1, 1))
+
+
+def test_system_clock_is_utc() -> None:
+    """The default clock reads the wall clock in UTC."""
+    now = pqlsdk.SystemClock().now()
+    assert now.tzinfo == UTC
+    assert abs(now - datetime.now(UTC)) < timedelta(seconds=5)
+    assert repr(pqlsdk.SystemClock()) == "SystemClock()"

@@ -29,6 +29,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         "annotations",
         "cli",
         "messages",
+        "rules",
         "stores",
     }
     assert sorted(pqlsdk.__all__) == sorted(public | {"__version__"})

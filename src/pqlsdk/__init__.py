@@ -16,15 +16,20 @@ from ._exceptions import (
     NaiveTimestampError,
     NotJSONError,
     PQLError,
+    RulesError,
     SchemaVersionError,
     StoreError,
 )
+from ._scoring import AccountScore, Reason, Score
 from ._stats import Stats
+from ._tiers import TierChange
 from ._version import __version__
+from .rules import Rules
 from .stores import AccountState, UserState
 
 __all__ = [
     "DEFAULT_STORE",
+    "AccountScore",
     "AccountState",
     "Client",
     "Clock",
@@ -37,10 +42,15 @@ __all__ = [
     "NaiveTimestampError",
     "NotJSONError",
     "PQLError",
+    "Reason",
+    "Rules",
+    "RulesError",
     "SchemaVersionError",
+    "Score",
     "Stats",
     "StoreError",
     "SystemClock",
+    "TierChange",
     "UserState",
     "__version__",
 ]

@@ -10,15 +10,19 @@ failing store): it logs, counts and returns. Setup mistakes raise at once, and a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
 from ._clock import Clock, SystemClock, micros
 from ._exceptions import ConfigError, InvalidMessageError, NotJSONError, PQLError, StoreError
+from ._scoring import AccountScore, Score, score_account, score_subject
 from ._stats import Counters, Stats
+from ._tiers import TierChange
 from .messages import Group, Identify, Message, Track, check, convert, new_message_id
+from .rules import Rules, load
 from .stores import AccountState, Store, UserState, open_store
 
 __all__ = ["DEFAULT_STORE", "Client", "ClosedError"]
@@ -52,6 +56,9 @@ class Client:
     - ``strict``: raise run-time faults instead of logging and counting them.
     - ``retention``: how long the raw message log keeps messages (state derived
       from them is kept regardless); None keeps them forever.
+    - ``rules``: a rules file path or loaded ``Rules``; needed by ``score()``.
+    - ``on_tier_change``: called with a ``TierChange`` when a message moves a
+      user or account to another tier (in the thread that recorded the message).
     """
 
     def __init__(
@@ -61,6 +68,8 @@ class Client:
         clock: Clock | None = None,
         strict: bool = False,
         retention: timedelta | None = timedelta(days=400),
+        rules: str | Path | Rules | None = None,
+        on_tier_change: Callable[[TierChange], None] | None = None,
     ) -> None:
         if retention is not None and retention <= timedelta(0):
             raise ConfigError(f"retention must be positive or None, got {retention!r}")
@@ -79,7 +88,56 @@ class Client:
         self._closed = False
         self._prune_lock = threading.Lock()
         self._next_prune = 0
+        self._on_tier_change = on_tier_change
+        self._rules: Rules | None = None
         self._prune(micros(self._clock.now()))
+        if rules is not None:
+            self.load_rules(rules)
+
+    @property
+    def rules(self) -> Rules | None:
+        """The rules in force (None until some are loaded)."""
+        return self._rules
+
+    def load_rules(self, rules: str | Path | Rules) -> Rules:
+        """Compile and switch to new rules; on error the old rules stay in force.
+
+        A path is loaded and compiled first (raising ``RulesError`` with file, line
+        and column if it is broken); aggregates the new rules need and the store
+        has not kept are then rebuilt from the message log; finally the rules are
+        swapped in one reference assignment, so request threads never wait and
+        never see half of a version.
+        """
+        loaded = rules if isinstance(rules, Rules) else load(rules)
+        self._store.maintain(loaded.aggregates)
+        self._rules = loaded
+        return loaded
+
+    def score(self, user_id: str, *, model: str | None = None) -> Score:
+        """Score ``user_id`` now under ``model`` (the primary model by default).
+
+        The result carries the tier, the route, whether the gate passed, the
+        multiplier and every signal's reason. A user pqlsdk has never seen scores
+        as an empty history would.
+        """
+        chosen = self._require_rules().model(model)
+        user = self.user(user_id)
+        account = None if user is None or user.account_id is None else self.account(user.account_id)
+        return score_subject(chosen, user_id, user, account, micros(self._clock.now()))
+
+    def score_account(self, account_id: str, *, model: str | None = None) -> AccountScore:
+        """Roll ``account_id`` up: PQA status from its members, and its own model's score."""
+        rules = self._require_rules()
+        account = self.account(account_id)
+        members = {} if account is None else {m: self.user(m) for m in account.members}
+        return score_account(
+            rules, account, account_id, members, micros(self._clock.now()), model=model
+        )
+
+    def _require_rules(self) -> Rules:
+        if self._rules is None:
+            raise ConfigError("no rules loaded: pass Client(rules=...) or call load_rules()")
+        return self._rules
 
     @property
     def store(self) -> Store:
@@ -254,9 +312,66 @@ class Client:
             return 0
         self._counters.recorded(added)
         now = micros(self._clock.now())
+        if self._rules is not None and added:
+            self._detect_crossings(self._rules, {message.subject for message, _ in records}, now)
         if now >= self._next_prune:
             self._prune(now)
         return added
+
+    def _detect_crossings(self, rules: Rules, user_ids: set[str], now: int) -> None:
+        """Score the touched users (and their accounts) and report tier changes."""
+        try:
+            for user_id in user_ids:
+                user = self._store.user(user_id)
+                if user is None:
+                    continue
+                account = None if user.account_id is None else self._store.account(user.account_id)
+                subject: Literal["user", "account"]
+                for model in rules.models.values():
+                    if model.subject == "user":
+                        subject, subject_id, remembered = "user", user_id, user.tiers
+                        result = score_subject(model, user_id, user, account, now)
+                    elif account is not None:
+                        subject, subject_id, remembered = (
+                            "account",
+                            account.account_id,
+                            account.tiers,
+                        )
+                        result = score_subject(model, subject_id, None, account, now)
+                    else:
+                        continue
+                    before = remembered.get(model.name)
+                    if result.tier == before or not self._store.swap_tier(
+                        subject, subject_id, model.name, before, result.tier
+                    ):
+                        continue
+                    up = before is None or model.rank(result.tier) > model.rank(before)
+                    if before is None and model.rank(result.tier) == 0:
+                        continue  # first placement in the lowest tier is not a crossing
+                    self._report(
+                        TierChange(
+                            subject=subject,
+                            id=subject_id,
+                            model=model.name,
+                            previous=before,
+                            tier=result.tier,
+                            direction="up" if up else "down",
+                            score=result,
+                            user_id=user_id,
+                        )
+                    )
+        except StoreError as exc:
+            self._error(exc)
+
+    def _report(self, change: TierChange) -> None:
+        if self._on_tier_change is None:
+            return
+        try:
+            self._on_tier_change(change)
+        except Exception as exc:
+            if self._strict:
+                raise
+            self._counters.error("callback_error", f"on_tier_change raised {type(exc).__name__}")
 
     def _prune(self, now: int) -> None:
         """Drop log entries past retention; at most hourly, one thread at a time."""

@@ -6,6 +6,7 @@ handlers (``except ValueError``) keep working::
 
     PQLError
     ├── ConfigError (ValueError)            bad options or store URL, at construction
+    │   └── RulesError                      a rules file that does not load (file:line:col)
     ├── InvalidMessageError (ValueError)    a message pqlsdk refuses to record
     │   ├── MissingIdentityError            neither userId nor anonymousId
     │   ├── NaiveTimestampError             a datetime without a timezone
@@ -30,6 +31,7 @@ __all__ = [
     "NaiveTimestampError",
     "NotJSONError",
     "PQLError",
+    "RulesError",
     "SchemaVersionError",
     "StoreError",
 ]
@@ -41,6 +43,28 @@ class PQLError(Exception):
 
 class ConfigError(PQLError, ValueError):
     """A setup mistake: invalid options, an unknown store URL, a bad rules file."""
+
+
+class RulesError(ConfigError):
+    """A rules file that cannot be loaded: syntax, schema, names or types.
+
+    ``str(error)`` reads like a compiler's message: ``file:line:column: message``,
+    then the offending line with a caret under the spot. The parts are attributes
+    too, for tools that show errors their own way.
+    """
+
+    def __init__(
+        self, message: str, *, path: str, line: int, column: int, text: str = "", width: int = 1
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        self.column = column
+        self.text = text
+        where = f"{path}:{line}:{column}: {message}"
+        if text:
+            where += f"\n    {text}\n    {' ' * (column - 1)}{'^' * max(width, 1)}"
+        super().__init__(where)
 
 
 class InvalidMessageError(PQLError, ValueError):

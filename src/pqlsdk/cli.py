@@ -1,21 +1,29 @@
 """The ``pqlsdk`` command line.
 
-``pqlsdk demo`` is the main job for now: it records a short product story into a
-store (the embedded SQLite default unless ``--store`` says otherwise) and prints
-what the store then holds. Later commands (``check``, ``score``) grow here.
+- ``pqlsdk check RULES``: validate a rules file; errors print like a compiler's.
+- ``pqlsdk score RULES EVENTS [--now ISO] [--json] [--model NAME]``: score every
+  user and account in a file of messages with the same engine as the client.
+- ``pqlsdk demo``: the main job for now: records a short product story into a
+  store (the embedded SQLite default unless ``--store`` says otherwise) and
+  prints what the store then holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from ._client import DEFAULT_STORE, Client
 from ._clock import FixedClock
-from ._exceptions import PQLError
+from ._exceptions import ConfigError, PQLError, RulesError
+from ._scoring import Score
 from ._version import __version__
+from .rules import load
 
 __all__ = ["main"]
 
@@ -27,14 +35,119 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pqlsdk", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pqlsdk {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="validate a rules file")
+    check.add_argument("rules", type=Path)
+    score = commands.add_parser("score", help="score the users and accounts in a file of messages")
+    score.add_argument("rules", type=Path)
+    score.add_argument("events", type=Path, help="JSON object with 'events', or JSON Lines")
+    score.add_argument("--now", help="evaluation time (ISO-8601); else the file's 'now'")
+    score.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    score.add_argument("--model", help="which model of the rules file (default: its primary)")
     demo = commands.add_parser("demo", help="record a short product story and print the store")
     demo.add_argument("--store", default=DEFAULT_STORE, help=f"store URL (default {DEFAULT_STORE})")
     args = parser.parse_args(argv)
     try:
+        if args.command == "check":
+            return _check(args.rules)
+        if args.command == "score":
+            return _score(
+                args.rules, args.events, now=args.now, as_json=args.json, model=args.model
+            )
         return _demo(args.store)
+    except RulesError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except PQLError as exc:
         print(f"pqlsdk: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _check(path: Path) -> int:
+    rules = load(path)
+    signals = sum(len(model.signals) for model in rules.models.values())
+    print(
+        f"{path}: ok: {len(rules.models)} model(s) ({', '.join(rules.models)}), "
+        f"{signals} signal(s), {len(rules.aggregates)} aggregate(s)"
+    )
+    return 0
+
+
+def _read_events(path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """Messages and the file's ``now``, from a scenario-shaped file or JSON Lines."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read events {str(path)!r}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("events"), list):
+        return data["events"], data.get("now")
+    if isinstance(data, list):
+        return data, None
+    messages = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                messages.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{number}: not JSON: {exc.msg}") from exc
+    return messages, None
+
+
+def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: str | None) -> int:
+    messages, file_now = _read_events(events)
+    at = now or file_now or datetime.now(UTC).isoformat()
+    try:
+        clock = FixedClock(at)
+    except ValueError as exc:
+        raise ConfigError(f"--now {at!r} is not an ISO-8601 instant with a timezone") from exc
+    with Client(store="memory://", clock=clock, rules=path, retention=None) as client:
+        client.rules.model(model)  # type: ignore[union-attr]  # fails early on a bad name
+        client.ingest(messages)
+        user_ids = sorted({m.subject for m in client.store.messages()})
+        accounts = sorted({m["groupId"] for m in messages if m.get("type") == "group"})
+        users = {user_id: client.score(user_id, model=model) for user_id in user_ids}
+        rolled = {account_id: client.score_account(account_id) for account_id in accounts}
+        dropped = client.stats().dropped
+    if dropped:
+        print(
+            f"pqlsdk: skipped {sum(dropped.values())} invalid message(s): {dict(dropped)}",
+            file=sys.stderr,
+        )
+    if as_json:
+        output = {
+            "now": clock.now().isoformat().replace("+00:00", "Z"),
+            "users": {uid: _user_json(score) for uid, score in users.items()},
+            "accounts": {aid: account.to_dict() for aid, account in rolled.items()},
+        }
+        print(json.dumps(output, indent=2, sort_keys=False))
+    else:
+        _print_table(users)
+    return 0
+
+
+def _user_json(score: Score) -> dict[str, Any]:
+    data = score.to_dict()
+    return {
+        "score": data["score"],
+        "tier": data["tier"],
+        "route": data["route"],
+        "reasons": data["reasons"],
+    }
+
+
+def _print_table(users: dict[str, Score]) -> None:
+    ranked = sorted(users.values(), key=lambda s: (-s.score, s.id))
+    width = max([4, *(len(s.id) for s in ranked)])
+    print(f"{'#':>3}  {'user':<{width}}  {'score':>8}  {'tier':<9} {'route':<18} top reasons")
+    for rank, score in enumerate(ranked, 1):
+        reasons = "; ".join(str(r) for r in score.top_reasons()) or "-"
+        print(
+            f"{rank:>3}  {score.id:<{width}}  {score.score:>8.2f}  {score.tier:<9} "
+            f"{score.route:<18} {reasons}"
+        )
 
 
 def _demo(store: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ._aggregates import Aggregate
+from .._aggregates import Aggregate
 
 __all__ = ["Facts"]
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
+from .._aggregates import Aggregate
 from ..messages import Message
 from ._state import AccountState, UserState
 
-__all__ = ["Record", "Store"]
+__all__ = ["Record", "Store", "Subject"]
 
 Record = tuple[Message, bytes]
 """A checked message and its JSON encoding (encoded once, by ``messages.check``)."""
+
+Subject = Literal["user", "account"]
 
 
 @runtime_checkable
@@ -35,6 +38,29 @@ class Store(Protocol):
 
         Returns how many were new; messages whose ``messageId`` is already stored
         are skipped.
+        """
+        ...
+
+    @property
+    def aggregates(self) -> frozenset[Aggregate]:
+        """The aggregates this store keeps up to date as messages are recorded."""
+        ...
+
+    def maintain(self, aggregates: Iterable[Aggregate]) -> int:
+        """Keep ``aggregates`` from now on, rebuilding new ones from the log.
+
+        Aggregates already kept stay kept (other processes sharing the store may
+        rely on them). Returns how many were new.
+        """
+        ...
+
+    def swap_tier(
+        self, subject: Subject, subject_id: str, model: str, expected: str | None, tier: str
+    ) -> bool:
+        """Set the remembered ``tier`` of a subject for ``model`` if it is ``expected``.
+
+        A compare-and-set, so that when several processes see the same tier
+        crossing exactly one of them reports it.
         """
         ...
 

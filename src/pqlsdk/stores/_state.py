@@ -11,16 +11,27 @@ message set: the result is the same whatever order messages arrive in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any, Final
 
 import msgspec
 
+from .._aggregates import Aggregate, fold_event
 from .._clock import from_micros, micros
 from ..messages import Group, Identify, Message, Track
 
-__all__ = ["AccountState", "Changes", "UserState", "apply", "decode_account", "decode_user"]
+__all__ = [
+    "AccountState",
+    "Changes",
+    "UserState",
+    "apply",
+    "decode_account",
+    "decode_user",
+    "fold_track",
+    "rebuild",
+]
 
 _NEVER: Final = -(2**62)
 """Timestamp (µs) older than any real message: nothing set yet."""
@@ -41,6 +52,10 @@ class UserState(msgspec.Struct, kw_only=True, gc=False):
     first_seen: int | None = None
     last_active: int | None = None
     tracks: int = 0
+    aggregates: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Running values the rules need, by ``Aggregate.key``."""
+    tiers: dict[str, str] = msgspec.field(default_factory=dict)
+    """The tier each model last placed this user in (for crossing detection)."""
 
     @property
     def first_seen_at(self) -> datetime | None:
@@ -61,6 +76,12 @@ class AccountState(msgspec.Struct, kw_only=True, gc=False):
     trait_times: dict[str, int] = msgspec.field(default_factory=dict)
     active_members: int = 0
     """Users whose account this is and who tracked anything."""
+    members: list[str] = msgspec.field(default_factory=list)
+    """Users whose account this is (by their latest group message), sorted."""
+    aggregates: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Running values account models need, fed by every member's tracks."""
+    tiers: dict[str, str] = msgspec.field(default_factory=dict)
+    """The tier each account model last placed this account in."""
 
 
 class Changes(msgspec.Struct, gc=False):
@@ -74,11 +95,17 @@ UserLoader = Callable[[str], UserState | None]
 AccountLoader = Callable[[str], AccountState | None]
 
 
-def apply(message: Message, load_user: UserLoader, load_account: AccountLoader) -> Changes:
+def apply(
+    message: Message,
+    load_user: UserLoader,
+    load_account: AccountLoader,
+    aggregates: Collection[Aggregate] = (),
+) -> Changes:
     """Fold ``message`` into the state it concerns and return what changed.
 
     ``load_user`` and ``load_account`` return the current state or None; the store
     calls this inside whatever lock or transaction makes the read-modify-write atomic.
+    ``aggregates`` are the running values to keep (see ``rules._aggregates``).
     """
     at = micros(message.timestamp)
     subject = message.subject
@@ -91,10 +118,12 @@ def apply(message: Message, load_user: UserLoader, load_account: AccountLoader) 
         if first_activity or at > user.last_active:  # type: ignore[operator]
             user.last_active = at
         user.tracks += 1
-        if first_activity and user.account_id is not None:
-            account = _account(user.account_id, load_account)
-            account.active_members += 1
+        account = None if user.account_id is None else _account(user.account_id, load_account)
+        if account is not None:
             changes.accounts.append(account)
+            if first_activity:
+                account.active_members += 1
+        fold_track(message, at, user, account, aggregates)
     elif isinstance(message, Identify):
         _merge(user.traits, user.trait_times, message.traits, at)
     else:
@@ -111,15 +140,78 @@ def _group(
     if at < user.account_time or message.group_id == user.account_id:
         user.account_time = max(at, user.account_time)
         return  # an older membership, or the same one: the account link stands
-    if user.last_active is not None:
-        # An active user moving accounts leaves the old team and joins the new one.
-        if user.account_id is not None:
-            previous = _account(user.account_id, load_account)
-            previous.active_members -= 1
-            changes.accounts.append(previous)
-        account.active_members += 1
+    # A user moving accounts leaves the old team and joins the new one.
+    if user.account_id is not None:
+        previous = _account(user.account_id, load_account)
+        previous.members.remove(user.user_id)
+        previous.active_members -= user.last_active is not None
+        changes.accounts.append(previous)
+    bisect.insort(account.members, user.user_id)
+    account.active_members += user.last_active is not None
     user.account_id = message.group_id
     user.account_time = at
+
+
+def fold_track(
+    message: Track,
+    at: int,
+    user: UserState | None,
+    account: AccountState | None,
+    aggregates: Collection[Aggregate],
+) -> None:
+    """Fold a track into the user's and account's aggregates that it matches."""
+    for aggregate in aggregates:
+        target = user if aggregate.scope == "user" else account
+        if target is not None and aggregate.matches(message.event, message.properties):
+            key = aggregate.key
+            target.aggregates[key] = fold_event(
+                aggregate, target.aggregates.get(key), at, message.properties
+            )
+
+
+def rebuild(
+    messages: Iterable[Message],
+    aggregates: Collection[Aggregate],
+    load_user: UserLoader,
+    load_account: AccountLoader,
+) -> tuple[dict[str, UserState], dict[str, AccountState]]:
+    """Compute ``aggregates`` afresh from a log of ``messages`` in time order.
+
+    For rules that need an aggregate the store has not kept. Account aggregates
+    credit each track to the user's *current* account: the log is replayed for
+    the new aggregates only, not to rewrite membership history. Returns the
+    states touched, for the store to write back.
+    """
+    keys = [aggregate.key for aggregate in aggregates]
+    users: dict[str, UserState] = {}
+    accounts: dict[str, AccountState] = {}
+
+    def user(user_id: str) -> UserState | None:
+        if user_id not in users:
+            found = load_user(user_id)
+            if found is None:
+                return None
+            for key in keys:
+                found.aggregates.pop(key, None)
+            users[user_id] = found
+        return users[user_id]
+
+    def account(account_id: str) -> AccountState | None:
+        if account_id not in accounts:
+            found = load_account(account_id)
+            if found is None:
+                return None
+            for key in keys:
+                found.aggregates.pop(key, None)
+            accounts[account_id] = found
+        return accounts[account_id]
+
+    for message in messages:
+        if isinstance(message, Track):
+            owner = user(message.subject)
+            team = None if owner is None or owner.account_id is None else account(owner.account_id)
+            fold_track(message, micros(message.timestamp), owner, team, aggregates)
+    return users, accounts
 
 
 def _account(account_id: str, load_account: AccountLoader) -> AccountState:

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
+from .._aggregates import Aggregate
 from .._clock import micros
 from ..messages import Message, decode
-from ._base import Record
-from ._state import AccountState, UserState, apply
+from ._base import Record, Subject
+from ._state import AccountState, UserState, apply, rebuild
 
 __all__ = ["MemoryStore"]
 
@@ -31,6 +32,7 @@ class MemoryStore:
         self._log: list[tuple[int, int, str, str, bytes]] = []
         self._ids: set[str] = set()
         self._arrivals = 0
+        self._aggregates: frozenset[Aggregate] = frozenset()
 
     @property
     def url(self) -> str:
@@ -57,13 +59,43 @@ class MemoryStore:
                     self._log.append(entry)
                 else:
                     bisect.insort(self._log, entry)
-                changes = apply(message, self._users.get, self._accounts.get)
+                changes = apply(message, self._users.get, self._accounts.get, self._aggregates)
                 for user in changes.users:
                     self._users[user.user_id] = user
                 for account in changes.accounts:
                     self._accounts[account.account_id] = account
                 added += 1
         return added
+
+    @property
+    def aggregates(self) -> frozenset[Aggregate]:
+        """The aggregates kept up to date."""
+        return self._aggregates
+
+    def maintain(self, aggregates: Iterable[Aggregate]) -> int:
+        """Keep ``aggregates``; compute new ones from the log under the lock."""
+        with self._lock:
+            new = frozenset(aggregates) - self._aggregates
+            if new:
+                rebuild(
+                    (decode(entry[4]) for entry in self._log),
+                    new,
+                    self._users.get,
+                    self._accounts.get,
+                )
+                self._aggregates |= new
+        return len(new)
+
+    def swap_tier(
+        self, subject: Subject, subject_id: str, model: str, expected: str | None, tier: str
+    ) -> bool:
+        """Compare-and-set the remembered tier, under the lock."""
+        with self._lock:
+            state = (self._users if subject == "user" else self._accounts).get(subject_id)
+            if state is None or state.tiers.get(model) != expected:
+                return False
+            state.tiers[model] = tier
+            return True
 
     def user(self, user_id: str) -> UserState | None:
         """Return the live state of ``user_id`` (do not mutate it)."""

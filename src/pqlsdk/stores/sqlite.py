@@ -24,11 +24,12 @@ from typing import Any, Final
 
 import msgspec
 
+from .._aggregates import Aggregate
 from .._clock import micros
 from .._exceptions import ConfigError, SchemaVersionError, StoreError
 from ..messages import Message, decode
-from ._base import Record
-from ._state import AccountState, UserState, apply, decode_account, decode_user
+from ._base import Record, Subject
+from ._state import AccountState, UserState, apply, decode_account, decode_user, rebuild
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -47,12 +48,23 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE users (user_id TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID",
         "CREATE TABLE accounts (account_id TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID",
     ),
+    # 2: the aggregates every process sharing the file keeps up to date.
+    ("CREATE TABLE aggregates (key TEXT PRIMARY KEY, spec BLOB NOT NULL) WITHOUT ROWID",),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this pqlsdk writes; older files are upgraded on open."""
 
 _PAGE: Final = 1000
 _encode = msgspec.msgpack.Encoder().encode
+_decode_aggregate = msgspec.msgpack.Decoder(Aggregate).decode
+_SELECT_STATE: Final = {
+    "user": "SELECT state FROM users WHERE user_id = ?",
+    "account": "SELECT state FROM accounts WHERE account_id = ?",
+}
+_UPDATE_STATE: Final = {
+    "user": "UPDATE users SET state = ? WHERE user_id = ?",
+    "account": "UPDATE accounts SET state = ? WHERE account_id = ?",
+}
 
 # Connections inherited through fork() are parked here, never closed: closing one
 # in the child could checkpoint or remove the parent's WAL file under it.
@@ -80,6 +92,7 @@ class SQLiteStore:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._aggregates: frozenset[Aggregate] = frozenset()
         if not self._path.parent.is_dir():
             raise ConfigError(f"sqlite store: directory {str(self._path.parent)!r} does not exist")
         try:
@@ -159,23 +172,18 @@ class SQLiteStore:
 
         def load_user(user_id: str) -> UserState | None:
             if user_id not in users:
-                row = conn.execute(
-                    "SELECT state FROM users WHERE user_id = ?", (user_id,)
-                ).fetchone()
-                users[user_id] = None if row is None else decode_user(row[0])
+                users[user_id] = self._load(conn, "user", user_id)
             return users[user_id]
 
         def load_account(account_id: str) -> AccountState | None:
             if account_id not in accounts:
-                row = conn.execute(
-                    "SELECT state FROM accounts WHERE account_id = ?", (account_id,)
-                ).fetchone()
-                accounts[account_id] = None if row is None else decode_account(row[0])
+                accounts[account_id] = self._load(conn, "account", account_id)
             return accounts[account_id]
 
         added = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
+            aggregates = self._refresh_aggregates(conn)
             for message, data in records:
                 inserted = conn.execute(
                     "INSERT OR IGNORE INTO messages (message_id, subject, ts, body) "
@@ -184,34 +192,103 @@ class SQLiteStore:
                 ).rowcount
                 if not inserted:
                     continue
-                changes = apply(message, load_user, load_account)
+                changes = apply(message, load_user, load_account, aggregates)
                 for user in changes.users:
                     users[user.user_id] = user
                 for account in changes.accounts:
                     accounts[account.account_id] = account
                 added += 1
-            conn.executemany(
-                "INSERT OR REPLACE INTO users (user_id, state) VALUES (?, ?)",
-                [(key, _encode(user)) for key, user in users.items() if user is not None],
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO accounts (account_id, state) VALUES (?, ?)",
-                [(key, _encode(acct)) for key, acct in accounts.items() if acct is not None],
-            )
+            _write_states(conn, users, accounts)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return added
 
+    def _refresh_aggregates(self, conn: sqlite3.Connection) -> frozenset[Aggregate]:
+        """Re-read the registry when another process added to it (it only grows)."""
+        (count,) = conn.execute("SELECT count(*) FROM aggregates").fetchone()
+        if count != len(self._aggregates):
+            rows = conn.execute("SELECT spec FROM aggregates").fetchall()
+            self._aggregates = frozenset(_decode_aggregate(spec) for (spec,) in rows)
+        return self._aggregates
+
+    @property
+    def aggregates(self) -> frozenset[Aggregate]:
+        """The aggregates kept up to date (as of this process's last transaction)."""
+        return self._aggregates
+
+    def maintain(self, aggregates: Iterable[Aggregate]) -> int:
+        """Register ``aggregates`` and compute new ones from the log, in one transaction."""
+        try:
+            with self._lock:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    new = frozenset(aggregates) - self._refresh_aggregates(conn)
+                    if new:
+                        self._rebuild(conn, new)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                self._aggregates |= new
+                return len(new)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {str(self._path)!r}: rebuild failed: {exc}") from exc
+
+    def _rebuild(self, conn: sqlite3.Connection, new: frozenset[Aggregate]) -> None:
+        conn.executemany(
+            "INSERT INTO aggregates (key, spec) VALUES (?, ?)",
+            [(aggregate.key, _encode(aggregate)) for aggregate in new],
+        )
+        log = (
+            decode(body) for (body,) in conn.execute("SELECT body FROM messages ORDER BY ts, seq")
+        )
+        users, accounts = rebuild(
+            list(log),
+            new,
+            lambda key: self._load(conn, "user", key),
+            lambda key: self._load(conn, "account", key),
+        )
+        _write_states(conn, users, accounts)
+
+    def _load(self, conn: sqlite3.Connection, subject: Subject, key: str) -> Any:
+        row = conn.execute(_SELECT_STATE[subject], (key,)).fetchone()
+        if row is None:
+            return None
+        return decode_user(row[0]) if subject == "user" else decode_account(row[0])
+
+    def swap_tier(
+        self, subject: Subject, subject_id: str, model: str, expected: str | None, tier: str
+    ) -> bool:
+        """Compare-and-set the remembered tier in one ``BEGIN IMMEDIATE`` transaction."""
+        try:
+            with self._lock:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    state = self._load(conn, subject, subject_id)
+                    swapped = state is not None and state.tiers.get(model) == expected
+                    if swapped:
+                        state.tiers[model] = tier
+                        conn.execute(_UPDATE_STATE[subject], (_encode(state), subject_id))
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return swapped
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {str(self._path)!r}: write failed: {exc}") from exc
+
     def user(self, user_id: str) -> UserState | None:
         """Return the stored state of ``user_id``."""
-        row = self._read("SELECT state FROM users WHERE user_id = ?", (user_id,))
+        row = self._read(_SELECT_STATE["user"], (user_id,))
         return None if row is None else decode_user(row[0])
 
     def account(self, account_id: str) -> AccountState | None:
         """Return the stored state of ``account_id``."""
-        row = self._read("SELECT state FROM accounts WHERE account_id = ?", (account_id,))
+        row = self._read(_SELECT_STATE["account"], (account_id,))
         return None if row is None else decode_account(row[0])
 
     def messages(self, subject: str | None = None) -> Iterator[Message]:
@@ -271,3 +348,19 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"
+
+
+def _write_states(
+    conn: sqlite3.Connection,
+    users: dict[str, UserState] | dict[str, UserState | None],
+    accounts: dict[str, AccountState] | dict[str, AccountState | None],
+) -> None:
+    """Write back every state a transaction loaded or created."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO users (user_id, state) VALUES (?, ?)",
+        [(key, _encode(user)) for key, user in users.items() if user is not None],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO accounts (account_id, state) VALUES (?, ?)",
+        [(key, _encode(acct)) for key, acct in accounts.items() if acct is not None],
+    )

@@ -1,0 +1,124 @@
+"""Aggregates: the running values that rules read, kept up to date as events arrive.
+
+The rules compiler lists the ``Aggregate``s an expression needs (``count("limit_hit")``,
+``active_days(within=14d)``...). The store keeps exactly those, per user (and per
+account for account models), updating each in O(1) amortised work per event, so
+scoring never scans history: its cost does not grow with the user's past events.
+
+Windows ("within 7 days") are exact to the second: an event at ``t`` counts when
+``now - t <= window``. A windowed aggregate therefore keeps the timestamps (or the
+latest timestamp per day or value) of events inside its window, and drops older
+ones as newer events arrive: its size is bounded by the window, not by history.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import attrs
+import msgspec
+
+__all__ = ["Aggregate", "Kind", "Scalar", "Scope", "aggregate_value", "fold_event"]
+
+Kind = Literal["count", "distinct", "active_days"]
+Scope = Literal["user", "account"]
+Scalar = str | int | float | bool | None
+
+_DAY: Final = 86_400_000_000  # µs
+_MISSING: Final = object()
+_encode_value = msgspec.json.Encoder().encode
+
+
+@attrs.frozen
+class Aggregate:
+    """One running value a rule needs, defined by data only (hashable, comparable).
+
+    - ``count``: tracks of ``event`` (any event when None) whose properties equal
+      ``where``; within ``window`` when set.
+    - ``distinct``: distinct values of property ``field`` on such tracks.
+    - ``active_days``: distinct UTC calendar days with any track.
+
+    ``window`` is in whole seconds; ``scope`` says whose events feed it: the user's
+    own, or every member's for an account model.
+    """
+
+    kind: Kind
+    event: str | None = None
+    where: tuple[tuple[str, Scalar], ...] = ()
+    field: str | None = None
+    window: int | None = None
+    scope: Scope = "user"
+
+    @property
+    def key(self) -> str:
+        """A stable text id, used as the aggregate's name in stored state."""
+        where = ",".join(f"{name}={_encode_value(value).decode()}" for name, value in self.where)
+        parts = (
+            self.scope,
+            self.kind,
+            self.event or "*",
+            self.field or "",
+            where,
+            self.window or "",
+        )
+        return ":".join(map(str, parts))
+
+    def matches(self, event: str, properties: Mapping[str, Any]) -> bool:
+        """Say whether a track of ``event`` with ``properties`` feeds this aggregate."""
+        if self.event is not None and event != self.event:
+            return False
+        for name, value in self.where:
+            actual = properties.get(name, _MISSING)
+            # True == 1 in Python; a filter on a flag must not match a number.
+            if actual != value or isinstance(actual, bool) != isinstance(value, bool):
+                return False
+        return self.kind != "distinct" or properties.get(self.field or "") is not None
+
+
+def fold_event(aggregate: Aggregate, state: Any, at: int, properties: Mapping[str, Any]) -> Any:
+    """Return ``state`` with one matching event at ``at`` (µs) folded in.
+
+    ``state`` is the aggregate's stored value, None before the first event. It is
+    plain data (ints, lists, dicts) so every store can serialise it.
+    """
+    window = None if aggregate.window is None else aggregate.window * 1_000_000
+    if aggregate.kind == "count":
+        if window is None:
+            return (state or 0) + 1
+        times: list[int] = state or []
+        bisect.insort(times, at)
+        return _trim_sorted(times, times[-1] - window)
+    if aggregate.kind == "distinct":
+        key = _encode_value(properties[aggregate.field or ""]).decode()
+    else:
+        key = str(at // _DAY)
+    latest: dict[str, int] = state or {}
+    if latest.get(key, -1) < at:
+        latest[key] = at
+    if window is not None:
+        horizon = max(latest.values()) - window
+        for stale in [k for k, t in latest.items() if t < horizon]:
+            del latest[stale]
+    return latest
+
+
+def aggregate_value(aggregate: Aggregate, state: Any, now: int) -> int:
+    """Return the aggregate's value at ``now`` (µs) from its stored ``state``."""
+    if state is None:
+        return 0
+    if aggregate.window is None:
+        return state if aggregate.kind == "count" else len(state)
+    cutoff = now - aggregate.window * 1_000_000
+    if aggregate.kind == "count":
+        return len(state) - bisect.bisect_left(state, cutoff)
+    return sum(1 for t in state.values() if t >= cutoff)
+
+
+def _trim_sorted(times: list[int], horizon: int) -> list[int]:
+    """Drop timestamps before ``horizon``; they can never be inside the window again."""
+    cut = bisect.bisect_left(times, horizon)
+    if cut:
+        del times[:cut]
+    return times

@@ -1,0 +1,289 @@
+"""Scoring: evaluate a compiled model against a subject's stored state, with reasons.
+
+This is the one implementation of a score. The client's ``score()``, tier
+crossing detection, ``pqlsdk score`` and replays all call ``score_subject``
+with state from a store and an instant from a clock; nothing here reads history,
+so a score costs the same for a user with ten events or a hundred thousand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final, TypeGuard
+
+import attrs
+
+from ._aggregates import Aggregate, aggregate_value
+from ._clock import from_micros
+from .rules._model import Model, Rules
+from .stores import AccountState, UserState
+
+__all__ = ["AccountScore", "Reason", "Score", "score_account", "score_subject"]
+
+_DAY: Final = 86_400_000_000.0  # µs
+_DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.5000000000000004
+
+
+@attrs.frozen
+class Reason:
+    """Why a signal did or did not add points."""
+
+    signal: str
+    label: str
+    points: float
+    """What the signal is worth (its weight, for a ``value`` signal)."""
+    earned: float
+    """What it added to the raw score, before the multiplier."""
+    fired: bool
+    observed: Any
+    """The measured value (e.g. 4 pricing page views), or whether the rule held."""
+    needs: str | None
+    """The condition the measured value is held to (e.g. ``>= 3``), if any."""
+
+    def __str__(self) -> str:
+        shown = _show(self.observed)
+        condition = f", needs {self.needs}" if self.needs else ""
+        return f"{self.label} = {shown}{condition} ({_signed(self.earned)})"
+
+
+@attrs.frozen
+class Score:
+    """A subject's score under one model at one instant, and everything behind it."""
+
+    subject: str
+    """``"user"`` or ``"account"``."""
+    id: str
+    model: str
+    score: float
+    tier: str
+    route: str
+    gate_passed: bool
+    multiplier: float
+    raw: float
+    """Sum of earned points before the multiplier."""
+    reasons: tuple[Reason, ...]
+    at: datetime
+
+    def top_reasons(self, count: int = 3) -> tuple[Reason, ...]:
+        """Return the signals that added the most points, best first."""
+        fired = sorted((r for r in self.reasons if r.earned), key=lambda r: -abs(r.earned))
+        return tuple(fired[:count])
+
+    def explain(self) -> str:
+        """Answer "why this score?" for a human, one line per signal."""
+        head = f"{self.id}: {_show(self.score)} {self.tier} -> {self.route}"
+        if not self.gate_passed:
+            head += " (gate not passed: score 0)"
+        elif self.multiplier != 1:
+            head += f" (raw {_show(self.raw)} x {_show(self.multiplier)})"
+        return "\n".join([head, *(f"  {'+' if r.fired else '-'} {r}" for r in self.reasons)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output: score, tier, route, and the reasons."""
+        return {
+            "score": self.score,
+            "tier": self.tier,
+            "route": self.route,
+            "gate_passed": self.gate_passed,
+            "multiplier": self.multiplier,
+            "reasons": [
+                {
+                    "signal": r.signal,
+                    "points": r.points,
+                    "earned": r.earned,
+                    "fired": r.fired,
+                    "observed": _plain(r.observed),
+                    "needs": r.needs,
+                }
+                for r in self.reasons
+            ],
+        }
+
+
+@attrs.frozen
+class AccountScore:
+    """An account's roll-up: PQA status from its members, and its own model's score."""
+
+    id: str
+    pqa: bool
+    pql_users: int
+    """Members at the PQA tier or above."""
+    members: Mapping[str, str]
+    """Each current member's tier under the PQA model."""
+    score: Score | None
+    """The account model's score, when the rules define an account model."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        data: dict[str, Any] = {
+            "pqa": self.pqa,
+            "pql_users": self.pql_users,
+            "members": dict(self.members),
+        }
+        if self.score is not None:
+            data |= self.score.to_dict()
+        return data
+
+
+class _Facts:
+    """What expressions see about one subject at one instant (``rules.Facts``)."""
+
+    __slots__ = ("_account", "_now", "_user", "_variables")
+
+    def __init__(
+        self,
+        user: UserState | None,
+        account: AccountState | None,
+        now: int,
+        variables: dict[str, Any],
+    ) -> None:
+        self._user = user
+        self._account = account
+        self._now = now
+        self._variables = variables
+
+    def aggregate(self, aggregate: Aggregate) -> int:
+        owner = self._user if aggregate.scope == "user" else self._account
+        state = None if owner is None else owner.aggregates.get(aggregate.key)
+        return aggregate_value(aggregate, state, self._now)
+
+    def user_trait(self, name: str) -> Any:
+        return None if self._user is None else self._user.traits.get(name)
+
+    def account_trait(self, name: str) -> Any:
+        return None if self._account is None else self._account.traits.get(name)
+
+    def days_since_last_active(self) -> float:
+        last = None if self._user is None else self._user.last_active
+        return math.inf if last is None else (self._now - last) / _DAY
+
+    def days_since_first_seen(self) -> float:
+        first = None if self._user is None else self._user.first_seen
+        return math.inf if first is None else (self._now - first) / _DAY
+
+    def team_size(self) -> int:
+        return 1 if self._account is None else max(self._account.active_members, 1)
+
+    def variable(self, name: str) -> Any:
+        return self._variables.get(name)
+
+
+def score_subject(
+    model: Model,
+    subject_id: str,
+    user: UserState | None,
+    account: AccountState | None,
+    now: int,
+) -> Score:
+    """Score one user (or, for an account model, one account) at ``now`` (µs)."""
+    variables: dict[str, Any] = {
+        "user_id": subject_id if model.subject == "user" else None,
+        "account_id": None if account is None else account.account_id,
+    }
+    facts = _Facts(user, account, now, variables)
+    gate_passed = model.gate is None or model.gate.evaluate(facts) is True
+    reasons = []
+    for signal in model.signals:
+        if signal.when is not None:
+            fired = signal.when.evaluate(facts) is True
+            earned = signal.points if fired else 0.0
+            observed = fired if signal.observe is None else signal.observe.evaluate(facts)
+        else:
+            observed = signal.value.evaluate(facts) if signal.value is not None else None
+            earned = signal.points * observed if _is_number(observed) else 0.0
+            fired = bool(earned)
+        reasons.append(
+            Reason(signal.name, signal.label, signal.points, earned, fired, observed, signal.needs)
+        )
+    raw = sum(reason.earned for reason in reasons)
+    multiplier = model.multiplier.evaluate(facts) if model.multiplier is not None else 1.0
+    if not _is_number(multiplier):
+        multiplier = 1.0  # a multiplier that cannot be computed leaves the score as is
+    total = round(raw * multiplier, _DIGITS) + 0.0 if gate_passed else 0.0
+    tier = model.tier_for(total)
+    variables |= {"score": total, "tier": tier, "gate_passed": gate_passed}
+    if model.do_not_contact is not None and model.do_not_contact.evaluate(facts) is True:
+        route = "do_not_contact"
+    else:
+        route = next(
+            (r.route for r in model.routes if r.when.evaluate(facts) is True), model.default_route
+        )
+    return Score(
+        subject=model.subject,
+        id=subject_id,
+        model=model.name,
+        score=total,
+        tier=tier,
+        route=route,
+        gate_passed=gate_passed,
+        multiplier=float(multiplier),
+        raw=round(raw, _DIGITS),
+        reasons=tuple(reasons),
+        at=from_micros(now),
+    )
+
+
+def score_account(
+    rules: Rules,
+    account: AccountState | None,
+    account_id: str,
+    members: Mapping[str, UserState | None],
+    now: int,
+    *,
+    model: str | None = None,
+) -> AccountScore:
+    """Roll an account up: PQA status from ``members``' tiers, plus its own model's score."""
+    tiers: dict[str, str] = {}
+    pql_users = 0
+    pqa = rules.pqa
+    if pqa is not None:
+        user_model = rules.model(pqa.model)
+        bar = user_model.rank(pqa.tier)
+        for user_id, user in members.items():
+            tier = score_subject(user_model, user_id, user, account, now).tier
+            tiers[user_id] = tier
+            pql_users += user_model.rank(tier) >= bar
+    account_model = _account_model(rules, model)
+    own = None
+    if account_model is not None:
+        own = score_subject(account_model, account_id, None, account, now)
+    return AccountScore(
+        id=account_id,
+        pqa=pqa is not None and pql_users >= pqa.min_users,
+        pql_users=pql_users,
+        members=tiers,
+        score=own,
+    )
+
+
+def _account_model(rules: Rules, name: str | None) -> Model | None:
+    if name is not None:
+        return rules.model(name)
+    return next((m for m in rules.models.values() if m.subject == "account"), None)
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "none" if value is None else str(value)
+
+
+def _signed(value: float) -> str:
+    return f"+{_show(value)}" if value >= 0 else _show(value)
+
+
+def _plain(value: Any) -> Any:
+    """Make an observed value JSON-safe (infinity becomes None)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

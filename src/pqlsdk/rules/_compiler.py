@@ -1,0 +1,624 @@
+"""Meaning: type checking rule expressions and compiling them into closures over ``Facts``.
+
+Every decision that does not depend on data is made here, once: names and
+functions are resolved, types are checked, aggregates are built, constants are
+folded and each operator picks the closure that fits what is known about its
+operands. What is left for evaluation is a tree of small closures that call
+``Facts`` methods and compare plain values; nothing is looked up by node type.
+
+Closures never raise for data problems. A missing trait is ``null``; an operation
+whose operands have the wrong run-time type gives ``null`` (arithmetic) or false
+(comparisons, ``in``), and ``and`` / ``or`` / ``not`` / ``if`` only count exactly
+``true`` as true. ``x == null`` and ``x != null`` are the only comparisons that
+are true for a ``null``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final, cast
+
+import attrs
+
+from .._aggregates import Aggregate, Kind, Scalar, Scope
+from ._facts import Facts
+from ._lexer import ExpressionError
+from ._parser import (
+    Binary,
+    Call,
+    Conditional,
+    Constant,
+    Duration,
+    Keyword,
+    ListLiteral,
+    Name,
+    Node,
+    Trait,
+    Unary,
+    parse,
+)
+
+__all__ = ["Compiled", "ExpressionError", "Type", "compile_expression"]
+
+
+class Type(enum.Enum):
+    """The static type of an expression; ``ANY`` (a trait) checks against every type."""
+
+    NUMBER = "number"
+    STRING = "string"
+    BOOL = "bool"
+    DURATION = "duration"
+    LIST = "list"
+    ANY = "any"
+    NULL = "null"
+
+
+_Run = Callable[[Facts], Any]
+
+
+@attrs.frozen
+class Compiled:
+    """A compiled expression: call ``evaluate(facts)`` to get its value.
+
+    ``aggregates`` lists every aggregate the expression reads, so a store can keep
+    exactly those up to date.
+    """
+
+    source: str
+    type: Type
+    aggregates: frozenset[Aggregate]
+    evaluate: _Run
+
+
+_NO_VARIABLES: Final[Mapping[str, Type]] = MappingProxyType({})
+
+
+def compile_expression(
+    source: str,
+    *,
+    variables: Mapping[str, Type] = _NO_VARIABLES,
+    expect: Type | None = None,
+    scope: Scope = "user",
+) -> Compiled:
+    """Check ``source`` and compile it into a closure over ``Facts``.
+
+    ``variables`` declares the bare names the expression may use (read with
+    ``Facts.variable``); ``expect`` is the type the result must have, where an
+    ``ANY`` result is accepted; ``scope`` is written into every ``Aggregate``.
+    Raises ``ExpressionError`` pointing at the offending part of ``source``.
+    """
+    tree = parse(source)
+    compiler = _Compiler(variables, scope)
+    code = compiler.compile(tree)
+    if expect not in (None, Type.ANY) and code.type not in (expect, Type.ANY):
+        raise _error(f"expected a {expect.value} expression, got {code.type.value}", tree)
+    return Compiled(source, code.type, frozenset(compiler.aggregates), code.run)
+
+
+@attrs.frozen
+class _Code:
+    """A compiled sub-expression: its type, its closure, and what is known before run time."""
+
+    type: Type
+    run: _Run
+    # The value is never null and always of ``type``: its users can skip run-time checks.
+    exact: bool = False
+    # ``run`` ignores the facts and returns ``value``: its users can specialise on it.
+    constant: bool = False
+    value: Any = None
+
+
+_NUMBERS: Final = frozenset({int, float})
+_SEQUENCES: Final = frozenset({list, tuple})
+# What run-time values ``==`` (and ``in``) and ``<`` accept, keyed by exact Python
+# type: bool is its own kind, so true is never equal to 1.
+_EQUALITY_KINDS: Final[Mapping[type, Type]] = MappingProxyType(
+    {int: Type.NUMBER, float: Type.NUMBER, str: Type.STRING, bool: Type.BOOL}
+)
+_ORDER_KINDS: Final[Mapping[type, Type]] = MappingProxyType(
+    {int: Type.NUMBER, float: Type.NUMBER, str: Type.STRING}
+)
+_PYTHON_TYPES: Final[Mapping[Type, frozenset[type]]] = MappingProxyType(
+    {Type.NUMBER: _NUMBERS, Type.STRING: frozenset({str}), Type.BOOL: frozenset({bool})}
+)
+_NUMERIC: Final = frozenset({Type.NUMBER, Type.ANY})
+_BOOLEAN: Final = frozenset({Type.BOOL, Type.ANY})
+
+_COMPARE: Final[Mapping[str, Callable[[Any, Any], bool]]] = MappingProxyType(
+    {
+        "==": operator.eq,
+        "!=": operator.ne,
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+    }
+)
+# ``c < x`` is ``x > c``: lets a constant always sit on the right.
+_REFLECTED: Final = MappingProxyType(
+    {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+)
+_ARITHMETIC: Final[Mapping[str, Callable[[Any, Any], Any]]] = MappingProxyType(
+    {
+        "+": operator.add,
+        "-": operator.sub,
+        "*": operator.mul,
+        "/": operator.truediv,
+        "%": operator.mod,
+    }
+)
+
+
+def _clamp(x: Any, low: Any, high: Any) -> Any:
+    return min(max(x, low), high)
+
+
+@attrs.frozen
+class _Math:
+    """A numeric function: what it computes and how many arguments it takes."""
+
+    function: Callable[..., Any]
+    minimum: int
+    maximum: int | None
+
+
+_MATH: Final = MappingProxyType(
+    {
+        "min": _Math(min, 2, None),
+        "max": _Math(max, 2, None),
+        "clamp": _Math(_clamp, 3, 3),
+        "abs": _Math(abs, 1, 1),
+    }
+)
+
+
+@attrs.frozen
+class _AggregateFunction:
+    """An aggregate function: its positional arguments, and whether it takes filters."""
+
+    kind: Kind
+    positional: tuple[str, ...]
+    required: int
+    filters: bool
+
+
+_AGGREGATE_FUNCTIONS: Final = MappingProxyType(
+    {
+        "count": _AggregateFunction("count", ("event name",), 0, filters=True),
+        "distinct": _AggregateFunction(
+            "distinct", ("event name", "property name"), 2, filters=True
+        ),
+        "active_days": _AggregateFunction("active_days", (), 0, filters=False),
+    }
+)
+# Functions answered by the ``Facts`` method of the same name.
+_FACT_FUNCTIONS: Final = ("days_since_last_active", "days_since_first_seen", "team_size")
+_FUNCTIONS: Final = (*_AGGREGATE_FUNCTIONS, *_FACT_FUNCTIONS, *_MATH)
+
+# Closures folded at compile time only have constant operands and never read facts.
+_NO_FACTS: Final = cast(Facts, None)
+
+
+class _Compiler:
+    """Compiles one expression's tree, collecting the aggregates it reads."""
+
+    def __init__(self, variables: Mapping[str, Type], scope: Scope) -> None:
+        self._variables = variables
+        self._scope = scope
+        self.aggregates: set[Aggregate] = set()
+        self._nodes: Mapping[type, Callable[[Any], _Code]] = {
+            Constant: self._constant,
+            Duration: self._duration,
+            ListLiteral: self._list,
+            Name: self._name,
+            Trait: self._trait,
+            Unary: self._unary,
+            Binary: self._binary,
+            Conditional: self._conditional,
+            Call: self._call,
+        }
+        self._binaries: Mapping[str, Callable[[Binary], _Code]] = {
+            "and": self._logic,
+            "or": self._logic,
+            "in": self._membership,
+            "not in": self._membership,
+            **dict.fromkeys(_COMPARE, self._comparison),
+            **dict.fromkeys(_ARITHMETIC, self._arithmetic),
+        }
+
+    def compile(self, node: Node) -> _Code:
+        return self._nodes[type(node)](node)
+
+    def _constant(self, node: Constant) -> _Code:
+        return _constant(_type_of(node.value), node.value)
+
+    def _duration(self, node: Duration) -> _Code:
+        raise _error("a duration like 7d can only be a within= value", node)
+
+    def _list(self, node: ListLiteral) -> _Code:
+        raise _error("a list can only be used after 'in'", node)
+
+    def _name(self, node: Name) -> _Code:
+        if node.name in self._variables:
+            return _Code(self._variables[node.name], operator.methodcaller("variable", node.name))
+        if node.name in _FUNCTIONS:
+            raise _error(f"'{node.name}' is a function; call it like {node.name}(...)", node)
+        known = (*self._variables, "true", "false", "null")
+        raise _error(f"unknown name '{node.name}'{_did_you_mean(node.name, known)}", node)
+
+    def _trait(self, node: Trait) -> _Code:
+        method = "user_trait" if node.scope == "user" else "account_trait"
+        return _Code(Type.ANY, operator.methodcaller(method, node.name))
+
+    def _unary(self, node: Unary) -> _Code:
+        operand = self.compile(node.operand)
+        inner = operand.run
+        if node.op == "-":
+            if operand.type not in _NUMERIC:
+                raise _error(f"'-' needs a number, got {operand.type.value}", node.operand)
+            run = _arithmetic_run(operator.sub, _constant(Type.NUMBER, 0).run, inner)
+            return _derived(Type.NUMBER, run, [operand], exact=operand.exact)
+        if operand.type not in _BOOLEAN:
+            raise _error(f"'not' needs a boolean, got {operand.type.value}", node.operand)
+        if operand.exact:
+            return _derived(Type.BOOL, lambda facts: not inner(facts), [operand], exact=True)
+        return _derived(Type.BOOL, lambda facts: inner(facts) is not True, [operand], exact=True)
+
+    def _binary(self, node: Binary) -> _Code:
+        return self._binaries[node.op](node)
+
+    def _logic(self, node: Binary) -> _Code:
+        left, right = self.compile(node.left), self.compile(node.right)
+        for code, child in ((left, node.left), (right, node.right)):
+            if code.type not in _BOOLEAN:
+                raise _error(f"'{node.op}' needs booleans, got {code.type.value}", child)
+        first, second = left.run, right.run
+        exact = left.exact and right.exact
+        # Inexact operands may be any value: only exactly true counts as true.
+        if node.op == "and":
+            run: _Run = (
+                (lambda facts: first(facts) and second(facts))
+                if exact
+                else (lambda facts: first(facts) is True and second(facts) is True)
+            )
+        else:
+            run = (
+                (lambda facts: first(facts) or second(facts))
+                if exact
+                else (lambda facts: first(facts) is True or second(facts) is True)
+            )
+        return _derived(Type.BOOL, run, [left, right], exact=True)
+
+    def _arithmetic(self, node: Binary) -> _Code:
+        left, right = self.compile(node.left), self.compile(node.right)
+        if left.type not in _NUMERIC or right.type not in _NUMERIC:
+            raise _error(
+                f"'{node.op}' needs numbers, got {left.type.value} and {right.type.value}", node
+            )
+        run = _arithmetic_run(_ARITHMETIC[node.op], left.run, right.run)
+        # Not exact: division by zero, and overflow, give null.
+        return _derived(Type.NUMBER, run, [left, right])
+
+    def _comparison(self, node: Binary) -> _Code:
+        left, right = self.compile(node.left), self.compile(node.right)
+        if Type.NULL in (left.type, right.type):
+            if node.op not in ("==", "!="):
+                raise _error("null can only be compared with == or !=", node)
+            other = (right if left.type is Type.NULL else left).run
+            equal = node.op == "=="
+            run: _Run = (
+                (lambda facts: other(facts) is None)
+                if equal
+                else (lambda facts: other(facts) is not None)
+            )
+            return _derived(Type.BOOL, run, [left, right], exact=True)
+        kinds = _EQUALITY_KINDS if node.op in ("==", "!=") else _ORDER_KINDS
+        allowed = {*kinds.values(), Type.ANY}
+        for code in (left, right):
+            if code.type not in allowed and kinds is _ORDER_KINDS:
+                raise _error(f"'{node.op}' needs numbers or strings, got {code.type.value}", node)
+        if not {left.type, right.type} <= allowed or (
+            Type.ANY not in (left.type, right.type) and left.type is not right.type
+        ):
+            raise _error(f"cannot compare {left.type.value} with {right.type.value}", node)
+        run = _comparison_run(node.op, kinds, left, right)
+        return _derived(Type.BOOL, run, [left, right], exact=True)
+
+    def _membership(self, node: Binary) -> _Code:
+        left = self.compile(node.left)
+        if left.type not in {*_EQUALITY_KINDS.values(), Type.ANY, Type.NULL}:
+            raise _error(
+                f"'{node.op}' needs a number, string or bool on the left, got {left.type.value}",
+                node.left,
+            )
+        negated = node.op == "not in"
+        if isinstance(node.right, ListLiteral):
+            members = self._members(node.right)
+            return _derived(
+                Type.BOOL, _literal_membership(left.run, members, negated), [left], exact=True
+            )
+        right = self.compile(node.right)
+        if right.type not in (Type.LIST, Type.ANY):
+            raise _error(
+                f"'{node.op}' needs a list on the right, got {right.type.value}", node.right
+            )
+        run = _value_membership(left.run, right.run, negated)
+        return _derived(Type.BOOL, run, [left, right], exact=True)
+
+    def _members(self, node: ListLiteral) -> Mapping[Type, frozenset[Scalar]]:
+        """Group a list literal's items by run-time kind, so true never finds 1."""
+        groups: dict[Type, set[Scalar]] = {kind: set() for kind in _EQUALITY_KINDS.values()}
+        for item in node.items:
+            code = self.compile(item)
+            if not code.constant:
+                raise _error("list items must be literals", item)
+            kind = _EQUALITY_KINDS.get(type(code.value))
+            # A null item is dropped: a missing value is in no list.
+            if kind is not None:
+                groups[kind].add(code.value)
+        return {kind: frozenset(values) for kind, values in groups.items()}
+
+    def _conditional(self, node: Conditional) -> _Code:
+        then = self.compile(node.then)
+        condition = self.compile(node.condition)
+        otherwise = self.compile(node.otherwise)
+        if condition.type not in _BOOLEAN:
+            raise _error(
+                f"'if' needs a boolean condition, got {condition.type.value}", node.condition
+            )
+        result = _unify(then.type, otherwise.type)
+        if result is None:
+            raise _error(
+                "both branches of 'if' must have the same type, "
+                f"got {then.type.value} and {otherwise.type.value}",
+                node,
+            )
+        yes, test, no = then.run, condition.run, otherwise.run
+        run: _Run = (
+            (lambda facts: yes(facts) if test(facts) else no(facts))
+            if condition.exact
+            else (lambda facts: yes(facts) if test(facts) is True else no(facts))
+        )
+        exact = then.exact and otherwise.exact
+        return _derived(result, run, [then, condition, otherwise], exact=exact)
+
+    def _call(self, node: Call) -> _Code:
+        if node.name in _AGGREGATE_FUNCTIONS:
+            return self._aggregate(node, _AGGREGATE_FUNCTIONS[node.name])
+        if node.name in _MATH:
+            return self._math(node, _MATH[node.name])
+        if node.name in _FACT_FUNCTIONS:
+            _check_arity(node, 0, 0)
+            _check_keywords(node, ())
+            return _Code(Type.NUMBER, operator.methodcaller(node.name), exact=True)
+        raise ExpressionError(
+            f"unknown function '{node.name}'{_did_you_mean(node.name, _FUNCTIONS)}",
+            node.offset,
+            len(node.name),
+        )
+
+    def _math(self, node: Call, math: _Math) -> _Code:
+        _check_arity(node, math.minimum, math.maximum)
+        _check_keywords(node, ())
+        codes = [self.compile(arg) for arg in node.args]
+        for code, arg in zip(codes, node.args, strict=True):
+            if code.type not in _NUMERIC:
+                raise _error(f"{node.name}() needs numbers, got {code.type.value}", arg)
+        runs = tuple(code.run for code in codes)
+        function = math.function
+
+        def run(facts: Facts) -> Any:
+            values = [each(facts) for each in runs]
+            for value in values:
+                if type(value) not in _NUMBERS:
+                    return None
+            return function(*values)
+
+        return _derived(Type.NUMBER, run, codes, exact=all(code.exact for code in codes))
+
+    def _aggregate(self, node: Call, function: _AggregateFunction) -> _Code:
+        _check_arity(node, function.required, len(function.positional))
+        if not function.filters:
+            _check_keywords(node, ("within",))
+        names = [
+            self._name_argument(node, what, arg)
+            for what, arg in zip(function.positional, node.args, strict=False)
+        ]
+        window = None
+        where: dict[str, Scalar] = {}
+        for keyword in node.keywords:
+            if keyword.name == "within":
+                window = self._window(keyword)
+            else:
+                where[keyword.name] = self._filter(keyword)
+        aggregate = Aggregate(
+            kind=function.kind,
+            event=names[0] if names else None,
+            where=tuple((name, where[name]) for name in sorted(where)),
+            field=names[1] if len(names) > 1 else None,
+            window=window,
+            scope=self._scope,
+        )
+        self.aggregates.add(aggregate)
+        return _Code(Type.NUMBER, operator.methodcaller("aggregate", aggregate), exact=True)
+
+    def _name_argument(self, node: Call, what: str, arg: Node) -> str:
+        """Return an event or property name: a non-empty string known at compile time."""
+        code = self.compile(arg)
+        if code.constant and type(code.value) is str and code.value:
+            return code.value
+        got = "an empty string" if code.value == "" else code.type.value
+        raise _error(f"{node.name}() needs the {what} as a quoted string, got {got}", arg)
+
+    def _window(self, keyword: Keyword) -> int:
+        value = keyword.value
+        if not isinstance(value, Duration):
+            raise _error(f"within= needs a duration like 7d, got {self._describe(value)}", value)
+        if value.seconds <= 0:
+            raise _error("within= needs a duration longer than zero", value)
+        return value.seconds
+
+    def _filter(self, keyword: Keyword) -> Scalar:
+        """Return a filter's value: a string, number or bool known at compile time."""
+        value = keyword.value
+        if not isinstance(value, Duration | ListLiteral):
+            code = self.compile(value)
+            if code.constant and code.value is not None:
+                return cast("Scalar", code.value)
+        got = self._describe(value)
+        hint = _did_you_mean(keyword.name, ("within",)) if got == "duration" else ""
+        raise _error(
+            f"{keyword.name}= needs a string, number or bool literal, got {got}{hint}", value
+        )
+
+    def _describe(self, node: Node) -> str:
+        """Name the type of ``node`` for a message, durations and lists included."""
+        if isinstance(node, Duration):
+            return Type.DURATION.value
+        if isinstance(node, ListLiteral):
+            return Type.LIST.value
+        return self.compile(node).type.value
+
+
+def _check_arity(node: Call, minimum: int, maximum: int | None) -> None:
+    """Refuse too many or too few positional arguments, the way Python words it."""
+    given = len(node.args)
+    if maximum is not None and given > maximum:
+        bound = "" if minimum == maximum else "at most "
+        raise _error(
+            f"{node.name}() takes {bound}{_arguments(maximum)} ({given} given)",
+            node.args[maximum],
+        )
+    if given < minimum:
+        message = (
+            f"{node.name}() needs at least {minimum} arguments"
+            if maximum is None
+            else f"{node.name}() takes {_arguments(minimum)} ({given} given)"
+        )
+        raise _error(message, node)
+
+
+def _arguments(count: int) -> str:
+    return f"{count} positional argument{'' if count == 1 else 's'}"
+
+
+def _check_keywords(node: Call, allowed: Sequence[str]) -> None:
+    """Refuse keywords a function without property filters does not take."""
+    for keyword in node.keywords:
+        if keyword.name not in allowed:
+            raise _error(
+                f"{node.name}() got an unexpected keyword argument '{keyword.name}'"
+                f"{_did_you_mean(keyword.name, allowed)}",
+                keyword,
+            )
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(candidates), n=1)
+    return f"; did you mean '{matches[0]}'?" if matches else ""
+
+
+def _error(message: str, node: Node | Keyword) -> ExpressionError:
+    return ExpressionError(message, node.offset, node.length)
+
+
+def _type_of(value: Scalar) -> Type:
+    if value is None:
+        return Type.NULL
+    if isinstance(value, bool):
+        return Type.BOOL
+    if isinstance(value, str):
+        return Type.STRING
+    return Type.NUMBER
+
+
+def _unify(then: Type, otherwise: Type) -> Type | None:
+    """Return the type of ``a if c else b``: null fits either side, any fits all."""
+    if then is otherwise or otherwise is Type.NULL:
+        return then
+    if then is Type.NULL:
+        return otherwise
+    if Type.ANY in (then, otherwise):
+        return Type.ANY
+    return None
+
+
+def _constant(type_: Type, value: Any) -> _Code:
+    return _Code(type_, lambda _facts: value, exact=value is not None, constant=True, value=value)
+
+
+def _derived(type_: Type, run: _Run, operands: Sequence[_Code], *, exact: bool = False) -> _Code:
+    """Build an operation's code, folded to a constant when every operand is one."""
+    if all(operand.constant for operand in operands):
+        return _constant(type_, run(_NO_FACTS))
+    return _Code(type_, run, exact=exact)
+
+
+def _arithmetic_run(op: Callable[[Any, Any], Any], left: _Run, right: _Run) -> _Run:
+    def run(facts: Facts) -> Any:
+        a = left(facts)
+        b = right(facts)
+        if type(a) not in _NUMBERS or type(b) not in _NUMBERS:
+            return None
+        try:
+            return op(a, b)
+        except ArithmeticError:  # x / 0, x % 0, or an int too large for a float
+            return None
+
+    return run
+
+
+def _comparison_run(op: str, kinds: Mapping[type, Type], left: _Code, right: _Code) -> _Run:
+    """Pick the cheapest closure for ``left op right`` that is safe for their values."""
+    if (left.exact and not right.exact) or left.constant:
+        left, right, op = right, left, _REFLECTED[op]
+    compare = _COMPARE[op]
+    first, second, value = left.run, right.run, right.value
+    if right.constant and right.exact:
+        if left.exact:
+            return lambda facts: compare(first(facts), value)
+        types = _PYTHON_TYPES[right.type]
+        return lambda facts: type(item := first(facts)) in types and compare(item, value)
+    if left.exact and right.exact:
+        return lambda facts: compare(first(facts), second(facts))
+    if right.exact:
+        types = _PYTHON_TYPES[right.type]
+        return lambda facts: type(item := first(facts)) in types and compare(item, second(facts))
+
+    def run(facts: Facts) -> bool:
+        a = first(facts)
+        b = second(facts)
+        kind = kinds.get(type(a))
+        return kind is not None and kind is kinds.get(type(b)) and compare(a, b)
+
+    return run
+
+
+def _literal_membership(
+    left: _Run, members: Mapping[Type, frozenset[Scalar]], negated: bool
+) -> _Run:
+    def run(facts: Facts) -> bool:
+        value = left(facts)
+        kind = _EQUALITY_KINDS.get(type(value))
+        return kind is not None and (value in members[kind]) is not negated
+
+    return run
+
+
+def _value_membership(left: _Run, right: _Run, negated: bool) -> _Run:
+    """``x in y`` where ``y`` is only known at run time (a trait or a list variable)."""
+
+    def run(facts: Facts) -> bool:
+        value = left(facts)
+        items = right(facts)
+        kind = _EQUALITY_KINDS.get(type(value))
+        if kind is None or type(items) not in _SEQUENCES:
+            return False
+        found = any(_EQUALITY_KINDS.get(type(item)) is kind and item == value for item in items)
+        return found is not negated
+
+    return run

@@ -1,0 +1,104 @@
+"""Compiled rules: models whose every expression is a ready closure.
+
+A ``Rules`` object is immutable: loading new rules builds a new one and the
+client swaps the reference, so a request thread always sees one whole version.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+
+import attrs
+
+from .._aggregates import Aggregate
+from .._exceptions import ConfigError
+from ._compiler import Compiled
+
+__all__ = ["PQA", "Model", "Route", "Rules", "Signal"]
+
+
+@attrs.frozen
+class Signal:
+    """A compiled signal: ``points`` when ``when`` holds, or ``points`` x ``value``.
+
+    ``observe`` is the measured side of a ``when`` that compares something with a
+    constant (``count("x") >= 3``), and ``needs`` the rest (``>= 3``): together
+    they explain the signal ("x = 2, needs >= 3").
+    """
+
+    name: str
+    label: str
+    points: float
+    when: Compiled | None
+    value: Compiled | None
+    observe: Compiled | None
+    needs: str | None
+
+
+@attrs.frozen
+class Route:
+    """A compiled routing rule."""
+
+    route: str
+    when: Compiled
+
+
+@attrs.frozen
+class Model:
+    """A compiled scoring model."""
+
+    name: str
+    subject: str
+    gate: Compiled | None
+    multiplier: Compiled | None
+    signals: tuple[Signal, ...]
+    tiers: tuple[tuple[float, str], ...]
+    """(threshold, name), lowest threshold first."""
+    routes: tuple[Route, ...]
+    default_route: str
+    do_not_contact: Compiled | None
+    aggregates: frozenset[Aggregate]
+
+    def tier_for(self, score: float) -> str:
+        """Return the highest tier whose threshold ``score`` reaches (else the lowest)."""
+        index = bisect.bisect_right([threshold for threshold, _ in self.tiers], score) - 1
+        return self.tiers[max(index, 0)][1]
+
+    def rank(self, tier: str) -> int:
+        """Return the position of ``tier`` from the bottom (0 for the lowest)."""
+        return [name for _, name in self.tiers].index(tier)
+
+
+@attrs.frozen
+class PQA:
+    """Account roll-up: a PQA has ``min_users`` users at ``tier`` or above in ``model``."""
+
+    model: str
+    tier: str
+    min_users: int
+
+
+@attrs.frozen
+class Rules:
+    """A loaded rules file: its models, the primary one, and the account roll-up."""
+
+    models: Mapping[str, Model]
+    primary: str
+    pqa: PQA | None
+    origin: str
+    """Where the rules came from (a path, or a name given to ``loads``)."""
+
+    @property
+    def aggregates(self) -> frozenset[Aggregate]:
+        """Every aggregate any model needs: what the store must keep."""
+        return frozenset().union(*(model.aggregates for model in self.models.values()))
+
+    def model(self, name: str | None = None) -> Model:
+        """Return model ``name``, or the primary model; ``ConfigError`` if unknown."""
+        key = self.primary if name is None else name
+        try:
+            return self.models[key]
+        except KeyError:
+            known = ", ".join(sorted(self.models))
+            raise ConfigError(f"no model {key!r} in {self.origin} (models: {known})") from None

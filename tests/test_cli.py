@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,70 @@ def test_python_dash_m_runs_the_cli() -> None:
         [sys.executable, "-m", "pqlsdk", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.startswith("pqlsdk ")
+
+
+PLAYBOOK = str(Path(__file__).resolve().parent.parent / "examples" / "rules" / "playbook.toml")
+LINES = [
+    '{"type":"track","userId":"a","event":"core_workflow_completed","timestamp":"2026-03-01T00:00:00Z"}',
+    '{"type":"track","userId":"a","event":"checkout_started","timestamp":"2026-03-01T00:00:00Z"}',
+    '{"type":"track","userId":"b","event":"core_workflow_completed","timestamp":"2026-03-01T00:00:00Z"}',
+    '{"type":"group","userId":"b","groupId":"acme","timestamp":"2026-03-01T00:00:00Z"}',
+    '{"type":"track","event":"no identity","timestamp":"2026-03-01T00:00:00Z"}',
+]
+
+
+def test_score_prints_a_ranked_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Human output ranks users by score with their top reasons; bad lines are reported."""
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(LINES) + "\n\n")
+    assert main(["score", PLAYBOOK, str(events), "--now", "2026-03-05T00:00:00Z"]) == 0
+    captured = capsys.readouterr()
+    rows = captured.out.splitlines()
+    assert rows[0].split() == ["#", "user", "score", "tier", "route", "top", "reasons"]
+    assert rows[1].split()[:5] == ["1", "a", "40.00", "warm", "nurture"]
+    assert "checkouts started = 1, needs >= 1 (+40)" in rows[1]
+    assert rows[2].split() == ["2", "b", "0.00", "cold", "nurture", "-"]
+    assert "skipped 1 invalid message(s): {'missing_identity': 1}" in captured.err
+
+
+def test_score_json_uses_now_model_and_lists_accounts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--now sets the evaluation time, --model picks a model, accounts roll up."""
+    events = tmp_path / "events.json"
+    events.write_text("[" + ",".join(LINES[:4]) + "]")
+    assert main(["score", PLAYBOOK, str(events), "--json", "--now", "2026-04-15T00:00:00Z"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["now"] == "2026-04-15T00:00:00Z"
+    assert printed["users"]["a"]["score"] == 4.0  # 45 days idle: x0.1
+    assert printed["accounts"] == {"acme": {"pqa": False, "pql_users": 0, "members": {"b": "cold"}}}
+    assert main(["score", PLAYBOOK, str(events), "--json", "--model", "stuck"]) == 0
+    assert json.loads(capsys.readouterr().out)["users"]["a"]["tier"] == "fine"
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--model", "nope"], "no model 'nope'"),
+        (["--now", "yesterday"], "--now 'yesterday' is not an ISO-8601 instant"),
+    ],
+)
+def test_score_reports_bad_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], text: str
+) -> None:
+    """A bad model name or time is a one-line error, exit 2."""
+    events = tmp_path / "e.jsonl"
+    events.write_text(LINES[0])
+    assert main(["score", PLAYBOOK, str(events), *args]) == 2
+    assert text in capsys.readouterr().err
+
+
+def test_score_reports_unreadable_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Missing files and non-JSON lines name the file (and line)."""
+    assert main(["score", PLAYBOOK, str(tmp_path / "missing.json")]) == 2
+    assert "cannot read events" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text(LINES[0] + "\n{oops\n")
+    assert main(["score", PLAYBOOK, str(tmp_path / "bad.jsonl")]) == 2
+    assert "bad.jsonl:2: not JSON" in capsys.readouterr().err

@@ -1,0 +1,301 @@
+"""Scoring through the client: reasons, routes, accounts, crossings and hot reload."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import pqlsdk
+from pqlsdk import rules
+
+from .conftest import ROOT
+
+PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
+
+
+def client_with(
+    clock: pqlsdk.FixedClock, store: str = "memory://", **options: object
+) -> pqlsdk.Client:
+    return pqlsdk.Client(store=store, clock=clock, rules=PLAYBOOK, strict=True, **options)  # type: ignore[arg-type]
+
+
+def make_hot(client: pqlsdk.Client, user_id: str) -> None:
+    client.track(user_id, "core_workflow_completed")
+    client.track(user_id, "limit_hit")
+    client.track(user_id, "checkout_started")
+
+
+def test_score_explains_itself(clock: pqlsdk.FixedClock) -> None:
+    """Every signal has a reason: points, whether it fired, the observed value and the bar."""
+    with client_with(clock) as client:
+        client.track("u", "core_workflow_completed")
+        for _ in range(4):
+            client.track("u", "page_viewed", {"path": "/pricing"})
+        score = client.score("u")
+    pricing = next(r for r in score.reasons if r.signal == "pricing")
+    assert (score.score, score.tier, score.gate_passed, score.multiplier) == (
+        15.0,
+        "cold",
+        True,
+        1.0,
+    )
+    assert (pricing.fired, pricing.observed, pricing.needs, pricing.earned) == (True, 4, ">= 3", 15)
+    assert str(pricing) == "pricing page views = 4, needs >= 3 (+15)"
+    assert score.top_reasons() == (pricing,)
+    assert score.explain().splitlines()[0] == "u: 15 cold -> nurture"
+
+
+def test_gate_zeroes_the_score_but_keeps_the_reasons(clock: pqlsdk.FixedClock) -> None:
+    """Without activation the score is 0, and the reasons still show what was seen."""
+    with client_with(clock) as client:
+        client.track("u", "checkout_started")
+        score = client.score("u")
+    assert (score.score, score.gate_passed, score.raw) == (0.0, False, 40.0)
+    assert "(gate not passed: score 0)" in score.explain()
+
+
+def test_recency_multiplier_decays_the_score(clock: pqlsdk.FixedClock) -> None:
+    """Ten days later the score halves; it shows the raw score and the multiplier."""
+    with client_with(clock) as client:
+        make_hot(client, "u")
+        clock.advance(timedelta(days=10))
+        score = client.score("u")
+    assert (score.score, score.raw, score.multiplier, score.tier) == (35.0, 70.0, 0.5, "warm")
+    assert "(raw 70 x 0.5)" in score.explain()
+
+
+def test_routing_follows_customer_fit_and_do_not_contact(clock: pqlsdk.FixedClock) -> None:
+    """Routes come from rules in order; do-not-contact changes the route, never the score."""
+    with client_with(clock) as client:
+        for user_id in ("ae", "cs", "dnc"):
+            make_hot(client, user_id)
+            client.track(user_id, "demo_requested")
+        client.group("ae", "big", {"employees": 500})
+        client.group("cs", "customer", {"plan": "paid"})
+        client.identify("dnc", {"do_not_contact": True})
+        ae, cs, dnc = client.score("ae"), client.score("cs"), client.score("dnc")
+        assert (ae.route, ae.score) == ("account_executive", 110.0)
+        assert (cs.route, cs.score) == ("customer_success", 120.0)
+        assert (dnc.route, dnc.score) == ("do_not_contact", 100.0)
+        client.track("sdr", "core_workflow_completed")
+        client.track("sdr", "checkout_started")
+        client.track("sdr", "premium_feature_attempted")
+        assert client.score("sdr").route == "sales_development"
+
+
+def test_an_unknown_user_scores_as_an_empty_history(clock: pqlsdk.FixedClock) -> None:
+    """Scoring someone pqlsdk never saw is not an error."""
+    with client_with(clock) as client:
+        score = client.score("nobody")
+    assert (score.score, score.tier, score.route) == (0.0, "cold", "nurture")
+
+
+def test_scoring_without_rules_is_a_setup_error() -> None:
+    """score() needs rules; the error says how to give them."""
+    with (
+        pqlsdk.Client(store="memory://") as client,
+        pytest.raises(pqlsdk.ConfigError, match="no rules"),
+    ):
+        client.score("u")
+
+
+def test_account_rolls_up_members_into_a_pqa(clock: pqlsdk.FixedClock) -> None:
+    """Two hot members make a PQA; a member who moves away stops counting."""
+    with client_with(clock) as client:
+        for user_id in ("a", "b", "c"):
+            client.group(user_id, "acme")
+            make_hot(client, user_id)
+        rolled = client.score_account("acme")
+        # Three active teammates add 25 each: everyone is burning.
+        assert (rolled.pqa, rolled.pql_users, dict(rolled.members)) == (
+            True,
+            3,
+            {"a": "burning", "b": "burning", "c": "burning"},
+        )
+        client.group("b", "elsewhere")
+        client.group("c", "elsewhere")
+        rolled = client.score_account("acme")
+        assert (rolled.pqa, rolled.pql_users) == (False, 1)
+        assert rolled.to_dict() == {"pqa": False, "pql_users": 1, "members": {"a": "hot"}}
+        assert client.score_account("ghost").pql_users == 0
+
+
+def test_account_models_score_the_accounts_events(clock: pqlsdk.FixedClock) -> None:
+    """A model with subject = "account" counts every member's tracks."""
+    team = rules.loads(
+        """
+        [model.team]
+        subject = "account"
+        tiers = { quiet = 0, busy = 3 }
+        [model.team.signals]
+        usage = { value = 'count("feature_used")', points = 1 }
+        """
+    )
+    with pqlsdk.Client(store="memory://", clock=clock, rules=team, strict=True) as client:
+        for user_id in ("a", "b"):
+            client.group(user_id, "acme")
+            client.track(user_id, "feature_used")
+            client.track(user_id, "feature_used")
+        rolled = client.score_account("acme")
+    assert rolled.score is not None
+    assert (rolled.score.score, rolled.score.tier, rolled.pqa) == (4.0, "busy", False)
+    assert rolled.to_dict()["tier"] == "busy"
+
+
+def test_tier_crossings_are_reported_once_each_way(clock: pqlsdk.FixedClock) -> None:
+    """Moving up reports once; staying reports nothing; decaying reports a move down."""
+    changes: list[pqlsdk.TierChange] = []
+    with client_with(clock, on_tier_change=changes.append) as client:
+        client.track("u", "core_workflow_completed")  # cold: a first placement at the bottom
+        client.track("u", "limit_hit")  # 30: warm
+        client.track("u", "checkout_started")  # 70: hot
+        client.track("u", "session_started")  # still hot
+        clock.advance(timedelta(days=31))
+        client.track("v", "anything")
+        assert [c.tier for c in changes] == ["warm", "hot"]  # v's message does not re-score u
+        client.identify("u", {"plan": "trial"})  # a message for u re-scores u: 7, cold
+    assert [(c.previous, c.tier, c.direction) for c in changes] == [
+        ("cold", "warm", "up"),
+        ("warm", "hot", "up"),
+        ("hot", "cold", "down"),
+    ]
+    hot = changes[1]
+    assert (hot.subject, hot.id, hot.model, hot.score.score, hot.user_id) == (
+        "user",
+        "u",
+        "playbook",
+        70.0,
+        "u",
+    )
+    message = hot.to_message()
+    assert (message.event, message.user_id, message.properties["tier"]) == (
+        "pqlsdk_tier_changed",
+        "u",
+        "hot",
+    )
+    assert message.properties["signals"] == [
+        {"signal": "limit_hit", "points": 30.0},
+        {"signal": "checkout", "points": 40.0},
+    ]
+
+
+def test_a_first_placement_above_the_bottom_is_a_crossing(clock: pqlsdk.FixedClock) -> None:
+    """A user imported straight into hot is reported, with no previous tier."""
+    changes: list[pqlsdk.TierChange] = []
+    with client_with(clock, on_tier_change=changes.append) as client:
+        client.ingest(
+            [
+                {"type": "track", "userId": "u", "event": e, "timestamp": "2026-03-15T11:00:00Z"}
+                for e in ("core_workflow_completed", "limit_hit", "checkout_started")
+            ]
+        )
+    assert [(c.previous, c.tier, c.direction) for c in changes] == [(None, "hot", "up")]
+
+
+def test_a_failing_callback_never_breaks_tracking(clock: pqlsdk.FixedClock) -> None:
+    """The host's callback raising is counted; the track call returns normally."""
+
+    def explode(change: pqlsdk.TierChange) -> None:
+        raise RuntimeError("boom")
+
+    with pqlsdk.Client(
+        store="memory://", clock=clock, rules=PLAYBOOK, on_tier_change=explode
+    ) as client:
+        make_hot(client, "u")
+        assert client.stats().errors == {"callback_error": 2}
+        assert client.stats().recorded == 3
+    with client_with(clock, on_tier_change=explode) as strict, pytest.raises(RuntimeError):
+        make_hot(strict, "u")
+
+
+CROSSER = textwrap.dedent(
+    """
+    import sys, time, pqlsdk
+    path, start = sys.argv[1], float(sys.argv[2])
+    seen = []
+    clock = pqlsdk.FixedClock("2026-03-15T12:00:00Z")
+    with pqlsdk.Client(store=f"sqlite:///{path}", clock=clock, rules=sys.argv[3],
+                       on_tier_change=seen.append) as client:
+        while time.time() < start:
+            time.sleep(0.001)
+        client.track("u", "checkout_started")
+    print(len(seen))
+    """
+)
+
+
+def test_processes_sharing_a_store_report_a_crossing_once(
+    tmp_path: Path, clock: pqlsdk.FixedClock
+) -> None:
+    """Two processes seeing the same crossing: exactly one reports it."""
+    path = tmp_path / "s.db"
+    with client_with(clock, store=f"sqlite:///{path}") as client:
+        client.track("u", "core_workflow_completed")
+        client.track("u", "limit_hit")  # warm
+    start = __import__("time").time() + 1.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CROSSER, str(path), str(start), str(PLAYBOOK)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    reported = sorted(int(p.communicate(timeout=60)[0]) for p in procs)
+    assert reported == [0, 1]
+
+
+def test_load_rules_swaps_and_rebuilds_new_aggregates(clock: pqlsdk.FixedClock) -> None:
+    """New rules that need an aggregate nobody kept get it from the message log."""
+    with pqlsdk.Client(store="memory://", clock=clock, strict=True) as client:
+        for _ in range(3):
+            client.track("u", "export_clicked", {"format": "csv"})
+        client.track("u", "export_clicked", {"format": "pdf"})
+        loaded = client.load_rules(
+            rules.loads(
+                """
+            [model.m]
+            tiers = { low = 0, high = 3 }
+            [model.m.signals]
+            csv = { value = 'count("export_clicked", format="csv")', points = 1 }
+            """
+            )
+        )
+        assert client.rules is loaded
+        assert client.score("u").score == 3.0
+        client.track("u", "export_clicked", {"format": "csv"})
+        assert client.score("u").score == 4.0
+
+
+def test_a_broken_new_rules_file_keeps_the_old_rules(
+    tmp_path: Path, clock: pqlsdk.FixedClock
+) -> None:
+    """load_rules() raises for a broken file and the old rules stay in force."""
+    with client_with(clock) as client:
+        before = client.rules
+        (tmp_path / "broken.toml").write_text("[model.m]\ntiers = { cold = 0 }\ngate = 'count(('\n")
+        with pytest.raises(pqlsdk.RulesError, match=r"broken\.toml:3:"):
+            client.load_rules(tmp_path / "broken.toml")
+        assert client.rules is before
+        make_hot(client, "u")
+        assert client.score("u").tier == "hot"
+
+
+def test_sqlite_rebuild_and_aggregates_survive_restart(
+    tmp_path: Path, clock: pqlsdk.FixedClock
+) -> None:
+    """Aggregates kept in SQLite are there for the next process, and rebuilt once."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    with pqlsdk.Client(store=url, clock=clock, strict=True) as client:
+        make_hot(client, "u")  # recorded before any rules existed
+    with client_with(clock, store=url) as client:
+        assert client.store.maintain(client.rules.aggregates) == 0  # type: ignore[union-attr]
+        assert client.score("u").score == 70.0
+    with client_with(clock, store=url) as client:
+        client.track("u", "demo_requested")
+        assert client.score("u").score == 100.0

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from pqlsdk import messages
+from pqlsdk._aggregates import Aggregate, aggregate_value
 from pqlsdk.messages import Group, Identify, Message, Track
 from pqlsdk.stores import MemoryStore, Store
+from pqlsdk.stores._state import rebuild
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -196,3 +198,39 @@ def test_prune_drops_old_log_entries_but_keeps_state(store: Store) -> None:
     assert user.tracks == 10
     # A pruned message id may be recorded again: the log no longer knows it.
     assert next(m.timestamp for m in store.messages()) == at(4)
+
+
+def test_rebuild_skips_subjects_the_store_does_not_know() -> None:
+    """Rebuilding from a log never invents state for an unknown subject."""
+    users, accounts = rebuild(
+        [Track(user_id="ghost", event="x", timestamp=at(1))],
+        [Aggregate("count", "x")],
+        lambda _: None,
+        lambda _: None,
+    )
+    assert (users, accounts) == ({"ghost": None}, {})
+
+
+def test_swap_tier_is_a_compare_and_set(store: Store) -> None:
+    """The remembered tier changes only from the expected value, only for known subjects."""
+    assert not store.swap_tier("user", "u", "m", None, "hot")
+    record(store, Group(user_id="u", group_id="g", timestamp=at(1)))
+    assert store.swap_tier("user", "u", "m", None, "hot")
+    assert not store.swap_tier("user", "u", "m", None, "warm")
+    assert store.swap_tier("account", "g", "m", None, "busy")
+    user, account = store.user("u"), store.account("g")
+    assert (user and user.tiers, account and account.tiers) == ({"m": "hot"}, {"m": "busy"})
+
+
+def test_maintain_is_idempotent_and_feeds_new_events(store: Store) -> None:
+    """A kept aggregate is not rebuilt twice, and new events update it."""
+    spec = Aggregate("count", "x", scope="account")
+    record(store, Group(user_id="u", group_id="g", timestamp=at(1)),
+           Track(user_id="u", event="x", timestamp=at(2)))
+    assert store.maintain([spec]) == 1
+    assert store.maintain([spec]) == 0
+    assert store.aggregates == frozenset({spec})
+    record(store, Track(user_id="u", event="x", timestamp=at(3)))
+    account = store.account("g")
+    assert account is not None
+    assert aggregate_value(spec, account.aggregates.get(spec.key), 0) == 2

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -174,7 +174,7 @@ def rebuild(
     aggregates: Collection[Aggregate],
     load_user: UserLoader,
     load_account: AccountLoader,
-) -> tuple[dict[str, UserState], dict[str, AccountState]]:
+) -> tuple[dict[str, UserState | None], dict[str, AccountState | None]]:
     """Compute ``aggregates`` afresh from a log of ``messages`` in time order.
 
     For rules that need an aggregate the store has not kept. Account aggregates
@@ -183,35 +183,34 @@ def rebuild(
     states touched, for the store to write back.
     """
     keys = [aggregate.key for aggregate in aggregates]
-    users: dict[str, UserState] = {}
-    accounts: dict[str, AccountState] = {}
-
-    def user(user_id: str) -> UserState | None:
-        if user_id not in users:
-            found = load_user(user_id)
-            if found is None:
-                return None
-            for key in keys:
-                found.aggregates.pop(key, None)
-            users[user_id] = found
-        return users[user_id]
-
-    def account(account_id: str) -> AccountState | None:
-        if account_id not in accounts:
-            found = load_account(account_id)
-            if found is None:
-                return None
-            for key in keys:
-                found.aggregates.pop(key, None)
-            accounts[account_id] = found
-        return accounts[account_id]
-
+    user, users = _cleared(load_user, keys)
+    account, accounts = _cleared(load_account, keys)
     for message in messages:
         if isinstance(message, Track):
             owner = user(message.subject)
             team = None if owner is None or owner.account_id is None else account(owner.account_id)
             fold_track(message, micros(message.timestamp), owner, team, aggregates)
     return users, accounts
+
+
+_S = TypeVar("_S", UserState, AccountState)
+
+
+def _cleared(
+    load: Callable[[str], _S | None], keys: list[str]
+) -> tuple[Callable[[str], _S | None], dict[str, _S | None]]:
+    """Wrap ``load`` to cache states and clear the ``keys`` being rebuilt on first load."""
+    cache: dict[str, _S | None] = {}
+
+    def get(key: str) -> _S | None:
+        if key not in cache:
+            found = cache[key] = load(key)
+            if found is not None:
+                for name in keys:
+                    found.aggregates.pop(name, None)
+        return cache[key]
+
+    return get, cache
 
 
 def _account(account_id: str, load_account: AccountLoader) -> AccountState:

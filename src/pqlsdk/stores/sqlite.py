@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -71,6 +72,18 @@ _UPDATE_STATE: Final = {
 _orphans: list[sqlite3.Connection] = []
 _live: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
 _fork_hook_installed = False
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken before any read."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _after_fork_in_child() -> None:
@@ -130,8 +143,7 @@ class SQLiteStore:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version == SCHEMA_VERSION:
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             # Read again under the write lock: another process may have migrated.
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
@@ -143,10 +155,6 @@ class SQLiteStore:
                 for statement in statements:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def _forget_connection(self) -> None:
         """In a forked child: drop the parent's connection and lock without touching them."""
@@ -158,31 +166,32 @@ class SQLiteStore:
     def _connection(self) -> sqlite3.Connection:
         return self._conn or self._connect()
 
-    def record(self, records: Iterable[Record]) -> int:
-        """Append and fold ``records`` in one ``BEGIN IMMEDIATE`` transaction."""
+    @contextmanager
+    def _use(self, action: str) -> Iterator[sqlite3.Connection]:
+        """Lend this process's connection under the lock; SQLite faults become ``StoreError``."""
         try:
             with self._lock:
-                return self._record(self._connection(), records)
+                yield self._connection()
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {str(self._path)!r}: write failed: {exc}") from exc
+            raise StoreError(f"sqlite store {str(self._path)!r}: {action} failed: {exc}") from exc
 
-    def _record(self, conn: sqlite3.Connection, records: Iterable[Record]) -> int:
-        users: dict[str, UserState | None] = {}
-        accounts: dict[str, AccountState | None] = {}
+    def record(self, records: Iterable[Record]) -> int:
+        """Append and fold ``records`` in one ``BEGIN IMMEDIATE`` transaction."""
+        with self._use("write") as conn, _immediate(conn):
+            users: dict[str, UserState | None] = {}
+            accounts: dict[str, AccountState | None] = {}
 
-        def load_user(user_id: str) -> UserState | None:
-            if user_id not in users:
-                users[user_id] = self._load(conn, "user", user_id)
-            return users[user_id]
+            def load_user(user_id: str) -> UserState | None:
+                if user_id not in users:
+                    users[user_id] = self._load(conn, "user", user_id)
+                return users[user_id]
 
-        def load_account(account_id: str) -> AccountState | None:
-            if account_id not in accounts:
-                accounts[account_id] = self._load(conn, "account", account_id)
-            return accounts[account_id]
+            def load_account(account_id: str) -> AccountState | None:
+                if account_id not in accounts:
+                    accounts[account_id] = self._load(conn, "account", account_id)
+                return accounts[account_id]
 
-        added = 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+            added = 0
             aggregates = self._refresh_aggregates(conn)
             for message, data in records:
                 inserted = conn.execute(
@@ -199,11 +208,7 @@ class SQLiteStore:
                     accounts[account.account_id] = account
                 added += 1
             _write_states(conn, users, accounts)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return added
+            return added
 
     def _refresh_aggregates(self, conn: sqlite3.Connection) -> frozenset[Aggregate]:
         """Re-read the registry when another process added to it (it only grows)."""
@@ -220,38 +225,23 @@ class SQLiteStore:
 
     def maintain(self, aggregates: Iterable[Aggregate]) -> int:
         """Register ``aggregates`` and compute new ones from the log, in one transaction."""
-        try:
-            with self._lock:
-                conn = self._connection()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    new = frozenset(aggregates) - self._refresh_aggregates(conn)
-                    if new:
-                        self._rebuild(conn, new)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+        with self._use("rebuild") as conn, _immediate(conn):
+            new = frozenset(aggregates) - self._refresh_aggregates(conn)
+            if new:
+                conn.executemany(
+                    "INSERT INTO aggregates (key, spec) VALUES (?, ?)",
+                    [(aggregate.key, _encode(aggregate)) for aggregate in new],
+                )
+                rows = conn.execute("SELECT body FROM messages ORDER BY ts, seq").fetchall()
+                users, accounts = rebuild(
+                    [decode(body) for (body,) in rows],
+                    new,
+                    lambda key: self._load(conn, "user", key),
+                    lambda key: self._load(conn, "account", key),
+                )
+                _write_states(conn, users, accounts)
                 self._aggregates |= new
-                return len(new)
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {str(self._path)!r}: rebuild failed: {exc}") from exc
-
-    def _rebuild(self, conn: sqlite3.Connection, new: frozenset[Aggregate]) -> None:
-        conn.executemany(
-            "INSERT INTO aggregates (key, spec) VALUES (?, ?)",
-            [(aggregate.key, _encode(aggregate)) for aggregate in new],
-        )
-        log = (
-            decode(body) for (body,) in conn.execute("SELECT body FROM messages ORDER BY ts, seq")
-        )
-        users, accounts = rebuild(
-            list(log),
-            new,
-            lambda key: self._load(conn, "user", key),
-            lambda key: self._load(conn, "account", key),
-        )
-        _write_states(conn, users, accounts)
+            return len(new)
 
     def _load(self, conn: sqlite3.Connection, subject: Subject, key: str) -> Any:
         row = conn.execute(_SELECT_STATE[subject], (key,)).fetchone()
@@ -263,33 +253,23 @@ class SQLiteStore:
         self, subject: Subject, subject_id: str, model: str, expected: str | None, tier: str
     ) -> bool:
         """Compare-and-set the remembered tier in one ``BEGIN IMMEDIATE`` transaction."""
-        try:
-            with self._lock:
-                conn = self._connection()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    state = self._load(conn, subject, subject_id)
-                    swapped = state is not None and state.tiers.get(model) == expected
-                    if swapped:
-                        state.tiers[model] = tier
-                        conn.execute(_UPDATE_STATE[subject], (_encode(state), subject_id))
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return swapped
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {str(self._path)!r}: write failed: {exc}") from exc
+        with self._use("write") as conn, _immediate(conn):
+            state = self._load(conn, subject, subject_id)
+            if state is None or state.tiers.get(model) != expected:
+                return False
+            state.tiers[model] = tier
+            conn.execute(_UPDATE_STATE[subject], (_encode(state), subject_id))
+            return True
 
     def user(self, user_id: str) -> UserState | None:
         """Return the stored state of ``user_id``."""
-        row = self._read(_SELECT_STATE["user"], (user_id,))
-        return None if row is None else decode_user(row[0])
+        with self._use("read") as conn:
+            return self._load(conn, "user", user_id)  # type: ignore[no-any-return]
 
     def account(self, account_id: str) -> AccountState | None:
         """Return the stored state of ``account_id``."""
-        row = self._read(_SELECT_STATE["account"], (account_id,))
-        return None if row is None else decode_account(row[0])
+        with self._use("read") as conn:
+            return self._load(conn, "account", account_id)  # type: ignore[no-any-return]
 
     def messages(self, subject: str | None = None) -> Iterator[Message]:
         """Yield logged messages in time order, reading a page at a time."""
@@ -298,10 +278,11 @@ class SQLiteStore:
             f"SELECT ts, seq, body FROM messages WHERE {where}(ts, seq) > (?, ?) "  # noqa: S608 - fixed text
             f"ORDER BY ts, seq LIMIT {_PAGE}"
         )
-        after: tuple[int, int] = (-(2**63), -1)
+        after: tuple[int, ...] = (-(2**63), -1)
         while True:
             params = after if subject is None else (subject, *after)
-            rows = self._read_all(query, params)
+            with self._use("read") as conn:
+                rows = conn.execute(query, params).fetchall()
             for _, _, body in rows:
                 yield decode(body)
             if len(rows) < _PAGE:
@@ -310,33 +291,14 @@ class SQLiteStore:
 
     def count(self) -> int:
         """Return how many messages the log holds."""
-        row = self._read("SELECT count(*) FROM messages", ())
-        return int(row[0]) if row else 0
+        with self._use("read") as conn:
+            (count,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+        return int(count)
 
     def prune(self, before: datetime) -> int:
         """Delete logged messages older than ``before``."""
-        try:
-            with self._lock:
-                cursor = self._connection().execute(
-                    "DELETE FROM messages WHERE ts < ?", (micros(before),)
-                )
-                return cursor.rowcount
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {str(self._path)!r}: prune failed: {exc}") from exc
-
-    def _read(self, query: str, params: tuple[object, ...]) -> Any:
-        """Return the first row of ``query`` (or None)."""
-        rows = self._read_all(query, params, one=True)
-        return rows[0]
-
-    def _read_all(self, query: str, params: tuple[object, ...], *, one: bool = False) -> list[Any]:
-        """Return the rows of ``query``, turning SQLite faults into ``StoreError``."""
-        try:
-            with self._lock:
-                cursor = self._connection().execute(query, params)
-                return [cursor.fetchone()] if one else cursor.fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {str(self._path)!r}: read failed: {exc}") from exc
+        with self._use("prune") as conn:
+            return conn.execute("DELETE FROM messages WHERE ts < ?", (micros(before),)).rowcount
 
     def close(self) -> None:
         """Close this process's connection."""
@@ -352,8 +314,8 @@ class SQLiteStore:
 
 def _write_states(
     conn: sqlite3.Connection,
-    users: dict[str, UserState] | dict[str, UserState | None],
-    accounts: dict[str, AccountState] | dict[str, AccountState | None],
+    users: dict[str, UserState | None],
+    accounts: dict[str, AccountState | None],
 ) -> None:
     """Write back every state a transaction loaded or created."""
     conn.executemany(

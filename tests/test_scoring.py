@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -299,3 +300,94 @@ def test_sqlite_rebuild_and_aggregates_survive_restart(
     with client_with(clock, store=url) as client:
         client.track("u", "demo_requested")
         assert client.score("u").score == 100.0
+
+
+ODD = """
+[model.odd]
+multiplier = 'user.boost'
+tiers = { low = 0, high = 10 }
+[model.odd.signals]
+fresh = { when = 'days_since_first_seen() <= 1', points = 5 }
+idle = { when = 'days_since_last_active() <= 7', points = 3 }
+penalty = { value = '0 - count("refund_requested")', points = 4, label = "refunds" }
+flag = { when = 'user.vip == true and count("x") >= 0', points = 2 }
+[model.team]
+subject = "account"
+tiers = { quiet = 0, busy = 1 }
+[model.team.signals]
+usage = { value = 'count("x")', points = 1 }
+"""
+
+
+def test_reasons_show_every_kind_of_observation(clock: pqlsdk.FixedClock) -> None:
+    """Booleans, missing values, negatives and infinity read well and export as JSON."""
+    with pqlsdk.Client(
+        store="memory://", clock=clock, rules=rules.loads(ODD), strict=True
+    ) as client:
+        client.identify("u", {"vip": True, "boost": "not a number"})
+        client.track("u", "refund_requested", timestamp=clock.now() - timedelta(days=30))
+        score = client.score("u")
+        never = client.score("nobody")
+    assert score.multiplier == 1.0  # a multiplier that is not a number leaves the score alone
+    assert [str(r) for r in score.reasons] == [
+        "fresh = 30, needs <= 1 (+0)",
+        "idle = 30, needs <= 7 (+0)",
+        "refunds = -1 (-4)",
+        "flag = yes (+2)",
+    ]
+    assert score.score == -2.0
+    assert score.explain().splitlines()[0] == "u: -2 low -> nurture"
+    assert [r["observed"] for r in never.to_dict()["reasons"]] == [None, None, 0, False]
+    assert str(never.reasons[1]) == "idle = inf, needs <= 7 (+0)"
+
+
+def test_account_models_can_be_named(clock: pqlsdk.FixedClock) -> None:
+    """score_account(model=...) picks the account model to use."""
+    with pqlsdk.Client(
+        store="memory://", clock=clock, rules=rules.loads(ODD), strict=True
+    ) as client:
+        client.group("u", "acme")
+        client.track("u", "x")
+        named = client.score_account("acme", model="team")
+    assert named.score is not None
+    assert (named.score.tier, named.pqa) == ("busy", False)
+
+
+def test_account_model_crossings_need_an_account(clock: pqlsdk.FixedClock) -> None:
+    """Users without an account never cross an account model's tiers; members do."""
+    changes: list[pqlsdk.TierChange] = []
+    with pqlsdk.Client(
+        store="memory://",
+        clock=clock,
+        rules=rules.loads(ODD),
+        on_tier_change=changes.append,
+        strict=True,
+    ) as client:
+        client.track("loner", "x")
+        client.group("member", "acme")
+        client.track("member", "x")
+    assert [(c.subject, c.id, c.tier, c.user_id) for c in changes] == [
+        ("account", "acme", "busy", "member")
+    ]
+
+
+def test_store_faults_during_crossing_checks_are_counted(
+    tmp_path: Path, clock: pqlsdk.FixedClock
+) -> None:
+    """A store that fails after the write loses no message; the crossing check counts an error."""
+    client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/s.db", clock=clock, rules=PLAYBOOK)
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute(
+        "CREATE TRIGGER no_tiers BEFORE UPDATE ON users BEGIN SELECT RAISE(ABORT, 'read-only'); END"
+    )
+    conn.commit()
+    conn.close()
+    client.ingest(
+        [
+            {"type": "track", "userId": "u", "event": e, "timestamp": "2026-03-15T11:00:00Z"}
+            for e in ("core_workflow_completed", "checkout_started", "limit_hit")
+        ]
+    )
+    stats = client.stats()
+    assert (stats.recorded, dict(stats.errors)) == (3, {"store_error": 1})
+    client.close()

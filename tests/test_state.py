@@ -225,8 +225,11 @@ def test_swap_tier_is_a_compare_and_set(store: Store) -> None:
 def test_maintain_is_idempotent_and_feeds_new_events(store: Store) -> None:
     """A kept aggregate is not rebuilt twice, and new events update it."""
     spec = Aggregate("count", "x", scope="account")
-    record(store, Group(user_id="u", group_id="g", timestamp=at(1)),
-           Track(user_id="u", event="x", timestamp=at(2)))
+    record(
+        store,
+        Group(user_id="u", group_id="g", timestamp=at(1)),
+        Track(user_id="u", event="x", timestamp=at(2)),
+    )
     assert store.maintain([spec]) == 1
     assert store.maintain([spec]) == 0
     assert store.aggregates == frozenset({spec})

@@ -14,6 +14,7 @@ ones as newer events arrive: its size is bounded by the window, not by history.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -51,7 +52,7 @@ class Aggregate:
     window: int | None = None
     scope: Scope = "user"
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """A stable text id, used as the aggregate's name in stored state."""
         where = ",".join(f"{name}={_encode_value(value).decode()}" for name, value in self.where)

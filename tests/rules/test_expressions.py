@@ -310,16 +310,14 @@ def test_chained_membership_is_an_error() -> None:
 def test_user_and_account_traits() -> None:
     """user.<name> and account.<name> read the subject's and its account's traits."""
     facts = Facts(user={"plan": "trial"}, account={"plan": "paid"})
-    assert [
-        evaluate('user.plan == "trial"', facts),
-        evaluate('account.plan == "paid"', facts),
-    ] == [True, True]
+    expected = [True, True]
+    actual = [evaluate('user.plan == "trial"', facts), evaluate('account.plan == "paid"', facts)]
+    assert expected == actual
 
 
 def test_trait_named_like_a_keyword() -> None:
     """After user. or account. a keyword is just a trait name."""
-    expected = "x"', Facts(account={"if": "x"}))
-    assert expected == True is evaluate('account.if
+    assert True is evaluate('account.if == "x"', Facts(account={"if": "x"}))
 
 
 def test_variables_are_read_from_facts() -> None:
@@ -556,7 +554,8 @@ def test_within_needs_a_positive_duration(source: str, expected: tuple[str, int]
         (
             'count("a", withn=7d)',
             (
-                "withn= needs a string, number or bool literal, got duration; did you mean 'within'?",
+                "withn= needs a string, number or bool literal, got duration;"
+                " did you mean 'within'?",
                 17,
             ),
         ),
@@ -679,10 +678,9 @@ def test_errors_are_config_errors() -> None:
     """ExpressionError is a pqlsdk ConfigError (and a ValueError), so setup code catches it."""
     with pytest.raises(ExpressionError) as caught:
         compile_expression("1 +")
-    assert (
-        isinstance(caught.value, pqlsdk.ConfigError),
-        isinstance(caught.value, ValueError),
-    ) == (True, True)
+    expected = (True, True)
+    actual = (isinstance(caught.value, pqlsdk.ConfigError), isinstance(caught.value, ValueError))
+    assert expected == actual
 
 
 # --- syntax errors --------------------------------------------------------------------
@@ -775,10 +773,10 @@ def test_nesting_limit_for_long_chains() -> None:
 
 
 def test_nesting_limit_for_conditionals() -> None:
-    """An if-else whose branch is already at the limit crosses it at 'if'."""
-    branch = "(" * 30 + "1 + 1" + ")" * 30
-    source = f"{branch} if true else 0"
-    assert ("expression nests deeper than 32 levels", len(branch) + 1) == failure(source)
+    """An if-else whose branch is already 32 levels deep crosses the limit at 'if'."""
+    branch = "+".join(["1"] * 32)
+    expected = ("expression nests deeper than 32 levels", len(branch) + 1)
+    assert expected == failure(f"{branch} if true else 0")
 
 
 def test_node_limit() -> None:
@@ -794,20 +792,20 @@ def test_node_limit() -> None:
 def test_missing_trait_is_null() -> None:
     """A trait the subject does not have equals null."""
     facts = Facts()
-    assert [
-        evaluate("user.plan == null", facts),
-        evaluate("user.plan != null", facts),
-        evaluate("user.plan", facts),
-    ] == [True, False, None]
+    expected = [True, False, None]
+    actual = [
+        evaluate(source, facts)
+        for source in ("user.plan == null", "user.plan != null", "user.plan")
+    ]
+    assert expected == actual
 
 
 def test_present_trait_is_not_null() -> None:
     """null tests see a present trait."""
     facts = Facts(user={"plan": "trial"})
-    assert [
-        evaluate("null == user.plan", facts),
-        evaluate("null != user.plan", facts),
-    ] == [False, True]
+    expected = [False, True]
+    actual = [evaluate("null == user.plan", facts), evaluate("null != user.plan", facts)]
+    assert expected == actual
 
 
 def test_null_literals_compare_equal() -> None:
@@ -1025,6 +1023,11 @@ def test_compiled_keeps_its_source() -> None:
 FEATURES = Aggregate("distinct", "feature_used", field="feature")
 LAST_7 = count(window=604_800)
 LAST_14 = count(window=1_209_600)
+RECENCY = "1.0 if days_since_last_active() <= 7 else 0.5 if days_since_last_active() <= 30 else 0.1"
+VELOCITY = (
+    "clamp(0.5 + (count(within=7d) - (count(within=14d) - count(within=7d)))"
+    " / max(count(within=14d) - count(within=7d), 1) / 2, 0, 1)"
+)
 
 
 @pytest.mark.parametrize(
@@ -1038,19 +1041,19 @@ LAST_14 = count(window=1_209_600)
         ),
         ('count("core_workflow_completed") >= 1', {}, Facts(), False),
         (
-            "1.0 if days_since_last_active() <= 7 else 0.5 if days_since_last_active() <= 30 else 0.1",
+            RECENCY,
             {},
             Facts(last_active=7.0),
             1.0,
         ),
         (
-            "1.0 if days_since_last_active() <= 7 else 0.5 if days_since_last_active() <= 30 else 0.1",
+            RECENCY,
             {},
             Facts(last_active=30.0),
             0.5,
         ),
         (
-            "1.0 if days_since_last_active() <= 7 else 0.5 if days_since_last_active() <= 30 else 0.1",
+            RECENCY,
             {},
             Facts(last_active=float("inf")),
             0.1,
@@ -1084,15 +1087,13 @@ LAST_14 = count(window=1_209_600)
         ),
         ('min(distinct("feature_used", "feature") / 5, 1)', {}, Facts(aggregates={FEATURES: 9}), 1),
         (
-            "clamp(0.5 + (count(within=7d) - (count(within=14d) - count(within=7d))) "
-            "/ max(count(within=14d) - count(within=7d), 1) / 2, 0, 1)",
+            VELOCITY,
             {},
             Facts(aggregates={LAST_7: 6, LAST_14: 10}),
             0.75,
         ),
         (
-            "clamp(0.5 + (count(within=7d) - (count(within=14d) - count(within=7d))) "
-            "/ max(count(within=14d) - count(within=7d), 1) / 2, 0, 1)",
+            VELOCITY,
             {},
             Facts(aggregates={LAST_7: 9, LAST_14: 9}),
             1,
@@ -1139,8 +1140,4 @@ def test_model_expressions(
 
 def test_velocity_model_reads_two_windows() -> None:
     """The velocity expression needs exactly the 7- and 14-day track counts."""
-    source = (
-        "clamp(0.5 + (count(within=7d) - (count(within=14d) - count(within=7d))) "
-        "/ max(count(within=14d) - count(within=7d), 1) / 2, 0, 1)"
-    )
-    assert frozenset({LAST_7, LAST_14}) == aggregates(source, expect=Type.NUMBER)
+    assert frozenset({LAST_7, LAST_14}) == aggregates(VELOCITY, expect=Type.NUMBER)

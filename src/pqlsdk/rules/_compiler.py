@@ -260,6 +260,7 @@ class _Compiler:
         if node.op == "-":
             if operand.type not in _NUMERIC:
                 raise _error(f"'-' needs a number, got {operand.type.value}", node.operand)
+            # -x is 0 - x, so negation shares arithmetic's run-time checks.
             run = _arithmetic_run(operator.sub, _constant(Type.NUMBER, 0).run, inner)
             return _derived(Type.NUMBER, run, [operand], exact=operand.exact)
         if operand.type not in _BOOLEAN:
@@ -316,10 +317,11 @@ class _Compiler:
                 else (lambda facts: other(facts) is not None)
             )
             return _derived(Type.BOOL, run, [left, right], exact=True)
-        kinds = _EQUALITY_KINDS if node.op in ("==", "!=") else _ORDER_KINDS
+        equality = node.op in ("==", "!=")
+        kinds = _EQUALITY_KINDS if equality else _ORDER_KINDS
         allowed = {*kinds.values(), Type.ANY}
         for code in (left, right):
-            if code.type not in allowed and kinds is _ORDER_KINDS:
+            if not equality and code.type not in allowed:
                 raise _error(f"'{node.op}' needs numbers or strings, got {code.type.value}", node)
         if not {left.type, right.type} <= allowed or (
             Type.ANY not in (left.type, right.type) and left.type is not right.type
@@ -465,11 +467,13 @@ class _Compiler:
     def _filter(self, keyword: Keyword) -> Scalar:
         """Return a filter's value: a string, number or bool known at compile time."""
         value = keyword.value
-        if not isinstance(value, Duration | ListLiteral):
+        if isinstance(value, Duration | ListLiteral):
+            got = self._describe(value)
+        else:
             code = self.compile(value)
             if code.constant and code.value is not None:
                 return cast("Scalar", code.value)
-        got = self._describe(value)
+            got = code.type.value
         hint = _did_you_mean(keyword.name, ("within",)) if got == "duration" else ""
         raise _error(
             f"{keyword.name}= needs a string, number or bool literal, got {got}{hint}", value

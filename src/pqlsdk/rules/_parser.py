@@ -5,11 +5,13 @@ Precedence, lowest first: ``a if c else b`` (right-associative), ``or``, ``and``
 unary ``-``, then calls, ``user.x`` / ``account.x``, literals and parentheses.
 
 The parser also owns the size bounds, because it is the only stage that sees the
-input before a tree exists: at most ``MAX_LENGTH`` characters, ``MAX_NODES`` nodes
-and ``MAX_DEPTH`` levels. A level is an enclosing node or parenthesis, so a tree
-it returns is at most ``MAX_DEPTH`` deep, and the compiler and the closures it
-builds recurse no deeper than that. Recursion here is bounded the same way: the
-depth is checked on the way down, before a nested input can exhaust the stack.
+input before a tree exists: at most ``MAX_LENGTH`` characters and ``MAX_NODES``
+nodes, and nesting at most ``MAX_DEPTH`` levels deep, in two senses reported as
+one error. Reading never nests deeper than ``MAX_DEPTH`` (parentheses, arguments,
+unary operators, ``else`` branches): checked on the way down, before a deep input
+can exhaust the stack. And the tree is never deeper than ``MAX_DEPTH`` nodes, so
+the compiler and the closures it builds recurse no deeper than that: checked as
+each node is built, since ``a + b + c ...`` deepens the tree without nesting.
 """
 
 from __future__ import annotations
@@ -243,9 +245,8 @@ class _Parser:
             raise ExpressionError(
                 f"expression has more than {MAX_NODES} parts", node.offset, node.length
             )
-        # The levels above this node, plus the node's own height: chains such as
-        # a + b + c grow the tree without recursing, so they are measured here.
-        if self._depth - 1 + node.height > MAX_DEPTH:
+        # Chains such as a + b + c deepen the tree without recursing: measured here.
+        if node.height > MAX_DEPTH:
             raise _too_deep(at.offset, at.length)
         return node
 

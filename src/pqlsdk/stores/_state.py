@@ -105,7 +105,7 @@ def apply(
 
     ``load_user`` and ``load_account`` return the current state or None; the store
     calls this inside whatever lock or transaction makes the read-modify-write atomic.
-    ``aggregates`` are the running values to keep (see ``rules._aggregates``).
+    ``aggregates`` are the running values to keep (see ``pqlsdk._aggregates``).
     """
     at = micros(message.timestamp)
     subject = message.subject

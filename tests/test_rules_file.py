@@ -145,8 +145,11 @@ def test_json_expression_errors_map_through_escapes(tmp_path: Path) -> None:
             "invalid rules: Object contains unknown field `colour`",
         ),
         ("[model.m]\ntiers = { cold = 0, hot = 0 }\n", 2, "two tiers share one threshold"),
-        ("[model.m]\ntiers = { cold = 0 }\nroutes = [{ route = 'no spaces', when = 'true' }]\n", 3,
-         "invalid rules: Expected `str` matching regex"),
+        (
+            "[model.m]\ntiers = { cold = 0 }\nroutes = [{ route = 'no spaces', when = 'true' }]\n",
+            3,
+            "invalid rules: Expected `str` matching regex",
+        ),
         ("primary = 'x'\n[model.m]\ntiers = { cold = 0 }\n", 1, "primary model 'x' is not defined"),
         (
             "[model.m]\ntiers = { cold = 0 }\n[model.m.signals]\ns = { points = 1 }\n",

@@ -18,11 +18,11 @@ from typing import Any, Final, Literal, Self
 
 from ._clock import Clock, SystemClock, micros
 from ._exceptions import ConfigError, InvalidMessageError, NotJSONError, PQLError, StoreError
-from ._scoring import AccountScore, Score, score_account, score_subject
+from ._scoring import AccountScore, Score, score_account, score_subject, tier_of
 from ._stats import Counters, Stats
 from ._tiers import TierChange
 from .messages import Group, Identify, Message, Track, check, convert, new_message_id
-from .rules import Rules, load
+from .rules import Model, Rules, load
 from .stores import AccountState, Store, UserState, open_store
 
 __all__ = ["DEFAULT_STORE", "Client", "ClosedError"]
@@ -326,42 +326,45 @@ class Client:
                 if user is None:  # pragma: no cover - a user just recorded has state
                     continue
                 account = None if user.account_id is None else self._store.account(user.account_id)
-                subject: Literal["user", "account"]
                 for model in rules.models.values():
-                    if model.subject == "user":
-                        subject, subject_id, remembered = "user", user_id, user.tiers
-                        result = score_subject(model, user_id, user, account, now)
-                    elif account is not None:
-                        subject, subject_id, remembered = (
-                            "account",
-                            account.account_id,
-                            account.tiers,
-                        )
-                        result = score_subject(model, subject_id, None, account, now)
-                    else:
-                        continue
-                    before = remembered.get(model.name)
-                    if result.tier == before or not self._store.swap_tier(
-                        subject, subject_id, model.name, before, result.tier
-                    ):
-                        continue
-                    up = before is None or model.rank(result.tier) > model.rank(before)
-                    if before is None and model.rank(result.tier) == 0:
-                        continue  # first placement in the lowest tier is not a crossing
-                    self._report(
-                        TierChange(
-                            subject=subject,
-                            id=subject_id,
-                            model=model.name,
-                            previous=before,
-                            tier=result.tier,
-                            direction="up" if up else "down",
-                            score=result,
-                            user_id=user_id,
-                        )
-                    )
+                    if model.subject == "user" or account is not None:
+                        self._cross(model, user, account, now)
         except StoreError as exc:
             self._error(exc)
+
+    def _cross(self, model: Model, user: UserState, account: AccountState | None, now: int) -> None:
+        """Report a crossing of ``model``'s tiers by the user (or their account)."""
+        subject: Literal["user", "account"] = "user"
+        scored: UserState | None = user
+        subject_id, remembered = user.user_id, user.tiers
+        if model.subject == "account" and account is not None:
+            subject, subject_id, remembered, scored = (
+                "account",
+                account.account_id,
+                account.tiers,
+                None,
+            )
+        before = remembered.get(model.name)
+        tier = tier_of(model, subject_id, scored, account, now)
+        if tier == before or not self._store.swap_tier(
+            subject, subject_id, model.name, before, tier
+        ):
+            return
+        if before is None and model.rank(tier) == 0:
+            return  # a first placement in the lowest tier is not a crossing
+        up = before is None or model.rank(tier) > model.rank(before)
+        self._report(
+            TierChange(
+                subject=subject,
+                id=subject_id,
+                model=model.name,
+                previous=before,
+                tier=tier,
+                direction="up" if up else "down",
+                score=score_subject(model, subject_id, scored, account, now),
+                user_id=user.user_id,
+            )
+        )
 
     def _report(self, change: TierChange) -> None:
         if self._on_tier_change is None:

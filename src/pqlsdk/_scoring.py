@@ -20,7 +20,7 @@ from ._clock import from_micros
 from .rules._model import Model, Rules
 from .stores import AccountState, UserState
 
-__all__ = ["AccountScore", "Reason", "Score", "score_account", "score_subject"]
+__all__ = ["AccountScore", "Reason", "Score", "score_account", "score_subject", "tier_of"]
 
 _DAY: Final = 86_400_000_000.0  # µs
 _DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.5000000000000004
@@ -169,6 +169,10 @@ class _Facts:
     def variable(self, name: str) -> Any:
         return self._variables.get(name)
 
+    def bind(self, **values: Any) -> None:
+        """Make ``values`` visible to expressions (the score, for routing rules)."""
+        self._variables.update(values)
+
 
 def score_subject(
     model: Model,
@@ -178,50 +182,93 @@ def score_subject(
     now: int,
 ) -> Score:
     """Score one user (or, for an account model, one account) at ``now`` (µs)."""
-    variables: dict[str, Any] = {
-        "user_id": subject_id if model.subject == "user" else None,
-        "account_id": None if account is None else account.account_id,
-    }
-    facts = _Facts(user, account, now, variables)
-    gate_passed = model.gate is None or model.gate.evaluate(facts) is True
+    facts = _facts(model, subject_id, user, account, now)
+    gate_passed, earned, measured, raw, multiplier, total = _points(model, facts)
     reasons = []
-    for signal in model.signals:
+    for signal, points, value in zip(model.signals, earned, measured, strict=True):
         if signal.when is not None:
-            fired = signal.when.evaluate(facts) is True
-            earned = signal.points if fired else 0.0
+            fired = value is True
             observed = fired if signal.observe is None else signal.observe.evaluate(facts)
         else:
-            observed = signal.value.evaluate(facts) if signal.value is not None else None
-            earned = signal.points * observed if _is_number(observed) else 0.0
-            fired = bool(earned)
+            fired, observed = bool(points), value
         reasons.append(
-            Reason(signal.name, signal.label, signal.points, earned, fired, observed, signal.needs)
+            Reason(signal.name, signal.label, signal.points, points, fired, observed, signal.needs)
         )
-    raw = sum(reason.earned for reason in reasons)
-    multiplier = model.multiplier.evaluate(facts) if model.multiplier is not None else 1.0
-    if not _is_number(multiplier):
-        multiplier = 1.0  # a multiplier that cannot be computed leaves the score as is
-    total = round(raw * multiplier, _DIGITS) + 0.0 if gate_passed else 0.0
     tier = model.tier_for(total)
-    variables |= {"score": total, "tier": tier, "gate_passed": gate_passed}
-    if model.do_not_contact is not None and model.do_not_contact.evaluate(facts) is True:
-        route = "do_not_contact"
-    else:
-        route = next(
-            (r.route for r in model.routes if r.when.evaluate(facts) is True), model.default_route
-        )
     return Score(
         subject=model.subject,
         id=subject_id,
         model=model.name,
         score=total,
         tier=tier,
-        route=route,
+        route=_route(model, facts, total, tier, gate_passed),
         gate_passed=gate_passed,
-        multiplier=float(multiplier),
+        multiplier=multiplier,
         raw=round(raw, _DIGITS),
         reasons=tuple(reasons),
         at=from_micros(now),
+    )
+
+
+def tier_of(
+    model: Model,
+    subject_id: str,
+    user: UserState | None,
+    account: AccountState | None,
+    now: int,
+) -> str:
+    """Return only the tier ``score_subject`` would give: no reasons, no route.
+
+    Tier crossings are checked after every recorded message; this keeps that
+    check to the expressions the score needs.
+    """
+    return model.tier_for(_points(model, _facts(model, subject_id, user, account, now))[5])
+
+
+def _facts(
+    model: Model, subject_id: str, user: UserState | None, account: AccountState | None, now: int
+) -> _Facts:
+    variables: dict[str, Any] = {
+        "user_id": subject_id if model.subject == "user" else None,
+        "account_id": None if account is None else account.account_id,
+    }
+    return _Facts(user, account, now, variables)
+
+
+def _points(
+    model: Model, facts: _Facts
+) -> tuple[bool, list[float], list[Any], float, float, float]:
+    """Evaluate the gate, signals and multiplier.
+
+    Returns whether the gate passed, each signal's earned points and evaluated
+    ``when`` or ``value``, the raw sum, the multiplier and the total.
+    """
+    gate_passed = model.gate is None or model.gate.evaluate(facts) is True
+    earned: list[float] = []
+    measured: list[Any] = []
+    for signal in model.signals:
+        if signal.when is not None:
+            held = signal.when.evaluate(facts)
+            earned.append(signal.points if held is True else 0.0)
+        else:
+            held = signal.value.evaluate(facts) if signal.value is not None else None
+            earned.append(signal.points * held if _is_number(held) else 0.0)
+        measured.append(held)
+    raw = sum(earned)
+    multiplier = model.multiplier.evaluate(facts) if model.multiplier is not None else 1.0
+    if not _is_number(multiplier):
+        multiplier = 1.0  # a multiplier that cannot be computed leaves the score as is
+    total = round(raw * multiplier, _DIGITS) + 0.0 if gate_passed else 0.0
+    return gate_passed, earned, measured, raw, float(multiplier), total
+
+
+def _route(model: Model, facts: _Facts, total: float, tier: str, gate_passed: bool) -> str:
+    """Route a scored subject: do-not-contact first, then the first matching rule."""
+    facts.bind(score=total, tier=tier, gate_passed=gate_passed)
+    if model.do_not_contact is not None and model.do_not_contact.evaluate(facts) is True:
+        return "do_not_contact"
+    return next(
+        (r.route for r in model.routes if r.when.evaluate(facts) is True), model.default_route
     )
 
 
@@ -242,7 +289,7 @@ def score_account(
         user_model = rules.model(pqa.model)
         bar = user_model.rank(pqa.tier)
         for user_id, user in members.items():
-            tier = score_subject(user_model, user_id, user, account, now).tier
+            tier = tier_of(user_model, user_id, user, account, now)
             tiers[user_id] = tier
             pql_users += user_model.rank(tier) >= bar
     account_model = _account_model(rules, model)

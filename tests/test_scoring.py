@@ -377,8 +377,11 @@ def test_store_faults_during_crossing_checks_are_counted(
     """A store that fails after the write loses no message; the crossing check counts an error."""
     client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/s.db", clock=clock, rules=PLAYBOOK)
     conn = sqlite3.connect(tmp_path / "s.db")
+    # The recording transaction writes u's row once; the crossing check's second write fails.
     conn.execute(
-        "CREATE TRIGGER no_tiers BEFORE UPDATE ON users BEGIN SELECT RAISE(ABORT, 'read-only'); END"
+        "CREATE TRIGGER no_rewrite BEFORE INSERT ON users "
+        "WHEN EXISTS (SELECT 1 FROM users WHERE user_id = NEW.user_id) "
+        "BEGIN SELECT RAISE(ABORT, 'read-only'); END"
     )
     conn.commit()
     conn.close()

@@ -9,8 +9,9 @@ import msgspec
 
 from pqlsdk import messages
 from pqlsdk._aggregates import Aggregate, aggregate_value
+from pqlsdk._tiers import swap_tier
 from pqlsdk.messages import Group, Identify, Message, Track
-from pqlsdk.stores import MemoryStore, Store
+from pqlsdk.stores import AccountState, MemoryStore, Store, UserState
 from pqlsdk.stores._state import rebuild
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -212,12 +213,11 @@ def test_rebuild_skips_subjects_the_store_does_not_know() -> None:
 
 
 def test_swap_tier_is_a_compare_and_set(store: Store) -> None:
-    """The remembered tier changes only from the expected value, only for known subjects."""
-    assert not store.swap_tier("user", "u", "m", None, "hot")
+    """The remembered tier changes only from the expected value."""
     record(store, Group(user_id="u", group_id="g", timestamp=at(1)))
-    assert store.swap_tier("user", "u", "m", None, "hot")
-    assert not store.swap_tier("user", "u", "m", None, "warm")
-    assert store.swap_tier("account", "g", "m", None, "busy")
+    assert swap_tier(store, "user", "u", "m", expected=None, tier="hot")
+    assert not swap_tier(store, "user", "u", "m", expected=None, tier="warm")
+    assert swap_tier(store, "account", "g", "m", expected=None, tier="busy")
     user, account = store.user("u"), store.account("g")
     assert (user and user.tiers, account and account.tiers) == ({"m": "hot"}, {"m": "busy"})
 
@@ -237,3 +237,13 @@ def test_maintain_is_idempotent_and_feeds_new_events(store: Store) -> None:
     account = store.account("g")
     assert account is not None
     assert aggregate_value(spec, account.aggregates.get(spec.key), 0) == 2
+
+
+def test_update_creates_state_for_new_subjects(store: Store) -> None:
+    """An atomic update on an unknown user or account starts from empty state."""
+    assert store.update_user("new", lambda s: s.tracks) == 0
+    assert store.update_account("acct", lambda s: s.members) == []
+    assert (store.user("new"), store.account("acct")) == (
+        UserState(user_id="new"),
+        AccountState(account_id="acct"),
+    )

@@ -20,7 +20,7 @@ from ._clock import Clock, SystemClock, micros
 from ._exceptions import ConfigError, InvalidMessageError, NotJSONError, PQLError, StoreError
 from ._scoring import AccountScore, Score, score_account, score_subject, tier_of
 from ._stats import Counters, Stats
-from ._tiers import TierChange
+from ._tiers import TierChange, swap_tier
 from .messages import Group, Identify, Message, Track, check, convert, new_message_id
 from .rules import Model, Rules, load
 from .stores import AccountState, Store, UserState, open_store
@@ -346,8 +346,8 @@ class Client:
             )
         before = remembered.get(model.name)
         tier = tier_of(model, subject_id, scored, account, now)
-        if tier == before or not self._store.swap_tier(
-            subject, subject_id, model.name, before, tier
+        if tier == before or not swap_tier(
+            self._store, subject, subject_id, model.name, expected=before, tier=tier
         ):
             return
         if before is None and model.rank(tier) == 0:

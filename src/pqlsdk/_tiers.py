@@ -2,8 +2,8 @@
 
 Crossings are detected when messages arrive: after a write, the client scores
 the subjects it touched and compares each tier with the one the store remembers.
-The store's compare-and-set (``Store.swap_tier``) makes exactly one process
-report a crossing that several processes see at once.
+``swap_tier`` is a compare-and-set on the store's atomic update, so exactly one
+process reports a crossing that several processes see at once.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import attrs
 
 from ._scoring import Score
 from .messages import Track
+from .stores import AccountState, Store, Subject, UserState
 
-__all__ = ["TIER_CHANGED_EVENT", "TierChange"]
+__all__ = ["TIER_CHANGED_EVENT", "TierChange", "swap_tier"]
 
 TIER_CHANGED_EVENT = "pqlsdk_tier_changed"
 """The event name of the record a crossing sends to the collector."""
@@ -65,3 +66,19 @@ class TierChange:
             properties=properties,
             timestamp=self.at,
         )
+
+
+def swap_tier(
+    store: Store, subject: Subject, subject_id: str, model: str, *, expected: str | None, tier: str
+) -> bool:
+    """Set the tier a subject is remembered at for ``model``, if it is still ``expected``."""
+
+    def change(state: UserState | AccountState) -> bool:
+        if state.tiers.get(model) != expected:
+            return False
+        state.tiers[model] = tier
+        return True
+
+    if subject == "user":
+        return store.update_user(subject_id, change)
+    return store.update_account(subject_id, change)

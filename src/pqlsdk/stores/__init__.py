@@ -15,7 +15,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from .._exceptions import ConfigError
-from ._base import Record, Store
+from ._base import Record, Store, Subject
 from ._state import AccountState, UserState
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
@@ -26,6 +26,7 @@ __all__ = [
     "Record",
     "SQLiteStore",
     "Store",
+    "Subject",
     "UserState",
     "open_store",
 ]

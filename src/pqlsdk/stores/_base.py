@@ -8,20 +8,21 @@ from it. Writing a message updates both at once, atomically, and a message whose
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from .._aggregates import Aggregate
 from ..messages import Message
 from ._state import AccountState, UserState
 
-__all__ = ["Record", "Store", "Subject"]
+__all__ = ["Record", "Store", "Subject", "T"]
 
 Record = tuple[Message, bytes]
 """A checked message and its JSON encoding (encoded once, by ``messages.check``)."""
 
 Subject = Literal["user", "account"]
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -54,14 +55,18 @@ class Store(Protocol):
         """
         ...
 
-    def swap_tier(
-        self, subject: Subject, subject_id: str, model: str, expected: str | None, tier: str
-    ) -> bool:
-        """Set the remembered ``tier`` of a subject for ``model`` if it is ``expected``.
+    def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
+        """Run ``change`` on the user's state and save it, atomically; return its result.
 
-        A compare-and-set, so that when several processes see the same tier
-        crossing exactly one of them reports it.
+        The state is created if the user is new. ``change`` runs under the store's
+        write lock (a ``BEGIN IMMEDIATE`` transaction for SQLite), so concurrent
+        callers in any thread or process see each other's changes: this is what
+        makes moment caps and tier compare-and-set exact. Keep ``change`` short.
         """
+        ...
+
+    def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
+        """Run ``change`` on the account's state and save it, atomically."""
         ...
 
     def user(self, user_id: str) -> UserState | None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from .._aggregates import Aggregate
 from .._clock import micros
 from ..messages import Message, decode
-from ._base import Record, Subject
+from ._base import Record, T
 from ._state import AccountState, UserState, apply, rebuild
 
 __all__ = ["MemoryStore"]
@@ -86,16 +86,17 @@ class MemoryStore:
                 self._aggregates |= new
         return len(new)
 
-    def swap_tier(
-        self, subject: Subject, subject_id: str, model: str, expected: str | None, tier: str
-    ) -> bool:
-        """Compare-and-set the remembered tier, under the lock."""
+    def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
+        """Run ``change`` on the live user state under the lock."""
         with self._lock:
-            state = (self._users if subject == "user" else self._accounts).get(subject_id)
-            if state is None or state.tiers.get(model) != expected:
-                return False
-            state.tiers[model] = tier
-            return True
+            state = self._users.setdefault(user_id, UserState(user_id=user_id))
+            return change(state)
+
+    def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
+        """Run ``change`` on the live account state under the lock."""
+        with self._lock:
+            state = self._accounts.setdefault(account_id, AccountState(account_id=account_id))
+            return change(state)
 
     def user(self, user_id: str) -> UserState | None:
         """Return the live state of ``user_id`` (do not mutate it)."""

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from .._aggregates import Aggregate
 from .._clock import micros
 from .._exceptions import ConfigError, SchemaVersionError, StoreError
 from ..messages import Message, decode
-from ._base import Record, Subject
+from ._base import Record, Subject, T
 from ._state import AccountState, UserState, apply, decode_account, decode_user, rebuild
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -61,10 +61,6 @@ _decode_aggregate = msgspec.msgpack.Decoder(Aggregate).decode
 _SELECT_STATE: Final = {
     "user": "SELECT state FROM users WHERE user_id = ?",
     "account": "SELECT state FROM accounts WHERE account_id = ?",
-}
-_UPDATE_STATE: Final = {
-    "user": "UPDATE users SET state = ? WHERE user_id = ?",
-    "account": "UPDATE accounts SET state = ? WHERE account_id = ?",
 }
 
 # Connections inherited through fork() are parked here, never closed: closing one
@@ -249,17 +245,21 @@ class SQLiteStore:
             return None
         return decode_user(row[0]) if subject == "user" else decode_account(row[0])
 
-    def swap_tier(
-        self, subject: Subject, subject_id: str, model: str, expected: str | None, tier: str
-    ) -> bool:
-        """Compare-and-set the remembered tier in one ``BEGIN IMMEDIATE`` transaction."""
+    def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
+        """Run ``change`` on the user's state in one ``BEGIN IMMEDIATE`` transaction."""
         with self._use("write") as conn, _immediate(conn):
-            state = self._load(conn, subject, subject_id)
-            if state is None or state.tiers.get(model) != expected:
-                return False
-            state.tiers[model] = tier
-            conn.execute(_UPDATE_STATE[subject], (_encode(state), subject_id))
-            return True
+            state = self._load(conn, "user", user_id) or UserState(user_id=user_id)
+            result = change(state)
+            _write_states(conn, {user_id: state}, {})
+            return result
+
+    def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
+        """Run ``change`` on the account's state in one ``BEGIN IMMEDIATE`` transaction."""
+        with self._use("write") as conn, _immediate(conn):
+            state = self._load(conn, "account", account_id) or AccountState(account_id=account_id)
+            result = change(state)
+            _write_states(conn, {}, {account_id: state})
+            return result
 
     def user(self, user_id: str) -> UserState | None:
         """Return the stored state of ``user_id``."""

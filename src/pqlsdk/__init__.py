@@ -20,6 +20,8 @@ from ._exceptions import (
     SchemaVersionError,
     StoreError,
 )
+from ._gating import Gate
+from ._moments import Moment
 from ._scoring import AccountScore, Reason, Score
 from ._stats import Stats
 from ._tiers import TierChange
@@ -36,9 +38,11 @@ __all__ = [
     "ClosedError",
     "ConfigError",
     "FixedClock",
+    "Gate",
     "InvalidMessageError",
     "MessageTooLargeError",
     "MissingIdentityError",
+    "Moment",
     "NaiveTimestampError",
     "NotJSONError",
     "PQLError",

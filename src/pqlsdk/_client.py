@@ -18,11 +18,14 @@ from typing import Any, Final, Literal, Self
 
 from ._clock import Clock, SystemClock, micros
 from ._exceptions import ConfigError, InvalidMessageError, NotJSONError, PQLError, StoreError
-from ._scoring import AccountScore, Score, score_account, score_subject, tier_of
+from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
+from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, render
+from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
 from ._stats import Counters, Stats
 from ._tiers import TierChange, swap_tier
 from .messages import Group, Identify, Message, Track, check, convert, new_message_id
 from .rules import Model, Rules, load
+from .rules._model import Moments
 from .stores import AccountState, Store, UserState, open_store
 
 __all__ = ["DEFAULT_STORE", "Client", "ClosedError"]
@@ -133,6 +136,123 @@ class Client:
         return score_account(
             rules, account, account_id, members, micros(self._clock.now()), model=model
         )
+
+    def decide(self, user_id: str) -> Moment | None:
+        """Return the moment to show ``user_id`` now, or None; returning it counts as shown.
+
+        The highest-priority kind whose ``when`` holds and that no cap, cooldown
+        or holdout stops wins. Costs no write when nothing is due.
+        """
+        moments = self._require_moments()
+        try:
+            return self._show(moments, user_id, "decide", None)
+        except StoreError as exc:
+            self._error(exc)
+            return None
+
+    def gate(self, user_id: str, feature: str) -> Gate:
+        """Answer "may ``user_id`` use ``feature``?" from the plan entitlements.
+
+        A denial is tracked as ``premium_feature_attempted`` (a buying signal the
+        score sees) and may carry a ``gate`` moment to show instead. If the store
+        fails, the gate answers from what it could read, and a user it cannot
+        read at all is allowed: a store fault must not lock customers out.
+        """
+        rules = self._require_rules()
+        if rules.entitlements is None:
+            raise ConfigError(f"no [entitlements] in {rules.origin}: gate() needs them")
+        now = micros(self._clock.now())
+        try:
+            user, account = self._state(user_id)
+        except StoreError as exc:
+            self._error(exc)
+            return Gate(feature, True, "store unavailable: allowed", None, None)
+        allowed, plan, reason = entitled(
+            rules.entitlements, facts_for(user, account, now, user_id=user_id), feature
+        )
+        if allowed:
+            return Gate(feature, True, reason, plan, None)
+        self.track(user_id, PREMIUM_ATTEMPT_EVENT, {"feature": feature})
+        moment = None
+        if rules.moments is not None:
+            try:
+                moment = self._show(rules.moments, user_id, "gate", feature)
+            except StoreError as exc:
+                self._error(exc)
+        return Gate(feature, False, reason, plan, moment)
+
+    def record(self, user_id: str, moment: str, outcome: str) -> bool:
+        """Record the user's ``outcome`` (shown, clicked, dismissed, converted) on a moment.
+
+        ``moment`` is a ``Moment.id`` or a kind (its latest showing). Outcomes feed
+        cooldowns. Returns False (and counts a drop) for an unknown moment.
+        """
+        if outcome not in OUTCOMES:
+            self._drop(
+                "invalid",
+                InvalidMessageError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}"),
+            )
+            return False
+        now = micros(self._clock.now())
+        try:
+            found = self._store.update_user(
+                user_id, lambda state: mark(state, moment, outcome, now)
+            )
+        except StoreError as exc:
+            self._drop("store_error", exc)
+            return False
+        if found is None:
+            self._drop("unknown_moment", InvalidMessageError(f"no moment {moment!r} to record"))
+        return found is not None
+
+    def _show(self, moments: Moments, user_id: str, at: str, feature: str | None) -> Moment | None:
+        """Evaluate eligibility from a snapshot, then claim a showing atomically."""
+        rules = self._require_rules()
+        now = micros(self._clock.now())
+        user, account = self._state(user_id)
+        model = rules.model(moments.model)
+        score, tier, gate_passed = standing(model, user_id, user, account, now)
+        traits = ({} if user is None else user.traits, {} if account is None else account.traits)
+        values: dict[str, Any] = {
+            "score": score,
+            "tier": tier,
+            "gate_passed": gate_passed,
+            "days_left": days_left(traits[0].get(moments.trial_end), now),
+            "feature": feature,
+            "plan": traits[0].get("plan"),
+            "user_id": user_id,
+        }
+        facts = facts_for(user, account, now, **values)
+        candidates = [
+            kind
+            for kind in moments.kinds
+            if kind.at == at and (kind.when is None or kind.when.evaluate(facts) is True)
+        ]
+        history = [] if user is None else user.moments
+        if all(blocked(kind, history, moments, now) for kind in candidates):
+            return None  # the common path: nothing due, or all capped; no write
+        claimed = self._store.update_user(
+            user_id, lambda state: claim(state, candidates, moments, now)
+        )
+        if claimed is None:
+            return None
+        kind, record = claimed
+        return render(kind, record, values, traits)
+
+    def _state(self, user_id: str) -> tuple[UserState | None, AccountState | None]:
+        user = self._store.user(user_id)
+        account = (
+            None
+            if user is None or user.account_id is None
+            else self._store.account(user.account_id)
+        )
+        return user, account
+
+    def _require_moments(self) -> Moments:
+        rules = self._require_rules()
+        if rules.moments is None:
+            raise ConfigError(f"no [moment.*] tables in {rules.origin}: decide() needs them")
+        return rules.moments
 
     def _require_rules(self) -> Rules:
         if self._rules is None:
@@ -345,7 +465,7 @@ class Client:
                 None,
             )
         before = remembered.get(model.name)
-        tier = tier_of(model, subject_id, scored, account, now)
+        tier = standing(model, subject_id, scored, account, now)[1]
         if tier == before or not swap_tier(
             self._store, subject, subject_id, model.name, expected=before, tier=tier
         ):

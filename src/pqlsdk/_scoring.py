@@ -20,7 +20,15 @@ from ._clock import from_micros
 from .rules._model import Model, Rules
 from .stores import AccountState, UserState
 
-__all__ = ["AccountScore", "Reason", "Score", "score_account", "score_subject", "tier_of"]
+__all__ = [
+    "AccountScore",
+    "Reason",
+    "Score",
+    "facts_for",
+    "score_account",
+    "score_subject",
+    "standing",
+]
 
 _DAY: Final = 86_400_000_000.0  # µs
 _DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.5000000000000004
@@ -210,28 +218,33 @@ def score_subject(
     )
 
 
-def tier_of(
+def standing(
     model: Model,
     subject_id: str,
     user: UserState | None,
     account: AccountState | None,
     now: int,
-) -> str:
-    """Return only the tier ``score_subject`` would give: no reasons, no route.
+) -> tuple[float, str, bool]:
+    """Return the score, tier and gate ``score_subject`` would give: no reasons, no route.
 
-    Tier crossings are checked after every recorded message; this keeps that
-    check to the expressions the score needs.
+    Tier crossings are checked after every recorded message and moments read the
+    tier on every decision; this keeps both to the expressions the score needs.
     """
-    return model.tier_for(_points(model, _facts(model, subject_id, user, account, now))[5])
+    gate_passed, *_, total = _points(model, _facts(model, subject_id, user, account, now))
+    return total, model.tier_for(total), gate_passed
 
 
 def _facts(
     model: Model, subject_id: str, user: UserState | None, account: AccountState | None, now: int
 ) -> _Facts:
-    variables: dict[str, Any] = {
-        "user_id": subject_id if model.subject == "user" else None,
-        "account_id": None if account is None else account.account_id,
-    }
+    return facts_for(user, account, now, user_id=subject_id if model.subject == "user" else None)
+
+
+def facts_for(
+    user: UserState | None, account: AccountState | None, now: int, **variables: Any
+) -> _Facts:
+    """Facts about a subject at ``now`` (µs), with ``variables`` visible to expressions."""
+    variables["account_id"] = None if account is None else account.account_id
     return _Facts(user, account, now, variables)
 
 
@@ -289,7 +302,7 @@ def score_account(
         user_model = rules.model(pqa.model)
         bar = user_model.rank(pqa.tier)
         for user_id, user in members.items():
-            tier = tier_of(user_model, user_id, user, account, now)
+            tier = standing(user_model, user_id, user, account, now)[1]
             tiers[user_id] = tier
             pql_users += user_model.rank(tier) >= bar
     account_model = _account_model(rules, model)

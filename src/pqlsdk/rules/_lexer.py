@@ -16,7 +16,7 @@ import attrs
 
 from .._exceptions import ConfigError
 
-__all__ = ["KEYWORDS", "ExpressionError", "Token", "tokenize"]
+__all__ = ["KEYWORDS", "ExpressionError", "Token", "parse_duration", "tokenize"]
 
 KEYWORDS: Final = frozenset({"and", "or", "not", "in", "if", "else", "true", "false", "null"})
 
@@ -72,6 +72,18 @@ class Token:
     def length(self) -> int:
         """Characters to underline for an error at this token (the end token gets 1)."""
         return max(1, len(self.text))
+
+
+def parse_duration(text: str) -> int:
+    """Return the whole seconds of a duration written on its own, such as ``24h``.
+
+    For settings outside expressions (caps, cooldowns), so that durations are
+    spelled and bounded the same way everywhere in a rules file.
+    """
+    tokens = tokenize(text)
+    if len(tokens) != 2 or tokens[0].kind != "duration" or tokens[0].value <= 0:
+        raise ExpressionError(f"expected a duration like 24h, got {text!r}", 0, len(text))
+    return int(tokens[0].value)
 
 
 def tokenize(source: str) -> list[Token]:

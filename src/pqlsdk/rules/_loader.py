@@ -18,9 +18,20 @@ import msgspec
 
 from .._exceptions import RulesError
 from ._compiler import Compiled, ExpressionError, Type, compile_expression
-from ._model import PQA, Model, Route, Rules, Signal
+from ._lexer import parse_duration
+from ._model import (
+    PQA,
+    CapGroup,
+    Entitlements,
+    Model,
+    MomentKind,
+    Moments,
+    Route,
+    Rules,
+    Signal,
+)
 from ._parser import Binary, Constant, ListLiteral, parse
-from ._schema import ModelSpec, RulesSpec
+from ._schema import EntitlementsSpec, ModelSpec, MomentSpec, RulesSpec
 
 __all__ = ["MAX_RULES_BYTES", "load", "loads"]
 
@@ -36,6 +47,17 @@ _ROUTE_VARIABLES: Final = {
     "user_id": Type.STRING,
     "account_id": Type.ANY,
 }
+_MOMENT_VARIABLES: Final = {
+    **_ROUTE_VARIABLES,
+    "days_left": Type.ANY,
+    "feature": Type.ANY,
+    "plan": Type.ANY,
+}
+_PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
+_KNOWN_PLACEHOLDER: Final = re.compile(
+    r"^(?:days_left|feature|plan|score|tier|user_id|(?:user|account)\.[A-Za-z_][A-Za-z0-9_]*)$"
+)
+_MICROS: Final = 1_000_000
 
 
 def load(path: str | Path) -> Rules:
@@ -171,7 +193,87 @@ class _Compiler:
                     ["pqa", "tier"], f"pqa tier {spec.pqa.tier!r} is not a tier of {model.name!r}"
                 )
             pqa = PQA(model=spec.pqa.model, tier=spec.pqa.tier, min_users=spec.pqa.min_users)
-        return Rules(models=models, primary=primary, pqa=pqa, origin=self.origin)
+        return Rules(
+            models=models,
+            primary=primary,
+            pqa=pqa,
+            origin=self.origin,
+            moments=self.moments(spec, models, primary) if spec.moment else None,
+            entitlements=None
+            if spec.entitlements is None
+            else self.entitlements(spec.entitlements),
+        )
+
+    def moments(self, spec: RulesSpec, models: dict[str, Model], primary: str) -> Moments:
+        model = spec.moments.model or primary
+        if model not in models or models[model].subject != "user":
+            raise self.where.at_keys(
+                ["moments", "model"], f"moments model {model!r} is not a user model of this file"
+            )
+        kinds = [self.moment(name, kind) for name, kind in spec.moment.items()]
+        caps = []
+        for group in spec.moments.caps:
+            unknown = sorted(set(group.kinds) - set(spec.moment))
+            if unknown:
+                raise self.where.at_keys(
+                    ["moments", "caps", unknown[0]], f"cap names unknown moment {unknown[0]!r}"
+                )
+            per = self.duration(["moments", "caps", "per"], group.per)
+            caps.append(CapGroup(kinds=frozenset(group.kinds), max=group.max, per=per))
+        return Moments(
+            model=model,
+            trial_end=spec.moments.trial_end,
+            kinds=tuple(sorted(kinds, key=lambda kind: -kind.priority)),
+            caps=tuple(caps),
+        )
+
+    def moment(self, name: str, spec: MomentSpec) -> MomentKind:
+        keys = ["moment", name]
+        content = {"title": spec.title, "body": spec.body, "cta": spec.cta}
+        for field, text in content.items():
+            for placeholder in _PLACEHOLDER.findall(text):
+                if not _KNOWN_PLACEHOLDER.match(placeholder):
+                    raise self.where.at_keys(
+                        [*keys, field],
+                        f"unknown placeholder {{{placeholder}}}: use {{days_left}}, {{feature}}, "
+                        "{plan}, {score}, {tier}, {user_id}, {user.NAME} or {account.NAME}",
+                    )
+        cap = None
+        if spec.cap is not None:
+            cap = (spec.cap.max, self.duration([*keys, "cap", "per"], spec.cap.per))
+        cooldowns = tuple(
+            (cooldown.after, self.duration([*keys, "cooldown", "for"], cooldown.duration))
+            for cooldown in spec.cooldown
+        )
+        return MomentKind(
+            name=name,
+            at=spec.at,
+            when=self.expr([*keys, "when"], spec.when, Type.BOOL, "user", _MOMENT_VARIABLES),
+            priority=spec.priority,
+            cap=cap,
+            cooldowns=cooldowns,
+            holdout=spec.holdout,
+            content=content,
+        )
+
+    def duration(self, keys: list[str], text: str) -> int:
+        """Microseconds of a duration setting such as ``"24h"``."""
+        try:
+            return parse_duration(text) * _MICROS
+        except ExpressionError as exc:
+            raise self.where.in_value(keys, text, exc) from None
+
+    def entitlements(self, spec: EntitlementsSpec) -> Entitlements:
+        if spec.default_plan is not None and spec.default_plan not in spec.plans:
+            raise self.where.at_keys(
+                ["entitlements", "default_plan"],
+                f"default plan {spec.default_plan!r} is not one of the plans",
+            )
+        return Entitlements(
+            plan=self.required(["entitlements", "plan"], spec.plan, Type.ANY, "user"),
+            default_plan=spec.default_plan,
+            plans={plan: frozenset(features) for plan, features in spec.plans.items()},
+        )
 
     def model(self, name: str, spec: ModelSpec) -> Model:
         keys = ["model", name]

@@ -15,7 +15,17 @@ from .._aggregates import Aggregate
 from .._exceptions import ConfigError
 from ._compiler import Compiled
 
-__all__ = ["PQA", "Model", "Route", "Rules", "Signal"]
+__all__ = [
+    "PQA",
+    "CapGroup",
+    "Entitlements",
+    "Model",
+    "MomentKind",
+    "Moments",
+    "Route",
+    "Rules",
+    "Signal",
+]
 
 
 @attrs.frozen
@@ -80,6 +90,61 @@ class PQA:
 
 
 @attrs.frozen
+class MomentKind:
+    """A compiled moment kind. Windows and cooldowns are in microseconds."""
+
+    name: str
+    at: str
+    """``"decide"`` or ``"gate"``."""
+    when: Compiled | None
+    priority: int
+    cap: tuple[int, int] | None
+    """(max, per): at most ``max`` of this kind in any ``per``."""
+    cooldowns: tuple[tuple[str, int], ...]
+    """(outcome, duration): not shown for ``duration`` after ``outcome``."""
+    holdout: float
+    """Percentage of users (0-100) who never see this kind."""
+    content: Mapping[str, str]
+    """``title``, ``body`` and ``cta``, with ``{placeholders}``."""
+
+
+@attrs.frozen
+class CapGroup:
+    """At most ``max`` showings of ``kinds`` together in any ``per`` (µs)."""
+
+    kinds: frozenset[str]
+    max: int
+    per: int
+
+
+@attrs.frozen
+class Moments:
+    """Every moment kind, highest priority first, and the caps they share."""
+
+    model: str
+    trial_end: str
+    kinds: tuple[MomentKind, ...]
+    caps: tuple[CapGroup, ...]
+
+    @property
+    def horizon(self) -> int:
+        """How far back (µs) any cap or cooldown looks: older history can be dropped."""
+        spans = [kind.cap[1] for kind in self.kinds if kind.cap]
+        spans += [span for kind in self.kinds for _, span in kind.cooldowns]
+        spans += [group.per for group in self.caps]
+        return max(spans, default=0)
+
+
+@attrs.frozen
+class Entitlements:
+    """Plans and their features; ``plan`` gives a subject's plan."""
+
+    plan: Compiled
+    default_plan: str | None
+    plans: Mapping[str, frozenset[str]]
+
+
+@attrs.frozen
 class Rules:
     """A loaded rules file: its models, the primary one, and the account roll-up."""
 
@@ -88,11 +153,18 @@ class Rules:
     pqa: PQA | None
     origin: str
     """Where the rules came from (a path, or a name given to ``loads``)."""
+    moments: Moments | None = None
+    entitlements: Entitlements | None = None
 
     @property
     def aggregates(self) -> frozenset[Aggregate]:
         """Every aggregate any model needs: what the store must keep."""
-        return frozenset().union(*(model.aggregates for model in self.models.values()))
+        needed = [model.aggregates for model in self.models.values()]
+        if self.moments is not None:
+            needed += [kind.when.aggregates for kind in self.moments.kinds if kind.when]
+        if self.entitlements is not None:
+            needed.append(self.entitlements.plan.aggregates)
+        return frozenset().union(*needed)
 
     def model(self, name: str | None = None) -> Model:
         """Return model ``name``, or the primary model; ``ConfigError`` if unknown."""

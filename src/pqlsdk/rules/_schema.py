@@ -18,10 +18,26 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["ModelSpec", "PQASpec", "RouteSpec", "RulesSpec", "SignalSpec"]
+__all__ = [
+    "CapGroupSpec",
+    "CapSpec",
+    "CooldownSpec",
+    "EntitlementsSpec",
+    "ModelSpec",
+    "MomentSpec",
+    "MomentsSpec",
+    "Outcome",
+    "PQASpec",
+    "RouteSpec",
+    "RulesSpec",
+    "SignalSpec",
+]
 
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)]
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+DurationText = Annotated[str, msgspec.Meta(min_length=2, max_length=20)]
+Content = Annotated[str, msgspec.Meta(max_length=2000)]
+Outcome = Literal["shown", "clicked", "dismissed", "converted"]
 
 
 class SignalSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -61,10 +77,74 @@ class PQASpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     min_users: Annotated[int, msgspec.Meta(ge=1)] = 2
 
 
+class CapSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """At most ``max`` showings in any window of length ``per`` (e.g. ``"24h"``)."""
+
+    max: Annotated[int, msgspec.Meta(ge=1)]
+    per: DurationText
+
+
+class CooldownSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """After an ``after`` outcome, the kind is not shown again ``for`` this long."""
+
+    after: Outcome
+    duration: DurationText = msgspec.field(name="for")
+
+
+class MomentSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One kind of in-app moment: when it is due, how often, and what it says.
+
+    ``at = "gate"`` kinds are shown by ``gate()`` when a feature is denied;
+    ``at = "decide"`` kinds by ``decide()``. Content may use placeholders such as
+    ``{days_left}``, ``{feature}``, ``{tier}``, ``{user.first_name}``.
+    """
+
+    at: Literal["decide", "gate"] = "decide"
+    when: Source | None = None
+    priority: int = 0
+    cap: CapSpec | None = None
+    cooldown: Annotated[list[CooldownSpec], msgspec.Meta(max_length=4)] = []
+    holdout: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0
+    title: Content = ""
+    body: Content = ""
+    cta: Content = ""
+
+
+class CapGroupSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A cap shared by several kinds: at most ``max`` of them in any ``per``."""
+
+    kinds: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=50)]
+    max: Annotated[int, msgspec.Meta(ge=1)]
+    per: DurationText
+
+
+class MomentsSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Settings shared by all moments."""
+
+    model: Name | None = None
+    """The model whose score and tier moments see (default: the primary model)."""
+    trial_end: Name = "trial_ends_at"
+    """The user trait holding the trial's end, for ``days_left``."""
+    caps: Annotated[list[CapGroupSpec], msgspec.Meta(max_length=20)] = []
+
+
+class EntitlementsSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Which plan has which features, and where the plan comes from."""
+
+    plans: Annotated[dict[Name, list[Name]], msgspec.Meta(min_length=1, max_length=100)]
+    plan: Source = "user.plan"
+    """An expression giving the subject's plan, e.g. ``account.plan``."""
+    default_plan: Name | None = None
+    """The plan of users whose plan expression gives nothing."""
+
+
 class RulesSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A whole rules file."""
 
     model: Annotated[dict[Name, ModelSpec], msgspec.Meta(min_length=1, max_length=50)]
     primary: Name | None = None
     pqa: PQASpec | None = None
+    moment: Annotated[dict[Name, MomentSpec], msgspec.Meta(max_length=50)] = {}
+    moments: MomentsSpec = MomentsSpec()
+    entitlements: EntitlementsSpec | None = None
     version: Literal[1] = 1

@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 
 from .._exceptions import ConfigError
 from ._base import Record, Store, Subject
-from ._state import AccountState, UserState
+from ._state import AccountState, MomentRecord, UserState
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 __all__ = [
     "AccountState",
     "MemoryStore",
+    "MomentRecord",
     "Record",
     "SQLiteStore",
     "Store",

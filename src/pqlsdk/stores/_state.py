@@ -25,6 +25,7 @@ from ..messages import Group, Identify, Message, Track
 __all__ = [
     "AccountState",
     "Changes",
+    "MomentRecord",
     "UserState",
     "apply",
     "decode_account",
@@ -35,6 +36,18 @@ __all__ = [
 
 _NEVER: Final = -(2**62)
 """Timestamp (µs) older than any real message: nothing set yet."""
+
+
+class MomentRecord(msgspec.Struct, kw_only=True, gc=False):
+    """One moment decision for a user: shown, or held out, and what the user did."""
+
+    id: str
+    kind: str
+    at: int
+    """When it was shown (or would have been, when held out), µs."""
+    held_out: bool = False
+    outcomes: dict[str, int] = msgspec.field(default_factory=dict)
+    """Outcome (``clicked``, ``dismissed``...) to when it happened, µs."""
 
 
 class UserState(msgspec.Struct, kw_only=True, gc=False):
@@ -56,6 +69,8 @@ class UserState(msgspec.Struct, kw_only=True, gc=False):
     """Running values the rules need, by ``Aggregate.key``."""
     tiers: dict[str, str] = msgspec.field(default_factory=dict)
     """The tier each model last placed this user in (for crossing detection)."""
+    moments: list[MomentRecord] = msgspec.field(default_factory=list)
+    """Recent moment decisions, oldest first (for caps, cooldowns and holdouts)."""
 
     @property
     def first_seen_at(self) -> datetime | None:

@@ -1,0 +1,209 @@
+"""Moments: which in-app moment to show a user now, if any.
+
+A decision has two halves. Eligibility (each kind's ``when``, the score and
+tier, ``days_left``) is evaluated from a snapshot of state, without locks. Caps,
+cooldowns and holdouts are then checked and the showing recorded inside one
+atomic store update (``claim``), so threads and processes deciding for the same
+user at the same instant can never show more than a cap allows.
+
+Holdouts are drawn by hashing the user id with the kind: the same user is held
+out of the same kind in every process and after every restart. A held-out
+decision is recorded (and counts towards that kind's own cap, so it recurs at
+the cadence a real showing would) but never shown, so lift can be measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+from ._clock import from_micros, micros
+from .messages import Track
+from .rules._model import MomentKind, Moments
+from .stores import MomentRecord, UserState
+
+__all__ = [
+    "MOMENT_OUTCOME_EVENT",
+    "MOMENT_SHOWN_EVENT",
+    "OUTCOMES",
+    "Moment",
+    "claim",
+    "days_left",
+    "held_out",
+    "mark",
+    "render",
+]
+
+OUTCOMES: Final = frozenset({"shown", "clicked", "dismissed", "converted"})
+MOMENT_SHOWN_EVENT: Final = "pqlsdk_moment_shown"
+MOMENT_OUTCOME_EVENT: Final = "pqlsdk_moment_outcome"
+_MAX_RECORDS: Final = 500  # per user: a hard bound on history, whatever the windows
+_DAY: Final = 86_400_000_000
+_PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
+
+
+@attrs.frozen
+class Moment:
+    """A moment to show now: its kind, its filled-in content and a stable id.
+
+    Pass ``id`` (or the kind) back to ``Client.record()`` with the user's outcome.
+    """
+
+    id: str
+    kind: str
+    title: str
+    body: str
+    cta: str
+    feature: str | None
+    """The denied feature, for a moment shown at a gate."""
+    days_left: int | None
+    """Whole days until the trial ends, rounded up, when the user has a trial end."""
+    at: datetime
+
+    def to_message(self, user_id: str) -> Track:
+        """Return the record of this showing that the collector receives."""
+        return Track(
+            user_id=user_id,
+            event=MOMENT_SHOWN_EVENT,
+            properties={"moment_id": self.id, "kind": self.kind, "feature": self.feature},
+            timestamp=self.at,
+        )
+
+
+def days_left(value: Any, now: int) -> int | None:
+    """Whole days from ``now`` (µs) until the instant ``value`` (ISO text), rounded up."""
+    if not isinstance(value, str):
+        return None
+    try:
+        end = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if end.tzinfo is None:
+        return None
+    return math.ceil((micros(end) - now) / _DAY)
+
+
+def held_out(user_id: str, kind: MomentKind) -> bool:
+    """Whether ``user_id`` is in ``kind``'s holdout: stable across processes and restarts."""
+    if kind.holdout <= 0:
+        return False
+    digest = hashlib.sha256(f"{kind.name}\x00{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < kind.holdout * 100
+
+
+def blocked(kind: MomentKind, history: Sequence[MomentRecord], moments: Moments, now: int) -> bool:
+    """Whether a cap or a cooldown keeps ``kind`` from being shown at ``now`` (µs)."""
+    if kind.cap is not None:
+        limit, per = kind.cap
+        if sum(1 for r in history if r.kind == kind.name and now - r.at < per) >= limit:
+            return True
+    for outcome, span in kind.cooldowns:
+        for record in history:
+            when = record.outcomes.get(outcome)
+            if record.kind == kind.name and when is not None and now - when < span:
+                return True
+    for group in moments.caps:
+        if kind.name in group.kinds:
+            shown = sum(
+                1
+                for r in history
+                if r.kind in group.kinds and not r.held_out and now - r.at < group.per
+            )
+            if shown >= group.max:
+                return True
+    return False
+
+
+def claim(
+    state: UserState, candidates: Sequence[MomentKind], moments: Moments, now: int
+) -> tuple[MomentKind, MomentRecord] | None:
+    """Pick the first candidate no cap, cooldown or holdout stops, and record it.
+
+    Runs inside the store's atomic update. Candidates come highest priority first.
+    Held-out kinds are recorded as held out and passed over.
+    """
+    _forget(state, now - max(moments.horizon, _DAY))
+    for kind in candidates:
+        if blocked(kind, state.moments, moments, now):
+            continue
+        record = MomentRecord(
+            id=_moment_id(state.user_id, kind.name, now),
+            kind=kind.name,
+            at=now,
+            held_out=held_out(state.user_id, kind),
+        )
+        state.moments.append(record)
+        if not record.held_out:
+            return kind, record
+    return None
+
+
+def mark(state: UserState, moment: str, outcome: str, now: int) -> MomentRecord | None:
+    """Record ``outcome`` on the moment with id (or latest of kind) ``moment``."""
+    for record in reversed(state.moments):
+        if moment in (record.id, record.kind) and not record.held_out:
+            record.outcomes[outcome] = now
+            return record
+    return None
+
+
+def render(
+    kind: MomentKind,
+    record: MomentRecord,
+    values: Mapping[str, Any],
+    traits: tuple[Mapping[str, Any], Mapping[str, Any]],
+) -> Moment:
+    """Fill ``kind``'s content from ``values`` and the user's and account's traits."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        scope, _, trait = name.partition(".")
+        if trait:
+            value = (traits[0] if scope == "user" else traits[1]).get(trait)
+        else:
+            value = values.get(name)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return "" if value is None else str(value)
+
+    content = {field: _PLACEHOLDER.sub(fill, text) for field, text in kind.content.items()}
+    return Moment(
+        id=record.id,
+        kind=kind.name,
+        title=content["title"],
+        body=content["body"],
+        cta=content["cta"],
+        feature=values.get("feature"),
+        days_left=values.get("days_left"),
+        at=from_micros(record.at),
+    )
+
+
+def outcome_message(user_id: str, record: MomentRecord, outcome: str) -> Track:
+    """Return the record of an outcome that the collector receives."""
+    return Track(
+        user_id=user_id,
+        event=MOMENT_OUTCOME_EVENT,
+        properties={"moment_id": record.id, "kind": record.kind, "outcome": outcome},
+        timestamp=from_micros(record.outcomes[outcome]),
+    )
+
+
+def _forget(state: UserState, before: int) -> None:
+    """Drop decisions no cap or cooldown can still see; keep at most ``_MAX_RECORDS``."""
+    kept = [
+        r for r in state.moments if r.at >= before or any(t >= before for t in r.outcomes.values())
+    ]
+    state.moments[:] = kept[-_MAX_RECORDS:]
+
+
+def _moment_id(user_id: str, kind: str, at: int) -> str:
+    """Return a stable id: the same user, kind and instant always give the same id."""
+    digest = hashlib.sha256(f"{user_id}\x00{kind}\x00{at}".encode()).hexdigest()
+    return f"{kind}-{digest[:16]}"

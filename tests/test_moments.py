@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ import pytest
 
 import pqlsdk
 from pqlsdk import rules
-from pqlsdk._moments import held_out
+from pqlsdk._moments import days_left, held_out, outcome_message
 
 from .conftest import ROOT, load_scenario, scenario_files
 
@@ -224,7 +225,7 @@ HOLDOUT_PROBE = textwrap.dedent(
     """
     import sys
     from pqlsdk import rules
-    from pqlsdk._moments import held_out
+    from pqlsdk._moments import days_left, held_out, outcome_message
     kind = rules.loads(sys.stdin.read()).moments.kinds[0]
     print("".join("1" if held_out(f"user-{i}", kind) else "0" for i in range(2000)))
     """
@@ -302,3 +303,129 @@ def test_four_processes_deciding_at_once_show_one_widget(
     ]
     answers = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert answers == ["none", "none", "none", "upgrade_widget"]
+
+
+def _freeze_users(path: Path) -> None:
+    """Make every rewrite of an existing user row fail, as a full or broken disk would."""
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TRIGGER frozen BEFORE INSERT ON users "
+        "WHEN EXISTS (SELECT 1 FROM users WHERE user_id = NEW.user_id) "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_store_faults_never_reach_the_host(clock: pqlsdk.FixedClock, tmp_path: Path) -> None:
+    """decide(), gate() and record() count store faults and answer safely."""
+    client = hot_client(clock, f"sqlite:///{tmp_path}/f.db", strict=False)
+    _freeze_users(tmp_path / "f.db")
+    assert client.decide("u") is None  # the showing could not be recorded
+    denied = client.gate("u", "sso")
+    assert (denied.allowed, denied.moment) == (False, None)
+    assert not client.record("u", "upgrade_widget", "clicked")
+    conn = sqlite3.connect(tmp_path / "f.db")
+    conn.execute("DROP TABLE users")
+    conn.commit()
+    conn.close()
+    assert client.decide("u") is None
+    assert client.gate("u", "sso") == pqlsdk.Gate(
+        "sso", True, "store unavailable: allowed", None, None
+    )
+    stats = client.stats()
+    assert dict(stats.dropped) == {"store_error": 2}  # the gate's tracked attempt, the outcome
+    assert dict(stats.errors) == {"store_error": 4}
+    client.close()
+
+
+def test_gates_work_without_moments(clock: pqlsdk.FixedClock) -> None:
+    """Entitlements alone answer gates; a denial then carries no moment."""
+    only_gates = rules.loads(
+        "[model.m]\ntiers = { low = 0 }\n[entitlements]\nplans = { free = ['a'] }\n"
+        "default_plan = 'free'\n"
+    )
+    with pqlsdk.Client(store="memory://", clock=clock, rules=only_gates, strict=True) as client:
+        assert client.gate("u", "a").allowed
+        assert client.gate("u", "b") == pqlsdk.Gate(
+            "b", False, "plan 'free' does not include 'b'", "free", None
+        )
+
+
+def test_outcome_records_name_the_moment(clock: pqlsdk.FixedClock) -> None:
+    """Outcomes go on the named moment (not an older one) and become collector records."""
+    with hot_client(clock) as client:
+        first = client.decide("u")
+        clock.advance(timedelta(days=2))
+        second = client.decide("u")
+        assert first is not None
+        assert second is not None
+        assert client.record("u", first.id, "dismissed")
+        user = client.user("u")
+        assert user is not None
+        record = next(r for r in user.moments if r.id == first.id)
+        message = outcome_message("u", record, "dismissed")
+    assert (message.event, message.properties) == (
+        "pqlsdk_moment_outcome",
+        {"moment_id": first.id, "kind": "upgrade_widget", "outcome": "dismissed"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-03-16T12:00:00Z", 1),
+        ("2026-03-16T12:00:01Z", 2),
+        ("2026-03-15T11:00:00Z", 0),
+        ("not a date", None),
+        ("2026-03-16T12:00:00", None),
+        (1773662400, None),
+        (None, None),
+    ],
+)
+def test_days_left_rounds_up_and_ignores_bad_values(value: Any, expected: int | None) -> None:
+    """Whole days rounded up; anything that is not an aware ISO instant gives None."""
+    now = 1_773_576_000_000_000  # 2026-03-15T12:00:00Z in µs
+    assert days_left(value, now) == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "message"),
+    [
+        (
+            "[moments]\nmodel = 'nope'\n[moment.k]\ntitle = 'x'\n",
+            5,
+            "moments model 'nope' is not a user model",
+        ),
+        (
+            "[moments]\ncaps = [{ kinds = ['ghost'], max = 1, per = '1d' }]\n"
+            "[moment.k]\ntitle = 'x'\n",
+            5,
+            "cap names unknown moment 'ghost'",
+        ),
+        ("[moment.k]\ntitle = 'Hi {user}'\n", 5, "unknown placeholder {user}"),
+        (
+            "[moment.k]\ncap = { max = 1, per = '1 day' }\n",
+            5,
+            "expected a duration like 24h, got '1 day'",
+        ),
+        (
+            "[moment.k]\ncap = { max = 1, per = '10' }\n",
+            5,
+            "expected a duration like 24h, got '10'",
+        ),
+        (
+            "[entitlements]\nplans = { free = ['a'] }\ndefault_plan = 'pro'\n",
+            6,
+            "default plan 'pro' is not one of the plans",
+        ),
+    ],
+)
+def test_moment_and_entitlement_mistakes_are_rules_errors(
+    extra: str, line: int, message: str
+) -> None:
+    """Moment and entitlement settings are checked at load, with the line."""
+    with pytest.raises(pqlsdk.RulesError) as caught:
+        rules.loads("[model.m]\ntiers = { low = 0 }\n\n" + extra)
+    assert caught.value.message.startswith(message)
+    assert caught.value.line == line

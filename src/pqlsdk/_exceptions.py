@@ -12,8 +12,11 @@ handlers (``except ValueError``) keep working::
     │   ├── NaiveTimestampError             a datetime without a timezone
     │   ├── NotJSONError (TypeError)        a value JSON cannot carry, or too deep
     │   └── MessageTooLargeError            encoded message over the size limit
-    └── StoreError (OSError)                the local store failed at run time
-        └── SchemaVersionError              the store file is newer than this pqlsdk
+    ├── StoreError (OSError)                the local store failed at run time
+    │   └── SchemaVersionError              the store file is newer than this pqlsdk
+    └── DeliveryError                       a batch did not reach the collector
+        ├── RetryableDeliveryError          try again later (network, 408, 429, 5xx)
+        └── BatchRejectedError              the collector refused it (other 4xx): drop
 
 Setup mistakes (``ConfigError``) are always raised. Run-time faults
 (``InvalidMessageError``, ``StoreError``) are raised only by a client in strict
@@ -24,13 +27,16 @@ call returns normally.
 from __future__ import annotations
 
 __all__ = [
+    "BatchRejectedError",
     "ConfigError",
+    "DeliveryError",
     "InvalidMessageError",
     "MessageTooLargeError",
     "MissingIdentityError",
     "NaiveTimestampError",
     "NotJSONError",
     "PQLError",
+    "RetryableDeliveryError",
     "RulesError",
     "SchemaVersionError",
     "StoreError",
@@ -103,3 +109,29 @@ class StoreError(PQLError, OSError):
 
 class SchemaVersionError(StoreError):
     """The store was written by a newer pqlsdk whose schema this one cannot read."""
+
+
+class DeliveryError(PQLError):
+    """A batch could not be delivered to the collector."""
+
+
+class RetryableDeliveryError(DeliveryError):
+    """A failure worth retrying: network errors, timeouts, 408, 429 and 5xx.
+
+    ``retry_after`` is the collector's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class BatchRejectedError(DeliveryError):
+    """The collector refused the batch (a 4xx other than 408 and 429): retrying cannot help."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

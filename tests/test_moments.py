@@ -319,7 +319,12 @@ def _freeze_users(path: Path) -> None:
 
 def test_store_faults_never_reach_the_host(clock: pqlsdk.FixedClock, tmp_path: Path) -> None:
     """decide(), gate() and record() count store faults and answer safely."""
-    client = hot_client(clock, f"sqlite:///{tmp_path}/f.db", strict=False)
+    client = hot_client(
+        clock,
+        f"sqlite:///{tmp_path}/f.db",
+        strict=False,
+        delivery=pqlsdk.Delivery(durability="sync"),
+    )
     _freeze_users(tmp_path / "f.db")
     assert client.decide("u") is None  # the showing could not be recorded
     denied = client.gate("u", "sso")

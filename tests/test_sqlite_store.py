@@ -80,18 +80,28 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     ]
 
 
-def test_state_survives_a_new_client(tmp_path: Path) -> None:
-    """What one process recorded is there when a new process opens the file."""
+SURVIVOR = (
+    "import pqlsdk, sys, os\n"
+    "durability, ending = sys.argv[2], sys.argv[3]\n"
+    "c = pqlsdk.Client(store=sys.argv[1], strict=True,\n"
+    "                  delivery=pqlsdk.Delivery(durability=durability))\n"
+    "c.identify('u', {'plan': 'trial'})\n"
+    "c.group('u', 'acme', {'employees': 120})\n"
+    "c.track('u', 'limit_hit')\n"
+    "if ending == 'kill':\n"
+    "    os._exit(0)  # no close(), no atexit: only what is already committed survives\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("durability", "ending"),
+    [("sync", "kill"), ("buffered", "exit")],
+    ids=["sync-killed", "buffered-exit"],
+)
+def test_state_survives_a_new_client(tmp_path: Path, durability: str, ending: str) -> None:
+    """Sync writes survive a hard exit; buffered writes survive a normal exit without close()."""
     url = f"sqlite:///{tmp_path}/state.db"
-    code = (
-        "import pqlsdk, sys\n"
-        "c = pqlsdk.Client(store=sys.argv[1], strict=True)\n"
-        "c.identify('u', {'plan': 'trial'})\n"
-        "c.group('u', 'acme', {'employees': 120})\n"
-        "c.track('u', 'limit_hit')\n"
-        "import os; os._exit(0)  # no close(), no atexit: the writes must already be durable\n"
-    )
-    subprocess.run([sys.executable, "-c", code, url], check=True)
+    subprocess.run([sys.executable, "-c", SURVIVOR, url, durability, ending], check=True)
     with pqlsdk.Client(store=url, strict=True) as client:
         user, account = client.user("u"), client.account("acme")
         assert user is not None

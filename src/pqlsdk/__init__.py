@@ -6,16 +6,20 @@ environment read, and httpx is not imported until delivery needs it.
 
 from __future__ import annotations
 
+from ._batcher import Delivery, FlushResult
 from ._client import DEFAULT_STORE, Client, ClosedError
 from ._clock import Clock, FixedClock, SystemClock
 from ._exceptions import (
+    BatchRejectedError,
     ConfigError,
+    DeliveryError,
     InvalidMessageError,
     MessageTooLargeError,
     MissingIdentityError,
     NaiveTimestampError,
     NotJSONError,
     PQLError,
+    RetryableDeliveryError,
     RulesError,
     SchemaVersionError,
     StoreError,
@@ -33,11 +37,15 @@ __all__ = [
     "DEFAULT_STORE",
     "AccountScore",
     "AccountState",
+    "BatchRejectedError",
     "Client",
     "Clock",
     "ClosedError",
     "ConfigError",
+    "Delivery",
+    "DeliveryError",
     "FixedClock",
+    "FlushResult",
     "Gate",
     "InvalidMessageError",
     "MessageTooLargeError",
@@ -47,6 +55,7 @@ __all__ = [
     "NotJSONError",
     "PQLError",
     "Reason",
+    "RetryableDeliveryError",
     "Rules",
     "RulesError",
     "SchemaVersionError",

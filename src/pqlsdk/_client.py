@@ -16,10 +16,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
+from ._batcher import Delivery, FlushResult
 from ._clock import Clock, SystemClock, micros
-from ._exceptions import ConfigError, InvalidMessageError, NotJSONError, PQLError, StoreError
+from ._delivery import Pipeline, make_transport, prepare_store
+from ._exceptions import (
+    ConfigError,
+    DeliveryError,
+    InvalidMessageError,
+    NotJSONError,
+    PQLError,
+    StoreError,
+)
 from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
-from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, render
+from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
 from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
 from ._stats import Counters, Stats
 from ._tiers import TierChange, swap_tier
@@ -27,6 +36,8 @@ from .messages import Group, Identify, Message, Track, check, convert, new_messa
 from .rules import Model, Rules, load
 from .rules._model import Moments
 from .stores import AccountState, Store, UserState, open_store
+from .stores.buffered import BufferedStore
+from .transports import Transport
 
 __all__ = ["DEFAULT_STORE", "Client", "ClosedError"]
 
@@ -62,6 +73,12 @@ class Client:
     - ``rules``: a rules file path or loaded ``Rules``; needed by ``score()``.
     - ``on_tier_change``: called with a ``TierChange`` when a message moves a
       user or account to another tier (in the thread that recorded the message).
+    - ``endpoint`` and ``write_key``: the collector (Segment's batch API); or
+      ``transport``: any ``pqlsdk.transports.Transport``. Without either, nothing
+      leaves the process.
+    - ``delivery``: a ``Delivery`` with batching, retry and durability settings.
+    - ``on_error``: called with a ``DeliveryError`` when the collector refuses a
+      batch or a batch is held back after its retries.
     """
 
     def __init__(
@@ -73,21 +90,47 @@ class Client:
         retention: timedelta | None = timedelta(days=400),
         rules: str | Path | Rules | None = None,
         on_tier_change: Callable[[TierChange], None] | None = None,
+        endpoint: str | None = None,
+        write_key: str | None = None,
+        transport: Transport | None = None,
+        delivery: Delivery | None = None,
+        on_error: Callable[[DeliveryError], None] | None = None,
     ) -> None:
         if retention is not None and retention <= timedelta(0):
             raise ConfigError(f"retention must be positive or None, got {retention!r}")
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock must have a now() method, got {type(clock).__name__}")
+        if delivery is not None and not isinstance(delivery, Delivery):
+            raise ConfigError(f"delivery must be a Delivery, got {type(delivery).__name__}")
+        sender, owns_sender = make_transport(endpoint, write_key, transport)
         if isinstance(store, str):
-            self._store = open_store(store)
+            opened = open_store(store)
         elif isinstance(store, Store):
-            self._store = store
+            opened = store
         else:
             raise ConfigError(f"store must be a URL or a Store, got {type(store).__name__}")
+        options = delivery or Delivery()
+        self._counters = Counters()
+        self._pipeline: Pipeline | None = None
+        self._store = prepare_store(
+            opened,
+            options,
+            delivering=sender is not None,
+            on_commit=self._committed,
+            on_error=lambda exc: self._counters.error("store_error", str(exc)),
+        )
+        if sender is not None:
+            self._pipeline = Pipeline(
+                self._store,
+                sender,
+                options,
+                self._counters,
+                owns_transport=owns_sender,
+                on_error=on_error,
+            )
         self._clock: Clock = clock or SystemClock()
         self._strict = strict
         self._retention = retention
-        self._counters = Counters()
         self._closed = False
         self._prune_lock = threading.Lock()
         self._next_prune = 0
@@ -203,7 +246,9 @@ class Client:
             return False
         if found is None:
             self._drop("unknown_moment", InvalidMessageError(f"no moment {moment!r} to record"))
-        return found is not None
+            return False
+        self._emit(outcome_message(user_id, found, outcome))
+        return True
 
     def _show(self, moments: Moments, user_id: str, at: str, feature: str | None) -> Moment | None:
         """Evaluate eligibility from a snapshot, then claim a showing atomically."""
@@ -237,7 +282,9 @@ class Client:
         if claimed is None:
             return None
         kind, record = claimed
-        return render(kind, record, values, traits)
+        shown = render(kind, record, values, traits)
+        self._emit(shown.to_message(user_id))
+        return shown
 
     def _state(self, user_id: str) -> tuple[UserState | None, AccountState | None]:
         user = self._store.user(user_id)
@@ -369,11 +416,48 @@ class Client:
         """Return how many messages were recorded and dropped, by reason."""
         return self._counters.snapshot()
 
-    def close(self) -> None:
-        """Release the store. Later calls are dropped (counted as ``closed``)."""
-        if not self._closed:
-            self._closed = True
-            self._store.close()
+    def flush(self, timeout: float | None = 10.0) -> FlushResult:
+        """Commit buffered writes and deliver what waits, within ``timeout`` seconds.
+
+        Returns how many messages were delivered during the call and how many
+        still wait. Always returns within ``timeout``, even when the collector or
+        DNS hangs; safe to call from a callback or a signal handler.
+        """
+        if isinstance(self._store, BufferedStore):
+            self._store.commit()
+        if self._pipeline is None:
+            return FlushResult(0, 0)
+        return self._pipeline.flush(timeout)
+
+    def close(self, timeout: float | None = 10.0) -> FlushResult:
+        """Flush within ``timeout``, stop the sender and release the store.
+
+        Later calls are dropped (counted as ``closed``). What could not be
+        delivered stays in a durable outbox for the next run.
+        """
+        if self._closed:
+            return FlushResult(0, 0)
+        self._closed = True
+        if isinstance(self._store, BufferedStore):
+            self._store.commit()
+        result = FlushResult(0, 0) if self._pipeline is None else self._pipeline.close(timeout)
+        self._store.close()
+        return result
+
+    def _committed(self, count: int) -> None:
+        """Wake the sender: the buffered store committed ``count`` outbox rows."""
+        if self._pipeline is not None:
+            self._pipeline.committed(count)
+
+    def _emit(self, message: Track) -> None:
+        """Queue one of pqlsdk's own records for the collector."""
+        if self._pipeline is None:
+            return
+        try:
+            checked, data = check(message)
+            self._pipeline.emit(checked.message_id, data)
+        except (InvalidMessageError, StoreError) as exc:
+            self._counters.error("emit_failed", str(exc))
 
     def __enter__(self) -> Self:
         return self
@@ -426,7 +510,10 @@ class Client:
             self._drop("closed", ClosedError("the client is closed"), count=len(records))
             return 0
         try:
-            added = self._store.record(records)
+            durable = self._pipeline is not None and self._pipeline.durable
+            added = self._store.record(records, outbox=durable)
+            if self._pipeline is not None:
+                self._pipeline.recorded(records, added)
         except StoreError as exc:
             self._drop("store_error", exc, count=len(records))
             return 0
@@ -487,6 +574,7 @@ class Client:
         )
 
     def _report(self, change: TierChange) -> None:
+        self._emit(change.to_message())
         if self._on_tier_change is None:
             return
         try:

@@ -28,6 +28,8 @@ class Stats:
 
     recorded: int
     """Messages written to the store."""
+    delivered: int
+    """Messages the collector accepted."""
     dropped: Mapping[str, int]
     """Messages not recorded, by reason (``not_json``, ``store_error``, ...)."""
     errors: Mapping[str, int]
@@ -45,6 +47,7 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._recorded = 0
+        self._delivered = 0
         self._dropped: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
 
@@ -52,6 +55,11 @@ class Counters:
         """Count ``count`` messages written."""
         with self._lock:
             self._recorded += count
+
+    def delivered(self, count: int) -> None:
+        """Count ``count`` messages the collector accepted."""
+        with self._lock:
+            self._delivered += count
 
     def dropped(self, reason: str, detail: str, count: int = 1) -> None:
         """Count and log a drop; ``detail`` must not contain traits or properties."""
@@ -71,7 +79,10 @@ class Counters:
         """Return the counters as they stand."""
         with self._lock:
             return Stats(
-                recorded=self._recorded, dropped=dict(self._dropped), errors=dict(self._errors)
+                recorded=self._recorded,
+                delivered=self._delivered,
+                dropped=dict(self._dropped),
+                errors=dict(self._errors),
             )
 
 

@@ -34,11 +34,12 @@ class Store(Protocol):
         """The URL this store was opened from (without credentials)."""
         ...
 
-    def record(self, records: Iterable[Record]) -> int:
+    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
         """Append messages to the log and fold them into state, in one transaction.
 
         Returns how many were new; messages whose ``messageId`` is already stored
-        are skipped.
+        are skipped. ``outbox`` also queues new messages for the collector in the
+        same transaction; only stores with a durable outbox accept it.
         """
         ...
 

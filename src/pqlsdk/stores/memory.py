@@ -13,6 +13,7 @@ from datetime import datetime
 
 from .._aggregates import Aggregate
 from .._clock import micros
+from .._exceptions import ConfigError
 from ..messages import Message, decode
 from ._base import Record, T
 from ._state import AccountState, UserState, apply, rebuild
@@ -39,8 +40,10 @@ class MemoryStore:
         """Always ``memory://``."""
         return "memory://"
 
-    def record(self, records: Iterable[Record]) -> int:
+    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
         """Append to the log and fold into state, under the store's lock."""
+        if outbox:
+            raise ConfigError("the memory store has no durable outbox")
         added = 0
         with self._lock:
             for message, data in records:

@@ -51,6 +51,14 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 2: the aggregates every process sharing the file keeps up to date.
     ("CREATE TABLE aggregates (key TEXT PRIMARY KEY, spec BLOB NOT NULL) WITHOUT ROWID",),
+    # 3: the durable outbox: messages waiting for the collector, leased by senders.
+    (
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY,
+            body BLOB NOT NULL,
+            lease_until REAL NOT NULL DEFAULT 0
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this pqlsdk writes; older files are upgraded on open."""
@@ -171,8 +179,12 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {str(self._path)!r}: {action} failed: {exc}") from exc
 
-    def record(self, records: Iterable[Record]) -> int:
-        """Append and fold ``records`` in one ``BEGIN IMMEDIATE`` transaction."""
+    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
+        """Append and fold ``records`` in one ``BEGIN IMMEDIATE`` transaction.
+
+        With ``outbox``, new messages are also queued for the collector in the
+        same transaction: recorded and queued, or neither.
+        """
         with self._use("write") as conn, _immediate(conn):
             users: dict[str, UserState | None] = {}
             accounts: dict[str, AccountState | None] = {}
@@ -197,6 +209,8 @@ class SQLiteStore:
                 ).rowcount
                 if not inserted:
                     continue
+                if outbox:
+                    conn.execute("INSERT INTO outbox (body) VALUES (?)", (data,))
                 changes = apply(message, load_user, load_account, aggregates)
                 for user in changes.users:
                     users[user.user_id] = user
@@ -293,6 +307,48 @@ class SQLiteStore:
         """Return how many messages the log holds."""
         with self._use("read") as conn:
             (count,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+        return int(count)
+
+    def enqueue(self, messages: Iterable[bytes]) -> None:
+        """Queue encoded messages for the collector (pqlsdk's own records)."""
+        with self._use("write") as conn, _immediate(conn):
+            conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(m,) for m in messages])
+
+    def lease(
+        self, max_count: int, max_bytes: int, *, now: float, until: float
+    ) -> list[tuple[int, bytes]]:
+        """Lease the oldest unleased outbox rows until ``until`` (Unix seconds)."""
+        with self._use("write") as conn, _immediate(conn):
+            rows = conn.execute(
+                "SELECT seq, body FROM outbox WHERE lease_until < ? ORDER BY seq LIMIT ?",
+                (now, max_count),
+            ).fetchall()
+            taken: list[tuple[int, bytes]] = []
+            size = 0
+            for seq, body in rows:
+                if taken and size + len(body) > max_bytes:
+                    break
+                taken.append((seq, body))
+                size += len(body)
+            conn.executemany(
+                "UPDATE outbox SET lease_until = ? WHERE seq = ?", [(until, k) for k, _ in taken]
+            )
+            return taken
+
+    def unlease(self, keys: Iterable[int], *, delete: bool) -> None:
+        """End leases: delete the rows (delivered or rejected) or make them available again."""
+        statement = (
+            "DELETE FROM outbox WHERE seq = ?"
+            if delete
+            else "UPDATE outbox SET lease_until = 0 WHERE seq = ?"
+        )
+        with self._use("write") as conn, _immediate(conn):
+            conn.executemany(statement, [(key,) for key in keys])
+
+    def outbox_size(self) -> int:
+        """Rows waiting in the outbox, leased or not."""
+        with self._use("read") as conn:
+            (count,) = conn.execute("SELECT count(*) FROM outbox").fetchone()
         return int(count)
 
     def prune(self, before: datetime) -> int:

@@ -29,7 +29,7 @@ class Batch:
     sent_at: datetime
 
     def body(self) -> bytes:
-        """The Segment batch JSON: ``{"batch": [...], "sentAt": "..."}``, built by joining."""
+        """Return the Segment batch JSON ``{"batch": [...], "sentAt": ...}``, built by joining."""
         sent_at = self.sent_at.isoformat().replace("+00:00", "Z")
         return b'{"batch":[' + b",".join(self.messages) + b'],"sentAt":"' + sent_at.encode() + b'"}'
 

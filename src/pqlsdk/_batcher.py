@@ -1,0 +1,320 @@
+"""The batcher: takes messages from an outbox and delivers them in batches.
+
+Why it looks like this:
+
+- The sender thread starts lazily, on the first message, never at import or
+  construction, and is a daemon: a hung collector can never keep the host
+  process alive.
+- After ``fork()`` (gunicorn ``--preload``, multiprocessing) the child gets fresh
+  locks and no thread; the next message starts its own sender. A memory outbox
+  forgets what the parent queued (the parent delivers it), so nothing is sent
+  twice.
+- A batch is sent when ``flush_at`` messages wait, when the oldest has waited
+  ``flush_interval``, or at ``max_batch_bytes``; retries use ``RetryPolicy`` with
+  full jitter and honour ``Retry-After``; other 4xx drop the batch, count it and
+  call ``on_error``.
+- ``flush()`` and ``close()`` wait at most their timeout, whatever the collector
+  or DNS does, and never deadlock: the locks are re-entrant (a signal handler
+  running on a thread that holds one), and the sender thread calling ``flush()``
+  (from a callback) returns at once.
+- At exit, an ``atexit`` hook drains for ``shutdown_timeout`` and logs how many
+  messages it could not send (a durable outbox keeps them for the next run).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+import attrs
+
+from ._exceptions import BatchRejectedError, ConfigError, DeliveryError, RetryableDeliveryError
+from ._outbox import FullPolicy, Leased, Outbox
+from ._retry import RetryPolicy
+from ._stats import Counters, logger
+from .transports import Batch, Transport
+
+__all__ = ["Batcher", "Delivery", "FlushResult"]
+
+_live: weakref.WeakSet[Batcher] = weakref.WeakSet()
+_hooks_installed = False
+
+
+@attrs.frozen
+class Delivery:
+    """How messages reach the collector. Every field has a default that suits a web app.
+
+    - ``mode``: ``"background"`` (a sender thread) or ``"caller"`` (send in the
+      calling thread, for scripts and serverless functions).
+    - ``durability`` (SQLite stores): ``"buffered"`` commits in batches at least
+      every ``buffer_interval`` seconds (a SIGKILL loses at most that window; a
+      normal exit loses nothing); ``"sync"`` commits each message to the outbox
+      before the call returns.
+    - ``flush_at`` / ``flush_interval`` / ``max_batch_bytes``: when a batch goes.
+    - ``max_queue`` / ``on_full`` / ``block_timeout``: the memory outbox's bound
+      and what happens at it.
+    - ``retry``: backoff and budget per batch. ``shutdown_timeout``: the atexit
+      drain's budget. ``lease``: how long a sender holds SQLite outbox rows.
+    """
+
+    mode: Literal["background", "caller"] = "background"
+    durability: Literal["buffered", "sync"] = "buffered"
+    buffer_interval: float = 0.2
+    flush_at: int = 100
+    flush_interval: float = 1.0
+    max_batch_bytes: int = 500_000
+    max_queue: int = 10_000
+    on_full: FullPolicy = "drop_newest"
+    block_timeout: float = 0.05
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    shutdown_timeout: float = 5.0
+    lease: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("buffer_interval", "flush_interval", "shutdown_timeout", "lease"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"Delivery.{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("flush_at", "max_batch_bytes", "max_queue"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"Delivery.{name} must be at least 1, got {getattr(self, name)!r}"
+                )
+        if self.block_timeout < 0:
+            raise ConfigError(f"Delivery.block_timeout must be >= 0, got {self.block_timeout!r}")
+
+
+@attrs.frozen
+class FlushResult:
+    """What a flush achieved: messages delivered during it, and still waiting."""
+
+    delivered: int
+    pending: int
+
+
+class Batcher:
+    """Delivers an outbox's messages through a transport."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        transport: Transport,
+        options: Delivery,
+        counters: Counters,
+        *,
+        on_error: Callable[[DeliveryError], None] | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._transport = transport
+        self._options = options
+        self._counters = counters
+        self._on_error = on_error
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrets
+        self._reset()
+        _install_hooks()
+        _live.add(self)
+
+    def _reset(self) -> None:
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._urgent = False
+        self._delivered = 0
+        self._oldest: float | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+
+    @property
+    def outbox(self) -> Outbox:
+        """Where messages wait."""
+        return self._outbox
+
+    def notify(self, added: int) -> None:
+        """Tell the batcher ``added`` messages were queued; start or wake the sender."""
+        if added <= 0:
+            return
+        if self._options.mode == "caller":
+            if self._outbox.pending() >= self._options.flush_at:
+                self._drain(deadline=None)
+            return
+        with self._lock:
+            if self._closing:
+                return
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            self._ensure_thread()
+            if self._outbox.pending() >= self._options.flush_at:
+                self._wake.notify()
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        """Deliver what waits, for at most ``timeout`` seconds; report progress.
+
+        In caller mode the caller's thread sends. Called from the sender thread
+        itself (a callback), it returns at once instead of waiting on itself.
+        """
+        start = self._delivered
+        if self._options.mode == "caller":
+            deadline = None if timeout is None else time.monotonic() + timeout
+            self._drain(deadline=deadline)
+            return FlushResult(self._delivered - start, self._outbox.pending())
+        if threading.current_thread() is self._thread:
+            return FlushResult(0, self._outbox.pending())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            if self._outbox.pending():
+                self._ensure_thread()
+            self._urgent = True
+            self._wake.notify()
+        while self._outbox.pending():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self._idle.wait(0.05 if left is None else min(0.05, left))
+        return FlushResult(self._delivered - start, self._outbox.pending())
+
+    def close(self, timeout: float | None = None) -> FlushResult:
+        """Flush for at most ``timeout`` seconds, then stop the sender."""
+        result = self.flush(timeout)
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
+        _live.discard(self)
+        return result
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="pqlsdk-sender", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closing and not self._due():
+                    self._wake.wait(self._wait_time())
+                if self._closing:
+                    return
+                self._urgent = False
+                self._oldest = None
+            self._drain(deadline=None)
+
+    def _due(self) -> bool:
+        pending = self._outbox.pending()
+        if not pending:
+            return False
+        if self._urgent or pending >= self._options.flush_at:
+            return True
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        return time.monotonic() - self._oldest >= self._options.flush_interval
+
+    def _wait_time(self) -> float:
+        if self._oldest is None:
+            return self._options.flush_interval
+        return max(0.001, self._options.flush_interval - (time.monotonic() - self._oldest))
+
+    def _drain(self, *, deadline: float | None) -> None:
+        """Send batches until the outbox is empty, a batch is held back, or ``deadline``."""
+        self._idle.clear()
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
+                if leased is None or not self._deliver(leased, deadline):
+                    return
+        finally:
+            self._idle.set()
+
+    def _deliver(self, leased: Leased, deadline: float | None) -> bool:
+        """Send one batch with retries; True when the outbox can move on."""
+        batch = Batch(id=str(uuid.uuid4()), messages=leased.messages, sent_at=datetime.now(UTC))
+        policy = self._options.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                self._transport.send(batch)
+            except RetryableDeliveryError as exc:
+                delay = policy.delay(attempt, retry_after=exc.retry_after, rng=self._rng)
+                attempt += 1
+                elapsed = time.monotonic() - started
+                waits_past = deadline is not None and time.monotonic() + delay > deadline
+                if not policy.allows(attempt, elapsed, delay) or waits_past or self._closing:
+                    return self._give_up(leased, exc)
+                self._sleep(delay)
+            except BatchRejectedError as exc:
+                self._outbox.ack(leased)
+                self._counters.dropped("rejected", f"collector refused a batch: {exc}", len(batch))
+                self._report(exc)
+                return True
+            except Exception as exc:  # a user-supplied transport must not kill the sender
+                error = RetryableDeliveryError(f"transport raised {type(exc).__name__}")
+                return self._give_up(leased, error)
+            else:
+                self._outbox.ack(leased)
+                self._delivered += len(batch)
+                self._counters.delivered(len(batch))
+                return True
+
+    def _give_up(self, leased: Leased, exc: DeliveryError) -> bool:
+        """Retries are over for now: the batch goes back to the outbox, in order.
+
+        The next flush tries again. A memory outbox stays bounded by its own cap
+        (new messages are dropped and counted when it is full); a durable one
+        keeps everything.
+        """
+        self._outbox.release(leased)
+        self._counters.error("delivery_failed", f"batch held back: {exc}")
+        self._report(exc)
+        return False
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait between attempts; ``close()`` cuts the wait short."""
+        with self._lock:
+            if not self._closing:
+                self._wake.wait(seconds)
+
+    def _report(self, exc: DeliveryError) -> None:
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(exc)
+        except Exception as hook_error:  # the host's hook must not kill the sender
+            self._counters.error("callback_error", f"on_error raised {type(hook_error).__name__}")
+
+    def _after_fork(self) -> None:
+        self._reset()
+        self._outbox.forget_inherited()
+
+    def _drain_at_exit(self) -> None:
+        if self._closing:
+            return
+        result = self.close(self._options.shutdown_timeout)
+        if result.pending:
+            kept = "kept in the outbox for the next run" if self._outbox.durable else "lost"
+            logger.warning("at exit, %d message(s) were not delivered (%s)", result.pending, kept)
+
+
+def _install_hooks() -> None:
+    """Install the fork and exit hooks once per process, on the first batcher."""
+    global _hooks_installed  # noqa: PLW0603 - one set of process-wide hooks
+    if not _hooks_installed:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        atexit.register(_drain_all_at_exit)
+        _hooks_installed = True
+
+
+def _after_fork_in_child() -> None:
+    for batcher in list(_live):
+        batcher._after_fork()
+
+
+def _drain_all_at_exit() -> None:
+    for batcher in list(_live):
+        batcher._drain_at_exit()

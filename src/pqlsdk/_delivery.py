@@ -1,0 +1,126 @@
+"""Wiring a client's store to the collector: durability, outbox, batcher, transport.
+
+The client records; this module decides where the recorded bytes wait and how
+they leave:
+
+- a SQLite store is buffered (write-behind) unless ``durability="sync"``;
+- with a SQLite store the outbox is the store's own table (durable, shared by
+  the host's processes, committed with the records); otherwise a bounded
+  in-process queue;
+- a ``Batcher`` sends from the outbox through the transport (``HTTPTransport``
+  to ``endpoint`` unless a transport is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ._batcher import Batcher, Delivery, FlushResult
+from ._exceptions import ConfigError, DeliveryError, StoreError
+from ._outbox import MemoryOutbox, Outbox, SQLiteOutbox
+from ._stats import Counters
+from .messages import Message
+from .stores import Store
+from .stores.buffered import BufferedStore
+from .stores.sqlite import SQLiteStore
+from .transports import Transport
+
+__all__ = ["Pipeline", "prepare_store"]
+
+
+def prepare_store(
+    store: Store,
+    options: Delivery,
+    *,
+    delivering: bool,
+    on_commit: Callable[[int], None],
+    on_error: Callable[[StoreError], None],
+) -> Store:
+    """Wrap a SQLite store in write-behind buffering unless durability is ``sync``."""
+    if isinstance(store, SQLiteStore) and options.durability == "buffered":
+        return BufferedStore(
+            store,
+            interval=options.buffer_interval,
+            outbox=delivering,
+            on_commit=on_commit,
+            on_error=on_error,
+        )
+    return store
+
+
+class Pipeline:
+    """One client's way to the collector."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        options: Delivery,
+        counters: Counters,
+        *,
+        owns_transport: bool,
+        on_error: Callable[[DeliveryError], None] | None,
+    ) -> None:
+        outbox: Outbox
+        if isinstance(store, SQLiteStore | BufferedStore):
+            outbox = SQLiteOutbox(store, lease=options.lease)
+        else:
+            outbox = MemoryOutbox(
+                max_messages=options.max_queue,
+                on_full=options.on_full,
+                block_timeout=options.block_timeout,
+                counters=counters,
+            )
+        self._buffered = isinstance(store, BufferedStore)
+        self._durable = outbox.durable
+        self._transport = transport
+        self._owns_transport = owns_transport
+        self.batcher = Batcher(outbox, transport, options, counters, on_error=on_error)
+
+    @property
+    def durable(self) -> bool:
+        """Whether the store queues records for the collector in its own transaction."""
+        return self._durable
+
+    def recorded(self, records: Sequence[tuple[Message, bytes]], added: int) -> None:
+        """Queue what the store just recorded (unless the store queued it itself)."""
+        if not self._durable:
+            added = self.batcher.outbox.put([(m.message_id, data) for m, data in records])
+        if not self._buffered:
+            self.batcher.notify(added)
+
+    def committed(self, count: int) -> None:
+        """Wake the sender: the buffered store committed ``count`` outbox rows."""
+        self.batcher.notify(count)
+
+    def emit(self, message_id: str, data: bytes) -> None:
+        """Queue one of pqlsdk's own records (crossings, moments) for the collector."""
+        self.batcher.notify(self.batcher.outbox.put([(message_id, data)]))
+
+    def flush(self, timeout: float | None) -> FlushResult:
+        """Deliver what waits, within ``timeout``."""
+        return self.batcher.flush(timeout)
+
+    def close(self, timeout: float | None) -> FlushResult:
+        """Deliver within ``timeout``, stop the sender and release the transport."""
+        result = self.batcher.close(timeout)
+        if self._owns_transport:
+            self._transport.close()
+        return result
+
+
+def make_transport(
+    endpoint: str | None, write_key: str | None, transport: Transport | None
+) -> tuple[Transport | None, bool]:
+    """Choose the transport and say whether the client owns it; None means no delivery."""
+    if transport is not None:
+        if endpoint is not None:
+            raise ConfigError("give either endpoint= or transport=, not both")
+        return transport, False
+    if endpoint is None:
+        if write_key is not None:
+            raise ConfigError("write_key= needs endpoint= (the collector's URL)")
+        return None, False
+    from .transports.http import HTTPTransport  # noqa: PLC0415 - httpx only when delivering
+
+    return HTTPTransport(endpoint, write_key or ""), True

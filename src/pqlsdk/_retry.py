@@ -1,0 +1,90 @@
+"""The retry policy: how long to wait between attempts at one batch, and when to stop.
+
+Why it looks like this:
+
+- Waits use exponential backoff with *full* jitter (a uniform draw between 0 and
+  the exponential ceiling). When a collector comes back after an outage, every
+  host that was retrying would otherwise return at the same instants; spreading
+  them over the whole interval avoids that thundering herd.
+- A collector's ``Retry-After`` is honoured exactly as a lower bound: the wait
+  is never shorter than what the collector asked for.
+- A time budget bounds how long one batch can be held (waits included), so a
+  long outage cannot pin a batch, and the messages queued behind it, forever.
+  ``max_attempts`` optionally bounds the number of sends as well.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import attrs
+
+from ._exceptions import ConfigError
+
+__all__ = ["RetryPolicy"]
+
+
+def _positive_finite(_instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    """Refuse a duration that is zero, negative, infinite or NaN."""
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"RetryPolicy.{attribute.name} must be a positive number, got {value!r}")
+
+
+def _attempt_limit(
+    _instance: Any, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    """Refuse an attempt limit below one (None means no limit)."""
+    if value is not None and value < 1:
+        raise ConfigError(f"RetryPolicy.{attribute.name} must be at least 1 or None, got {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Backoff and limits for retrying one batch; times are in seconds.
+
+    - ``base``: the ceiling of the first wait; each retry doubles it.
+    - ``cap``: the largest ceiling, however many retries came before.
+    - ``budget``: the total time one batch may take, sends and waits included.
+    - ``max_attempts``: the most sends of one batch, the first included (None:
+      only the budget limits them).
+
+    Raise ``ConfigError`` for a duration that is not a positive finite number or
+    an attempt limit below one.
+    """
+
+    base: float = attrs.field(default=0.5, validator=_positive_finite)
+    cap: float = attrs.field(default=30.0, validator=_positive_finite)
+    budget: float = attrs.field(default=300.0, validator=_positive_finite)
+    max_attempts: int | None = attrs.field(default=None, validator=_attempt_limit)
+
+    def delay(
+        self, attempt: int, *, retry_after: float | None, rng: random.Random | None = None
+    ) -> float:
+        """Return how long to wait before retry number ``attempt`` (0 for the first retry).
+
+        The wait is drawn uniformly from ``[0, min(cap, base * 2**attempt)]``;
+        when the collector sent ``retry_after``, the result is at least that.
+        ``rng`` makes the draws reproducible (the module's generator otherwise).
+        """
+        # Comparing exponents first: 2**attempt itself overflows a float for
+        # attempt >= 1024, long after the ceiling has reached the cap.
+        if attempt >= math.log2(self.cap / self.base):
+            ceiling = self.cap
+        else:
+            ceiling = self.base * 2.0**attempt
+        # Jitter spreads hosts apart; it needs no cryptographic randomness.
+        draw = rng.uniform if rng is not None else random.uniform
+        jittered = draw(0.0, ceiling)
+        return jittered if retry_after is None else max(retry_after, jittered)
+
+    def allows(self, attempt: int, elapsed: float, next_delay: float) -> bool:
+        """Return whether one more send fits after ``attempt`` sends (the first included).
+
+        ``elapsed`` is the time since the first send began and ``next_delay`` the
+        wait before the next one; the next send must start within the budget.
+        """
+        if self.max_attempts is not None and attempt >= self.max_attempts:
+            return False
+        return elapsed + next_delay < self.budget

@@ -1,0 +1,297 @@
+"""Buffered durability: a write-behind layer in front of the SQLite store.
+
+The request path pays for an in-process update only; a writer thread commits
+the buffered messages (and their outbox rows) in one transaction at least every
+``interval`` seconds. What the process recorded is visible to it at once (an
+in-process overlay of the states it changed); other processes see it after
+the next commit.
+
+Why commit messages rather than the overlay's states: the writer re-applies the
+messages to the states *as committed*, inside the transaction, so updates from
+other processes sharing the file are never overwritten.
+
+What can be lost: a SIGKILL or power cut loses at most the last ``interval`` of
+messages. A normal exit commits everything (``atexit``), and so does SIGTERM
+when nobody else handles it (a chained handler is installed lazily, only if
+SIGTERM still has its default action, only from the main thread).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Final
+
+from .._aggregates import Aggregate
+from .._exceptions import StoreError
+from .._stats import logger
+from ..messages import Message
+from ._base import Record, T
+from ._state import AccountState, UserState, apply
+from .sqlite import SQLiteStore
+
+__all__ = ["BufferedStore"]
+
+_MAX_BUFFER: Final = 100_000  # messages held while commits fail, before the oldest go
+_Key = tuple[str, str]
+"""("user" or "account", id): an overlay state."""
+_live: weakref.WeakSet[BufferedStore] = weakref.WeakSet()
+_hooks_installed = False
+
+
+class BufferedStore:
+    """A ``Store`` that buffers writes in memory and commits them in batches."""
+
+    def __init__(
+        self,
+        inner: SQLiteStore,
+        *,
+        interval: float = 0.2,
+        outbox: bool = False,
+        on_commit: Callable[[int], None] | None = None,
+        on_error: Callable[[StoreError], None] | None = None,
+    ) -> None:
+        """Buffer writes to ``inner``; with ``outbox``, commits also queue for the collector.
+
+        ``on_commit(count)`` runs after each commit (the batcher's wake-up);
+        ``on_error`` receives commit failures (the buffer is kept and retried).
+        """
+        self._inner = inner
+        self._interval = interval
+        self._outbox = outbox
+        self._on_commit = on_commit
+        self._on_error = on_error
+        self._reset()
+        _install_hooks()
+        _live.add(self)
+
+    def _reset(self) -> None:
+        self._lock = threading.RLock()
+        self._commit_lock = threading.Lock()
+        self._stop = threading.Event()
+        # Buffered records, each with the overlay states it touched.
+        self._buffer: list[tuple[Record, tuple[_Key, ...]]] = []
+        self._users: dict[str, UserState] = {}
+        self._accounts: dict[str, AccountState] = {}
+        self._waiting: Counter[_Key] = Counter()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def inner(self) -> SQLiteStore:
+        """The SQLite store commits go to."""
+        return self._inner
+
+    @property
+    def url(self) -> str:
+        """The inner store's URL."""
+        return self._inner.url
+
+    @property
+    def aggregates(self) -> frozenset[Aggregate]:
+        """The aggregates the inner store keeps."""
+        return self._inner.aggregates
+
+    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
+        """Fold ``records`` into the in-process view now; commit them within ``interval``."""
+        del outbox  # whether commits queue for the collector was fixed at construction
+        added = 0
+        with self._lock:
+            for message, data in records:
+                changes = apply(message, self._load_user, self._load_account, self.aggregates)
+                touched: list[_Key] = []
+                for user in changes.users:
+                    self._users[user.user_id] = user
+                    touched.append(("user", user.user_id))
+                for account in changes.accounts:
+                    self._accounts[account.account_id] = account
+                    touched.append(("account", account.account_id))
+                self._waiting.update(touched)
+                self._buffer.append(((message, data), tuple(touched)))
+                added += 1
+            self._ensure_writer()
+            self._install_sigterm()
+        return added
+
+    def _load_user(self, user_id: str) -> UserState | None:
+        return self._users.get(user_id) or self._inner.user(user_id)
+
+    def _load_account(self, account_id: str) -> AccountState | None:
+        return self._accounts.get(account_id) or self._inner.account(account_id)
+
+    def commit(self) -> int:
+        """Commit everything buffered now; return how many messages were committed."""
+        with self._commit_lock:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return 0
+            try:
+                self._inner.record([record for record, _ in batch], outbox=self._outbox)
+            except StoreError as exc:
+                with self._lock:
+                    self._buffer[:0] = batch
+                    excess = len(self._buffer) - _MAX_BUFFER
+                    if excess > 0:
+                        self._forget(self._buffer[:excess])
+                        del self._buffer[:excess]
+                if self._on_error is not None:
+                    self._on_error(exc)
+                return 0
+            with self._lock:
+                self._forget(batch)
+        if self._on_commit is not None:
+            self._on_commit(len(batch))
+        return len(batch)
+
+    def _forget(self, batch: list[tuple[Record, tuple[_Key, ...]]]) -> None:
+        """Drop overlay states whose buffered messages are all committed (lock held).
+
+        Reads then go to the file, where other processes' changes are visible too.
+        """
+        for _, touched in batch:
+            for key in touched:
+                self._waiting[key] -= 1
+                if self._waiting[key] <= 0:
+                    self._drop(key)
+
+    def _drop(self, key: _Key) -> None:
+        self._waiting.pop(key, None)
+        kind, subject = key
+        if kind == "user":
+            self._users.pop(subject, None)
+        else:
+            self._accounts.pop(subject, None)
+
+    def _ensure_writer(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._write_loop, name="pqlsdk-writer", daemon=True
+            )
+            self._thread.start()
+
+    def _write_loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.commit()
+
+    def _install_sigterm(self) -> None:
+        """Commit on SIGTERM too, when the host has not taken SIGTERM for itself."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _commit_and_die)
+
+    # -- reads see the overlay; everything else commits first -----------------
+
+    def user(self, user_id: str) -> UserState | None:
+        """Return the user as this process last changed it, else as committed."""
+        with self._lock:
+            found = self._users.get(user_id)
+        return found if found is not None else self._inner.user(user_id)
+
+    def account(self, account_id: str) -> AccountState | None:
+        """Return the account as this process last changed it, else as committed."""
+        with self._lock:
+            found = self._accounts.get(account_id)
+        return found if found is not None else self._inner.account(account_id)
+
+    def maintain(self, aggregates: Iterable[Aggregate]) -> int:
+        """Commit, then let the inner store rebuild new aggregates."""
+        self.commit()
+        return self._inner.maintain(aggregates)
+
+    def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
+        """Commit, then update atomically in the file (exact across processes)."""
+        self.commit()
+        with self._lock:
+            self._drop(("user", user_id))
+        return self._inner.update_user(user_id, change)
+
+    def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
+        """Commit, then update atomically in the file."""
+        self.commit()
+        with self._lock:
+            self._drop(("account", account_id))
+        return self._inner.update_account(account_id, change)
+
+    def messages(self, subject: str | None = None) -> Iterator[Message]:
+        """Commit, then read the log."""
+        self.commit()
+        return self._inner.messages(subject)
+
+    def count(self) -> int:
+        """Commit, then count the log."""
+        self.commit()
+        return self._inner.count()
+
+    def prune(self, before: datetime) -> int:
+        """Prune the committed log."""
+        return self._inner.prune(before)
+
+    def enqueue(self, messages: Iterable[bytes]) -> None:
+        """Queue pqlsdk's own records for the collector (committed at once)."""
+        self._inner.enqueue(messages)
+
+    def lease(
+        self, max_count: int, max_bytes: int, *, now: float, until: float
+    ) -> list[tuple[int, bytes]]:
+        """Lease committed outbox rows."""
+        return self._inner.lease(max_count, max_bytes, now=now, until=until)
+
+    def unlease(self, keys: Iterable[int], *, delete: bool) -> None:
+        """End leases on outbox rows."""
+        self._inner.unlease(keys, delete=delete)
+
+    def outbox_size(self) -> int:
+        """Count committed outbox rows plus buffered messages bound for the outbox."""
+        with self._lock:
+            buffered = len(self._buffer) if self._outbox else 0
+        return self._inner.outbox_size() + buffered
+
+    def close(self) -> None:
+        """Commit what is buffered, stop the writer and close the inner store."""
+        self._stop.set()
+        self.commit()
+        _live.discard(self)
+        self._inner.close()
+
+    def _after_fork(self) -> None:
+        """Start empty: the parent commits what it buffered."""
+        self._reset()
+
+    def __repr__(self) -> str:
+        return f"BufferedStore({self._inner!r}, interval={self._interval})"
+
+
+def _install_hooks() -> None:
+    global _hooks_installed  # noqa: PLW0603 - one set of process-wide hooks
+    if not _hooks_installed:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        atexit.register(_commit_all)
+        _hooks_installed = True
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_live):
+        store._after_fork()
+
+
+def _commit_all() -> None:
+    for store in list(_live):
+        try:
+            store.commit()
+        except Exception:  # at exit, log and go on to the next store
+            logger.exception("pqlsdk could not commit buffered messages at exit")
+
+
+def _commit_and_die(signum: int, frame: object) -> None:
+    """Commit every buffered store, then die of SIGTERM as the default action would."""
+    del frame
+    _commit_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

@@ -31,6 +31,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         "messages",
         "rules",
         "stores",
+        "testing",
         "transports",
     }
     assert sorted(pqlsdk.__all__) == sorted(public | {"__version__"})

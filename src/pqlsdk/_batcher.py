@@ -128,6 +128,7 @@ class Batcher:
         self._closing = False
         self._urgent = False
         self._delivered = 0
+        self._queued = 0  # notified since the last drain: cheap, unlike outbox.pending()
         self._oldest: float | None = None
         self._idle = threading.Event()
         self._idle.set()
@@ -141,17 +142,19 @@ class Batcher:
         """Tell the batcher ``added`` messages were queued; start or wake the sender."""
         if added <= 0:
             return
-        if self._options.mode == "caller":
-            if self._outbox.pending() >= self._options.flush_at:
-                self._drain(deadline=None)
-            return
         with self._lock:
+            self._queued += added
+            if self._options.mode == "caller":
+                if self._queued >= self._options.flush_at:
+                    self._queued = 0
+                    self._drain(deadline=None)
+                return
             if self._closing:
                 return
             if self._oldest is None:
                 self._oldest = time.monotonic()
             self._ensure_thread()
-            if self._outbox.pending() >= self._options.flush_at:
+            if self._queued >= self._options.flush_at:
                 self._wake.notify()
 
     def flush(self, timeout: float | None = None) -> FlushResult:
@@ -163,14 +166,15 @@ class Batcher:
         start = self._delivered
         if self._options.mode == "caller":
             deadline = None if timeout is None else time.monotonic() + timeout
+            with self._lock:
+                self._queued = 0
             self._drain(deadline=deadline)
             return FlushResult(self._delivered - start, self._outbox.pending())
         if threading.current_thread() is self._thread:
             return FlushResult(0, self._outbox.pending())
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            if self._outbox.pending():
-                self._ensure_thread()
+            self._ensure_thread()
             self._urgent = True
             self._wake.notify()
         while self._outbox.pending():
@@ -202,17 +206,16 @@ class Batcher:
                 if self._closing:
                     return
                 self._urgent = False
+                self._queued = 0
                 self._oldest = None
             self._drain(deadline=None)
 
     def _due(self) -> bool:
-        pending = self._outbox.pending()
-        if not pending:
-            return False
-        if self._urgent or pending >= self._options.flush_at:
+        """Whether to drain now: asked to, a full batch waits, or the oldest waited long enough."""
+        if self._urgent or self._queued >= self._options.flush_at:
             return True
-        if self._oldest is None:
-            self._oldest = time.monotonic()
+        if not self._queued or self._oldest is None:
+            return False
         return time.monotonic() - self._oldest >= self._options.flush_interval
 
     def _wait_time(self) -> float:

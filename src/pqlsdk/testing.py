@@ -4,12 +4,11 @@
 pqlsdk would have sent without a network, and can script delivery failures to
 exercise retries::
 
-    from pqlsdk.testing import RecordingTransport
-    from pqlsdk.transports import Batch
-
     transport = RecordingTransport()
-    transport.send(Batch(id="b1", messages=(b'{"type":"track"}',), sent_at=now))
-    assert transport.messages == [{"type": "track"}]
+    client = pqlsdk.Client(store="memory://", transport=transport)
+    client.track("u1", "Signed Up")
+    client.close()
+    assert [m["event"] for m in transport.messages] == ["Signed Up"]
 
 ``FixedClock`` (also ``pqlsdk.FixedClock``) stands still until told to move.
 """

@@ -11,7 +11,11 @@ messages to the states *as committed*, inside the transaction, so updates from
 other processes sharing the file are never overwritten.
 
 What can be lost: a SIGKILL or power cut loses at most the last ``interval`` of
-messages. A normal exit commits everything (``atexit``), and so does SIGTERM
+messages. When the writer thread falls behind (a busy process starves it of the
+GIL: SQLite releases the GIL around every statement, and a thread waiting to
+get it back waits up to the switch interval each time), the recording caller
+commits inline as soon as the oldest buffered message is ``interval`` old: the
+producer pays for its own backlog, and the window holds. A normal exit commits everything (``atexit``), and so does SIGTERM
 when nobody else handles it (a chained handler is installed lazily, only if
 SIGTERM still has its default action, only from the main thread).
 """
@@ -22,6 +26,7 @@ import atexit
 import os
 import signal
 import threading
+import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -81,6 +86,7 @@ class BufferedStore:
         self._accounts: dict[str, AccountState] = {}
         self._waiting: Counter[_Key] = Counter()
         self._thread: threading.Thread | None = None
+        self._oldest: float | None = None  # monotonic time the oldest buffered message came
 
     @property
     def inner(self) -> SQLiteStore:
@@ -102,6 +108,9 @@ class BufferedStore:
         del outbox  # whether commits queue for the collector was fixed at construction
         added = 0
         with self._lock:
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            overdue = time.monotonic() - self._oldest >= self._interval
             for message, data in records:
                 changes = apply(message, self._load_user, self._load_account, self.aggregates)
                 touched: list[_Key] = []
@@ -116,6 +125,8 @@ class BufferedStore:
                 added += 1
             self._ensure_writer()
             self._install_sigterm()
+        if overdue:
+            self.commit()  # outside the lock: commit() takes the commit lock first
         return added
 
     def _load_user(self, user_id: str) -> UserState | None:
@@ -129,6 +140,7 @@ class BufferedStore:
         with self._commit_lock:
             with self._lock:
                 batch, self._buffer = self._buffer, []
+                self._oldest = None
             if not batch:
                 return 0
             try:
@@ -136,6 +148,7 @@ class BufferedStore:
             except StoreError as exc:
                 with self._lock:
                     self._buffer[:0] = batch
+                    self._oldest = time.monotonic()
                     excess = len(self._buffer) - _MAX_BUFFER
                     if excess > 0:
                         self._forget(self._buffer[:excess])

@@ -15,9 +15,11 @@ messages. When the writer thread falls behind (a busy process starves it of the
 GIL: SQLite releases the GIL around every statement, and a thread waiting to
 get it back waits up to the switch interval each time), the recording caller
 commits inline as soon as the oldest buffered message is ``interval`` old: the
-producer pays for its own backlog, and the window holds. A normal exit commits everything (``atexit``), and so does SIGTERM
-when nobody else handles it (a chained handler is installed lazily, only if
-SIGTERM still has its default action, only from the main thread).
+producer pays for its own backlog, and the window holds.
+
+A normal exit commits everything (``atexit``), and so does SIGTERM when nobody
+else handles it (a chained handler is installed lazily, only if SIGTERM still
+has its default action, only from the main thread).
 """
 
 from __future__ import annotations

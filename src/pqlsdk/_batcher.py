@@ -130,8 +130,6 @@ class Batcher:
         self._delivered = 0
         self._queued = 0  # notified since the last drain: cheap, unlike outbox.pending()
         self._oldest: float | None = None
-        self._idle = threading.Event()
-        self._idle.set()
 
     @property
     def outbox(self) -> Outbox:
@@ -144,11 +142,14 @@ class Batcher:
             return
         with self._lock:
             self._queued += added
-            if self._options.mode == "caller":
-                if self._queued >= self._options.flush_at:
-                    self._queued = 0
-                    self._drain(deadline=None)
-                return
+            send_now = self._options.mode == "caller" and self._queued >= self._options.flush_at
+            if send_now:
+                self._queued = 0
+        if self._options.mode == "caller":
+            if send_now:
+                self._drain(deadline=None)  # outside the lock: other callers keep queueing
+            return
+        with self._lock:
             if self._closing:
                 return
             if self._oldest is None:
@@ -177,11 +178,13 @@ class Batcher:
             self._ensure_thread()
             self._urgent = True
             self._wake.notify()
+        # Poll with plain sleeps: a flush() from a signal handler may interrupt this
+        # very thread inside any lock's wait, and must not try to take it again.
         while self._outbox.pending():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            self._idle.wait(0.05 if left is None else min(0.05, left))
+            time.sleep(0.01 if left is None else min(0.01, left))
         return FlushResult(self._delivered - start, self._outbox.pending())
 
     def close(self, timeout: float | None = None) -> FlushResult:
@@ -225,14 +228,10 @@ class Batcher:
 
     def _drain(self, *, deadline: float | None) -> None:
         """Send batches until the outbox is empty, a batch is held back, or ``deadline``."""
-        self._idle.clear()
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
-                if leased is None or not self._deliver(leased, deadline):
-                    return
-        finally:
-            self._idle.set()
+        while deadline is None or time.monotonic() < deadline:
+            leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
+            if leased is None or not self._deliver(leased, deadline):
+                return
 
     def _deliver(self, leased: Leased, deadline: float | None) -> bool:
         """Send one batch with retries; True when the outbox can move on."""

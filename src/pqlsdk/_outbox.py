@@ -92,7 +92,8 @@ class MemoryOutbox:
         self._on_full = on_full
         self._block_timeout = block_timeout
         self._counters = counters
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler may flush while this thread holds the lock.
+        self._lock = threading.RLock()
         self._room = threading.Condition(self._lock)
         self._queue: deque[tuple[int, bytes]] = deque()
         self._leased = 0
@@ -162,7 +163,7 @@ class MemoryOutbox:
 
     def forget_inherited(self) -> None:
         """Start empty: the parent delivers what it queued."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._room = threading.Condition(self._lock)
         self._queue.clear()
         self._leased = 0

@@ -45,7 +45,7 @@ class Counters:
     """Thread-safe counters behind ``Client.stats()``."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: signal handlers may count too
         self._recorded = 0
         self._delivered = 0
         self._dropped: Counter[str] = Counter()
@@ -86,7 +86,7 @@ class Counters:
             )
 
 
-def _bump(lock: threading.Lock, counter: Counter[str], reason: str, count: int) -> bool:
+def _bump(lock: threading.RLock, counter: Counter[str], reason: str, count: int) -> bool:
     """Add ``count`` to ``counter[reason]``; True when this occurrence should be logged."""
     with lock:
         before = counter[reason]

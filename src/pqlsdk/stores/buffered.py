@@ -80,7 +80,8 @@ class BufferedStore:
 
     def _reset(self) -> None:
         self._lock = threading.RLock()
-        self._commit_lock = threading.Lock()
+        self._commit_lock = threading.RLock()
+        self._committing = False
         self._stop = threading.Event()
         # Buffered records, each with the overlay states it touched.
         self._buffer: list[tuple[Record, tuple[_Key, ...]]] = []
@@ -140,26 +141,36 @@ class BufferedStore:
     def commit(self) -> int:
         """Commit everything buffered now; return how many messages were committed."""
         with self._commit_lock:
-            with self._lock:
-                batch, self._buffer = self._buffer, []
-                self._oldest = None
-            if not batch:
-                return 0
+            if self._committing:
+                return 0  # re-entered (a signal handler): the outer commit is under way
+            self._committing = True
             try:
-                self._inner.record([record for record, _ in batch], outbox=self._outbox)
-            except StoreError as exc:
-                with self._lock:
-                    self._buffer[:0] = batch
-                    self._oldest = time.monotonic()
-                    excess = len(self._buffer) - _MAX_BUFFER
-                    if excess > 0:
-                        self._forget(self._buffer[:excess])
-                        del self._buffer[:excess]
-                if self._on_error is not None:
-                    self._on_error(exc)
-                return 0
+                return self._commit()
+            finally:
+                self._committing = False
+
+    def _commit(self) -> int:
+        """Commit the buffer (the commit lock is held)."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            self._oldest = None
+        if not batch:
+            return 0
+        try:
+            self._inner.record([record for record, _ in batch], outbox=self._outbox)
+        except StoreError as exc:
             with self._lock:
-                self._forget(batch)
+                self._buffer[:0] = batch
+                self._oldest = time.monotonic()
+                excess = len(self._buffer) - _MAX_BUFFER
+                if excess > 0:
+                    self._forget(self._buffer[:excess])
+                    del self._buffer[:excess]
+            if self._on_error is not None:
+                self._on_error(exc)
+            return 0
+        with self._lock:
+            self._forget(batch)
         if self._on_commit is not None:
             self._on_commit(len(batch))
         return len(batch)

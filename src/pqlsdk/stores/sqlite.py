@@ -107,7 +107,8 @@ class SQLiteStore:
         global _fork_hook_installed  # noqa: PLW0603 - one process-wide fork hook
         self._path = Path(path)
         self._timeout = timeout
-        self._lock = threading.Lock()
+        # Re-entrant: a flush() from a signal handler may read while this thread writes.
+        self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._aggregates: frozenset[Aggregate] = frozenset()
         if not self._path.parent.is_dir():
@@ -165,7 +166,7 @@ class SQLiteStore:
         if self._conn is not None:
             _orphans.append(self._conn)
         self._conn = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def _connection(self) -> sqlite3.Connection:
         return self._conn or self._connect()

@@ -33,7 +33,7 @@ from ._base import Batch
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
 
-BATCH_PATH: Final = "/v1/batch"
+_BATCH_PATH: Final = "/v1/batch"
 """Where Segment-compatible collectors take batches, under the endpoint's path."""
 
 # Few connections: one sender thread sends one batch at a time, and an SDK must
@@ -196,7 +196,7 @@ def _batch_url(endpoint: str) -> tuple[str, str]:
         parts.port  # noqa: B018 - reading it checks that the port is a number in range
     except ValueError as exc:
         raise ConfigError(f"endpoint {endpoint!r}: the port is not a number 0-65535") from exc
-    path = parts.path.rstrip("/") + BATCH_PATH
+    path = parts.path.rstrip("/") + _BATCH_PATH
     return urlunsplit((parts.scheme, parts.netloc, path, "", "")), parts.netloc
 
 

@@ -1,0 +1,278 @@
+"""The batcher and the outboxes in-process, with a recording transport (fast, exact)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import pqlsdk
+from pqlsdk import messages
+from pqlsdk._batcher import Batcher, Delivery
+from pqlsdk._outbox import MemoryOutbox, SQLiteOutbox
+from pqlsdk._retry import RetryPolicy
+from pqlsdk._stats import Counters
+from pqlsdk.stores.buffered import BufferedStore
+from pqlsdk.stores.sqlite import SQLiteStore
+from pqlsdk.testing import RecordingTransport
+
+QUICK = RetryPolicy(base=0.01, cap=0.02, budget=0.1)
+
+
+def items(count: int, start: int = 0) -> list[tuple[str, bytes]]:
+    return [(f"m{i}", b'{"i":%d}' % i) for i in range(start, start + count)]
+
+
+def memory_outbox(limit: int = 5, policy: str = "drop_newest", wait: float = 0.0) -> MemoryOutbox:
+    return MemoryOutbox(max_messages=limit, on_full=policy, block_timeout=wait, counters=Counters())  # type: ignore[arg-type]
+
+
+def test_memory_outbox_drops_newest_when_full() -> None:
+    """drop_newest keeps what was queued first and counts the rest."""
+    counters = Counters()
+    outbox = MemoryOutbox(max_messages=3, on_full="drop_newest", block_timeout=0, counters=counters)
+    assert outbox.put(items(5)) == 3
+    leased = outbox.take(10, 1_000)
+    assert leased is not None
+    assert leased.messages == (b'{"i":0}', b'{"i":1}', b'{"i":2}')
+    assert dict(counters.snapshot().dropped) == {"queue_full": 2}
+
+
+def test_memory_outbox_drops_oldest_when_asked() -> None:
+    """drop_oldest keeps the newest messages."""
+    outbox = memory_outbox(3, "drop_oldest")
+    assert outbox.put(items(5)) == 5
+    leased = outbox.take(10, 1_000)
+    assert leased is not None
+    assert leased.messages == (b'{"i":2}', b'{"i":3}', b'{"i":4}')
+
+
+def test_memory_outbox_blocks_up_to_its_timeout() -> None:
+    """block waits for room: it succeeds when a send frees room, and gives up at the timeout."""
+    outbox = memory_outbox(2, "block", wait=0.2)
+    outbox.put(items(2))
+    leased = outbox.take(1, 1_000)
+    assert leased is not None
+    threading.Timer(0.05, outbox.ack, args=(leased,)).start()
+    assert outbox.put(items(1, 2)) == 1  # room appeared while waiting
+    started = time.monotonic()
+    assert outbox.put(items(1, 3)) == 0  # nothing frees room: dropped after the wait
+    assert 0.15 <= time.monotonic() - started < 2
+
+
+def test_memory_outbox_release_keeps_order_and_take_respects_bytes() -> None:
+    """Released messages come back first; a batch stops before max_bytes (but takes one)."""
+    outbox = memory_outbox(10)
+    outbox.put(items(4))
+    first = outbox.take(2, 1_000)
+    assert first is not None
+    outbox.release(first)
+    again = outbox.take(10, 16)
+    assert again is not None
+    assert again.messages == (b'{"i":0}', b'{"i":1}')
+    assert outbox.take(10, 1) is not None  # one oversized message still goes alone
+    assert outbox.pending() == 4
+    outbox.forget_inherited()
+    assert (outbox.pending(), outbox.take(1, 1)) == (0, None)
+
+
+def test_sqlite_outbox_leases_rows_between_senders(tmp_path: Path) -> None:
+    """A leased row is invisible to other senders until acked or released."""
+    store = SQLiteStore(tmp_path / "o.db")
+    one, two = SQLiteOutbox(store, lease=60), SQLiteOutbox(store, lease=60)
+    one.put(items(3))
+    leased = one.take(2, 1_000)
+    other = two.take(5, 1_000)
+    assert leased is not None
+    assert other is not None
+    assert (len(leased.messages), other.messages) == (2, (b'{"i":2}',))
+    assert two.take(5, 1_000) is None
+    one.release(leased)
+    two.ack(other)
+    retaken = two.take(5, 6)
+    assert retaken is not None
+    assert retaken.messages == (b'{"i":0}',)
+    assert one.pending() == 2
+    one.forget_inherited()  # rows are shared through the file: nothing to forget
+    assert one.pending() == 2
+    store.close()
+
+
+def make_batcher(
+    transport: RecordingTransport, outbox: MemoryOutbox | None = None, **options: object
+) -> tuple[Batcher, Counters]:
+    counters = Counters()
+    chosen = outbox or MemoryOutbox(
+        max_messages=1000, on_full="drop_newest", block_timeout=0, counters=counters
+    )
+    delivery = Delivery(retry=QUICK, flush_interval=0.05, **options)  # type: ignore[arg-type]
+    return Batcher(chosen, transport, delivery, counters), counters
+
+
+def test_batches_are_cut_by_count_and_bytes() -> None:
+    """flush_at and max_batch_bytes bound each batch."""
+    transport = RecordingTransport()
+    batcher, counters = make_batcher(transport, flush_at=3, max_batch_bytes=20)
+    batcher.outbox.put(items(7))
+    batcher.notify(7)
+    assert batcher.flush(timeout=5) == pqlsdk.FlushResult(7, 0)
+    assert [len(b.messages) for b in transport.batches] == [2, 2, 2, 1]
+    assert counters.snapshot().delivered == 7
+    batcher.close(timeout=1)
+
+
+def test_retryable_failures_are_retried_then_delivered() -> None:
+    """Two retryable failures, then success: one batch, delivered once."""
+    transport = RecordingTransport(fail=[pqlsdk.RetryableDeliveryError("down")] * 2)
+    batcher, _ = make_batcher(transport)
+    batcher.outbox.put(items(3))
+    batcher.notify(3)
+    assert batcher.flush(timeout=5).pending == 0
+    assert len(transport.batches) == 1
+    batcher.close(timeout=1)
+
+
+def test_exhausted_retries_hold_the_batch_back_for_the_next_flush() -> None:
+    """When the budget runs out the batch stays queued, in order, and on_error hears of it."""
+    errors: list[pqlsdk.DeliveryError] = []
+    transport = RecordingTransport(fail=[pqlsdk.RetryableDeliveryError("down")] * 50)
+    counters = Counters()
+    outbox = MemoryOutbox(
+        max_messages=100, on_full="drop_newest", block_timeout=0, counters=counters
+    )
+    batcher = Batcher(
+        outbox, transport, Delivery(mode="caller", retry=QUICK), counters, on_error=errors.append
+    )
+    outbox.put(items(2))
+    assert batcher.flush(timeout=5) == pqlsdk.FlushResult(0, 2)
+    assert errors
+    assert counters.snapshot().errors["delivery_failed"] >= 1
+    batcher.close(timeout=0.1)
+
+
+def test_a_transport_that_raises_anything_does_not_kill_the_sender() -> None:
+    """A user transport raising a plain exception is treated as retryable."""
+
+    class Broken(RecordingTransport):
+        calls = 0
+
+        def send(self, batch: pqlsdk.transports.Batch) -> None:
+            Broken.calls += 1
+            if Broken.calls == 1:
+                raise RuntimeError("bug in a custom transport")
+            super().send(batch)
+
+    transport = Broken()
+    batcher, _ = make_batcher(transport)
+    batcher.outbox.put(items(1))
+    batcher.notify(1)
+    deadline = time.monotonic() + 5
+    while not transport.batches and time.monotonic() < deadline:
+        batcher.flush(timeout=0.5)
+    assert len(transport.batches) == 1
+    batcher.close(timeout=1)
+
+
+def test_a_failing_on_error_hook_is_counted() -> None:
+    """The host's on_error raising never stops delivery."""
+
+    def hook(error: pqlsdk.DeliveryError) -> None:
+        raise ValueError("host bug")
+
+    transport = RecordingTransport(fail=[pqlsdk.BatchRejectedError("no", status=400)])
+    counters = Counters()
+    outbox = MemoryOutbox(
+        max_messages=10, on_full="drop_newest", block_timeout=0, counters=counters
+    )
+    batcher = Batcher(outbox, transport, Delivery(mode="caller"), counters, on_error=hook)
+    outbox.put(items(1))
+    batcher.flush(timeout=1)
+    snapshot = counters.snapshot()
+    assert (dict(snapshot.dropped), snapshot.errors["callback_error"]) == ({"rejected": 1}, 1)
+
+
+def test_messages_queued_after_close_are_not_sent_and_exit_drain_skips_closed() -> None:
+    """A closed batcher starts no thread; the exit hook leaves it alone."""
+    transport = RecordingTransport()
+    batcher, _ = make_batcher(transport)
+    batcher.close(timeout=0.1)
+    batcher.outbox.put(items(1))
+    batcher.notify(1)
+    batcher._drain_at_exit()
+    assert transport.batches == []
+
+
+def test_the_exit_drain_reports_what_it_could_not_send(caplog: pytest.LogCaptureFixture) -> None:
+    """At exit, undeliverable messages are logged with their count."""
+    transport = RecordingTransport(fail=[pqlsdk.RetryableDeliveryError("down")] * 100)
+    counters = Counters()
+    outbox = MemoryOutbox(
+        max_messages=10, on_full="drop_newest", block_timeout=0, counters=counters
+    )
+    batcher = Batcher(outbox, transport, Delivery(retry=QUICK, shutdown_timeout=0.3), counters)
+    outbox.put(items(2))
+    batcher.notify(2)
+    batcher._drain_at_exit()
+    assert "2 message(s) were not delivered (lost)" in caplog.text
+
+
+def test_the_fork_hook_gives_the_child_an_empty_memory_outbox() -> None:
+    """After fork the child's batcher has no thread and none of the parent's messages."""
+    transport = RecordingTransport()
+    batcher, _ = make_batcher(transport)
+    batcher.outbox.put(items(3))
+    batcher._after_fork()
+    assert batcher.outbox.pending() == 0
+    assert batcher.flush(timeout=0.2) == pqlsdk.FlushResult(0, 0)
+    batcher.close(timeout=0.1)
+
+
+def test_buffered_store_reads_its_own_writes_and_commits_in_batches(tmp_path: Path) -> None:
+    """Buffered records are visible in-process at once and in the file after commit."""
+    inner = SQLiteStore(tmp_path / "b.db")
+    committed: list[int] = []
+    store = BufferedStore(inner, interval=30, on_commit=committed.append)
+    record = messages.check(
+        messages.Group(user_id="u", group_id="g", timestamp=pqlsdk.SystemClock().now())
+    )
+    store.record([record])
+    user, account = store.user("u"), store.account("g")
+    assert (user and user.account_id, account and account.members) == ("g", ["u"])
+    assert inner.user("u") is None  # not committed yet
+    assert store.commit() == 1
+    assert (committed, inner.count(), store.commit()) == ([1], 1, 0)
+    assert repr(store).startswith("BufferedStore(SQLiteStore(")
+    assert store.url == inner.url
+    store.close()
+
+
+def test_buffered_store_keeps_its_buffer_when_a_commit_fails(tmp_path: Path) -> None:
+    """A failing commit reports the error and retries the same messages later."""
+    inner = SQLiteStore(tmp_path / "f.db")
+    errors: list[pqlsdk.StoreError] = []
+    store = BufferedStore(inner, interval=30, on_error=errors.append)
+    conn = sqlite3.connect(tmp_path / "f.db")
+    conn.execute(
+        "CREATE TRIGGER no BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'full'); END"
+    )
+    conn.commit()
+    store.record(
+        [
+            messages.check(
+                messages.Track(user_id="u", event="e", timestamp=pqlsdk.SystemClock().now())
+            )
+        ]
+    )
+    assert store.commit() == 0
+    assert len(errors) == 1
+    conn.execute("DROP TRIGGER no")
+    conn.commit()
+    conn.close()
+    assert store.commit() == 1
+    user = store.user("u")
+    assert user is not None
+    assert user.tracks == 1
+    store.close()

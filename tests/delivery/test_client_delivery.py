@@ -34,13 +34,22 @@ def events(collector: Collector, name: str = "tick") -> list[dict[str, Any]]:
     return [m for m in collector.messages if m.get("event") == name]
 
 
-def run(script: str, *args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    script: str, *args: object, timeout: float = 120, traced: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter; ``traced=False`` keeps coverage out of it.
+
+    Load tests measure memory over a million calls, not code paths: coverage's
+    tracing would only make them many times slower.
+    """
+    env = None if traced else {k: v for k, v in os.environ.items() if not k.startswith("COV")}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=True,
+        env=env,
     )
 
 
@@ -324,10 +333,12 @@ def test_memory_stays_bounded_while_the_collector_is_down(
     collector.stop()
     url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/m.db"
     grown, dropped, pending = map(
-        int, run(MILLION, collector.url, url, "deliver", timeout=600).stdout.split()
+        int, run(MILLION, collector.url, url, "deliver", timeout=600, traced=False).stdout.split()
     )
     if store == "memory":
-        baseline = int(run(MILLION, collector.url, url, "local", timeout=600).stdout.split()[0])
+        baseline = int(
+            run(MILLION, collector.url, url, "local", timeout=600, traced=False).stdout.split()[0]
+        )
         print(f"memory store, 1M events: +{grown} MiB with delivery, +{baseline} MiB without")
         assert grown - baseline < 64
         assert (pending, dropped) == (10_000, 990_000)
@@ -397,3 +408,30 @@ def test_delivery_options_are_checked(field: str, value: float) -> None:
     """Nonsense batching settings fail loudly with the field's name."""
     with pytest.raises(pqlsdk.ConfigError, match=f"Delivery.{field}"):
         pqlsdk.Delivery(**{field: value})
+
+
+TERMINATED = """
+    import sys, time, pqlsdk
+    client = pqlsdk.Client(store=sys.argv[1], delivery=pqlsdk.Delivery(buffer_interval=30))
+    for i in range(3000):
+        client.track("u", "tick", {"i": i})
+    print("done", flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_sigterm_commits_buffered_writes(tmp_path: Path) -> None:
+    """SIGTERM with buffered durability loses nothing, even with a 30 s buffer window."""
+    url = f"sqlite:///{tmp_path}/t.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(TERMINATED), url], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "done"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM  # it still dies of SIGTERM
+    proc.stdout.close()
+    with pqlsdk.Client(store=url, retention=None) as client:
+        user = client.user("u")
+        assert user is not None
+        assert user.tracks == 3000

@@ -11,6 +11,8 @@ import pytest
 
 import pqlsdk
 from pqlsdk.stores import Store, open_store
+from pqlsdk.stores.buffered import BufferedStore
+from pqlsdk.stores.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT.parent / "shared" / "scenarios"
@@ -33,10 +35,13 @@ def clock() -> pqlsdk.FixedClock:
     return pqlsdk.FixedClock("2026-03-15T12:00:00Z")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "buffered"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Each store kind a user can choose, opened from its URL."""
+    """Each store a user can end up with: memory, SQLite, and SQLite behind write-behind."""
     url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/state.db"
     opened = open_store(url)
+    if request.param == "buffered":
+        assert isinstance(opened, SQLiteStore)
+        opened = BufferedStore(opened, interval=0.05)
     yield opened
     opened.close()

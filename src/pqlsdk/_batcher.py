@@ -279,8 +279,7 @@ class Batcher:
     def _sleep(self, seconds: float) -> None:
         """Wait between attempts; ``close()`` cuts the wait short."""
         with self._lock:
-            if not self._closing:
-                self._wake.wait(seconds)
+            self._wake.wait_for(lambda: self._closing, seconds)
 
     def _report(self, exc: DeliveryError) -> None:
         if self._on_error is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import threading
 import time
@@ -10,11 +11,12 @@ from pathlib import Path
 import pytest
 
 import pqlsdk
-from pqlsdk import messages
+from pqlsdk import _batcher, messages
 from pqlsdk._batcher import Batcher, Delivery
 from pqlsdk._outbox import MemoryOutbox, SQLiteOutbox
 from pqlsdk._retry import RetryPolicy
 from pqlsdk._stats import Counters
+from pqlsdk.stores import buffered
 from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 from pqlsdk.testing import RecordingTransport
@@ -276,3 +278,134 @@ def test_buffered_store_keeps_its_buffer_when_a_commit_fails(tmp_path: Path) -> 
     assert user is not None
     assert user.tracks == 1
     store.close()
+
+
+def _track(i: int = 0) -> tuple[messages.Message, bytes]:
+    return messages.check(
+        messages.Track(
+            user_id="u", event="e", properties={"i": i}, timestamp=pqlsdk.SystemClock().now()
+        )
+    )
+
+
+def test_a_commit_re_entered_on_its_own_thread_returns_at_once(tmp_path: Path) -> None:
+    """A commit started from inside a commit (a signal handler, a callback) does nothing."""
+    nested: list[int] = []
+    store: BufferedStore
+
+    def on_commit(count: int) -> None:
+        store.record([_track(1)])
+        nested.append(store.commit())
+
+    store = BufferedStore(SQLiteStore(tmp_path / "r.db"), interval=30, on_commit=on_commit)
+    store.record([_track(0)])
+    assert (store.commit(), nested) == (1, [0])
+    assert store.inner.count() == 1  # the nested record waits for the next commit
+    store.close()
+    assert SQLiteStore(tmp_path / "r.db").count() == 2
+
+
+def test_a_buffer_that_cannot_commit_keeps_only_the_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While commits fail, the buffer is capped: the oldest messages go first."""
+    monkeypatch.setattr("pqlsdk.stores.buffered._MAX_BUFFER", 3)
+    store = BufferedStore(SQLiteStore(tmp_path / "c.db"), interval=30)
+    conn = sqlite3.connect(tmp_path / "c.db")
+    conn.execute(
+        "CREATE TRIGGER no BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'full'); END"
+    )
+    conn.commit()
+    store.record([_track(i) for i in range(5)])
+    assert store.commit() == 0
+    conn.execute("DROP TRIGGER no")
+    conn.commit()
+    conn.close()
+    assert store.commit() == 3
+    assert [m.properties["i"] for m in store.messages()] == [2, 3, 4]  # type: ignore[union-attr]
+    store.close()
+
+
+def test_recording_off_the_main_thread_installs_no_signal_handler(tmp_path: Path) -> None:
+    """Only the main thread may touch signal handlers; other threads just buffer."""
+    store = BufferedStore(SQLiteStore(tmp_path / "t.db"), interval=30)
+    before = signal.getsignal(signal.SIGTERM)
+    worker = threading.Thread(target=store.record, args=([_track()],))
+    worker.start()
+    worker.join()
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert store.count() == 1
+    store.close()
+
+
+def test_the_buffered_stores_fork_hook_starts_the_child_empty(tmp_path: Path) -> None:
+    """After fork the child forgets the parent's buffer (the parent commits it)."""
+    store = BufferedStore(SQLiteStore(tmp_path / "f.db"), interval=30)
+    store.record([_track()])
+    buffered._after_fork_in_child()
+    assert (store.commit(), store.inner.count()) == (0, 0)
+    store.close()
+
+
+def test_the_exit_hook_logs_and_goes_on_when_a_commit_raises(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At exit, one store's failure does not stop the others from committing."""
+
+    def explode(count: int) -> None:
+        raise RuntimeError("host callback bug")
+
+    bad = BufferedStore(SQLiteStore(tmp_path / "bad.db"), interval=30, on_commit=explode)
+    good = BufferedStore(SQLiteStore(tmp_path / "good.db"), interval=30)
+    bad.record([_track()])
+    good.record([_track()])
+    buffered._commit_all()
+    assert "could not commit buffered messages at exit" in caplog.text
+    assert good.inner.count() == 1
+    bad.close = lambda: None  # type: ignore[method-assign]
+    good.close()
+
+
+def test_the_batchers_fork_hook_resets_every_live_batcher() -> None:
+    """The process-wide fork hook reaches every live batcher."""
+    batcher, _ = make_batcher(RecordingTransport())
+    batcher.outbox.put(items(2))
+    _batcher._after_fork_in_child()
+    assert batcher.outbox.pending() == 0
+    batcher.notify(0)  # nothing was added: no thread is started
+    assert batcher.flush(timeout=0) == pqlsdk.FlushResult(0, 0)
+    batcher.close(timeout=0)
+
+
+def test_a_local_client_flushes_its_buffer(tmp_path: Path) -> None:
+    """Without a collector, flush() commits the buffered store and reports nothing pending."""
+    with pqlsdk.Client(store=f"sqlite:///{tmp_path}/l.db") as client:
+        client.track("u", "e")
+        assert client.flush() == pqlsdk.FlushResult(0, 0)
+        assert isinstance(client.store, BufferedStore)
+        assert client.store.inner.count() == 1
+
+
+def test_own_records_that_cannot_be_queued_are_counted(tmp_path: Path) -> None:
+    """A failing outbox insert for a tier crossing is an error count, not an exception."""
+    rules = Path(__file__).resolve().parents[2] / "examples" / "rules" / "playbook.toml"
+    delivery = pqlsdk.Delivery(durability="sync", mode="caller", flush_at=1000)
+    client = pqlsdk.Client(
+        store=f"sqlite:///{tmp_path}/e.db",
+        transport=RecordingTransport(),
+        rules=rules,
+        delivery=delivery,
+    )
+    conn = sqlite3.connect(tmp_path / "e.db")
+    # Records go in with their outbox rows; only pqlsdk's own record (a crossing) is refused.
+    conn.execute(
+        "CREATE TRIGGER no BEFORE INSERT ON outbox "
+        "WHEN instr(CAST(NEW.body AS TEXT), 'pqlsdk_tier_changed') > 0 "
+        "BEGIN SELECT RAISE(ABORT, 'full'); END"
+    )
+    conn.commit()
+    conn.close()
+    for name in ("core_workflow_completed", "limit_hit"):
+        client.track("u", name)
+    assert client.stats().errors == {"emit_failed": 1}
+    client.close(timeout=1)

@@ -310,6 +310,14 @@ class SQLiteStore:
             (count,) = conn.execute("SELECT count(*) FROM messages").fetchone()
         return int(count)
 
+    def has_message(self, message_id: str) -> bool:
+        """Whether the log holds a message with this ``messageId``."""
+        with self._use("read") as conn:
+            found = conn.execute(
+                "SELECT 1 FROM messages WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        return found is not None
+
     def enqueue(self, messages: Iterable[bytes]) -> None:
         """Queue encoded messages for the collector (pqlsdk's own records)."""
         with self._use("write") as conn, _immediate(conn):

@@ -409,3 +409,38 @@ def test_own_records_that_cannot_be_queued_are_counted(tmp_path: Path) -> None:
         client.track("u", name)
     assert client.stats().errors == {"emit_failed": 1}
     client.close(timeout=1)
+
+
+def test_a_caller_mode_flush_with_no_time_left_sends_nothing() -> None:
+    """flush(timeout=0) in caller mode returns at once with everything still pending."""
+    transport = RecordingTransport()
+    counters = Counters()
+    outbox = MemoryOutbox(
+        max_messages=10, on_full="drop_newest", block_timeout=0, counters=counters
+    )
+    batcher = Batcher(outbox, transport, Delivery(mode="caller", flush_at=100), counters)
+    outbox.put(items(3))
+    batcher.notify(3)
+    assert batcher.flush(timeout=0) == pqlsdk.FlushResult(0, 3)
+    assert transport.batches == []
+
+
+def test_the_memory_store_has_no_durable_outbox() -> None:
+    """Asking the memory store to queue for the collector is a setup error."""
+    with pytest.raises(pqlsdk.ConfigError, match="no durable outbox"):
+        pqlsdk.stores.MemoryStore().record([_track()], outbox=True)
+
+
+def test_buffered_outbox_rows_count_what_is_buffered(tmp_path: Path) -> None:
+    """Until a commit, messages bound for the outbox are counted as pending."""
+    store = BufferedStore(SQLiteStore(tmp_path / "p.db"), interval=30, outbox=True)
+    store.record([_track(0), _track(1)])
+    assert store.outbox_size() == 2
+    store.enqueue([b'{"own":1}'])
+    assert store.outbox_size() == 3
+    leased = store.lease(10, 1_000, now=time.time(), until=time.time() + 60)
+    assert [body for _, body in leased] == [b'{"own":1}']
+    store.commit()
+    store.unlease([key for key, _ in leased], delete=True)
+    assert store.outbox_size() == 2
+    store.close()

@@ -208,6 +208,9 @@ class _Handler(BaseHTTPRequestHandler):
     """Hands each POST to the collector; keeps connections alive like a real one."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate small writes; with Nagle on, each
+    # response waits for the client's delayed ACK (40 ms on Linux).
+    disable_nagle_algorithm = True
     server: _Server
     timeout = 5  # an idle kept-alive connection cannot hold a handler thread for long
 

@@ -23,6 +23,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import random
@@ -30,7 +31,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -40,7 +41,7 @@ from ._exceptions import BatchRejectedError, ConfigError, DeliveryError, Retryab
 from ._outbox import FullPolicy, Leased, Outbox
 from ._retry import RetryPolicy
 from ._stats import Counters, logger
-from .transports import Batch, Transport
+from .transports import AsyncTransport, Batch, Transport
 
 __all__ = ["Batcher", "Delivery", "FlushResult"]
 
@@ -105,7 +106,7 @@ class Batcher:
     def __init__(
         self,
         outbox: Outbox,
-        transport: Transport,
+        transport: Transport | None,
         options: Delivery,
         counters: Counters,
         *,
@@ -145,8 +146,8 @@ class Batcher:
             send_now = self._options.mode == "caller" and self._queued >= self._options.flush_at
             if send_now:
                 self._queued = 0
-        if self._options.mode == "caller":
-            if send_now:
+        if self._options.mode == "caller" or self._transport is None:
+            if send_now and self._transport is not None:
                 self._drain(deadline=None)  # outside the lock: other callers keep queueing
             return
         with self._lock:
@@ -165,6 +166,8 @@ class Batcher:
         itself (a callback), it returns at once instead of waiting on itself.
         """
         start = self._delivered
+        if self._transport is None:  # an asyncio transport: only adrain() sends
+            return FlushResult(0, self._outbox.pending())
         if self._options.mode == "caller":
             deadline = None if timeout is None else time.monotonic() + timeout
             with self._lock:
@@ -234,35 +237,90 @@ class Batcher:
                 return
 
     def _deliver(self, leased: Leased, deadline: float | None) -> bool:
-        """Send one batch with retries; True when the outbox can move on."""
+        """Send one batch with retries, in this thread; True when the outbox can move on."""
+        plan = self._plan(leased, deadline)
+        step = next(plan)
+        try:
+            while True:
+                if isinstance(step, Batch):
+                    try:
+                        self._transport.send(step)  # type: ignore[union-attr]  # not None here
+                    except Exception as exc:  # the plan classifies every failure
+                        step = plan.send(exc)
+                    else:
+                        step = plan.send(None)
+                else:
+                    self._sleep(step)
+                    step = next(plan)
+        except StopIteration as done:
+            return bool(done.value)
+
+    async def adrain(self, transport: AsyncTransport, *, deadline: float | None) -> None:
+        """Send batches from the event loop until the outbox is empty or ``deadline``."""
+        while deadline is None or time.monotonic() < deadline:
+            leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
+            if leased is None or not await self._adeliver(transport, leased, deadline):
+                return
+
+    async def _adeliver(
+        self, transport: AsyncTransport, leased: Leased, deadline: float | None
+    ) -> bool:
+        """Send one batch with retries, awaiting; the same plan as ``_deliver``."""
+        plan = self._plan(leased, deadline)
+        step = next(plan)
+        try:
+            while True:
+                if isinstance(step, Batch):
+                    try:
+                        await transport.send(step)
+                    except Exception as exc:  # the plan classifies every failure
+                        step = plan.send(exc)
+                    else:
+                        step = plan.send(None)
+                else:
+                    await asyncio.sleep(step)
+                    step = next(plan)
+        except StopIteration as done:
+            return bool(done.value)
+
+    def _plan(
+        self, leased: Leased, deadline: float | None
+    ) -> Generator[Batch | float, BaseException | None, bool]:
+        """Decide one batch's attempts: yield the batch to send, or seconds to wait.
+
+        The driver sends the outcome of each send back (None for success, else the
+        exception). One plan serves the thread sender and the asyncio one, so
+        retries, backoff and budgets can never differ between them.
+        """
         batch = Batch(id=str(uuid.uuid4()), messages=leased.messages, sent_at=datetime.now(UTC))
         policy = self._options.retry
         started = time.monotonic()
         attempt = 0
         while True:
-            try:
-                self._transport.send(batch)
-            except RetryableDeliveryError as exc:
-                delay = policy.delay(attempt, retry_after=exc.retry_after, rng=self._rng)
-                attempt += 1
-                elapsed = time.monotonic() - started
-                waits_past = deadline is not None and time.monotonic() + delay > deadline
-                if not policy.allows(attempt, elapsed, delay) or waits_past or self._closing:
-                    return self._give_up(leased, exc)
-                self._sleep(delay)
-            except BatchRejectedError as exc:
-                self._outbox.ack(leased)
-                self._counters.dropped("rejected", f"collector refused a batch: {exc}", len(batch))
-                self._report(exc)
-                return True
-            except Exception as exc:  # a user-supplied transport must not kill the sender
-                error = RetryableDeliveryError(f"transport raised {type(exc).__name__}")
-                return self._give_up(leased, error)
-            else:
+            failure = yield batch
+            if failure is None:
                 self._outbox.ack(leased)
                 self._delivered += len(batch)
                 self._counters.delivered(len(batch))
                 return True
+            if isinstance(failure, BatchRejectedError):
+                self._outbox.ack(leased)
+                self._counters.dropped(
+                    "rejected", f"collector refused a batch: {failure}", len(batch)
+                )
+                self._report(failure)
+                return True
+            if not isinstance(failure, RetryableDeliveryError):
+                # A user-supplied transport raised something else: never kill the sender.
+                error = RetryableDeliveryError(f"transport raised {type(failure).__name__}")
+                return self._give_up(leased, error)
+            delay = policy.delay(attempt, retry_after=failure.retry_after, rng=self._rng)
+            attempt += 1
+            elapsed = time.monotonic() - started
+            waits_past = deadline is not None and time.monotonic() + delay > deadline
+            if not policy.allows(attempt, elapsed, delay) or waits_past or self._closing:
+                return self._give_up(leased, failure)
+            yield delay
 
     def _give_up(self, leased: Leased, exc: DeliveryError) -> bool:
         """Retries are over for now: the batch goes back to the outbox, in order.

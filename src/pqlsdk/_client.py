@@ -9,7 +9,9 @@ failing store): it logs, counts and returns. Setup mistakes raise at once, and a
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,7 +39,7 @@ from .rules import Model, Rules, load
 from .rules._model import Moments
 from .stores import AccountState, Store, UserState, open_store
 from .stores.buffered import BufferedStore
-from .transports import Transport
+from .transports import AsyncTransport, Transport
 
 __all__ = ["DEFAULT_STORE", "Client", "ClosedError"]
 
@@ -75,7 +77,9 @@ class Client:
       user or account to another tier (in the thread that recorded the message).
     - ``endpoint`` and ``write_key``: the collector (Segment's batch API); or
       ``transport``: any ``pqlsdk.transports.Transport``. Without either, nothing
-      leaves the process.
+      leaves the process. With an ``AsyncTransport`` (``AsyncHTTPTransport``
+      over ``httpx.AsyncClient``) there is no sender thread: messages leave
+      when an ASGI app awaits ``aflush()`` or ``aclose()``.
     - ``delivery``: a ``Delivery`` with batching, retry and durability settings.
     - ``on_error``: called with a ``DeliveryError`` when the collector refuses a
       batch or a batch is held back after its retries.
@@ -92,7 +96,7 @@ class Client:
         on_tier_change: Callable[[TierChange], None] | None = None,
         endpoint: str | None = None,
         write_key: str | None = None,
-        transport: Transport | None = None,
+        transport: Transport | AsyncTransport | None = None,
         delivery: Delivery | None = None,
         on_error: Callable[[DeliveryError], None] | None = None,
     ) -> None:
@@ -442,6 +446,30 @@ class Client:
             self._store.commit()
         result = FlushResult(0, 0) if self._pipeline is None else self._pipeline.close(timeout)
         self._store.close()
+        return result
+
+    async def aflush(self, timeout: float | None = 10.0) -> FlushResult:
+        """``flush()`` for asyncio code: never blocks the event loop.
+
+        With an asyncio transport the batches are sent from the loop; otherwise
+        the blocking flush runs in a worker thread.
+        """
+        pipeline = self._pipeline
+        if pipeline is None or pipeline.async_transport is None:
+            return await asyncio.to_thread(self.flush, timeout)
+        if isinstance(self._store, BufferedStore):
+            await asyncio.to_thread(self._store.commit)
+        batcher = pipeline.batcher
+        before = self._counters.snapshot().delivered
+        deadline = None if timeout is None else time.monotonic() + timeout
+        await batcher.adrain(pipeline.async_transport, deadline=deadline)
+        delivered = self._counters.snapshot().delivered - before
+        return FlushResult(delivered, batcher.outbox.pending())
+
+    async def aclose(self, timeout: float | None = 10.0) -> FlushResult:
+        """``close()`` for asyncio code: deliver within ``timeout``, then release everything."""
+        result = await self.aflush(timeout)
+        await asyncio.to_thread(self.close, 0.0)
         return result
 
     def _committed(self, count: int) -> None:

@@ -23,7 +23,7 @@ from .messages import Message
 from .stores import Store
 from .stores.buffered import BufferedStore
 from .stores.sqlite import SQLiteStore
-from .transports import Transport
+from .transports import AsyncTransport, Transport
 
 __all__ = ["Pipeline", "prepare_store"]
 
@@ -54,7 +54,7 @@ class Pipeline:
     def __init__(
         self,
         store: Store,
-        transport: Transport,
+        transport: Transport | AsyncTransport,
         options: Delivery,
         counters: Counters,
         *,
@@ -75,7 +75,10 @@ class Pipeline:
         self._durable = outbox.durable
         self._transport = transport
         self._owns_transport = owns_transport
-        self.batcher = Batcher(outbox, transport, options, counters, on_error=on_error)
+        # An asyncio transport sends only from ``Client.aflush()``, in the event loop.
+        self.async_transport = transport if isinstance(transport, AsyncTransport) else None
+        sync = None if isinstance(transport, AsyncTransport) else transport
+        self.batcher = Batcher(outbox, sync, options, counters, on_error=on_error)
 
     @property
     def durable(self) -> bool:
@@ -104,14 +107,14 @@ class Pipeline:
     def close(self, timeout: float | None) -> FlushResult:
         """Deliver within ``timeout``, stop the sender and release the transport."""
         result = self.batcher.close(timeout)
-        if self._owns_transport:
+        if self._owns_transport and isinstance(self._transport, Transport):
             self._transport.close()
         return result
 
 
 def make_transport(
-    endpoint: str | None, write_key: str | None, transport: Transport | None
-) -> tuple[Transport | None, bool]:
+    endpoint: str | None, write_key: str | None, transport: Transport | AsyncTransport | None
+) -> tuple[Transport | AsyncTransport | None, bool]:
     """Choose the transport and say whether the client owns it; None means no delivery."""
     if transport is not None:
         if endpoint is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 import pqlsdk
 from pqlsdk._retry import RetryPolicy
 from pqlsdk.testing import RecordingTransport
+from pqlsdk.transports import AsyncHTTPTransport
 
 from .collector import Collector
 
@@ -437,3 +439,39 @@ def test_sigterm_commits_buffered_writes(tmp_path: Path) -> None:
         user = client.user("u")
         assert user is not None
         assert user.tracks == 3000
+
+
+def test_an_asyncio_transport_delivers_from_the_event_loop(collector: Collector) -> None:
+    """With AsyncHTTPTransport, aflush() sends from the loop, retrying like the thread does."""
+
+    async def main() -> tuple[pqlsdk.FlushResult, pqlsdk.FlushResult, int, bool]:
+        transport = AsyncHTTPTransport(collector.url, collector.write_key)
+        client = pqlsdk.Client(store="memory://", transport=transport, delivery=FAST)
+        for i in range(120):
+            client.track("u", "tick", {"i": i})
+        before = len(collector.messages)  # nothing leaves without the loop
+        collector.set_status(503, times=1)
+        first = await client.aflush(timeout=10)
+        client.track("u", "tick", {"i": 120})
+        assert client.flush(timeout=1) == pqlsdk.FlushResult(0, 1)  # sync flush cannot await
+        last = await client.aclose(timeout=10)
+        await transport.aclose()
+        return first, last, before, isinstance(transport, pqlsdk.transports.Transport)
+
+    first, last, before, looks_sync = asyncio.run(main())
+    assert (before, looks_sync) == (0, False)
+    assert (first, last) == (pqlsdk.FlushResult(120, 0), pqlsdk.FlushResult(1, 0))
+    assert sorted(m["properties"]["i"] for m in events(collector)) == list(range(121))
+
+
+def test_aflush_without_an_asyncio_transport_runs_in_a_thread(collector: Collector) -> None:
+    """With the thread sender, aflush() and aclose() wrap flush() and close() off the loop."""
+
+    async def main() -> pqlsdk.FlushResult:
+        client = client_for(collector)
+        client.track("u", "tick")
+        await client.aflush(timeout=5)
+        return await client.aclose(timeout=5)
+
+    assert asyncio.run(main()) == pqlsdk.FlushResult(0, 0)
+    assert len(events(collector)) == 1

@@ -183,11 +183,19 @@ class Batcher:
             self._wake.notify()
         # Poll with plain sleeps: a flush() from a signal handler may interrupt this
         # very thread inside any lock's wait, and must not try to take it again.
+        nudged = time.monotonic()
         while self._outbox.pending():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
             time.sleep(0.01 if left is None else min(0.01, left))
+            if time.monotonic() - nudged >= 0.1:
+                # Rows leased by another (perhaps dead) sender come free later:
+                # wake ours again, so it takes them as soon as their lease ends.
+                nudged = time.monotonic()
+                with self._lock:
+                    self._urgent = True
+                    self._wake.notify()
         return FlushResult(self._delivered - start, self._outbox.pending())
 
     def close(self, timeout: float | None = None) -> FlushResult:

@@ -475,3 +475,21 @@ def test_aflush_without_an_asyncio_transport_runs_in_a_thread(collector: Collect
 
     assert asyncio.run(main()) == pqlsdk.FlushResult(0, 0)
     assert len(events(collector)) == 1
+
+
+def test_aflush_commits_a_buffered_store_and_keeps_its_deadline(
+    collector: Collector, tmp_path: Path
+) -> None:
+    """With SQLite, aflush() commits the buffer to the outbox; timeout=0 sends nothing yet."""
+
+    async def main() -> tuple[pqlsdk.FlushResult, pqlsdk.FlushResult]:
+        transport = AsyncHTTPTransport(collector.url, collector.write_key)
+        client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/a.db", transport=transport)
+        for i in range(5):
+            client.track("u", "tick", {"i": i})
+        waiting = await client.aflush(timeout=0)
+        done = await client.aclose(timeout=10)
+        await transport.aclose()
+        return waiting, done
+
+    assert asyncio.run(main()) == (pqlsdk.FlushResult(0, 5), pqlsdk.FlushResult(5, 0))

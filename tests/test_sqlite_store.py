@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import pqlsdk
+from pqlsdk import _lifecycle as lifecycle
 from pqlsdk.stores import SQLiteStore, open_store
 from pqlsdk.stores import sqlite as sqlite_module
 from pqlsdk.stores.sqlite import SCHEMA_VERSION
@@ -216,10 +217,10 @@ def test_the_fork_hook_parks_the_connection_and_reconnects(tmp_path: Path) -> No
     """After a fork the child abandons the inherited connection and opens its own."""
     store = SQLiteStore(tmp_path / "s.db")
     inherited = store._conn
-    sqlite_module._after_fork_in_child()
+    lifecycle.run_after_fork()
     assert store._conn is None
     assert any(orphan is inherited for orphan in sqlite_module._orphans)
-    sqlite_module._after_fork_in_child()  # a second fork before any use parks nothing more
+    lifecycle.run_after_fork()  # a second fork before any use parks nothing more
     assert sum(orphan is inherited for orphan in sqlite_module._orphans) == 1
     assert store.count() == 0  # reconnected on demand
     store.close()

@@ -24,13 +24,10 @@ Why it looks like this:
 from __future__ import annotations
 
 import asyncio
-import atexit
-import os
 import random
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Literal
@@ -38,15 +35,13 @@ from typing import Literal
 import attrs
 
 from ._exceptions import BatchRejectedError, ConfigError, DeliveryError, RetryableDeliveryError
+from ._lifecycle import DRAIN, unwatch, watch
 from ._outbox import FullPolicy, Leased, Outbox
 from ._retry import RetryPolicy
 from ._stats import Counters, logger
 from .transports import AsyncTransport, Batch, Transport
 
 __all__ = ["Batcher", "Delivery", "FlushResult"]
-
-_live: weakref.WeakSet[Batcher] = weakref.WeakSet()
-_hooks_installed = False
 
 
 @attrs.frozen
@@ -119,8 +114,7 @@ class Batcher:
         self._on_error = on_error
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         self._reset()
-        _install_hooks()
-        _live.add(self)
+        watch(self, exit_phase=DRAIN)
 
     def _reset(self) -> None:
         self._lock = threading.RLock()
@@ -204,7 +198,7 @@ class Batcher:
         with self._lock:
             self._closing = True
             self._wake.notify()
-        _live.discard(self)
+        unwatch(self)
         return result
 
     def _ensure_thread(self) -> None:
@@ -355,33 +349,16 @@ class Batcher:
         except Exception as hook_error:  # the host's hook must not kill the sender
             self._counters.error("callback_error", f"on_error raised {type(hook_error).__name__}")
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
+        """In a forked child: fresh locks, no thread, none of the parent's queue."""
         self._reset()
         self._outbox.forget_inherited()
 
-    def _drain_at_exit(self) -> None:
+    def at_exit(self) -> None:
+        """Drain for ``shutdown_timeout``; log what could not be sent."""
         if self._closing:
             return
         result = self.close(self._options.shutdown_timeout)
         if result.pending:
             kept = "kept in the outbox for the next run" if self._outbox.durable else "lost"
             logger.warning("at exit, %d message(s) were not delivered (%s)", result.pending, kept)
-
-
-def _install_hooks() -> None:
-    """Install the fork and exit hooks once per process, on the first batcher."""
-    global _hooks_installed  # noqa: PLW0603 - one set of process-wide hooks
-    if not _hooks_installed:
-        os.register_at_fork(after_in_child=_after_fork_in_child)
-        atexit.register(_drain_all_at_exit)
-        _hooks_installed = True
-
-
-def _after_fork_in_child() -> None:
-    for batcher in list(_live):
-        batcher._after_fork()
-
-
-def _drain_all_at_exit() -> None:
-    for batcher in list(_live):
-        batcher._drain_at_exit()

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 import pqlsdk
-from pqlsdk import _batcher, messages
+from pqlsdk import _lifecycle as lifecycle
+from pqlsdk import messages
 from pqlsdk._batcher import Batcher, Delivery
 from pqlsdk._outbox import MemoryOutbox, SQLiteOutbox
 from pqlsdk._retry import RetryPolicy
 from pqlsdk._stats import Counters
-from pqlsdk.stores import buffered
 from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 from pqlsdk.testing import RecordingTransport
@@ -203,7 +203,7 @@ def test_messages_queued_after_close_are_not_sent_and_exit_drain_skips_closed() 
     batcher.close(timeout=0.1)
     batcher.outbox.put(items(1))
     batcher.notify(1)
-    batcher._drain_at_exit()
+    batcher.at_exit()
     assert transport.batches == []
 
 
@@ -217,7 +217,7 @@ def test_the_exit_drain_reports_what_it_could_not_send(caplog: pytest.LogCapture
     batcher = Batcher(outbox, transport, Delivery(retry=QUICK, shutdown_timeout=0.3), counters)
     outbox.put(items(2))
     batcher.notify(2)
-    batcher._drain_at_exit()
+    batcher.at_exit()
     assert "2 message(s) were not delivered (lost)" in caplog.text
 
 
@@ -226,7 +226,7 @@ def test_the_fork_hook_gives_the_child_an_empty_memory_outbox() -> None:
     transport = RecordingTransport()
     batcher, _ = make_batcher(transport)
     batcher.outbox.put(items(3))
-    batcher._after_fork()
+    batcher.after_fork()
     assert batcher.outbox.pending() == 0
     assert batcher.flush(timeout=0.2) == pqlsdk.FlushResult(0, 0)
     batcher.close(timeout=0.1)
@@ -342,7 +342,7 @@ def test_the_buffered_stores_fork_hook_starts_the_child_empty(tmp_path: Path) ->
     """After fork the child forgets the parent's buffer (the parent commits it)."""
     store = BufferedStore(SQLiteStore(tmp_path / "f.db"), interval=30)
     store.record([_track()])
-    buffered._after_fork_in_child()
+    lifecycle.run_after_fork()
     assert (store.commit(), store.inner.count()) == (0, 0)
     store.close()
 
@@ -359,8 +359,8 @@ def test_the_exit_hook_logs_and_goes_on_when_a_commit_raises(
     good = BufferedStore(SQLiteStore(tmp_path / "good.db"), interval=30)
     bad.record([_track()])
     good.record([_track()])
-    buffered._commit_all()
-    assert "could not commit buffered messages at exit" in caplog.text
+    lifecycle.run_at_exit()
+    assert "exit work failed for BufferedStore" in caplog.text
     assert good.inner.count() == 1
     bad.close = lambda: None  # type: ignore[method-assign]
     good.close()
@@ -370,7 +370,7 @@ def test_the_batchers_fork_hook_resets_every_live_batcher() -> None:
     """The process-wide fork hook reaches every live batcher."""
     batcher, _ = make_batcher(RecordingTransport())
     batcher.outbox.put(items(2))
-    _batcher._after_fork_in_child()
+    lifecycle.run_after_fork()
     assert batcher.outbox.pending() == 0
     batcher.notify(0)  # nothing was added: no thread is started
     assert batcher.flush(timeout=0) == pqlsdk.FlushResult(0, 0)

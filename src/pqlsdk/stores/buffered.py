@@ -24,12 +24,10 @@ has its default action, only from the main thread).
 
 from __future__ import annotations
 
-import atexit
 import os
 import signal
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -37,7 +35,7 @@ from typing import Final
 
 from .._aggregates import Aggregate
 from .._exceptions import StoreError
-from .._stats import logger
+from .._lifecycle import COMMIT, run_at_exit, unwatch, watch
 from ..messages import Message
 from ._base import Record, T
 from ._state import AccountState, UserState, apply
@@ -48,8 +46,6 @@ __all__ = ["BufferedStore"]
 _MAX_BUFFER: Final = 100_000  # messages held while commits fail, before the oldest go
 _Key = tuple[str, str]
 """("user" or "account", id): an overlay state."""
-_live: weakref.WeakSet[BufferedStore] = weakref.WeakSet()
-_hooks_installed = False
 
 
 class BufferedStore:
@@ -75,8 +71,7 @@ class BufferedStore:
         self._on_commit = on_commit
         self._on_error = on_error
         self._reset()
-        _install_hooks()
-        _live.add(self)
+        watch(self, exit_phase=COMMIT)
 
     def _reset(self) -> None:
         self._lock = threading.RLock()
@@ -291,36 +286,19 @@ class BufferedStore:
         """Commit what is buffered, stop the writer and close the inner store."""
         self._stop.set()
         self.commit()
-        _live.discard(self)
+        unwatch(self)
         self._inner.close()
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         """Start empty: the parent commits what it buffered."""
         self._reset()
 
+    def at_exit(self) -> None:
+        """Commit what is buffered."""
+        self.commit()
+
     def __repr__(self) -> str:
         return f"BufferedStore({self._inner!r}, interval={self._interval})"
-
-
-def _install_hooks() -> None:
-    global _hooks_installed  # noqa: PLW0603 - one set of process-wide hooks
-    if not _hooks_installed:
-        os.register_at_fork(after_in_child=_after_fork_in_child)
-        atexit.register(_commit_all)
-        _hooks_installed = True
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_live):
-        store._after_fork()
-
-
-def _commit_all() -> None:
-    for store in list(_live):
-        try:
-            store.commit()
-        except Exception:  # at exit, log and go on to the next store
-            logger.exception("pqlsdk could not commit buffered messages at exit")
 
 
 def _commit_and_die(signum: int, frame: object) -> None:  # pragma: no cover - the process dies
@@ -328,6 +306,6 @@ def _commit_and_die(signum: int, frame: object) -> None:  # pragma: no cover - t
     # in a process that this very function kills before coverage can save.
     """Commit every buffered store, then die of SIGTERM as the default action would."""
     del frame
-    _commit_all()
+    run_at_exit()  # commits buffers, then drains outboxes within their budgets
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -28,6 +27,7 @@ import msgspec
 from .._aggregates import Aggregate
 from .._clock import micros
 from .._exceptions import ConfigError, SchemaVersionError, StoreError
+from .._lifecycle import unwatch, watch
 from ..messages import Message, decode
 from ._base import Record, Subject, T
 from ._state import AccountState, UserState, apply, decode_account, decode_user, rebuild
@@ -74,8 +74,6 @@ _SELECT_STATE: Final = {
 # Connections inherited through fork() are parked here, never closed: closing one
 # in the child could checkpoint or remove the parent's WAL file under it.
 _orphans: list[sqlite3.Connection] = []
-_live: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
-_fork_hook_installed = False
 
 
 @contextmanager
@@ -90,11 +88,6 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def _after_fork_in_child() -> None:
-    for store in list(_live):
-        store._forget_connection()
-
-
 class SQLiteStore:
     """A ``Store`` in one SQLite file, safe for several processes and threads."""
 
@@ -104,7 +97,6 @@ class SQLiteStore:
         ``timeout`` is how long a write waits for another process's transaction
         before failing with ``StoreError``.
         """
-        global _fork_hook_installed  # noqa: PLW0603 - one process-wide fork hook
         self._path = Path(path)
         self._timeout = timeout
         # Re-entrant: a flush() from a signal handler may read while this thread writes.
@@ -117,10 +109,7 @@ class SQLiteStore:
             self._connect()
         except sqlite3.Error as exc:
             raise ConfigError(f"sqlite store: cannot open {str(self._path)!r}: {exc}") from exc
-        if not _fork_hook_installed:
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-            _fork_hook_installed = True
-        _live.add(self)
+        watch(self)
 
     @property
     def url(self) -> str:
@@ -161,7 +150,7 @@ class SQLiteStore:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def _forget_connection(self) -> None:
+    def after_fork(self) -> None:
         """In a forked child: drop the parent's connection and lock without touching them."""
         if self._conn is not None:
             _orphans.append(self._conn)
@@ -371,7 +360,7 @@ class SQLiteStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-        _live.discard(self)
+        unwatch(self)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"

@@ -19,27 +19,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the collector lives with the tests
 
 
+from _timing import describe, time_calls  # noqa: E402
+
 import pqlsdk  # noqa: E402
 
 
 def track_costs(client: pqlsdk.Client, calls: int) -> list[float]:
-    timings = []
-    clock = time.perf_counter_ns
-    for i in range(calls):
-        start = clock()
-        client.track(f"user-{i % 500}", "feature_used", {"feature": "reports", "n": i})
-        timings.append((clock() - start) / 1000)
-    return timings
-
-
-def describe(timings: list[float]) -> str:
-    ordered = sorted(timings)
-    n = len(ordered)
-    mean = sum(ordered) / n
-    return (
-        f"mean {mean:6.1f} us  p99 {ordered[int(0.99 * n)]:7.1f}  "
-        f"p99.9 {ordered[int(0.999 * n)]:8.1f}  max {ordered[-1]:9.1f} us"
+    """Time ``calls`` track() calls, in microseconds."""
+    timings, _ = time_calls(
+        lambda i: client.track(f"user-{i % 500}", "feature_used", {"feature": "reports", "n": i}),
+        calls,
     )
+    return timings
 
 
 SERVE = """

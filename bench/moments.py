@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import random
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+
+from _timing import describe, time_calls
 
 import pqlsdk
 from pqlsdk.messages import Track
@@ -30,17 +31,10 @@ RULES = Path(__file__).resolve().parent.parent / "examples" / "rules" / "playboo
 
 
 def per_call(fn: Callable[[int], object], calls: int) -> str:
-    timings = []
-    shown = 0
-    for i in range(calls):
-        start = time.perf_counter_ns()
-        answer = fn(i)
-        timings.append((time.perf_counter_ns() - start) / 1000)
-        shown += bool(getattr(answer, "moment", answer))
-    timings.sort()
-    mean = sum(timings) / calls
-    p999, worst = timings[int(0.999 * calls)], timings[-1]
-    return f"mean {mean:7.1f} us  p99.9 {p999:8.1f} us  max {worst:8.1f} us  shown {shown}/{calls}"
+    """Timings of ``calls`` calls, and how many answered with a moment."""
+    timings, answers = time_calls(fn, calls)
+    shown = sum(bool(getattr(answer, "moment", answer)) for answer in answers)
+    return f"{describe(timings)}  shown {shown}/{calls}"
 
 
 def history(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import random
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
+
+from _timing import describe, mean, time_calls
 
 import pqlsdk
 from pqlsdk.messages import Track
@@ -40,16 +41,6 @@ def history(user_id: str, count: int, clock: pqlsdk.FixedClock) -> list[Track]:
     ]
 
 
-def per_call(fn, calls: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
-    timings = []
-    for _ in range(calls):
-        start = time.perf_counter_ns()
-        fn()
-        timings.append((time.perf_counter_ns() - start) / 1000)
-    timings.sort()
-    return sum(timings) / calls, timings[int(0.999 * calls)], timings[-1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=5_000)
@@ -66,20 +57,14 @@ def main() -> None:
                     client.group(user_id, "acme")
                     client.ingest(history(user_id, size, clock))
                     client.score(user_id)  # warm up
-                    mean, p999, worst = per_call(lambda u=user_id: client.score(u), args.calls)
-                    means[size] = mean
-                    print(
-                        f"{url_kind:<7} score()  {size:>7} events: mean {mean:7.1f} us  "
-                        f"p99.9 {p999:7.1f} us  max {worst:8.1f} us"
-                    )
+                    timings, _ = time_calls(lambda _, u=user_id: client.score(u), args.calls)
+                    means[size] = mean(timings)
+                    print(f"{url_kind:<7} score() {size:>7} events: {describe(timings)}")
                 print(f"{url_kind:<7} ratio 100,000 / 10 events: {means[100_000] / means[10]:.2f}")
-                mean, p999, worst = per_call(
-                    lambda: client.track("user-10", "feature_used", {"feature": "f1"}), args.calls
+                timings, _ = time_calls(
+                    lambda _: client.track("user-10", "feature_used", {"feature": "f1"}), args.calls
                 )
-                print(
-                    f"{url_kind:<7} track() with playbook rules: mean {mean:7.1f} us  "
-                    f"p99.9 {p999:7.1f} us  max {worst:8.1f} us"
-                )
+                print(f"{url_kind:<7} track() with playbook rules: {describe(timings)}")
 
 
 if __name__ == "__main__":

@@ -91,17 +91,26 @@ def fold_event(aggregate: Aggregate, state: Any, at: int, properties: Mapping[st
         times: list[int] = state or []
         bisect.insort(times, at)
         return _trim_sorted(times, times[-1] - window)
+    key: str | int
     if aggregate.kind == "distinct":
         key = _encode_value(properties[aggregate.field or ""]).decode()
     else:
-        key = str(at // _DAY)
+        key = at // _DAY
+    if window is None:
+        # All time: only which values (or days) were seen matters, so keep a
+        # sorted list of them; it decodes far faster than a dict of times.
+        seen: list[Any] = state or []
+        index = bisect.bisect_left(seen, key)
+        if index == len(seen) or seen[index] != key:
+            seen.insert(index, key)
+        return seen
+    key = str(key)  # windowed: the latest time per value or day, keyed by text
     latest: dict[str, int] = state or {}
     if latest.get(key, -1) < at:
         latest[key] = at
-    if window is not None:
-        horizon = max(latest.values()) - window
-        for stale in [k for k, t in latest.items() if t < horizon]:
-            del latest[stale]
+    horizon = max(latest.values()) - window
+    for stale in [k for k, t in latest.items() if t < horizon]:
+        del latest[stale]
     return latest
 
 

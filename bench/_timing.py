@@ -1,0 +1,39 @@
+"""Timing for the benchmarks: per-call microseconds and their tail, measured one way."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def time_calls(fn: Callable[[int], Any], calls: int) -> tuple[list[float], list[Any]]:
+    """Call ``fn(i)`` for i in range(calls); return each call's microseconds and answer."""
+    timings: list[float] = []
+    answers: list[Any] = []
+    clock = time.perf_counter_ns
+    for i in range(calls):
+        start = clock()
+        answers.append(fn(i))
+        timings.append((clock() - start) / 1000)
+    return timings, answers
+
+
+def describe(timings: list[float]) -> str:
+    """Mean, p50, p99, p99.9 and the longest call, in microseconds."""
+    ordered = sorted(timings)
+    n = len(ordered)
+
+    def at(share: float) -> float:
+        return ordered[min(n - 1, int(share * n))]
+
+    mean = sum(ordered) / n
+    return (
+        f"mean {mean:7.1f} us  p50 {at(0.5):7.1f}  p99 {at(0.99):7.1f}  "
+        f"p99.9 {at(0.999):8.1f}  max {ordered[-1]:9.1f} us"
+    )
+
+
+def mean(timings: list[float]) -> float:
+    """The mean of ``timings``."""
+    return sum(timings) / len(timings)

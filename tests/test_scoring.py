@@ -394,3 +394,38 @@ def test_store_faults_during_crossing_checks_are_counted(
     stats = client.stats()
     assert (stats.recorded, dict(stats.errors)) == (3, {"store_error": 1})
     client.close()
+
+
+def test_crossing_records_carry_what_sales_needs(clock: pqlsdk.FixedClock) -> None:
+    """A crossing's record lists every reason, top features, team size and moments seen."""
+    changes: list[pqlsdk.TierChange] = []
+    with client_with(clock, on_tier_change=changes.append) as client:
+        client.identify("u", {"plan": "trial"})
+        for teammate in ("u", "v", "w"):
+            client.group(teammate, "acme")
+            client.track(teammate, "session_started")
+        for feature in ("reports", "exports", "dashboards"):
+            client.track("u", "feature_used", {"feature": feature})
+        client.track("u", "core_workflow_completed")
+        client.track("u", "limit_hit")  # 30 + 25 team + 10 breadth = 65: hot
+        assert client.decide("u") is not None  # the upgrade widget
+        clock.advance(timedelta(days=1))
+        client.track("u", "checkout_started")  # 105: burning
+    burning = changes[-1].to_message().properties
+    assert (burning["previous_tier"], burning["tier"], burning["team_size"]) == (
+        "hot",
+        "burning",
+        3,
+    )
+    assert burning["top_features"] == ["dashboards", "exports", "reports"]
+    assert burning["moments_seen"] == ["upgrade_widget"]
+    pricing = next(r for r in burning["reasons"] if r["signal"] == "pricing")
+    assert pricing == {
+        "signal": "pricing",
+        "label": "pricing page views",
+        "points": 15.0,
+        "earned": 0.0,
+        "fired": False,
+        "observed": 0,
+        "needs": ">= 3",
+    }

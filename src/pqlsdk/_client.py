@@ -33,7 +33,7 @@ from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
 from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
 from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
 from ._stats import Counters, Stats
-from ._tiers import TierChange, swap_tier
+from ._tiers import TierChange, crossing_context, swap_tier
 from .messages import Group, Identify, Message, Track, check, convert, new_message_id
 from .rules import Model, Rules, load
 from .rules._model import Moments
@@ -588,6 +588,7 @@ class Client:
         if before is None and model.rank(tier) == 0:
             return  # a first placement in the lowest tier is not a crossing
         up = before is None or model.rank(tier) > model.rank(before)
+        features, team, seen = crossing_context(model, user, account, now)
         self._report(
             TierChange(
                 subject=subject,
@@ -598,6 +599,9 @@ class Client:
                 direction="up" if up else "down",
                 score=score_subject(model, subject_id, scored, account, now),
                 user_id=user.user_id,
+                top_features=features,
+                team_size=team,
+                moments_seen=seen,
             )
         )
 

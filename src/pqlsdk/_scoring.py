@@ -25,6 +25,7 @@ __all__ = [
     "Reason",
     "Score",
     "facts_for",
+    "plain",
     "score_account",
     "score_subject",
     "standing",
@@ -102,7 +103,7 @@ class Score:
                     "points": r.points,
                     "earned": r.earned,
                     "fired": r.fired,
-                    "observed": _plain(r.observed),
+                    "observed": plain(r.observed),
                     "needs": r.needs,
                 }
                 for r in self.reasons
@@ -342,7 +343,7 @@ def _signed(value: float) -> str:
     return f"+{_show(value)}" if value >= 0 else _show(value)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Make an observed value JSON-safe (infinity becomes None)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh dev
+# The feed's browser test drives Debian's Chromium; install it where we can.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium for the browser test"
+    apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
+fi
 echo "== ruff"
 .venv/bin/ruff check src tests bench examples
 .venv/bin/ruff format --check src tests bench examples

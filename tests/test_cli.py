@@ -12,26 +12,16 @@ import pytest
 from pqlsdk.cli import main
 
 
-def test_demo_records_and_prints_the_store(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The demo tracks a short story into SQLite and prints what the store holds."""
-    url = f"sqlite:///{tmp_path}/demo.db"
-    assert main(["demo", "--store", url]) == 0
+def test_the_main_job_runs_the_whole_loop(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo starts a collector, plays the cohort and prints the ranked feed and its URL."""
+    assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert f"store {url}: 15 messages (0 before this run)" in out
-    assert "recorded 15, dropped {'not_json': 1}" in out
-    assert "user ada: account=acme tracks=10 last_active=2026-03-06T09:00:00+00:00" in out
-    assert "account acme: active_members=2" in out
-    # A second run finds the first run's messages: the demo's ids are fresh each run.
-    assert main(["demo", "--store", url]) == 0
-    assert "30 messages (15 before this run)" in capsys.readouterr().out
-
-
-def test_demo_reports_setup_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    """A bad store URL is a one-line error and exit status 2."""
-    assert main(["demo", "--store", "nope://"]) == 2
-    assert "pqlsdk: error: store URL 'nope://'" in capsys.readouterr().err
+    assert out.startswith("Simulated 15 users over two weeks: ")
+    ranked = [line.split()[2] for line in out.splitlines() if line[:4].strip().endswith(".")]
+    assert ranked.index("ada@northwind") < ranked.index("max@maybe-labs")
+    assert "sol@onceco" not in ranked  # the single logger never left cold
+    assert "free-tier limits hit = 1, needs >= 1 (+30)" in out  # reasons explain each lead
+    assert "Feed: http://127.0.0.1:" in out
 
 
 def test_python_dash_m_runs_the_cli() -> None:

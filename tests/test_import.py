@@ -28,6 +28,7 @@ def test_all_lists_exactly_the_public_names() -> None:
     public = {name for name in vars(pqlsdk) if not name.startswith("_")} - {
         "annotations",
         "cli",
+        "collector",
         "messages",
         "rules",
         "stores",

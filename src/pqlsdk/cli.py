@@ -3,22 +3,27 @@
 - ``pqlsdk check RULES``: validate a rules file; errors print like a compiler's.
 - ``pqlsdk score RULES EVENTS [--now ISO] [--json] [--model NAME]``: score every
   user and account in a file of messages with the same engine as the client.
-- ``pqlsdk demo``: the main job for now: records a short product story into a
-  store (the embedded SQLite default unless ``--store`` says otherwise) and
-  prints what the store then holds.
+- ``pqlsdk demo [--serve]``: the main job, the whole loop on one machine: a
+  collector on a temporary SQLite file, a simulated cohort played through a real
+  client with the playbook rules, and the ranked PQL feed (needs the
+  ``collector`` extra; ``--serve`` keeps the feed up for a browser).
+- ``pqlsdk collector [--storage URL] [--write-key KEY]...``: serve the reference
+  collector (needs the ``collector`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._client import DEFAULT_STORE, Client
+from ._client import Client
 from ._clock import FixedClock
 from ._exceptions import ConfigError, PQLError, RulesError
 from ._scoring import Score
@@ -43,8 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     score.add_argument("--now", help="evaluation time (ISO-8601); else the file's 'now'")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.add_argument("--model", help="which model of the rules file (default: its primary)")
-    demo = commands.add_parser("demo", help="record a short product story and print the store")
-    demo.add_argument("--store", default=DEFAULT_STORE, help=f"store URL (default {DEFAULT_STORE})")
+    demo = commands.add_parser("demo", help="run the whole loop and print the ranked PQL feed")
+    demo.add_argument("--serve", action="store_true", help="keep the collector up for a browser")
+    demo.add_argument("--port", type=int, default=0, help="collector port (default: any free one)")
+    _add_collector(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
@@ -53,13 +60,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _score(
                 args.rules, args.events, now=args.now, as_json=args.json, model=args.model
             )
-        return _demo(args.store)
+        if args.command == "collector":
+            return _run_collector(args)
+        return _demo(serve=args.serve, port=args.port)
     except RulesError as exc:
         print(exc, file=sys.stderr)
         return 1
     except PQLError as exc:
         print(f"pqlsdk: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _add_collector(commands: Any) -> None:
+    from .collector._cli import add_parser  # noqa: PLC0415 - the collector loads on demand
+
+    add_parser(commands)
+
+
+def _run_collector(args: argparse.Namespace) -> int:
+    from .collector._cli import run  # noqa: PLC0415 - the collector loads on demand
+
+    return run(args)
 
 
 def _check(path: Path) -> int:
@@ -150,33 +171,15 @@ def _print_table(users: dict[str, Score]) -> None:
         )
 
 
-def _demo(store: str) -> int:
-    clock = FixedClock(_DEMO_START)
-    with Client(store=store, clock=clock, retention=None) as client:
-        before = client.store.count()
-        client.identify("ada", {"plan": "trial", "email_domain": "acme.test"})
-        client.group("ada", "acme", {"employees": 120, "industry": "fintech"})
-        client.identify("lin", {"plan": "trial"})
-        client.group("lin", "acme", {"plan": "free"})
-        for _ in range(5):
-            clock.advance(timedelta(days=1))
-            client.track("ada", "core_workflow_completed")
-            client.track("ada", "page_viewed", {"path": "/pricing"})
-        client.track("lin", "limit_hit", {"limit": "seats"})
-        client.track("ada", "feature_used", {"feature": float("nan")})  # refused: not JSON
-        stats = client.stats()
-        total = client.store.count()
-        print(f"store {client.store.url}: {total} messages ({before} before this run)")
-        print(f"recorded {stats.recorded}, dropped {dict(stats.dropped)}")
-        for user in [u for u in map(client.user, ("ada", "lin")) if u is not None]:
-            last = user.last_active_at.isoformat() if user.last_active_at else "never"
-            print(
-                f"user {user.user_id}: account={user.account_id} tracks={user.tracks} "
-                f"last_active={last} traits={sorted(user.traits)}"
-            )
-        for account in [a for a in [client.account("acme")] if a is not None]:
-            print(
-                f"account {account.account_id}: active_members={account.active_members} "
-                f"traits={dict(sorted(account.traits.items()))}"
-            )
+def _demo(*, serve: bool, port: int) -> int:
+    try:
+        from .collector._demo import print_feed, running_demo  # noqa: PLC0415 - needs extras
+    except ImportError as exc:
+        raise ConfigError(f"{exc}: install it with pip install 'pqlsdk[collector]'") from exc
+    with running_demo(port=port) as demo:
+        print_feed(demo, sys.stdout)
+        if serve:
+            print("Serving the feed; press Ctrl-C to stop.", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
     return 0

@@ -33,5 +33,7 @@ def test_the_cohort_separates_a_real_pql_from_a_maybe_and_a_single_logger() -> N
     assert customer.route == "customer_success"
     assert (cohort.users, cohort.gates_denied > 0, cohort.moments_shown > 0) == (15, True, True)
     assert days == list(range(14))
+    crossings = [m for m in transport.messages if m.get("event") == "pqlsdk_tier_changed"]
+    assert max(m["timestamp"] for m in crossings) <= "2026-03-15T12:00:00Z"  # nothing in the future
     events = {m.get("event") for m in transport.messages}
     assert {"pqlsdk_tier_changed", "pqlsdk_moment_shown", "premium_feature_attempted"} <= events

@@ -113,7 +113,8 @@ def simulate(
     """Play two weeks of the cohort through ``client``, ending at ``clock``'s current time."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not a secret
     end = clock.now()
-    start = end - timedelta(days=_DAYS - 1)
+    # Fourteen whole days back: the last day's office hours still end before "now".
+    start = end - timedelta(days=_DAYS)
     cast = _personas(rng)
     events = denied = shown = 0
     for persona in cast:

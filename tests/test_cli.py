@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pqlsdk.cli import main
+from pqlsdk.collector._demo import running_demo
 
 
 def test_the_main_job_runs_the_whole_loop(capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,3 +101,43 @@ def test_score_reports_unreadable_events(
     (tmp_path / "bad.jsonl").write_text(LINES[0] + "\n{oops\n")
     assert main(["score", PLAYBOOK, str(tmp_path / "bad.jsonl")]) == 2
     assert "bad.jsonl:2: not JSON" in capsys.readouterr().err
+
+
+def test_the_main_job_names_the_missing_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the collector extra, the demo says what to install."""
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if uvicorn were not installed
+    assert main(["demo"]) == 2
+    assert "pip install 'pqlsdk[collector]'" in capsys.readouterr().err
+
+
+def test_the_main_job_serves_the_feed_until_interrupted() -> None:
+    """``pqlsdk demo --serve`` keeps the feed up for a browser and stops cleanly on Ctrl-C."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pqlsdk", "demo", "--serve"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Serving the feed"):
+            break
+    feed = next(line for line in lines if line.startswith("Feed: "))
+    url, key = feed.split()[1], feed.split("user name: ")[1].split(",")[0]
+    page = httpx.get(url, auth=(key, ""), timeout=10)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    proc.stdout.close()
+    assert page.status_code == 200
+    assert 'data-id="ada@northwind"' in page.text
+
+
+def test_the_demo_reports_a_collector_that_cannot_start() -> None:
+    """A port already taken is a clear error, not a hang."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError, match="did not start"), running_demo(port=port):
+            pass

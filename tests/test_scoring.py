@@ -404,7 +404,7 @@ def test_crossing_records_carry_what_sales_needs(clock: pqlsdk.FixedClock) -> No
         for teammate in ("u", "v", "w"):
             client.group(teammate, "acme")
             client.track(teammate, "session_started")
-        for feature in ("reports", "exports", "dashboards"):
+        for feature in ("reports", "exports", "dashboards", 7):  # 7: not a feature name
             client.track("u", "feature_used", {"feature": feature})
         client.track("u", "core_workflow_completed")
         client.track("u", "limit_hit")  # 30 + 25 team + 10 breadth = 65: hot

@@ -172,14 +172,15 @@ def _print_table(users: dict[str, Score]) -> None:
 
 
 def _demo(*, serve: bool, port: int) -> int:
+    from .collector._demo import print_feed, running_demo  # noqa: PLC0415 - loads the collector
+
     try:
-        from .collector._demo import print_feed, running_demo  # noqa: PLC0415 - needs extras
-    except ImportError as exc:
-        raise ConfigError(f"{exc}: install it with pip install 'pqlsdk[collector]'") from exc
-    with running_demo(port=port) as demo:
-        print_feed(demo, sys.stdout)
-        if serve:
-            print("Serving the feed; press Ctrl-C to stop.", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                threading.Event().wait()
+        with running_demo(port=port) as demo:
+            print_feed(demo, sys.stdout)
+            if serve:
+                print("Serving the feed; press Ctrl-C to stop.", flush=True)
+                with contextlib.suppress(KeyboardInterrupt):
+                    threading.Event().wait()
+    except ImportError as exc:  # the collector extra is missing; the message names it
+        raise ConfigError(str(exc)) from exc
     return 0

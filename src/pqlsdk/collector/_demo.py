@@ -26,6 +26,7 @@ import httpx
 from .._client import Client
 from .._clock import FixedClock
 from ._cohort import Cohort, simulate
+from ._extras import load
 
 __all__ = ["RULES", "Demo", "running_demo"]
 
@@ -54,22 +55,30 @@ class Demo:
 @contextmanager
 def running_demo(*, rules: Path = RULES, port: int = 0) -> Iterator[Demo]:
     """Start a collector, play the cohort into it, and yield it; stop and clean up after."""
-    import uvicorn  # noqa: PLC0415 - the collector extra, only when the demo runs
-
-    from . import create_app  # noqa: PLC0415 - the app pulls in starlette
+    uvicorn = load("uvicorn", extra="collector", purpose="the main job")
+    create_app = load("._app", extra="collector", purpose="the main job").create_app
 
     directory = Path(tempfile.mkdtemp(prefix="pqlsdk-demo-"))
     write_key, feed_key = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     app = create_app(str(directory / "collector.db"), write_keys=[write_key], feed_keys=[feed_key])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="pqlsdk-demo-collector", daemon=True)
+    failures: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # a port in use, say: reported below, not lost in a thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=serve, name="pqlsdk-demo-collector", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 10
         while not server.started and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
         if not server.started:
-            raise RuntimeError("the demo collector did not start")
+            reason = f": {failures[0]}" if failures else ""
+            raise RuntimeError(f"the demo collector did not start{reason}")
         bound = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{bound}"
         clock = FixedClock(datetime.now(UTC))

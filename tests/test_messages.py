@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,12 @@ def test_messages_are_frozen() -> None:
     with pytest.raises(AttributeError):
         message.event = "other"  # type: ignore[misc]
     assert msgspec.structs.asdict(message)["event"] == "e"
+
+
+def test_generated_message_ids_are_random_uuid4_strings() -> None:
+    """Generated ids parse as RFC 4122 version-4 UUIDs and do not repeat."""
+    ids = [messages.new_message_id() for _ in range(1000)]
+    parsed = [uuid.UUID(value) for value in ids]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert [str(u) for u in parsed] == ids
+    assert len(set(ids)) == 1000

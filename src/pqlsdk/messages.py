@@ -22,7 +22,7 @@ of them, and full GC passes over large queues are what stall peer SDKs.
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -57,8 +57,16 @@ MAX_DEPTH: Final = 10
 
 
 def new_message_id() -> str:
-    """Return a fresh random message id (a UUID4 string, as Segment's SDKs make)."""
-    return str(uuid.uuid4())
+    """Return a fresh random message id (a UUID4 string, as Segment's SDKs make).
+
+    Built from ``os.urandom`` directly: ``str(uuid.uuid4())`` costs about three
+    times as much, and this runs on every tracked call.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class _Message(

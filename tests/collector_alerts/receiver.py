@@ -15,10 +15,11 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import attrs
+
+from tests.loopback import LoopbackServer
 
 
 @attrs.frozen
@@ -34,16 +35,17 @@ class Request:
     status: int
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """An HTTP receiver that records what it is sent and answers as scripted."""
 
+    thread_name = "receiver"
+
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._requests: list[Request] = []
         self._scripted: deque[tuple[int, str | None, bool]] = deque()
         self._released = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     def url(self, path: str = "/hook") -> str:
         """Return the URL of ``path`` on this receiver."""
@@ -86,36 +88,14 @@ class Receiver:
             time.sleep(0.005)
         return self.requests
 
-    def start(self) -> None:
-        """Listen on an ephemeral port."""
-        self._server = _Server(("127.0.0.1", 0), self)
-        # A short poll interval keeps stop() quick: shutdown() waits for one poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="receiver", daemon=True
-        )
-        self._thread.start()
+    def make_server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        """Build the HTTP server that hands each request to this receiver."""
+        self._released.clear()
+        return _Server(address, self)
 
-    def stop(self) -> None:
-        """Answer held requests, close the port and join every handler thread."""
-        server, thread = self._server, self._thread
-        assert server is not None
-        assert thread is not None
+    def before_shutdown(self) -> None:
+        """Answer requests that are being held."""
         self._released.set()
-        server.shutdown()
-        server.server_close()  # joins the handler threads
-        thread.join()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _answer(self, handler: _Handler) -> None:
         """Record one POST, then answer it as scripted (200 unless told otherwise)."""

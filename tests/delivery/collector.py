@@ -18,10 +18,11 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import attrs
+
+from tests.loopback import LoopbackServer
 
 BATCH_PATH = "/v1/batch"
 
@@ -34,10 +35,13 @@ class Received:
     headers: dict[str, str]
 
 
-class Collector:
+class Collector(LoopbackServer):
     """An HTTP collector that requires Basic auth and records the batches it accepts."""
 
+    thread_name = "collector"
+
     def __init__(self, *, write_key: str = "test-write-key") -> None:
+        super().__init__()
         self.write_key = write_key
         self._expected_auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
         self._lock = threading.Lock()
@@ -46,10 +50,7 @@ class Collector:
         self._scripted: deque[tuple[int, str | None]] = deque()
         self._outage_until = 0.0
         self._delay = 0.0
-        self._port = 0  # 0 until the first start picks a free port; then kept
         self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -92,41 +93,19 @@ class Collector:
         with self._lock:
             self._delay = seconds
 
-    def start(self) -> None:
-        """Listen, on the same port as before if this collector ran already."""
+    def make_server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        """Build the HTTP server that hands each request to this collector."""
         self._stopping.clear()
-        server = _Server(("127.0.0.1", self._port), self)
-        self._port = server.server_address[1]
-        self._server = server
-        # A short poll interval keeps stop() quick: shutdown() waits for one poll.
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.02,), name="collector", daemon=True
-        )
-        self._thread.start()
+        return _Server(address, self)
 
-    def stop(self) -> None:
-        """Close the port and every open connection: clients now get connection refused."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._server = self._thread = None
-        self._stopping.set()  # wakes handlers sleeping in set_delay
-        server.shutdown()
+    def before_shutdown(self) -> None:
+        """Wake handlers sleeping in ``set_delay``."""
+        self._stopping.set()
+
+    def after_shutdown(self, server: ThreadingHTTPServer) -> None:
+        """Cut kept-alive connections: clients now get connection refused."""
+        assert isinstance(server, _Server)
         server.drop_connections()
-        server.server_close()  # joins the handler threads
-        thread.join()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _answer(self, handler: _Handler) -> None:
         """Handle one POST: the scripted behaviour first, then auth, then the batch."""

@@ -9,7 +9,7 @@ so a score costs the same for a user with ten events or a hundred thousand.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeGuard
 
@@ -26,8 +26,10 @@ __all__ = [
     "Score",
     "facts_for",
     "plain",
+    "reason_texts",
     "score_account",
     "score_subject",
+    "show",
     "standing",
 ]
 
@@ -52,7 +54,7 @@ class Reason:
     """The condition the measured value is held to (e.g. ``>= 3``), if any."""
 
     def __str__(self) -> str:
-        shown = _show(self.observed)
+        shown = show(self.observed)
         condition = f", needs {self.needs}" if self.needs else ""
         return f"{self.label} = {shown}{condition} ({_signed(self.earned)})"
 
@@ -82,11 +84,11 @@ class Score:
 
     def explain(self) -> str:
         """Answer "why this score?" for a human, one line per signal."""
-        head = f"{self.id}: {_show(self.score)} {self.tier} -> {self.route}"
+        head = f"{self.id}: {show(self.score)} {self.tier} -> {self.route}"
         if not self.gate_passed:
             head += " (gate not passed: score 0)"
         elif self.multiplier != 1:
-            head += f" (raw {_show(self.raw)} x {_show(self.multiplier)})"
+            head += f" (raw {show(self.raw)} x {show(self.multiplier)})"
         return "\n".join([head, *(f"  {'+' if r.fired else '-'} {r}" for r in self.reasons)])
 
     def to_dict(self) -> dict[str, Any]:
@@ -329,7 +331,8 @@ def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """Write a value the way reasons read: 3 not 3.0, yes/no, none."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, float):
@@ -339,8 +342,31 @@ def _show(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
+def reason_texts(reasons: Iterable[Mapping[str, Any]], count: int = 3) -> list[str]:
+    """Return a record's fired reasons that earned the most, best first, as ``Reason`` text.
+
+    For reasons that travelled as JSON (a crossing record): the feed and the alerts
+    read exactly like ``Score.explain()``.
+    """
+    fired = sorted((r for r in reasons if r.get("fired")), key=lambda r: -abs(r.get("earned") or 0))
+    return [
+        str(
+            Reason(
+                signal=r.get("signal", ""),
+                label=r.get("label") or r.get("signal", ""),
+                points=r.get("points", 0),
+                earned=r.get("earned") or 0,
+                fired=True,
+                observed=r.get("observed"),
+                needs=r.get("needs"),
+            )
+        )
+        for r in fired[:count]
+    ]
+
+
 def _signed(value: float) -> str:
-    return f"+{_show(value)}" if value >= 0 else _show(value)
+    return f"+{show(value)}" if value >= 0 else show(value)
 
 
 def plain(value: Any) -> Any:

@@ -35,7 +35,7 @@ import random
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
@@ -47,7 +47,7 @@ import msgspec
 from .._exceptions import ConfigError
 from .._lifecycle import DRAIN, unwatch, watch
 from .._retry import RetryPolicy
-from .._scoring import Reason, _show
+from .._scoring import reason_texts, show
 from .._stats import logger
 from .._version import __version__
 from ..transports.http import _RETRYABLE_STATUSES, _retry_after
@@ -477,22 +477,22 @@ def _names(what: str, values: Collection[str]) -> frozenset[str]:
 
 def _slack_message(lead: Mapping[str, Any], feed_url: str | None) -> dict[str, Any]:
     """Build the Block Kit message for ``lead``: header, facts, reasons, features, feed link."""
-    tier = _show(lead.get("tier"))
+    tier = show(lead.get("tier"))
     kind = "PQA" if lead.get("subject") == "account" else "PQL"
     flame = "🔥 " if tier == "burning" else ""
-    title = f"{flame}{tier} {kind}: {_show(lead.get('subject_id'))}"
-    score = _show(lead.get("score"))
-    route = _show(lead.get("route")).replace("_", " ")
+    title = f"{flame}{tier} {kind}: {show(lead.get('subject_id'))}"
+    score = show(lead.get("score"))
+    route = show(lead.get("route")).replace("_", " ")
     facts = {
         "Score": score,
-        "Tier": f"{tier} (was {_show(lead.get('previous_tier'))})",
+        "Tier": f"{tier} (was {show(lead.get('previous_tier'))})",
         "Route": route,
-        "Team size": _show(lead.get("team_size")),
-        "Crossed at": _show(lead.get("crossed_at")),
-        "Model": _show(lead.get("model")),
+        "Team size": show(lead.get("team_size")),
+        "Crossed at": show(lead.get("crossed_at")),
+        "Model": show(lead.get("model")),
     }
     if kind == "PQA":
-        facts["Triggered by"] = _show(lead.get("user_id"))
+        facts["Triggered by"] = show(lead.get("user_id"))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, _HEADER_MAX)}},
         {
@@ -502,11 +502,11 @@ def _slack_message(lead: Mapping[str, Any], feed_url: str | None) -> dict[str, A
             ],
         },
     ]
-    reasons = _top_reasons(lead.get("reasons") or ())
+    reasons = reason_texts(lead.get("reasons") or (), _TOP_REASONS)
     if reasons:
         lines = "\n".join(f"• {_escape(reason)}" for reason in reasons)
         blocks.append(_section(f"*Why*\n{lines}"))
-    features = ", ".join(_show(feature) for feature in lead.get("top_features") or ())
+    features = ", ".join(show(feature) for feature in lead.get("top_features") or ())
     if features:
         blocks.append(_section(f"*Top features*\n{_escape(features)}"))
     if feed_url is not None:
@@ -516,29 +516,6 @@ def _slack_message(lead: Mapping[str, Any], feed_url: str | None) -> dict[str, A
         blocks.append(_section(f"<{link}|Open the PQL feed>"))
     text = _clip(_escape(f"{title}: score {score}, route {route}"), _TEXT_MAX)
     return {"text": text, "blocks": blocks}
-
-
-def _top_reasons(reasons: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Return the fired reasons that earned the most, best first, as one-line texts."""
-    fired = sorted(
-        (reason for reason in reasons if reason.get("fired")),
-        key=lambda reason: -abs(reason.get("earned") or 0),
-    )
-    return [
-        # Reason's own text, so an alert reads exactly like the SDK's explain().
-        str(
-            Reason(
-                signal=reason.get("signal", ""),
-                label=reason.get("label") or reason.get("signal", ""),
-                points=reason.get("points", 0),
-                earned=reason.get("earned") or 0,
-                fired=True,
-                observed=reason.get("observed"),
-                needs=reason.get("needs"),
-            )
-        )
-        for reason in fired[:_TOP_REASONS]
-    ]
 
 
 def _escape(text: str) -> str:

@@ -23,6 +23,8 @@ from typing import Any, Final
 
 import msgspec
 
+from .._scoring import reason_texts, show
+
 __all__ = ["DEFAULT_DEADLINES", "feed_csv", "feed_html", "feed_json", "filter_leads"]
 
 DEFAULT_DEADLINES: Final[Mapping[str, timedelta]] = {
@@ -83,9 +85,7 @@ def due_at(lead: Lead, deadlines: Mapping[str, timedelta]) -> datetime | None:
 
 def top_reasons(lead: Lead, count: int = 3) -> list[str]:
     """Return the fired reasons that earned the most, as "label = observed, needs ... (+n)"."""
-    fired = [r for r in lead.get("reasons") or () if r.get("fired")]
-    fired.sort(key=lambda r: -abs(r.get("earned") or 0))
-    return [_reason_text(r) for r in fired[:count]]
+    return reason_texts(lead.get("reasons") or (), count)
 
 
 def feed_json(leads: Sequence[Lead], *, now: datetime, deadlines: Mapping[str, timedelta]) -> bytes:
@@ -142,7 +142,7 @@ def feed_html(
             f'<tr class="lead" data-id="{ident}" data-tier="{tier_class}">'
             f"<td>{rank}</td><td>{who}</td>"
             f'<td><span class="tier {e(lead["tier"])}">{e(lead["tier"])}</span><br>'
-            f"{_number(lead['score'])}</td>"
+            f"{show(lead['score'])}</td>"
             f"<td>{e(lead['route'].replace('_', ' '))}</td>"
             f"<td>{_span(now - lead['crossed_at'])} ago<br>{deadline}</td>"
             f"<td><ul>{reasons}</ul></td>"
@@ -186,22 +186,6 @@ def _row(lead: Lead, now: datetime, deadlines: Mapping[str, timedelta]) -> dict[
         "top_reasons": top_reasons(lead),
         "reasons": list(lead.get("reasons") or ()),
     }
-
-
-def _reason_text(reason: Mapping[str, Any]) -> str:
-    observed = reason.get("observed")
-    shown = "yes" if observed is True else "no" if observed is False else _number(observed)
-    needs = f", needs {reason['needs']}" if reason.get("needs") else ""
-    label = reason.get("label") or reason.get("signal")
-    return f"{label} = {shown}{needs} (+{_number(reason.get('earned') or 0)})"
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "none" if value is None else str(value)
 
 
 def _span(delta: timedelta) -> str:

@@ -148,8 +148,7 @@ def check(message: Message) -> tuple[Message, bytes]:
     The JSON is returned because the size check needs it anyway: callers keep the
     bytes so that each message is encoded exactly once.
     """
-    _check_fields(message)
-    payload = message.properties if isinstance(message, Track) else message.traits
+    payload = _check_fields(message)
     timestamp = message.timestamp
     if timestamp.tzinfo is None:
         raise NaiveTimestampError(
@@ -183,8 +182,11 @@ _PAYLOAD: Final[dict[type[Message], str]] = {
 }
 
 
-def _check_fields(message: Message) -> None:
-    """Check the fields a Python caller could fill with the wrong type."""
+def _check_fields(message: Message) -> dict[str, Any]:
+    """Check the fields a Python caller could fill with the wrong type; return the payload.
+
+    The payload is the message's properties (track) or traits (identify, group).
+    """
     kind = _kind(message)
     if not (message.user_id or message.anonymous_id):
         raise MissingIdentityError(f"{kind} message needs a userId or an anonymousId")
@@ -204,6 +206,7 @@ def _check_fields(message: Message) -> None:
             raise NotJSONError(f"{kind} {name} must be a dict, not {type(value).__name__}")
     if not isinstance(message.timestamp, datetime):
         raise InvalidMessageError(f"{kind} timestamp must be a datetime")
+    return payload
 
 
 def _kind(message: Message) -> str:

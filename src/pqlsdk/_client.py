@@ -557,10 +557,9 @@ class Client:
         """Score the touched users (and their accounts) and report tier changes."""
         try:
             for user_id in user_ids:
-                user = self._store.user(user_id)
+                user, account = self._state(user_id)
                 if user is None:  # pragma: no cover - a user just recorded has state
                     continue
-                account = None if user.account_id is None else self._store.account(user.account_id)
                 for model in rules.models.values():
                     if model.subject == "user" or account is not None:
                         self._cross(model, user, account, now)

@@ -28,6 +28,7 @@ __all__ = [
     "MomentRecord",
     "UserState",
     "apply",
+    "cached",
     "decode_account",
     "decode_user",
     "fold_track",
@@ -198,8 +199,8 @@ def rebuild(
     states touched, for the store to write back.
     """
     keys = [aggregate.key for aggregate in aggregates]
-    user, users = _cleared(load_user, keys)
-    account, accounts = _cleared(load_account, keys)
+    user, users = cached(load_user, clearing=keys)
+    account, accounts = cached(load_account, clearing=keys)
     for message in messages:
         if isinstance(message, Track):
             owner = user(message.subject)
@@ -211,17 +212,22 @@ def rebuild(
 _S = TypeVar("_S", UserState, AccountState)
 
 
-def _cleared(
-    load: Callable[[str], _S | None], keys: list[str]
+def cached(
+    load: Callable[[str], _S | None], *, clearing: Collection[str] = ()
 ) -> tuple[Callable[[str], _S | None], dict[str, _S | None]]:
-    """Wrap ``load`` to cache states and clear the ``keys`` being rebuilt on first load."""
+    """Wrap ``load`` so each state is loaded once; return the loader and its cache.
+
+    A store folding several messages in one transaction must see its own changes
+    (they go into the cache); a rebuild also drops the aggregate keys in
+    ``clearing`` from each state the first time it is loaded.
+    """
     cache: dict[str, _S | None] = {}
 
     def get(key: str) -> _S | None:
         if key not in cache:
             found = cache[key] = load(key)
             if found is not None:
-                for name in keys:
+                for name in clearing:
                     found.aggregates.pop(name, None)
         return cache[key]
 

@@ -30,7 +30,15 @@ from .._exceptions import ConfigError, SchemaVersionError, StoreError
 from .._lifecycle import unwatch, watch
 from ..messages import Message, decode
 from ._base import Record, Subject, T
-from ._state import AccountState, UserState, apply, decode_account, decode_user, rebuild
+from ._state import (
+    AccountState,
+    UserState,
+    apply,
+    cached,
+    decode_account,
+    decode_user,
+    rebuild,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -176,18 +184,8 @@ class SQLiteStore:
         same transaction: recorded and queued, or neither.
         """
         with self._use("write") as conn, _immediate(conn):
-            users: dict[str, UserState | None] = {}
-            accounts: dict[str, AccountState | None] = {}
-
-            def load_user(user_id: str) -> UserState | None:
-                if user_id not in users:
-                    users[user_id] = self._load(conn, "user", user_id)
-                return users[user_id]
-
-            def load_account(account_id: str) -> AccountState | None:
-                if account_id not in accounts:
-                    accounts[account_id] = self._load(conn, "account", account_id)
-                return accounts[account_id]
+            load_user, users = cached(lambda key: self._load(conn, "user", key))
+            load_account, accounts = cached(lambda key: self._load(conn, "account", key))
 
             added = 0
             aggregates = self._refresh_aggregates(conn)

@@ -21,7 +21,15 @@ from typing import Any, Final, Literal
 import attrs
 import msgspec
 
-__all__ = ["Aggregate", "Kind", "Scalar", "Scope", "aggregate_value", "fold_event"]
+__all__ = [
+    "Aggregate",
+    "Kind",
+    "Scalar",
+    "Scope",
+    "aggregate_value",
+    "by_event",
+    "fold_event",
+]
 
 Kind = Literal["count", "distinct", "active_days"]
 Scope = Literal["user", "account"]
@@ -76,6 +84,43 @@ class Aggregate:
             if actual != value or isinstance(actual, bool) != isinstance(value, bool):
                 return False
         return self.kind != "distinct" or properties.get(self.field or "") is not None
+
+
+Step = tuple["Aggregate", str, bool, bool, bool]
+"""How to fold one aggregate: (aggregate, key, user-scoped, needs ``matches()``, tally).
+
+A tally is an all-time count: its fold is ``+ 1`` (``fold_event``'s first case),
+which folding does inline because most aggregates are tallies.
+"""
+
+
+@functools.lru_cache(maxsize=16)
+def by_event(aggregates: frozenset[Aggregate]) -> dict[str | None, tuple[Step, ...]]:
+    """Index ``aggregates`` by the event that can feed them, as fold steps.
+
+    Key None holds those any event feeds (``active_days``, ``count()`` of every
+    event); an event's own entry holds its aggregates and those. Folding a track
+    then visits only what it can change, however many aggregates the rules keep,
+    and checks properties only for aggregates with a filter or a field. Cached
+    per set: stores pass the same frozenset for every message.
+    """
+    ordered = sorted(aggregates, key=_key_of)
+    wildcard = tuple(_step(a) for a in ordered if a.event is None)
+    index: dict[str | None, tuple[Step, ...]] = {None: wildcard}
+    for aggregate in ordered:
+        if aggregate.event is not None:
+            index[aggregate.event] = (*index.get(aggregate.event, wildcard), _step(aggregate))
+    return index
+
+
+def _step(aggregate: Aggregate) -> Step:
+    filtered = bool(aggregate.where) or aggregate.kind == "distinct"
+    tally = aggregate.kind == "count" and aggregate.window is None
+    return (aggregate, aggregate.key, aggregate.scope == "user", filtered, tally)
+
+
+def _key_of(aggregate: Aggregate) -> str:
+    return aggregate.key
 
 
 def fold_event(aggregate: Aggregate, state: Any, at: int, properties: Mapping[str, Any]) -> Any:

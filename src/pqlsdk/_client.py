@@ -30,11 +30,21 @@ from ._exceptions import (
     StoreError,
 )
 from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
+from ._intake import Intake
 from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
 from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
 from ._stats import Counters, Stats
 from ._tiers import TierChange, crossing_context, swap_tier
-from .messages import Group, Identify, Message, Track, check, convert, new_message_id
+from .messages import (
+    Group,
+    Identify,
+    Message,
+    Track,
+    check,
+    convert,
+    decode_checked,
+    new_message_id,
+)
 from .rules import Model, Rules, load
 from .rules._model import Moments
 from .stores import AccountState, Store, UserState, open_store
@@ -74,7 +84,9 @@ class Client:
       from them is kept regardless); None keeps them forever.
     - ``rules``: a rules file path or loaded ``Rules``; needed by ``score()``.
     - ``on_tier_change``: called with a ``TierChange`` when a message moves a
-      user or account to another tier (in the thread that recorded the message).
+      user or account to another tier: in pqlsdk's intake thread, or in the
+      thread whose read (``score()``, ``decide()``...) applied the message first;
+      a ``strict`` client calls it in the thread that recorded the message.
     - ``endpoint`` and ``write_key``: the collector (Segment's batch API); or
       ``transport``: any ``pqlsdk.transports.Transport``. Without either, nothing
       leaves the process. With an ``AsyncTransport`` (``AsyncHTTPTransport``
@@ -140,6 +152,12 @@ class Client:
         self._next_prune = 0
         self._on_tier_change = on_tier_change
         self._rules: Rules | None = None
+        # Calls accept messages and return; the intake applies them off the request
+        # path. Strict clients (tests), caller-mode delivery (no threads) and sync
+        # durability (committed before the call returns) apply inline.
+        self._intake: Intake | None = None
+        if not strict and options.mode == "background" and options.durability == "buffered":
+            self._intake = Intake(self._apply_pending)
         self._prune(micros(self._clock.now()))
         if rules is not None:
             self.load_rules(rules)
@@ -159,6 +177,7 @@ class Client:
         never see half of a version.
         """
         loaded = rules if isinstance(rules, Rules) else load(rules)
+        self._settle()
         self._store.maintain(loaded.aggregates)
         self._rules = loaded
         return loaded
@@ -171,14 +190,14 @@ class Client:
         as an empty history would.
         """
         chosen = self._require_rules().model(model)
-        user = self.user(user_id)
+        user = self.user(user_id)  # applies pending messages first
         account = None if user is None or user.account_id is None else self.account(user.account_id)
         return score_subject(chosen, user_id, user, account, micros(self._clock.now()))
 
     def score_account(self, account_id: str, *, model: str | None = None) -> AccountScore:
         """Roll ``account_id`` up: PQA status from its members, and its own model's score."""
         rules = self._require_rules()
-        account = self.account(account_id)
+        account = self.account(account_id)  # applies pending messages first
         members = {} if account is None else {m: self.user(m) for m in account.members}
         return score_account(
             rules, account, account_id, members, micros(self._clock.now()), model=model
@@ -191,6 +210,7 @@ class Client:
         or holdout stops wins. Costs no write when nothing is due.
         """
         moments = self._require_moments()
+        self._settle()
         try:
             return self._show(moments, user_id, "decide", None)
         except StoreError as exc:
@@ -209,6 +229,7 @@ class Client:
         if rules.entitlements is None:
             raise ConfigError(f"no [entitlements] in {rules.origin}: gate() needs them")
         now = micros(self._clock.now())
+        self._settle()
         try:
             user, account = self._state(user_id)
         except StoreError as exc:
@@ -241,6 +262,7 @@ class Client:
             )
             return False
         now = micros(self._clock.now())
+        self._settle()
         try:
             found = self._store.update_user(
                 user_id, lambda state: mark(state, moment, outcome, now)
@@ -312,7 +334,8 @@ class Client:
 
     @property
     def store(self) -> Store:
-        """The store this client records into."""
+        """The store this client records into (with every accepted message applied)."""
+        self._settle()
         return self._store
 
     @property
@@ -331,15 +354,19 @@ class Client:
         message_id: str | None = None,
     ) -> None:
         """Record who ``user_id`` is: ``traits`` merge into the user's state."""
-        self._record_call(
-            Identify,
-            {"traits": traits},
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            timestamp=timestamp,
-            context=context,
-            message_id=message_id,
-        )
+        try:
+            message = Identify(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                traits=_dict("traits", traits),
+                context=_dict("context", context),
+                timestamp=self._clock.now() if timestamp is None else timestamp,
+                message_id=message_id or new_message_id(),
+            )
+        except InvalidMessageError as exc:
+            self._drop(exc.reason, exc)
+            return
+        self._accept(message)
 
     def group(
         self,
@@ -353,15 +380,20 @@ class Client:
         message_id: str | None = None,
     ) -> None:
         """Record that ``user_id`` belongs to account ``group_id`` with ``traits``."""
-        self._record_call(
-            Group,
-            {"group_id": group_id, "traits": traits},
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            timestamp=timestamp,
-            context=context,
-            message_id=message_id,
-        )
+        try:
+            message = Group(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                group_id=group_id,
+                traits=_dict("traits", traits),
+                context=_dict("context", context),
+                timestamp=self._clock.now() if timestamp is None else timestamp,
+                message_id=message_id or new_message_id(),
+            )
+        except InvalidMessageError as exc:
+            self._drop(exc.reason, exc)
+            return
+        self._accept(message)
 
     def track(
         self,
@@ -374,16 +406,26 @@ class Client:
         context: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Record that ``user_id`` did ``event``; this is what rules count."""
-        self._record_call(
-            Track,
-            {"event": event, "properties": properties},
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            timestamp=timestamp,
-            context=context,
-            message_id=message_id,
-        )
+        """Record that ``user_id`` did ``event``; this is what rules count.
+
+        Costs a few microseconds: the event is checked and encoded here (a bad
+        one is dropped and counted at once), and applied to state off the
+        request path; this client's reads see it.
+        """
+        try:
+            message = Track(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                event=event,
+                properties=_dict("properties", properties),
+                context=_dict("context", context),
+                timestamp=self._clock.now() if timestamp is None else timestamp,
+                message_id=message_id or new_message_id(),
+            )
+        except InvalidMessageError as exc:
+            self._drop(exc.reason, exc)
+            return
+        self._accept(message)
 
     def ingest(self, messages: Iterable[Message | Mapping[str, Any]]) -> int:
         """Record already-formed Segment messages (structs or decoded JSON dicts).
@@ -391,6 +433,7 @@ class Client:
         For imports, replays and tests: the messages are checked like any call and
         written in one store transaction. Returns how many were recorded.
         """
+        self._settle()  # keep arrival order with calls accepted earlier
         checked = []
         for item in messages:
             try:
@@ -402,6 +445,7 @@ class Client:
 
     def user(self, user_id: str) -> UserState | None:
         """Return what the store holds for ``user_id`` (None if nothing, or on a fault)."""
+        self._settle()
         try:
             return self._store.user(user_id)
         except StoreError as exc:
@@ -410,6 +454,7 @@ class Client:
 
     def account(self, account_id: str) -> AccountState | None:
         """Return what the store holds for ``account_id`` (None if nothing, or on a fault)."""
+        self._settle()
         try:
             return self._store.account(account_id)
         except StoreError as exc:
@@ -418,6 +463,7 @@ class Client:
 
     def stats(self) -> Stats:
         """Return how many messages were recorded and dropped, by reason."""
+        self._settle()
         return self._counters.snapshot()
 
     def flush(self, timeout: float | None = 10.0) -> FlushResult:
@@ -427,11 +473,15 @@ class Client:
         still wait. Always returns within ``timeout``, even when the collector or
         DNS hangs; safe to call from a callback or a signal handler.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._intake is not None:
+            self._intake.settle(deadline)
         if isinstance(self._store, BufferedStore):
             self._store.commit()
         if self._pipeline is None:
             return FlushResult(0, 0)
-        return self._pipeline.flush(timeout)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._pipeline.flush(left)
 
     def close(self, timeout: float | None = 10.0) -> FlushResult:
         """Flush within ``timeout``, stop the sender and release the store.
@@ -441,6 +491,8 @@ class Client:
         """
         if self._closed:
             return FlushResult(0, 0)
+        if self._intake is not None:
+            self._intake.close()  # applies what it holds
         self._closed = True
         if isinstance(self._store, BufferedStore):
             self._store.commit()
@@ -457,6 +509,8 @@ class Client:
         pipeline = self._pipeline
         if pipeline is None or pipeline.async_transport is None:
             return await asyncio.to_thread(self.flush, timeout)
+        if self._intake is not None and self._intake.pending():
+            await asyncio.to_thread(self._settle)
         if isinstance(self._store, BufferedStore):
             await asyncio.to_thread(self._store.commit)
         batcher = pipeline.batcher
@@ -503,33 +557,33 @@ class Client:
 
     # -- internals ------------------------------------------------------------
 
-    def _record_call(
-        self,
-        kind: type[Message],
-        fields: dict[str, Any],
-        *,
-        user_id: str | None,
-        anonymous_id: str | None,
-        timestamp: datetime | None,
-        context: Mapping[str, Any] | None,
-        message_id: str | None,
-    ) -> None:
+    def _accept(self, message: Message) -> None:
+        """Check ``message``; record it now, or hand its bytes to the intake."""
         try:
-            for name in _PAYLOADS.intersection(fields):
-                fields[name] = _dict(name, fields[name])
-            message = kind(
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                timestamp=self._clock.now() if timestamp is None else timestamp,
-                context=_dict("context", context),
-                message_id=message_id or new_message_id(),
-                **fields,
-            )
             record = check(message)
         except InvalidMessageError as exc:
             self._drop(exc.reason, exc)
             return
-        self._write([record])
+        if self._intake is None:
+            self._write([record])
+        elif self._closed:
+            self._drop("closed", ClosedError("the client is closed"))
+        else:
+            self._intake.put(record[1])
+
+    def _settle(self) -> None:
+        """Apply every message this client accepted and has not yet recorded."""
+        if self._intake is not None:
+            self._intake.drain()
+
+    def _apply_pending(self, chunk: list[bytes]) -> None:
+        """Record messages the intake accepted (they were checked when accepted).
+
+        One at a time, as ``track()`` would have: each message's tier crossing is
+        its own (a burst from cold to burning reports warm, hot and burning).
+        """
+        for data in chunk:
+            self._write([(decode_checked(data), data)])
 
     def _write(self, records: list[tuple[Message, bytes]]) -> int:
         if not records:
@@ -640,14 +694,11 @@ class Client:
         self._counters.error("store_error", str(exc))
 
 
-_PAYLOADS: Final = frozenset({"traits", "properties"})
-
-
 def _dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     """Accept any mapping for traits, properties and context; refuse anything else."""
     if value is None:
         return {}
-    if isinstance(value, dict):
+    if type(value) is dict or isinstance(value, dict):
         return value
     if isinstance(value, Mapping):
         return dict(value)

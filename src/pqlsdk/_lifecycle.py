@@ -6,8 +6,9 @@ parent's connections) and when it exits (commit buffers, then drain outboxes).
 They register here; pqlsdk installs one ``os.register_at_fork`` hook and one
 ``atexit`` hook per process, lazily, on the first registration, never at import.
 
-Exit work runs in phases, lowest first: buffered stores commit (phase 0) before
-batchers drain (phase 1), so the drain sends everything that was recorded.
+Exit work runs in phases, lowest first: client intakes apply what they accepted
+(``APPLY``), then buffered stores commit (``COMMIT``), then batchers drain
+(``DRAIN``), so the drain sends everything that was recorded.
 Objects are held weakly: registering never keeps a client alive.
 """
 
@@ -15,25 +16,31 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
+import threading
 import weakref
 from typing import Final, Protocol
 
 from ._stats import logger
 
 __all__ = [
+    "APPLY",
     "COMMIT",
     "DRAIN",
     "Forkable",
     "Stoppable",
+    "install_sigterm",
     "run_after_fork",
     "run_at_exit",
     "unwatch",
     "watch",
 ]
 
-COMMIT: Final = 0
+APPLY: Final = 0
+"""Exit phase of client intakes: apply the messages accepted but not yet recorded."""
+COMMIT: Final = 1
 """Exit phase of buffered stores: commit what they hold."""
-DRAIN: Final = 1
+DRAIN: Final = 2
 """Exit phase of batchers: deliver what the outboxes hold."""
 
 
@@ -55,6 +62,7 @@ class Stoppable(Forkable, Protocol):
 
 _forkable: weakref.WeakSet[Forkable] = weakref.WeakSet()
 _phases: dict[int, weakref.WeakSet[Stoppable]] = {
+    APPLY: weakref.WeakSet(),
     COMMIT: weakref.WeakSet(),
     DRAIN: weakref.WeakSet(),
 }
@@ -94,3 +102,27 @@ def run_at_exit() -> None:
                 obj.at_exit()
             except Exception:  # at exit, log and go on
                 logger.exception("pqlsdk: exit work failed for %s", type(obj).__name__)
+
+
+def install_sigterm() -> None:
+    """Run the exit phases on SIGTERM too, when the host has not taken SIGTERM itself.
+
+    Containers and process managers stop with SIGTERM, which skips ``atexit``.
+    Called lazily by whatever holds work in memory (the intake, buffered stores);
+    only from the main thread (Python's rule for ``signal.signal``) and only while
+    SIGTERM still has its default action, so a host's own handler always wins.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _finish_and_die)
+
+
+def _finish_and_die(signum: int, frame: object) -> None:  # pragma: no cover - the process dies
+    # Exercised by tests/delivery/test_client_delivery.py::test_sigterm_commits_buffered_writes,
+    # in a process that this very function kills before coverage can save.
+    """Run the exit phases, then die of SIGTERM as the default action would."""
+    del frame
+    run_at_exit()  # applies, commits, then drains outboxes within their budgets
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

@@ -231,9 +231,13 @@ def standing(
     """Return the score, tier and gate ``score_subject`` would give: no reasons, no route.
 
     Tier crossings are checked after every recorded message and moments read the
-    tier on every decision; this keeps both to the expressions the score needs.
+    tier on every decision; this keeps both to the expressions the score needs,
+    and to the gate alone for a subject that has not passed it (most of them).
     """
-    gate_passed, *_, total = _points(model, _facts(model, subject_id, user, account, now))
+    facts = _facts(model, subject_id, user, account, now)
+    if model.gate is not None and model.gate.evaluate(facts) is not True:
+        return 0.0, model.tier_for(0.0), False
+    gate_passed, *_, total = _points(model, facts, gate_passed=True)
     return total, model.tier_for(total), gate_passed
 
 
@@ -252,14 +256,15 @@ def facts_for(
 
 
 def _points(
-    model: Model, facts: _Facts
+    model: Model, facts: _Facts, *, gate_passed: bool | None = None
 ) -> tuple[bool, list[float], list[Any], float, float, float]:
-    """Evaluate the gate, signals and multiplier.
+    """Evaluate the gate (unless the caller did), signals and multiplier.
 
     Returns whether the gate passed, each signal's earned points and evaluated
     ``when`` or ``value``, the raw sum, the multiplier and the total.
     """
-    gate_passed = model.gate is None or model.gate.evaluate(facts) is True
+    if gate_passed is None:
+        gate_passed = model.gate is None or model.gate.evaluate(facts) is True
     earned: list[float] = []
     measured: list[Any] = []
     for signal in model.signals:

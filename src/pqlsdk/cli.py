@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import threading
 from collections.abc import Sequence
@@ -23,12 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._client import Client
-from ._clock import FixedClock
+import msgspec
+
+from ._clock import FixedClock, micros
 from ._exceptions import ConfigError, PQLError, RulesError
-from ._scoring import Score
+from ._history import History, fold, read
+from ._scoring import Score, score_account, score_subject
 from ._version import __version__
 from .rules import load
+from .stores import AccountState, UserState
 
 __all__ = ["main"]
 
@@ -93,48 +95,35 @@ def _check(path: Path) -> int:
     return 0
 
 
-def _read_events(path: Path) -> tuple[list[dict[str, Any]], str | None]:
-    """Messages and the file's ``now``, from a scenario-shaped file or JSON Lines."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read events {str(path)!r}: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("events"), list):
-        return data["events"], data.get("now")
-    if isinstance(data, list):
-        return data, None
-    messages = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                messages.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{number}: not JSON: {exc.msg}") from exc
-    return messages, None
-
-
 def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: str | None) -> int:
-    messages, file_now = _read_events(events)
-    at = now or file_now or datetime.now(UTC).isoformat()
+    rules = load(path)
+    chosen = rules.model(model)  # fails early on a bad name
+    history = History()
+    fold(read(events, history), rules.aggregates, history)
+    at = now or history.now or datetime.now(UTC).isoformat()
     try:
         clock = FixedClock(at)
     except ValueError as exc:
         raise ConfigError(f"--now {at!r} is not an ISO-8601 instant with a timezone") from exc
-    with Client(store="memory://", clock=clock, rules=path, retention=None) as client:
-        client.rules.model(model)  # type: ignore[union-attr]  # fails early on a bad name
-        client.ingest(messages)
-        user_ids = sorted({m.subject for m in client.store.messages()})
-        accounts = sorted({m["groupId"] for m in messages if m.get("type") == "group"})
-        users = {user_id: client.score(user_id, model=model) for user_id in user_ids}
-        rolled = {account_id: client.score_account(account_id) for account_id in accounts}
-        dropped = client.stats().dropped
-    if dropped:
+    instant = micros(clock.now())
+    users = {
+        user_id: score_subject(chosen, user_id, state, _account_of(history, state), instant)
+        for user_id, state in sorted(history.users.items())
+    }
+    rolled = {
+        account_id: score_account(
+            rules,
+            history.accounts.get(account_id),
+            account_id,
+            _members(history, account_id),
+            instant,
+        )
+        for account_id in sorted(history.groups)
+    }
+    if history.skipped:
         print(
-            f"pqlsdk: skipped {sum(dropped.values())} invalid message(s): {dict(dropped)}",
+            f"pqlsdk: skipped {sum(history.skipped.values())} invalid message(s): "
+            f"{dict(history.skipped)}",
             file=sys.stderr,
         )
     if as_json:
@@ -143,10 +132,21 @@ def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: s
             "users": {uid: _user_json(score) for uid, score in users.items()},
             "accounts": {aid: account.to_dict() for aid, account in rolled.items()},
         }
-        print(json.dumps(output, indent=2, sort_keys=False))
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(output), indent=2).decode())
+        sys.stdout.write("\n")
     else:
         _print_table(users)
     return 0
+
+
+def _account_of(history: History, user: UserState) -> AccountState | None:
+    return None if user.account_id is None else history.accounts.get(user.account_id)
+
+
+def _members(history: History, account_id: str) -> dict[str, UserState | None]:
+    account = history.accounts.get(account_id)
+    members = [] if account is None else account.members
+    return {member: history.users.get(member) for member in members}
 
 
 def _user_json(score: Score) -> dict[str, Any]:

@@ -21,6 +21,7 @@ of them, and full GC passes over large queues are what stall peer SDKs.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from datetime import UTC, date, datetime
@@ -44,6 +45,7 @@ __all__ = [
     "Message",
     "Track",
     "check",
+    "check_decoded",
     "convert",
     "decode",
     "encode",
@@ -57,16 +59,39 @@ MAX_DEPTH: Final = 10
 
 
 def new_message_id() -> str:
-    """Return a fresh random message id (a UUID4 string, as Segment's SDKs make).
+    """Return a fresh message id: a UUID4-shaped string, unique across processes.
 
-    Built from ``os.urandom`` directly: ``str(uuid.uuid4())`` costs about three
-    times as much, and this runs on every tracked call.
+    The first 80 bits (beside the version and variant bits) are random, drawn
+    once per process; the last 48 bits count this process's ids. That costs a
+    fifth of ``str(uuid.uuid4())`` and runs on every tracked call. A forked
+    child draws a new prefix, so parent and child never share an id.
     """
-    raw = bytearray(os.urandom(16))
+    prefix = _id_prefix or _draw_prefix()
+    return f"{prefix}{next(_id_counter):012x}"
+
+
+_id_prefix: str | None = None
+_id_counter = itertools.count()
+_id_hook_installed = False
+
+
+def _draw_prefix() -> str:
+    global _id_prefix, _id_counter, _id_hook_installed  # noqa: PLW0603 - one id source per process
+    raw = bytearray(os.urandom(10))
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    _id_counter = itertools.count()
+    _id_prefix = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-"
+    if not _id_hook_installed:  # once per process tree: children inherit the hook
+        os.register_at_fork(after_in_child=_forget_prefix)
+        _id_hook_installed = True
+    return _id_prefix
+
+
+def _forget_prefix() -> None:
+    global _id_prefix  # noqa: PLW0603 - see _draw_prefix
+    _id_prefix = None
 
 
 class _Message(
@@ -133,6 +158,12 @@ def decode(data: bytes | str) -> Message:
     return check(message)[0]
 
 
+def decode_checked(data: bytes) -> Message:
+    """Decode a message that ``check()`` already passed (its own JSON): no second check."""
+    message: Message = _decoder.decode(data)
+    return message
+
+
 def convert(obj: Any) -> Message:
     """Check and convert one decoded JSON object (a dict) into a message."""
     try:
@@ -148,6 +179,31 @@ def check(message: Message) -> tuple[Message, bytes]:
     The JSON is returned because the size check needs it anyway: callers keep the
     bytes so that each message is encoded exactly once.
     """
+    message, canonical = _checked(message)
+    try:
+        data = _encoder.encode(message)
+    except (TypeError, OverflowError) as exc:  # pragma: no cover - _check_json refuses first
+        raise NotJSONError(f"{_kind(message)} message cannot be encoded as JSON: {exc}") from exc
+    _check_size(message, len(data))
+    if canonical:
+        # Dates became strings in the JSON; hold the same values in memory so that
+        # every store sees exactly what the collector will receive.
+        message = _decoder.decode(data)
+    return message, data
+
+
+def check_decoded(message: Message, size: int) -> Message:
+    """Check a message decoded from ``size`` bytes of JSON: ``check()`` without encoding.
+
+    For reading histories: the JSON is at hand, so its size is known and its values
+    are JSON already; everything else is checked as ``check()`` does.
+    """
+    _check_size(message, size)
+    return _checked(message)[0]
+
+
+def _checked(message: Message) -> tuple[Message, bool]:
+    """Check all but the size; return the message in UTC, and whether dates need encoding."""
     payload = _check_fields(message)
     timestamp = message.timestamp
     if timestamp.tzinfo is None:
@@ -159,20 +215,15 @@ def check(message: Message) -> tuple[Message, bytes]:
     canonical |= _check_json(payload, _PAYLOAD[type(message)], 0)
     if timestamp.utcoffset():
         message = msgspec.structs.replace(message, timestamp=timestamp.astimezone(UTC))
-    try:
-        data = _encoder.encode(message)
-    except (TypeError, OverflowError) as exc:  # pragma: no cover - _check_json refuses first
-        raise NotJSONError(f"{_kind(message)} message cannot be encoded as JSON: {exc}") from exc
-    if len(data) > MAX_MESSAGE_BYTES:
+    return message, canonical
+
+
+def _check_size(message: Message, size: int) -> None:
+    if size > MAX_MESSAGE_BYTES:
         raise MessageTooLargeError(
-            f"{_kind(message)} message is {len(data)} bytes encoded; "
+            f"{_kind(message)} message is {size} bytes encoded; "
             f"the limit is {MAX_MESSAGE_BYTES} bytes"
         )
-    if canonical:
-        # Dates became strings in the JSON; hold the same values in memory so that
-        # every store sees exactly what the collector will receive.
-        message = _decoder.decode(data)
-    return message, data
 
 
 _PAYLOAD: Final[dict[type[Message], str]] = {
@@ -186,26 +237,37 @@ def _check_fields(message: Message) -> dict[str, Any]:
     """Check the fields a Python caller could fill with the wrong type; return the payload.
 
     The payload is the message's properties (track) or traits (identify, group).
+    This runs on every tracked call: the common case costs a few type lookups,
+    and messages are only built for errors.
     """
-    kind = _kind(message)
     if not (message.user_id or message.anonymous_id):
-        raise MissingIdentityError(f"{kind} message needs a userId or an anonymousId")
-    for name in ("user_id", "anonymous_id", "message_id"):
-        if not isinstance(getattr(message, name), str | None):
-            raise InvalidMessageError(f"{kind} {name} must be a str")
+        raise MissingIdentityError(f"{_kind(message)} message needs a userId or an anonymousId")
+    for name, value in (
+        ("user_id", message.user_id),
+        ("anonymous_id", message.anonymous_id),
+        ("message_id", message.message_id),
+    ):
+        if type(value) is not str and value is not None and not isinstance(value, str):
+            raise InvalidMessageError(f"{_kind(message)} {name} must be a str")
+    payload: dict[str, Any]
     if isinstance(message, Track):
         if not (message.event and isinstance(message.event, str)):
             raise InvalidMessageError("track message needs an event name (a non-empty str)")
-    elif isinstance(message, Group) and not (
-        message.group_id and isinstance(message.group_id, str)
-    ):
-        raise InvalidMessageError("group message needs a groupId (a non-empty str)")
-    payload = message.properties if isinstance(message, Track) else message.traits
-    for name, value in (("context", message.context), (_PAYLOAD[type(message)], payload)):
-        if not isinstance(value, dict):
-            raise NotJSONError(f"{kind} {name} must be a dict, not {type(value).__name__}")
+        payload = message.properties
+    else:
+        if isinstance(message, Group) and not (
+            message.group_id and isinstance(message.group_id, str)
+        ):
+            raise InvalidMessageError("group message needs a groupId (a non-empty str)")
+        payload = message.traits
+    if type(payload) is not dict or type(message.context) is not dict:
+        for part, found in (("context", message.context), (_PAYLOAD[type(message)], payload)):
+            if not isinstance(found, dict):
+                raise NotJSONError(
+                    f"{_kind(message)} {part} must be a dict, not {type(found).__name__}"
+                )
     if not isinstance(message.timestamp, datetime):
-        raise InvalidMessageError(f"{kind} timestamp must be a datetime")
+        raise InvalidMessageError(f"{_kind(message)} timestamp must be a datetime")
     return payload
 
 
@@ -215,45 +277,86 @@ def _kind(message: Message) -> str:
 
 _SCALARS: Final = (str, bool, type(None))
 _INT_RANGE: Final = range(-(2**63), 2**64)
+_INT_MIN: Final = -(2**63)
+_INT_END: Final = 2**64
+_PLAIN: Final = frozenset({str, bool, type(None)})
+"""Exact types that are always JSON: the common case, checked with one lookup."""
 
 
-def _check_json(value: Any, where: str, depth: int) -> bool:  # noqa: PLR0911, PLR0912 - a branch per JSON type
+class _NotJSON(Exception):  # noqa: N818 - internal: becomes NotJSONError with its path
+    """A bad value somewhere below; the path is built while unwinding, only on error."""
+
+    def __init__(self, problem: str, *, naive: bool = False) -> None:
+        self.problem = problem
+        self.naive = naive
+        self.path: list[str] = []
+
+
+def _check_json(value: Any, where: str, depth: int) -> bool:
     """Raise ``NotJSONError`` unless ``value`` is plain JSON; True if dates need encoding.
 
     The error names where the bad value is (``properties.items[2]``) and its type,
     never the value itself: values may be personal data and errors reach logs.
     """
-    if isinstance(value, _SCALARS):
+    if type(value) is dict:  # the common case: a flat dict of strings and numbers
+        for key, item in value.items():
+            kind = type(item)
+            if type(key) is not str or not (
+                kind in _PLAIN
+                or (kind is int and _INT_MIN <= item < _INT_END)
+                or (kind is float and math.isfinite(item))
+            ):
+                break
+        else:
+            return False
+    try:
+        return _check_value(value, depth)
+    except _NotJSON as bad:
+        text = f"{where}{''.join(reversed(bad.path))} {bad.problem}"
+        raise (NaiveTimestampError(text) if bad.naive else NotJSONError(text)) from None
+
+
+def _check_value(value: Any, depth: int) -> bool:  # noqa: PLR0911, PLR0912 - a branch per JSON type
+    if type(value) in _PLAIN or isinstance(value, _SCALARS):
         return False
     if isinstance(value, int):
         if value in _INT_RANGE:
             return False
-        raise NotJSONError(f"{where} is an integer wider than 64 bits")
+        raise _NotJSON("is an integer wider than 64 bits")
     if isinstance(value, float):
         if math.isfinite(value):
             return False
-        raise NotJSONError(f"{where} is {value!r}, which JSON cannot carry")
+        raise _NotJSON(f"is {value!r}, which JSON cannot carry")
     if depth > MAX_DEPTH:
-        raise NotJSONError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+        raise _NotJSON(f"is nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, dict):
         canonical = False
+        plain = _PLAIN
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise NotJSONError(
-                    f"{where} has a key of type {type(key).__name__}; keys must be str"
-                )
-            canonical |= _check_json(item, f"{where}.{key}", depth + 1)
+            if type(key) is not str and not isinstance(key, str):
+                raise _NotJSON(f"has a key of type {type(key).__name__}; keys must be str")
+            if type(item) in plain:
+                continue
+            try:
+                canonical |= _check_value(item, depth + 1)
+            except _NotJSON as bad:
+                bad.path.append(f".{key}")
+                raise
         return canonical
     if isinstance(value, list | tuple):
         # A tuple comes back from JSON as a list: hold the list form, like dates.
         canonical = isinstance(value, tuple)
         for index, item in enumerate(value):
-            canonical |= _check_json(item, f"{where}[{index}]", depth + 1)
+            try:
+                canonical |= _check_value(item, depth + 1)
+            except _NotJSON as bad:
+                bad.path.append(f"[{index}]")
+                raise
         return canonical
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise NaiveTimestampError(f"{where} is a datetime without a timezone")
+            raise _NotJSON("is a datetime without a timezone", naive=True)
         return True
     if isinstance(value, date):
         return True
-    raise NotJSONError(f"{where} is a {type(value).__name__}, which JSON cannot carry")
+    raise _NotJSON(f"is a {type(value).__name__}, which JSON cannot carry")

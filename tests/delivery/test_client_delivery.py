@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import pqlsdk
@@ -180,7 +181,9 @@ def test_flush_from_the_sender_thread_returns_at_once(collector: Collector) -> N
 def test_flush_from_a_signal_handler_does_not_deadlock(collector: Collector) -> None:
     """A SIGALRM handler that flushes, firing while the main thread tracks, completes."""
     flushed: list[pqlsdk.FlushResult] = []
-    with client_for(collector) as client:
+    # track() outruns the sender by far here: a queue that holds everything.
+    roomy = attrs.evolve(FAST, max_queue=1_000_000)
+    with client_for(collector, delivery=roomy) as client:
 
         def handler(signum: int, frame: object) -> None:
             flushed.append(client.flush(timeout=0.005))  # shorter than the timer: no nesting

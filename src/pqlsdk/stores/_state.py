@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from .._aggregates import Aggregate, fold_event
+from .._aggregates import Aggregate, by_event, fold_event
 from .._clock import from_micros, micros
 from ..messages import Group, Identify, Message, Track
 
@@ -124,25 +124,25 @@ def apply(
     ``aggregates`` are the running values to keep (see ``pqlsdk._aggregates``).
     """
     at = micros(message.timestamp)
-    subject = message.subject
+    subject = message.user_id or message.anonymous_id or ""
     user = load_user(subject) or UserState(user_id=subject)
     if user.first_seen is None or at < user.first_seen:
         user.first_seen = at
     changes = Changes([user], [])
-    if isinstance(message, Track):
-        first_activity = user.last_active is None
-        if first_activity or at > user.last_active:  # type: ignore[operator]
+    if type(message) is Track:  # most messages: checked first
+        last = user.last_active
+        if last is None or at > last:
             user.last_active = at
         user.tracks += 1
         account = None if user.account_id is None else _account(user.account_id, load_account)
         if account is not None:
             changes.accounts.append(account)
-            if first_activity:
+            if last is None:
                 account.active_members += 1
         fold_track(message, at, user, account, aggregates)
     elif isinstance(message, Identify):
         _merge(user.traits, user.trait_times, message.traits, at)
-    else:
+    elif isinstance(message, Group):
         _group(message, at, user, load_account, changes)
     return changes
 
@@ -175,14 +175,24 @@ def fold_track(
     account: AccountState | None,
     aggregates: Collection[Aggregate],
 ) -> None:
-    """Fold a track into the user's and account's aggregates that it matches."""
-    for aggregate in aggregates:
-        target = user if aggregate.scope == "user" else account
-        if target is not None and aggregate.matches(message.event, message.properties):
-            key = aggregate.key
-            target.aggregates[key] = fold_event(
-                aggregate, target.aggregates.get(key), at, message.properties
-            )
+    """Fold a track into the user's and account's aggregates that it matches.
+
+    Runs for every recorded event and every event of a replayed history, so it
+    visits only the aggregates the event can feed (``by_event``).
+    """
+    if not aggregates:
+        return
+    steps = by_event(aggregates if isinstance(aggregates, frozenset) else frozenset(aggregates))
+    event, properties = message.event, message.properties
+    for aggregate, key, mine, filtered, tally in steps.get(event, steps[None]):
+        target = user if mine else account
+        if target is None or (filtered and not aggregate.matches(event, properties)):
+            continue
+        values = target.aggregates
+        if tally:
+            values[key] = values.get(key, 0) + 1
+        else:
+            values[key] = fold_event(aggregate, values.get(key), at, properties)
 
 
 def rebuild(

@@ -24,8 +24,6 @@ has its default action, only from the main thread).
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -35,7 +33,7 @@ from typing import Final
 
 from .._aggregates import Aggregate
 from .._exceptions import StoreError
-from .._lifecycle import COMMIT, run_at_exit, unwatch, watch
+from .._lifecycle import COMMIT, install_sigterm, unwatch, watch
 from ..messages import Message
 from ._base import Record, T
 from ._state import AccountState, UserState, apply
@@ -128,7 +126,7 @@ class BufferedStore:
                 self._buffer.append(((message, data), tuple(touched)))
                 added += 1
             self._ensure_writer()
-            self._install_sigterm()
+            install_sigterm()
         if overdue:
             self.commit()  # outside the lock: commit() takes the commit lock first
         return added
@@ -206,13 +204,6 @@ class BufferedStore:
     def _write_loop(self) -> None:
         while not self._stop.wait(self._interval):
             self.commit()
-
-    def _install_sigterm(self) -> None:
-        """Commit on SIGTERM too, when the host has not taken SIGTERM for itself."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _commit_and_die)
 
     # -- reads see the overlay; everything else commits first -----------------
 
@@ -299,13 +290,3 @@ class BufferedStore:
 
     def __repr__(self) -> str:
         return f"BufferedStore({self._inner!r}, interval={self._interval})"
-
-
-def _commit_and_die(signum: int, frame: object) -> None:  # pragma: no cover - the process dies
-    # Exercised by tests/delivery/test_client_delivery.py::test_sigterm_commits_buffered_writes,
-    # in a process that this very function kills before coverage can save.
-    """Commit every buffered store, then die of SIGTERM as the default action would."""
-    del frame
-    run_at_exit()  # commits buffers, then drains outboxes within their budgets
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)

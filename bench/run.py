@@ -1,0 +1,386 @@
+"""Benchmarks against the peers, in one run on one machine, with a report.
+
+Run: ``python3 bench/run.py`` (about 15 minutes; ``--quick`` for a few seconds
+of small sizes, which the test suite runs to prove the runner works).
+
+It makes ``bench/.venv`` (pqlsdk and the peers pinned in ``pyproject.toml``'s
+``bench`` dependency group: PostHog, Segment, GrowthBook, LaunchDarkly,
+OpenFeature, DuckDB, matplotlib), unless ``--python`` names an interpreter that
+has them. Then it runs every case in ``bench/cases/`` ``--repeat`` times, each
+run a fresh process with the same interpreter and the same loopback sink, and
+prints and writes:
+
+- ``bench/results/latest.md``: each figure as the median of the runs with min
+  and max (per-call figures also with p99.9 and the longest call), then every
+  comparison as a ratio pqlsdk / peer from this run, beside its target;
+- ``bench/results/latest.json``: the raw figures; ``bench/results/latest.png``:
+  the ratios against their targets as a chart;
+- with ``--readme``, the table in the README's performance section.
+
+Numbers depend on the machine and on what else it runs; the ratios, measured
+side by side in one run, are what the targets are about.
+"""
+
+# The comparisons read best as a table, one a line.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from _case import PREFIX  # noqa: E402
+
+Key = tuple[str, str, str]  # case, subject, variant
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A ratio pqlsdk / peer from this run, and the bound it should meet."""
+
+    label: str
+    ours: Key
+    theirs: Key | tuple[Key, ...]  # several: against the fastest of them
+    target: str  # "<= 0.33" or ">= 0.5": how the ratio must compare
+    field: str = "value"
+    higher_is_better: bool = False  # for throughputs: the ratio is pqlsdk / peer all the same
+
+
+def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
+    """Every case run, as arguments after ``python``."""
+    capture = [
+        ["cases/capture.py", "--sdk", sdk, "--mode", mode, "--sink", sink]
+        for mode in ("live", "disabled")
+        for sdk in ("pqlsdk", "pqlsdk-memory", "posthog", "segment")
+    ]
+    decide = [
+        ["cases/decide.py", "--sdk", sdk]
+        for sdk in ("pqlsdk-gate", "pqlsdk-decide", "growthbook", "launchdarkly", "openfeature")
+    ]
+    runs = [
+        *capture,
+        *decide,
+        *(["cases/score.py", "--store", store] for store in ("memory", "sqlite")),
+        *(
+            ["cases/batch.py", "--engine", engine, "--events", str(events)]
+            for engine in ("pqlsdk", "sqlite", "duckdb")
+        ),
+        *(["cases/imports.py", "--module", module] for module in ("pqlsdk", "posthog")),
+        *(["cases/memory.py", "--store", store] for store in ("memory", "sqlite")),
+    ]
+    return [[*run, "--quick"] if quick else run for run in runs]
+
+
+def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
+    """The targets of issue 8, each a ratio from the same run."""
+    live = ("capture", "posthog", "live"), ("capture", "segment", "live")
+    quiet = ("capture", "posthog", "disabled"), ("capture", "segment", "disabled")
+    growthbook = ("decision", "growthbook", "")
+    gate, decide = ("decision", "pqlsdk-gate", ""), ("decision", "pqlsdk-decide", "")
+    small, large = (("score", "pqlsdk", f"memory, {n:,} events") for n in sizes)
+    ours, duckdb, sqlite = (("batch", e, f"{events:,} events") for e in ENGINES)
+    fastest = "/ fastest peer"
+    return [
+        Comparison(f"track(), sender live {fastest}", ("capture", "pqlsdk", "live"), live, "<= 0.33"),
+        Comparison(f"track(), memory store, sender live {fastest}", ("capture", "pqlsdk-memory", "live"), live, "<= 0.33"),
+        Comparison(f"track(), sending disabled {fastest}", ("capture", "pqlsdk", "disabled"), quiet, "<= 0.33"),
+        Comparison(f"track() p99.9, sender live {fastest}", ("capture", "pqlsdk", "live"), live, "<= 1.0", "p999"),
+        Comparison("gate() / GrowthBook is_on()", gate, growthbook, "<= 1.0"),
+        Comparison("decide() / GrowthBook is_on()", decide, growthbook, "<= 1.0"),
+        Comparison("gate() / LaunchDarkly variation()", gate, ("decision", "launchdarkly", ""), "<= 1.0"),
+        Comparison("gate() / OpenFeature in-memory", gate, ("decision", "openfeature", ""), "<= 1.0"),
+        Comparison(f"score(): {large[2]} / {small[2]}", large, small, "<= 1.2"),
+        Comparison("batch scoring throughput / DuckDB", ours, duckdb, ">= 0.5", higher_is_better=True),
+        Comparison("batch scoring throughput / SQLite", ours, sqlite, ">= 5", higher_is_better=True),
+        Comparison("batch scoring peak memory / DuckDB", ours, duckdb, "<= 0.2", "peak_rss_mib"),
+        Comparison("import pqlsdk / import posthog", ("import", "pqlsdk", ""), ("import", "posthog", ""), "<= 0.5"),
+    ]  # fmt: skip
+
+
+ENGINES = ("pqlsdk", "duckdb", "sqlite")
+
+
+def run_case(python: str, args: list[str], timeout: float) -> list[dict[str, Any]]:
+    """Run one case in a fresh process; return its figures."""
+    done = subprocess.run(
+        [python, *args],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return [
+        json.loads(line[len(PREFIX) :])
+        for line in done.stdout.splitlines()
+        if line.startswith(PREFIX)
+    ]
+
+
+def summarise(figures: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    """Median, min and max of each figure's value over the runs; tails kept whole."""
+    runs: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for figure in figures:
+        runs[figure["case"], figure["subject"], figure["variant"]].append(figure)
+    table: dict[Key, dict[str, Any]] = {}
+    for key, group in runs.items():
+        values = [f["value"] for f in group]
+        row: dict[str, Any] = {
+            "unit": group[0]["unit"],
+            "value": statistics.median(values),
+            "min": min(values),
+            "max_value": max(values),
+            "runs": len(values),
+        }
+        if "p999" in group[0]:
+            row["p999"] = statistics.median(f["p999"] for f in group)
+            row["longest"] = max(f["max"] for f in group)
+        if "peak_rss_mib" in group[0]:
+            row["peak_rss_mib"] = statistics.median(f["peak_rss_mib"] for f in group)
+        table[key] = row
+    return table
+
+
+def ratio(table: dict[Key, dict[str, Any]], comparison: Comparison) -> tuple[float, str] | None:
+    """The comparison's ratio and the peer it was taken against (None if a side is missing)."""
+    ours = table.get(comparison.ours)
+    peers = comparison.theirs if isinstance(comparison.theirs[0], tuple) else (comparison.theirs,)
+    found = [(table[k][comparison.field], k) for k in peers if k in table]  # type: ignore[index]
+    if ours is None or not found:
+        return None
+    best = max(found) if comparison.higher_is_better else min(found)
+    return ours[comparison.field] / best[0], best[1][1]
+
+
+def holds(value: float, target: str) -> bool:
+    """Whether ``value`` meets ``target`` ("<= x" or ">= x")."""
+    op, bound = target.split()
+    return value <= float(bound) if op == "<=" else value >= float(bound)
+
+
+def machine() -> str:
+    """One line naming this machine: CPU, cores, memory, OS, Python."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB"
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def _fmt(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def markdown(
+    table: dict[Key, dict[str, Any]], checks: list[Comparison], header: str, *, quick: bool
+) -> str:
+    """The report: figures, then ratios with their targets."""
+    lines = [header, ""]
+    lines += [
+        "| ratio (pqlsdk / peer, same run) | peer | ratio | target | |",
+        "|---|---|---:|---|---|",
+    ]
+    for comparison in checks:
+        found = ratio(table, comparison)
+        if found is None:
+            lines.append(f"| {comparison.label} | - | - | {comparison.target} | not measured |")
+            continue
+        value, peer = found
+        mark = "met" if holds(value, comparison.target) else "**missed**"
+        lines.append(
+            f"| {comparison.label} | {peer} | {value:.2f} | {comparison.target} | {mark} |"
+        )
+    lines += [
+        "",
+        "| case | subject | variant | unit | median | min | max | p99.9 | longest call |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for (case, subject, variant), row in sorted(table.items()):
+        tail = (_fmt(row["p999"]), _fmt(row["longest"])) if "p999" in row else ("", "")
+        unit = row["unit"]
+        if "peak_rss_mib" in row:
+            unit += f" (peak {row['peak_rss_mib']:,.0f} MiB)"
+        lines.append(
+            f"| {case} | {subject} | {variant or '-'} | {unit} | {_fmt(row['value'])} | "
+            f"{_fmt(row['min'])} | {_fmt(row['max_value'])} | {tail[0]} | {tail[1]} |"
+        )
+    if quick:
+        lines += ["", "Quick mode: small sizes, one run each; these numbers prove the runner only."]
+    return "\n".join(lines) + "\n"
+
+
+def chart(table: dict[Key, dict[str, Any]], checks: list[Comparison], path: Path) -> None:
+    """Each ratio beside its target, on a log scale: bars left of 1 are pqlsdk's wins."""
+    import matplotlib  # noqa: PLC0415 - only the report needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    labels, values, colours, targets = [], [], [], []
+    for comparison in checks:
+        found = ratio(table, comparison)
+        if found is None:
+            continue
+        value = found[0]
+        # Throughputs read better inverted: peer / pqlsdk, so smaller is better everywhere.
+        shown, target = value, float(comparison.target.split()[1])
+        if comparison.higher_is_better:
+            shown, target = 1 / value, 1 / target
+        labels.append(comparison.label)
+        values.append(shown)
+        targets.append(target)
+        colours.append("#2a9d8f" if holds(value, comparison.target) else "#e76f51")
+    figure, axes = plt.subplots(figsize=(10, 0.45 * len(labels) + 1.5))
+    rows = range(len(labels))
+    axes.barh(rows, values, color=colours)
+    axes.scatter(targets, rows, marker="|", s=400, color="black", label="target", zorder=3)
+    axes.set_yticks(list(rows), labels)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.axvline(1.0, color="grey", linewidth=0.8)
+    axes.set_xlabel("cost ratio pqlsdk / peer (throughputs: peer / pqlsdk); lower is better")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def update_readme(report: str) -> None:
+    """Put the report between the README's benchmark markers."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md has no {start} ... {end} section")
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(f"{before}{start}\n{report}{end}{after}")
+
+
+def bench_python() -> str:
+    """``bench/.venv``'s interpreter, made and filled on first use."""
+    venv = BENCH / ".venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip>=25.1"], check=True)  # reads dependency groups
+    subprocess.run(
+        [*pip, "--editable", str(ROOT), "--group", f"{ROOT}/pyproject.toml:bench"], check=True
+    )
+    return str(python)
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per case (default 5)")
+    parser.add_argument("--python", help="an interpreter with pqlsdk and the peers installed")
+    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument("--events", type=int, default=None, help="batch history size")
+    parser.add_argument("--only", help="run only cases whose script name contains this")
+    parser.add_argument("--readme", action="store_true", help="update README.md's table")
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else 5)
+    events = args.events or (5_000 if args.quick else 1_000_000)
+    python = args.python or bench_python()
+    timeout = 300 if args.quick else 1800
+    # The batch history is made once, outside every measured process.
+    subprocess.run(
+        [python, "-c", f"from cases.history import ensure; ensure({events})"],
+        cwd=BENCH,
+        check=True,
+    )
+    figures: list[dict[str, Any]] = []
+    started = time.monotonic()
+    with _sink(python) as sink:
+        runs = [r for r in cases(args.quick, sink, events) if not args.only or args.only in r[0]]
+        for round_ in range(repeat):
+            # Rounds interleave the cases, so a slow spell of the machine hits all alike.
+            for case in runs:
+                progress(f"[{round_ + 1}/{repeat}] {' '.join(case)}")
+                figures.extend(run_case(python, case, timeout))
+    table = summarise(figures)
+    sizes = (10, 1_000) if args.quick else (10, 100_000)
+    checks = comparisons(events, sizes)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        f"Measured {stamp} on {machine()}; {repeat} run(s) of each case, "
+        f"{time.monotonic() - started:.0f} s in all (`python3 bench/run.py`)."
+    )
+    report = markdown(table, checks, header, quick=args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.md").write_text(report)
+    (args.out / "latest.json").write_text(
+        json.dumps({"header": header, "figures": figures}, indent=1) + "\n"
+    )
+    chart(table, checks, args.out / "latest.png")
+    if args.readme:
+        update_readme(report)
+    print(report)
+    return 0
+
+
+class _sink:  # noqa: N801 - a context manager named for what it yields
+    """The loopback sink in its own process, for as long as the run lasts."""
+
+    def __init__(self, python: str) -> None:
+        self._python = python
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> str:
+        self._process = subprocess.Popen(
+            [self._python, str(BENCH / "_sink.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        return self._process.stdout.readline().strip()
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._process is not None
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=10)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

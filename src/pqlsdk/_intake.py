@@ -1,0 +1,210 @@
+"""The intake: accepted messages on their way into the store, off the request path.
+
+``track()``, ``identify()`` and ``group()`` check and encode a message on the
+caller's thread (so a bad event is refused at once, and the caller may reuse its
+dicts), append the encoded bytes here and return: a few microseconds. Folding
+the message into state, its aggregates, tier-crossing checks and queueing it for
+the collector (tens of microseconds with rules loaded) happen on the intake
+thread, a lazily started daemon that wakes when a message arrives and lets a
+burst gather for ``gather`` seconds first, so one wake-up applies many.
+
+Reads must see every write the same client accepted, so a read (``score()``,
+``decide()``, ``gate()``, ``user()``, ``stats()``, ``flush()``...) first applies
+whatever is still pending, in its own thread, under the same lock as the intake
+thread: messages are applied once each and in the order they were accepted.
+
+Bounds: at most ``max_pending`` messages wait. Past that the accepting call
+sleeps in steps of a fraction of a millisecond (handing the GIL to the intake
+thread) until there is room, and after ``_THROTTLE`` seconds applies a chunk
+itself: memory stays bounded, nothing is dropped, a producer faster than the
+intake is slowed to its pace, and no single call pays for the whole backlog. Pending items are
+encoded bytes, not object graphs, so they add no work to GC passes.
+
+After ``fork()`` the child forgets what its parent had pending (the parent applies
+it) and starts its own thread on first use; at exit, pending messages are applied
+before buffered stores commit and outboxes drain (exit phase ``APPLY``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from ._lifecycle import APPLY, install_sigterm, unwatch, watch
+from ._stats import logger
+
+__all__ = ["Intake"]
+
+_CHUNK: Final = 64
+"""Messages applied per store call: one lock (or transaction) for many, yet short
+enough that a caller paying for a backlog waits about a millisecond."""
+_THROTTLE: Final = 0.05
+"""Longest a call waits for the intake thread before applying a chunk itself, s."""
+_STEP: Final = 0.0002
+"""Polling step while waiting for the intake thread, s."""
+_POLL: Final = 0.05
+"""Longest the intake thread sleeps while something may be pending, s."""
+
+
+class _Marker:
+    """Put in the queue by ``settle()``; flagged when everything before it was applied."""
+
+    __slots__ = ("reached",)
+
+    def __init__(self) -> None:
+        self.reached = False
+
+
+class Intake:
+    """Encoded messages accepted by the client and not yet applied."""
+
+    def __init__(
+        self,
+        apply: Callable[[list[bytes]], None],
+        *,
+        max_pending: int = 10_000,
+        gather: float = 0.002,
+    ) -> None:
+        """Hand pending messages to ``apply`` (in order, a chunk at a time).
+
+        ``apply`` must not raise for run-time faults: it counts them (the client's
+        ``_write`` does); anything it does raise is logged and the chunk is lost.
+        """
+        self._apply = apply
+        self._max_pending = max_pending
+        self._gather = gather
+        self._reset()
+        watch(self, exit_phase=APPLY)
+
+    def _reset(self) -> None:
+        self._pending: deque[bytes | _Marker] = deque()
+        self._lock = threading.RLock()
+        self._owner: int | None = None  # the thread applying, while it applies
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def put(self, data: bytes) -> None:
+        """Accept one encoded message; the intake thread applies it within milliseconds."""
+        pending = self._pending
+        pending.append(data)
+        if len(pending) >= self._max_pending:
+            self._throttle()
+        elif not self._wake.is_set():
+            if self._thread is None:
+                self._start()
+            self._wake.set()
+
+    def pending(self) -> int:
+        """How many accepted messages wait to be applied."""
+        return len(self._pending)
+
+    def drain(self, *, limit: int | None = None) -> None:
+        """Apply what was pending when called (or its oldest ``limit``), in this thread.
+
+        The lock is taken per chunk, so a caller paying for a backlog never waits
+        for more than one chunk of another thread's work; messages accepted
+        during the call are left to the intake thread. Called from inside an
+        apply (an ``on_tier_change`` callback that reads the client, or a signal
+        handler that interrupted one), it returns at once: the state is already
+        that of the message being applied, and the apply must not be re-entered.
+        """
+        me = threading.get_ident()
+        if self._owner == me:
+            return
+        pending = self._pending
+        left = len(pending) if limit is None else min(limit, len(pending))
+        while left > 0:
+            with self._lock:
+                if self._owner == me:
+                    return  # a signal handler interrupted this thread's own apply
+                chunk = [pending.popleft() for _ in range(min(_CHUNK, left, len(pending)))]
+                if not chunk:
+                    return  # another thread applied them
+                left -= len(chunk)
+                self._owner = me
+                try:
+                    self._apply_chunk(chunk)
+                finally:
+                    self._owner = None
+
+    def _apply_chunk(self, chunk: list[bytes | _Marker]) -> None:
+        messages = [item for item in chunk if type(item) is bytes]
+        try:
+            if messages:
+                self._apply(messages)
+        except Exception:  # a bug, not a fault: log it and keep the thread alive
+            logger.exception("pqlsdk: applying %d message(s) failed", len(messages))
+        for item in chunk:
+            if type(item) is _Marker:
+                item.reached = True
+
+    def settle(self, deadline: float | None) -> bool:
+        """Wait until what was accepted before this call is applied, or ``deadline``.
+
+        For ``flush()``: the intake thread does the applying and this polls, taking
+        no lock, so a flush from a signal handler cannot deadlock with the code
+        it interrupted. Returns whether everything before the call was applied.
+        """
+        if not self._pending or threading.get_ident() in (self._owner, self._thread_id()):
+            return not self._pending
+        marker = _Marker()
+        self._pending.append(marker)
+        if self._thread is None:
+            self._start()
+        while not marker.reached:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(_STEP)
+        return True
+
+    def _thread_id(self) -> int | None:
+        thread = self._thread
+        return None if thread is None else thread.ident
+
+    def _throttle(self) -> None:
+        """Let the intake thread catch up with a backlog, or apply a chunk here."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._wake.set()
+            deadline = time.monotonic() + _THROTTLE
+            while len(self._pending) >= self._max_pending and time.monotonic() < deadline:
+                time.sleep(_STEP)
+        if len(self._pending) >= self._max_pending:
+            self.drain(limit=_CHUNK)
+
+    def _start(self) -> None:
+        install_sigterm()  # SIGTERM skips atexit; pending messages must not be lost
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="pqlsdk-intake", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        wake = self._wake
+        pending = self._pending
+        while not self._closed:
+            # Woken by the first message of a burst; the timeout finds markers that
+            # a flush appended without waking us (setting an Event takes a lock).
+            if wake.wait(_POLL) and self._gather:
+                time.sleep(self._gather)  # let a burst gather; releases the GIL
+            wake.clear()
+            if pending:
+                self.drain()
+
+    def close(self) -> None:
+        """Apply what is pending and stop the intake thread."""
+        self.drain()
+        self._closed = True
+        self._wake.set()
+        unwatch(self)
+
+    def after_fork(self) -> None:
+        """Forget the parent's pending messages (it applies them) and its thread."""
+        self._reset()
+
+    def at_exit(self) -> None:
+        """Apply what is pending before stores commit and outboxes drain."""
+        self.drain()

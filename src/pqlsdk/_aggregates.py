@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import sys
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -36,6 +37,10 @@ Scope = Literal["user", "account"]
 Scalar = str | int | float | bool | None
 
 _DAY: Final = 86_400_000_000  # µs
+_DAYS: dict[int, int] = {}
+"""One int object per day number: every user active on a day shares it (days are
+few, users many: it saves most of an all-time ``active_days`` list's memory)."""
+_MAX_DAYS: Final = 100_000
 _MISSING: Final = object()
 _encode_value = msgspec.json.Encoder().encode
 
@@ -138,13 +143,18 @@ def fold_event(aggregate: Aggregate, state: Any, at: int, properties: Mapping[st
         return _trim_sorted(times, times[-1] - window)
     key: str | int
     if aggregate.kind == "distinct":
-        key = _encode_value(properties[aggregate.field or ""]).decode()
+        key = sys.intern(_encode_value(properties[aggregate.field or ""]).decode())
     else:
-        key = at // _DAY
+        day = at // _DAY
+        if len(_DAYS) > _MAX_DAYS:  # timestamps far and wide: interning stops paying
+            _DAYS.clear()
+        key = _DAYS.setdefault(day, day)
     if window is None:
         # All time: only which values (or days) were seen matters, so keep a
         # sorted list of them; it decodes far faster than a dict of times.
         seen: list[Any] = state or []
+        if seen and seen[-1] == key:
+            return seen  # the usual case: another event on the user's latest day
         index = bisect.bisect_left(seen, key)
         if index == len(seen) or seen[index] != key:
             seen.insert(index, key)

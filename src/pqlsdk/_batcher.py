@@ -23,11 +23,9 @@ Why it looks like this:
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Literal
@@ -39,6 +37,7 @@ from ._lifecycle import DRAIN, unwatch, watch
 from ._outbox import FullPolicy, Leased, Outbox
 from ._retry import RetryPolicy
 from ._stats import Counters, logger
+from .messages import new_message_id
 from .transports import AsyncTransport, Batch, Transport
 
 __all__ = ["Batcher", "Delivery", "FlushResult"]
@@ -280,7 +279,7 @@ class Batcher:
                     else:
                         step = plan.send(None)
                 else:
-                    await asyncio.sleep(step)
+                    await _sleep(step)
                     step = next(plan)
         except StopIteration as done:
             return bool(done.value)
@@ -294,7 +293,7 @@ class Batcher:
         exception). One plan serves the thread sender and the asyncio one, so
         retries, backoff and budgets can never differ between them.
         """
-        batch = Batch(id=str(uuid.uuid4()), messages=leased.messages, sent_at=datetime.now(UTC))
+        batch = Batch(id=new_message_id(), messages=leased.messages, sent_at=datetime.now(UTC))
         policy = self._options.retry
         started = time.monotonic()
         attempt = 0
@@ -362,3 +361,14 @@ class Batcher:
         if result.pending:
             kept = "kept in the outbox for the next run" if self._outbox.durable else "lost"
             logger.warning("at exit, %d message(s) were not delivered (%s)", result.pending, kept)
+
+
+async def _sleep(seconds: float) -> None:
+    """Await ``asyncio.sleep``, imported on first use.
+
+    asyncio (with ssl and sockets) costs tens of milliseconds at import, and
+    most hosts never await pqlsdk.
+    """
+    import asyncio  # noqa: PLC0415 - see above
+
+    await asyncio.sleep(seconds)

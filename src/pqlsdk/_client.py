@@ -9,14 +9,13 @@ failing store): it logs, counts and returns. Setup mistakes raise at once, and a
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, ParamSpec, Self, TypeVar
 
 from ._batcher import Delivery, FlushResult
 from ._clock import Clock, SystemClock, micros
@@ -33,6 +32,7 @@ from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
 from ._intake import Intake
 from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
 from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
+from ._standings import Standings
 from ._stats import Counters, Stats
 from ._tiers import TierChange, crossing_context, swap_tier
 from .messages import (
@@ -55,6 +55,9 @@ __all__ = ["DEFAULT_STORE", "Client", "ClosedError"]
 
 DEFAULT_STORE: Final = "sqlite:///pqlsdk.db"
 """The store a client opens when given none: a SQLite file in the working directory."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _PRUNE_EVERY: Final = 3_600_000_000  # µs: retention is enforced at most hourly
 
@@ -152,6 +155,7 @@ class Client:
         self._next_prune = 0
         self._on_tier_change = on_tier_change
         self._rules: Rules | None = None
+        self._standings = Standings()
         # Calls accept messages and return; the intake applies them off the request
         # path. Strict clients (tests), caller-mode delivery (no threads) and sync
         # durability (committed before the call returns) apply inline.
@@ -179,6 +183,7 @@ class Client:
         loaded = rules if isinstance(rules, Rules) else load(rules)
         self._settle()
         self._store.maintain(loaded.aggregates)
+        self._standings = Standings()  # standings under the old rules are void
         self._rules = loaded
         return loaded
 
@@ -277,38 +282,52 @@ class Client:
         return True
 
     def _show(self, moments: Moments, user_id: str, at: str, feature: str | None) -> Moment | None:
-        """Evaluate eligibility from a snapshot, then claim a showing atomically."""
+        """Find a due moment from a snapshot, then claim a showing atomically.
+
+        Cheapest checks first: kinds a cap or cooldown holds back are dropped
+        before any expression runs, and the score is computed only if a ``when``
+        asks for ``score``, ``tier`` or ``gate_passed``. Most calls end at the
+        caps (the user already saw today's moment) and cost a few microseconds.
+        """
         rules = self._require_rules()
         now = micros(self._clock.now())
         user, account = self._state(user_id)
+        history = [] if user is None else user.moments
+        open_kinds = [
+            kind
+            for kind in moments.kinds
+            if kind.at == at and not blocked(kind, history, moments, now)
+        ]
+        if not open_kinds:
+            return None  # the common path: capped or cooling down; no scoring, no write
         model = rules.model(moments.model)
-        score, tier, gate_passed = standing(model, user_id, user, account, now)
         traits = ({} if user is None else user.traits, {} if account is None else account.traits)
         values: dict[str, Any] = {
-            "score": score,
-            "tier": tier,
-            "gate_passed": gate_passed,
             "days_left": days_left(traits[0].get(moments.trial_end), now),
             "feature": feature,
             "plan": traits[0].get("plan"),
             "user_id": user_id,
         }
-        facts = facts_for(user, account, now, **values)
+
+        def standing_values() -> dict[str, Any]:
+            score, tier, gate_passed = self._standings.get(
+                model.name, user_id, now, lambda: standing(model, user_id, user, account, now)
+            )
+            return {"score": score, "tier": tier, "gate_passed": gate_passed}
+
+        facts = facts_for(user, account, now, derive=standing_values, **values)
         candidates = [
-            kind
-            for kind in moments.kinds
-            if kind.at == at and (kind.when is None or kind.when.evaluate(facts) is True)
+            kind for kind in open_kinds if kind.when is None or kind.when.evaluate(facts) is True
         ]
-        history = [] if user is None else user.moments
-        if all(blocked(kind, history, moments, now) for kind in candidates):
-            return None  # the common path: nothing due, or all capped; no write
+        if not candidates:
+            return None  # nothing due: no write
         claimed = self._store.update_user(
             user_id, lambda state: claim(state, candidates, moments, now)
         )
         if claimed is None:
             return None
         kind, record = claimed
-        shown = render(kind, record, values, traits)
+        shown = render(kind, record, facts.variables(), traits)
         self._emit(shown.to_message(user_id))
         return shown
 
@@ -508,11 +527,11 @@ class Client:
         """
         pipeline = self._pipeline
         if pipeline is None or pipeline.async_transport is None:
-            return await asyncio.to_thread(self.flush, timeout)
+            return await _to_thread(self.flush, timeout)
         if self._intake is not None and self._intake.pending():
-            await asyncio.to_thread(self._settle)
+            await _to_thread(self._settle)
         if isinstance(self._store, BufferedStore):
-            await asyncio.to_thread(self._store.commit)
+            await _to_thread(self._store.commit)
         batcher = pipeline.batcher
         before = self._counters.snapshot().delivered
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -523,7 +542,7 @@ class Client:
     async def aclose(self, timeout: float | None = 10.0) -> FlushResult:
         """``close()`` for asyncio code: deliver within ``timeout``, then release everything."""
         result = await self.aflush(timeout)
-        await asyncio.to_thread(self.close, 0.0)
+        await _to_thread(self.close, 0.0)
         return result
 
     def _committed(self, count: int) -> None:
@@ -602,10 +621,28 @@ class Client:
         self._counters.recorded(added)
         now = micros(self._clock.now())
         if self._rules is not None and added:
-            self._detect_crossings(self._rules, {message.subject for message, _ in records}, now)
+            subjects = {message.subject for message, _ in records}
+            self._forget_standings(records, subjects)
+            self._detect_crossings(self._rules, subjects, now)
         if now >= self._next_prune:
             self._prune(now)
         return added
+
+    def _forget_standings(self, records: list[tuple[Message, bytes]], subjects: set[str]) -> None:
+        """Drop memoised standings these messages change.
+
+        Those of their users, and for group messages (account traits) every member's.
+        """
+        touched = set(subjects)
+        try:
+            for message, _ in records:
+                if isinstance(message, Group):
+                    account = self._store.account(message.group_id)
+                    touched.update(() if account is None else account.members)
+        except StoreError as exc:
+            self._error(exc)
+        if self._rules is not None:
+            self._standings.forget(touched, self._rules.models)
 
     def _detect_crossings(self, rules: Rules, user_ids: set[str], now: int) -> None:
         """Score the touched users (and their accounts) and report tier changes."""
@@ -703,3 +740,10 @@ def _dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     raise NotJSONError(f"{name} must be a mapping, not {type(value).__name__}")
+
+
+async def _to_thread(call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """Await ``asyncio.to_thread``, imported on first use (see ``_batcher._sleep``)."""
+    import asyncio  # noqa: PLC0415 - asyncio costs tens of milliseconds at import
+
+    return await asyncio.to_thread(call, *args, **kwargs)

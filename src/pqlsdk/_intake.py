@@ -112,21 +112,26 @@ class Intake:
         handler that interrupted one), it returns at once: the state is already
         that of the message being applied, and the apply must not be re-entered.
         """
+        pending = self._pending
+        if not pending and self._owner is None:
+            return  # the common case: nothing pending, nothing being applied
         me = threading.get_ident()
         if self._owner == me:
             return
-        pending = self._pending
         left = len(pending) if limit is None else min(limit, len(pending))
+        with self._lock:  # taken even with nothing left: waits out a chunk in flight
+            if self._owner == me:
+                return  # a signal handler interrupted this thread's own apply
         while left > 0:
             with self._lock:
-                if self._owner == me:
-                    return  # a signal handler interrupted this thread's own apply
-                chunk = [pending.popleft() for _ in range(min(_CHUNK, left, len(pending)))]
-                if not chunk:
-                    return  # another thread applied them
-                left -= len(chunk)
+                # The owner is set before the chunk leaves the queue, so a reader that
+                # finds the queue empty also finds the chunk still being applied.
                 self._owner = me
                 try:
+                    chunk = [pending.popleft() for _ in range(min(_CHUNK, left, len(pending)))]
+                    if not chunk:
+                        return  # another thread applied them
+                    left -= len(chunk)
                     self._apply_chunk(chunk)
                 finally:
                     self._owner = None
@@ -149,8 +154,10 @@ class Intake:
         no lock, so a flush from a signal handler cannot deadlock with the code
         it interrupted. Returns whether everything before the call was applied.
         """
-        if not self._pending or threading.get_ident() in (self._owner, self._thread_id()):
-            return not self._pending
+        if not self._pending and self._owner is None:
+            return True
+        if threading.get_ident() in (self._owner, self._thread_id()):
+            return not self._pending  # nested in an apply: it cannot wait for itself
         marker = _Marker()
         self._pending.append(marker)
         if self._thread is None:
@@ -183,15 +190,14 @@ class Intake:
                 self._thread.start()
 
     def _run(self) -> None:
-        wake = self._wake
-        pending = self._pending
-        while not self._closed:
+        me = threading.current_thread()
+        while not self._closed and self._thread is me:  # a reset (fork) retires the thread
             # Woken by the first message of a burst; the timeout finds markers that
             # a flush appended without waking us (setting an Event takes a lock).
-            if wake.wait(_POLL) and self._gather:
+            if self._wake.wait(_POLL) and self._gather:
                 time.sleep(self._gather)  # let a burst gather; releases the GIL
-            wake.clear()
-            if pending:
+            self._wake.clear()
+            while self._pending and not self._closed:  # what came during a drain, too
                 self.drain()
 
     def close(self) -> None:

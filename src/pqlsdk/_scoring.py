@@ -9,7 +9,7 @@ so a score costs the same for a user with ten events or a hundred thousand.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeGuard
 
@@ -138,10 +138,13 @@ class AccountScore:
         return data
 
 
+_MISSING: Final = object()
+
+
 class _Facts:
     """What expressions see about one subject at one instant (``rules.Facts``)."""
 
-    __slots__ = ("_account", "_now", "_user", "_variables")
+    __slots__ = ("_account", "_derive", "_now", "_user", "_variables")
 
     def __init__(
         self,
@@ -149,11 +152,13 @@ class _Facts:
         account: AccountState | None,
         now: int,
         variables: dict[str, Any],
+        derive: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._user = user
         self._account = account
         self._now = now
         self._variables = variables
+        self._derive = derive
 
     def aggregate(self, aggregate: Aggregate) -> int:
         owner = self._user if aggregate.scope == "user" else self._account
@@ -178,7 +183,17 @@ class _Facts:
         return 1 if self._account is None else max(self._account.active_members, 1)
 
     def variable(self, name: str) -> Any:
-        return self._variables.get(name)
+        found = self._variables.get(name, _MISSING)
+        if found is not _MISSING:
+            return found
+        return None if self._derive is None else self.variables().get(name)
+
+    def variables(self) -> dict[str, Any]:
+        """Every variable, the derived ones (costly: the score) computed on first need."""
+        if self._derive is not None:
+            derive, self._derive = self._derive, None
+            self._variables.update(derive())
+        return self._variables
 
     def bind(self, **values: Any) -> None:
         """Make ``values`` visible to expressions (the score, for routing rules)."""
@@ -248,11 +263,20 @@ def _facts(
 
 
 def facts_for(
-    user: UserState | None, account: AccountState | None, now: int, **variables: Any
+    user: UserState | None,
+    account: AccountState | None,
+    now: int,
+    *,
+    derive: Callable[[], dict[str, Any]] | None = None,
+    **variables: Any,
 ) -> _Facts:
-    """Facts about a subject at ``now`` (µs), with ``variables`` visible to expressions."""
+    """Facts about a subject at ``now`` (µs), with ``variables`` visible to expressions.
+
+    ``derive`` supplies more variables, computed only if an expression reads a
+    name ``variables`` lacks (the score, for a moment's ``when``).
+    """
     variables["account_id"] = None if account is None else account.account_id
-    return _Facts(user, account, now, variables)
+    return _Facts(user, account, now, variables, derive)
 
 
 def _points(

@@ -17,10 +17,10 @@ import argparse
 import contextlib
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 
@@ -106,12 +106,23 @@ def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: s
     except ValueError as exc:
         raise ConfigError(f"--now {at!r} is not an ISO-8601 instant with a timezone") from exc
     instant = micros(clock.now())
-    users = {
-        user_id: score_subject(chosen, user_id, state, _account_of(history, state), instant)
+    if history.skipped:
+        print(
+            f"pqlsdk: skipped {sum(history.skipped.values())} invalid message(s): "
+            f"{dict(history.skipped)}",
+            file=sys.stderr,
+        )
+    # Scores are made one at a time and written (or reduced to a table row) at
+    # once: memory stays that of the users' state, however many users there are.
+    users = (
+        score_subject(chosen, user_id, state, _account_of(history, state), instant)
         for user_id, state in sorted(history.users.items())
-    }
-    rolled = {
-        account_id: score_account(
+    )
+    if not as_json:
+        _print_table([_row(score) for score in users])
+        return 0
+    accounts = (
+        score_account(
             rules,
             history.accounts.get(account_id),
             account_id,
@@ -119,24 +130,30 @@ def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: s
             instant,
         )
         for account_id in sorted(history.groups)
-    }
-    if history.skipped:
-        print(
-            f"pqlsdk: skipped {sum(history.skipped.values())} invalid message(s): "
-            f"{dict(history.skipped)}",
-            file=sys.stderr,
-        )
-    if as_json:
-        output = {
-            "now": clock.now().isoformat().replace("+00:00", "Z"),
-            "users": {uid: _user_json(score) for uid, score in users.items()},
-            "accounts": {aid: account.to_dict() for aid, account in rolled.items()},
-        }
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(output), indent=2).decode())
-        sys.stdout.write("\n")
-    else:
-        _print_table(users)
+    )
+    out = sys.stdout
+    out.write(f'{{\n  "now": {_json(clock.now().isoformat().replace("+00:00", "Z"))},\n')
+    _write_object(out, "users", ((score.id, _user_json(score)) for score in users))
+    out.write(",\n")
+    _write_object(out, "accounts", ((account.id, account.to_dict()) for account in accounts))
+    out.write("\n}\n")
     return 0
+
+
+def _json(value: Any, indent: int = 0) -> str:
+    """``value`` as indented JSON, its inner lines indented by ``indent`` more spaces."""
+    text = msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
+    return text.replace("\n", "\n" + " " * indent) if indent else text
+
+
+def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, Any]]) -> None:
+    """Write ``"name": {...}`` item by item, formatted as ``json.dumps(indent=2)`` would."""
+    out.write(f'  "{name}": {{')
+    separator = "\n"
+    for key, value in items:
+        out.write(f"{separator}    {_json(key)}: {_json(value, 4)}")
+        separator = ",\n"
+    out.write("\n  }" if separator != "\n" else "}")
 
 
 def _account_of(history: History, user: UserState) -> AccountState | None:
@@ -159,16 +176,21 @@ def _user_json(score: Score) -> dict[str, Any]:
     }
 
 
-def _print_table(users: dict[str, Score]) -> None:
-    ranked = sorted(users.values(), key=lambda s: (-s.score, s.id))
-    width = max([4, *(len(s.id) for s in ranked)])
+_Row = tuple[float, str, str, str, str]
+"""A ranked table's row: score, user id, tier, route, top reasons."""
+
+
+def _row(score: Score) -> _Row:
+    reasons = "; ".join(str(r) for r in score.top_reasons()) or "-"
+    return score.score, score.id, score.tier, score.route, reasons
+
+
+def _print_table(rows: list[_Row]) -> None:
+    ranked = sorted(rows, key=lambda row: (-row[0], row[1]))
+    width = max([4, *(len(row[1]) for row in ranked)])
     print(f"{'#':>3}  {'user':<{width}}  {'score':>8}  {'tier':<9} {'route':<18} top reasons")
-    for rank, score in enumerate(ranked, 1):
-        reasons = "; ".join(str(r) for r in score.top_reasons()) or "-"
-        print(
-            f"{rank:>3}  {score.id:<{width}}  {score.score:>8.2f}  {score.tier:<9} "
-            f"{score.route:<18} {reasons}"
-        )
+    for rank, (points, user_id, tier, route, reasons) in enumerate(ranked, 1):
+        print(f"{rank:>3}  {user_id:<{width}}  {points:>8.2f}  {tier:<9} {route:<18} {reasons}")
 
 
 def _demo(*, serve: bool, port: int) -> int:

@@ -10,9 +10,36 @@ and column on any mistake.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
 from .._exceptions import RulesError
-from ._loader import MAX_RULES_BYTES, load, loads
 from ._model import PQA, Model, Route, Rules, Signal
+
+if TYPE_CHECKING:
+    from ._loader import Format
+
+MAX_RULES_BYTES: Final = 1_000_000
+"""Largest rules file accepted, in bytes."""
+
+
+# The loader (TOML, the expression lexer, parser and compiler) is imported on the
+# first load: ``import pqlsdk`` stays cheap for hosts that have not loaded rules yet.
+
+
+def load(path: str | Path) -> Rules:
+    """Load and compile the rules file at ``path`` (``.json`` is JSON, else TOML)."""
+    from ._loader import load  # noqa: PLC0415 - see above
+
+    return load(path)
+
+
+def loads(text: str | bytes, *, name: str = "<rules>", format: Format = "toml") -> Rules:
+    """Load and compile rules from ``text``; ``name`` is used in error messages."""
+    from ._loader import loads  # noqa: PLC0415 - see above
+
+    return loads(text, name=name, format=format)
+
 
 __all__ = [
     "MAX_RULES_BYTES",

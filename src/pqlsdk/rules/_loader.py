@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from .._exceptions import RulesError
+from . import MAX_RULES_BYTES
 from ._compiler import Compiled, ExpressionError, Type, compile_expression
 from ._lexer import parse_duration
 from ._model import (
@@ -33,10 +34,7 @@ from ._model import (
 from ._parser import Binary, Constant, ListLiteral, parse
 from ._schema import EntitlementsSpec, ModelSpec, MomentSpec, RulesSpec
 
-__all__ = ["MAX_RULES_BYTES", "load", "loads"]
-
-MAX_RULES_BYTES: Final = 1_000_000
-"""Largest rules file accepted."""
+__all__ = ["Format", "load", "loads"]
 
 Format = Literal["toml", "json"]
 

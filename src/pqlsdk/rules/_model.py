@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
 from .._aggregates import Aggregate
 from .._exceptions import ConfigError
-from ._compiler import Compiled
+
+if TYPE_CHECKING:  # the compiler (parser, lexer) loads only when rules are loaded
+    from ._compiler import Compiled
 
 __all__ = [
     "PQA",

@@ -39,12 +39,28 @@ DEDUPE_WINDOW: Final = 100_000
 _decode_message: Final = msgspec.json.Decoder(Message).decode
 
 
+class _Users(dict[str, UserState]):
+    """Users by id; a new id gets a fresh state (so ``apply()`` never returns new ones)."""
+
+    def __missing__(self, user_id: str) -> UserState:
+        state = self[user_id] = UserState(user_id=user_id)
+        return state
+
+
+class _Accounts(dict[str, AccountState]):
+    """Accounts by id; a new id gets a fresh state."""
+
+    def __missing__(self, account_id: str) -> AccountState:
+        state = self[account_id] = AccountState(account_id=account_id)
+        return state
+
+
 class History:
     """The state a history left behind, and what was skipped on the way."""
 
     def __init__(self) -> None:
-        self.users: dict[str, UserState] = {}
-        self.accounts: dict[str, AccountState] = {}
+        self.users: dict[str, UserState] = _Users()
+        self.accounts: dict[str, AccountState] = _Accounts()
         self.groups: set[str] = set()
         """Accounts named by a group message (scored as accounts)."""
         self.skipped: Counter[str] = Counter()
@@ -134,7 +150,10 @@ def fold(
 ) -> History:
     """Fold ``messages`` into the users' and accounts' state, as a store would."""
     history = history or History()
-    users, accounts, groups = history.users, history.accounts, history.groups
+    # The states live in the history's dictionaries, which make missing ones:
+    # apply() changes them in place and nothing needs writing back.
+    load_user, load_account = history.users.__getitem__, history.accounts.__getitem__
+    groups = history.groups
     aggregates = frozenset(aggregates)
     # The window holds the ids' hashes: half the memory of the strings, and a
     # false match needs two of 100,000 ids to collide in 64 bits.
@@ -149,11 +168,7 @@ def fold(
         order.append(key)
         if len(order) > DEDUPE_WINDOW:
             seen.discard(order.popleft())
-        changes = apply(message, users.get, accounts.get, aggregates)
-        for user in changes.users:
-            users[user.user_id] = user
-        for account in changes.accounts:
-            accounts[account.account_id] = account
+        apply(message, load_user, load_account, aggregates)
         if type(message) is Group:
             groups.add(message.group_id)
     return history

@@ -1,0 +1,105 @@
+"""The standings memo behind decide(): reused briefly, forgotten when the user changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pqlsdk
+from pqlsdk._standings import TTL, Standings
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
+
+
+def counting(standing: tuple[float, str, bool]) -> tuple[list[int], object]:
+    calls: list[int] = []
+
+    def compute() -> tuple[float, str, bool]:
+        calls.append(1)
+        return standing
+
+    return calls, compute
+
+
+def test_a_standing_is_reused_within_the_ttl_and_computed_again_after() -> None:
+    """Within TTL µs of the client's clock the memo answers; past it, it computes again."""
+    memo = Standings()
+    calls, compute = counting((60.0, "hot", True))
+    memo.get("playbook", "u", 0, compute)  # type: ignore[arg-type]
+    memo.get("playbook", "u", TTL, compute)  # type: ignore[arg-type]
+    memo.get("playbook", "u", TTL + 1, compute)  # type: ignore[arg-type]
+    assert len(calls) == 2
+
+
+def test_forgetting_a_user_drops_their_standings_only() -> None:
+    """forget() makes the next read of that user compute; other users stay memoised."""
+    memo = Standings()
+    calls, compute = counting((10.0, "cold", False))
+    for user in ("u", "v"):
+        memo.get("playbook", user, 0, compute)  # type: ignore[arg-type]
+    memo.forget(["u"], ["playbook"])
+    for user in ("u", "v"):
+        memo.get("playbook", user, 0, compute)  # type: ignore[arg-type]
+    assert len(calls) == 3
+
+
+def test_a_standing_computed_across_a_forget_is_not_kept() -> None:
+    """A change applied while a standing was computed means that standing may be stale."""
+    memo = Standings()
+
+    def racing() -> tuple[float, str, bool]:
+        memo.forget(["other"], ["playbook"])  # another thread applied a message meanwhile
+        return (1.0, "cold", False)
+
+    memo.get("playbook", "u", 0, racing)
+    calls, compute = counting((2.0, "cold", False))
+    assert memo.get("playbook", "u", 0, compute) == (2.0, "cold", False)  # type: ignore[arg-type]
+    assert len(calls) == 1
+
+
+def test_a_full_memo_starts_afresh() -> None:
+    """At maxsize users the memo is emptied rather than growing."""
+    memo = Standings(maxsize=2)
+    calls, compute = counting((1.0, "cold", False))
+    for user in ("a", "b", "c", "a"):
+        memo.get("playbook", user, 0, compute)  # type: ignore[arg-type]
+    assert len(calls) == 4  # "a" was dropped when "c" arrived
+
+
+def test_decide_sees_the_users_own_new_events_at_once(clock: pqlsdk.FixedClock) -> None:
+    """A user who turns hot gets the upgrade widget on the next decide, memo or not."""
+    with pqlsdk.Client(store="memory://", clock=clock, rules=PLAYBOOK) as client:
+        client.identify("u", {"plan": "business"})
+        client.track("u", "core_workflow_completed")
+        assert client.decide("u") is None  # warm at most: nothing due; standing memoised
+        client.track("u", "limit_hit")
+        client.track("u", "checkout_started")
+        moment = client.decide("u")
+        assert moment is not None
+        assert moment.kind == "upgrade_widget"
+
+
+def test_decide_sees_account_traits_from_a_group_message(clock: pqlsdk.FixedClock) -> None:
+    """A group message changing the account's traits reaches every member's next decide."""
+    with pqlsdk.Client(store="memory://", clock=clock, rules=PLAYBOOK) as client:
+        client.identify("u", {"plan": "business"})
+        client.group("u", "acme", {"employees": 10})
+        for event in ("core_workflow_completed", "limit_hit"):
+            client.track("u", event)
+        assert client.decide("u") is None  # 30 + 0: warm
+        client.group("v", "acme", {"plan": "paid", "employees": 500, "industry": "fintech"})
+        moment = client.decide("u")  # + expansion 20, size 10, vertical 10: hot
+        assert moment is not None
+        assert moment.kind == "upgrade_widget"
+
+
+def test_time_passing_reaches_decide_within_the_ttl(clock: pqlsdk.FixedClock) -> None:
+    """A standing older than the TTL is recomputed: recency decay shows after a second."""
+    with pqlsdk.Client(store="memory://", clock=clock, rules=PLAYBOOK) as client:
+        client.identify("u", {"plan": "business"})
+        for event in ("core_workflow_completed", "limit_hit", "checkout_started"):
+            client.track("u", event)
+        shown = client.decide("u")  # hot: the widget, and a memoised standing
+        clock.advance(timedelta(days=40))  # the cap has lapsed; x0.1 recency: cold
+        assert (shown is not None, client.decide("u")) == (True, None)

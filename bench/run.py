@@ -240,9 +240,12 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def chart(table: dict[Key, dict[str, Any]], checks: list[Comparison], path: Path) -> None:
+def chart(
+    table: dict[Key, dict[str, Any]], checks: list[Comparison], path: Path, title: str
+) -> None:
     """Each ratio beside its target, on a log scale: bars left of 1 are pqlsdk's wins."""
     import matplotlib  # noqa: PLC0415 - only the report needs it
+    import matplotlib.ticker  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -268,7 +271,13 @@ def chart(table: dict[Key, dict[str, Any]], checks: list[Comparison], path: Path
     axes.set_yticks(list(rows), labels)
     axes.invert_yaxis()
     axes.set_xscale("log")
+    low, high = min([*values, *targets]) / 1.5, max([*values, *targets]) * 1.5
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if low <= t <= high]
+    axes.set_xlim(low, high)
+    axes.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.axvline(1.0, color="grey", linewidth=0.8)
+    axes.set_title(title, fontsize=9)
     axes.set_xlabel("cost ratio pqlsdk / peer (throughputs: peer / pqlsdk); lower is better")
     axes.legend(loc="lower right")
     figure.tight_layout()
@@ -349,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "latest.json").write_text(
         json.dumps({"header": header, "figures": figures}, indent=1) + "\n"
     )
-    chart(table, checks, args.out / "latest.png")
+    chart(table, checks, args.out / "latest.png", f"pqlsdk / peers, {stamp}: green met, red missed")
     if args.readme:
         update_readme(report)
     print(report)

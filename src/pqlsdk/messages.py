@@ -198,7 +198,8 @@ def check_decoded(message: Message, size: int) -> Message:
     For reading histories: the JSON is at hand, so its size is known and its values
     are JSON already; everything else is checked as ``check()`` does.
     """
-    _check_size(message, size)
+    if size > MAX_MESSAGE_BYTES:
+        _check_size(message, size)
     return _checked(message)[0]
 
 
@@ -211,9 +212,9 @@ def _checked(message: Message) -> tuple[Message, bool]:
             f"{_kind(message)} timestamp {timestamp.isoformat()} has no timezone; "
             "pass an aware datetime such as datetime.now(timezone.utc)"
         )
-    canonical = _check_json(message.context, "context", 0)
+    canonical = bool(message.context) and _check_json(message.context, "context", 0)
     canonical |= _check_json(payload, _PAYLOAD[type(message)], 0)
-    if timestamp.utcoffset():
+    if timestamp.tzinfo is not UTC and timestamp.utcoffset():
         message = msgspec.structs.replace(message, timestamp=timestamp.astimezone(UTC))
     return message, canonical
 

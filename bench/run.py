@@ -103,6 +103,7 @@ def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
         Comparison(f"track() p99.9, sender live {fastest}", ("capture", "pqlsdk", "live"), live, "<= 1.0", "p999"),
         Comparison("gate() / GrowthBook is_on()", gate, growthbook, "<= 1.0"),
         Comparison("decide() / GrowthBook is_on()", decide, growthbook, "<= 1.0"),
+        Comparison("decide(), memo cold / GrowthBook is_on()", ("decision", "pqlsdk-decide", "memo cold"), growthbook, "<= 1.0"),
         Comparison("gate() / LaunchDarkly variation()", gate, ("decision", "launchdarkly", ""), "<= 1.0"),
         Comparison("gate() / OpenFeature in-memory", gate, ("decision", "openfeature", ""), "<= 1.0"),
         Comparison(f"score(): {large[2]} / {small[2]}", large, small, "<= 1.2"),

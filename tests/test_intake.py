@@ -7,6 +7,7 @@ hold messages pending (a long ``gather``), to see how many wait, or to drive the
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -470,7 +472,7 @@ def test_messages_pending_at_exit_reach_the_store(tmp_path: Path) -> None:
     """A process that exits without close() or flush() still records every accepted event."""
     url = f"sqlite:///{tmp_path}/state.db"
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(EXIT_WITHOUT_CLOSE), url, "2000"],
+        [sys.executable, "-c", textwrap.dedent(EXIT_WITHOUT_CLOSE), url, "900"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -481,7 +483,7 @@ def test_messages_pending_at_exit_reach_the_store(tmp_path: Path) -> None:
         recorded = store.count()
     finally:
         store.close()
-    assert (result.stdout.strip(), recorded) == ("2000", 2000)
+    assert (result.stdout.strip(), recorded) == ("900", 900)  # all pending at exit
 
 
 def test_close_applies_what_is_pending_then_drops_later_calls() -> None:
@@ -523,7 +525,7 @@ def test_inline_clients_apply_in_the_call(options: dict[str, Any]) -> None:
     assert (recorded, intake) == (1, None)
 
 
-# -- known faults ------------------------------------------------------------------
+# -- a chunk in flight ------------------------------------------------------------
 
 
 class HeldStore(MemoryStore):
@@ -563,3 +565,22 @@ def test_flush_waits_for_the_chunk_the_intake_thread_is_applying() -> None:
     recorded = store.count()
     client.close()
     assert recorded == 1
+
+
+# -- known faults ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the intake thread holds the intake, which holds the client's bound method: "
+    "an unclosed client, its store and its thread live as long as the process",
+)
+def test_an_unclosed_client_is_garbage_collected() -> None:
+    """A client dropped without close() is collected (its exit hooks hold it weakly)."""
+    client = pqlsdk.Client(store="memory://")
+    client.track("u", "e")
+    ref = weakref.ref(client)
+    del client
+    gc.collect()
+    assert ref() is None

@@ -76,6 +76,7 @@ def users() -> list[str]:
 def pqlsdk_variants(sdk: str) -> Variants:
     """A memory-store client with the playbook rules and 500 users with history."""
     import pqlsdk
+    from pqlsdk._memo import TTL
 
     client = pqlsdk.Client(store="memory://", rules=PLAYBOOK, retention=None)
     now = datetime.now(UTC)
@@ -97,7 +98,18 @@ def pqlsdk_variants(sdk: str) -> Variants:
             "denied": lambda i: gate(ids[i % USERS], "sso"),
         }
     decide = client.decide
-    return {"": lambda i: decide(ids[i % USERS])}
+    # "memo cold": the clock moves so that a user's calls are just over a second
+    # apart, past the one second pqlsdk memoises a decision for (page views
+    # seconds apart): every call decides afresh.
+    clock = pqlsdk.FixedClock(now)
+    cold = pqlsdk.Client(store=client.store, rules=PLAYBOOK, retention=None, clock=clock)
+    step = timedelta(microseconds=TTL * 1.05 / USERS)
+
+    def decide_cold(i: int) -> Any:
+        clock.advance(step)
+        return cold.decide(ids[i % USERS])
+
+    return {"": lambda i: decide(ids[i % USERS]), "memo cold": decide_cold}
 
 
 def growthbook_variants() -> Variants:

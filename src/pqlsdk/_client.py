@@ -30,9 +30,9 @@ from ._exceptions import (
 )
 from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
 from ._intake import Intake
+from ._memo import Memo
 from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
 from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
-from ._standings import Standings
 from ._stats import Counters, Stats
 from ._tiers import TierChange, crossing_context, swap_tier
 from .messages import (
@@ -155,7 +155,7 @@ class Client:
         self._next_prune = 0
         self._on_tier_change = on_tier_change
         self._rules: Rules | None = None
-        self._standings = Standings()
+        self._memo = Memo()
         # Calls accept messages and return; the intake applies them off the request
         # path. Strict clients (tests), caller-mode delivery (no threads) and sync
         # durability (committed before the call returns) apply inline.
@@ -183,7 +183,7 @@ class Client:
         loaded = rules if isinstance(rules, Rules) else load(rules)
         self._settle()
         self._store.maintain(loaded.aggregates)
-        self._standings = Standings()  # standings under the old rules are void
+        self._memo = Memo()  # answers under the old rules are void
         self._rules = loaded
         return loaded
 
@@ -216,8 +216,15 @@ class Client:
         """
         moments = self._require_moments()
         self._settle()
+        now = micros(self._clock.now())
         try:
-            return self._show(moments, user_id, "decide", None)
+            return self._memo.get(
+                "decide",
+                user_id,
+                now,
+                lambda: self._show(moments, user_id, "decide", None, now),
+                keep=_nothing,  # "nothing due" holds for a moment; a showing is never replayed
+            )
         except StoreError as exc:
             self._error(exc)
             return None
@@ -249,7 +256,7 @@ class Client:
         moment = None
         if rules.moments is not None:
             try:
-                moment = self._show(rules.moments, user_id, "gate", feature)
+                moment = self._show(rules.moments, user_id, "gate", feature, now)
             except StoreError as exc:
                 self._error(exc)
         return Gate(feature, False, reason, plan, moment)
@@ -268,6 +275,7 @@ class Client:
             return False
         now = micros(self._clock.now())
         self._settle()
+        self._memo.forget((user_id,))  # an outcome may start a cooldown
         try:
             found = self._store.update_user(
                 user_id, lambda state: mark(state, moment, outcome, now)
@@ -281,7 +289,9 @@ class Client:
         self._emit(outcome_message(user_id, found, outcome))
         return True
 
-    def _show(self, moments: Moments, user_id: str, at: str, feature: str | None) -> Moment | None:
+    def _show(
+        self, moments: Moments, user_id: str, at: str, feature: str | None, now: int
+    ) -> Moment | None:
         """Find a due moment from a snapshot, then claim a showing atomically.
 
         Cheapest checks first: kinds a cap or cooldown holds back are dropped
@@ -290,7 +300,6 @@ class Client:
         caps (the user already saw today's moment) and cost a few microseconds.
         """
         rules = self._require_rules()
-        now = micros(self._clock.now())
         user, account = self._state(user_id)
         history = [] if user is None else user.moments
         open_kinds = [
@@ -310,8 +319,11 @@ class Client:
         }
 
         def standing_values() -> dict[str, Any]:
-            score, tier, gate_passed = self._standings.get(
-                model.name, user_id, now, lambda: standing(model, user_id, user, account, now)
+            score, tier, gate_passed = self._memo.get(
+                f"standing:{model.name}",
+                user_id,
+                now,
+                lambda: standing(model, user_id, user, account, now),
             )
             return {"score": score, "tier": tier, "gate_passed": gate_passed}
 
@@ -641,8 +653,7 @@ class Client:
                     touched.update(() if account is None else account.members)
         except StoreError as exc:
             self._error(exc)
-        if self._rules is not None:
-            self._standings.forget(touched, self._rules.models)
+        self._memo.forget(touched)
 
     def _detect_crossings(self, rules: Rules, user_ids: set[str], now: int) -> None:
         """Score the touched users (and their accounts) and report tier changes."""
@@ -747,3 +758,7 @@ async def _to_thread(call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs
     import asyncio  # noqa: PLC0415 - asyncio costs tens of milliseconds at import
 
     return await asyncio.to_thread(call, *args, **kwargs)
+
+
+def _nothing(moment: Moment | None) -> bool:
+    return moment is None

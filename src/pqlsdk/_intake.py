@@ -13,7 +13,9 @@ Reads must see every write the same client accepted, so a read (``score()``,
 whatever is still pending, in its own thread, under the same lock as the intake
 thread: messages are applied once each and in the order they were accepted.
 
-Bounds: at most ``max_pending`` messages wait. Past that the accepting call
+Bounds: at most ``max_pending`` messages wait (1,000: a request burst fits,
+and what a SIGKILL can lose beyond a buffered store's window stays a few tens of
+milliseconds of applying). Past that the accepting call
 sleeps in steps of a fraction of a millisecond (handing the GIL to the intake
 thread) until there is room, and after ``_THROTTLE`` seconds applies a chunk
 itself: memory stays bounded, nothing is dropped, a producer faster than the
@@ -65,7 +67,7 @@ class Intake:
         self,
         apply: Callable[[list[bytes]], None],
         *,
-        max_pending: int = 10_000,
+        max_pending: int = 1_000,
         gather: float = 0.002,
     ) -> None:
         """Hand pending messages to ``apply`` (in order, a chunk at a time).

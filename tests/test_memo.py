@@ -1,4 +1,4 @@
-"""The standings memo behind decide(): reused briefly, forgotten when the user changes."""
+"""The memo behind decide(): answers reused briefly, forgotten when the user changes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pqlsdk
-from pqlsdk._standings import TTL, Standings
+from pqlsdk._memo import TTL, Memo
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
@@ -24,46 +24,46 @@ def counting(standing: tuple[float, str, bool]) -> tuple[list[int], object]:
 
 def test_a_standing_is_reused_within_the_ttl_and_computed_again_after() -> None:
     """Within TTL µs of the client's clock the memo answers; past it, it computes again."""
-    memo = Standings()
+    memo = Memo()
     calls, compute = counting((60.0, "hot", True))
-    memo.get("playbook", "u", 0, compute)  # type: ignore[arg-type]
-    memo.get("playbook", "u", TTL, compute)  # type: ignore[arg-type]
-    memo.get("playbook", "u", TTL + 1, compute)  # type: ignore[arg-type]
+    memo.get("playbook", "u", 0, compute)
+    memo.get("playbook", "u", TTL, compute)
+    memo.get("playbook", "u", TTL + 1, compute)
     assert len(calls) == 2
 
 
 def test_forgetting_a_user_drops_their_standings_only() -> None:
     """forget() makes the next read of that user compute; other users stay memoised."""
-    memo = Standings()
+    memo = Memo()
     calls, compute = counting((10.0, "cold", False))
     for user in ("u", "v"):
-        memo.get("playbook", user, 0, compute)  # type: ignore[arg-type]
-    memo.forget(["u"], ["playbook"])
+        memo.get("playbook", user, 0, compute)
+    memo.forget(["u"])
     for user in ("u", "v"):
-        memo.get("playbook", user, 0, compute)  # type: ignore[arg-type]
+        memo.get("playbook", user, 0, compute)
     assert len(calls) == 3
 
 
 def test_a_standing_computed_across_a_forget_is_not_kept() -> None:
     """A change applied while a standing was computed means that standing may be stale."""
-    memo = Standings()
+    memo = Memo()
 
     def racing() -> tuple[float, str, bool]:
-        memo.forget(["other"], ["playbook"])  # another thread applied a message meanwhile
+        memo.forget(["other"])  # another thread applied a message meanwhile
         return (1.0, "cold", False)
 
     memo.get("playbook", "u", 0, racing)
     calls, compute = counting((2.0, "cold", False))
-    assert memo.get("playbook", "u", 0, compute) == (2.0, "cold", False)  # type: ignore[arg-type]
+    assert memo.get("playbook", "u", 0, compute) == (2.0, "cold", False)
     assert len(calls) == 1
 
 
 def test_a_full_memo_starts_afresh() -> None:
     """At maxsize users the memo is emptied rather than growing."""
-    memo = Standings(maxsize=2)
+    memo = Memo(maxsize=2)
     calls, compute = counting((1.0, "cold", False))
     for user in ("a", "b", "c", "a"):
-        memo.get("playbook", user, 0, compute)  # type: ignore[arg-type]
+        memo.get("playbook", user, 0, compute)
     assert len(calls) == 4  # "a" was dropped when "c" arrived
 
 
@@ -103,3 +103,27 @@ def test_time_passing_reaches_decide_within_the_ttl(clock: pqlsdk.FixedClock) ->
         shown = client.decide("u")  # hot: the widget, and a memoised standing
         clock.advance(timedelta(days=40))  # the cap has lapsed; x0.1 recency: cold
         assert (shown is not None, client.decide("u")) == (True, None)
+
+
+def test_a_kept_answer_is_only_what_keep_accepts() -> None:
+    """decide() keeps "nothing due" and never a moment it showed."""
+    memo = Memo()
+    calls, compute = counting((1.0, "cold", False))
+    for _ in range(2):
+        memo.get("decide", "u", 0, compute, keep=lambda answer: answer is None)
+    assert len(calls) == 2
+
+
+def test_nothing_due_is_remembered_until_the_user_records_an_outcome(
+    clock: pqlsdk.FixedClock,
+) -> None:
+    """A memoised "nothing due" is dropped by record(), as by the user's own events."""
+    with pqlsdk.Client(store="memory://", clock=clock, rules=PLAYBOOK) as client:
+        client.identify("u", {"plan": "business"})
+        for event in ("core_workflow_completed", "limit_hit", "checkout_started"):
+            client.track("u", event)
+        shown = client.decide("u")  # the widget; "nothing due" is not memoised for a showing
+        assert shown is not None
+        assert client.decide("u") is None  # capped: memoised
+        assert client.record("u", shown.id, "dismissed")
+        assert "u" not in client._memo._memo

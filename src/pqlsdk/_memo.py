@@ -1,0 +1,81 @@
+"""A short-lived memo of per-user answers that ``decide()`` needs at request rate.
+
+``decide()`` runs on page views, far more often than a user's state changes. Two
+of its answers are worth keeping for a moment: a user's standing (score, tier,
+gate) under a model, which a ``when`` reading the tier needs and which costs a
+full scoring; and "nothing is due", which is what most calls find. The memo
+keeps each for ``TTL`` (one second of the client's clock) and forgets a user's
+as soon as this client applies one of their messages, a group message of their
+account, or an outcome they recorded, so a client always decides on its own
+latest writes.
+
+What the memo may miss, for at most ``TTL``: time passing (a recency multiplier
+stepping down, a cap's window ending), other processes' writes to a shared
+store, and a teammate's first activity changing ``team_size()``. Missing them
+only delays a moment; it never shows one twice, because every showing is
+claimed in an atomic store update. Tier crossings never use the memo.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Final, TypeVar
+
+__all__ = ["TTL", "Memo"]
+
+TTL: Final = 1_000_000
+"""Microseconds (of the client's clock) a memoised answer is used for."""
+
+_T = TypeVar("_T")
+
+
+class Memo:
+    """Answers by user and name, each reused for ``ttl`` µs unless the user is forgotten.
+
+    A plain dictionary: a lookup costs a fraction of a microsecond, which is the
+    point; when it reaches ``maxsize`` entries it starts afresh (a memo, not a store).
+    """
+
+    def __init__(self, *, ttl: int = TTL, maxsize: int = 100_000) -> None:
+        self._ttl = ttl
+        self._maxsize = maxsize
+        self._memo: dict[str, dict[str, tuple[int, object]]] = {}
+        self._lock = threading.RLock()  # re-entrant: a signal handler may decide mid-forget
+        self._generation = 0  # bumped by every forget: an answer computed across one is void
+
+    def get(
+        self,
+        name: str,
+        user_id: str,
+        now: int,
+        compute: Callable[[], _T],
+        *,
+        keep: Callable[[_T], bool] | None = None,
+    ) -> _T:
+        """Return ``user_id``'s answer ``name`` at ``now`` (µs), memoised or computed.
+
+        A computed answer is kept unless ``keep`` says otherwise (``decide()``
+        keeps "nothing due", never a moment it just showed).
+        """
+        answers = self._memo.get(user_id)
+        found = None if answers is None else answers.get(name)
+        if found is not None and 0 <= now - found[0] <= self._ttl:
+            return found[1]  # type: ignore[return-value]  # stored by this method for name
+        generation = self._generation
+        answer = compute()
+        if keep is not None and not keep(answer):
+            return answer
+        with self._lock:
+            if generation == self._generation:
+                if len(self._memo) >= self._maxsize:
+                    self._memo.clear()
+                self._memo.setdefault(user_id, {})[name] = (now, answer)
+        return answer
+
+    def forget(self, user_ids: Iterable[str]) -> None:
+        """Drop every answer memoised for ``user_ids`` (their state just changed)."""
+        with self._lock:
+            self._generation += 1
+            for user_id in user_ids:
+                self._memo.pop(user_id, None)

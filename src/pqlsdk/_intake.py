@@ -29,8 +29,10 @@ before buffered stores commit and outboxes drain (exit phase ``APPLY``).
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Final
@@ -75,7 +77,11 @@ class Intake:
         ``apply`` must not raise for run-time faults: it counts them (the client's
         ``_write`` does); anything it does raise is logged and the chunk is lost.
         """
-        self._apply = apply
+        # The intake thread must not keep a dropped client alive: a bound method is
+        # held weakly, and strongly (``_hold``) only while messages wait for it.
+        self._apply: Callable[[], Callable[[list[bytes]], None] | None] = (
+            weakref.WeakMethod(apply) if inspect.ismethod(apply) else lambda: apply
+        )
         self._max_pending = max_pending
         self._gather = gather
         self._reset()
@@ -88,11 +94,14 @@ class Intake:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._hold: Callable[[list[bytes]], None] | None = None
 
     def put(self, data: bytes) -> None:
         """Accept one encoded message; the intake thread applies it within milliseconds."""
         pending = self._pending
         pending.append(data)
+        if self._hold is None:  # keep the client alive until this is applied
+            self._hold = self._apply()
         if len(pending) >= self._max_pending:
             self._throttle()
         elif not self._wake.is_set():
@@ -137,12 +146,18 @@ class Intake:
                     self._apply_chunk(chunk)
                 finally:
                     self._owner = None
+        if not pending:
+            # Let go of the client; a put racing with this sees None and holds it again.
+            self._hold = None
+            if pending:
+                self._hold = self._apply()
 
     def _apply_chunk(self, chunk: list[bytes | _Marker]) -> None:
         messages = [item for item in chunk if type(item) is bytes]
+        apply = self._apply()
         try:
-            if messages:
-                self._apply(messages)
+            if messages and apply is not None:
+                apply(messages)
         except Exception:  # a bug, not a fault: log it and keep the thread alive
             logger.exception("pqlsdk: applying %d message(s) failed", len(messages))
         for item in chunk:
@@ -193,7 +208,8 @@ class Intake:
 
     def _run(self) -> None:
         me = threading.current_thread()
-        while not self._closed and self._thread is me:  # a reset (fork) retires the thread
+        # A reset (fork) retires the thread, and so does its client being collected.
+        while not self._closed and self._thread is me and self._apply() is not None:
             # Woken by the first message of a burst; the timeout finds markers that
             # a flush appended without waking us (setting an Event takes a lock).
             if self._wake.wait(_POLL) and self._gather:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from pqlsdk import _aggregates
 from pqlsdk._aggregates import Aggregate, aggregate_value, fold_event
 
 S = 1_000_000  # µs per second
@@ -132,3 +133,19 @@ def test_keys_name_the_definition() -> None:
         )
         == 3
     )
+
+
+def test_an_all_time_count_folds_by_adding_one() -> None:
+    """fold_event's tally (stores inline it; replays of old state may call it)."""
+    tally = Aggregate("count", event="e")
+    assert [fold_event(tally, None, 0, {}), fold_event(tally, 3, 0, {})] == [1, 4]
+
+
+def test_day_interning_starts_afresh_when_days_are_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared day numbers are bounded: past the limit the table is emptied, values stay right."""
+    monkeypatch.setattr(_aggregates, "_MAX_DAYS", 1)
+    days = Aggregate("active_days")
+    state = None
+    for day in range(3):
+        state = fold_event(days, state, day * 86_400_000_000, {})
+    assert (state, len(_aggregates._DAYS) <= 2) == ([0, 1, 2], True)

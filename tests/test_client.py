@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -265,3 +266,32 @@ def test_system_clock_is_utc() -> None:
     assert now.tzinfo == UTC
     assert abs(now - datetime.now(UTC)) < timedelta(seconds=5)
     assert repr(pqlsdk.SystemClock()) == "SystemClock()"
+
+
+@pytest.mark.parametrize("call", ["identify", "group"])
+def test_traits_that_are_not_a_mapping_are_dropped_and_counted(call: str) -> None:
+    """identify() and group() refuse non-mapping traits at the call, like track() properties."""
+    with pqlsdk.Client(store="memory://") as client:
+        if call == "identify":
+            client.identify("u", ["not", "a", "mapping"])  # type: ignore[arg-type]
+        else:
+            client.group("u", "acme", ["not", "a", "mapping"])  # type: ignore[arg-type]
+        stats = client.stats()
+    assert (stats.recorded, stats.dropped_total) == (0, 1)
+
+
+def test_ingest_after_close_is_counted_as_closed() -> None:
+    """Messages handed to a closed client are dropped with reason "closed"."""
+    client = pqlsdk.Client(store="memory://")
+    client.close()
+    added = client.ingest(
+        [{"type": "track", "userId": "u", "event": "e", "timestamp": "2026-03-15T11:00:00Z"}]
+    )
+    assert (added, dict(client.stats().dropped)) == (0, {"closed": 1})
+
+
+def test_mapping_subclasses_are_accepted_as_payloads() -> None:
+    """An OrderedDict (a dict subclass) is as good as a dict for properties and context."""
+    with pqlsdk.Client(store="memory://", strict=True) as client:
+        client.track("u", "e", OrderedDict(plan="trial"), context=OrderedDict(ip="-"))
+        assert client.stats().recorded == 1

@@ -290,14 +290,31 @@ def test_a_message_of_the_largest_size_is_folded(tmp_path: Path) -> None:
 # -- known faults --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pqlsdk.ConfigError,
-    reason="read() decides JSON Lines from the first line as is: a blank first line is "
-    "not a message, so the file is parsed as one JSON document and refused",
-)
 def test_blank_lines_before_the_first_message_are_skipped(tmp_path: Path) -> None:
     """Leading blank lines are skipped, as blank lines anywhere else in JSON Lines are."""
     path = tmp_path / "events.jsonl"
     path.write_text("\n\n" + line() + "\n" + line() + "\n")
     assert folded(path).users["a"].tracks == 2
+
+
+def test_an_empty_file_holds_no_messages(tmp_path: Path) -> None:
+    """An empty history folds to nothing rather than failing."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n\n")
+    assert len(folded(path).users) == 0
+
+
+def test_a_broken_document_names_its_line_and_column(tmp_path: Path) -> None:
+    """A JSON document that does not parse is reported at file:line:column."""
+    path = tmp_path / "events.json"
+    path.write_text('{"events": [\n  {"type": "track",\n  oops\n]}')
+    with pytest.raises(pqlsdk.ConfigError, match=r"events\.json:3:3: neither"):
+        folded(path)
+
+
+def test_line_numbers_count_leading_blank_lines(tmp_path: Path) -> None:
+    """An error after leading blank lines names the line as an editor shows it."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n" + line() + "\n{oops\n")
+    with pytest.raises(pqlsdk.ConfigError, match=r"events\.jsonl:3: not JSON"):
+        folded(path)

@@ -595,3 +595,13 @@ def test_a_client_with_pending_messages_lives_until_they_are_applied() -> None:
     while store.count() < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert (held, store.count()) == (True, 1)
+
+
+def test_starting_twice_keeps_one_thread() -> None:
+    """A second start (two first puts racing) finds the thread running and leaves it."""
+    intake = Intake(lambda chunk: None)
+    intake.put(b"x")
+    thread = intake._thread
+    intake._start()
+    assert intake._thread is thread
+    intake.close()

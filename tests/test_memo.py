@@ -6,7 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pqlsdk
+from pqlsdk._exceptions import StoreError
 from pqlsdk._memo import TTL, Memo
+from pqlsdk.stores import AccountState, MemoryStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
@@ -127,3 +129,21 @@ def test_nothing_due_is_remembered_until_the_user_records_an_outcome(
         assert client.decide("u") is None  # capped: memoised
         assert client.record("u", shown.id, "dismissed")
         assert "u" not in client._memo._memo
+
+
+class AccountsDown(MemoryStore):
+    """Records fine; reading an account back fails."""
+
+    def account(self, account_id: str) -> AccountState | None:
+        raise StoreError("accounts are unreadable")
+
+
+def test_a_store_fault_while_forgetting_is_counted_and_loses_nothing(
+    clock: pqlsdk.FixedClock,
+) -> None:
+    """Finding a group's members to forget can fail; the message is recorded all the same."""
+    store = AccountsDown()
+    with pqlsdk.Client(store=store, clock=clock, rules=PLAYBOOK) as client:
+        client.group("u", "acme", {"employees": 5})
+        stats = client.stats()
+    assert (stats.recorded, stats.errors["store_error"] >= 1) == (1, True)

@@ -321,3 +321,11 @@ def test_generated_message_ids_are_random_uuid4_strings() -> None:
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
     assert [str(u) for u in parsed] == ids
     assert len(set(ids)) == 1000
+
+
+def test_a_forked_child_draws_a_new_id_prefix() -> None:
+    """After fork the id prefix is drawn again (the hook installed on the first draw runs)."""
+    first = messages.new_message_id()
+    messages._forget_prefix()  # what the fork hook does in the child
+    second = messages.new_message_id()
+    assert first[:24] != second[:24]

@@ -525,6 +525,8 @@ class Client:
         if self._intake is not None:
             self._intake.close()  # applies what it holds
         self._closed = True
+        if self._intake is not None:
+            self._intake.drain()  # a call racing with close(): counted as dropped, not kept
         if isinstance(self._store, BufferedStore):
             self._store.commit()
         result = FlushResult(0, 0) if self._pipeline is None else self._pipeline.close(timeout)

@@ -86,9 +86,16 @@ def read(path: Path, history: History) -> Iterator[Message]:
             stream: io.BufferedReader | gzip.GzipFile = raw
             if raw.peek(2)[:2] == b"\x1f\x8b":  # gzip's magic number
                 stream = gzip.GzipFile(fileobj=raw)
+            blank = 0
             first = stream.readline()
+            while first and not first.strip():  # blank lines before the first message
+                blank += 1
+                first = stream.readline()
+            if not first:
+                return  # an empty file: no messages
             if _is_message(first):
-                yield from _lines(path, itertools.chain((first,), stream), history)
+                lines = itertools.chain((first,), stream)
+                yield from _lines(path, lines, history, start=blank + 1)
             else:
                 yield from _document(path, first + stream.read(), history)
         except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
@@ -104,9 +111,11 @@ def _is_message(line: bytes) -> bool:
     return isinstance(found, dict) and not isinstance(found.get("events"), list)
 
 
-def _lines(path: Path, lines: Iterable[bytes], history: History) -> Iterator[Message]:
+def _lines(
+    path: Path, lines: Iterable[bytes], history: History, *, start: int = 1
+) -> Iterator[Message]:
     skipped = history.skipped
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(lines, start):
         try:
             message = _decode_message(line)
         except msgspec.ValidationError:
@@ -127,8 +136,12 @@ def _document(path: Path, data: bytes, history: History) -> Iterator[Message]:
     """Yield the messages of a scenario-shaped object (``{"now", "events"}``) or array."""
     try:
         document = json.loads(data)  # a scenario file is small: read whole
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: neither JSON Lines nor a JSON document: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}:{exc.lineno}:{exc.colno}: neither JSON Lines nor a JSON document: {exc.msg}"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc.reason}") from exc
     if isinstance(document, dict) and isinstance(document.get("events"), list):
         history.now = document.get("now")
         items = document["events"]

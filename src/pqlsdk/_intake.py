@@ -43,8 +43,8 @@ from ._stats import logger
 __all__ = ["Intake"]
 
 _CHUNK: Final = 64
-"""Messages applied per store call: one lock (or transaction) for many, yet short
-enough that a caller paying for a backlog waits about a millisecond."""
+"""Messages taken from the queue at once (one intake lock for many), yet few enough
+that a caller paying for a backlog waits about a millisecond."""
 _THROTTLE: Final = 0.05
 """Longest a call waits for the intake thread before applying a chunk itself, s."""
 _STEP: Final = 0.0002
@@ -110,7 +110,7 @@ class Intake:
             self._wake.set()
 
     def pending(self) -> int:
-        """How many accepted messages wait to be applied."""
+        """How many accepted messages (and flush markers) wait to be applied."""
         return len(self._pending)
 
     def drain(self, *, limit: int | None = None) -> None:
@@ -131,8 +131,7 @@ class Intake:
             return
         left = len(pending) if limit is None else min(limit, len(pending))
         with self._lock:  # taken even with nothing left: waits out a chunk in flight
-            if self._owner == me:
-                return  # a signal handler interrupted this thread's own apply
+            pass
         while left > 0:
             with self._lock:
                 # The owner is set before the chunk leaves the queue, so a reader that

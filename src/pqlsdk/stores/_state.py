@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import msgspec
 
@@ -142,8 +142,8 @@ def apply(
         fold_track(message, at, user, account, aggregates)
     elif isinstance(message, Identify):
         _merge(user.traits, user.trait_times, message.traits, at)
-    elif isinstance(message, Group):
-        _group(message, at, user, load_account, changes)
+    else:
+        _group(cast(Group, message), at, user, load_account, changes)
     return changes
 
 

@@ -142,7 +142,7 @@ def test_an_all_time_count_folds_by_adding_one() -> None:
 
 
 def test_day_interning_starts_afresh_when_days_are_many(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shared day numbers are bounded: past the limit the table is emptied, values stay right."""
+    """Shared day numbers are bounded: past the limit the table empties; values stay right."""
     monkeypatch.setattr(_aggregates, "_MAX_DAYS", 1)
     days = Aggregate("active_days")
     state = None

@@ -385,8 +385,8 @@ class Client:
         message_id: str | None = None,
     ) -> None:
         """Record who ``user_id`` is: ``traits`` merge into the user's state."""
-        try:
-            message = Identify(
+        self._accept(
+            lambda: Identify(
                 user_id=user_id,
                 anonymous_id=anonymous_id,
                 traits=_dict("traits", traits),
@@ -394,10 +394,7 @@ class Client:
                 timestamp=self._clock.now() if timestamp is None else timestamp,
                 message_id=message_id or new_message_id(),
             )
-        except InvalidMessageError as exc:
-            self._drop(exc.reason, exc)
-            return
-        self._accept(message)
+        )
 
     def group(
         self,
@@ -411,8 +408,8 @@ class Client:
         message_id: str | None = None,
     ) -> None:
         """Record that ``user_id`` belongs to account ``group_id`` with ``traits``."""
-        try:
-            message = Group(
+        self._accept(
+            lambda: Group(
                 user_id=user_id,
                 anonymous_id=anonymous_id,
                 group_id=group_id,
@@ -421,10 +418,7 @@ class Client:
                 timestamp=self._clock.now() if timestamp is None else timestamp,
                 message_id=message_id or new_message_id(),
             )
-        except InvalidMessageError as exc:
-            self._drop(exc.reason, exc)
-            return
-        self._accept(message)
+        )
 
     def track(
         self,
@@ -443,8 +437,8 @@ class Client:
         one is dropped and counted at once), and applied to state off the
         request path; this client's reads see it.
         """
-        try:
-            message = Track(
+        self._accept(
+            lambda: Track(
                 user_id=user_id,
                 anonymous_id=anonymous_id,
                 event=event,
@@ -453,10 +447,7 @@ class Client:
                 timestamp=self._clock.now() if timestamp is None else timestamp,
                 message_id=message_id or new_message_id(),
             )
-        except InvalidMessageError as exc:
-            self._drop(exc.reason, exc)
-            return
-        self._accept(message)
+        )
 
     def ingest(self, messages: Iterable[Message | Mapping[str, Any]]) -> int:
         """Record already-formed Segment messages (structs or decoded JSON dicts).
@@ -590,10 +581,10 @@ class Client:
 
     # -- internals ------------------------------------------------------------
 
-    def _accept(self, message: Message) -> None:
-        """Check ``message``; record it now, or hand its bytes to the intake."""
+    def _accept(self, build: Callable[[], Message]) -> None:
+        """Build and check a message; record it now, or hand its bytes to the intake."""
         try:
-            record = check(message)
+            record = check(build())
         except InvalidMessageError as exc:
             self._drop(exc.reason, exc)
             return

@@ -318,3 +318,11 @@ def test_line_numbers_count_leading_blank_lines(tmp_path: Path) -> None:
     path.write_text("\n" + line() + "\n{oops\n")
     with pytest.raises(pqlsdk.ConfigError, match=r"events\.jsonl:3: not JSON"):
         folded(path)
+
+
+def test_a_document_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 text raise ConfigError naming the file."""
+    path = tmp_path / "events.json"
+    path.write_bytes(b'{"events": ["\xff\xfe"]}')
+    with pytest.raises(pqlsdk.ConfigError, match=r"events\.json: not UTF-8"):
+        folded(path)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import resource
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
+
+from _timing import summary, time_calls
 
 PREFIX = "BENCH "
 
@@ -34,7 +35,7 @@ def emit(
 def per_call(
     fn: Callable[[int], Any], calls: int, *, warmup: int = 1_000, pace: float = 0.0
 ) -> dict[str, float]:
-    """Time ``fn(i)`` per call; return mean, p50, p99.9 and max in microseconds.
+    """Time ``fn(i)`` per call; return mean (``value``), p50, p99.9 and max in microseconds.
 
     ``pace`` (seconds) is idle time between calls, as a request handler has
     between events: background threads (senders) then run between calls rather
@@ -43,24 +44,8 @@ def per_call(
     """
     for i in range(warmup):
         fn(i)
-    clock = time.perf_counter_ns
-    sleep = time.sleep
-    timings: list[float] = []
-    append = timings.append
-    for i in range(calls):
-        start = clock()
-        fn(i)
-        append((clock() - start) / 1000)
-        if pace:
-            sleep(pace)
-    timings.sort()
-    n = len(timings)
-    return {
-        "value": sum(timings) / n,
-        "p50": timings[n // 2],
-        "p999": timings[min(n - 1, int(0.999 * n))],
-        "max": timings[-1],
-    }
+    found = summary(time_calls(fn, calls, pace=pace)[0])
+    return {"value": found["mean"], "p50": found["p50"], "p999": found["p999"], "max": found["max"]}
 
 
 def peak_rss_mib() -> float:

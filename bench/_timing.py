@@ -7,8 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 
-def time_calls(fn: Callable[[int], Any], calls: int) -> tuple[list[float], list[Any]]:
-    """Call ``fn(i)`` for i in range(calls); return each call's microseconds and answer."""
+def time_calls(
+    fn: Callable[[int], Any], calls: int, *, pace: float = 0.0
+) -> tuple[list[float], list[Any]]:
+    """Call ``fn(i)`` for i in range(calls); return each call's microseconds and answer.
+
+    ``pace`` (seconds) is slept between calls, outside the timing.
+    """
     timings: list[float] = []
     answers: list[Any] = []
     clock = time.perf_counter_ns
@@ -16,10 +21,12 @@ def time_calls(fn: Callable[[int], Any], calls: int) -> tuple[list[float], list[
         start = clock()
         answers.append(fn(i))
         timings.append((clock() - start) / 1000)
+        if pace:
+            time.sleep(pace)
     return timings, answers
 
 
-def describe(timings: list[float]) -> str:
+def summary(timings: list[float]) -> dict[str, float]:
     """Mean, p50, p99, p99.9 and the longest call, in microseconds."""
     ordered = sorted(timings)
     n = len(ordered)
@@ -27,10 +34,21 @@ def describe(timings: list[float]) -> str:
     def at(share: float) -> float:
         return ordered[min(n - 1, int(share * n))]
 
-    mean = sum(ordered) / n
+    return {
+        "mean": sum(ordered) / n,
+        "p50": at(0.5),
+        "p99": at(0.99),
+        "p999": at(0.999),
+        "max": ordered[-1],
+    }
+
+
+def describe(timings: list[float]) -> str:
+    """Mean, p50, p99, p99.9 and the longest call, in microseconds, as one line."""
+    s = summary(timings)
     return (
-        f"mean {mean:7.1f} us  p50 {at(0.5):7.1f}  p99 {at(0.99):7.1f}  "
-        f"p99.9 {at(0.999):8.1f}  max {ordered[-1]:9.1f} us"
+        f"mean {s['mean']:7.1f} us  p50 {s['p50']:7.1f}  p99 {s['p99']:7.1f}  "
+        f"p99.9 {s['p999']:8.1f}  max {s['max']:9.1f} us"
     )
 
 

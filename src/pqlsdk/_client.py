@@ -627,14 +627,14 @@ class Client:
         now = micros(self._clock.now())
         if self._rules is not None and added:
             subjects = {message.subject for message, _ in records}
-            self._forget_standings(records, subjects)
+            self._forget_memo(records, subjects)
             self._detect_crossings(self._rules, subjects, now)
         if now >= self._next_prune:
             self._prune(now)
         return added
 
-    def _forget_standings(self, records: list[tuple[Message, bytes]], subjects: set[str]) -> None:
-        """Drop memoised standings these messages change.
+    def _forget_memo(self, records: list[tuple[Message, bytes]], subjects: set[str]) -> None:
+        """Drop the memoised answers (standings, "nothing due") these messages change.
 
         Those of their users, and for group messages (account traits) every member's.
         """
@@ -739,7 +739,7 @@ def _dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     """Accept any mapping for traits, properties and context; refuse anything else."""
     if value is None:
         return {}
-    if type(value) is dict or isinstance(value, dict):
+    if isinstance(value, dict):
         return value
     if isinstance(value, Mapping):
         return dict(value)

@@ -130,8 +130,9 @@ class Intake:
         if self._owner == me:
             return
         left = len(pending) if limit is None else min(limit, len(pending))
-        with self._lock:  # taken even with nothing left: waits out a chunk in flight
-            pass
+        if not left:
+            with self._lock:  # nothing to take: wait out the chunk another thread applies
+                return
         while left > 0:
             with self._lock:
                 # The owner is set before the chunk leaves the queue, so a reader that

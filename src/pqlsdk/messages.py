@@ -198,8 +198,7 @@ def check_decoded(message: Message, size: int) -> Message:
     For reading histories: the JSON is at hand, so its size is known and its values
     are JSON already; everything else is checked as ``check()`` does.
     """
-    if size > MAX_MESSAGE_BYTES:
-        _check_size(message, size)
+    _check_size(message, size)
     return _checked(message)[0]
 
 

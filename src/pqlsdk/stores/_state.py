@@ -124,7 +124,7 @@ def apply(
     ``aggregates`` are the running values to keep (see ``pqlsdk._aggregates``).
     """
     at = micros(message.timestamp)
-    subject = message.user_id or message.anonymous_id or ""
+    subject = message.subject
     user = load_user(subject) or UserState(user_id=subject)
     if user.first_seen is None or at < user.first_seen:
         user.first_seen = at

@@ -581,7 +581,7 @@ def _root() -> str:
 
 def _serializer() -> URLSafeTimedSerializer:
     """Sign with SECRET_KEY; SECRET_KEY_FALLBACKS (Flask 3.1) still verify during rotation."""
-    keys = [*current_app.config.get("SECRET_KEY_FALLBACKS", []), current_app.secret_key]
+    keys = [*(current_app.config.get("SECRET_KEY_FALLBACKS") or ()), current_app.secret_key]
     return URLSafeTimedSerializer(keys, salt=_SALT)
 
 

@@ -1,0 +1,1 @@
+"""Template tags of pqlsdk's Django app: ``{% load pqlsdk %}``."""

@@ -78,7 +78,7 @@ from cachetools import LRUCache
 
 from .._client import DEFAULT_STORE, Client
 from .._clock import Clock
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, InvalidMessageError
 from .._moments import Moment
 from ..rules import Rules, load
 from ..stores import Store
@@ -468,11 +468,10 @@ class _State:
 
     def client(self) -> Client:
         """Return the client given, or build this app's on first use in this process."""
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._built = self._build()
-        return self._client
+        with self._lock:  # uncontended after the first call: tens of nanoseconds
+            if self._client is None:
+                self._client = self._built = self._build()
+            return self._client
 
     def _build(self) -> Client:
         settings = self.settings
@@ -489,12 +488,13 @@ class _State:
         )
 
     def close(self, timeout: float | None) -> None:
+        """Close the client built for this app (a given one is the host's); rebuild on next use."""
         with self._lock:
             built, self._built = self._built, None
-            if built is not None:
-                self._client = None
-        if built is not None:
-            built.close(timeout)
+            if built is None:
+                return
+            self._client = None
+        built.close(timeout)
 
     def user(self) -> str | None:
         """Return the current user's id, resolved once a request."""
@@ -624,7 +624,10 @@ def _outcome() -> ResponseReturnValue:
         user, is_json, moment, outcome = _checked_outcome(state)
     except _RefusedError as refused:
         return _error(refused.status, str(refused))
-    recorded = state.client().record(user, moment, outcome)
+    try:
+        recorded = state.client().record(user, moment, outcome)
+    except InvalidMessageError:  # a strict client's refusal of an unknown moment: input, not a bug
+        recorded = False
     if is_json:
         return jsonify(recorded=recorded)
     if outcome == "clicked":

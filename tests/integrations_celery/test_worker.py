@@ -77,7 +77,7 @@ def broker(folder: Path) -> dict[str, Any]:
 class Worker:
     """A ``celery worker`` subprocess in its own session, its output in a log file."""
 
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+    def __init__(self, folder: Path, env: dict[str, str], options: list[str]) -> None:
         self.log = folder / "worker.log"
         self._out = self.log.open("w")
         self.proc = subprocess.Popen(
@@ -97,6 +97,7 @@ class Worker:
                 "--without-heartbeat",
                 "-l",
                 "info",
+                *options,
             ],
             cwd=folder,
             env=env,
@@ -143,7 +144,7 @@ def collector() -> Iterator[Collector]:
         yield started
 
 
-def start_worker(tmp_path: Path, collector: Collector, mode: str) -> Worker:
+def start_worker(tmp_path: Path, collector: Collector, mode: str, options: list[str]) -> Worker:
     for name in ("broker", "control", "done"):
         (tmp_path / name).mkdir()
     module = textwrap.dedent(TASKS_MODULE).replace("BROKER", repr(broker(tmp_path)))
@@ -156,7 +157,7 @@ def start_worker(tmp_path: Path, collector: Collector, mode: str) -> Worker:
         PQLSDK_TEST_KEY=collector.write_key,
         PQLSDK_TEST_MODE=mode,
     )
-    return Worker(tmp_path, env)
+    return Worker(tmp_path, env, options)
 
 
 def send_tasks(folder: Path) -> None:
@@ -182,27 +183,36 @@ def received(collector: Collector) -> dict[int, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["exit", "after_task"])
+@pytest.mark.parametrize(
+    ("mode", "options", "processes"),
+    [
+        ("exit", [], 2),
+        ("after_task", [], 2),
+        ("exit", ["--max-tasks-per-child", "5"], 4),
+    ],
+    ids=["at-exit", "after-each-task", "recycled-processes"],
+)
 def test_every_task_event_reaches_the_collector(
-    tmp_path: Path, collector: Collector, mode: str
+    tmp_path: Path, collector: Collector, mode: str, options: list[str], processes: int
 ) -> None:
-    """Both pool processes track; after a warm shutdown the collector has every event.
+    """Pool processes track; after a warm shutdown the collector has every event, once.
 
-    ``exit``: nothing is sent until the pool processes end. ``after_task``: each
-    event is delivered before its task finishes, so all are there before the stop.
+    At exit: nothing is sent until the pool processes end. After each task: each
+    event is delivered before its task finishes, so all are there before the
+    stop. Recycled processes (five tasks each) deliver as each one ends.
     """
-    worker = start_worker(tmp_path, collector, mode)
+    worker = start_worker(tmp_path, collector, mode, options)
     try:
         send_tasks(tmp_path)
         worker.wait_for(lambda: len(task_pids(tmp_path)) == TASKS, f"{TASKS} tasks done")
         if mode == "after_task":
             worker.wait_for(lambda: len(received(collector)) == TASKS, "events", timeout=5)
-        else:
+        elif not options:
             assert received(collector) == {}, "sent before the pool processes ended"
         assert worker.stop() == 0, str(worker)
     finally:
         worker.kill()
     pids = task_pids(tmp_path)
     assert received(collector) == pids, str(worker)
-    assert len(set(pids.values())) == 2, f"one pool process ran every task:\n{worker}"
+    assert len(set(pids.values())) >= processes, f"too few pool processes ran tasks:\n{worker}"
     assert os.getpid() not in pids.values()

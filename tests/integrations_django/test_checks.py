@@ -47,8 +47,9 @@ def test_the_checks_run_with_django_checks() -> None:
 
 
 def test_manage_py_check_fails_on_a_broken_setting() -> None:
-    with override_settings(PQLSDK={"RULES": PLAYBOOK, "COLOUR": "red"}), pytest.raises(
-        SystemCheckError, match=r"pqlsdk\.E003"
+    with (
+        override_settings(PQLSDK={"RULES": PLAYBOOK, "COLOUR": "red"}),
+        pytest.raises(SystemCheckError, match=r"pqlsdk\.E003"),
     ):
         call_command("check")
 
@@ -97,7 +98,7 @@ def test_rules_must_be_a_file(tmp_path: Path) -> None:
 
 def test_broken_rules_report_file_line_and_column(tmp_path: Path) -> None:
     broken = tmp_path / "rules.toml"
-    broken.write_text('[model.m]\ntiers = { cold = 0 }\ngate = \'count("x") >=\'\n')
+    broken.write_text("[model.m]\ntiers = { cold = 0 }\ngate = 'count(\"x\") >='\n")
     (found,) = messages({"RULES": broken})
     assert found.startswith(f"PQLSDK['RULES'] does not load: {broken}:3:")
     assert "^" in found  # the caret under the spot
@@ -113,7 +114,8 @@ def test_broken_rules_report_file_line_and_column(tmp_path: Path) -> None:
 def test_user_must_be_an_importable_callable(given: str, says: str) -> None:
     for key in ("USER", "ACCOUNT"):
         (found,) = messages({"RULES": PLAYBOOK, key: given})
-        assert found.startswith(f"PQLSDK[{key!r}]: ") and says in found
+        assert found.startswith(f"PQLSDK[{key!r}]: ")
+        assert says in found
 
 
 def test_write_key_needs_an_endpoint() -> None:
@@ -122,7 +124,10 @@ def test_write_key_needs_an_endpoint() -> None:
 
 def test_rules_without_gates_or_moments_warn(tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
-    rules.write_text('[model.m]\ntiers = { cold = 0 }\nsignals = { a = { when = \'count("a") >= 1\', points = 1 } }\n')
+    rules.write_text(
+        "[model.m]\ntiers = { cold = 0 }\n"
+        "signals = { a = { when = 'count(\"a\") >= 1', points = 1 } }\n"
+    )
     value = {"RULES": rules, "STORE": f"sqlite:///{tmp_path}/w.db"}
     assert ids(value) == ["pqlsdk.W001", "pqlsdk.W002"]
     with override_settings(PQLSDK=value):
@@ -130,8 +135,9 @@ def test_rules_without_gates_or_moments_warn(tmp_path: Path) -> None:
 
 
 def test_client_refuses_a_broken_setting_with_every_error() -> None:
-    with override_settings(PQLSDK={"RULE": PLAYBOOK}), pytest.raises(
-        pqlsdk.ConfigError, match=r"pqlsdk\.E003: unknown .*; pqlsdk\.E005: "
+    with (
+        override_settings(PQLSDK={"RULE": PLAYBOOK}),
+        pytest.raises(pqlsdk.ConfigError, match=r"pqlsdk\.E003: unknown .*; pqlsdk\.E005: "),
     ):
         client()
 

@@ -209,7 +209,7 @@ def config() -> Config:
     found = _held.config
     if found is None:
         with _held.lock:
-            if _held.config is None:
+            if _held.config is None:  # pragma: no branch - else: another thread built it first
                 listed, _held.config = problems()
                 if _held.config is None:
                     errors = "; ".join(f"pqlsdk.{p.id}: {p.message}" for p in listed if p.error)
@@ -224,7 +224,7 @@ def client() -> Client:
     if found is None:
         settings_ = config()
         with _held.lock:
-            if _held.client is None:
+            if _held.client is None:  # pragma: no branch - else: another thread built it first
                 _held.client = Client(
                     store=settings_.store,
                     rules=settings_.rules,

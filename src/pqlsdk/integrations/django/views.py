@@ -85,7 +85,7 @@ def _limited(view: Any) -> Any:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            length = 0  # Django reads such a body as empty
+            return JsonResponse({"error": "unreadable Content-Length"}, status=400)
         return _too_big() if length > MAX_OUTCOME_BYTES else view(request)
 
     return limited

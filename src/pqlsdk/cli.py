@@ -9,6 +9,9 @@
   ``collector`` extra; ``--serve`` keeps the feed up for a browser).
 - ``pqlsdk collector [--storage URL] [--write-key KEY]...``: serve the reference
   collector (needs the ``collector`` extra).
+- ``pqlsdk replay RULES EVENTS [--outcomes FILE] [--compare RULES] ...``: backtest
+  rules on a history: tiers and bands, conversion per band, suggested thresholds
+  (``pqlsdk.replay``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ __all__ = ["main"]
 _DEMO_START = "2026-03-01T09:00:00Z"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
     """Run the command line; return the process exit status."""
     parser = argparse.ArgumentParser(prog="pqlsdk", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pqlsdk {__version__}")
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--serve", action="store_true", help="keep the collector up for a browser")
     demo.add_argument("--port", type=int, default=0, help="collector port (default: any free one)")
     _add_collector(commands)
+    _add_replay(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
@@ -64,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "collector":
             return _run_collector(args)
+        if args.command == "replay":
+            return _run_replay(args)
         return _demo(serve=args.serve, port=args.port)
     except RulesError as exc:
         print(exc, file=sys.stderr)
@@ -81,6 +87,18 @@ def _add_collector(commands: Any) -> None:
 
 def _run_collector(args: argparse.Namespace) -> int:
     from .collector._cli import run  # noqa: PLC0415 - the collector loads on demand
+
+    return run(args)
+
+
+def _add_replay(commands: Any) -> None:
+    from .replay._cli import add_parser  # noqa: PLC0415 - replay loads on demand
+
+    add_parser(commands)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from .replay._cli import run  # noqa: PLC0415 - replay loads on demand
 
     return run(args)
 

@@ -1,0 +1,42 @@
+"""What-if: the users whose tier differs between two rules files, with both sets of reasons.
+
+Both models score the same folded state at the evaluation time, so a difference
+is the rules' doing, never the data's. (The per-band tables place converters at
+their conversion time; this list compares everyone at the evaluation time.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._scoring import Score, score_subject, standing
+from ._run import Replay
+
+__all__ = ["tier_changes"]
+
+
+def tier_changes(replay: Replay) -> list[dict[str, Any]]:
+    """Return every user whose tier under the first model differs from the second's."""
+    first, second = replay.models[0], replay.models[1]
+    history, at = replay.history, replay.at
+    changed = []
+    for user_id in sorted(history.users):
+        user = history.users[user_id]
+        account = None if user.account_id is None else history.accounts.get(user.account_id)
+        if (
+            standing(first, user_id, user, account, at)[1]
+            == standing(second, user_id, user, account, at)[1]
+        ):
+            continue
+        scores = [score_subject(m, user_id, user, account, at) for m in (first, second)]
+        changed.append({"user": user_id, "under": [_side(score) for score in scores]})
+    return changed
+
+
+def _side(score: Score) -> dict[str, Any]:
+    return {
+        "model": score.model,
+        "score": score.score,
+        "tier": score.tier,
+        "reasons": [str(reason) for reason in score.reasons if reason.fired],
+    }

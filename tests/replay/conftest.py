@@ -1,0 +1,42 @@
+"""Helpers for the replay tests: run the command line, write histories and outcomes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pqlsdk.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "examples" / "rules"
+PLAYBOOK = RULES / "playbook.toml"
+SCENARIOS = ROOT.parent / "shared" / "scenarios"
+
+
+def replay_json(capsys: pytest.CaptureFixture[str], *args: str | Path) -> dict[str, Any]:
+    """Run ``pqlsdk replay ... --json`` and return what it printed."""
+    assert main(["replay", *(str(a) for a in args), "--json"]) == 0
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return data
+
+
+def track(user: str, event: str, at: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "event": event,
+        "timestamp": at,
+        "properties": properties,
+    }
+
+
+def group(user: str, account: str, at: str, **traits: Any) -> dict[str, Any]:
+    return {"type": "group", "userId": user, "groupId": account, "timestamp": at, "traits": traits}
+
+
+def write_lines(path: Path, messages: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(m) + "\n" for m in messages))
+    return path

@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import functools
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
@@ -30,6 +30,7 @@ __all__ = [
     "aggregate_value",
     "by_event",
     "fold_event",
+    "fold_for",
 ]
 
 Kind = Literal["count", "distinct", "active_days"]
@@ -91,11 +92,15 @@ class Aggregate:
         return self.kind != "distinct" or properties.get(self.field or "") is not None
 
 
-Step = tuple["Aggregate", str, bool, bool, bool]
-"""How to fold one aggregate: (aggregate, key, user-scoped, needs ``matches()``, tally).
+Fold = Callable[[Any, int, Mapping[str, Any]], Any]
+"""One aggregate's fold: ``(state, at, properties) -> new state``, made once per aggregate."""
 
-A tally is an all-time count: its fold is ``+ 1`` (``fold_event``'s first case),
-which folding does inline because most aggregates are tallies.
+Step = tuple[str, bool, "Callable[[str, Mapping[str, Any]], bool] | None", Fold | None]
+"""How to fold one aggregate: (key, user-scoped, filter or None, fold or None for a tally).
+
+A tally is an all-time count: its fold is ``+ 1``, which folding does inline
+because most aggregates are tallies. The filter is ``Aggregate.matches`` for an
+aggregate with a ``where`` or a field, None when the event name says it all.
 """
 
 
@@ -121,7 +126,12 @@ def by_event(aggregates: frozenset[Aggregate]) -> dict[str | None, tuple[Step, .
 def _step(aggregate: Aggregate) -> Step:
     filtered = bool(aggregate.where) or aggregate.kind == "distinct"
     tally = aggregate.kind == "count" and aggregate.window is None
-    return (aggregate, aggregate.key, aggregate.scope == "user", filtered, tally)
+    return (
+        aggregate.key,
+        aggregate.scope == "user",
+        aggregate.matches if filtered else None,
+        None if tally else fold_for(aggregate),
+    )
 
 
 def _key_of(aggregate: Aggregate) -> str:
@@ -134,32 +144,90 @@ def fold_event(aggregate: Aggregate, state: Any, at: int, properties: Mapping[st
     ``state`` is the aggregate's stored value, None before the first event. It is
     plain data (ints, lists, dicts) so every store can serialise it.
     """
-    window = None if aggregate.window is None else aggregate.window * 1_000_000
+    return fold_for(aggregate)(state, at, properties)
+
+
+@functools.lru_cache(maxsize=256)
+def fold_for(aggregate: Aggregate) -> Fold:
+    """Return the fold of ``aggregate``, specialised once for its kind and window.
+
+    Folding runs for every event of every history replayed, so the choice between
+    kinds and windows is made here, once, not per event.
+    """
     if aggregate.kind == "count":
-        if window is None:
-            return (state or 0) + 1
-        times: list[int] = state or []
-        bisect.insort(times, at)
-        return _trim_sorted(times, times[-1] - window)
-    key: str | int
+        if aggregate.window is None:
+            return _tally
+        return functools.partial(_count_within, aggregate.window * 1_000_000)
     if aggregate.kind == "distinct":
-        key = sys.intern(_encode_value(properties[aggregate.field or ""]).decode())
-    else:
-        day = at // _DAY
-        if len(_DAYS) > _MAX_DAYS:  # timestamps far and wide: interning stops paying
-            _DAYS.clear()
-        key = _DAYS.setdefault(day, day)
-    if window is None:
-        # All time: only which values (or days) were seen matters, so keep a
-        # sorted list of them; it decodes far faster than a dict of times.
-        seen: list[Any] = state or []
-        if seen and seen[-1] == key:
-            return seen  # the usual case: another event on the user's latest day
-        index = bisect.bisect_left(seen, key)
-        if index == len(seen) or seen[index] != key:
-            seen.insert(index, key)
-        return seen
-    key = str(key)  # windowed: the latest time per value or day, keyed by text
+        field = aggregate.field or ""
+        if aggregate.window is None:
+            return functools.partial(_distinct, field)
+        return functools.partial(_distinct_within, field, aggregate.window * 1_000_000)
+    if aggregate.window is None:
+        return _days
+    return functools.partial(_days_within, aggregate.window * 1_000_000)
+
+
+def _tally(state: Any, at: int, properties: Mapping[str, Any]) -> int:
+    return (state or 0) + 1
+
+
+def _count_within(window: int, state: Any, at: int, properties: Mapping[str, Any]) -> list[int]:
+    times: list[int] = state or []
+    bisect.insort(times, at)
+    return _trim_sorted(times, times[-1] - window)
+
+
+def _value_key(field: str, properties: Mapping[str, Any]) -> str:
+    """Return the property's value as JSON text: ``1`` and ``"1"`` are different values."""
+    return sys.intern(_encode_value(properties[field]).decode())
+
+
+def _distinct(field: str, state: Any, at: int, properties: Mapping[str, Any]) -> list[str]:
+    return _seen(state, _value_key(field, properties))
+
+
+def _distinct_within(
+    field: str, window: int, state: Any, at: int, properties: Mapping[str, Any]
+) -> dict[str, int]:
+    return _latest(state, _value_key(field, properties), at, window)
+
+
+def _days(state: Any, at: int, properties: Mapping[str, Any]) -> list[int]:
+    day = at // _DAY
+    if state and state[-1] == day:
+        return state  # type: ignore[no-any-return]  # the usual case: another event on the latest day
+    return _seen(state, _day(day))
+
+
+def _days_within(window: int, state: Any, at: int, properties: Mapping[str, Any]) -> dict[str, int]:
+    return _latest(state, str(at // _DAY), at, window)
+
+
+def _day(day: int) -> int:
+    """Return the one shared int object for ``day``."""
+    if len(_DAYS) > _MAX_DAYS:  # timestamps far and wide: interning stops paying
+        _DAYS.clear()
+    return _DAYS.setdefault(day, day)
+
+
+def _seen(state: Any, key: Any) -> list[Any]:
+    """Add ``key`` to the sorted list of values (or days) seen in all time.
+
+    Only which values were seen matters, so a sorted list holds them: it decodes
+    far faster than a dict of times.
+    """
+    seen: list[Any] = state or []
+    if seen and seen[-1] == key:
+        return seen  # the usual case: the same value as the latest one
+    index = bisect.bisect_left(seen, key)
+    if index == len(seen) or seen[index] != key:
+        seen.insert(index, key)
+    return seen
+
+
+def _latest(state: Any, key: str, at: int, window: int) -> dict[str, int]:
+    """Keep, within the window, the latest time per value or day (keyed by text)."""
     latest: dict[str, int] = state or {}
     if latest.get(key, -1) < at:
         latest[key] = at

@@ -199,12 +199,15 @@ def check_decoded(message: Message, size: int) -> Message:
     are JSON already; everything else is checked as ``check()`` does.
     """
     _check_size(message, size)
-    return _checked(message)[0]
+    return _checked(message, typed=True)[0]
 
 
-def _checked(message: Message) -> tuple[Message, bool]:
-    """Check all but the size; return the message in UTC, and whether dates need encoding."""
-    payload = _check_fields(message)
+def _checked(message: Message, *, typed: bool = False) -> tuple[Message, bool]:
+    """Check all but the size; return the message in UTC, and whether dates need encoding.
+
+    ``typed``: msgspec decoded the message, so its id fields are ``str`` or None already.
+    """
+    payload = _check_fields(message, typed=typed)
     timestamp = message.timestamp
     if timestamp.tzinfo is None:
         raise NaiveTimestampError(
@@ -233,7 +236,7 @@ _PAYLOAD: Final[dict[type[Message], str]] = {
 }
 
 
-def _check_fields(message: Message) -> dict[str, Any]:
+def _check_fields(message: Message, *, typed: bool = False) -> dict[str, Any]:
     """Check the fields a Python caller could fill with the wrong type; return the payload.
 
     The payload is the message's properties (track) or traits (identify, group).
@@ -242,13 +245,14 @@ def _check_fields(message: Message) -> dict[str, Any]:
     """
     if not (message.user_id or message.anonymous_id):
         raise MissingIdentityError(f"{_kind(message)} message needs a userId or an anonymousId")
-    for name, value in (
-        ("user_id", message.user_id),
-        ("anonymous_id", message.anonymous_id),
-        ("message_id", message.message_id),
-    ):
-        if type(value) is not str and value is not None and not isinstance(value, str):
-            raise InvalidMessageError(f"{_kind(message)} {name} must be a str")
+    if not typed:
+        for name, value in (
+            ("user_id", message.user_id),
+            ("anonymous_id", message.anonymous_id),
+            ("message_id", message.message_id),
+        ):
+            if type(value) is not str and value is not None and not isinstance(value, str):
+                raise InvalidMessageError(f"{_kind(message)} {name} must be a str")
     payload: dict[str, Any]
     if isinstance(message, Track):
         if not (message.event and isinstance(message.event, str)):

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar, cast
 
 import msgspec
 
-from .._aggregates import Aggregate, by_event, fold_event
+from .._aggregates import Aggregate, by_event
 from .._clock import from_micros, micros
 from ..messages import Group, Identify, Message, Track
 
@@ -124,7 +124,7 @@ def apply(
     ``aggregates`` are the running values to keep (see ``pqlsdk._aggregates``).
     """
     at = micros(message.timestamp)
-    subject = message.subject
+    subject = message.user_id or message.anonymous_id or ""  # Message.subject, inline: hot
     user = load_user(subject) or UserState(user_id=subject)
     if user.first_seen is None or at < user.first_seen:
         user.first_seen = at
@@ -134,8 +134,10 @@ def apply(
         if last is None or at > last:
             user.last_active = at
         user.tracks += 1
-        account = None if user.account_id is None else _account(user.account_id, load_account)
-        if account is not None:
+        account_id = user.account_id
+        account = None
+        if account_id is not None:
+            account = load_account(account_id) or AccountState(account_id=account_id)
             changes.accounts.append(account)
             if last is None:
                 account.active_members += 1
@@ -184,15 +186,15 @@ def fold_track(
         return
     steps = by_event(aggregates if isinstance(aggregates, frozenset) else frozenset(aggregates))
     event, properties = message.event, message.properties
-    for aggregate, key, mine, filtered, tally in steps.get(event, steps[None]):
+    for key, mine, matches, fold in steps.get(event) or steps[None]:
         target = user if mine else account
-        if target is None or (filtered and not aggregate.matches(event, properties)):
+        if target is None or (matches is not None and not matches(event, properties)):
             continue
         values = target.aggregates
-        if tally:
+        if fold is None:  # a tally, inline: most aggregates are
             values[key] = values.get(key, 0) + 1
         else:
-            values[key] = fold_event(aggregate, values.get(key), at, properties)
+            values[key] = fold(values.get(key), at, properties)
 
 
 def rebuild(

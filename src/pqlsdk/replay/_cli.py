@@ -164,5 +164,5 @@ def _instant(text: str) -> int:
 def _every(text: str) -> int:
     try:
         return parse_duration(text) * 1_000_000
-    except RulesError as exc:
+    except ValueError as exc:  # the rules' ExpressionError
         raise ConfigError(f"--every {text!r}: expected a duration like 1d or 12h") from exc

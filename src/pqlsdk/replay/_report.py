@@ -167,7 +167,7 @@ def render(data: dict[str, Any]) -> str:
         counts = [float(row["subjects"]) for row in bands]
         body.append(
             _bars(
-                f"Score distribution ({tables['model']}): users per band",
+                f"Score distribution ({tables['rules']}: {tables['model']}), users per band",
                 labels,
                 counts,
                 ceiling=max(counts, default=1),
@@ -178,7 +178,7 @@ def render(data: dict[str, Any]) -> str:
             intervals = [(row["ci95"][0], row["ci95"][1]) if row["ci95"] else None for row in bands]
             body.append(
                 _bars(
-                    f"Conversion rate by band ({tables['model']}), 95% CI",
+                    f"Conversion rate by band ({tables['rules']}: {tables['model']}), 95% CI",
                     labels,
                     rates,
                     ceiling=max((i[1] for i in intervals if i), default=1.0),
@@ -198,7 +198,11 @@ def render(data: dict[str, Any]) -> str:
                 continue
             body.append('<div class="pair">')
             body += [
-                _table(f"{kind}s by {grouping[:-1]} ({t['model']})", t[kind][grouping], outcomes)
+                _table(
+                    f"{kind}s by {grouping[:-1]} ({t['rules']}: {t['model']})",
+                    t[kind][grouping],
+                    outcomes,
+                )
                 for t in data["tables"]
             ]
             body.append("</div>")
@@ -235,8 +239,10 @@ def _calibration(calibration: dict[str, Any]) -> str:
 
 def _changes(changes: list[dict[str, Any]]) -> str:
     out = [f"<h2>Users whose tier differs ({len(changes)})</h2><table>"]
-    out.append("<tr><th>user</th><th>first rules</th><th>second rules</th></tr>")
-    for change in changes:
+    for index, change in enumerate(changes):
+        if index == 0:
+            files = "".join(f"<th>{escape(side['rules'])}</th>" for side in change["under"])
+            out.append(f"<tr><th>user</th>{files}</tr>")
         cells = [
             f"<b>{show(side['score'])} {escape(side['tier'])}</b><br>"
             + "<br>".join(escape(r) for r in side["reasons"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Final
 
 from .._clock import from_micros
@@ -51,14 +52,27 @@ def summarize(
         "duplicates": history.duplicates,
         "late": replay.late,
         "outcomes": outcomes,
-        "tables": [_tables(replay, index, kinds) for index in range(len(replay.models))],
+        "tables": [
+            _tables(replay, index, kinds) | {"rules": Path(origins[index]).name}
+            for index in range(len(replay.models))
+        ],
     }
     if outcomes:
         data["look_ahead_rule"] = LOOK_AHEAD_RULE
         data["unmatched_outcomes"] = replay.unmatched
         data["calibration"] = _calibration(replay, target_rate, tier)
     if len(replay.models) > 1:
-        data["tier_changes"] = tier_changes(replay)
+        names = [Path(origin).name for origin in origins]
+        data["tier_changes"] = [
+            change
+            | {
+                "under": [
+                    side | {"rules": name}
+                    for side, name in zip(change["under"], names, strict=True)
+                ]
+            }
+            for change in tier_changes(replay)
+        ]
     data["single_loggers"] = {
         "share": share,
         "tier": tier,

@@ -38,6 +38,13 @@ def _block(title: str, table: list[dict[str, Any]], outcomes: bool) -> list[str]
     return lines
 
 
+def _name(table: dict[str, Any], data: dict[str, Any]) -> str:
+    """Name a table's model, with its rules file when two files are compared."""
+    if len(data["tables"]) == 1:
+        return str(table["model"])
+    return f"{table['rules']}: {table['model']}"
+
+
 def _side_by_side(blocks: Sequence[list[str]]) -> list[str]:
     widths = [max(len(line) for line in block) for block in blocks]
     return [
@@ -67,7 +74,9 @@ def write_text(data: dict[str, Any], out: TextIO) -> None:
     for kind in kinds:
         for grouping in ("tiers", "bands"):
             blocks = [
-                _block(f"{kind}s by {grouping[:-1]} ({t['model']})", t[kind][grouping], outcomes)
+                _block(
+                    f"{kind}s by {grouping[:-1]} ({_name(t, data)})", t[kind][grouping], outcomes
+                )
                 for t in data["tables"]
             ]
             out.write("\n" + "\n".join(_side_by_side(blocks)) + "\n")
@@ -111,7 +120,7 @@ def _write_changes(changes: list[dict[str, Any]], out: TextIO) -> None:
         out.write(f"  {change['user']}\n")
         for side in change["under"]:
             reasons = "; ".join(side["reasons"]) or "no signal fired"
-            out.write(f"    {side['model']}: {show(side['score'])} {side['tier']}: {reasons}\n")
+            out.write(f"    {side['rules']}: {show(side['score'])} {side['tier']}: {reasons}\n")
 
 
 def _write_loggers(loggers: dict[str, Any], out: TextIO) -> None:

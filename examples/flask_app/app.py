@@ -163,14 +163,14 @@ def _routes(app: Flask) -> None:
     def login_post() -> ResponseReturnValue:
         user = DEMO_USERS.get(request.form.get("user", ""))
         if user is None:
-            return render_template(
-                "login.html",
-                users=DEMO_USERS.values(),
-                next="",
-                error="Pick one of the demo users.",
-            ), 400
+            page = render_template(
+                "login.html", users=DEMO_USERS.values(), next="", error="Pick a demo user."
+            )
+            return page, 400
         login_user(user)
-        return redirect(url_for("dashboard"))
+        target = request.form.get("next", "")
+        local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+        return redirect(target if local else url_for("dashboard"))
 
     @app.post("/logout")
     def logout() -> ResponseReturnValue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,6 +19,7 @@ from flask_login import LoginManager, UserMixin, login_user  # noqa: E402
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer  # noqa: E402
 
 import pqlsdk  # noqa: E402
+from pqlsdk import _lifecycle as lifecycle  # noqa: E402
 from pqlsdk.integrations import _web  # noqa: E402
 from pqlsdk.integrations.flask import (  # noqa: E402
     CSRF_HEADER,
@@ -206,6 +208,19 @@ def test_closing_then_using_builds_a_fresh_client(host: Host) -> None:
     host.ext.close(host.app)
     assert host.client is not before
     assert host.client.user("tom") is not None  # same file, same state
+
+
+def test_a_lock_held_at_a_fork_does_not_hang_the_child(host: Host) -> None:
+    """A request thread held the extension's lock when the process forked: the child goes on."""
+    host.ext.close(host.app)
+    state = host.app.extensions["pqlsdk"]
+    state._lock.acquire()  # as if a parent's thread were building the client at the fork
+    lifecycle.run_after_fork()
+    built: list[pqlsdk.Client] = []
+    worker = threading.Thread(target=lambda: built.append(host.client), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert len(built) == 1
 
 
 # -- who the user is ------------------------------------------------------------------

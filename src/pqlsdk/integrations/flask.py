@@ -79,6 +79,7 @@ from cachetools import LRUCache
 from .._client import DEFAULT_STORE, Client
 from .._clock import Clock
 from .._exceptions import ConfigError, InvalidMessageError
+from .._lifecycle import watch
 from .._moments import Moment
 from ..rules import Rules, load
 from ..stores import Store
@@ -465,6 +466,11 @@ class _State:
         self._lock = threading.Lock()
         # user -> account already linked by this process: one group() each, not one a request.
         self._accounts: LRUCache[str, str] = LRUCache(maxsize=_ACCOUNTS_REMEMBERED)
+        watch(self)
+
+    def after_fork(self) -> None:
+        """Take a fresh lock in a forked child: a request thread may have held it at the fork."""
+        self._lock = threading.Lock()
 
     def client(self) -> Client:
         """Return the client given, or build this app's on first use in this process."""

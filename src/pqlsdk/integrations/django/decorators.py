@@ -27,7 +27,7 @@ try:
     from django.apps import apps  # type: ignore[import-untyped]
     from django.core.exceptions import PermissionDenied  # type: ignore[import-untyped]
     from django.http import JsonResponse  # type: ignore[import-untyped]
-    from django.shortcuts import redirect  # type: ignore[import-untyped]
+    from django.shortcuts import redirect, resolve_url  # type: ignore[import-untyped]
     from django.template import TemplateDoesNotExist, engines  # type: ignore[import-untyped]
     from django.template.backends.django import (  # type: ignore[import-untyped]
         DjangoTemplates,
@@ -98,7 +98,8 @@ def _denied(request: Any, gate: Gate, rule: _Rule) -> Any:
         raise PermissionDenied(gate.reason)
     if rule.on_denied == "redirect":
         return redirect(rule.redirect_to or config().upgrade_url)
-    context = {"feature": gate.feature, "gate": gate, "upgrade_url": config().upgrade_url}
+    upgrade_url = resolve_url(config().upgrade_url)  # a path, a URL or a URL name
+    context = {"feature": gate.feature, "gate": gate, "upgrade_url": upgrade_url}
     # Rendered by the handler (in a thread under ASGI), so an overriding template
     # may read request.user in an async view too.
     return TemplateResponse(request, _blocked_template(), context, status=403)

@@ -1,0 +1,1 @@
+"""Acme Reports: a small reporting SaaS with a trial, a Business plan and pqlsdk's moments."""

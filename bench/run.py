@@ -83,6 +83,7 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
         ),
         *(["cases/imports.py", "--module", module] for module in ("pqlsdk", "posthog")),
         *(["cases/memory.py", "--store", store] for store in ("memory", "sqlite")),
+        *(["cases/web.py", "--framework", framework] for framework in ("flask", "django")),
     ]
     return [[*run, "--quick"] if quick else run for run in runs]
 

@@ -47,6 +47,8 @@ def test_quick_mode_measures_every_case_and_writes_the_report(tmp_path: Path) ->
         ("batch", "pqlsdk"),
         ("import", "posthog"),
         ("memory", "pqlsdk"),
+        ("web_added", "flask"),
+        ("web_added", "django"),
     ]:
         assert expected in subjects
     delivered = {f["subject"]: f["value"] for f in figures if f["case"] == "capture_delivered"}

@@ -188,7 +188,13 @@ def _rules(given: Mapping[str, Any], found: list[Problem]) -> Rules | None:
     try:
         return load(path)
     except (RulesError, OSError) as exc:
-        found.append(Problem("E007", f"PQLSDK['RULES'] does not load: {exc}"))
+        found.append(
+            Problem(
+                "E007",
+                f"PQLSDK['RULES'] does not load: {exc}",
+                f"`pqlsdk check {path}` checks the file alone.",
+            )
+        )
         return None
 
 

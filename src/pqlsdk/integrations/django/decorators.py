@@ -129,9 +129,12 @@ def require_feature(
     """Let a view run only for users whose plan includes ``feature``.
 
     Works on function views, async views, and class-based views through
-    ``method_decorator(require_feature("sso"), name="dispatch")`` (or on an
-    async handler method such as ``get``). A denial is tracked as a buying
-    signal by the gate; see the module docstring for the answers.
+    ``method_decorator(require_feature("sso"), name="dispatch")``. On an async
+    class-based view decorate the handler (``name="get"``) or use
+    ``FeatureRequiredMixin``: its ``dispatch`` is not a coroutine function, so
+    the decorator could not tell that it must not read ``request.user``
+    synchronously. A denial is tracked as a buying signal by the gate; see the
+    module docstring for the answers.
     """
     rule = _rule(feature, on_denied, redirect_to)
 

@@ -9,12 +9,9 @@ with ``os._exit()``: without ``install()`` this test receives nothing.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ pytest.importorskip("celery")
 from celery import Celery
 
 from tests.delivery.collector import Collector
+from tests.processes import Process, untraced_env
 
 TASKS = 20
 CELERY = Path(sys.executable).with_name("celery")
@@ -74,68 +72,14 @@ def broker(folder: Path) -> dict[str, Any]:
     }
 
 
-class Worker:
-    """A ``celery worker`` subprocess in its own session, its output in a log file."""
+class Worker(Process):
+    """A ``celery worker`` (prefork pool, 2 processes) for the tasks module in ``folder``."""
 
     def __init__(self, folder: Path, env: dict[str, str], options: list[str]) -> None:
-        self.log = folder / "worker.log"
-        self._out = self.log.open("w")
-        self.proc = subprocess.Popen(
-            [
-                str(CELERY),
-                "-A",
-                "pqlsdk_worker_tasks",
-                "worker",
-                "-P",
-                "prefork",
-                "-c",
-                "2",
-                "-n",
-                "pqlsdk-test@localhost",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "info",
-                *options,
-            ],
-            cwd=folder,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # one process group: kill() reaches the pool too
-        )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, done: Callable[[], bool], what: str, timeout: float = 15) -> None:
-        """Poll ``done``; fail with the worker's output if it dies or time runs out."""
-        deadline = time.monotonic() + timeout
-        while not done():
-            if self.proc.poll() is not None:
-                pytest.fail(f"the worker exited ({self.proc.returncode}) before {what}:\n{self}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {timeout} s:\n{self}")
-            time.sleep(0.05)
-
-    def stop(self, timeout: float = 15) -> int:
-        """SIGTERM the main process (a warm shutdown) and wait for it."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the worker did not stop within {timeout} s of SIGTERM:\n{self}")
-
-    def kill(self) -> None:
-        """Kill the worker's whole process group (this test started it), if still there."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self._out.close()
-
-    def __str__(self) -> str:
-        return f"--- celery worker output ---\n{self.output()}"
+        args = ["-A", "pqlsdk_worker_tasks", "worker", "-P", "prefork", "-c", "2"]
+        args += ["-n", "pqlsdk-test@localhost", "--without-gossip", "--without-mingle"]
+        args += ["--without-heartbeat", "-l", "info", *options]
+        super().__init__("celery worker", [str(CELERY), *args], folder, env)
 
 
 @pytest.fixture
@@ -149,8 +93,7 @@ def start_worker(tmp_path: Path, collector: Collector, mode: str, options: list[
         (tmp_path / name).mkdir()
     module = textwrap.dedent(TASKS_MODULE).replace("BROKER", repr(broker(tmp_path)))
     (tmp_path / "pqlsdk_worker_tasks.py").write_text(module)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COV")}  # no tracing
-    env.update(
+    env = untraced_env(
         PYTHONPATH=str(tmp_path),
         PQLSDK_TEST_DIR=str(tmp_path),
         PQLSDK_TEST_URL=collector.url,

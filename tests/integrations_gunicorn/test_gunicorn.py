@@ -11,14 +11,10 @@ for 10,000 messages or an hour, so only those drains can deliver.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +24,7 @@ import pytest
 pytest.importorskip("gunicorn")
 
 from tests.delivery.collector import Collector
+from tests.processes import Process, untraced_env
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -54,46 +51,13 @@ APP_MODULE = """
 """
 
 
-class Gunicorn:
-    """A gunicorn master in its own session, its output in a log file."""
+class Gunicorn(Process):
+    """A gunicorn master serving the app module in ``folder``."""
 
     def __init__(self, folder: Path, env: dict[str, str]) -> None:
-        self.log = folder / "gunicorn.log"
-        self._out = self.log.open("w")
-        self.proc = subprocess.Popen(
-            [
-                str(GUNICORN),
-                "--preload",
-                "--workers",
-                "2",
-                "--worker-class",
-                "sync",
-                "--bind",
-                "127.0.0.1:0",
-                "--graceful-timeout",
-                "15",
-                "--no-control-socket",
-                "pqlsdk_gunicorn_app:app",
-            ],
-            cwd=folder,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # one process group: kill() reaches the workers too
-        )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, done: Callable[[], bool], what: str, timeout: float = 15) -> None:
-        """Poll ``done``; fail with gunicorn's output if it dies or time runs out."""
-        deadline = time.monotonic() + timeout
-        while not done():
-            if self.proc.poll() is not None:
-                pytest.fail(f"gunicorn exited ({self.proc.returncode}) before {what}:\n{self}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {timeout} s:\n{self}")
-            time.sleep(0.05)
+        args = ["--preload", "--workers", "2", "--worker-class", "sync", "--bind", "127.0.0.1:0"]
+        args += ["--graceful-timeout", "15", "--no-control-socket", "pqlsdk_gunicorn_app:app"]
+        super().__init__("gunicorn", [str(GUNICORN), *args], folder, env)
 
     def url(self) -> str:
         """The address the master bound (port 0 picks a free one), from its log."""
@@ -105,24 +69,6 @@ class Gunicorn:
 
         self.wait_for(listening, "listening socket")
         return found[0]
-
-    def stop(self, timeout: float = 20) -> int:
-        """SIGTERM the master (a graceful stop) and wait for it."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"gunicorn did not stop within {timeout} s of SIGTERM:\n{self}")
-
-    def kill(self) -> None:
-        """Kill the whole process group (this test started it), if still there."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self._out.close()
-
-    def __str__(self) -> str:
-        return f"--- gunicorn output ---\n{self.output()}"
 
 
 @pytest.fixture
@@ -155,8 +101,7 @@ def test_preload_workers_deliver_every_event_on_graceful_stop(
     file the master and the workers share.
     """
     (tmp_path / "pqlsdk_gunicorn_app.py").write_text(textwrap.dedent(APP_MODULE))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COV")}  # no tracing
-    env.update(
+    env = untraced_env(
         PYTHONPATH=str(tmp_path),
         PQLSDK_TEST_STORE="memory://" if store == "memory" else f"sqlite:///{tmp_path}/pqlsdk.db",
         PQLSDK_TEST_URL=collector.url,

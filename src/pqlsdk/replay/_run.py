@@ -29,12 +29,11 @@ have been at or above each band edge.
 from __future__ import annotations
 
 import heapq
-import sys
 import time
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, TextIO, cast
 
 import attrs
 
@@ -54,6 +53,7 @@ __all__ = ["REORDER_WINDOW", "Checkpoint", "Replay", "Standing", "replay"]
 REORDER_WINDOW: Final = 10_000
 """Messages held back to fold a nearly-ordered file in time order."""
 _DAY: Final = 86_400_000_000  # µs
+_NEVER: Final = 1 << 62  # µs: later than any instant
 _PROGRESS_EVERY = 1 << 14  # messages between looks at the clock
 _PROGRESS_SECONDS = 0.2  # between progress lines
 
@@ -130,11 +130,10 @@ class _Watch:
         user = history.users.get(user_id)
         account_id = None if user is None else user.account_id
         previous = self.account_of[user_id]
-        if previous != account_id:
+        if account_id is not None and account_id != previous:  # joined or moved
             if previous is not None:
                 self.by_account[previous].discard(user_id)
-            if account_id is not None:
-                self.by_account.setdefault(account_id, set()).add(user_id)
+            self.by_account.setdefault(account_id, set()).add(user_id)
             self.account_of[user_id] = account_id
         account = None if account_id is None else history.accounts.get(account_id)
         for model, since in zip(self.models, self.since[user_id], strict=True):
@@ -202,28 +201,40 @@ class _Run:
         self.ticker = _Progress(progress, self.history)
 
     def stream(self, ordered: Iterable[tuple[int, Message]]) -> Iterator[Message]:
-        """Yield the messages to fold, looking at the state between them."""
-        history = self.history
+        """Yield the messages to fold, looking at the state between them.
+
+        The loop runs once per event: the checks for due conversions and
+        checkpoints are inlined, and the per-message bookkeeping is one call.
+        """
+        history, queue, after, ticker = self.history, self.queue, self.after, self.ticker
+        stop = self.at if self.at is not None else _NEVER
+        due = queue[0].at if queue else _NEVER  # the next conversion's time
+        check = _NEVER if self.every is None else None  # the next checkpoint, once known
         applied: tuple[int, Message] | None = None
         duplicates = history.duplicates
+        events = 0
         for instant, message in ordered:
             # fold() applied the previous message when it asked for this one
             # (unless it was a repeated messageId).
             if applied is not None and history.duplicates == duplicates:
-                self.after(*applied)
+                after(*applied)
             applied, duplicates = None, history.duplicates
-            self.convert_before(instant)
-            if self.at is not None and instant >= self.at:
+            if due <= instant:
+                due = self.convert_before(instant)
+            if instant >= stop:
                 break
-            self.check_before(instant)
-            self.counts["events"] += 1
-            self.ticker.tick(self.counts["events"])
+            if check is None or check <= instant:
+                check = self.check_before(instant)
+            events += 1
+            if ticker.out is not None:
+                ticker.tick(events)
             applied = (instant, message)
             yield message
         if applied is not None and history.duplicates == duplicates:
-            self.after(*applied)
+            after(*applied)
+        self.counts["events"] = events
         self.end = self.at if self.at is not None else _end(history, self.counts["latest"])
-        for conversion in self.queue[self.position :]:
+        for conversion in queue[self.position :]:
             self.snapshot(conversion, min(conversion.at, self.end))
         if self.every is not None and self.next_check is not None:
             while self.next_check < self.end:
@@ -231,22 +242,26 @@ class _Run:
                 self.next_check += self.every
             self.checkpoint(self.end)
 
-    def convert_before(self, instant: int) -> None:
-        """Place every conversion due by ``instant``, before a message of that time is folded."""
+    def convert_before(self, instant: int) -> int:
+        """Place every conversion due by ``instant``, before a message of that time is folded.
+
+        Returns the time of the next conversion due.
+        """
         queue = self.queue
         while self.position < len(queue) and queue[self.position].at <= instant:
             self.snapshot(queue[self.position], queue[self.position].at)
             self.position += 1
+        return queue[self.position].at if self.position < len(queue) else _NEVER
 
-    def check_before(self, instant: int) -> None:
-        """Take the ``--every`` checkpoints due by ``instant``."""
-        if self.every is None:
-            return
+    def check_before(self, instant: int) -> int:
+        """Take the ``--every`` checkpoints due by ``instant``; return when the next is due."""
+        every = cast(int, self.every)
         if self.next_check is None:
-            self.next_check = (instant // self.every + 1) * self.every
+            self.next_check = (instant // every + 1) * every
         while self.next_check <= instant:
             self.checkpoint(self.next_check)
-            self.next_check += self.every
+            self.next_check += every
+        return self.next_check
 
     def snapshot(self, conversion: Conversion, instant: int) -> None:
         """Record where a converter stood at ``instant``, from the state folded so far."""
@@ -291,7 +306,8 @@ class _Run:
             else:
                 found[1] = found[1] + 1 if found[0] == day else 1
                 found[0] = day
-                found[2] = max(found[2], found[1])
+                if found[1] > found[2]:  # noqa: PLR1730 - max() is a call per event
+                    found[2] = found[1]
                 found[3] += 1
         elif type(message) is Group and message.group_id in self.watched_accounts:
             self.watch.add(user_id)
@@ -443,25 +459,28 @@ def _time_order(
 ) -> Generator[tuple[int, Message]]:
     """Yield (µs, message) in time order through a bounded heap; count late ones."""
     heap: list[tuple[int, int, Message]] = []
-    latest = -1
-    for sequence, message in enumerate(messages):
-        item = (micros(message.timestamp), sequence, message)
-        if len(heap) < REORDER_WINDOW:
-            heapq.heappush(heap, item)
-            continue
-        instant, _, out = heapq.heappushpop(heap, item)
-        if instant < latest:
-            counts["late"] += 1
-        latest = max(latest, instant)
-        counts["latest"] = latest
-        yield instant, out
-    while heap:
-        instant, _, out = heapq.heappop(heap)
-        if instant < latest:
-            counts["late"] += 1
-        latest = max(latest, instant)
-        counts["latest"] = latest
-        yield instant, out
+    push, pushpop = heapq.heappush, heapq.heappushpop
+    latest = late = -1
+    try:
+        for sequence, message in enumerate(messages):
+            item = (micros(message.timestamp), sequence, message)
+            if len(heap) < REORDER_WINDOW:
+                push(heap, item)
+                continue
+            instant, _, out = pushpop(heap, item)
+            if instant < latest:
+                late += 1
+            else:
+                latest = instant
+            yield instant, out
+        # What is left is in order and no older than anything yielded: heappushpop
+        # always yields the oldest of the window and the newcomer.
+        while heap:
+            instant, _, out = heapq.heappop(heap)
+            latest = instant
+            yield instant, out
+    finally:
+        counts["latest"], counts["late"] = latest, late + 1
 
 
 class _Progress:
@@ -474,23 +493,21 @@ class _Progress:
         self.clock: Callable[[], float] = time.monotonic
 
     def tick(self, events: int) -> None:
-        if self.out is None or events % _PROGRESS_EVERY:
+        """Show the counts now and then (the caller checks ``out`` first)."""
+        if (
+            self.out is None
+            or events % _PROGRESS_EVERY
+            or (now := self.clock()) - self.shown < _PROGRESS_SECONDS
+        ):
             return
-        now = self.clock()
-        if now - self.shown >= _PROGRESS_SECONDS:
-            self.shown = now
-            self.out.write(
-                f"\rreplaying: {events:,} events, {len(self.history.users):,} users, "
-                f"{len(self.history.accounts):,} accounts"
-            )
-            self.out.flush()
+        self.shown = now
+        self.out.write(
+            f"\rreplaying: {events:,} events, {len(self.history.users):,} users, "
+            f"{len(self.history.accounts):,} accounts"
+        )
+        self.out.flush()
 
     def done(self, events: int) -> None:
         if self.out is not None:
             self.out.write(f"\rreplayed {events:,} events{' ' * 40}\n")
             self.out.flush()
-
-
-def default_progress() -> TextIO:
-    """Where progress goes: stderr (shown only when it is a terminal)."""
-    return sys.stderr

@@ -102,7 +102,7 @@ try:
     )
     from flask.typing import ResponseReturnValue
     from itsdangerous import BadSignature, URLSafeTimedSerializer
-    from jinja2 import BaseLoader, ChoiceLoader, DictLoader, FileSystemLoader
+    from jinja2 import BaseLoader, FileSystemLoader
     from markupsafe import Markup
 except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
     raise ImportError("pqlsdk.integrations.flask needs Flask: pip install 'pqlsdk[flask]'") from exc
@@ -150,32 +150,6 @@ _FORMS: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-
 _USER: Final = "_pqlsdk_user"
 _SHOWN: Final = "_pqlsdk_shown"
 _GATE: Final = "_pqlsdk_gate"
-
-# The default prompt page: stand-alone (it extends nothing, so it fits any host),
-# small, and readable with a screen reader or the keyboard alone.
-_BLOCKED_HTML: Final = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ feature }} is not on your plan</title>
-<style>
-body{font:16px/1.5 system-ui,sans-serif;color:#1c1f24;background:#f6f7f9;margin:0}
-main{max-width:36rem;margin:10vh auto;padding:0 16px}
-h1{font-size:1.4rem}
-a{color:#4b3fd1}
-</style>
-</head>
-<body>
-<main>
-<h1>{{ feature }} is not on your plan</h1>
-<p>Your current plan does not include {{ feature }}.</p>
-{{ pqlsdk_gate_moment() }}
-<p><a href="{{ back_url }}">Back</a></p>
-</main>
-</body>
-</html>
-"""
 
 
 class PQLSDK:
@@ -288,7 +262,14 @@ def require_feature(
             if gate.moment is not None:
                 setattr(g, _GATE, (user, gate.moment))
                 setattr(g, _SHOWN, True)  # one moment a page: pqlsdk_moment() adds none
-            page = render_template(BLOCKED_TEMPLATE, feature=feature, gate=gate, back_url=_root())
+            page = render_template(
+                BLOCKED_TEMPLATE,
+                feature=feature,
+                gate=gate,
+                prompt=pqlsdk_gate_moment(),
+                upgrade_url=state.settings.upgrade_url,
+                back_url=_root(),
+            )
             return page, 403
 
         return guarded
@@ -597,9 +578,7 @@ class _Blueprint(Blueprint):
     @cached_property
     def jinja_loader(self) -> BaseLoader | None:
         """Serve ``pqlsdk/moment.html`` and ``pqlsdk/blocked.html`` unless the host has its own."""
-        return ChoiceLoader(
-            [FileSystemLoader(_web.TEMPLATES), DictLoader({BLOCKED_TEMPLATE: _BLOCKED_HTML})]
-        )
+        return FileSystemLoader(_web.TEMPLATES)
 
 
 def _blueprint() -> Blueprint:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, get_args
 
 import attrs
 
 from ..._exceptions import ConfigError
 from ..._gating import Gate
+from ._render import moment_html
 from ._settings import config
 from .middleware import request_state
 
@@ -28,12 +28,9 @@ try:
     from django.core.exceptions import PermissionDenied  # type: ignore[import-untyped]
     from django.http import JsonResponse  # type: ignore[import-untyped]
     from django.shortcuts import redirect, resolve_url  # type: ignore[import-untyped]
-    from django.template import TemplateDoesNotExist, engines  # type: ignore[import-untyped]
-    from django.template.backends.django import (  # type: ignore[import-untyped]
-        DjangoTemplates,
-    )
-    from django.template.loader import get_template  # type: ignore[import-untyped]
     from django.template.response import TemplateResponse  # type: ignore[import-untyped]
+    from django.urls import get_script_prefix  # type: ignore[import-untyped]
+    from django.utils.safestring import mark_safe  # type: ignore[import-untyped]
 except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
     raise ImportError(
         "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
@@ -43,14 +40,6 @@ __all__ = ["BLOCKED_TEMPLATE", "FeatureRequiredMixin", "OnDenied", "require_feat
 
 OnDenied = Literal["prompt", "403", "redirect"]
 BLOCKED_TEMPLATE: Final = "pqlsdk/blocked.html"
-_DEFAULT_BLOCKED: Final = Path(__file__).with_name("blocked.html")
-"""The default blocked page, used when no template loader finds ``pqlsdk/blocked.html``.
-
-It lives beside this module because the app's template folder is the one the
-Flask and Django integrations share (``AppConfig.path``); a host overrides it
-with a ``pqlsdk/blocked.html`` of its own, as with any app template.
-"""
-
 _View = TypeVar("_View", bound=Callable[..., Any])
 
 
@@ -83,15 +72,6 @@ def _anonymous(request: Any) -> Any:
     return JsonResponse({"error": "sign in first"}, status=401)
 
 
-def _blocked_template() -> Any:
-    """Find the host's ``pqlsdk/blocked.html``, or fall back to the default beside this module."""
-    try:
-        return get_template(BLOCKED_TEMPLATE)
-    except TemplateDoesNotExist:
-        engine = next(e for e in engines.all() if isinstance(e, DjangoTemplates))
-        return engine.from_string(_DEFAULT_BLOCKED.read_text(encoding="utf-8"))
-
-
 def _denied(request: Any, gate: Gate, rule: _Rule) -> Any:
     """Answer a denied gate the way the view asked to."""
     if rule.on_denied == "403":
@@ -99,10 +79,16 @@ def _denied(request: Any, gate: Gate, rule: _Rule) -> Any:
     if rule.on_denied == "redirect":
         return redirect(rule.redirect_to or config().upgrade_url)
     upgrade_url = resolve_url(config().upgrade_url)  # a path, a URL or a URL name
-    context = {"feature": gate.feature, "gate": gate, "upgrade_url": upgrade_url}
+    context = {
+        "feature": gate.feature,
+        "gate": gate,
+        "prompt": mark_safe(moment_html(request)),  # noqa: S308 - the autoescaped moment template
+        "upgrade_url": upgrade_url,
+        "back_url": get_script_prefix(),
+    }
     # Rendered by the handler (in a thread under ASGI), so an overriding template
     # may read request.user in an async view too.
-    return TemplateResponse(request, _blocked_template(), context, status=403)
+    return TemplateResponse(request, BLOCKED_TEMPLATE, context, status=403)
 
 
 def _guard(request: Any, rule: _Rule) -> Any:

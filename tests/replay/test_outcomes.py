@@ -42,6 +42,7 @@ def _cohort() -> tuple[list[dict[str, Any]], list[str]]:
         "hot1,2026-03-03T00:00:00Z,1000",
         "hot2,2026-03-03T00:00:00Z,",
         "hot2,2026-03-04T00:00:00Z,500",  # a second row: later, its value adds up
+        "hot2,2026-03-05T00:00:00Z,",
     ]
     return events, outcomes
 

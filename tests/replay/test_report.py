@@ -45,7 +45,13 @@ def test_every_counts_tiers_at_each_interval(
 ) -> None:
     """--every 1d: users per tier at each UTC midnight and at the end, with the moves."""
     events, _ = _history(tmp_path)
-    timeline = replay_json(capsys, PLAYBOOK, events, "--every", "1d")["timeline"]
+    report = tmp_path / "r.html"
+    timeline = replay_json(capsys, PLAYBOOK, events, "--every", "1d", "--report", report)[
+        "timeline"
+    ]
+    html = report.read_text()
+    assert "<th>band</th><th>n</th></tr>" in html  # no outcomes, no conversion columns
+    assert html.count('<svg class="chart"') == 2  # distribution and tiers over time
     assert [point["at"] for point in timeline] == [
         "2026-03-02T00:00:00Z",
         "2026-03-03T00:00:00Z",
@@ -112,3 +118,28 @@ def test_the_report_draws_its_charts_in_chromium(
     assert odd_shown == 1  # the odd id is text in the single-logger table
     assert requests == [report.as_uri()]  # nothing fetched but the file itself
     assert dialogs == []
+
+
+def test_the_report_lists_tier_changes_and_missing_suggestions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compared files, nobody converting and no sustained model: each section says so."""
+    rules = tmp_path / "rules" / "playbook.toml"
+    rules.parent.mkdir()
+    rules.write_text(PLAYBOOK.read_text())
+    lowered = tmp_path / "lowered.toml"
+    lowered.write_text(PLAYBOOK.read_text().replace("hot = 51", "hot = 35"))
+    events, _ = _history(tmp_path)
+    (tmp_path / "none.csv").write_text("user,time\nghost,2026-03-02T00:00:00Z\n")
+    report = tmp_path / "r.html"
+    args = ["--compare", lowered, "--outcomes", tmp_path / "none.csv", "--report", report]
+    data = replay_json(capsys, rules, events, *args)
+    assert main(["replay", *map(str, [rules, events, *args])]) == 0
+    out = capsys.readouterr().out
+    assert "1 outcome(s) name no one in the events" in out
+    assert f"  {ODD}: 70 hot, 3 of 3 events on one day\n" in out  # no sustained model
+    html = report.read_text()
+    assert f"<h2>Users whose tier differs ({len(data['tier_changes'])})</h2>" in html
+    assert "<th>user</th><th>playbook.toml</th><th>lowered.toml</th>" in html
+    assert "<li>none</li>" in html
+    assert "<th>on busiest day</th><th>score</th></tr>" in html  # no sustained column

@@ -20,6 +20,12 @@ lift its subject into a band. Everyone else is placed at the evaluation time
 messages at or after it are not folded at all. A conversion after the
 evaluation time is placed at the evaluation time.
 
+Time to convert. A converter entered its band when its score last rose to the
+band's lower edge and stayed at or above it: watched users are re-scored after
+each message that can change their score (their own, or their account's), at
+that message's time; the lowest band is entered when the user was first seen.
+An account enters a band with the first of its members to do so.
+
 Memory grows with users and accounts, never with messages: per user the state
 the client keeps, the last tier (with ``--every``), a running count of the
 busiest UTC day (for single loggers), and for converters only, since when they

@@ -31,6 +31,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         "collector",
         "integrations",
         "messages",
+        "replay",
         "rules",
         "stores",
         "testing",

@@ -34,8 +34,9 @@ have been at or above each band edge.
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -463,26 +464,34 @@ def _entered(
 def _time_order(
     messages: Iterable[Message], counts: dict[str, int]
 ) -> Generator[tuple[int, Message]]:
-    """Yield (µs, message) in time order through a bounded heap; count late ones."""
-    heap: list[tuple[int, int, Message]] = []
-    push, pushpop = heapq.heappush, heapq.heappushpop
+    """Yield (µs, message) in time order through a bounded window; count late ones.
+
+    The window is a deque kept sorted: a message in order (the usual case) is
+    appended and the oldest popped, both O(1); only a message older than the
+    newest in the window is inserted by bisection.
+    """
+    window: deque[tuple[int, int, Message]] = deque()
+    append, popleft = window.append, window.popleft
     latest = late = -1
     try:
         for sequence, message in enumerate(messages):
             item = (micros(message.timestamp), sequence, message)
-            if len(heap) < REORDER_WINDOW:
-                push(heap, item)
+            if not window or item[0] >= window[-1][0]:
+                append(item)
+            else:
+                bisect.insort(window, item)
+            if len(window) <= REORDER_WINDOW:
                 continue
-            instant, _, out = pushpop(heap, item)
+            instant, _, out = popleft()
             if instant < latest:
                 late += 1
             else:
                 latest = instant
             yield instant, out
-        # What is left is in order and no older than anything yielded: heappushpop
-        # always yields the oldest of the window and the newcomer.
-        while heap:
-            instant, _, out = heapq.heappop(heap)
+        # What is left is in order and no older than anything yielded: the window
+        # always gives up the oldest it holds.
+        while window:
+            instant, _, out = popleft()
             latest = instant
             yield instant, out
     finally:

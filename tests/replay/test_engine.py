@@ -71,18 +71,19 @@ def test_at_stops_the_fold_and_scores_at_that_time(
 def test_the_table_counts_users_and_accounts_per_tier_and_band(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Without outcomes the terminal shows how many users and accounts sit in each tier."""
+    """Without outcomes the terminal shows users and accounts per tier and per score band."""
     assert main(["replay", str(PLAYBOOK), str(ADDITIVE), "--bands", "0,26,51,76"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Replayed 735 events: 43 users, 20 accounts")
-    tiers = out.split("users by tier (playbook)")[1].splitlines()[1:5]
-    assert [line.split()[0] for line in tiers] == ["cold", "warm", "hot", "burning"]
-    bands = out.split("users by band (playbook)")[1].splitlines()[1:5]
+    tiers = out.split("by tier (playbook)")[1].splitlines()
+    assert tiers[0].split() == ["users", "accounts"]
+    assert [line.split()[0] for line in tiers[1:5]] == ["cold", "warm", "hot", "burning"]
+    bands = out.split("by band (playbook)")[1].splitlines()[1:5]
     assert [line.split()[0] for line in bands] == ["0-26", "26-51", "51-76", "76+"]
-    counts = [line.split()[1] for line in tiers]
-    assert [line.split()[1] for line in bands] == counts  # the same edges as the tiers
-    assert sum(map(int, counts)) == 43
-    assert "accounts by tier (playbook)" in out
+    counts = [line.split()[1:] for line in tiers[1:5]]
+    assert [line.split()[1:] for line in bands] == counts  # the same edges as the tiers
+    assert sum(int(users) for users, _ in counts) == 43
+    assert sum(int(accounts) for _, accounts in counts) == 20
 
 
 class _Terminal(io.StringIO):

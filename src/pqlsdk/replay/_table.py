@@ -15,13 +15,9 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _block(title: str, table: list[dict[str, Any]], outcomes: bool) -> list[str]:
-    """One table as lines: band and subjects, plus the conversion columns with outcomes."""
+def _block(title: str, table: list[dict[str, Any]]) -> list[str]:
+    """One table as lines: band, subjects and the conversion columns."""
     width = max(len(title), *(len(row["band"]) for row in table))
-    if not outcomes:
-        lines = [f"{title:<{width}}  {'n':>7}"]
-        lines += [f"{row['band']:<{width}}  {row['subjects']:>7}" for row in table]
-        return lines
     columns = f"{'n':>7} {'conv':>6} {'rate':>6} {'95% CI':>13} {'days':>6} {'revenue':>10}"
     lines = [f"{title:<{width}}  {columns}"]
     for row in table:
@@ -35,6 +31,19 @@ def _block(title: str, table: list[dict[str, Any]], outcomes: bool) -> list[str]
             f"{row['band']:<{width}}  {row['subjects']:>7} {row['converted']:>6} "
             f"{_percent(row['rate']):>6} {interval:>13} {days:>6} {revenue:>10}"
         )
+    return lines
+
+
+def _counts(title: str, tables: dict[str, Any], grouping: str) -> list[str]:
+    """Users and accounts per band, one table: the view without outcomes."""
+    users = tables.get("user", {}).get(grouping, [])
+    accounts = {row["band"]: row["subjects"] for row in tables.get("account", {}).get(grouping, [])}
+    width = max(len(title), *(len(row["band"]) for row in users))
+    lines = [f"{title:<{width}}  {'users':>8} {'accounts':>8}"]
+    lines += [
+        f"{row['band']:<{width}}  {row['subjects']:>8} {accounts.get(row['band'], 0):>8}"
+        for row in users
+    ]
     return lines
 
 
@@ -71,12 +80,17 @@ def write_text(data: dict[str, Any], out: TextIO) -> None:
         if data["unmatched_outcomes"]:
             out.write(f"{data['unmatched_outcomes']} outcome(s) name no one in the events\n")
     kinds = [k for k in ("user", "account") if k in data["tables"][0]]
-    for kind in kinds:
-        for grouping in ("tiers", "bands"):
+    for grouping in ("tiers", "bands") if kinds else ():
+        if not outcomes:  # counts only: users and accounts in one table
             blocks = [
-                _block(
-                    f"{kind}s by {grouping[:-1]} ({_name(t, data)})", t[kind][grouping], outcomes
-                )
+                _counts(f"by {grouping[:-1]} ({_name(t, data)})", t, grouping)
+                for t in data["tables"]
+            ]
+            out.write("\n" + "\n".join(_side_by_side(blocks)) + "\n")
+            continue
+        for kind in kinds:
+            blocks = [
+                _block(f"{kind}s by {grouping[:-1]} ({_name(t, data)})", t[kind][grouping])
                 for t in data["tables"]
             ]
             out.write("\n" + "\n".join(_side_by_side(blocks)) + "\n")

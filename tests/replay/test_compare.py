@@ -69,3 +69,24 @@ def test_a_lower_threshold_moves_exactly_the_users_between_the_two(
     assert tier_lines[0].split("|")[1].split()[:3] == ["by", "tier", "(lowered.toml:"]
     assert tier_lines[2].split() == ["warm", "3", "0", "|", "warm", "1", "0"]
     assert tier_lines[3].split() == ["hot", "0", "0", "|", "hot", "2", "0"]
+
+
+def test_changes_say_when_a_gate_or_recency_decides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user stopped by the gate, or scaled by recency, says so beside the reasons."""
+    events = [track("g", "feature_used", "2026-03-10T00:00:00Z", feature=f"f{i}") for i in range(3)]
+    events += [
+        track("r", "core_workflow_completed", "2026-03-01T00:00:00Z"),
+        track("r", "checkout_started", "2026-03-01T00:00:00Z"),
+    ]
+    history = write_lines(tmp_path / "e.jsonl", events)
+    weighted = RULES / "weighted.toml"
+    report = tmp_path / "r.html"
+    args = ["replay", str(PLAYBOOK), str(history), "--compare", str(weighted)]
+    assert main([*args, "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "    playbook.toml: 0 cold (gate not passed: score 0): distinct features" in out
+    assert "    weighted.toml: 32.5 moderate: feature breadth = 0.6 (+15);" in out
+    assert "    playbook.toml: 20 cold (raw 40 x 0.5): checkouts started = 1" in out
+    assert "<b>0 cold</b> (gate not passed)<br>" in report.read_text()

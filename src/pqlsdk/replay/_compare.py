@@ -38,5 +38,8 @@ def _side(score: Score) -> dict[str, Any]:
         "model": score.model,
         "score": score.score,
         "tier": score.tier,
+        "gate_passed": score.gate_passed,
+        "raw": score.raw,
+        "multiplier": score.multiplier,
         "reasons": [str(reason) for reason in score.reasons if reason.fired],
     }

@@ -244,7 +244,9 @@ def _changes(changes: list[dict[str, Any]]) -> str:
             files = "".join(f"<th>{escape(side['rules'])}</th>" for side in change["under"])
             out.append(f"<tr><th>user</th>{files}</tr>")
         cells = [
-            f"<b>{show(side['score'])} {escape(side['tier'])}</b><br>"
+            f"<b>{show(side['score'])} {escape(side['tier'])}</b>"
+            + ("" if side["gate_passed"] else " (gate not passed)")
+            + "<br>"
             + "<br>".join(escape(r) for r in side["reasons"])
             for side in change["under"]
         ]

@@ -133,8 +133,17 @@ def _write_changes(changes: list[dict[str, Any]], out: TextIO) -> None:
     for change in changes:
         out.write(f"  {change['user']}\n")
         for side in change["under"]:
-            reasons = "; ".join(side["reasons"]) or "no signal fired"
-            out.write(f"    {side['rules']}: {show(side['score'])} {side['tier']}: {reasons}\n")
+            out.write(f"    {side['rules']}: {_explained(side)}\n")
+
+
+def _explained(side: dict[str, Any]) -> str:
+    """Write a score as ``Score.explain()`` heads it: gate, multiplier, then the reasons."""
+    head = f"{show(side['score'])} {side['tier']}"
+    if not side["gate_passed"]:
+        head += " (gate not passed: score 0)"
+    elif side["multiplier"] != 1:
+        head += f" (raw {show(side['raw'])} x {show(side['multiplier'])})"
+    return f"{head}: {'; '.join(side['reasons']) or 'no signal fired'}"
 
 
 def _write_loggers(loggers: dict[str, Any], out: TextIO) -> None:

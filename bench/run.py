@@ -81,6 +81,8 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
             ["cases/batch.py", "--engine", engine, "--events", str(events)]
             for engine in ("pqlsdk", "sqlite", "duckdb")
         ),
+        # Replay of the same file; the SQL engines' figures are batch.py's.
+        ["cases/replay.py", "--engine", "pqlsdk", "--events", str(events)],
         *(["cases/imports.py", "--module", module] for module in ("pqlsdk", "posthog")),
         *(["cases/memory.py", "--store", store] for store in ("memory", "sqlite")),
         *(["cases/web.py", "--framework", framework] for framework in ("flask", "django")),

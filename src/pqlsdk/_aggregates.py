@@ -232,8 +232,9 @@ def _latest(state: Any, key: str, at: int, window: int) -> dict[str, int]:
     if latest.get(key, -1) < at:
         latest[key] = at
     horizon = max(latest.values()) - window
-    for stale in [k for k, t in latest.items() if t < horizon]:
-        del latest[stale]
+    if min(latest.values()) < horizon:  # rarely: scanning in Python only when one is stale
+        for stale in [k for k, t in latest.items() if t < horizon]:
+            del latest[stale]
     return latest
 
 

@@ -141,3 +141,28 @@ def test_the_demo_reports_a_collector_that_cannot_start() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(RuntimeError, match="did not start"), running_demo(port=port):
             pass
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``pqlsdk score ... | head -1``: no BrokenPipeError traceback, status 141."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps({"type": "track", "userId": f"u{n}", "event": "limit_hit",
+                        "timestamp": "2026-03-01T00:00:00Z"}) + "\n"
+            for n in range(20_000)
+        )
+    )  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "pqlsdk", "score", PLAYBOOK, str(events), "--now",
+         "2026-03-02T00:00:00Z"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # the reader leaves while the table is still being written
+        errors = process.stderr.read().decode()
+        status = process.wait(timeout=60)
+    assert (status, errors) == (141, "")

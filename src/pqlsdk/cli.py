@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -77,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     except PQLError as exc:
         print(f"pqlsdk: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader left (``pqlsdk score ... | head``): stop quietly, as Unix tools do.
+        # Python's own flush of stdout at exit would fail again, so point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for such a pipeline
 
 
 def _add_collector(commands: Any) -> None:

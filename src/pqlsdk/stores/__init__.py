@@ -5,6 +5,8 @@ Open a store from a URL with ``open_store``, or construct one directly:
 - ``memory://``: this process only; for tests.
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's
   convention): the embedded default, shared by the processes of one host.
+- ``redis://host:port/db?prefix=name`` or ``rediss://...``: shared by every host
+  (``pip install 'pqlsdk[redis]'``; see ``pqlsdk.stores.redis``).
 
 Every store implements the ``Store`` protocol and derives state the same way
 (``pqlsdk.stores.UserState`` and ``AccountState``).
@@ -47,4 +49,9 @@ def open_store(url: str) -> Store:
                 "sqlite:////absolute/file.db"
             )
         return SQLiteStore(parts.path[1:])
+    if parts.scheme in ("redis", "rediss"):
+        # Imported here: redis-py is an optional extra, and ``import pqlsdk`` never loads it.
+        from .redis import RedisStore  # noqa: PLC0415
+
+        return RedisStore.from_url(url)
     raise ConfigError(f"store URL {url!r}: unknown scheme; use memory:// or sqlite:///path")

@@ -289,9 +289,12 @@ class RedisStore:
             def load_account(key: str) -> AccountState:
                 return _stand_in(key, user_id)
 
+            cutoff = self._cutoff
             for (message, data), score in zip(items, known, strict=True):
-                if score is not None or message.message_id in times:
-                    continue
+                if message.message_id in times or (
+                    score is not None and (cutoff is None or score >= cutoff)
+                ):
+                    continue  # recorded before, and not pruned since
                 at = micros(message.timestamp)
                 touches = type(message) is Group or (
                     type(message) is Track and user is not None and user.account_id is not None
@@ -305,13 +308,13 @@ class RedisStore:
                 entries.append(f"{number:0{_SEQ_WIDTH}x}".encode() + _encode(pending))
                 times[message.message_id] = at
             pipe.multi()
+            if cutoff is not None:
+                pipe.zremrangebyscore(ids_key, "-inf", f"({cutoff}")
             if entries:
                 pipe.set(state_key, _encode(user))
                 pipe.set(seq_key, number)
                 pipe.zadd(ids_key, times)
                 pipe.rpush(pending_key, *entries)
-            if self._cutoff is not None:
-                pipe.zremrangebyscore(ids_key, "-inf", f"({self._cutoff}")
             return len(entries)
 
         return self._optimistic([state_key, seq_key, ids_key], fold)

@@ -1,0 +1,272 @@
+"""What only the Redis store does: URLs, keys per slot, several hosts on one server, faults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+import redis
+from redis.crc import key_slot
+
+import pqlsdk
+from pqlsdk._aggregates import Aggregate, aggregate_value
+from pqlsdk.messages import Group, Identify, Message, Track, check
+from pqlsdk.stores import UserState, open_store
+from pqlsdk.stores.redis import DEFAULT_PREFIX, RedisStore
+
+from ..processes import untraced_env
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def at(hours: int) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def record(store: RedisStore, *items: Message) -> int:
+    return store.record([check(item) for item in items])
+
+
+def test_urls_name_server_database_and_prefix_but_never_credentials() -> None:
+    """open_store reads redis:// and rediss:// URLs; url and repr leave the password out."""
+    store = open_store("redis://app:s3cret@127.0.0.1:6379/15?prefix=shop&socket_timeout=2")
+    assert isinstance(store, RedisStore)
+    assert (store.prefix, store.url) == (
+        "shop",
+        "redis://127.0.0.1:6379/15?prefix=shop&socket_timeout=2",
+    )
+    assert "s3cret" not in repr(store)
+    assert store.client.connection_pool.connection_kwargs["password"] == "s3cret"  # noqa: S105
+    tls = open_store("rediss://[::1]/0")
+    assert isinstance(tls, RedisStore)
+    assert (tls.prefix, tls.url) == (DEFAULT_PREFIX, "rediss://[::1]/0")
+    store.close()
+    tls.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "text"),
+    [
+        ("redis://127.0.0.1/0?prefix=a&prefix=b", "give prefix= once"),
+        ("redis://127.0.0.1/0?prefix=", "non-empty prefix without braces"),
+        ("redis://127.0.0.1/0?prefix=a{b}", "non-empty prefix without braces"),
+        ("redis://127.0.0.1:port/0", "Port could not be cast"),
+        ("redis://127.0.0.1/0?socket_timeout=soon", "socket_timeout"),
+    ],
+)
+def test_bad_redis_urls_are_config_errors(url: str, text: str) -> None:
+    """A malformed URL or prefix fails at open, naming what is wrong."""
+    with pytest.raises(pqlsdk.ConfigError, match=text):
+        open_store(url)
+
+
+def test_a_missing_redis_py_names_the_extra() -> None:
+    """Without redis-py, opening a redis:// store says which extra to install."""
+    code = (
+        "import sys\n"
+        "sys.modules['redis'] = None\n"
+        "from pqlsdk.stores import open_store\n"
+        "try:\n"
+        "    open_store('redis://127.0.0.1:6379/0')\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "pip install 'pqlsdk[redis]'" in result.stdout
+
+
+def test_a_subjects_keys_share_one_cluster_slot(store: RedisStore) -> None:
+    """Every key of a user sits in one slot, every key of an account in another; all prefixed."""
+    record(
+        store,
+        Identify(user_id="ada", timestamp=at(1), traits={"plan": "trial"}),
+        Group(user_id="ada", group_id="acme", timestamp=at(1)),
+        Track(user_id="ada", event="x", timestamp=at(2)),
+    )
+    keys = [key.decode() for key in store.client.scan_iter(match=f"{store.prefix}:*")]
+    slots: dict[str, set[int]] = {}
+    for key in keys:
+        tag = key[len(store.prefix) + 1 :].split("}")[0]
+        slots.setdefault(tag, set()).add(key_slot(key.encode()))
+    assert sorted(slots) == ["{a:acme", "{log", "{u:ada"]
+    assert all(len(found) == 1 for found in slots.values())
+    assert len(keys) >= 6  # user state, ids, pseq; account state, seen; the log
+
+
+def test_two_hosts_on_one_server_share_state_and_aggregates(
+    store: RedisStore, redis_store_url: str
+) -> None:
+    """What one host records and the aggregates it keeps are seen and kept by another."""
+    other = RedisStore.from_url(redis_store_url)
+    spec = Aggregate("count", "x")
+    assert store.maintain([spec]) == 1
+    assert other.aggregates == frozenset()
+    record(other, Track(user_id="u", event="x", timestamp=at(1)))
+    assert other.aggregates == frozenset({spec})  # read from the registry at the write
+    user = store.user("u")
+    assert user is not None
+    assert aggregate_value(spec, user.aggregates.get(spec.key), 0) == 1
+    other.close()
+
+
+def test_prefixes_keep_apps_apart(store: RedisStore, make_url: Callable[[], str]) -> None:
+    """Two prefixes on one server are two separate stores."""
+    neighbour = RedisStore.from_url(make_url())
+    record(store, Track(user_id="u", event="x", timestamp=at(1)))
+    assert (neighbour.user("u"), neighbour.count()) == (None, 0)
+    neighbour.close()
+
+
+def test_a_pruned_message_id_may_be_recorded_again(store: RedisStore) -> None:
+    """As in SQLite, pruning forgets the ids it dropped (and only those)."""
+    old = Track(user_id="u", event="x", timestamp=at(1), message_id="old")
+    kept = Track(user_id="u", event="x", timestamp=at(5), message_id="kept")
+    assert record(store, old, kept) == 2
+    assert store.prune(at(3)) == 1
+    assert record(store, old, kept) == 1
+    user = store.user("u")
+    assert user is not None
+    assert (user.tracks, store.count()) == (3, 2)
+
+
+def test_work_left_by_a_writer_that_died_is_finished_by_the_next(store: RedisStore) -> None:
+    """A crash after the user's step: the account catches up at the user's next write."""
+    record(store, Group(user_id="u", group_id="acme", timestamp=at(1)))
+    spec = Aggregate("count", "x", scope="account")
+    store.maintain([spec])
+    first = check(Track(user_id="u", event="x", timestamp=at(2)))
+    assert store._record_user("u", [first], store.aggregates) == 1  # then the process dies
+    acme = store.account("acme")
+    assert acme is not None
+    assert (acme.active_members, acme.aggregates) == (0, {})
+    assert store.count() == 1  # the log lags too
+    record(store, Track(user_id="u", event="x", timestamp=at(3)))
+    acme = store.account("acme")
+    assert acme is not None
+    assert (acme.active_members, aggregate_value(spec, acme.aggregates[spec.key], 0)) == (1, 2)
+    assert (store.count(), store.client.llen(store._user_key("u", ":pending"))) == (3, 0)
+
+
+def test_account_work_is_applied_once_when_a_writer_dies_before_trimming(
+    store: RedisStore,
+) -> None:
+    """A crash after the account's step: the next writer finds it applied and only trims."""
+    record(store, Group(user_id="u", group_id="acme", timestamp=at(1)))
+    track = check(Track(user_id="u", event="x", timestamp=at(2)))
+    store._record_user("u", [track], store.aggregates)
+    pending = store.client.lrange(store._user_key("u", ":pending"), 0, -1)
+    work = [
+        (int(item[:16], 16), pqlsdk.stores.redis._decode_pending(item[16:])) for item in pending
+    ]
+    store._apply_account("acme", "u", work, store.aggregates)  # then the process dies
+    store._drain("u", store.aggregates)
+    acme = store.account("acme")
+    assert acme is not None
+    assert (acme.active_members, store.count()) == (1, 2)
+    assert store.client.llen(store._user_key("u", ":pending")) == 0
+
+
+def test_rebuild_fills_only_states_that_exist(store: RedisStore) -> None:
+    """maintain() sets the new aggregates where the log feeds them and invents no state."""
+    record(
+        store,
+        Group(user_id="busy", group_id="lost", timestamp=at(1)),
+        Track(user_id="gone", event="x", timestamp=at(2)),
+        Track(user_id="idle", event="y", timestamp=at(2)),
+        Track(user_id="busy", event="x", timestamp=at(3)),
+    )
+    store.client.delete(store._user_key("gone"), store._account_key("lost"))
+    spec, team = Aggregate("count", "x"), Aggregate("count", "x", scope="account")
+    assert store.maintain([spec, team]) == 2
+    busy, idle = store.user("busy"), store.user("idle")
+    assert busy is not None
+    assert idle is not None
+    assert (busy.aggregates, idle.aggregates) == ({spec.key: 1}, {})  # idle: none to keep
+    assert (store.user("gone"), store.account("lost")) == (None, None)
+
+
+def test_the_redis_store_has_no_durable_outbox(store: RedisStore) -> None:
+    """Queueing for the collector in the store's transaction is refused loudly."""
+    with pytest.raises(pqlsdk.ConfigError, match="no durable outbox"):
+        store.record([], outbox=True)
+
+
+def test_endless_interference_ends_in_a_store_error(store: RedisStore) -> None:
+    """A user whose key changes under every attempt fails within the timeout, not forever."""
+    impatient = RedisStore(store.client, prefix=store.prefix, timeout=0.05)
+    bystander = redis.Redis(connection_pool=store.client.connection_pool)
+    calls = []
+
+    def change(state: UserState) -> None:
+        calls.append(state)
+        # Another host writes first, every time.
+        bystander.set(store._user_key("u"), msgspec.msgpack.encode(UserState(user_id="u")))
+
+    with pytest.raises(pqlsdk.StoreError, match="kept changing"):
+        impatient.update_user("u", change)
+    assert len(calls) > 4  # retried, with jitter after the first few
+
+
+@pytest.mark.parametrize(
+    ("action", "text"),
+    [
+        (lambda s: s.user("u"), "read failed"),
+        (lambda s: s.account("a"), "read failed"),
+        (lambda s: s.count(), "read failed"),
+        (lambda s: list(s.messages()), "read failed"),
+        (lambda s: record(s, Track(user_id="u", event="x", timestamp=at(1))), "write failed"),
+        (lambda s: s.update_user("u", lambda _: None), "write failed"),
+        (lambda s: s.update_account("a", lambda _: None), "write failed"),
+        (lambda s: s.maintain([Aggregate("count", "x")]), "rebuild failed"),
+        (lambda s: s.prune(at(1)), "prune failed"),
+    ],
+)
+def test_an_unreachable_server_raises_store_errors(
+    action: Callable[[RedisStore], object], text: str
+) -> None:
+    """Every call turns redis-py's errors into StoreError naming the server (no password)."""
+    store = RedisStore.from_url(DOWN)
+    with pytest.raises(pqlsdk.StoreError, match=f"redis://127.0.0.1:1/0: {text}"):
+        action(store)
+    store.close()
+
+
+def test_a_client_on_an_unreachable_server_counts_instead_of_raising() -> None:
+    """The host's calls return; lost messages are dropped and faults counted."""
+    client = pqlsdk.Client(store=DOWN, delivery=pqlsdk.Delivery(durability="sync"))
+    client.track("u", "x")
+    assert client.user("u") is None
+    stats = client.stats()
+    assert dict(stats.dropped) == {"store_error": 1}
+    assert stats.errors["store_error"] >= 2  # the prune at start, the read
+    client.close()
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 error"), ("", "1 skipped")])
+def test_a_missing_test_server_skips_except_under_ci(ci: str, outcome: str) -> None:
+    """Without a server these tests skip with the reason; under CI=true the run fails."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"{__file__}::test_prefixes_keep_apps_apart",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+        ],
+        capture_output=True,
+        text=True,
+        env=untraced_env(PQLSDK_TEST_REDIS_URL=DOWN, CI=ci),
+        check=False,
+    )
+    assert outcome in result.stdout, result.stdout
+    assert "no Redis server at redis://127.0.0.1:1/0" in result.stdout

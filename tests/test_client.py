@@ -227,7 +227,7 @@ def test_prune_faults_are_counted(tmp_path: Path, clock: pqlsdk.FixedClock) -> N
     ("options", "text"),
     [
         ({"store": 42}, "store must be a URL or a Store, got int"),
-        ({"store": "redis://x"}, "unknown scheme"),
+        ({"store": "mongodb://x"}, "unknown scheme"),
         ({"retention": timedelta(0)}, "retention must be positive"),
         ({"clock": "now"}, "clock must have a now"),
     ],

@@ -23,7 +23,6 @@ Why it looks like this:
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -111,6 +110,8 @@ class Batcher:
         self._options = options
         self._counters = counters
         self._on_error = on_error
+        import random  # noqa: PLC0415 - delivery is optional: not loaded by import pqlsdk
+
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         self._reset()
         watch(self, exit_phase=DRAIN)

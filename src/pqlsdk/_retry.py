@@ -16,12 +16,14 @@ Why it looks like this:
 from __future__ import annotations
 
 import math
-import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["RetryPolicy"]
 
@@ -75,7 +77,12 @@ class RetryPolicy:
         else:
             ceiling = self.base * 2.0**attempt
         # Jitter spreads hosts apart; it needs no cryptographic randomness.
-        draw = rng.uniform if rng is not None else random.uniform
+        if rng is None:
+            import random  # noqa: PLC0415 - loaded on the first retry, not at import
+
+            draw = random.uniform
+        else:
+            draw = rng.uniform
         jittered = draw(0.0, ceiling)
         return jittered if retry_after is None else max(retry_after, jittered)
 

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 import pytest
 import redis
 from redis.crc import key_slot
@@ -97,7 +96,13 @@ def test_a_subjects_keys_share_one_cluster_slot(store: RedisStore) -> None:
         slots.setdefault(tag, set()).add(key_slot(key.encode()))
     assert sorted(slots) == ["{a:acme", "{log", "{u:ada"]
     assert all(len(found) == 1 for found in slots.values())
-    assert len(keys) >= 6  # user state, ids, pseq; account state, seen; the log
+    assert sorted(key[len(store.prefix) :] for key in keys) == [
+        ":{a:acme}",
+        ":{a:acme}:seen",
+        ":{log}",
+        ":{u:ada}",
+        ":{u:ada}:ids",
+    ]  # the pending list is gone once drained
 
 
 def test_two_hosts_on_one_server_share_state_and_aggregates(
@@ -142,7 +147,8 @@ def test_work_left_by_a_writer_that_died_is_finished_by_the_next(store: RedisSto
     spec = Aggregate("count", "x", scope="account")
     store.maintain([spec])
     first = check(Track(user_id="u", event="x", timestamp=at(2)))
-    assert store._record_user("u", [first], store.aggregates) == 1  # then the process dies
+    new, pending, _ = store._record_user("u", [first])  # then the process dies
+    assert (new, len(pending)) == (1, 1)
     acme = store.account("acme")
     assert acme is not None
     assert (acme.active_members, acme.aggregates) == (0, {})
@@ -160,13 +166,12 @@ def test_account_work_is_applied_once_when_a_writer_dies_before_trimming(
     """A crash after the account's step: the next writer finds it applied and only trims."""
     record(store, Group(user_id="u", group_id="acme", timestamp=at(1)))
     track = check(Track(user_id="u", event="x", timestamp=at(2)))
-    store._record_user("u", [track], store.aggregates)
-    pending = store.client.lrange(store._user_key("u", ":pending"), 0, -1)
+    _, pending, _ = store._record_user("u", [track])
     work = [
         (int(item[:16], 16), pqlsdk.stores.redis._decode_pending(item[16:])) for item in pending
     ]
-    store._apply_account("acme", "u", work, store.aggregates)  # then the process dies
-    store._drain("u", store.aggregates)
+    store._apply_account("acme", "u", work, None)  # then the process dies
+    store._drain("u", pending, {})
     acme = store.account("acme")
     assert acme is not None
     assert (acme.active_members, store.count()) == (1, 2)
@@ -206,8 +211,7 @@ def test_endless_interference_ends_in_a_store_error(store: RedisStore) -> None:
 
     def change(state: UserState) -> None:
         calls.append(state)
-        # Another host writes first, every time.
-        bystander.set(store._user_key("u"), msgspec.msgpack.encode(UserState(user_id="u")))
+        bystander.hincrby(store._user_key("u"), "v", 1)  # another host writes first, every time
 
     with pytest.raises(pqlsdk.StoreError, match="kept changing"):
         impatient.update_user("u", change)
@@ -270,3 +274,15 @@ def test_a_missing_test_server_skips_except_under_ci(ci: str, outcome: str) -> N
     )
     assert outcome in result.stdout, result.stdout
     assert "no Redis server at redis://127.0.0.1:1/0" in result.stdout
+
+
+def test_a_server_that_lost_its_scripts_gets_them_again(store: RedisStore) -> None:
+    """After a restart (or SCRIPT FLUSH) the store loads its scripts again and carries on."""
+    record(store, Group(user_id="u", group_id="acme", timestamp=at(1)))
+    store.client.script_flush()
+    record(store, Track(user_id="u", event="x", timestamp=at(2)))
+    store.client.script_flush()
+    assert store.update_user("u", lambda state: state.tracks) == 1
+    acme = store.account("acme")
+    assert acme is not None
+    assert (acme.active_members, store.count()) == (1, 2)

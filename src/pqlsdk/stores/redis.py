@@ -30,8 +30,9 @@ the one read (and bumps it); otherwise the write starts again. Two hosts
 updating one user therefore serialise, and nothing is lost or applied twice.
 Why not WATCH/MULTI, which gives the same guarantee: it costs three more round
 trips per write (WATCH, MULTI and one per read) and pins a connection for the
-whole read-compute-write; measured, a tracked event took about three times as
-long.
+whole read-compute-write. Measured with it, a tracked event took about twice
+the round trips, and four processes tracking 40,000 events took 59 s instead
+of 37 s. Reads that follow a write ride in the same round trip as the write.
 
 **A message touching a user and their account spans two slots**, and no Redis
 Cluster transaction can span two slots. So a message is folded in per-subject

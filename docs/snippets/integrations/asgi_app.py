@@ -9,11 +9,8 @@ import pqlsdk
 from pqlsdk.transports import AsyncHTTPTransport
 
 endpoint = os.environ.get("COLLECTOR_URL", "http://127.0.0.1:8787")
-client = pqlsdk.Client(
-    store="memory://",
-    rules="playbook.toml",
-    transport=AsyncHTTPTransport(endpoint, "wk_live_1"),  # no sender thread
-)
+transport = AsyncHTTPTransport(endpoint, "wk_live_1")
+client = pqlsdk.Client(store="memory://", rules="playbook.toml", transport=transport)
 
 
 async def report(request):
@@ -27,6 +24,7 @@ async def report(request):
 async def lifespan(app):
     yield
     await client.aclose(timeout=5.0)  # deliver what is left, then release the store
+    await transport.aclose()  # a transport you pass in is yours to close
 
 
 app = Starlette(routes=[Route("/reports", report, methods=["POST"])], lifespan=lifespan)

@@ -41,6 +41,9 @@ def test_urls_name_server_database_and_prefix_but_never_credentials() -> None:
     )
     assert "s3cret" not in repr(store)
     assert store.client.connection_pool.connection_kwargs["password"] == "s3cret"  # noqa: S105
+    keyed = open_store("redis://127.0.0.1/0?password=s3cret&username=app&prefix=x")
+    assert keyed.url == "redis://127.0.0.1/0?prefix=x"
+    keyed.close()
     tls = open_store("rediss://[::1]/0")
     assert isinstance(tls, RedisStore)
     assert (tls.prefix, tls.url) == (DEFAULT_PREFIX, "rediss://[::1]/0")

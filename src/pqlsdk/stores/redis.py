@@ -99,6 +99,7 @@ DEFAULT_PREFIX: Final = "pqlsdk"
 """The key prefix when the URL names none."""
 
 _PAGE: Final = 1000
+_SECRET: Final = frozenset({"username", "password"})  # query parameters url leaves out
 _BIAS: Final = 2**63  # signed µs timestamps as unsigned big-endian: byte order is time order
 _HEADER: Final = struct.Struct(">QQ")  # (biased timestamp, arrival stamp) before each log body
 _SEQ_WIDTH: Final = 16  # hex digits of the pending number in front of each pending entry
@@ -229,7 +230,8 @@ class RedisStore:
         netloc = f"[{host}]" if ":" in host else host
         if parts.port is not None:
             netloc += f":{parts.port}"
-        shown = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        public = urlencode([(key, value) for key, value in query if key not in _SECRET])
+        shown = urlunsplit((parts.scheme, netloc, parts.path, public, ""))
         return cls(client, prefix=prefixes[0] if prefixes else DEFAULT_PREFIX, url=shown)
 
     @property

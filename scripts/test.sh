@@ -10,8 +10,8 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
 fi
 echo "== ruff"
-.venv/bin/ruff check src tests bench examples
-.venv/bin/ruff format --check src tests bench examples
+.venv/bin/ruff check src tests bench examples docs/snippets
+.venv/bin/ruff format --check src tests bench examples docs/snippets
 echo "== mypy --strict src/"
 .venv/bin/mypy
 echo "== pytest (branch coverage of src/)"

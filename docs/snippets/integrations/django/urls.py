@@ -1,6 +1,5 @@
-from django.urls import include, path
-
 import views
+from django.urls import include, path
 
 urlpatterns = [
     path("pqlsdk/", include("pqlsdk.integrations.django.urls")),

@@ -40,8 +40,12 @@ def _moment_fields(
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 def test_moment_steps_hold(path: Path, store_kind: str, tmp_path: Path) -> None:
     """Each step of the vector, applied at its time, gives exactly the expected answer."""
+    run_moment_steps(path, "memory://" if store_kind == "memory" else f"sqlite:///{tmp_path}/m.db")
+
+
+def run_moment_steps(path: Path, url: str) -> None:
+    """Play a moments vector's steps on a client over the store at ``url`` (any store's tests)."""
     data = load_scenario(path)
-    url = "memory://" if store_kind == "memory" else f"sqlite:///{tmp_path}/m.db"
     clock = pqlsdk.FixedClock(data["steps"][0]["at"])
     with pqlsdk.Client(
         store=url, clock=clock, rules=PLAYBOOK, strict=True, retention=None

@@ -57,6 +57,8 @@ class Delivery:
       and what happens at it.
     - ``retry``: backoff and budget per batch. ``shutdown_timeout``: the atexit
       drain's budget. ``lease``: how long a sender holds SQLite outbox rows.
+
+    Added in version 0.1.0.
     """
 
     mode: Literal["background", "caller"] = "background"
@@ -87,7 +89,10 @@ class Delivery:
 
 @attrs.frozen
 class FlushResult:
-    """What a flush achieved: messages delivered during it, and still waiting."""
+    """What a flush achieved: messages delivered during it, and still waiting.
+
+    Added in version 0.1.0.
+    """
 
     delivered: int
     pending: int

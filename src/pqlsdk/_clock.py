@@ -21,18 +21,30 @@ MICROS_PER_DAY = 86_400_000_000
 
 @runtime_checkable
 class Clock(Protocol):
-    """Anything with a ``now()`` that returns a timezone-aware UTC datetime."""
+    """Anything with a ``now()`` that returns a timezone-aware UTC datetime.
+
+    Added in version 0.1.0.
+    """
 
     def now(self) -> datetime:
-        """Return the current instant, timezone-aware, in UTC."""
+        """Return the current instant, timezone-aware, in UTC.
+
+        Added in version 0.1.0.
+        """
         ...
 
 
 class SystemClock:
-    """The wall clock, in UTC."""
+    """The wall clock, in UTC.
+
+    Added in version 0.1.0.
+    """
 
     def now(self) -> datetime:
-        """Return the wall-clock time in UTC."""
+        """Return the wall-clock time in UTC.
+
+        Added in version 0.1.0.
+        """
         return datetime.now(UTC)
 
     def __repr__(self) -> str:
@@ -43,6 +55,8 @@ class FixedClock:
     """A clock that stands still until told to move; for tests and replay.
 
     Thread-safe: several threads may read it while one advances it.
+
+    Added in version 0.1.0.
     """
 
     def __init__(self, at: datetime | str) -> None:
@@ -50,17 +64,26 @@ class FixedClock:
         self._now = _aware(at)
 
     def now(self) -> datetime:
-        """Return the instant the clock was last set to."""
+        """Return the instant the clock was last set to.
+
+        Added in version 0.1.0.
+        """
         return self._now
 
     def set(self, at: datetime | str) -> None:
-        """Move the clock to ``at`` (a tz-aware datetime or an ISO-8601 string)."""
+        """Move the clock to ``at`` (a tz-aware datetime or an ISO-8601 string).
+
+        Added in version 0.1.0.
+        """
         moved = _aware(at)
         with self._lock:
             self._now = moved
 
     def advance(self, by: timedelta) -> None:
-        """Move the clock forward by ``by``."""
+        """Move the clock forward by ``by``.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             self._now = self._now + by
 

@@ -2,21 +2,23 @@
 
 Hosts can catch everything pqlsdk raises with ``except pqlsdk.PQLError``, or a
 narrower class; each class also subclasses the builtin that fits, so generic
-handlers (``except ValueError``) keep working::
+handlers (``except ValueError``) keep working:
 
-    PQLError
-    ├── ConfigError (ValueError)            bad options or store URL, at construction
-    │   └── RulesError                      a rules file that does not load (file:line:col)
-    ├── InvalidMessageError (ValueError)    a message pqlsdk refuses to record
-    │   ├── MissingIdentityError            neither userId nor anonymousId
-    │   ├── NaiveTimestampError             a datetime without a timezone
-    │   ├── NotJSONError (TypeError)        a value JSON cannot carry, or too deep
-    │   └── MessageTooLargeError            encoded message over the size limit
-    ├── StoreError (OSError)                the local store failed at run time
-    │   └── SchemaVersionError              the store file is newer than this pqlsdk
-    └── DeliveryError                       a batch did not reach the collector
-        ├── RetryableDeliveryError          try again later (network, 408, 429, 5xx)
-        └── BatchRejectedError              the collector refused it (other 4xx): drop
+```text
+PQLError
+├── ConfigError (ValueError)            bad options or store URL, at construction
+│   └── RulesError                      a rules file that does not load (file:line:col)
+├── InvalidMessageError (ValueError)    a message pqlsdk refuses to record
+│   ├── MissingIdentityError            neither userId nor anonymousId
+│   ├── NaiveTimestampError             a datetime without a timezone
+│   ├── NotJSONError (TypeError)        a value JSON cannot carry, or too deep
+│   └── MessageTooLargeError            encoded message over the size limit
+├── StoreError (OSError)                the local store failed at run time
+│   └── SchemaVersionError              the store file is newer than this pqlsdk
+└── DeliveryError                       a batch did not reach the collector
+    ├── RetryableDeliveryError          try again later (network, 408, 429, 5xx)
+    └── BatchRejectedError              the collector refused it (other 4xx): drop
+```
 
 Setup mistakes (``ConfigError``) are always raised. Run-time faults
 (``InvalidMessageError``, ``StoreError``) are raised only by a client in strict
@@ -44,11 +46,17 @@ __all__ = [
 
 
 class PQLError(Exception):
-    """Root of every error pqlsdk raises."""
+    """Root of every error pqlsdk raises.
+
+    Added in version 0.1.0.
+    """
 
 
 class ConfigError(PQLError, ValueError):
-    """A setup mistake: invalid options, an unknown store URL, a bad rules file."""
+    """A setup mistake: invalid options, an unknown store URL, a bad rules file.
+
+    Added in version 0.1.0.
+    """
 
 
 class RulesError(ConfigError):
@@ -57,6 +65,8 @@ class RulesError(ConfigError):
     ``str(error)`` reads like a compiler's message: ``file:line:column: message``,
     then the offending line with a caret under the spot. The parts are attributes
     too, for tools that show errors their own way.
+
+    Added in version 0.1.0.
     """
 
     def __init__(
@@ -74,51 +84,77 @@ class RulesError(ConfigError):
 
 
 class InvalidMessageError(PQLError, ValueError):
-    """A message that pqlsdk will not record; ``reason`` is its drop counter name."""
+    """A message that pqlsdk will not record; ``reason`` is its drop counter name.
+
+    Added in version 0.1.0.
+    """
 
     reason = "invalid"
 
 
 class MissingIdentityError(InvalidMessageError):
-    """A message with neither ``userId`` nor ``anonymousId``."""
+    """A message with neither ``userId`` nor ``anonymousId``.
+
+    Added in version 0.1.0.
+    """
 
     reason = "missing_identity"
 
 
 class NaiveTimestampError(InvalidMessageError):
-    """A timestamp without a timezone: pqlsdk cannot know which instant it means."""
+    """A timestamp without a timezone: pqlsdk cannot know which instant it means.
+
+    Added in version 0.1.0.
+    """
 
     reason = "naive_timestamp"
 
 
 class NotJSONError(InvalidMessageError, TypeError):
-    """A trait, property or context value that JSON cannot carry, or nested too deep."""
+    """A trait, property or context value that JSON cannot carry, or nested too deep.
+
+    Added in version 0.1.0.
+    """
 
     reason = "not_json"
 
 
 class MessageTooLargeError(InvalidMessageError):
-    """A message whose JSON encoding exceeds ``MAX_MESSAGE_BYTES``."""
+    """A message whose JSON encoding exceeds ``MAX_MESSAGE_BYTES``.
+
+    Added in version 0.1.0.
+    """
 
     reason = "too_large"
 
 
 class StoreError(PQLError, OSError):
-    """The local store failed while reading or writing."""
+    """The local store failed while reading or writing.
+
+    Added in version 0.1.0.
+    """
 
 
 class SchemaVersionError(StoreError):
-    """The store was written by a newer pqlsdk whose schema this one cannot read."""
+    """The store was written by a newer pqlsdk whose schema this one cannot read.
+
+    Added in version 0.1.0.
+    """
 
 
 class DeliveryError(PQLError):
-    """A batch could not be delivered to the collector."""
+    """A batch could not be delivered to the collector.
+
+    Added in version 0.1.0.
+    """
 
 
 class RetryableDeliveryError(DeliveryError):
     """A failure worth retrying: network errors, timeouts, 408, 429 and 5xx.
 
     ``retry_after`` is the collector's ``Retry-After`` in seconds, when it sent one.
+
+    Added in version 0.1.0.
     """
 
     def __init__(
@@ -130,7 +166,10 @@ class RetryableDeliveryError(DeliveryError):
 
 
 class BatchRejectedError(DeliveryError):
-    """The collector refused the batch (a 4xx other than 408 and 429): retrying cannot help."""
+    """The collector refused the batch (a 4xx other than 408 and 429): retrying cannot help.
+
+    Added in version 0.1.0.
+    """
 
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)

@@ -24,7 +24,10 @@ PREMIUM_ATTEMPT_EVENT: Final = "premium_feature_attempted"
 
 @attrs.frozen
 class Gate:
-    """The answer to "may this user use ``feature``?"; true when allowed."""
+    """The answer to "may this user use ``feature``?"; true when allowed.
+
+    Added in version 0.1.0.
+    """
 
     feature: str
     allowed: bool

@@ -52,6 +52,8 @@ class Moment:
     """A moment to show now: its kind, its filled-in content and a stable id.
 
     Pass ``id`` (or the kind) back to ``Client.record()`` with the user's outcome.
+
+    Added in version 0.1.0.
     """
 
     id: str
@@ -66,7 +68,10 @@ class Moment:
     at: datetime
 
     def to_message(self, user_id: str) -> Track:
-        """Return the record of this showing that the collector receives."""
+        """Return the record of this showing that the collector receives.
+
+        Added in version 0.1.0.
+        """
         return Track(
             user_id=user_id,
             event=MOMENT_SHOWN_EVENT,

@@ -39,7 +39,10 @@ _DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.50000000
 
 @attrs.frozen
 class Reason:
-    """Why a signal did or did not add points."""
+    """Why a signal did or did not add points.
+
+    Added in version 0.1.0.
+    """
 
     signal: str
     label: str
@@ -61,7 +64,10 @@ class Reason:
 
 @attrs.frozen
 class Score:
-    """A subject's score under one model at one instant, and everything behind it."""
+    """A subject's score under one model at one instant, and everything behind it.
+
+    Added in version 0.1.0.
+    """
 
     subject: str
     """``"user"`` or ``"account"``."""
@@ -78,12 +84,18 @@ class Score:
     at: datetime
 
     def top_reasons(self, count: int = 3) -> tuple[Reason, ...]:
-        """Return the signals that added the most points, best first."""
+        """Return the signals that added the most points, best first.
+
+        Added in version 0.1.0.
+        """
         fired = sorted((r for r in self.reasons if r.earned), key=lambda r: -abs(r.earned))
         return tuple(fired[:count])
 
     def explain(self) -> str:
-        """Answer "why this score?" for a human, one line per signal."""
+        """Answer "why this score?" for a human, one line per signal.
+
+        Added in version 0.1.0.
+        """
         head = f"{self.id}: {show(self.score)} {self.tier} -> {self.route}"
         if not self.gate_passed:
             head += " (gate not passed: score 0)"
@@ -92,7 +104,10 @@ class Score:
         return "\n".join([head, *(f"  {'+' if r.fired else '-'} {r}" for r in self.reasons)])
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON output: score, tier, route, and the reasons."""
+        """Plain data for JSON output: score, tier, route, and the reasons.
+
+        Added in version 0.1.0.
+        """
         return {
             "score": self.score,
             "tier": self.tier,
@@ -115,7 +130,10 @@ class Score:
 
 @attrs.frozen
 class AccountScore:
-    """An account's roll-up: PQA status from its members, and its own model's score."""
+    """An account's roll-up: PQA status from its members, and its own model's score.
+
+    Added in version 0.1.0.
+    """
 
     id: str
     pqa: bool
@@ -127,7 +145,10 @@ class AccountScore:
     """The account model's score, when the rules define an account model."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON output."""
+        """Plain data for JSON output.
+
+        Added in version 0.1.0.
+        """
         data: dict[str, Any] = {
             "pqa": self.pqa,
             "pql_users": self.pql_users,

@@ -24,7 +24,10 @@ _LOG_EVERY: Final = 1000
 
 @attrs.frozen
 class Stats:
-    """A snapshot of a client's counters."""
+    """A snapshot of a client's counters.
+
+    Added in version 0.1.0.
+    """
 
     recorded: int
     """Messages written to the store."""
@@ -37,7 +40,10 @@ class Stats:
 
     @property
     def dropped_total(self) -> int:
-        """All drops, whatever the reason."""
+        """All drops, whatever the reason.
+
+        Added in version 0.1.0.
+        """
         return sum(self.dropped.values())
 
 

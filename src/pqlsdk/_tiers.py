@@ -28,7 +28,10 @@ _MOMENTS_WINDOW = 30 * 86_400_000_000  # µs: the moments a crossing record list
 
 @attrs.frozen
 class TierChange:
-    """A user or account that moved to another tier of a model."""
+    """A user or account that moved to another tier of a model.
+
+    Added in version 0.1.0.
+    """
 
     subject: str
     """``"user"`` or ``"account"``."""
@@ -51,11 +54,17 @@ class TierChange:
 
     @property
     def at(self) -> datetime:
-        """When the crossing was detected (the score's instant)."""
+        """When the crossing was detected (the score's instant).
+
+        Added in version 0.1.0.
+        """
         return self.score.at
 
     def to_message(self) -> Track:
-        """Return the record the collector receives: a track with the context sales needs."""
+        """Return the record the collector receives: a track with the context sales needs.
+
+        Added in version 0.1.0.
+        """
         properties: dict[str, Any] = {
             "subject": self.subject,
             "subject_id": self.id,

@@ -42,7 +42,10 @@ _DEMO_START = "2026-03-01T09:00:00Z"
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
-    """Run the command line; return the process exit status."""
+    """Run the command line; return the process exit status.
+
+    Added in version 0.1.0.
+    """
     parser = argparse.ArgumentParser(prog="pqlsdk", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pqlsdk {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)

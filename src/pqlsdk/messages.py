@@ -52,10 +52,16 @@ __all__ = [
 ]
 
 MAX_MESSAGE_BYTES: Final = 32 * 1024
-"""Largest accepted message, as encoded JSON bytes (Segment's per-message limit)."""
+"""Largest accepted message, as encoded JSON bytes (Segment's per-message limit).
+
+Added in version 0.1.0.
+"""
 
 MAX_DEPTH: Final = 10
-"""Deepest accepted nesting of lists and dicts inside traits, properties or context."""
+"""Deepest accepted nesting of lists and dicts inside traits, properties or context.
+
+Added in version 0.1.0.
+"""
 
 
 def new_message_id() -> str:
@@ -118,39 +124,57 @@ class _Message(
 
 
 class Identify(_Message, tag="identify", frozen=True, gc=False):
-    """Who a user is: ``traits`` merge into the user's state, later values winning."""
+    """Who a user is: ``traits`` merge into the user's state, later values winning.
+
+    Added in version 0.1.0.
+    """
 
     traits: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Group(_Message, tag="group", frozen=True, gc=False):
-    """Which account a user belongs to; ``traits`` merge into the account's state."""
+    """Which account a user belongs to; ``traits`` merge into the account's state.
+
+    Added in version 0.1.0.
+    """
 
     group_id: str
     traits: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Track(_Message, tag="track", frozen=True, gc=False):
-    """Something a user did: the activity that rules count."""
+    """Something a user did: the activity that rules count.
+
+    Added in version 0.1.0.
+    """
 
     event: str
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 Message = Identify | Group | Track
-"""Any message pqlsdk records."""
+"""Any message pqlsdk records.
+
+Added in version 0.1.0.
+"""
 
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder(Message)
 
 
 def encode(message: Message) -> bytes:
-    """Return the Segment JSON encoding of ``message``."""
+    """Return the Segment JSON encoding of ``message``.
+
+    Added in version 0.1.0.
+    """
     return _encoder.encode(message)
 
 
 def decode(data: bytes | str) -> Message:
-    """Decode and check one JSON message; raise ``InvalidMessageError`` if refused."""
+    """Decode and check one JSON message; raise ``InvalidMessageError`` if refused.
+
+    Added in version 0.1.0.
+    """
     try:
         message = _decoder.decode(data)
     except msgspec.DecodeError as exc:
@@ -165,7 +189,10 @@ def decode_checked(data: bytes) -> Message:
 
 
 def convert(obj: Any) -> Message:
-    """Check and convert one decoded JSON object (a dict) into a message."""
+    """Check and convert one decoded JSON object (a dict) into a message.
+
+    Added in version 0.1.0.
+    """
     try:
         message: Message = msgspec.convert(obj, Message)
     except msgspec.ValidationError as exc:
@@ -178,6 +205,8 @@ def check(message: Message) -> tuple[Message, bytes]:
 
     The JSON is returned because the size check needs it anyway: callers keep the
     bytes so that each message is encoded exactly once.
+
+    Added in version 0.1.0.
     """
     message, canonical = _checked(message)
     try:
@@ -197,6 +226,8 @@ def check_decoded(message: Message, size: int) -> Message:
 
     For reading histories: the JSON is at hand, so its size is known and its values
     are JSON already; everything else is checked as ``check()`` does.
+
+    Added in version 0.1.0.
     """
     _check_size(message, size)
     return _checked(message, typed=True)[0]

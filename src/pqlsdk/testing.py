@@ -2,13 +2,15 @@
 
 ``RecordingTransport`` stands in for the HTTP transport so tests can check what
 pqlsdk would have sent without a network, and can script delivery failures to
-exercise retries::
+exercise retries:
 
-    transport = RecordingTransport()
-    client = pqlsdk.Client(store="memory://", transport=transport)
-    client.track("u1", "Signed Up")
-    client.close()
-    assert [m["event"] for m in transport.messages] == ["Signed Up"]
+```python
+transport = RecordingTransport()
+client = pqlsdk.Client(store="memory://", transport=transport)
+client.track("u1", "Signed Up")
+client.close()
+assert [m["event"] for m in transport.messages] == ["Signed Up"]
+```
 
 ``FixedClock`` (also ``pqlsdk.FixedClock``) stands still until told to move.
 """
@@ -38,6 +40,8 @@ class RecordingTransport:
     ``fail`` lists errors to raise, one per send, before sends start to succeed
     (a failed send records nothing), so tests can check retries and drops.
     Safe to use from several threads.
+
+    Added in version 0.1.0.
     """
 
     def __init__(self, *, fail: Iterable[DeliveryError] = ()) -> None:
@@ -47,23 +51,35 @@ class RecordingTransport:
         self.closed = False
 
     def send(self, batch: Batch) -> None:
-        """Raise the next scripted failure, if any is left; otherwise record ``batch``."""
+        """Raise the next scripted failure, if any is left; otherwise record ``batch``.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             if self._failures:
                 raise self._failures.popleft()
             self._batches.append(batch)
 
     def close(self) -> None:
-        """Mark the transport closed (``closed`` becomes True); recordings stay readable."""
+        """Mark the transport closed (``closed`` becomes True); recordings stay readable.
+
+        Added in version 0.1.0.
+        """
         self.closed = True
 
     @property
     def batches(self) -> list[Batch]:
-        """Every batch delivered so far, in the order it was sent (a copy)."""
+        """Every batch delivered so far, in the order it was sent (a copy).
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             return list(self._batches)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """Every message delivered so far, decoded from JSON, in the order it was sent."""
+        """Every message delivered so far, decoded from JSON, in the order it was sent.
+
+        Added in version 0.1.0.
+        """
         return [_MESSAGE.decode(message) for batch in self.batches for message in batch.messages]

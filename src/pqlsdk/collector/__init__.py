@@ -3,11 +3,13 @@
 It takes Segment-style batches on ``POST /v1/batch`` (HTTP Basic write keys,
 gzip, bounded bodies), checks every message with ``pqlsdk.messages``, stores
 them idempotently by ``messageId`` in SQLite or PostgreSQL, and keeps the latest
-tier crossing of every user and account as a ``Lead``::
+tier crossing of every user and account as a ``Lead``:
 
-    from pqlsdk.collector import create_app
+```python
+from pqlsdk.collector import create_app
 
-    app = create_app("collector.db", write_keys=["wk_live_..."], on_crossing=alert)
+app = create_app("collector.db", write_keys=["wk_live_..."], on_crossing=alert)
+```
 
 or, from a shell, ``pqlsdk collector --write-key wk_live_...``.
 

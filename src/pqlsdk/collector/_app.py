@@ -292,6 +292,8 @@ def create_app(
     ``?tier=`` and ``?route=`` and each requiring a feed key as the HTTP Basic
     username (the feed shows user data). ``deadlines`` says how soon each tier
     must hear from sales. Without feed keys those pages do not exist.
+
+    Added in version 0.1.0.
     """
     keys = _Keys(write_keys)
     if (

@@ -52,6 +52,8 @@ class Lead(msgspec.Struct, kw_only=True, frozen=True):
     The fields are the crossing's properties (CONTRACT.md) plus ``crossed_at``
     (the message's timestamp, UTC), ``user_id`` (the user whose event caused the
     crossing) and ``message_id`` (the message the lead came from).
+
+    Added in version 0.1.0.
     """
 
     subject: Literal["user", "account"]
@@ -72,11 +74,17 @@ class Lead(msgspec.Struct, kw_only=True, frozen=True):
 
     @property
     def key(self) -> tuple[str, str, str]:
-        """What a lead is kept per: ``(subject, subject_id, model)``."""
+        """What a lead is kept per: ``(subject, subject_id, model)``.
+
+        Added in version 0.1.0.
+        """
         return (self.subject, self.subject_id, self.model)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the lead as JSON values: lists, and ``crossed_at`` as ISO-8601 UTC (``Z``)."""
+        """Return the lead as JSON values: lists, and ``crossed_at`` as ISO-8601 UTC (``Z``).
+
+        Added in version 0.1.0.
+        """
         data: dict[str, Any] = _json_decode(_json_encode(self))
         return data
 

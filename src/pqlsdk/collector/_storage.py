@@ -47,6 +47,8 @@ class StoreResult(msgspec.Struct, frozen=True):
     ``new_ids`` were stored now; ``duplicates`` were stored before (or earlier in
     the same batch) and changed nothing. ``leads`` are the crossings among the
     new messages that are now their key's lead, one per key.
+
+    Added in version 0.1.0.
     """
 
     new_ids: tuple[str, ...]
@@ -55,43 +57,70 @@ class StoreResult(msgspec.Struct, frozen=True):
 
 
 class Storage(Protocol):
-    """What the collector app needs from a database."""
+    """What the collector app needs from a database.
+
+    Added in version 0.1.0.
+    """
 
     @property
     def kind(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
+        """``"sqlite"`` or ``"postgresql"``.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def store(
         self, messages: Iterable[Message], *, received_at: datetime | None = None
     ) -> StoreResult:
-        """Store ``messages`` in one transaction, and project their crossings into leads."""
+        """Store ``messages`` in one transaction, and project their crossings into leads.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def leads(
         self, *, tier: str | None = None, route: str | None = None, limit: int = 100
     ) -> list[Lead]:
-        """Return leads, most urgent tier first, then highest score."""
+        """Return leads, most urgent tier first, then highest score.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def lead(self, subject: str, subject_id: str, *, model: str | None = None) -> Lead | None:
-        """Return the lead of one user or account, or None."""
+        """Return the lead of one user or account, or None.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def count(self) -> int:
-        """Return how many messages are stored."""
+        """Return how many messages are stored.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def schema_version(self) -> int:
-        """Return the schema version the database is at."""
+        """Return the schema version the database is at.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def ping(self) -> None:
-        """Raise ``StoreError`` unless the database answers."""
+        """Raise ``StoreError`` unless the database answers.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def close(self) -> None:
-        """Release the connection; further calls raise ``StoreError``."""
+        """Release the connection; further calls raise ``StoreError``.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def __enter__(self) -> Self: ...
@@ -356,6 +385,8 @@ def open_storage(url: str, *, tiers: Sequence[str] = DEFAULT_TIERS) -> Storage:
 
     ``tiers`` ranks leads, most urgent first. Raise ``ConfigError`` for a URL
     that names neither, ``StoreError`` when the database cannot be opened.
+
+    Added in version 0.1.0.
     """
     scheme, separator, rest = url.partition("://")
     if not separator:

@@ -1,15 +1,17 @@
 """Celery: what tasks track reaches the collector, prefork pool included.
 
-Usage, in the module that creates the Celery app (every worker process imports it)::
+Usage, in the module that creates the Celery app (every worker process imports it):
 
-    import pqlsdk
-    from celery import Celery
-    from pqlsdk.integrations import celery as pqlsdk_celery
+```python
+import pqlsdk
+from celery import Celery
+from pqlsdk.integrations import celery as pqlsdk_celery
 
-    app = Celery("tasks")
-    client = pqlsdk.Client(store="sqlite:///pqlsdk.db", endpoint=..., write_key=...)
-    pqlsdk_celery.install(app)                           # deliver when a pool process ends
-    pqlsdk_celery.install(app, flush_after_task=client)  # ...and after every task, too
+app = Celery("tasks")
+client = pqlsdk.Client(store="sqlite:///pqlsdk.db", endpoint=..., write_key=...)
+pqlsdk_celery.install(app)                           # deliver when a pool process ends
+pqlsdk_celery.install(app, flush_after_task=client)  # ...and after every task, too
+```
 
 Why a hook is needed at all: pqlsdk drains its outboxes from an ``atexit`` hook,
 and billiard's pool processes (``-P prefork``, Celery's default pool) end with
@@ -77,12 +79,18 @@ ClientSource = Client | Callable[[], Client | None]
 
 @attrs.frozen
 class Installed:
-    """The hooks ``install()`` connected; ``uninstall()`` disconnects them."""
+    """The hooks ``install()`` connected; ``uninstall()`` disconnects them.
+
+    Added in version 0.1.0.
+    """
 
     flushes_after_task: bool
 
     def uninstall(self) -> None:
-        """Disconnect both hooks (pool processes then exit without delivering)."""
+        """Disconnect both hooks (pool processes then exit without delivering).
+
+        Added in version 0.1.0.
+        """
         signals.worker_process_shutdown.disconnect(dispatch_uid=_EXIT_UID)
         signals.task_postrun.disconnect(dispatch_uid=_FLUSH_UID)
 
@@ -98,6 +106,8 @@ def install(
     ``app`` limits the per-task flush to that app's tasks (None: every task).
     ``timeout`` bounds each per-task flush, in seconds. Setup mistakes raise
     ``ConfigError`` here, never later in a task.
+
+    Added in version 0.1.0.
     """
     if app is not None and not isinstance(app, Celery):
         raise ConfigError(f"app must be a Celery app or None, got {type(app).__name__}")

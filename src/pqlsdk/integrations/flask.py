@@ -1,25 +1,27 @@
 """A Flask extension: feature gates on views, moments in templates, outcomes from the browser.
 
-Usage::
+Usage:
 
-    from pqlsdk.integrations.flask import PQLSDK
+```python
+from pqlsdk.integrations.flask import PQLSDK
 
-    pqlsdk = PQLSDK()                       # one object, any number of apps
+pqlsdk = PQLSDK()                       # one object, any number of apps
 
-    def create_app() -> Flask:
-        app = Flask(__name__)
-        app.config["SECRET_KEY"] = "..."    # signs pqlsdk's CSRF tokens
-        app.config["PQLSDK_RULES"] = "rules/playbook.toml"
-        pqlsdk.init_app(app)
-        return app
+def create_app() -> Flask:
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "..."    # signs pqlsdk's CSRF tokens
+    app.config["PQLSDK_RULES"] = "rules/playbook.toml"
+    pqlsdk.init_app(app)
+    return app
 
-    @pqlsdk.user_id                         # optional: flask-login's current_user by default
-    def current_user_id() -> str | None:
-        return session.get("uid")
+@pqlsdk.user_id                         # optional: flask-login's current_user by default
+def current_user_id() -> str | None:
+    return session.get("uid")
 
-    @app.get("/settings/sso")
-    @pqlsdk.require_feature("sso")          # denied: a 403 page with the upgrade prompt
-    def sso_settings() -> str: ...
+@app.get("/settings/sso")
+@pqlsdk.require_feature("sso")          # denied: a 403 page with the upgrade prompt
+def sso_settings() -> str: ...
+```
 
 and ``{{ pqlsdk_moment() }}`` in a layout renders the user's moment (a trial
 notice, an upgrade nudge) with its two buttons, which post to the extension's
@@ -127,19 +129,31 @@ __all__ = [
 _P = ParamSpec("_P")
 
 OnDenied: TypeAlias = Literal["prompt", "403", "redirect"]
-"""What ``require_feature`` answers a denial with."""
+"""What ``require_feature`` answers a denial with.
+
+Added in version 0.1.0.
+"""
 
 Loader: TypeAlias = Callable[[], object]
 """A user or account loader: returns an id (a str, or anything ``str()`` makes one) or None."""
 
 BLOCKED_TEMPLATE: Final = "pqlsdk/blocked.html"
-"""The page a denied ``require_feature(..., on_denied="prompt")`` renders; override it."""
+"""The page a denied ``require_feature(..., on_denied="prompt")`` renders; override it.
+
+Added in version 0.1.0.
+"""
 
 CSRF_FIELD: Final = "pqlsdk_csrf"
-"""The hidden form field carrying the CSRF token."""
+"""The hidden form field carrying the CSRF token.
+
+Added in version 0.1.0.
+"""
 
 CSRF_HEADER: Final = "X-PQLSDK-CSRF"
-"""The request header carrying the CSRF token of a JSON outcome."""
+"""The request header carrying the CSRF token of a JSON outcome.
+
+Added in version 0.1.0.
+"""
 
 _EXTENSION: Final = "pqlsdk"
 _SALT: Final = "pqlsdk-outcome"
@@ -159,6 +173,8 @@ class PQLSDK:
     then reads no store, rules or delivery settings); without it each app gets
     its own client, built from its config on first use. ``user`` and
     ``account`` are loaders (see the module docstring).
+
+    Added in version 0.1.0.
     """
 
     def __init__(
@@ -182,6 +198,8 @@ class PQLSDK:
 
         Opens nothing: the client is built on first use. Raises ``ConfigError``
         naming the key for a missing or bad setting.
+
+        Added in version 0.1.0.
         """
         if _EXTENSION in app.extensions:
             raise ConfigError(f"PQLSDK is already set up on app {app.name!r}")
@@ -193,12 +211,18 @@ class PQLSDK:
         app.add_template_global(pqlsdk_csrf_token)
 
     def user_id(self, loader: Loader) -> Loader:
-        """Register the function that returns the current user's id (a decorator)."""
+        """Register the function that returns the current user's id (a decorator).
+
+        Added in version 0.1.0.
+        """
         self._user_loader = loader
         return loader
 
     def account_id(self, loader: Loader) -> Loader:
-        """Register the function that returns the current user's account id (a decorator)."""
+        """Register the function that returns the current user's account id (a decorator).
+
+        Added in version 0.1.0.
+        """
         self._account_loader = loader
         return loader
 
@@ -206,16 +230,25 @@ class PQLSDK:
     def require_feature(
         feature: str, *, on_denied: OnDenied = "prompt", redirect_to: str | None = None
     ) -> Callable[[Callable[_P, ResponseReturnValue]], Callable[_P, ResponseReturnValue]]:
-        """``require_feature`` (the module function), reachable from the extension object."""
+        """``require_feature`` (the module function), reachable from the extension object.
+
+        Added in version 0.1.0.
+        """
         return require_feature(feature, on_denied=on_denied, redirect_to=redirect_to)
 
     @property
     def client(self) -> Client:
-        """The current app's client, built on first use."""
+        """The current app's client, built on first use.
+
+        Added in version 0.1.0.
+        """
         return _state().client()
 
     def current_user_id(self) -> str | None:
-        """Return the current request's user id, as the loader (or flask-login) gives it."""
+        """Return the current request's user id, as the loader (or flask-login) gives it.
+
+        Added in version 0.1.0.
+        """
         return _state().user()
 
     def close(self, app: Flask, timeout: float | None = 10.0) -> None:
@@ -223,6 +256,8 @@ class PQLSDK:
 
         Not needed in production (exit hooks deliver what is left); for tests
         and scripts that create many apps. A client passed in is left open.
+
+        Added in version 0.1.0.
         """
         app.extensions[_EXTENSION].close(timeout)
 
@@ -238,6 +273,8 @@ def require_feature(
     ``"redirect"`` redirects to ``redirect_to`` (default ``PQLSDK_UPGRADE_URL``).
     No current user: 401, or flask-login's ``unauthorized()`` when the app has
     a ``LoginManager``.
+
+    Added in version 0.1.0.
     """
     if on_denied not in get_args(OnDenied):
         raise ConfigError(f"on_denied must be one of {list(get_args(OnDenied))}, got {on_denied!r}")
@@ -283,6 +320,8 @@ def pqlsdk_moment() -> Markup:
     Decided once a request: a second call (or one on a page that already shows
     a gate moment) renders nothing, so a page never shows two moments. Outside
     a request, or without a user, it renders nothing.
+
+    Added in version 0.1.0.
     """
     if not has_request_context() or g.get(_SHOWN, False):
         return Markup("")
@@ -299,6 +338,8 @@ def pqlsdk_gate_moment() -> Markup:
 
     For ``pqlsdk/blocked.html`` (a template global). After a dismissal the
     browser goes to the app's root, not back to the page it cannot use.
+
+    Added in version 0.1.0.
     """
     shown: tuple[str, Moment] | None = g.get(_GATE) if has_request_context() else None
     if shown is None:
@@ -310,6 +351,8 @@ def pqlsdk_csrf_token() -> str:
     """Return the CSRF token for the current user's outcome posts ("" without a user).
 
     For single-page apps: send it as the ``X-PQLSDK-CSRF`` header.
+
+    Added in version 0.1.0.
     """
     if not has_request_context():
         return ""

@@ -1,16 +1,19 @@
 """An OpenFeature provider: code written against the OpenFeature API gets pqlsdk's answers.
 
-Usage::
+Usage:
 
-    from openfeature import api
-    from pqlsdk.integrations.openfeature import PQLProvider
+```python
+from openfeature import api
+from openfeature.evaluation_context import EvaluationContext
+from pqlsdk.integrations.openfeature import PQLProvider
 
-    api.set_provider(PQLProvider(client))
-    flags = api.get_client()
-    context = EvaluationContext(targeting_key="u1")
-    flags.get_boolean_value("sso", False, context)           # the plan's entitlement
-    flags.get_string_value("pqlsdk.tier", "cold", context)   # tier under the primary model
-    flags.get_float_value("pqlsdk.score", 0.0, context)      # score under the primary model
+api.set_provider(PQLProvider(client))
+flags = api.get_client()
+context = EvaluationContext(targeting_key="u1")
+flags.get_boolean_value("sso", False, context)           # the plan's entitlement
+flags.get_string_value("pqlsdk.tier", "cold", context)   # tier under the primary model
+flags.get_float_value("pqlsdk.score", 0.0, context)      # score under the primary model
+```
 
 - Boolean flags are feature gates (``Client.gate(targeting_key, flag)``): the
   resolution's variant is ``"on"`` or ``"off"`` and its metadata carry the
@@ -59,13 +62,19 @@ _STRINGS: Final = frozenset({TIER, ROUTE})
 
 
 class PQLProvider(AbstractProvider):
-    """Answers OpenFeature flag evaluations from a pqlsdk ``Client``."""
+    """Answers OpenFeature flag evaluations from a pqlsdk ``Client``.
+
+    Added in version 0.1.0.
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
 
     def get_metadata(self) -> Metadata:
-        """Name this provider in OpenFeature's hooks and logs."""
+        """Name this provider in OpenFeature's hooks and logs.
+
+        Added in version 0.1.0.
+        """
         return Metadata(name="pqlsdk")
 
     def resolve_boolean_details(
@@ -74,7 +83,10 @@ class PQLProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
-        """Answer a feature gate from the plan entitlements."""
+        """Answer a feature gate from the plan entitlements.
+
+        Added in version 0.1.0.
+        """
         user_id = _user(evaluation_context)
         if flag_key in _STRINGS or flag_key == SCORE:
             raise TypeMismatchError(f"{flag_key} is not a boolean flag")
@@ -98,7 +110,10 @@ class PQLProvider(AbstractProvider):
         default_value: str,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[str]:
-        """Answer ``pqlsdk.tier`` or ``pqlsdk.route``."""
+        """Answer ``pqlsdk.tier`` or ``pqlsdk.route``.
+
+        Added in version 0.1.0.
+        """
         user_id = _user(evaluation_context)
         if flag_key not in _STRINGS:
             raise _unknown(flag_key, "string")
@@ -112,7 +127,10 @@ class PQLProvider(AbstractProvider):
         default_value: float,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
-        """Answer ``pqlsdk.score``."""
+        """Answer ``pqlsdk.score``.
+
+        Added in version 0.1.0.
+        """
         user_id = _user(evaluation_context)
         if flag_key != SCORE:
             raise _unknown(flag_key, "number")
@@ -127,7 +145,10 @@ class PQLProvider(AbstractProvider):
         default_value: int,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[int]:
-        """Answer ``pqlsdk.score``, rounded."""
+        """Answer ``pqlsdk.score``, rounded.
+
+        Added in version 0.1.0.
+        """
         found = self.resolve_float_details(flag_key, float(default_value), evaluation_context)
         return FlagResolutionDetails(
             value=round(found.value), reason=found.reason, variant=found.variant
@@ -139,7 +160,10 @@ class PQLProvider(AbstractProvider):
         default_value: Sequence[Any] | Mapping[str, Any],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[Any] | Mapping[str, Any]]:
-        """Pqlsdk has no object flags."""
+        """Pqlsdk has no object flags.
+
+        Added in version 0.1.0.
+        """
         raise _unknown(flag_key, "object")
 
 

@@ -8,9 +8,11 @@ look-ahead, and suggests thresholds; ``--compare`` puts a second rules file
 beside the first; single loggers are listed under a sustained-usage model;
 ``--report`` writes an offline HTML report with charts.
 
-The same works from Python::
+The same works from Python:
 
-    from pqlsdk.replay import load_outcomes, replay
+```python
+from pqlsdk.replay import load_outcomes, replay
+```
 """
 
 from __future__ import annotations

@@ -24,13 +24,21 @@ from ..rules._model import Model
 __all__ = ["DEFAULT_EDGES", "Bands", "Row", "parse_edges", "rows", "wilson"]
 
 DEFAULT_EDGES: Final = tuple(float(edge) for edge in range(0, 101, 10))
+"""Score bands of ten points (0, 10, ... 100): even, so a first replay shows the shape.
+
+Added in version 0.1.0.
+"""
+
 _Z95: Final = 1.959963984540054  # the normal quantile for a two-sided 95 % interval
 _DAY: Final = 86_400_000_000  # µs
 
 
 @attrs.frozen
 class Bands:
-    """Named score ranges: ``lows[i]`` up to ``lows[i + 1]`` is ``labels[i]``."""
+    """Named score ranges: ``lows[i]`` up to ``lows[i + 1]`` is ``labels[i]``.
+
+    Added in version 0.1.0.
+    """
 
     kind: str
     """``"tiers"`` or ``"bands"``."""
@@ -39,26 +47,41 @@ class Bands:
 
     @classmethod
     def of_tiers(cls, model: Model) -> Bands:
-        """Make bands of the model's own tiers."""
+        """Make bands of the model's own tiers.
+
+        Added in version 0.1.0.
+        """
         return cls("tiers", tuple(t for t, _ in model.tiers), tuple(n for _, n in model.tiers))
 
     @classmethod
     def of_edges(cls, edges: Sequence[float]) -> Bands:
-        """Make fixed score bands from ascending ``edges``: ``0-10``, ..., ``100+``."""
+        """Make fixed score bands from ascending ``edges``: ``0-10``, ..., ``100+``.
+
+        Added in version 0.1.0.
+        """
         labels = [f"{show(low)}-{show(high)}" for low, high in itertools.pairwise(edges)]
         return cls("bands", tuple(edges), (*labels, f"{show(edges[-1])}+"))
 
     def index(self, score: float) -> int:
-        """Return the band ``score`` falls in."""
+        """Return the band ``score`` falls in.
+
+        Added in version 0.1.0.
+        """
         return max(bisect.bisect_right(self.lows, score) - 1, 0)
 
     def high(self, index: int) -> float | None:
-        """Return the band's upper edge (exclusive), None for the last band."""
+        """Return the band's upper edge (exclusive), None for the last band.
+
+        Added in version 0.1.0.
+        """
         return self.lows[index + 1] if index + 1 < len(self.lows) else None
 
 
 def parse_edges(text: str) -> tuple[float, ...]:
-    """Parse ``--bands`` (comma-separated, strictly ascending numbers); ValueError if bad."""
+    """Parse ``--bands`` (comma-separated, strictly ascending numbers); ValueError if bad.
+
+    Added in version 0.1.0.
+    """
     edges = tuple(float(part) for part in text.split(",") if part.strip())
     if not edges or any(not math.isfinite(e) for e in edges):
         raise ValueError("give finite numbers, e.g. 0,26,51,76")
@@ -72,6 +95,8 @@ def wilson(converted: int, total: int, z: float = _Z95) -> tuple[float, float]:
 
     Unlike the normal approximation it stays within 0..1 and is honest for small
     bands and rates near 0 or 1, which is where threshold tuning looks.
+
+    Added in version 0.1.0.
     """
     if total == 0:
         return 0.0, 1.0
@@ -84,7 +109,10 @@ def wilson(converted: int, total: int, z: float = _Z95) -> tuple[float, float]:
 
 @attrs.frozen
 class Row:
-    """One band's subjects and conversions."""
+    """One band's subjects and conversions.
+
+    Added in version 0.1.0.
+    """
 
     label: str
     low: float
@@ -101,7 +129,10 @@ class Row:
     """Summed values of its converters; None when no converter had a value."""
 
     def to_dict(self) -> dict[str, object]:
-        """Plain data for JSON output."""
+        """Plain data for JSON output.
+
+        Added in version 0.1.0.
+        """
         return {
             "band": self.label,
             "low": self.low,
@@ -121,7 +152,10 @@ Member = tuple[int, int | None, float | None]
 
 
 def rows(bands: Bands, members: Iterable[Member]) -> list[Row]:
-    """Tabulate ``members`` by band: counts, rate with Wilson interval, median delay, revenue."""
+    """Tabulate ``members`` by band: counts, rate with Wilson interval, median delay, revenue.
+
+    Added in version 0.1.0.
+    """
     size = len(bands.lows)
     counts, converted = [0] * size, [0] * size
     delays: list[list[float]] = [[] for _ in range(size)]

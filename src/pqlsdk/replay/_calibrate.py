@@ -72,7 +72,10 @@ def pql_tier(model: Model, named: str | None) -> str:
 
 
 def target_threshold(rows: Sequence[Row], target: float) -> tuple[float, float] | None:
-    """Return the lowest band edge whose band converts at ``target`` or better, and its rate."""
+    """Return the lowest band edge whose band converts at ``target`` or better, and its rate.
+
+    Added in version 0.1.0.
+    """
     for row in rows:
         if row.rate is not None and row.rate >= target:
             return row.low, row.rate
@@ -84,6 +87,8 @@ def best_separation(scored: Sequence[tuple[float, bool]]) -> tuple[float, float,
 
     ``scored`` holds (score, converted) for every subject; it must contain both
     converters and non-converters.
+
+    Added in version 0.1.0.
     """
     positives = sum(converted for _, converted in scored)
     negatives = len(scored) - positives
@@ -104,7 +109,10 @@ def best_separation(scored: Sequence[tuple[float, bool]]) -> tuple[float, float,
 
 
 def moves(model: Model, tier: str, threshold: float, scores: Sequence[float]) -> Moves:
-    """Count the subjects whose tier changes when ``tier`` starts at ``threshold``."""
+    """Count the subjects whose tier changes when ``tier`` starts at ``threshold``.
+
+    Added in version 0.1.0.
+    """
     old = [t for t, _ in model.tiers]
     names = [name for _, name in model.tiers]
     new = sorted(

@@ -39,7 +39,10 @@ _TIME_KEYS: Final = ("time", "timestamp")
 
 @attrs.define
 class Conversion:
-    """One subject's conversion: when it first converted and the revenue of all its rows."""
+    """One subject's conversion: when it first converted and the revenue of all its rows.
+
+    Added in version 0.1.0.
+    """
 
     subject: str
     """``"user"`` or ``"account"``."""
@@ -51,7 +54,10 @@ class Conversion:
 
 
 def load_outcomes(path: Path) -> dict[tuple[str, str], Conversion]:
-    """Read an outcomes file into conversions keyed by (subject, id); ``ConfigError`` if bad."""
+    """Read an outcomes file into conversions keyed by (subject, id); ``ConfigError`` if bad.
+
+    Added in version 0.1.0.
+    """
     conversions: dict[tuple[str, str], Conversion] = {}
     for where, row in _rows(path):
         subject, subject_id, at, value = _parse(where, row)

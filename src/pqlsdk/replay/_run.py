@@ -58,7 +58,10 @@ from ._outcomes import Conversion
 __all__ = ["REORDER_WINDOW", "Checkpoint", "Replay", "Standing", "replay"]
 
 REORDER_WINDOW: Final = 10_000
-"""Messages held back to fold a nearly-ordered file in time order."""
+"""Messages held back to fold a nearly-ordered file in time order.
+
+Added in version 0.1.0.
+"""
 _DAY: Final = 86_400_000_000  # µs
 _NEVER: Final = 1 << 62  # µs: later than any instant
 _PROGRESS_EVERY = 1 << 14  # messages between looks at the clock
@@ -67,7 +70,10 @@ _PROGRESS_SECONDS = 0.2  # between progress lines
 
 @attrs.define(slots=True)
 class Standing:
-    """Where a user or account stood under each model: at conversion, or at the end."""
+    """Where a user or account stood under each model: at conversion, or at the end.
+
+    Added in version 0.1.0.
+    """
 
     subject: str
     """``"user"`` or ``"account"``."""
@@ -84,7 +90,10 @@ class Standing:
 
 @attrs.frozen
 class Checkpoint:
-    """The users' tiers under the first model at one instant of ``--every``."""
+    """The users' tiers under the first model at one instant of ``--every``.
+
+    Added in version 0.1.0.
+    """
 
     at: int
     tiers: dict[str, int]
@@ -95,7 +104,10 @@ class Checkpoint:
 
 @attrs.define
 class Replay:
-    """What a replay found; the inputs of every table, chart and suggestion."""
+    """What a replay found; the inputs of every table, chart and suggestion.
+
+    Added in version 0.1.0.
+    """
 
     models: tuple[Model, ...]
     bands: tuple[tuple[Bands, Bands], ...]
@@ -163,7 +175,10 @@ def replay(
     every: int | None = None,
     progress: TextIO | None = None,
 ) -> Replay:
-    """Replay ``events`` under ``models`` (see the module's rules on time and look-ahead)."""
+    """Replay ``events`` under ``models`` (see the module's rules on time and look-ahead).
+
+    Added in version 0.1.0.
+    """
     run = _Run(models, edges, conversions or {}, at=at, every=every, progress=progress)
     ordered = _time_order(read(events, run.history), run.counts)
     try:

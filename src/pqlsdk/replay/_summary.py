@@ -21,6 +21,10 @@ LOOK_AHEAD_RULE: Final = (
     "conversion time (events folded in time order), scored at that time; everyone else "
     "is placed at the evaluation time."
 )
+"""Printed with every conversion table (text, JSON, HTML): the rates are not hindsight.
+
+Added in version 0.1.0.
+"""
 
 
 def iso(at: int) -> str:
@@ -38,7 +42,10 @@ def summarize(
     sustained: Model | None,
     share: float,
 ) -> dict[str, Any]:
-    """Gather every table, suggestion and list of a replay into JSON-ready data."""
+    """Gather every table, suggestion and list of a replay into JSON-ready data.
+
+    Added in version 0.1.0.
+    """
     history = replay.history
     kinds = [k for k in ("user", "account") if any(True for _ in _of(replay, k))]
     data: dict[str, Any] = {

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from ._loader import Format
 
 MAX_RULES_BYTES: Final = 1_000_000
-"""Largest rules file accepted, in bytes."""
+"""Largest rules file accepted, in bytes.
+
+Added in version 0.1.0.
+"""
 
 
 # The loader (TOML, the expression lexer, parser and compiler) is imported on the
@@ -28,14 +31,20 @@ MAX_RULES_BYTES: Final = 1_000_000
 
 
 def load(path: str | Path) -> Rules:
-    """Load and compile the rules file at ``path`` (``.json`` is JSON, else TOML)."""
+    """Load and compile the rules file at ``path`` (``.json`` is JSON, else TOML).
+
+    Added in version 0.1.0.
+    """
     from ._loader import load  # noqa: PLC0415 - see above
 
     return load(path)
 
 
 def loads(text: str | bytes, *, name: str = "<rules>", format: Format = "toml") -> Rules:
-    """Load and compile rules from ``text``; ``name`` is used in error messages."""
+    """Load and compile rules from ``text``; ``name`` is used in error messages.
+
+    Added in version 0.1.0.
+    """
     from ._loader import loads  # noqa: PLC0415 - see above
 
     return loads(text, name=name, format=format)

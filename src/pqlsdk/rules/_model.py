@@ -38,6 +38,8 @@ class Signal:
     ``observe`` is the measured side of a ``when`` that compares something with a
     constant (``count("x") >= 3``), and ``needs`` the rest (``>= 3``): together
     they explain the signal ("x = 2, needs >= 3").
+
+    Added in version 0.1.0.
     """
 
     name: str
@@ -51,7 +53,10 @@ class Signal:
 
 @attrs.frozen
 class Route:
-    """A compiled routing rule."""
+    """A compiled routing rule.
+
+    Added in version 0.1.0.
+    """
 
     route: str
     when: Compiled
@@ -59,7 +64,10 @@ class Route:
 
 @attrs.frozen
 class Model:
-    """A compiled scoring model."""
+    """A compiled scoring model.
+
+    Added in version 0.1.0.
+    """
 
     name: str
     subject: str
@@ -74,18 +82,27 @@ class Model:
     aggregates: frozenset[Aggregate]
 
     def tier_for(self, score: float) -> str:
-        """Return the highest tier whose threshold ``score`` reaches (else the lowest)."""
+        """Return the highest tier whose threshold ``score`` reaches (else the lowest).
+
+        Added in version 0.1.0.
+        """
         index = bisect.bisect_right([threshold for threshold, _ in self.tiers], score) - 1
         return self.tiers[max(index, 0)][1]
 
     def rank(self, tier: str) -> int:
-        """Return the position of ``tier`` from the bottom (0 for the lowest)."""
+        """Return the position of ``tier`` from the bottom (0 for the lowest).
+
+        Added in version 0.1.0.
+        """
         return [name for _, name in self.tiers].index(tier)
 
 
 @attrs.frozen
 class PQA:
-    """Account roll-up: a PQA has ``min_users`` users at ``tier`` or above in ``model``."""
+    """Account roll-up: a PQA has ``min_users`` users at ``tier`` or above in ``model``.
+
+    Added in version 0.1.0.
+    """
 
     model: str
     tier: str
@@ -149,7 +166,10 @@ class Entitlements:
 
 @attrs.frozen
 class Rules:
-    """A loaded rules file: its models, the primary one, and the account roll-up."""
+    """A loaded rules file: its models, the primary one, and the account roll-up.
+
+    Added in version 0.1.0.
+    """
 
     models: Mapping[str, Model]
     primary: str
@@ -161,7 +181,10 @@ class Rules:
 
     @property
     def aggregates(self) -> frozenset[Aggregate]:
-        """Every aggregate any model needs: what the store must keep."""
+        """Every aggregate any model needs: what the store must keep.
+
+        Added in version 0.1.0.
+        """
         needed = [model.aggregates for model in self.models.values()]
         if self.moments is not None:
             needed += [kind.when.aggregates for kind in self.moments.kinds if kind.when]
@@ -170,7 +193,10 @@ class Rules:
         return frozenset().union(*needed)
 
     def model(self, name: str | None = None) -> Model:
-        """Return model ``name``, or the primary model; ``ConfigError`` if unknown."""
+        """Return model ``name``, or the primary model; ``ConfigError`` if unknown.
+
+        Added in version 0.1.0.
+        """
         key = self.primary if name is None else name
         try:
             return self.models[key]

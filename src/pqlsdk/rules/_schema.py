@@ -1,15 +1,17 @@
 """The rules file's shape, as typed structures: what a growth team may write.
 
 TOML and JSON files decode into these ``msgspec`` structs, which reject unknown
-keys and wrong types before any expression is compiled. A minimal file::
+keys and wrong types before any expression is compiled. A minimal file:
 
-    [model.playbook]
-    gate = 'count("core_workflow_completed") >= 1'
-    multiplier = '1.0 if days_since_last_active() <= 7 else 0.5'
-    tiers = { cold = 0, warm = 26, hot = 51, burning = 76 }
+```toml
+[model.playbook]
+gate = 'count("core_workflow_completed") >= 1'
+multiplier = '1.0 if days_since_last_active() <= 7 else 0.5'
+tiers = { cold = 0, warm = 26, hot = 51, burning = 76 }
 
-    [model.playbook.signals]
-    hit_limit = { when = 'count("limit_hit") >= 1', points = 30 }
+[model.playbook.signals]
+hit_limit = { when = 'count("limit_hit") >= 1', points = 30 }
+```
 """
 
 from __future__ import annotations

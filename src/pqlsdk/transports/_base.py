@@ -22,6 +22,8 @@ class Batch:
     ``id`` stays the same across retries, and so does ``body()``: a collector
     that saw a batch before may recognise it (each message also has its own
     ``messageId`` for de-duplication).
+
+    Added in version 0.1.0.
     """
 
     id: str
@@ -29,7 +31,10 @@ class Batch:
     sent_at: datetime
 
     def body(self) -> bytes:
-        """Return the Segment batch JSON ``{"batch": [...], "sentAt": ...}``, built by joining."""
+        """Return the Segment batch JSON ``{"batch": [...], "sentAt": ...}``, built by joining.
+
+        Added in version 0.1.0.
+        """
         sent_at = self.sent_at.isoformat().replace("+00:00", "Z")
         return b'{"batch":[' + b",".join(self.messages) + b'],"sentAt":"' + sent_at.encode() + b'"}'
 
@@ -39,25 +44,43 @@ class Batch:
 
 @runtime_checkable
 class Transport(Protocol):
-    """Delivers batches synchronously, one attempt per ``send``."""
+    """Delivers batches synchronously, one attempt per ``send``.
+
+    Added in version 0.1.0.
+    """
 
     def send(self, batch: Batch) -> None:
-        """Deliver ``batch`` once; raise ``RetryableDeliveryError`` or ``BatchRejectedError``."""
+        """Deliver ``batch`` once; raise ``RetryableDeliveryError`` or ``BatchRejectedError``.
+
+        Added in version 0.1.0.
+        """
         ...
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections.
+
+        Added in version 0.1.0.
+        """
         ...
 
 
 @runtime_checkable
 class AsyncTransport(Protocol):
-    """Delivers batches from an asyncio event loop, one attempt per ``send``."""
+    """Delivers batches from an asyncio event loop, one attempt per ``send``.
+
+    Added in version 0.1.0.
+    """
 
     async def send(self, batch: Batch) -> None:
-        """Deliver ``batch`` once; raise ``RetryableDeliveryError`` or ``BatchRejectedError``."""
+        """Deliver ``batch`` once; raise ``RetryableDeliveryError`` or ``BatchRejectedError``.
+
+        Added in version 0.1.0.
+        """
         ...
 
     async def aclose(self) -> None:
-        """Release connections."""
+        """Release connections.
+
+        Added in version 0.1.0.
+        """
         ...

@@ -120,6 +120,8 @@ class HTTPTransport(_HTTPDelivery[httpx.Client]):
 
     Raise ``ConfigError`` for an endpoint that is not an http(s) URL with a host,
     an empty write key or a timeout that is not positive.
+
+    Added in version 0.1.0.
     """
 
     def __init__(
@@ -136,19 +138,28 @@ class HTTPTransport(_HTTPDelivery[httpx.Client]):
         )
 
     def send(self, batch: Batch) -> None:
-        """Post ``batch`` once; raise ``RetryableDeliveryError`` or ``BatchRejectedError``."""
+        """Post ``batch`` once; raise ``RetryableDeliveryError`` or ``BatchRejectedError``.
+
+        Added in version 0.1.0.
+        """
         request = self._request(batch)
         with self._classified():
             self._client.send(request, auth=self._auth).raise_for_status()
 
     def close(self) -> None:
-        """Close the client if this transport created it; an injected one stays open."""
+        """Close the client if this transport created it; an injected one stays open.
+
+        Added in version 0.1.0.
+        """
         if self._owns_client:
             self._client.close()
 
 
 class AsyncHTTPTransport(_HTTPDelivery[httpx.AsyncClient]):
-    """Send batches from an asyncio event loop; otherwise exactly like ``HTTPTransport``."""
+    """Send batches from an asyncio event loop; otherwise exactly like ``HTTPTransport``.
+
+    Added in version 0.1.0.
+    """
 
     def __init__(
         self,
@@ -169,13 +180,19 @@ class AsyncHTTPTransport(_HTTPDelivery[httpx.AsyncClient]):
         )
 
     async def send(self, batch: Batch) -> None:
-        """Post ``batch`` once; raise ``RetryableDeliveryError`` or ``BatchRejectedError``."""
+        """Post ``batch`` once; raise ``RetryableDeliveryError`` or ``BatchRejectedError``.
+
+        Added in version 0.1.0.
+        """
         request = self._request(batch)
         with self._classified():
             (await self._client.send(request, auth=self._auth)).raise_for_status()
 
     async def aclose(self) -> None:
-        """Close the client if this transport created it; an injected one stays open."""
+        """Close the client if this transport created it; an injected one stays open.
+
+        Added in version 0.1.0.
+        """
         if self._owns_client:
             await self._client.aclose()
 

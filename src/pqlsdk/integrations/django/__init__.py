@@ -1,23 +1,25 @@
 """Django integration: gates on views, moments in templates, outcome endpoints.
 
-Usage::
+Usage:
 
-    # settings.py
-    INSTALLED_APPS += ["pqlsdk.integrations.django"]
-    MIDDLEWARE += ["pqlsdk.integrations.django.PQLSDKMiddleware"]  # after AuthenticationMiddleware
-    PQLSDK = {"RULES": BASE_DIR / "rules.toml", "UPGRADE_URL": "/billing/"}
+```python
+# settings.py
+INSTALLED_APPS += ["pqlsdk.integrations.django"]
+MIDDLEWARE += ["pqlsdk.integrations.django.PQLSDKMiddleware"]  # after AuthenticationMiddleware
+PQLSDK = {"RULES": BASE_DIR / "rules.toml", "UPGRADE_URL": "/billing/"}
 
-    # urls.py
-    path("pqlsdk/", include("pqlsdk.integrations.django.urls")),
+# urls.py
+path("pqlsdk/", include("pqlsdk.integrations.django.urls")),
 
-    # views.py
-    from pqlsdk.integrations.django import client, require_feature
+# views.py
+from pqlsdk.integrations.django import client, require_feature
 
-    @require_feature("sso")                  # denied: a 403 page with the gate's moment
-    def sso_settings(request): ...
+@require_feature("sso")                  # denied: a 403 page with the gate's moment
+def sso_settings(request): ...
 
-    # base.html
-    {% load pqlsdk %}{% pqlsdk_moment %}      # the current user's moment, if one is due
+# base.html
+{% load pqlsdk %}{% pqlsdk_moment %}      # the current user's moment, if one is due
+```
 
 - ``settings.PQLSDK`` is the one place to configure it. ``RULES`` (a rules file)
   is required; ``STORE`` (a store URL; default ``pqlsdk.db`` beside

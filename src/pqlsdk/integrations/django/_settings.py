@@ -225,7 +225,10 @@ def config() -> Config:
 
 
 def client() -> Client:
-    """Return the process's ``pqlsdk.Client``, built from ``settings.PQLSDK`` on first use."""
+    """Return the process's ``pqlsdk.Client``, built from ``settings.PQLSDK`` on first use.
+
+    Added in version 0.1.0.
+    """
     found = _held.client
     if found is None:
         settings_ = config()
@@ -248,6 +251,8 @@ def close(timeout: float | None = 10.0) -> None:
     The next ``client()`` reads ``settings.PQLSDK`` again and opens a new
     client. Called when the setting changes; call it yourself when a command
     hands the store to another process.
+
+    Added in version 0.1.0.
     """
     with _held.lock:
         closing, _held.client, _held.config = _held.client, None, None

@@ -28,7 +28,10 @@ __all__ = ["PQLSDKConfig", "check_settings"]
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    """Report every problem in ``settings.PQLSDK`` as ``pqlsdk.E0nn`` / ``pqlsdk.W0nn``."""
+    """Report every problem in ``settings.PQLSDK`` as ``pqlsdk.E0nn`` / ``pqlsdk.W0nn``.
+
+    Added in version 0.1.0.
+    """
     found, _ = problems()
     return [
         (checks.Error if problem.error else checks.Warning)(
@@ -44,7 +47,10 @@ def _setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 class PQLSDKConfig(AppConfig):  # type: ignore[misc]
-    """pqlsdk in Django: checks, template tags and templates."""
+    """pqlsdk in Django: checks, template tags and templates.
+
+    Added in version 0.1.0.
+    """
 
     name = "pqlsdk.integrations.django"
     label = "pqlsdk"
@@ -56,6 +62,9 @@ class PQLSDKConfig(AppConfig):  # type: ignore[misc]
     path = str(TEMPLATES.parent)
 
     def ready(self) -> None:
-        """Register the checks; open nothing."""
+        """Register the checks; open nothing.
+
+        Added in version 0.1.0.
+        """
         checks.register(check_settings, "pqlsdk")
         setting_changed.connect(_setting_changed, dispatch_uid="pqlsdk.settings")

@@ -39,7 +39,17 @@ except ImportError as exc:  # pragma: no cover - the test set-up installs every 
 __all__ = ["BLOCKED_TEMPLATE", "FeatureRequiredMixin", "OnDenied", "require_feature"]
 
 OnDenied = Literal["prompt", "403", "redirect"]
+"""What ``require_feature`` and ``FeatureRequiredMixin`` answer a denial with.
+
+Added in version 0.1.0.
+"""
+
 BLOCKED_TEMPLATE: Final = "pqlsdk/blocked.html"
+"""The page a denied ``on_denied="prompt"`` gate renders; a project overrides it by name.
+
+Added in version 0.1.0.
+"""
+
 _View = TypeVar("_View", bound=Callable[..., Any])
 
 
@@ -121,6 +131,8 @@ def require_feature(
     the decorator could not tell that it must not read ``request.user``
     synchronously. A denial is tracked as a buying signal by the gate; see the
     module docstring for the answers.
+
+    Added in version 0.1.0.
     """
     rule = _rule(feature, on_denied, redirect_to)
 
@@ -147,6 +159,8 @@ class FeatureRequiredMixin:
 
     Put it first among the bases, as with Django's own access mixins. Async
     views (every handler ``async def``) are gated without blocking the loop.
+
+    Added in version 0.1.0.
     """
 
     required_feature: str = ""
@@ -154,7 +168,10 @@ class FeatureRequiredMixin:
     redirect_to: str | None = None
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        """Gate, then hand on to the view's own ``dispatch``."""
+        """Gate, then hand on to the view's own ``dispatch``.
+
+        Added in version 0.1.0.
+        """
         rule = _rule(self.required_feature, self.on_denied, self.redirect_to)
         parent = super().dispatch  # type: ignore[misc]
         if getattr(self, "view_is_async", False):

@@ -53,6 +53,8 @@ class RequestState:
     resolve the user with ``await auser_id()`` first (``require_feature``
     does): the synchronous ``user_id`` reads ``request.user``, which queries
     the database.
+
+    Added in version 0.1.0.
     """
 
     __slots__ = ("_account", "_gates", "_moment", "_request", "_user")
@@ -66,12 +68,18 @@ class RequestState:
 
     @property
     def client(self) -> Client:
-        """The process's client (``pqlsdk.integrations.django.client()``)."""
+        """The process's client (``pqlsdk.integrations.django.client()``).
+
+        Added in version 0.1.0.
+        """
         return client()
 
     @property
     def user_id(self) -> str | None:
-        """The current user's id (``PQLSDK['USER']``, or the signed-in user's pk), or None."""
+        """The current user's id (``PQLSDK['USER']``, or the signed-in user's pk), or None.
+
+        Added in version 0.1.0.
+        """
         if self._user is _UNSET:
             resolve = config().user
             request = self._request
@@ -83,7 +91,10 @@ class RequestState:
         return self._user  # type: ignore[return-value]
 
     async def auser_id(self) -> str | None:
-        """``user_id`` for async code: Django's ``auser()``, or ``USER`` in a thread."""
+        """``user_id`` for async code: Django's ``auser()``, or ``USER`` in a thread.
+
+        Added in version 0.1.0.
+        """
         if self._user is _UNSET:
             resolve: Resolver | None = config().user
             request = self._request
@@ -98,7 +109,10 @@ class RequestState:
 
     @property
     def account_id(self) -> str | None:
-        """The current account's id from ``PQLSDK['ACCOUNT']``, or None without one."""
+        """The current account's id from ``PQLSDK['ACCOUNT']``, or None without one.
+
+        Added in version 0.1.0.
+        """
         if self._account is _UNSET:
             resolve = config().account
             self._account = None if resolve is None else _as_id(resolve(self._request))
@@ -109,6 +123,8 @@ class RequestState:
 
         After a denied gate that carries a moment, that moment is the
         request's: a blocked page shows the prompt, not a second moment.
+
+        Added in version 0.1.0.
         """
         if self._moment is _UNSET:
             user = self.user_id
@@ -119,6 +135,8 @@ class RequestState:
         """``client().gate(user, feature)``, once per feature per request.
 
         Without a user the answer is a denial with no moment (nothing is tracked).
+
+        Added in version 0.1.0.
         """
         found = self._gates.get(feature)
         if found is None:
@@ -135,7 +153,10 @@ class RequestState:
 
 
 def request_state(request: Any) -> RequestState:
-    """Return ``request.pqlsdk``, attaching it first when the middleware is not installed."""
+    """Return ``request.pqlsdk``, attaching it first when the middleware is not installed.
+
+    Added in version 0.1.0.
+    """
     state = getattr(request, "pqlsdk", None)
     if not isinstance(state, RequestState):
         state = request.pqlsdk = RequestState(request)
@@ -146,6 +167,8 @@ class PQLSDKMiddleware:
     """Attach ``request.pqlsdk`` (a lazy ``RequestState``); sync and async stacks alike.
 
     Put it after ``AuthenticationMiddleware``: the default user is ``request.user``.
+
+    Added in version 0.1.0.
     """
 
     sync_capable = True

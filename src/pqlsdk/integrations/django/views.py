@@ -52,7 +52,10 @@ def _moment(request: Any) -> Any:
 
 
 moment = require_GET(never_cache(_moment))
-"""``GET moment/``: ``{"moment": {...} | null}``; deciding counts as showing, so never cached."""
+"""``GET moment/``: ``{"moment": {...} | null}``; deciding counts as showing, so never cached.
+
+Added in version 0.1.0.
+"""
 
 
 def _outcome(request: Any) -> Any:
@@ -95,4 +98,7 @@ def _limited(view: Any) -> Any:
 # middleware is told to skip this view and the same check runs inside, after
 # the size check: csrf_protect is CsrfViewMiddleware as a decorator.
 outcome = csrf_exempt(require_POST(_limited(csrf_protect(_outcome))))
-"""``POST outcome/``: JSON answers ``{"recorded": bool}``; forms redirect."""
+"""``POST outcome/``: JSON answers ``{"recorded": bool}``; forms redirect.
+
+Added in version 0.1.0.
+"""

@@ -1,0 +1,274 @@
+"""Every public name has a docstring that ends with the version that added it.
+
+Public names are the ``__all__`` of ``pqlsdk`` and of every public module (no
+component of its dotted path starts with ``_``) that defines one, plus the
+public methods and properties that public classes define themselves. The
+package is read the way the API reference reads it (griffe, the library behind
+mkdocstrings), so module constants and type aliases, whose docstring is the
+string literal below the assignment, count too.
+
+The version line is the docstring's last paragraph, exactly
+``Added in version X.Y.Z.`` (``grep -rn "Added in version" src`` lists them),
+and names no version later than the one being developed. Docstrings are
+Markdown, as mkdocstrings renders them: code goes in fenced blocks, never after
+a reST ``::``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import pqlsdk
+
+griffe = pytest.importorskip("griffe")  # comes with mkdocstrings, which reads docstrings with it
+
+# The site as test_site builds it (once per module, in a temporary directory).
+from tests.docs.test_site import ROOT, site  # noqa: E402, F401  (site: a fixture)
+
+VERSION_LINE = re.compile(r"Added in version (\d+)\.(\d+)\.(\d+)\.")
+CURRENT = tuple(int(part) for part in re.findall(r"\d+", pqlsdk.__version__)[:3])
+
+# Docstrings being edited in parallel (src/pqlsdk/_client.py and src/pqlsdk/stores/);
+# remove each name when its docstring ends with the version line (and has no "::").
+PENDING = {
+    # src/pqlsdk/_client.py
+    "pqlsdk.Client",
+    "pqlsdk.Client.account",
+    "pqlsdk.Client.aclose",
+    "pqlsdk.Client.aflush",
+    "pqlsdk.Client.clock",
+    "pqlsdk.Client.close",
+    "pqlsdk.Client.decide",
+    "pqlsdk.Client.flush",
+    "pqlsdk.Client.gate",
+    "pqlsdk.Client.group",
+    "pqlsdk.Client.identify",
+    "pqlsdk.Client.ingest",
+    "pqlsdk.Client.load_rules",
+    "pqlsdk.Client.record",
+    "pqlsdk.Client.rules",
+    "pqlsdk.Client.score",
+    "pqlsdk.Client.score_account",
+    "pqlsdk.Client.stats",
+    "pqlsdk.Client.store",
+    "pqlsdk.Client.track",
+    "pqlsdk.Client.user",
+    "pqlsdk.ClosedError",
+    "pqlsdk.DEFAULT_STORE",
+    # src/pqlsdk/stores/__init__.py
+    "pqlsdk.stores.open_store",
+    # src/pqlsdk/stores/_base.py
+    "pqlsdk.stores.Record",
+    "pqlsdk.stores.Store",
+    "pqlsdk.stores.Store.account",
+    "pqlsdk.stores.Store.aggregates",
+    "pqlsdk.stores.Store.close",
+    "pqlsdk.stores.Store.count",
+    "pqlsdk.stores.Store.maintain",
+    "pqlsdk.stores.Store.messages",
+    "pqlsdk.stores.Store.prune",
+    "pqlsdk.stores.Store.record",
+    "pqlsdk.stores.Store.update_account",
+    "pqlsdk.stores.Store.update_user",
+    "pqlsdk.stores.Store.url",
+    "pqlsdk.stores.Store.user",
+    "pqlsdk.stores.Subject",
+    # src/pqlsdk/stores/_state.py
+    "pqlsdk.AccountState",
+    "pqlsdk.UserState",
+    "pqlsdk.UserState.first_seen_at",
+    "pqlsdk.UserState.last_active_at",
+    "pqlsdk.stores.MomentRecord",
+    # src/pqlsdk/stores/buffered.py
+    "pqlsdk.stores.buffered.BufferedStore",
+    "pqlsdk.stores.buffered.BufferedStore.account",
+    "pqlsdk.stores.buffered.BufferedStore.after_fork",
+    "pqlsdk.stores.buffered.BufferedStore.aggregates",
+    "pqlsdk.stores.buffered.BufferedStore.at_exit",
+    "pqlsdk.stores.buffered.BufferedStore.close",
+    "pqlsdk.stores.buffered.BufferedStore.commit",
+    "pqlsdk.stores.buffered.BufferedStore.count",
+    "pqlsdk.stores.buffered.BufferedStore.enqueue",
+    "pqlsdk.stores.buffered.BufferedStore.inner",
+    "pqlsdk.stores.buffered.BufferedStore.lease",
+    "pqlsdk.stores.buffered.BufferedStore.maintain",
+    "pqlsdk.stores.buffered.BufferedStore.messages",
+    "pqlsdk.stores.buffered.BufferedStore.outbox_size",
+    "pqlsdk.stores.buffered.BufferedStore.prune",
+    "pqlsdk.stores.buffered.BufferedStore.record",
+    "pqlsdk.stores.buffered.BufferedStore.unlease",
+    "pqlsdk.stores.buffered.BufferedStore.update_account",
+    "pqlsdk.stores.buffered.BufferedStore.update_user",
+    "pqlsdk.stores.buffered.BufferedStore.url",
+    "pqlsdk.stores.buffered.BufferedStore.user",
+    # src/pqlsdk/stores/memory.py
+    "pqlsdk.stores.MemoryStore",
+    "pqlsdk.stores.MemoryStore.account",
+    "pqlsdk.stores.MemoryStore.aggregates",
+    "pqlsdk.stores.MemoryStore.close",
+    "pqlsdk.stores.MemoryStore.count",
+    "pqlsdk.stores.MemoryStore.maintain",
+    "pqlsdk.stores.MemoryStore.messages",
+    "pqlsdk.stores.MemoryStore.prune",
+    "pqlsdk.stores.MemoryStore.record",
+    "pqlsdk.stores.MemoryStore.update_account",
+    "pqlsdk.stores.MemoryStore.update_user",
+    "pqlsdk.stores.MemoryStore.url",
+    "pqlsdk.stores.MemoryStore.user",
+    # src/pqlsdk/stores/redis.py
+    "pqlsdk.stores.redis",
+    "pqlsdk.stores.redis.DEFAULT_PREFIX",
+    "pqlsdk.stores.redis.RedisStore",
+    "pqlsdk.stores.redis.RedisStore.account",
+    "pqlsdk.stores.redis.RedisStore.aggregates",
+    "pqlsdk.stores.redis.RedisStore.client",
+    "pqlsdk.stores.redis.RedisStore.close",
+    "pqlsdk.stores.redis.RedisStore.count",
+    "pqlsdk.stores.redis.RedisStore.from_url",
+    "pqlsdk.stores.redis.RedisStore.maintain",
+    "pqlsdk.stores.redis.RedisStore.messages",
+    "pqlsdk.stores.redis.RedisStore.prefix",
+    "pqlsdk.stores.redis.RedisStore.prune",
+    "pqlsdk.stores.redis.RedisStore.record",
+    "pqlsdk.stores.redis.RedisStore.update_account",
+    "pqlsdk.stores.redis.RedisStore.update_user",
+    "pqlsdk.stores.redis.RedisStore.url",
+    "pqlsdk.stores.redis.RedisStore.user",
+    # src/pqlsdk/stores/sqlite.py
+    "pqlsdk.stores.SQLiteStore",
+    "pqlsdk.stores.SQLiteStore.account",
+    "pqlsdk.stores.SQLiteStore.after_fork",
+    "pqlsdk.stores.SQLiteStore.aggregates",
+    "pqlsdk.stores.SQLiteStore.close",
+    "pqlsdk.stores.SQLiteStore.count",
+    "pqlsdk.stores.SQLiteStore.enqueue",
+    "pqlsdk.stores.SQLiteStore.has_message",
+    "pqlsdk.stores.SQLiteStore.lease",
+    "pqlsdk.stores.SQLiteStore.maintain",
+    "pqlsdk.stores.SQLiteStore.messages",
+    "pqlsdk.stores.SQLiteStore.outbox_size",
+    "pqlsdk.stores.SQLiteStore.path",
+    "pqlsdk.stores.SQLiteStore.prune",
+    "pqlsdk.stores.SQLiteStore.record",
+    "pqlsdk.stores.SQLiteStore.unlease",
+    "pqlsdk.stores.SQLiteStore.update_account",
+    "pqlsdk.stores.SQLiteStore.update_user",
+    "pqlsdk.stores.SQLiteStore.url",
+    "pqlsdk.stores.SQLiteStore.user",
+    "pqlsdk.stores.sqlite.SCHEMA_VERSION",
+}
+
+
+def _package() -> griffe.Module:
+    return griffe.load("pqlsdk", search_paths=[str(ROOT / "src")])
+
+
+def _public_modules(module: griffe.Module) -> Iterator[griffe.Module]:
+    yield module
+    for name, member in module.members.items():
+        if not name.startswith("_") and not member.is_alias and member.is_module:
+            yield from _public_modules(member)
+
+
+def _own_public_members(cls: griffe.Class) -> Iterator[tuple[str, griffe.Object]]:
+    """Methods and properties the class defines (not inherited, not aliases)."""
+    for name, member in cls.members.items():
+        if name.startswith("_") or member.is_alias:
+            continue
+        if member.is_function or (member.is_attribute and "property" in member.labels):
+            yield name, member
+
+
+def public_objects() -> dict[str, griffe.Object]:
+    """Every public name, by the public path a reader finds it under first."""
+    seen: dict[str, str] = {}  # canonical path -> public path
+    found: dict[str, griffe.Object] = {}
+    for module in _public_modules(_package()):
+        for name in module.exports or ():
+            target = module[name]
+            target = target.final_target if target.is_alias else target
+            if target.path in seen:
+                continue
+            public = f"{module.path}.{name}"
+            seen[target.path] = public
+            found[public] = target
+            if target.is_class:
+                for member_name, member in _own_public_members(target):
+                    found[f"{public}.{member_name}"] = member
+    return found
+
+
+PUBLIC = public_objects()
+
+
+def problems(obj: griffe.Object) -> list[str]:
+    if obj.docstring is None or not obj.docstring.value.strip():
+        return ["no docstring"]
+    text = obj.docstring.value
+    found = []
+    last = text.strip().split("\n\n")[-1].strip()
+    match = VERSION_LINE.fullmatch(last)
+    if match is None:
+        found.append("last paragraph is not 'Added in version X.Y.Z.'")
+    elif tuple(int(part) for part in match.groups()) > CURRENT:
+        found.append(f"{last!r} is later than {pqlsdk.__version__}")
+    if any(line.rstrip().endswith("::") for line in text.splitlines()):
+        found.append("reST '::' literal block: use a fenced code block")
+    return found
+
+
+def test_the_walk_finds_the_public_names() -> None:
+    """A walk that found nothing would pass anything."""
+    for name in pqlsdk.__all__:
+        assert f"pqlsdk.{name}" in PUBLIC
+    for name in (
+        "pqlsdk.testing.RecordingTransport",
+        "pqlsdk.integrations.flask.PQLSDK.init_app",
+        "pqlsdk.integrations.openfeature.PQLProvider.get_metadata",
+        "pqlsdk.replay.replay",
+    ):
+        assert name in PUBLIC
+
+
+def test_every_public_name_ends_with_the_version_that_added_it() -> None:
+    failing = {
+        path: found
+        for path, obj in PUBLIC.items()
+        if path not in PENDING and (found := problems(obj))
+    }
+    assert failing == {}, "\n".join(f"{path}: {'; '.join(p)}" for path, p in failing.items())
+
+
+def test_pending_names_are_public_names() -> None:
+    """A misspelt name in PENDING would exempt nothing; catch it."""
+    modules = {module.path for module in _public_modules(_package())}
+    assert PENDING - PUBLIC.keys() - modules == set()
+
+
+def test_module_docstrings_have_no_rest_literal_blocks() -> None:
+    """Module docstrings open their API page; ``Usage::`` would show as text."""
+    failing = [
+        module.path
+        for module in _public_modules(_package())
+        if module.path not in PENDING
+        and module.docstring is not None
+        and any(line.rstrip().endswith("::") for line in module.docstring.value.splitlines())
+    ]
+    assert failing == []
+
+
+def test_api_pages_render_code_blocks_not_markup(site: Path) -> None:  # noqa: F811
+    """Fenced blocks become highlighted code: no ``` and no reST ``::`` left as text."""
+    allowed = {("pqlsdk", "Usage::")} if "pqlsdk.Client" in PENDING else set()
+    stray = set()
+    for page in sorted((site / "reference").glob("*/index.html")):
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        for line in text.splitlines():
+            if "```" in line or line.rstrip().endswith("::"):
+                stray.add((page.parent.name, line.strip()))
+    assert stray <= allowed

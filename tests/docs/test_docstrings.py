@@ -35,6 +35,8 @@ CURRENT = tuple(int(part) for part in re.findall(r"\d+", pqlsdk.__version__)[:3]
 
 # Docstrings being edited in parallel (src/pqlsdk/_client.py and src/pqlsdk/stores/);
 # remove each name when its docstring ends with the version line (and has no "::").
+# An entry exempts its name and every name under it: "pqlsdk.stores.redis" covers the
+# names that module gains while it is being rewritten.
 PENDING = {
     # src/pqlsdk/_client.py
     "pqlsdk.Client",
@@ -235,11 +237,15 @@ def test_the_walk_finds_the_public_names() -> None:
         assert name in PUBLIC
 
 
+def pending(path: str) -> bool:
+    return any(path == name or path.startswith(f"{name}.") for name in PENDING)
+
+
 def test_every_public_name_ends_with_the_version_that_added_it() -> None:
     failing = {
         path: found
         for path, obj in PUBLIC.items()
-        if path not in PENDING and (found := problems(obj))
+        if not pending(path) and (found := problems(obj))
     }
     assert failing == {}, "\n".join(f"{path}: {'; '.join(p)}" for path, p in failing.items())
 
@@ -255,7 +261,7 @@ def test_module_docstrings_have_no_rest_literal_blocks() -> None:
     failing = [
         module.path
         for module in _public_modules(_package())
-        if module.path not in PENDING
+        if not pending(module.path)
         and module.docstring is not None
         and any(line.rstrip().endswith("::") for line in module.docstring.value.splitlines())
     ]

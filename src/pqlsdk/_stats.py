@@ -24,7 +24,10 @@ _LOG_EVERY: Final = 1000
 
 @attrs.frozen
 class Stats:
-    """A snapshot of a client's counters.
+    """A snapshot of a client's counters (``Client.stats()``).
+
+    pqlsdk never raises on the request path, so these counters are how a host
+    sees what was recorded, delivered or dropped: export them to its metrics.
 
     Added in version 0.1.0.
     """
@@ -40,7 +43,7 @@ class Stats:
 
     @property
     def dropped_total(self) -> int:
-        """All drops, whatever the reason.
+        """All drops, whatever the reason: one number for a dashboard or an alert.
 
         Added in version 0.1.0.
         """

@@ -153,7 +153,7 @@ class Track(_Message, tag="track", frozen=True, gc=False):
 
 
 Message = Identify | Group | Track
-"""Any message pqlsdk records.
+"""Any message pqlsdk records: what ``decode`` returns and ``encode`` takes.
 
 Added in version 0.1.0.
 """

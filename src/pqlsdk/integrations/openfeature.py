@@ -160,7 +160,7 @@ class PQLProvider(AbstractProvider):
         default_value: Sequence[Any] | Mapping[str, Any],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[Any] | Mapping[str, Any]]:
-        """Pqlsdk has no object flags.
+        """Refuse: pqlsdk has no object flags, so the caller gets its default back.
 
         Added in version 0.1.0.
         """

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._loader import Format
 
 MAX_RULES_BYTES: Final = 1_000_000
-"""Largest rules file accepted, in bytes.
+"""Largest rules file accepted, in bytes: a wrong path (a log, a dump) fails fast.
 
 Added in version 0.1.0.
 """

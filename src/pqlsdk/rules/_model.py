@@ -53,7 +53,7 @@ class Signal:
 
 @attrs.frozen
 class Route:
-    """A compiled routing rule.
+    """A compiled routing rule: the first whose ``when`` holds names ``Score.route``.
 
     Added in version 0.1.0.
     """
@@ -64,7 +64,10 @@ class Route:
 
 @attrs.frozen
 class Model:
-    """A compiled scoring model.
+    """A compiled scoring model: one ``[model.<name>]`` table of a rules file.
+
+    Gate, multiplier, signals, tiers and routes turn a user's or an account's
+    state into a ``Score``; ``Rules.model(name)`` finds one by name.
 
     Added in version 0.1.0.
     """

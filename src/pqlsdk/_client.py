@@ -48,6 +48,7 @@ from .messages import (
 from .rules import Model, Rules, load
 from .rules._model import Moments
 from .stores import AccountState, Store, UserState, open_store
+from .stores._outage import StoreUnavailableError, with_faults
 from .stores.buffered import BufferedStore
 from .transports import AsyncTransport, Transport
 
@@ -98,6 +99,9 @@ class Client:
     - ``delivery``: a ``Delivery`` with batching, retry and durability settings.
     - ``on_error``: called with a ``DeliveryError`` when the collector refuses a
       batch or a batch is held back after its retries.
+    - ``gate_fallback``: what ``gate()`` answers when the store cannot be read
+      (``"allow"``, the default: a store fault must not lock paying customers
+      out; or ``"deny"``).
     """
 
     def __init__(
@@ -114,7 +118,10 @@ class Client:
         transport: Transport | AsyncTransport | None = None,
         delivery: Delivery | None = None,
         on_error: Callable[[DeliveryError], None] | None = None,
+        gate_fallback: Literal["allow", "deny"] = "allow",
     ) -> None:
+        if gate_fallback not in ("allow", "deny"):
+            raise ConfigError(f'gate_fallback must be "allow" or "deny", got {gate_fallback!r}')
         if retention is not None and retention <= timedelta(0):
             raise ConfigError(f"retention must be positive or None, got {retention!r}")
         if clock is not None and not isinstance(clock, Clock):
@@ -148,6 +155,7 @@ class Client:
                 on_error=on_error,
             )
         self._clock: Clock = clock or SystemClock()
+        self._gate_fallback = gate_fallback == "allow"
         self._strict = strict
         self._retention = retention
         self._closed = False
@@ -235,7 +243,8 @@ class Client:
         A denial is tracked as ``premium_feature_attempted`` (a buying signal the
         score sees) and may carry a ``gate`` moment to show instead. If the store
         fails, the gate answers from what it could read, and a user it cannot
-        read at all is allowed: a store fault must not lock customers out.
+        read at all is answered by ``gate_fallback`` (allowed by default: a
+        store fault must not lock customers out).
         """
         rules = self._require_rules()
         if rules.entitlements is None:
@@ -246,7 +255,9 @@ class Client:
             user, account = self._state(user_id)
         except StoreError as exc:
             self._error(exc)
-            return Gate(feature, True, "store unavailable: allowed", None, None)
+            allowed = self._gate_fallback
+            reason = "store unavailable: " + ("allowed" if allowed else "denied")
+            return Gate(feature, allowed, reason, None, None)
         allowed, plan, reason = entitled(
             rules.entitlements, facts_for(user, account, now, user_id=user_id), feature
         )
@@ -484,9 +495,13 @@ class Client:
             return None
 
     def stats(self) -> Stats:
-        """Return how many messages were recorded and dropped, by reason."""
+        """Return how many messages were recorded and dropped, by reason.
+
+        With a store that counts its own faults (Redis: outages, calls answered
+        without it, messages buffered and replayed) its counts are included.
+        """
         self._settle()
-        return self._counters.snapshot()
+        return with_faults(self._counters.snapshot(), self._store)
 
     def flush(self, timeout: float | None = 10.0) -> FlushResult:
         """Commit buffered writes and deliver what waits, within ``timeout`` seconds.
@@ -729,10 +744,14 @@ class Client:
         self._counters.dropped(reason, str(exc), count)
 
     def _error(self, exc: StoreError) -> None:
-        """Raise in strict mode; otherwise count a store fault that lost no message."""
+        """Raise in strict mode; otherwise count a store fault that lost no message.
+
+        An unavailable store counted the fault itself and logs once per outage.
+        """
         if self._strict:
             raise exc
-        self._counters.error("store_error", str(exc))
+        if not isinstance(exc, StoreUnavailableError):
+            self._counters.error("store_error", str(exc))
 
 
 def _dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -2,14 +2,21 @@
 
 The server comes from ``PQLSDK_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``).
 When it is unreachable the tests skip with the reason, except under ``CI=true``,
-where a missing server fails the run.
+where a missing server fails the run. The outage tests start a server of their
+own (``server``) with ``redis-server`` from the PATH.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +25,7 @@ redis = pytest.importorskip("redis")
 from pqlsdk.stores.redis import RedisStore  # noqa: E402 - after the extra is known to be there
 
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +73,93 @@ def store(redis_store_url: str) -> Iterator[RedisStore]:
     opened = RedisStore.from_url(redis_store_url)
     yield opened
     opened.close()
+
+
+class Server:
+    """A redis-server of the test's own, on a free port, that the test stops and starts.
+
+    It keeps no persistence of its own (``--save '' --appendonly no``); ``stop()``
+    saves a snapshot on the way out (``SAVE``, then SIGTERM) and ``start()`` loads it,
+    as a production server with persistence would come back.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, **options: object) -> str:
+        """The store URL for this server, with pqlsdk's query parameters."""
+        query = "&".join(f"{key}={value}" for key, value in options.items())
+        return f"redis://127.0.0.1:{self.port}/0" + (f"?{query}" if query else "")
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        client.close()
+
+    def stop(self) -> None:
+        """Save a snapshot and stop (the data comes back at the next start)."""
+        assert self.process is not None
+        client = redis.Redis(port=self.port)
+        client.save()
+        client.close()
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server: connections stay open, replies never come (a slow server)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A running redis-server of this test's own (skipped, or failed under CI, without one)."""
+    if not Path(REDIS_SERVER).exists():
+        reason = f"no {REDIS_SERVER} to start a server of the test's own"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    started = Server(tmp_path)
+    started.start()
+    yield started
+    started.kill()

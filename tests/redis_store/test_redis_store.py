@@ -15,6 +15,7 @@ import pqlsdk
 from pqlsdk._aggregates import Aggregate, aggregate_value
 from pqlsdk.messages import Group, Identify, Message, Track, check
 from pqlsdk.stores import UserState, open_store
+from pqlsdk.stores._outage import StoreUnavailableError
 from pqlsdk.stores.redis import DEFAULT_PREFIX, RedisStore
 
 from ..processes import untraced_env
@@ -208,7 +209,7 @@ def test_the_redis_store_has_no_durable_outbox(store: RedisStore) -> None:
 
 def test_endless_interference_ends_in_a_store_error(store: RedisStore) -> None:
     """A user whose key changes under every attempt fails within the timeout, not forever."""
-    impatient = RedisStore(store.client, prefix=store.prefix, timeout=0.05)
+    impatient = RedisStore(store.client, prefix=store.prefix, contention_timeout=0.05)
     bystander = redis.Redis(connection_pool=store.client.connection_pool)
     calls = []
 
@@ -228,31 +229,54 @@ def test_endless_interference_ends_in_a_store_error(store: RedisStore) -> None:
         (lambda s: s.account("a"), "read failed"),
         (lambda s: s.count(), "read failed"),
         (lambda s: list(s.messages()), "read failed"),
-        (lambda s: record(s, Track(user_id="u", event="x", timestamp=at(1))), "write failed"),
         (lambda s: s.update_user("u", lambda _: None), "write failed"),
         (lambda s: s.update_account("a", lambda _: None), "write failed"),
-        (lambda s: s.maintain([Aggregate("count", "x")]), "rebuild failed"),
         (lambda s: s.prune(at(1)), "prune failed"),
     ],
 )
-def test_an_unreachable_server_raises_store_errors(
+def test_an_unreachable_server_raises_store_unavailable(
     action: Callable[[RedisStore], object], text: str
 ) -> None:
-    """Every call turns redis-py's errors into StoreError naming the server (no password)."""
+    """A call that cannot reach Redis raises StoreUnavailableError naming the server only."""
     store = RedisStore.from_url(DOWN)
-    with pytest.raises(pqlsdk.StoreError, match=f"redis://127.0.0.1:1/0: {text}"):
+    with pytest.raises(StoreUnavailableError, match=f"redis://127.0.0.1:1/0: {text}"):
         action(store)
+    assert not store.available
     store.close()
 
 
+@pytest.mark.parametrize(
+    ("action", "text"),
+    [
+        (lambda s: s.user("u"), "read failed"),
+        (lambda s: s.update_user("u", lambda _: None), "write failed"),
+        (lambda s: s.maintain([Aggregate("count", "x")]), "rebuild failed"),
+        (lambda s: s.prune(at(1)), "prune failed"),
+        (lambda s: record(s, Track(user_id="u", event="x", timestamp=at(1))), "write failed"),
+    ],
+)
+def test_redis_errors_other_than_unreachable_are_store_errors(
+    store: RedisStore, action: Callable[[RedisStore], object], text: str
+) -> None:
+    """A server that answers with an error (here: a key of the wrong type) is a fault, not an
+    outage: StoreError, and the store stays available."""
+    for key in (store._user_key("u"), store._registry, store._log):
+        store.client.set(key, "not a hash")
+    with pytest.raises(pqlsdk.StoreError, match=text) as caught:
+        action(store)
+    assert not isinstance(caught.value, StoreUnavailableError)
+    assert store.available
+
+
 def test_a_client_on_an_unreachable_server_counts_instead_of_raising() -> None:
-    """The host's calls return; lost messages are dropped and faults counted."""
+    """The host's calls return; messages wait in the buffer; faults are counted, not logged
+    per call."""
     client = pqlsdk.Client(store=DOWN, delivery=pqlsdk.Delivery(durability="sync"))
     client.track("u", "x")
     assert client.user("u") is None
     stats = client.stats()
-    assert dict(stats.dropped) == {"store_error": 1}
-    assert stats.errors["store_error"] >= 2  # the prune at start, the read
+    assert (stats.recorded, dict(stats.dropped)) == (0, {})
+    assert stats.errors == {"store_outages": 1, "store_unavailable": 2, "store_buffered": 1}
     client.close()
 
 

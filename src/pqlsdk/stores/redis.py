@@ -66,6 +66,7 @@ new connections in a forked child.
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 import threading
@@ -77,10 +78,15 @@ from typing import Any, Final, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
+from cachetools import TTLCache
 
 try:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
     raise ImportError(
         "the Redis store (redis:// URLs) needs redis-py: pip install 'pqlsdk[redis]'"
@@ -89,17 +95,43 @@ except ImportError as exc:  # pragma: no cover - the test set-up installs every 
 from .._aggregates import Aggregate
 from .._clock import micros
 from .._exceptions import ConfigError, StoreError
+from .._lifecycle import COMMIT, unwatch, watch
+from .._stats import logger
 from ..messages import Group, Message, Track, decode, decode_checked
 from ._base import Record, T
+from ._outage import FaultCounts, Outage, StoreUnavailableError
 from ._state import AccountState, UserState, apply, decode_account, decode_user, rebuild
 
-__all__ = ["DEFAULT_PREFIX", "RedisStore"]
+__all__ = [
+    "DEFAULT_BUFFER",
+    "DEFAULT_CACHE_TTL",
+    "DEFAULT_PREFIX",
+    "DEFAULT_PROBE_INTERVAL",
+    "DEFAULT_TIMEOUT",
+    "RedisStore",
+]
 
 DEFAULT_PREFIX: Final = "pqlsdk"
 """The key prefix when the URL names none."""
+DEFAULT_TIMEOUT: Final = 0.1
+"""Seconds a command (or a connection attempt) may take before Redis counts as away
+(``?timeout=``; ``?connect_timeout=`` sets the connection's alone)."""
+DEFAULT_BUFFER: Final = 10_000
+"""Messages held in this process while Redis is away (``?buffer=``)."""
+DEFAULT_PROBE_INTERVAL: Final = 1.0
+"""Seconds between attempts to reach Redis during an outage (``?probe_interval=``)."""
+DEFAULT_CACHE_TTL: Final = 0.25
+"""Seconds a user or account read is reused (``?cache_ttl=``; 0 turns the cache off)."""
+
+_CACHE_SIZE: Final = 10_000  # user and account states kept by the read cache
+_UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError)
+_MISS: Final = object()
 
 _PAGE: Final = 1000
 _SECRET: Final = frozenset({"username", "password"})  # query parameters url leaves out
+_OPTIONS: Final = frozenset(
+    {"prefix", "timeout", "connect_timeout", "buffer", "probe_interval", "cache_ttl"}
+)  # query parameters pqlsdk reads (the others go to redis-py)
 _BIAS: Final = 2**63  # signed µs timestamps as unsigned big-endian: byte order is time order
 _HEADER: Final = struct.Struct(">QQ")  # (biased timestamp, arrival stamp) before each log body
 _SEQ_WIDTH: Final = 16  # hex digits of the pending number in front of each pending entry
@@ -171,6 +203,7 @@ return 1
 _SCRIPTS: Final = {"trim": _TRIM, "fold_user": _FOLD_USER, "swap": _SWAP}
 
 _S = TypeVar("_S", bound=UserState | AccountState)
+_V = TypeVar("_V")
 _Read = tuple[bytes | None, bytes | None, bytes | None]
 """An account's state, version and the last pending number of the writing user applied."""
 
@@ -184,13 +217,20 @@ class RedisStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         url: str = "redis://",
-        timeout: float = 30.0,
+        contention_timeout: float = 30.0,
+        buffer: int = DEFAULT_BUFFER,
+        probe_interval: float = DEFAULT_PROBE_INTERVAL,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
     ) -> None:
         """Keep state through ``client`` under ``prefix``.
 
-        ``url`` is what ``url`` reports (give it without credentials); ``timeout``
-        is how long a write keeps retrying against other hosts' concurrent writes
-        before failing with ``StoreError``.
+        ``url`` is what ``url`` reports (give it without credentials);
+        ``contention_timeout`` is how long a write keeps retrying against other
+        hosts' concurrent writes before failing with ``StoreError``. While Redis
+        is away, up to ``buffer`` messages wait here and Redis is tried again
+        every ``probe_interval`` seconds; user and account reads are reused for
+        ``cache_ttl`` seconds (see the module docstring). ``client``'s socket
+        timeouts decide when Redis counts as away: ``from_url`` sets them.
         """
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigError(
@@ -200,30 +240,69 @@ class RedisStore:
         self._redis = client
         self._prefix = prefix
         self._url = url
-        self._timeout = timeout
+        self._contention_timeout = contention_timeout
         self._log = f"{prefix}:{{log}}"
         self._registry = f"{prefix}:{{log}}:aggregates"
         self._aggregates: frozenset[Aggregate] = frozenset()
+        self._deferred: frozenset[Aggregate] = frozenset()  # to register when Redis returns
         self._cutoff: int | None = None  # µs: messageIds older than this are forgotten
         self._stamp_lock = threading.Lock()
         self._last_stamp = 0
         self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+        self._outage = Outage(
+            f"redis store {url}",
+            capacity=buffer,
+            probe_interval=probe_interval,
+            probe=self._probe,
+            write=self._replay,
+        )
+        self._cache_ttl = cache_ttl
+        self._cache_lock = threading.Lock()
+        self._reset_cache()
+        watch(self, exit_phase=COMMIT)
+
+    def _reset_cache(self) -> None:
+        self._cache: TTLCache[tuple[str, str], Any] | None = (
+            TTLCache(maxsize=_CACHE_SIZE, ttl=self._cache_ttl, timer=time.monotonic)
+            if self._cache_ttl > 0
+            else None
+        )
+        self._generation = 0  # bumped by every write of this process (see _cached)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
         """Open ``redis://[user:password@]host:port/db?prefix=name`` (or ``rediss://``).
 
-        Other query parameters go to redis-py (``socket_timeout=2`` and the like).
+        pqlsdk's own query parameters: ``prefix``, ``timeout`` and
+        ``connect_timeout`` (seconds; both ``DEFAULT_TIMEOUT`` unless given),
+        ``buffer``, ``probe_interval`` and ``cache_ttl``. Others go to redis-py
+        (``socket_timeout=2`` overrides ``timeout`` and the like).
         """
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        prefixes = [value for key, value in query if key == "prefix"]
-        if len(prefixes) > 1:
-            raise ConfigError(f"store URL {url!r}: give prefix= once")
-        options = [(key, value) for key, value in query if key != "prefix"]
+        ours: dict[str, str] = {}
+        for key, value in query:
+            if key in _OPTIONS:
+                if key in ours:
+                    raise ConfigError(f"store URL {url!r}: give {key}= once")
+                ours[key] = value
+        timeout = _option(url, ours, "timeout", DEFAULT_TIMEOUT)
+        connect_timeout = _option(url, ours, "connect_timeout", timeout)
+        buffer = int(_option(url, ours, "buffer", DEFAULT_BUFFER, zero=True, kind=int))
+        probe_interval = _option(url, ours, "probe_interval", DEFAULT_PROBE_INTERVAL)
+        cache_ttl = _option(url, ours, "cache_ttl", DEFAULT_CACHE_TTL, zero=True)
+        options = [(key, value) for key, value in query if key not in _OPTIONS]
         connect = urlunsplit(parts._replace(query=urlencode(options)))
         try:
-            client = redis.Redis.from_url(connect)
+            client = redis.Redis.from_url(
+                connect,
+                socket_timeout=timeout,
+                socket_connect_timeout=connect_timeout,
+                # One immediate retry on a broken connection (a pooled socket the
+                # server closed when it restarted); a timeout is never retried, so
+                # a slow server costs a call one timeout, not several.
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            )
         except ValueError as exc:
             raise ConfigError(f"store URL {url!r}: {exc}") from exc
         host = parts.hostname or "localhost"
@@ -232,7 +311,14 @@ class RedisStore:
             netloc += f":{parts.port}"
         public = urlencode([(key, value) for key, value in query if key not in _SECRET])
         shown = urlunsplit((parts.scheme, netloc, parts.path, public, ""))
-        return cls(client, prefix=prefixes[0] if prefixes else DEFAULT_PREFIX, url=shown)
+        return cls(
+            client,
+            prefix=ours.get("prefix", DEFAULT_PREFIX),
+            url=shown,
+            buffer=buffer,
+            probe_interval=probe_interval,
+            cache_ttl=cache_ttl,
+        )
 
     @property
     def url(self) -> str:
@@ -256,12 +342,71 @@ class RedisStore:
         return f"{self._prefix}:{{a:{account_id}}}{part}"
 
     @contextmanager
-    def _faults(self, action: str) -> Iterator[None]:
-        """Turn redis-py's errors into ``StoreError`` naming the action."""
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn redis-py's errors into ``StoreError`` naming the action.
+
+        A connection error or timeout becomes ``StoreUnavailableError``: Redis is away.
+        """
         try:
             yield
+        except _UNREACHABLE as exc:
+            raise StoreUnavailableError(f"redis store {self._url}: {action} failed: {exc}") from exc
         except RedisError as exc:
             raise StoreError(f"redis store {self._url}: {action} failed: {exc}") from exc
+
+    @contextmanager
+    def _faults(self, action: str) -> Iterator[None]:
+        """Run one public call: refused at once during an outage.
+
+        A failure to reach Redis begins an outage (see ``_outage``).
+        """
+        self._outage.check(action)
+        try:
+            yield
+        except _UNREACHABLE as exc:
+            raise self._outage.began(exc, action) from exc
+        except RedisError as exc:
+            raise StoreError(f"redis store {self._url}: {action} failed: {exc}") from exc
+
+    def _probe(self) -> None:
+        """During an outage: reach Redis, then register what the rules asked for meanwhile."""
+        with self._errors("probe"):
+            self._redis.ping()
+            if self._deferred:
+                self._maintain(self._deferred)
+                self._deferred = frozenset()
+
+    def _replay(self, records: list[Record]) -> int:
+        """Write messages that waited for Redis (from ``Outage``)."""
+        with self._errors("replay"):
+            return self._write(records, [])
+
+    def _cached(self, key: tuple[str, str], read: Callable[[], _V]) -> _V:
+        """Return ``read()``, reusing what it returned within the cache's TTL.
+
+        A read started before one of this process's writes (which bump the
+        generation) is not kept: it may hold the state before that write.
+        """
+        cache = self._cache
+        if cache is None:
+            return read()
+        with self._cache_lock:
+            found = cache.get(key, _MISS)
+            generation = self._generation
+        if found is not _MISS:
+            return cast(_V, found)
+        value = read()
+        with self._cache_lock:
+            if generation == self._generation:
+                cache[key] = value
+        return value
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        """Drop a cached state this process just wrote (or may have written)."""
+        if self._cache is not None:
+            with self._cache_lock:
+                self._generation += 1
+                self._cache.pop(key, None)
 
     def _optimistic(self, key: str, attempt: Callable[[], tuple[bool, T]]) -> T:
         """Run ``attempt`` until its version-checked write lands; return its result.
@@ -271,7 +416,7 @@ class RedisStore:
         first). After a few collisions each retry waits a random sub-millisecond
         moment, so hosts hammering one user do not retry in lockstep.
         """
-        deadline = time.monotonic() + self._timeout
+        deadline = time.monotonic() + self._contention_timeout
         attempts = 0
         while True:
             try:
@@ -285,7 +430,7 @@ class RedisStore:
             if time.monotonic() > deadline:
                 raise StoreError(
                     f"redis store {self._url}: {key!r} kept changing under "
-                    f"{attempts} attempts in {self._timeout} s"
+                    f"{attempts} attempts in {self._contention_timeout} s"
                 )
             if attempts > 3:
                 time.sleep(random.random() / 1000)  # noqa: S311 - jitter, not secrecy
@@ -316,19 +461,38 @@ class RedisStore:
 
         Each user's messages are one write; see the module docstring for how
         account state and the log follow.
+        While Redis is away the records wait in the local buffer (and 0 is
+        returned): they are counted as recorded when they are replayed.
         """
         if outbox:
             raise ConfigError("the redis store has no durable outbox")
+        batch = list(records)
+        if not batch or self._outage.hold(batch):
+            return 0
+        done: list[tuple[str, int]] = []
+        try:
+            return self._write(batch, done)
+        except _UNREACHABLE as exc:
+            self._outage.began(exc, "write")
+            written = {user_id for user_id, _ in done}
+            self._outage.keep([record for record in batch if record[0].subject not in written])
+            return sum(new for _, new in done)
+        except RedisError as exc:
+            raise StoreError(f"redis store {self._url}: write failed: {exc}") from exc
+
+    def _write(self, batch: list[Record], done: list[tuple[str, int]]) -> int:
+        """Write ``batch`` one user at a time, appending (user, new messages) to ``done``."""
         by_user: dict[str, list[Record]] = {}
-        for record in records:
+        for record in batch:
             by_user.setdefault(record[0].subject, []).append(record)
-        added = 0
-        with self._faults("write"):
-            for user_id, items in by_user.items():
+        for user_id, items in by_user.items():
+            try:
                 new, pending, reads = self._record_user(user_id, items)
                 self._drain(user_id, pending, reads)
-                added += new
-        return added
+            finally:
+                self._forget(("u", user_id))
+            done.append((user_id, new))
+        return sum(new for _, new in done)
 
     def _record_user(
         self, user_id: str, items: list[Record]
@@ -484,13 +648,25 @@ class RedisStore:
             )
             return written == 1, None
 
-        self._optimistic(account_key, attempt)
+        try:
+            self._optimistic(account_key, attempt)
+        finally:
+            self._forget(("a", account_id))
 
     def _refresh_aggregates(self) -> frozenset[Aggregate]:
-        """Re-read the registry when another process added to it (it only grows)."""
+        """Re-read the registry when another process added to it (it only grows).
+
+        A registry missing some this process registered belongs to a server
+        that lost its data (a restart without persistence, a failover): they
+        are registered again, so messages keep being folded into them.
+        """
         if self._redis.hlen(self._registry) != len(self._aggregates):
             specs = cast(list[bytes], self._redis.hvals(self._registry))
-            self._aggregates = frozenset(_decode_aggregate(spec) for spec in specs)
+            found = frozenset(_decode_aggregate(spec) for spec in specs)
+            lost = self._aggregates - found
+            if lost:
+                self._redis.hset(self._registry, mapping={spec.key: _encode(spec) for spec in lost})
+            self._aggregates = found | lost
         return self._aggregates
 
     @property
@@ -507,16 +683,40 @@ class RedisStore:
         untouched. Messages other processes record during the replay may be
         missed by the new aggregates (SQLite closes that window with one
         transaction over the whole file; Redis has none).
+
+        While Redis is away this returns 0 and says so in the log: the
+        registration waits for Redis to return, before the buffered messages
+        are replayed (so they are folded into the new aggregates too). A
+        client can therefore be built, rules and all, during an outage.
         """
-        with self._faults("rebuild"):
-            new = frozenset(aggregates) - self._refresh_aggregates()
-            if not new:
-                return 0
+        wanted = frozenset(aggregates)
+        try:
+            with self._faults("rebuild"):
+                return self._maintain(wanted)
+        except StoreUnavailableError:
+            self._deferred |= wanted
+            logger.info(
+                "redis store %s unreachable: the rules' aggregates will be registered "
+                "when it returns",
+                self._url,
+            )
+            return 0
+
+    def _maintain(self, wanted: frozenset[Aggregate]) -> int:
+        new = wanted - self._refresh_aggregates()
+        if not new:
+            return 0
+        try:
             self._redis.hset(
                 self._registry, mapping={aggregate.key: _encode(aggregate) for aggregate in new}
             )
             self._aggregates |= new
-            users, accounts = rebuild(self._all_messages(), new, self.user, self.account)
+            users, accounts = rebuild(
+                self._all_messages(),
+                new,
+                lambda user_id: self._load(self._user_key(user_id), decode_user),
+                lambda account_id: self._load(self._account_key(account_id), decode_account),
+            )
             keys = [aggregate.key for aggregate in new]
             for user_id, user in users.items():
                 if user is not None:
@@ -527,6 +727,9 @@ class RedisStore:
                         self._account_key(account_id), decode_account, account.aggregates, keys
                     )
             return len(new)
+        finally:
+            with self._cache_lock:
+                self._reset_cache()  # every state may have changed
 
     def _merge(
         self,
@@ -568,8 +771,11 @@ class RedisStore:
         def load(raw: bytes | None) -> UserState:
             return UserState(user_id=user_id) if raw is None else decode_user(raw)
 
-        with self._faults("write"):
-            return self._update(self._user_key(user_id), load, change)
+        try:
+            with self._faults("write"):
+                return self._update(self._user_key(user_id), load, change)
+        finally:
+            self._forget(("u", user_id))
 
     def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
         """Run ``change`` on the account's state in one version-checked write."""
@@ -577,22 +783,32 @@ class RedisStore:
         def load(raw: bytes | None) -> AccountState:
             return AccountState(account_id=account_id) if raw is None else decode_account(raw)
 
-        with self._faults("write"):
-            return self._update(self._account_key(account_id), load, change)
+        try:
+            with self._faults("write"):
+                return self._update(self._account_key(account_id), load, change)
+        finally:
+            self._forget(("a", account_id))
 
     # -- reading -----------------------------------------------------------------
 
     def user(self, user_id: str) -> UserState | None:
-        """Return the stored state of ``user_id``."""
+        """Return the state of ``user_id`` (read within the cache's TTL; do not mutate it)."""
         with self._faults("read"):
-            raw = cast(bytes | None, self._redis.hget(self._user_key(user_id), "s"))
-        return None if raw is None else decode_user(raw)
+            return self._cached(
+                ("u", user_id), lambda: self._load(self._user_key(user_id), decode_user)
+            )
 
     def account(self, account_id: str) -> AccountState | None:
-        """Return the stored state of ``account_id``."""
+        """Return the state of ``account_id`` (read within the cache's TTL; do not mutate it)."""
         with self._faults("read"):
-            raw = cast(bytes | None, self._redis.hget(self._account_key(account_id), "s"))
-        return None if raw is None else decode_account(raw)
+            return self._cached(
+                ("a", account_id),
+                lambda: self._load(self._account_key(account_id), decode_account),
+            )
+
+    def _load(self, key: str, decode: Callable[[bytes], _S]) -> _S | None:
+        raw = cast(bytes | None, self._redis.hget(key, "s"))
+        return None if raw is None else decode(raw)
 
     def messages(self, subject: str | None = None) -> Iterator[Message]:
         """Yield logged messages in time order, a page at a time.
@@ -600,18 +816,18 @@ class RedisStore:
         The log is one sorted set for all subjects, so ``subject`` filters it
         here: reading one user's history reads everyone's.
         """
-        for message in self._all_messages():
-            if subject is None or message.subject == subject:
-                yield message
+        with self._faults("read"):
+            for message in self._all_messages():
+                if subject is None or message.subject == subject:
+                    yield message
 
     def _all_messages(self) -> Iterator[Message]:
         start: bytes = b"-"
         while True:
-            with self._faults("read"):
-                page = cast(
-                    list[bytes],
-                    self._redis.zrange(self._log, start, "+", bylex=True, offset=0, num=_PAGE),
-                )
+            page = cast(
+                list[bytes],
+                self._redis.zrange(self._log, start, "+", bylex=True, offset=0, num=_PAGE),
+            )
             for member in page:
                 yield decode(member[_HEADER.size :])
             if len(page) < _PAGE:
@@ -633,9 +849,36 @@ class RedisStore:
         self._cutoff = cutoff
         return int(dropped)
 
+    @property
+    def available(self) -> bool:
+        """False during an outage (from the call that found Redis away to its return)."""
+        return not self._outage.down
+
+    @property
+    def buffered(self) -> int:
+        """How many messages wait in this process for Redis to return."""
+        return self._outage.buffered
+
+    def fault_counts(self) -> FaultCounts:
+        """Outages, refused calls, buffered and replayed messages (joined to ``stats()``)."""
+        return self._outage.fault_counts()
+
     def close(self) -> None:
-        """Close this process's connections to the server."""
+        """Replay what waits if Redis answers, then close this process's connections."""
+        self._outage.finish()
+        unwatch(self)
         self._redis.close()
+
+    def at_exit(self) -> None:
+        """At exit: replay what waits if Redis answers now (else log what is lost)."""
+        self._outage.finish()
+
+    def after_fork(self) -> None:
+        """In a forked child: no outage, nothing buffered (the parent replays its own)."""
+        self._outage.after_fork()
+        self._cache_lock = threading.Lock()
+        self._stamp_lock = threading.Lock()
+        self._reset_cache()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._url!r})"
@@ -647,3 +890,29 @@ def _stand_in(account_id: str, user_id: str) -> AccountState:
     It lists the user as a member, so a user leaving it can be removed.
     """
     return AccountState(account_id=account_id, members=[user_id])
+
+
+def _option(
+    url: str,
+    given: dict[str, str],
+    name: str,
+    default: float,
+    *,
+    zero: bool = False,
+    kind: type[float] | type[int] = float,
+) -> float:
+    """Read one of pqlsdk's numeric query parameters: positive, or also 0 where ``zero``."""
+    text = given.get(name)
+    if text is None:
+        return default
+    try:
+        value: float = kind(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        what = "whole number" if kind is int else "number of seconds"
+        raise ConfigError(
+            f"store URL {url!r}: {name}={text!r}: give a {'non-negative' if zero else 'positive'} "
+            f"{what}"
+        )
+    return value

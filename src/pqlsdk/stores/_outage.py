@@ -1,0 +1,264 @@
+"""Outages of a store's server: refuse fast, hold new messages, replay them on return.
+
+A store on another machine (Redis) can be unreachable or slow; the host's
+request path must not wait for it or fail with it. ``Outage`` is the state a
+store keeps for that, kept out of the store so the rules read in one place:
+
+- The first call that fails with a connection error or a timeout begins the
+  outage: one warning is logged, and from then on calls are refused at once
+  (``StoreUnavailableError``, counted as ``errors["store_unavailable"]``)
+  without touching the network, so ``gate()`` answers its fallback and
+  ``decide()`` no moment in microseconds.
+- Recorded messages are not refused: they wait, in order, in a bounded local
+  buffer (``errors["store_buffered"]`` counts each). A full buffer turns new
+  messages away, counted as ``dropped["buffer_full"]`` and warned about once.
+- At most every ``probe_interval`` seconds one call (whichever comes; others
+  never wait for it) probes the server. When it answers, that call replays the
+  buffer oldest first, the outage ends, and one info line says how long it
+  lasted and how many messages were replayed. Replaying is safe to repeat:
+  stores skip messageIds they already hold, so a message whose write timed out
+  after it landed is not counted twice.
+
+The counts reach ``Client.stats()`` through ``fault_counts()`` (the client
+merges them with its own), because the store, not the client, sees every
+refused call and knows when an outage begins and ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from itertools import islice
+from typing import Final, Protocol, runtime_checkable
+
+import attrs
+
+from .._exceptions import StoreError
+from .._stats import Stats, logger
+from ._base import Record
+
+__all__ = ["FaultCounts", "Outage", "ReportsFaults", "StoreUnavailableError", "with_faults"]
+
+_CHUNK: Final = 100
+"""Buffered messages replayed per write: one store round trip per user, not one per message."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's server is unreachable or too slow; the call was answered without it.
+
+    The store counts these and logs once per outage, so the client neither
+    counts nor logs them again.
+    """
+
+
+@attrs.frozen
+class FaultCounts:
+    """What a store counted that the client's own counters never see."""
+
+    recorded: int
+    """Buffered messages that reached the store when they were replayed."""
+    dropped: Mapping[str, int]
+    errors: Mapping[str, int]
+
+
+@runtime_checkable
+class ReportsFaults(Protocol):
+    """A store that counts its own faults (its counts join ``Client.stats()``)."""
+
+    def fault_counts(self) -> FaultCounts:
+        """Return the counts as they stand."""
+        ...
+
+
+def with_faults(stats: Stats, store: object) -> Stats:
+    """Add ``store``'s own counts, if it keeps any, to the client's ``stats``."""
+    if not isinstance(store, ReportsFaults):
+        return stats
+    faults = store.fault_counts()
+    dropped, errors = Counter(stats.dropped), Counter(stats.errors)
+    dropped.update(faults.dropped)
+    errors.update(faults.errors)
+    return attrs.evolve(
+        stats, recorded=stats.recorded + faults.recorded, dropped=dict(dropped), errors=dict(errors)
+    )
+
+
+class Outage:
+    """Whether a store's server is away, the messages waiting for it, and the counts."""
+
+    def __init__(
+        self,
+        where: str,
+        *,
+        capacity: int,
+        probe_interval: float,
+        probe: Callable[[], None],
+        write: Callable[[list[Record]], int],
+    ) -> None:
+        """Track outages of the server ``where`` names (no credentials: it is logged).
+
+        ``probe()`` checks the server (and does any work deferred until it
+        returns); ``write(records)`` records messages and returns how many
+        were new. Both raise ``StoreError`` while the server is still away.
+        """
+        self._where = where
+        self._capacity = capacity
+        self._probe_interval = probe_interval
+        self._probe = probe
+        self._write = write
+        self._counts: Counter[str] = Counter()  # "recorded" and the error/drop reasons
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._recovery = threading.Lock()
+        self._recoverer: int | None = None  # the thread replaying, while it replays
+        self._down = False
+        self._since = 0.0
+        self._next_probe = 0.0
+        self._replayed = 0
+        self._overflowed = False
+        self._buffer: deque[Record] = deque()
+
+    @property
+    def down(self) -> bool:
+        """Whether an outage is under way."""
+        return self._down
+
+    @property
+    def buffered(self) -> int:
+        """How many messages wait for the server."""
+        return len(self._buffer)
+
+    def began(self, exc: Exception, action: str) -> StoreUnavailableError:
+        """Note that a call failed to reach the server; return the error to raise.
+
+        The first failure begins the outage and logs the one warning about it.
+        """
+        now = time.monotonic()
+        with self._lock:
+            starting = not self._down
+            if starting:
+                self._down, self._since, self._replayed, self._overflowed = True, now, 0, False
+                self._counts["store_outages"] += 1
+            self._counts["store_unavailable"] += 1
+            self._next_probe = now + self._probe_interval
+        if starting:
+            logger.warning(
+                "%s unreachable (%s): gates answer their fallback, decide() shows "
+                "nothing, and new messages wait in a local buffer (up to %d) until it returns",
+                self._where,
+                exc,
+                self._capacity,
+            )
+        return StoreUnavailableError(f"{self._where}: {action} failed: {exc}")
+
+    def check(self, action: str) -> None:
+        """Let a call go to the server, or refuse it at once while the server is away."""
+        if not self._down or self._recoverer == threading.get_ident():
+            return
+        if self._recover():
+            return
+        with self._lock:
+            self._counts["store_unavailable"] += 1
+        raise StoreUnavailableError(f"{self._where}: {action} refused: unreachable")
+
+    def hold(self, records: list[Record]) -> bool:
+        """Keep ``records`` for later if the server is away (or older ones still wait).
+
+        Returns False when the caller should write them now.
+        """
+        if not self._down and not self._buffer:
+            return False
+        if self._recoverer == threading.get_ident():
+            return False  # the replay itself
+        if self._recover() and not self._buffer:
+            return False
+        self.keep(records)
+        return True
+
+    def keep(self, records: list[Record]) -> None:
+        """Append ``records`` to the buffer; what does not fit is dropped and counted."""
+        with self._lock:
+            room = max(0, self._capacity - len(self._buffer))
+            self._buffer.extend(records[:room])
+            self._counts["store_buffered"] += min(room, len(records))
+            lost = len(records) - room
+            warn = lost > 0 and not self._overflowed
+            if lost > 0:
+                self._counts["buffer_full"] += lost
+                self._overflowed = True
+        if warn:
+            logger.warning(
+                "%s: the local buffer is full (%d messages); new messages are dropped "
+                "until the store returns (counted as dropped buffer_full)",
+                self._where,
+                self._capacity,
+            )
+
+    def _recover(self, *, force: bool = False) -> bool:
+        """Probe the server if a probe is due; if it answers, replay the buffer.
+
+        One thread at a time, and no thread waits for another: a call that finds
+        a probe under way is answered as during the outage.
+        """
+        if not force and time.monotonic() < self._next_probe:
+            return False
+        if not self._recovery.acquire(blocking=False):
+            return False
+        self._recoverer = threading.get_ident()
+        try:
+            try:
+                self._probe()
+                while True:
+                    with self._lock:
+                        chunk = list(islice(self._buffer, _CHUNK))
+                        if not chunk:
+                            self._down = False
+                            break
+                    added = self._write(chunk)
+                    with self._lock:
+                        for _ in chunk:
+                            self._buffer.popleft()
+                        self._counts["recorded"] += added
+                        self._replayed += len(chunk)
+            except StoreError:
+                with self._lock:
+                    self._next_probe = time.monotonic() + self._probe_interval
+                return False
+        finally:
+            self._recoverer = None
+            self._recovery.release()
+        if self._since:
+            logger.info(
+                "%s back after %.1f s: replayed %d buffered message(s)",
+                self._where,
+                time.monotonic() - self._since,
+                self._replayed,
+            )
+            self._since = 0.0
+        return True
+
+    def finish(self) -> None:
+        """Replay what waits if the server answers now; otherwise say what is lost."""
+        if not self._buffer or self._recover(force=True):
+            return
+        logger.warning(
+            "%s still unreachable: %d buffered message(s) lost",
+            self._where,
+            len(self._buffer),
+        )
+
+    def fault_counts(self) -> FaultCounts:
+        """Return the counts as they stand."""
+        with self._lock:
+            counts = dict(self._counts)
+        recorded = counts.pop("recorded", 0)
+        dropped = {"buffer_full": counts.pop("buffer_full")} if "buffer_full" in counts else {}
+        return FaultCounts(recorded, dropped, counts)
+
+    def after_fork(self) -> None:
+        """Start afresh in a forked child: the parent replays what it buffered."""
+        self._reset()

@@ -2,10 +2,11 @@
 
 Public names are the ``__all__`` of ``pqlsdk`` and of every public module (no
 component of its dotted path starts with ``_``) that defines one, plus the
-public methods and properties that public classes define themselves. The
-package is read the way the API reference reads it (griffe, the library behind
-mkdocstrings), so module constants and type aliases, whose docstring is the
-string literal below the assignment, count too.
+public methods and properties that public classes define themselves: what the
+API pages render (``filters: public`` in mkdocs.yml). The package is read the
+way the API reference reads it (griffe, the library behind mkdocstrings), so
+module constants and type aliases, whose docstring is the string literal below
+the assignment, count too.
 
 The version line is the docstring's last paragraph, exactly
 ``Added in version X.Y.Z.`` (``grep -rn "Added in version" src`` lists them),
@@ -178,9 +179,14 @@ def _public_modules(module: griffe.Module) -> Iterator[griffe.Module]:
 
 
 def _own_public_members(cls: griffe.Class) -> Iterator[tuple[str, griffe.Object]]:
-    """Methods and properties the class defines (not inherited, not aliases)."""
+    """Methods and properties the class defines (not inherited, not aliases).
+
+    A special method with a docstring (``__call__`` of a middleware) is on the
+    API page too (``filters: public``); ``__init__`` is merged into the class.
+    """
     for name, member in cls.members.items():
-        if name.startswith("_") or member.is_alias:
+        special = name.startswith("__") and name.endswith("__") and name != "__init__"
+        if member.is_alias or (name.startswith("_") and not (special and member.docstring)):
             continue
         if member.is_function or (member.is_attribute and "property" in member.labels):
             yield name, member

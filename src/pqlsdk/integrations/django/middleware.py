@@ -181,7 +181,10 @@ class PQLSDKMiddleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: Any) -> Any:
-        """Attach the state and hand on; in an async stack, return the awaitable."""
+        """Attach the state and hand on; in an async stack, return the awaitable.
+
+        Added in version 0.1.0.
+        """
         if self._async:
             return self._acall(request)
         request.pqlsdk = RequestState(request)

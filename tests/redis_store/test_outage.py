@@ -7,6 +7,7 @@ except where the shared test server is enough.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ import pytest
 import pqlsdk
 from pqlsdk._aggregates import Aggregate, aggregate_value
 from pqlsdk.messages import Track, check
+from pqlsdk.stores._outage import StoreUnavailableError
 from pqlsdk.stores.redis import DEFAULT_TIMEOUT, RedisStore
 
 from .conftest import Server
@@ -219,8 +221,9 @@ def test_messages_lost_at_close_are_logged(caplog: pytest.LogCaptureFixture) -> 
         store="redis://127.0.0.1:1/0", retention=None, delivery=pqlsdk.Delivery(durability="sync")
     )
     client.ingest(messages(0, 2))
-    client.close()
+    client.store.at_exit()  # type: ignore[attr-defined]
     assert logged(caplog, "still unreachable: 2 buffered message(s) lost")
+    client.close()
 
 
 def test_a_forked_child_starts_without_the_parents_outage() -> None:
@@ -285,3 +288,82 @@ def test_gate_fallback_must_be_allow_or_deny() -> None:
     """A misspelt fallback fails when the client is built."""
     with pytest.raises(pqlsdk.ConfigError, match='gate_fallback must be "allow" or "deny"'):
         pqlsdk.Client(store="memory://", gate_fallback="block")  # type: ignore[arg-type]
+
+
+def test_stats_of_a_store_without_outages_are_the_clients_own() -> None:
+    """Stores that count no faults of their own (memory, SQLite) add nothing to stats()."""
+    client = pqlsdk.Client(store="memory://")
+    client.track("u", "x")
+    stats = client.stats()
+    assert (stats.recorded, dict(stats.dropped), dict(stats.errors)) == (1, {}, {})
+    client.close()
+
+
+def test_concurrent_calls_never_wait_for_each_other(server: Server) -> None:
+    """Threads meeting a frozen server: each waits one timeout at most, the outage begins
+    once, and a thread arriving while another probes is answered at once."""
+    store = RedisStore.from_url(server.url(timeout=0.1, probe_interval=0.2, cache_ttl=0))
+    assert store.user("u") is None
+    server.pause()
+    barrier = threading.Barrier(2)
+    failures: list[Exception] = []
+
+    def read() -> None:
+        barrier.wait()
+        try:
+            store.user("u")
+        except pqlsdk.StoreError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(failures) == 2
+    time.sleep(0.25)  # a probe is due: one thread probes (and waits), the other does not
+    prober = threading.Thread(target=read)
+    barrier = threading.Barrier(1)
+    prober.start()
+    time.sleep(0.03)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="refused"):
+        store.user("u")
+    assert time.monotonic() - started < 0.02
+    prober.join()
+    counts = store.fault_counts()
+    assert counts.errors["store_outages"] == 1
+    server.resume()
+    store.close()
+
+
+def test_buffered_messages_the_store_refuses_are_dropped_not_retried_forever(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replayed message Redis refuses (not an outage: an error reply) is dropped and counted,
+    and the outage ends."""
+    store = RedisStore.from_url(server.url(probe_interval=0.05))
+    server.stop()
+    store.record([check(message) for message in messages(0, 2)])
+    server.start()
+    RedisStore.from_url(server.url()).client.set(store._user_key("u0"), "not a hash")
+    time.sleep(0.06)
+    assert store.user("u1") is not None  # the probe replays; u1's message lands
+    counts = store.fault_counts()
+    assert (counts.recorded, counts.dropped) == (1, {"store_error": 1})
+    assert len(logged(caplog, "a buffered message was dropped")) == 1
+    store.close()
+
+
+def test_a_probe_that_fails_keeps_the_outage(server: Server) -> None:
+    """Redis still away at the probe: the call is refused and the next probe is later."""
+    store = RedisStore.from_url(server.url(probe_interval=0.05))
+    server.stop()
+    with pytest.raises(StoreUnavailableError, match="failed"):
+        store.user("u")
+    time.sleep(0.06)
+    with pytest.raises(StoreUnavailableError, match="refused"):
+        store.user("u")
+    assert store.fault_counts().errors == {"store_outages": 1, "store_unavailable": 2}
+    store.at_exit()  # nothing buffered: nothing to say
+    store.close()

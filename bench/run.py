@@ -77,6 +77,8 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
         *capture,
         *decide,
         *(["cases/score.py", "--store", store] for store in ("memory", "sqlite")),
+        # Figures only: track(), gate() and decide() on memory, SQLite and Redis.
+        *(["cases/stores.py", "--store", store] for store in ("memory", "sqlite", "redis")),
         *(
             ["cases/batch.py", "--engine", engine, "--events", str(events)]
             for engine in ("pqlsdk", "sqlite", "duckdb")

@@ -50,6 +50,7 @@ def test_quick_mode_measures_every_case_and_writes_the_report(tmp_path: Path) ->
         ("web_added", "flask"),
         ("web_added", "django"),
         ("replay", "pqlsdk"),
+        ("stores", "pqlsdk"),
     ]:
         assert expected in subjects
     delivered = {f["subject"]: f["value"] for f in figures if f["case"] == "capture_delivered"}

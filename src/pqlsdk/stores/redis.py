@@ -60,8 +60,33 @@ at all times.
 not fit this state: retention is by event time, not by when a key was last
 written, and user and account state is kept forever, as SQLite keeps it.
 
+**Outages.** Every command has a socket and connect timeout (``?timeout=``,
+100 ms): the host's request path must not wait on a slow server. A connection
+error or timeout begins an outage (``_outage.Outage``, kept apart because its
+rules concern any store on another machine): calls are refused at once with
+``StoreUnavailableError``, which the client answers with its gate fallback, no
+moment, or a failed read; recorded messages wait in a bounded local buffer and
+are replayed in order when a probe (every ``?probe_interval=``) finds Redis
+back. The buffer lives here, inside the store, so the ``Store`` protocol and
+the client stay as they are: ``record()`` simply returns 0 for messages it
+holds. Replay is safe because step 1 skips messageIds already recorded.
+``maintain()`` during an outage defers the registration to the probe that ends
+it, before the replay, so a client with rules can be built while Redis is down.
+redis-py retries a broken connection once (a pooled socket from before a
+restart) and never retries a timeout, so a slow server costs a call one timeout.
+
+**Read cache.** ``user()`` and ``account()`` keep what they read for
+``?cache_ttl=`` seconds (250 ms) in a ``cachetools.TTLCache``: ``gate()`` and
+``decide()`` read at request rate, and one round trip costs more than the rest
+of the call. This process's writes drop the states they touch (and a read that
+raced with one is not kept), so a host sees its own writes at once; other
+hosts' writes may be seen up to the TTL late. Caps stay exact: a showing is
+claimed through ``update_user``, a version-checked write on the state in Redis,
+never on the cached copy. During an outage the cache is not used.
+
 A client opens no connection until its first command; redis-py's pool opens
-new connections in a forked child.
+new connections in a forked child, and a forked child starts with no outage
+and an empty buffer (the parent replays its own).
 """
 
 from __future__ import annotations

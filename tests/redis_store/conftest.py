@@ -44,13 +44,18 @@ def redis_url() -> str:
 
 @pytest.fixture
 def make_url(redis_url: str) -> Iterator[Callable[[], str]]:
-    """Hand out store URLs with fresh prefixes; delete every key under them afterwards."""
+    """Hand out store URLs with fresh prefixes; delete every key under them afterwards.
+
+    Their timeout is 5 s, not the request path's 100 ms: a test machine busy
+    with four writer processes must not turn into an outage (the outage tests
+    start a server of their own and set their own timeouts).
+    """
     prefixes: list[str] = []
 
     def make() -> str:
         prefixes.append(f"pqlsdk-test-{uuid.uuid4().hex[:12]}")
         separator = "&" if "?" in redis_url else "?"
-        return f"{redis_url}{separator}prefix={prefixes[-1]}"
+        return f"{redis_url}{separator}prefix={prefixes[-1]}&timeout=5"
 
     yield make
     client = redis.Redis.from_url(redis_url)

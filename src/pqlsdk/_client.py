@@ -55,7 +55,10 @@ from .transports import AsyncTransport, Transport
 __all__ = ["DEFAULT_STORE", "Client", "ClosedError"]
 
 DEFAULT_STORE: Final = "sqlite:///pqlsdk.db"
-"""The store a client opens when given none: a SQLite file in the working directory."""
+"""The store a client opens when given none: a SQLite file in the working directory.
+
+Added in version 0.1.0.
+"""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -64,7 +67,10 @@ _PRUNE_EVERY: Final = 3_600_000_000  # µs: retention is enforced at most hourly
 
 
 class ClosedError(PQLError, RuntimeError):
-    """A call on a client after ``close()``."""
+    """A call on a client after ``close()``.
+
+    Added in version 0.1.0.
+    """
 
     reason = "closed"
 
@@ -72,12 +78,14 @@ class ClosedError(PQLError, RuntimeError):
 class Client:
     """Records product events and keeps per-user and per-account state.
 
-    Usage::
+    Usage:
 
-        with pqlsdk.Client(store="sqlite:///pqlsdk.db") as client:
-            client.identify("u1", {"plan": "trial"})
-            client.group("u1", "acme", {"employees": 120})
-            client.track("u1", "limit_hit", {"limit": "seats"})
+    ```python
+    with pqlsdk.Client(store="sqlite:///pqlsdk.db") as client:
+        client.identify("u1", {"plan": "trial"})
+        client.group("u1", "acme", {"employees": 120})
+        client.track("u1", "limit_hit", {"limit": "seats"})
+    ```
 
     Options are keyword-only:
 
@@ -102,6 +110,8 @@ class Client:
     - ``gate_fallback``: what ``gate()`` answers when the store cannot be read
       (``"allow"``, the default: a store fault must not lock paying customers
       out; or ``"deny"``).
+
+    Added in version 0.1.0.
     """
 
     def __init__(
@@ -176,7 +186,10 @@ class Client:
 
     @property
     def rules(self) -> Rules | None:
-        """The rules in force (None until some are loaded)."""
+        """The rules in force (None until some are loaded).
+
+        Added in version 0.1.0.
+        """
         return self._rules
 
     def load_rules(self, rules: str | Path | Rules) -> Rules:
@@ -187,6 +200,8 @@ class Client:
         has not kept are then rebuilt from the message log; finally the rules are
         swapped in one reference assignment, so request threads never wait and
         never see half of a version.
+
+        Added in version 0.1.0.
         """
         loaded = rules if isinstance(rules, Rules) else load(rules)
         self._settle()
@@ -201,6 +216,8 @@ class Client:
         The result carries the tier, the route, whether the gate passed, the
         multiplier and every signal's reason. A user pqlsdk has never seen scores
         as an empty history would.
+
+        Added in version 0.1.0.
         """
         chosen = self._require_rules().model(model)
         user = self.user(user_id)  # applies pending messages first
@@ -208,7 +225,10 @@ class Client:
         return score_subject(chosen, user_id, user, account, micros(self._clock.now()))
 
     def score_account(self, account_id: str, *, model: str | None = None) -> AccountScore:
-        """Roll ``account_id`` up: PQA status from its members, and its own model's score."""
+        """Roll ``account_id`` up: PQA status from its members, and its own model's score.
+
+        Added in version 0.1.0.
+        """
         rules = self._require_rules()
         account = self.account(account_id)  # applies pending messages first
         members = {} if account is None else {m: self.user(m) for m in account.members}
@@ -221,6 +241,8 @@ class Client:
 
         The highest-priority kind whose ``when`` holds and that no cap, cooldown
         or holdout stops wins. Costs no write when nothing is due.
+
+        Added in version 0.1.0.
         """
         moments = self._require_moments()
         self._settle()
@@ -245,6 +267,8 @@ class Client:
         fails, the gate answers from what it could read, and a user it cannot
         read at all is answered by ``gate_fallback`` (allowed by default: a
         store fault must not lock customers out).
+
+        Added in version 0.1.0.
         """
         rules = self._require_rules()
         if rules.entitlements is None:
@@ -277,6 +301,8 @@ class Client:
 
         ``moment`` is a ``Moment.id`` or a kind (its latest showing). Outcomes feed
         cooldowns. Returns False (and counts a drop) for an unknown moment.
+
+        Added in version 0.1.0.
         """
         if outcome not in OUTCOMES:
             self._drop(
@@ -376,13 +402,19 @@ class Client:
 
     @property
     def store(self) -> Store:
-        """The store this client records into (with every accepted message applied)."""
+        """The store this client records into (with every accepted message applied).
+
+        Added in version 0.1.0.
+        """
         self._settle()
         return self._store
 
     @property
     def clock(self) -> Clock:
-        """The clock every "now" of this client comes from."""
+        """The clock every "now" of this client comes from.
+
+        Added in version 0.1.0.
+        """
         return self._clock
 
     def identify(
@@ -395,7 +427,10 @@ class Client:
         context: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Record who ``user_id`` is: ``traits`` merge into the user's state."""
+        """Record who ``user_id`` is: ``traits`` merge into the user's state.
+
+        Added in version 0.1.0.
+        """
         self._accept(
             lambda: Identify(
                 user_id=user_id,
@@ -418,7 +453,10 @@ class Client:
         context: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Record that ``user_id`` belongs to account ``group_id`` with ``traits``."""
+        """Record that ``user_id`` belongs to account ``group_id`` with ``traits``.
+
+        Added in version 0.1.0.
+        """
         self._accept(
             lambda: Group(
                 user_id=user_id,
@@ -447,6 +485,8 @@ class Client:
         Costs a few microseconds: the event is checked and encoded here (a bad
         one is dropped and counted at once), and applied to state off the
         request path; this client's reads see it.
+
+        Added in version 0.1.0.
         """
         self._accept(
             lambda: Track(
@@ -465,6 +505,8 @@ class Client:
 
         For imports, replays and tests: the messages are checked like any call and
         written in one store transaction. Returns how many were recorded.
+
+        Added in version 0.1.0.
         """
         self._settle()  # keep arrival order with calls accepted earlier
         checked = []
@@ -477,7 +519,10 @@ class Client:
         return self._write(checked)
 
     def user(self, user_id: str) -> UserState | None:
-        """Return what the store holds for ``user_id`` (None if nothing, or on a fault)."""
+        """Return what the store holds for ``user_id`` (None if nothing, or on a fault).
+
+        Added in version 0.1.0.
+        """
         self._settle()
         try:
             return self._store.user(user_id)
@@ -486,7 +531,10 @@ class Client:
             return None
 
     def account(self, account_id: str) -> AccountState | None:
-        """Return what the store holds for ``account_id`` (None if nothing, or on a fault)."""
+        """Return what the store holds for ``account_id`` (None if nothing, or on a fault).
+
+        Added in version 0.1.0.
+        """
         self._settle()
         try:
             return self._store.account(account_id)
@@ -499,6 +547,8 @@ class Client:
 
         With a store that counts its own faults (Redis: outages, calls answered
         without it, messages buffered and replayed) its counts are included.
+
+        Added in version 0.1.0.
         """
         self._settle()
         return with_faults(self._counters.snapshot(), self._store)
@@ -509,6 +559,8 @@ class Client:
         Returns how many messages were delivered during the call and how many
         still wait. Always returns within ``timeout``, even when the collector or
         DNS hangs; safe to call from a callback or a signal handler.
+
+        Added in version 0.1.0.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._intake is not None:
@@ -525,6 +577,8 @@ class Client:
 
         Later calls are dropped (counted as ``closed``). What could not be
         delivered stays in a durable outbox for the next run.
+
+        Added in version 0.1.0.
         """
         if self._closed:
             return FlushResult(0, 0)
@@ -544,6 +598,8 @@ class Client:
 
         With an asyncio transport the batches are sent from the loop; otherwise
         the blocking flush runs in a worker thread.
+
+        Added in version 0.1.0.
         """
         pipeline = self._pipeline
         if pipeline is None or pipeline.async_transport is None:
@@ -560,7 +616,10 @@ class Client:
         return FlushResult(delivered, batcher.outbox.pending())
 
     async def aclose(self, timeout: float | None = 10.0) -> FlushResult:
-        """``close()`` for asyncio code: deliver within ``timeout``, then release everything."""
+        """``close()`` for asyncio code: deliver within ``timeout``, then release everything.
+
+        Added in version 0.1.0.
+        """
         result = await self.aflush(timeout)
         await _to_thread(self.close, 0.0)
         return result

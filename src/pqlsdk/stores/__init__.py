@@ -36,7 +36,10 @@ __all__ = [
 
 
 def open_store(url: str) -> Store:
-    """Open the store that ``url`` names; raise ``ConfigError`` for an unknown URL."""
+    """Open the store that ``url`` names; raise ``ConfigError`` for an unknown URL.
+
+    Added in version 0.1.0.
+    """
     parts = urlsplit(url)
     if parts.scheme == "memory":
         if parts.netloc or parts.path:

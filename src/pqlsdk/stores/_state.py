@@ -40,7 +40,10 @@ _NEVER: Final = -(2**62)
 
 
 class MomentRecord(msgspec.Struct, kw_only=True, gc=False):
-    """One moment decision for a user: shown, or held out, and what the user did."""
+    """One moment decision for a user: shown, or held out, and what the user did.
+
+    Added in version 0.1.0.
+    """
 
     id: str
     kind: str
@@ -56,6 +59,8 @@ class UserState(msgspec.Struct, kw_only=True, gc=False):
 
     Times are microseconds since the Unix epoch, UTC; the ``*_at`` properties give
     them as datetimes.
+
+    Added in version 0.1.0.
     """
 
     user_id: str
@@ -75,17 +80,26 @@ class UserState(msgspec.Struct, kw_only=True, gc=False):
 
     @property
     def first_seen_at(self) -> datetime | None:
-        """When the earliest message about this user happened."""
+        """When the earliest message about this user happened.
+
+        Added in version 0.1.0.
+        """
         return None if self.first_seen is None else from_micros(self.first_seen)
 
     @property
     def last_active_at(self) -> datetime | None:
-        """When the user's latest ``track`` happened (identify and group are not activity)."""
+        """When the user's latest ``track`` happened (identify and group are not activity).
+
+        Added in version 0.1.0.
+        """
         return None if self.last_active is None else from_micros(self.last_active)
 
 
 class AccountState(msgspec.Struct, kw_only=True, gc=False):
-    """What pqlsdk knows about one account (a Segment group)."""
+    """What pqlsdk knows about one account (a Segment group).
+
+    Added in version 0.1.0.
+    """
 
     account_id: str
     traits: dict[str, Any] = msgspec.field(default_factory=dict)

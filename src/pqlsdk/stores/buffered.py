@@ -47,7 +47,10 @@ _Key = tuple[str, str]
 
 
 class BufferedStore:
-    """A ``Store`` that buffers writes in memory and commits them in batches."""
+    """A ``Store`` that buffers writes in memory and commits them in batches.
+
+    Added in version 0.1.0.
+    """
 
     def __init__(
         self,
@@ -87,21 +90,33 @@ class BufferedStore:
 
     @property
     def inner(self) -> SQLiteStore:
-        """The SQLite store commits go to."""
+        """The SQLite store commits go to.
+
+        Added in version 0.1.0.
+        """
         return self._inner
 
     @property
     def url(self) -> str:
-        """The inner store's URL."""
+        """The inner store's URL.
+
+        Added in version 0.1.0.
+        """
         return self._inner.url
 
     @property
     def aggregates(self) -> frozenset[Aggregate]:
-        """The aggregates the inner store keeps."""
+        """The aggregates the inner store keeps.
+
+        Added in version 0.1.0.
+        """
         return self._inner.aggregates
 
     def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
-        """Fold ``records`` into the in-process view now; commit them within ``interval``."""
+        """Fold ``records`` into the in-process view now; commit them within ``interval``.
+
+        Added in version 0.1.0.
+        """
         del outbox  # whether commits queue for the collector was fixed at construction
         added = 0
         with self._lock:
@@ -138,7 +153,10 @@ class BufferedStore:
         return self._accounts.get(account_id) or self._inner.account(account_id)
 
     def commit(self) -> int:
-        """Commit everything buffered now; return how many messages were committed."""
+        """Commit everything buffered now; return how many messages were committed.
+
+        Added in version 0.1.0.
+        """
         with self._commit_lock:
             if self._committing:
                 return 0  # re-entered (a signal handler): the outer commit is under way
@@ -208,84 +226,129 @@ class BufferedStore:
     # -- reads see the overlay; everything else commits first -----------------
 
     def user(self, user_id: str) -> UserState | None:
-        """Return the user as this process last changed it, else as committed."""
+        """Return the user as this process last changed it, else as committed.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             found = self._users.get(user_id)
         return found if found is not None else self._inner.user(user_id)
 
     def account(self, account_id: str) -> AccountState | None:
-        """Return the account as this process last changed it, else as committed."""
+        """Return the account as this process last changed it, else as committed.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             found = self._accounts.get(account_id)
         return found if found is not None else self._inner.account(account_id)
 
     def maintain(self, aggregates: Iterable[Aggregate]) -> int:
-        """Commit, then let the inner store rebuild new aggregates."""
+        """Commit, then let the inner store rebuild new aggregates.
+
+        Added in version 0.1.0.
+        """
         self.commit()
         return self._inner.maintain(aggregates)
 
     def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
-        """Commit, then update atomically in the file (exact across processes)."""
+        """Commit, then update atomically in the file (exact across processes).
+
+        Added in version 0.1.0.
+        """
         self.commit()
         with self._lock:
             self._drop(("user", user_id))
         return self._inner.update_user(user_id, change)
 
     def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
-        """Commit, then update atomically in the file."""
+        """Commit, then update atomically in the file.
+
+        Added in version 0.1.0.
+        """
         self.commit()
         with self._lock:
             self._drop(("account", account_id))
         return self._inner.update_account(account_id, change)
 
     def messages(self, subject: str | None = None) -> Iterator[Message]:
-        """Commit, then read the log."""
+        """Commit, then read the log.
+
+        Added in version 0.1.0.
+        """
         self.commit()
         return self._inner.messages(subject)
 
     def count(self) -> int:
-        """Commit, then count the log."""
+        """Commit, then count the log.
+
+        Added in version 0.1.0.
+        """
         self.commit()
         return self._inner.count()
 
     def prune(self, before: datetime) -> int:
-        """Commit, then prune the log."""
+        """Commit, then prune the log.
+
+        Added in version 0.1.0.
+        """
         self.commit()
         return self._inner.prune(before)
 
     def enqueue(self, messages: Iterable[bytes]) -> None:
-        """Queue pqlsdk's own records for the collector (committed at once)."""
+        """Queue pqlsdk's own records for the collector (committed at once).
+
+        Added in version 0.1.0.
+        """
         self._inner.enqueue(messages)
 
     def lease(
         self, max_count: int, max_bytes: int, *, now: float, until: float
     ) -> list[tuple[int, bytes]]:
-        """Lease committed outbox rows."""
+        """Lease committed outbox rows.
+
+        Added in version 0.1.0.
+        """
         return self._inner.lease(max_count, max_bytes, now=now, until=until)
 
     def unlease(self, keys: Iterable[int], *, delete: bool) -> None:
-        """End leases on outbox rows."""
+        """End leases on outbox rows.
+
+        Added in version 0.1.0.
+        """
         self._inner.unlease(keys, delete=delete)
 
     def outbox_size(self) -> int:
-        """Count committed outbox rows plus buffered messages bound for the outbox."""
+        """Count committed outbox rows plus buffered messages bound for the outbox.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             buffered = len(self._buffer) if self._outbox else 0
         return self._inner.outbox_size() + buffered
 
     def close(self) -> None:
-        """Commit what is buffered, stop the writer and close the inner store."""
+        """Commit what is buffered, stop the writer and close the inner store.
+
+        Added in version 0.1.0.
+        """
         self._stop.set()
         self.commit()
         unwatch(self)
         self._inner.close()
 
     def after_fork(self) -> None:
-        """Start empty: the parent commits what it buffered."""
+        """Start empty: the parent commits what it buffered.
+
+        Added in version 0.1.0.
+        """
         self._reset()
 
     def at_exit(self) -> None:
-        """Commit what is buffered."""
+        """Commit what is buffered.
+
+        Added in version 0.1.0.
+        """
         self.commit()
 
     def __repr__(self) -> str:

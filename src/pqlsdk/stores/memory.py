@@ -22,7 +22,10 @@ __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """A ``Store`` held in dictionaries behind one lock."""
+    """A ``Store`` held in dictionaries behind one lock.
+
+    Added in version 0.1.0.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -37,11 +40,17 @@ class MemoryStore:
 
     @property
     def url(self) -> str:
-        """Always ``memory://``."""
+        """Always ``memory://``.
+
+        Added in version 0.1.0.
+        """
         return "memory://"
 
     def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
-        """Append to the log and fold into state, under the store's lock."""
+        """Append to the log and fold into state, under the store's lock.
+
+        Added in version 0.1.0.
+        """
         if outbox:
             raise ConfigError("the memory store has no durable outbox")
         added = 0
@@ -72,11 +81,17 @@ class MemoryStore:
 
     @property
     def aggregates(self) -> frozenset[Aggregate]:
-        """The aggregates kept up to date."""
+        """The aggregates kept up to date.
+
+        Added in version 0.1.0.
+        """
         return self._aggregates
 
     def maintain(self, aggregates: Iterable[Aggregate]) -> int:
-        """Keep ``aggregates``; compute new ones from the log under the lock."""
+        """Keep ``aggregates``; compute new ones from the log under the lock.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             new = frozenset(aggregates) - self._aggregates
             if new:
@@ -90,27 +105,42 @@ class MemoryStore:
         return len(new)
 
     def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
-        """Run ``change`` on the live user state under the lock."""
+        """Run ``change`` on the live user state under the lock.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             state = self._users.setdefault(user_id, UserState(user_id=user_id))
             return change(state)
 
     def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
-        """Run ``change`` on the live account state under the lock."""
+        """Run ``change`` on the live account state under the lock.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             state = self._accounts.setdefault(account_id, AccountState(account_id=account_id))
             return change(state)
 
     def user(self, user_id: str) -> UserState | None:
-        """Return the live state of ``user_id`` (do not mutate it)."""
+        """Return the live state of ``user_id`` (do not mutate it).
+
+        Added in version 0.1.0.
+        """
         return self._users.get(user_id)
 
     def account(self, account_id: str) -> AccountState | None:
-        """Return the live state of ``account_id`` (do not mutate it)."""
+        """Return the live state of ``account_id`` (do not mutate it).
+
+        Added in version 0.1.0.
+        """
         return self._accounts.get(account_id)
 
     def messages(self, subject: str | None = None) -> Iterator[Message]:
-        """Yield logged messages in time order (a snapshot taken at the call)."""
+        """Yield logged messages in time order (a snapshot taken at the call).
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             log = list(self._log)
         for _, _, owner, _, data in log:
@@ -118,11 +148,17 @@ class MemoryStore:
                 yield decode(data)
 
     def count(self) -> int:
-        """Return how many messages the log holds."""
+        """Return how many messages the log holds.
+
+        Added in version 0.1.0.
+        """
         return len(self._log)
 
     def prune(self, before: datetime) -> int:
-        """Drop messages older than ``before`` from the log."""
+        """Drop messages older than ``before`` from the log.
+
+        Added in version 0.1.0.
+        """
         cutoff = micros(before)
         with self._lock:
             index = bisect.bisect_left(self._log, (cutoff,))
@@ -131,7 +167,10 @@ class MemoryStore:
         return index
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Nothing to release.
+
+        Added in version 0.1.0.
+        """
 
     def __repr__(self) -> str:
         return f"MemoryStore(users={len(self._users)}, messages={len(self._log)})"

@@ -69,7 +69,10 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
-"""The schema version this pqlsdk writes; older files are upgraded on open."""
+"""The schema version this pqlsdk writes; older files are upgraded on open.
+
+Added in version 0.1.0.
+"""
 
 _PAGE: Final = 1000
 _encode = msgspec.msgpack.Encoder().encode
@@ -97,7 +100,10 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 class SQLiteStore:
-    """A ``Store`` in one SQLite file, safe for several processes and threads."""
+    """A ``Store`` in one SQLite file, safe for several processes and threads.
+
+    Added in version 0.1.0.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         """Open (creating if needed) the store file at ``path``.
@@ -121,12 +127,18 @@ class SQLiteStore:
 
     @property
     def url(self) -> str:
-        """``sqlite:///`` followed by the file's path."""
+        """``sqlite:///`` followed by the file's path.
+
+        Added in version 0.1.0.
+        """
         return f"sqlite:///{self._path}"
 
     @property
     def path(self) -> Path:
-        """The store file."""
+        """The store file.
+
+        Added in version 0.1.0.
+        """
         return self._path
 
     def _connect(self) -> sqlite3.Connection:
@@ -159,7 +171,10 @@ class SQLiteStore:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def after_fork(self) -> None:
-        """In a forked child: drop the parent's connection and lock without touching them."""
+        """In a forked child: drop the parent's connection and lock without touching them.
+
+        Added in version 0.1.0.
+        """
         if self._conn is not None:
             _orphans.append(self._conn)
         self._conn = None
@@ -182,6 +197,8 @@ class SQLiteStore:
 
         With ``outbox``, new messages are also queued for the collector in the
         same transaction: recorded and queued, or neither.
+
+        Added in version 0.1.0.
         """
         with self._use("write") as conn, _immediate(conn):
             load_user, users = cached(lambda key: self._load(conn, "user", key))
@@ -218,11 +235,17 @@ class SQLiteStore:
 
     @property
     def aggregates(self) -> frozenset[Aggregate]:
-        """The aggregates kept up to date (as of this process's last transaction)."""
+        """The aggregates kept up to date (as of this process's last transaction).
+
+        Added in version 0.1.0.
+        """
         return self._aggregates
 
     def maintain(self, aggregates: Iterable[Aggregate]) -> int:
-        """Register ``aggregates`` and compute new ones from the log, in one transaction."""
+        """Register ``aggregates`` and compute new ones from the log, in one transaction.
+
+        Added in version 0.1.0.
+        """
         with self._use("rebuild") as conn, _immediate(conn):
             new = frozenset(aggregates) - self._refresh_aggregates(conn)
             if new:
@@ -248,7 +271,10 @@ class SQLiteStore:
         return decode_user(row[0]) if subject == "user" else decode_account(row[0])
 
     def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
-        """Run ``change`` on the user's state in one ``BEGIN IMMEDIATE`` transaction."""
+        """Run ``change`` on the user's state in one ``BEGIN IMMEDIATE`` transaction.
+
+        Added in version 0.1.0.
+        """
         with self._use("write") as conn, _immediate(conn):
             state = self._load(conn, "user", user_id) or UserState(user_id=user_id)
             result = change(state)
@@ -256,7 +282,10 @@ class SQLiteStore:
             return result
 
     def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
-        """Run ``change`` on the account's state in one ``BEGIN IMMEDIATE`` transaction."""
+        """Run ``change`` on the account's state in one ``BEGIN IMMEDIATE`` transaction.
+
+        Added in version 0.1.0.
+        """
         with self._use("write") as conn, _immediate(conn):
             state = self._load(conn, "account", account_id) or AccountState(account_id=account_id)
             result = change(state)
@@ -264,17 +293,26 @@ class SQLiteStore:
             return result
 
     def user(self, user_id: str) -> UserState | None:
-        """Return the stored state of ``user_id``."""
+        """Return the stored state of ``user_id``.
+
+        Added in version 0.1.0.
+        """
         with self._use("read") as conn:
             return self._load(conn, "user", user_id)  # type: ignore[no-any-return]
 
     def account(self, account_id: str) -> AccountState | None:
-        """Return the stored state of ``account_id``."""
+        """Return the stored state of ``account_id``.
+
+        Added in version 0.1.0.
+        """
         with self._use("read") as conn:
             return self._load(conn, "account", account_id)  # type: ignore[no-any-return]
 
     def messages(self, subject: str | None = None) -> Iterator[Message]:
-        """Yield logged messages in time order, reading a page at a time."""
+        """Yield logged messages in time order, reading a page at a time.
+
+        Added in version 0.1.0.
+        """
         where = "" if subject is None else "subject = ? AND "
         query = (
             f"SELECT ts, seq, body FROM messages WHERE {where}(ts, seq) > (?, ?) "  # noqa: S608 - fixed text
@@ -292,13 +330,19 @@ class SQLiteStore:
             after = (rows[-1][0], rows[-1][1])
 
     def count(self) -> int:
-        """Return how many messages the log holds."""
+        """Return how many messages the log holds.
+
+        Added in version 0.1.0.
+        """
         with self._use("read") as conn:
             (count,) = conn.execute("SELECT count(*) FROM messages").fetchone()
         return int(count)
 
     def has_message(self, message_id: str) -> bool:
-        """Whether the log holds a message with this ``messageId``."""
+        """Whether the log holds a message with this ``messageId``.
+
+        Added in version 0.1.0.
+        """
         with self._use("read") as conn:
             found = conn.execute(
                 "SELECT 1 FROM messages WHERE message_id = ?", (message_id,)
@@ -306,14 +350,20 @@ class SQLiteStore:
         return found is not None
 
     def enqueue(self, messages: Iterable[bytes]) -> None:
-        """Queue encoded messages for the collector (pqlsdk's own records)."""
+        """Queue encoded messages for the collector (pqlsdk's own records).
+
+        Added in version 0.1.0.
+        """
         with self._use("write") as conn, _immediate(conn):
             conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(m,) for m in messages])
 
     def lease(
         self, max_count: int, max_bytes: int, *, now: float, until: float
     ) -> list[tuple[int, bytes]]:
-        """Lease the oldest unleased outbox rows until ``until`` (Unix seconds)."""
+        """Lease the oldest unleased outbox rows until ``until`` (Unix seconds).
+
+        Added in version 0.1.0.
+        """
         with self._use("write") as conn, _immediate(conn):
             rows = conn.execute(
                 "SELECT seq, body FROM outbox WHERE lease_until < ? ORDER BY seq LIMIT ?",
@@ -332,7 +382,10 @@ class SQLiteStore:
             return taken
 
     def unlease(self, keys: Iterable[int], *, delete: bool) -> None:
-        """End leases: delete the rows (delivered or rejected) or make them available again."""
+        """End leases: delete the rows (delivered or rejected) or make them available again.
+
+        Added in version 0.1.0.
+        """
         statement = (
             "DELETE FROM outbox WHERE seq = ?"
             if delete
@@ -342,18 +395,27 @@ class SQLiteStore:
             conn.executemany(statement, [(key,) for key in keys])
 
     def outbox_size(self) -> int:
-        """Rows waiting in the outbox, leased or not."""
+        """Rows waiting in the outbox, leased or not.
+
+        Added in version 0.1.0.
+        """
         with self._use("read") as conn:
             (count,) = conn.execute("SELECT count(*) FROM outbox").fetchone()
         return int(count)
 
     def prune(self, before: datetime) -> int:
-        """Delete logged messages older than ``before``."""
+        """Delete logged messages older than ``before``.
+
+        Added in version 0.1.0.
+        """
         with self._use("prune") as conn:
             return conn.execute("DELETE FROM messages WHERE ts < ?", (micros(before),)).rowcount
 
     def close(self) -> None:
-        """Close this process's connection."""
+        """Close this process's connection.
+
+        Added in version 0.1.0.
+        """
         with self._lock:
             if self._conn is not None:
                 self._conn.close()

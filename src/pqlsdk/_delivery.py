@@ -5,25 +5,31 @@ they leave:
 
 - a SQLite store is buffered (write-behind) unless ``durability="sync"``;
 - with a SQLite store the outbox is the store's own table (durable, shared by
-  the host's processes, committed with the records); otherwise a bounded
-  in-process queue;
+  the host's processes, committed with the records); with a Redis store it is
+  on the server (durable, shared by every host, queued in the step that logs
+  each message); otherwise a bounded in-process queue;
 - a ``Batcher`` sends from the outbox through the transport (``HTTPTransport``
   to ``endpoint`` unless a transport is given).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
 
 from ._batcher import Batcher, Delivery, FlushResult
 from ._exceptions import ConfigError, DeliveryError, StoreError
-from ._outbox import MemoryOutbox, Outbox, SQLiteOutbox
+from ._outbox import MemoryOutbox, Outbox, RedisOutbox, SQLiteOutbox
 from ._stats import Counters
 from .messages import Message
 from .stores import Store
 from .stores.buffered import BufferedStore
 from .stores.sqlite import SQLiteStore
 from .transports import AsyncTransport, Transport
+
+if TYPE_CHECKING:
+    from .stores.redis import RedisStore
 
 __all__ = ["Pipeline", "prepare_store"]
 
@@ -62,8 +68,11 @@ class Pipeline:
         on_error: Callable[[DeliveryError], None] | None,
     ) -> None:
         outbox: Outbox
+        shared = _redis_store(store)
         if isinstance(store, SQLiteStore | BufferedStore):
             outbox = SQLiteOutbox(store, lease=options.lease)
+        elif shared is not None:
+            outbox = RedisOutbox(shared, lease=options.lease)
         else:
             outbox = MemoryOutbox(
                 max_messages=options.max_queue,
@@ -79,6 +88,8 @@ class Pipeline:
         self.async_transport = transport if isinstance(transport, AsyncTransport) else None
         sync = None if isinstance(transport, AsyncTransport) else transport
         self.batcher = Batcher(outbox, sync, options, counters, on_error=on_error)
+        if shared is not None:
+            shared.when_queued(self.batcher.notify)  # a replay after an outage queued these
 
     @property
     def durable(self) -> bool:
@@ -110,6 +121,18 @@ class Pipeline:
         if self._owns_transport and isinstance(self._transport, Transport):
             self._transport.close()
         return result
+
+
+def _redis_store(store: Store) -> RedisStore | None:
+    """``store`` if it is a Redis store.
+
+    Asked of ``sys.modules``: redis-py is optional, and a Redis store exists
+    only once its module was imported.
+    """
+    module = sys.modules.get("pqlsdk.stores.redis")
+    if module is not None and isinstance(store, module.RedisStore):
+        return cast("RedisStore", store)
+    return None
 
 
 def make_transport(

@@ -201,12 +201,6 @@ def test_rebuild_fills_only_states_that_exist(store: RedisStore) -> None:
     assert (store.user("gone"), store.account("lost")) == (None, None)
 
 
-def test_the_redis_store_has_no_durable_outbox(store: RedisStore) -> None:
-    """Queueing for the collector in the store's transaction is refused loudly."""
-    with pytest.raises(pqlsdk.ConfigError, match="no durable outbox"):
-        store.record([], outbox=True)
-
-
 def test_endless_interference_ends_in_a_store_error(store: RedisStore) -> None:
     """A user whose key changes under every attempt fails within the timeout, not forever."""
     impatient = RedisStore(store.client, prefix=store.prefix, contention_timeout=0.05)

@@ -102,6 +102,7 @@ from datetime import datetime
 from typing import Any, Final, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import attrs
 import msgspec
 from cachetools import TTLCache
 
@@ -133,6 +134,7 @@ __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_PROBE_INTERVAL",
     "DEFAULT_TIMEOUT",
+    "Lease",
     "RedisStore",
 ]
 
@@ -173,6 +175,8 @@ class _Pending(msgspec.Struct, array_like=True, gc=False):
     before: bytes | None
     """The user's state just before the message (None: the user was new)."""
     accounts: list[str]
+    queue: bool = False
+    """Whether the message joins the outbox with the log (its client delivers)."""
 
 
 _decode_pending = msgspec.msgpack.Decoder(_Pending).decode
@@ -225,7 +229,69 @@ if KEYS[2] then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) end
 return 1
 """
 
-_SCRIPTS: Final = {"trim": _TRIM, "fold_user": _FOLD_USER, "swap": _SWAP}
+# Step 3: add each log member ARGV[i] (ZADD NX); one that is new, and whose flag
+# ARGV[i + 1] is '1', joins the outbox too: its JSON (the member after the header)
+# under the next outbox number, ready to be leased. A member already logged (step 3
+# run again after a writer died) is queued nothing. Replies how many were queued.
+_LOG: Final = f"""
+local queued = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[i]) == 1 and ARGV[i + 1] == '1' then
+    local id = redis.call('INCR', KEYS[4])
+    redis.call('HSET', KEYS[2], id, string.sub(ARGV[i], {_HEADER.size + 1}))
+    redis.call('ZADD', KEYS[3], id, id)
+    queued = queued + 1
+  end
+end
+return queued
+"""
+
+# Lease: leases that ended by the server's clock go back to the ready set; then
+# the oldest ready entries, up to ARGV[1] of them and ARGV[2] bytes (the first
+# always), move to the leased set until now + ARGV[3] ms. Replies {until, id,
+# body, id, body...}. The server's clock, so hosts' clocks need not agree.
+_LEASE: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZADD', KEYS[2], id, id)
+end
+local ends = now + tonumber(ARGV[3])
+local out = {ends}
+local size = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)) do
+  local body = redis.call('HGET', KEYS[1], id)
+  if #out > 1 and size + #body > tonumber(ARGV[2]) then break end
+  size = size + #body
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[3], ends, id)
+  table.insert(out, id)
+  table.insert(out, body)
+end
+return out
+"""
+
+# Release: entries ARGV[2...] still leased until ARGV[1] (by this lease, not a
+# later one another sender took after it ended) become ready again.
+_RELEASE: Final = """
+for i = 2, #ARGV do
+  if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[i])) == tonumber(ARGV[1]) then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i])
+  end
+end
+return 0
+"""
+
+_SCRIPTS: Final = {
+    "trim": _TRIM,
+    "fold_user": _FOLD_USER,
+    "swap": _SWAP,
+    "log": _LOG,
+    "lease": _LEASE,
+    "release": _RELEASE,
+}
 
 _S = TypeVar("_S", bound=UserState | AccountState)
 _V = TypeVar("_V")
@@ -268,6 +334,14 @@ class RedisStore:
         self._contention_timeout = contention_timeout
         self._log = f"{prefix}:{{log}}"
         self._registry = f"{prefix}:{{log}}:aggregates"
+        self._outbox = f"{prefix}:{{log}}:outbox"  # number -> message JSON (hash)
+        self._ready = f"{prefix}:{{log}}:outbox:ready"  # numbers no sender holds (sorted set)
+        self._leased = f"{prefix}:{{log}}:outbox:leased"  # number -> lease end, ms (sorted set)
+        self._outbox_seq = f"{prefix}:{{log}}:outbox:seq"  # the last outbox number
+        self._queue_replays = False  # whether replayed messages join the outbox
+        self._closed = False
+        self._outbox_lock = threading.Lock()  # close() waits for the sender's call in flight
+        self._on_queued: Callable[[int], None] | None = None
         self._aggregates: frozenset[Aggregate] = frozenset()
         self._deferred: frozenset[Aggregate] = frozenset()  # to register when Redis returns
         self._cutoff: int | None = None  # µs: messageIds older than this are forgotten
@@ -402,9 +476,16 @@ class RedisStore:
                 self._deferred = frozenset()
 
     def _replay(self, records: list[Record]) -> int:
-        """Write messages that waited for Redis (from ``Outage``)."""
+        """Write messages that waited for Redis (from ``Outage``).
+
+        They join the outbox as they would have when recorded, if this store's
+        client delivers; its sender is woken, since no call of its own did so.
+        """
         with self._errors("replay"):
-            return self._write(records, [])
+            added = self._write(records, [], queue=self._queue_replays)
+        if added and self._queue_replays and self._on_queued is not None:
+            self._on_queued(added)
+        return added
 
     def _cached(self, key: tuple[str, str], read: Callable[[], _V]) -> _V:
         """Return ``read()``, reusing what it returned within the cache's TTL.
@@ -486,17 +567,22 @@ class RedisStore:
 
         Each user's messages are one write; see the module docstring for how
         account state and the log follow.
+        With ``outbox``, new messages also join the outbox, in the same atomic
+        step that adds them to the log (step 3).
+
         While Redis is away the records wait in the local buffer (and 0 is
-        returned): they are counted as recorded when they are replayed.
+        returned): they are counted as recorded when they are replayed, and
+        join the outbox then.
+
+        Added in version 0.1.0.
         """
-        if outbox:
-            raise ConfigError("the redis store has no durable outbox")
+        self._queue_replays |= outbox
         batch = list(records)
         if not batch or self._outage.hold(batch):
             return 0
         done: list[tuple[str, int]] = []
         try:
-            return self._write(batch, done)
+            return self._write(batch, done, queue=outbox)
         except _UNREACHABLE as exc:
             self._outage.began(exc, "write")
             written = {user_id for user_id, _ in done}
@@ -505,14 +591,17 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(f"redis store {self._url}: write failed: {exc}") from exc
 
-    def _write(self, batch: list[Record], done: list[tuple[str, int]]) -> int:
-        """Write ``batch`` one user at a time, appending (user, new messages) to ``done``."""
+    def _write(self, batch: list[Record], done: list[tuple[str, int]], *, queue: bool) -> int:
+        """Write ``batch`` one user at a time, appending (user, new messages) to ``done``.
+
+        With ``queue``, the new messages join the outbox in step 3.
+        """
         by_user: dict[str, list[Record]] = {}
         for record in batch:
             by_user.setdefault(record[0].subject, []).append(record)
         for user_id, items in by_user.items():
             try:
-                new, pending, reads = self._record_user(user_id, items)
+                new, pending, reads = self._record_user(user_id, items, queue=queue)
                 self._drain(user_id, pending, reads)
             finally:
                 self._forget(("u", user_id))
@@ -520,7 +609,7 @@ class RedisStore:
         return sum(new for _, new in done)
 
     def _record_user(
-        self, user_id: str, items: list[Record]
+        self, user_id: str, items: list[Record], *, queue: bool = False
     ) -> tuple[int, list[bytes], dict[str, _Read]]:
         """Step 1: fold the new messages into the user and queue what follows.
 
@@ -572,7 +661,7 @@ class RedisStore:
                 touched.update(dict.fromkeys(accounts))
                 entries.append(
                     f"{number:0{_SEQ_WIDTH}x}".encode()
-                    + _encode(_Pending(member, before, accounts))
+                    + _encode(_Pending(member, before, accounts, queue))
                 )
                 times[message.message_id] = at
             pipe = self._redis.pipeline(transaction=False)
@@ -614,11 +703,15 @@ class RedisStore:
         for account_id, work in by_account.items():
             self._apply_account(account_id, user_id, work, reads.get(account_id))
         keys, args = [self._user_key(user_id, ":pending")], [pending[-1][:_SEQ_WIDTH]]
-        members = dict.fromkeys((entry.member for _, entry in entries), 0)
+        members = dict.fromkeys(
+            (entry.member, b"1" if entry.queue else b"0") for _, entry in entries
+        )
+        log_keys = [self._log, self._outbox, self._ready, self._outbox_seq]
+        log_args = [part for pair in members for part in pair]
 
         def attempt() -> tuple[bool, None]:
             pipe: Any = self._redis.pipeline(transaction=False)
-            pipe.zadd(self._log, members)
+            self._eval(pipe, "log", log_keys, log_args)
             self._eval(pipe, "trim", keys, args)
             pipe.execute()
             return True, None
@@ -874,6 +967,111 @@ class RedisStore:
         self._cutoff = cutoff
         return int(dropped)
 
+    # -- the outbox --------------------------------------------------------------
+
+    @contextmanager
+    def _sending(self, action: str) -> Iterator[None]:
+        """Run an outbox call (from the client's sender), refused once the store is closed.
+
+        The sender may still be taking a batch when the client closes the
+        store; closing waits for that call, and later calls get ``StoreError``
+        instead of a connection redis-py would open again and never close.
+        """
+        with self._outbox_lock:
+            if self._closed:
+                raise StoreError(f"redis store {self._url}: {action} refused: the store is closed")
+            with self._faults(action):
+                yield
+
+    def enqueue(self, messages: Iterable[bytes]) -> None:
+        """Queue encoded messages for the collector (pqlsdk's own records: not logged).
+
+        Added in version 0.1.0.
+        """
+        bodies = list(messages)
+        if not bodies:
+            return
+        with self._sending("enqueue"):
+            last = int(self._redis.incrby(self._outbox_seq, len(bodies)))
+            numbers = range(last - len(bodies) + 1, last + 1)
+            pipe: Any = self._redis.pipeline(transaction=True)
+            pipe.hset(self._outbox, mapping=dict(zip(numbers, bodies, strict=True)))
+            pipe.zadd(self._ready, {str(number): number for number in numbers})
+            pipe.execute()
+
+    def lease(self, max_count: int, max_bytes: int, seconds: float) -> Lease:
+        """Lease the oldest outbox entries no sender holds, for ``seconds`` by Redis's clock.
+
+        Up to ``max_count`` entries and ``max_bytes`` together (the first is
+        always taken). Entries whose lease ended (their sender died or hung)
+        are taken again, oldest first.
+
+        Added in version 0.1.0.
+        """
+        with self._sending("lease"):
+            reply = self._optimistic(
+                self._leased,
+                lambda: (
+                    True,
+                    cast(
+                        list[Any],
+                        self._eval(
+                            self._redis,
+                            "lease",
+                            [self._outbox, self._ready, self._leased],
+                            [max_count, max_bytes, max(1, round(seconds * 1000))],
+                        ),
+                    ),
+                ),
+            )
+        until, rest = int(reply[0]), reply[1:]
+        return Lease(until, [(int(rest[i]), rest[i + 1]) for i in range(0, len(rest), 2)])
+
+    def ack(self, keys: Iterable[int]) -> None:
+        """Delete outbox entries: the collector accepted them (or rejected them for good).
+
+        Added in version 0.1.0.
+        """
+        numbers = [str(key) for key in keys]
+        with self._sending("ack"):
+            pipe: Any = self._redis.pipeline(transaction=True)
+            pipe.hdel(self._outbox, *numbers)
+            pipe.zrem(self._ready, *numbers)
+            pipe.zrem(self._leased, *numbers)
+            pipe.execute()
+
+    def release(self, until: int, keys: Iterable[int]) -> None:
+        """Make leased entries ready again, if they are still under the lease ending at ``until``.
+
+        Added in version 0.1.0.
+        """
+        with self._sending("release"):
+            self._optimistic(
+                self._leased,
+                lambda: (
+                    True,
+                    self._eval(self._redis, "release", [self._ready, self._leased], [until, *keys]),
+                ),
+            )
+
+    def outbox_size(self) -> int:
+        """Entries waiting in the outbox, leased or not, from every host.
+
+        Added in version 0.1.0.
+        """
+        with self._sending("read"):
+            return int(self._redis.hlen(self._outbox))
+
+    def when_queued(self, callback: Callable[[int], None] | None) -> None:
+        """Call ``callback(count)`` when a replay after an outage queues messages.
+
+        The client's sender waits for word of new messages; no call of the
+        host announces those, so the store does.
+
+        Added in version 0.1.0.
+        """
+        self._on_queued = callback
+
     @property
     def available(self) -> bool:
         """False during an outage (from the call that found Redis away to its return)."""
@@ -892,6 +1090,8 @@ class RedisStore:
         """Replay what waits if Redis answers, then close this process's connections."""
         self._outage.finish()
         unwatch(self)
+        with self._outbox_lock:
+            self._closed = True
         self._redis.close()
 
     def at_exit(self) -> None:
@@ -901,12 +1101,28 @@ class RedisStore:
     def after_fork(self) -> None:
         """In a forked child: no outage, nothing buffered (the parent replays its own)."""
         self._outage.after_fork()
+        self._outbox_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._stamp_lock = threading.Lock()
         self._reset_cache()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._url!r})"
+
+
+@attrs.frozen
+class Lease:
+    """Outbox entries one sender holds: ``(number, message JSON)`` pairs, until ``until``.
+
+    ``until`` is the lease's end in milliseconds by Redis's clock; it also
+    names the lease, so releasing it never frees entries another sender took
+    after it ended.
+
+    Added in version 0.1.0.
+    """
+
+    until: int
+    entries: list[tuple[int, bytes]]
 
 
 def _stand_in(account_id: str, user_id: str) -> AccountState:

@@ -38,36 +38,7 @@ CURRENT = tuple(int(part) for part in re.findall(r"\d+", pqlsdk.__version__)[:3]
 # remove each name when its docstring ends with the version line (and has no "::").
 # An entry exempts its name and every name under it: "pqlsdk.stores.redis" covers the
 # names that module gains while it is being rewritten.
-PENDING = {
-    # src/pqlsdk/stores/redis.py
-    "pqlsdk.stores.redis",
-    "pqlsdk.stores.redis.DEFAULT_BUFFER",
-    "pqlsdk.stores.redis.DEFAULT_CACHE_TTL",
-    "pqlsdk.stores.redis.DEFAULT_PREFIX",
-    "pqlsdk.stores.redis.DEFAULT_PROBE_INTERVAL",
-    "pqlsdk.stores.redis.DEFAULT_TIMEOUT",
-    "pqlsdk.stores.redis.RedisStore",
-    "pqlsdk.stores.redis.RedisStore.account",
-    "pqlsdk.stores.redis.RedisStore.after_fork",
-    "pqlsdk.stores.redis.RedisStore.aggregates",
-    "pqlsdk.stores.redis.RedisStore.at_exit",
-    "pqlsdk.stores.redis.RedisStore.available",
-    "pqlsdk.stores.redis.RedisStore.buffered",
-    "pqlsdk.stores.redis.RedisStore.client",
-    "pqlsdk.stores.redis.RedisStore.close",
-    "pqlsdk.stores.redis.RedisStore.count",
-    "pqlsdk.stores.redis.RedisStore.fault_counts",
-    "pqlsdk.stores.redis.RedisStore.from_url",
-    "pqlsdk.stores.redis.RedisStore.maintain",
-    "pqlsdk.stores.redis.RedisStore.messages",
-    "pqlsdk.stores.redis.RedisStore.prefix",
-    "pqlsdk.stores.redis.RedisStore.prune",
-    "pqlsdk.stores.redis.RedisStore.record",
-    "pqlsdk.stores.redis.RedisStore.update_account",
-    "pqlsdk.stores.redis.RedisStore.update_user",
-    "pqlsdk.stores.redis.RedisStore.url",
-    "pqlsdk.stores.redis.RedisStore.user",
-}
+PENDING: set[str] = set()  # empty: every public name has its version line
 
 
 def _package() -> griffe.Module:

@@ -307,3 +307,19 @@ def test_a_server_that_lost_its_scripts_gets_them_again(store: RedisStore) -> No
     acme = store.account("acme")
     assert acme is not None
     assert (acme.active_members, store.count()) == (1, 2)
+
+
+def test_a_users_message_ids_expire_when_retention_would_forget_them(store: RedisStore) -> None:
+    """After a prune, the messageId set lives until its newest id is past retention."""
+    now = datetime.now(UTC)
+    ids_key = store._user_key("u", ":ids")
+    record(store, Track(user_id="u", event="x", timestamp=now - timedelta(minutes=50)))
+    assert store.client.pttl(ids_key) == -1  # no prune yet: no retention known
+    store.prune(now - timedelta(hours=1))
+    record(store, Track(user_id="u", event="x", timestamp=now - timedelta(minutes=30)))
+    minute = 60_000
+    assert 29 * minute < store.client.pttl(ids_key) <= 30 * minute
+    record(store, Track(user_id="u", event="x", timestamp=now - timedelta(minutes=40)))
+    assert 29 * minute < store.client.pttl(ids_key) <= 30 * minute  # the newest id decides
+    record(store, Track(user_id="v", event="x", timestamp=now - timedelta(hours=2)))
+    assert store.client.exists(store._user_key("v", ":ids")) == 0  # already past retention

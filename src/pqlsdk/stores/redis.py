@@ -9,16 +9,22 @@ the same exactness the SQLite store gets from ``BEGIN IMMEDIATE``.
 by default), so several apps can share one server. A user's keys share the hash
 tag ``{u:<user id>}`` and an account's the tag ``{a:<account id>}``, so on Redis
 Cluster each subject's keys sit in one slot; the message log and the aggregate
-registry share the tag ``{log}``::
+registry share the tag ``{log}``, and so does the outbox:
 
-    <prefix>:{u:<id>}          user hash: s state (msgpack UserState), v version,
+```text
+<prefix>:{u:<id>}              user hash: s state (msgpack UserState), v version,
                                n last pending number
-    <prefix>:{u:<id>}:ids      messageIds recorded for the user (sorted set by time)
-    <prefix>:{u:<id>}:pending  account and log work still to do, oldest first (list)
-    <prefix>:{a:<id>}          account hash: s state (msgpack AccountState), v version
-    <prefix>:{a:<id>}:seen     per member: the last pending number applied here
-    <prefix>:{log}             the message log (sorted set ordered by member bytes)
-    <prefix>:{log}:aggregates  the aggregates every process keeps (hash)
+<prefix>:{u:<id>}:ids          messageIds recorded for the user (sorted set by time)
+<prefix>:{u:<id>}:pending      account and log work still to do, oldest first (list)
+<prefix>:{a:<id>}              account hash: s state (msgpack AccountState), v version
+<prefix>:{a:<id>}:seen         per member: the last pending number applied here
+<prefix>:{log}                 the message log (sorted set ordered by member bytes)
+<prefix>:{log}:aggregates      the aggregates every process keeps (hash)
+<prefix>:{log}:outbox          messages waiting for the collector: number -> JSON (hash)
+<prefix>:{log}:outbox:ready    numbers no sender holds (sorted set by number)
+<prefix>:{log}:outbox:leased   numbers a sender holds (sorted set by lease end, ms)
+<prefix>:{log}:outbox:seq      the last outbox number
+```
 
 **Transactions: optimistic, with the fold in Python and the check in Lua.**
 Folding a message into state is ``_state.apply``, Python shared by every store;
@@ -45,9 +51,11 @@ steps, each one atomic and idempotent:
    that saved user state, so the account changes exactly as one transaction
    would have changed it), and the account remembers, per member, the last
    pending number it applied, so an entry is never applied twice;
-3. the message joins the log (its member bytes are fixed in step 1, so adding
-   it twice is harmless), and the applied entries leave the pending list (a
-   third script drops only entries still at its head).
+3. the message joins the log, and, if its client delivers to a collector, the
+   outbox, in one script in the ``{log}`` slot: a member the log already holds
+   (step 3 run again) is queued nothing, so a message is queued once; then the
+   applied entries leave the pending list (a third script drops only entries
+   still at its head).
 
 Every writer drains the whole pending list of the users it writes, oldest
 first, so a process that dies between steps leaves its account work to the
@@ -55,10 +63,29 @@ user's next write. Until then (and while a write is under way) the account may
 lag behind the user by that user's pending messages; users and caps are exact
 at all times.
 
+**The outbox.** With an endpoint, a client on this store delivers from an
+outbox on the server, shared by every process of every host (``RedisOutbox``).
+Why queue in step 3, not step 1: every host's sender must find the queue in
+one place, one slot, and step 1 runs in the user's slot; step 3 runs in the
+``{log}`` slot and decides, atomically, whether the message is new to the log,
+which makes queueing exactly-once. The cost: a process dying between steps 1
+and 3 leaves the message in the user's pending list, so it reaches the log and
+the outbox at that user's next write (from any host), not before. Senders
+lease the oldest entries (``lease``) until a time by Redis's clock, so hosts'
+clocks need not agree; two senders never hold one entry, an entry whose
+sender died is leased again when its lease ends, and a sender deletes what
+the collector accepted (``ack``) or gives back what it could not send
+(``release``, which frees nothing another sender took meanwhile).
+
 **Retention.** The log is trimmed by ``prune(before)`` (the client's
-``retention``), which also bounds the per-user messageId sets. Key expiry does
-not fit this state: retention is by event time, not by when a key was last
-written, and user and account state is kept forever, as SQLite keeps it.
+``retention``), which also bounds the per-user messageId sets. Per-key expiry
+does not fit the log (one sorted set for everyone, trimmed by event time, not
+by when a key was last written), nor user and account state, which is kept
+forever as SQLite keeps it, nor the pending lists (work still to do). It fits
+one thing: once a prune has said how long messages are kept, a user's
+messageId set expires when its newest id would be pruned, so the sets of
+users who stopped writing go by themselves instead of waiting for a write that
+never comes. Acknowledged outbox entries need no expiry: ``ack`` deletes them.
 
 **Outages.** Every command has a socket and connect timeout (``?timeout=``,
 100 ms): the host's request path must not wait on a slow server. A connection
@@ -70,6 +97,14 @@ are replayed in order when a probe (every ``?probe_interval=``) finds Redis
 back. The buffer lives here, inside the store, so the ``Store`` protocol and
 the client stay as they are: ``record()`` simply returns 0 for messages it
 holds. Replay is safe because step 1 skips messageIds already recorded.
+Buffered messages go to the collector one way only: they join the outbox when
+they are replayed (and the client's sender is woken), as they would have when
+recorded; the client keeps no in-memory outbox beside it. A second path (an
+in-memory queue sending during the outage) would send each message twice, or
+need de-duplication of its own, and would lose what it held at a crash. So
+nothing reaches the collector from a host while its Redis is away; the
+outbox's ``take`` finds nothing then, and ``flush()`` reports the buffer as
+pending.
 ``maintain()`` during an outage defers the registration to the probe that ends
 it, before the replay, so a client with rules can be built while Redis is down.
 redis-py retries a broken connection once (a pooled socket from before a
@@ -139,16 +174,31 @@ __all__ = [
 ]
 
 DEFAULT_PREFIX: Final = "pqlsdk"
-"""The key prefix when the URL names none."""
+"""The key prefix when the URL names none.
+
+Added in version 0.1.0.
+"""
 DEFAULT_TIMEOUT: Final = 0.1
 """Seconds a command (or a connection attempt) may take before Redis counts as away
-(``?timeout=``; ``?connect_timeout=`` sets the connection's alone)."""
+(``?timeout=``; ``?connect_timeout=`` sets the connection's alone).
+
+Added in version 0.1.0.
+"""
 DEFAULT_BUFFER: Final = 10_000
-"""Messages held in this process while Redis is away (``?buffer=``)."""
+"""Messages held in this process while Redis is away (``?buffer=``).
+
+Added in version 0.1.0.
+"""
 DEFAULT_PROBE_INTERVAL: Final = 1.0
-"""Seconds between attempts to reach Redis during an outage (``?probe_interval=``)."""
+"""Seconds between attempts to reach Redis during an outage (``?probe_interval=``).
+
+Added in version 0.1.0.
+"""
 DEFAULT_CACHE_TTL: Final = 0.25
-"""Seconds a user or account read is reused (``?cache_ttl=``; 0 turns the cache off)."""
+"""Seconds a user or account read is reused (``?cache_ttl=``; 0 turns the cache off).
+
+Added in version 0.1.0.
+"""
 
 _CACHE_SIZE: Final = 10_000  # user and account states kept by the read cache
 _UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError)
@@ -197,20 +247,28 @@ end
 
 # Step 1's write: if the user's version (field v) is still ARGV[1], store the state
 # (s) and pending number (n), bump v, forget messageIds older than the prune cutoff
-# (ARGV[4]), add the ARGV[5] new (id, time) pairs, and append the pending entries
-# after them. Replies {1, pending list...}, or {0} when another writer came first.
+# (ARGV[4]), add the ARGV[6] new (id, time) pairs, and append the pending entries
+# after them. With ARGV[5] (µs the log keeps a message, as of the last prune), the
+# messageId set expires when its newest id would be pruned: when the user stops
+# writing, the set goes at the moment retention would have emptied it.
+# Replies {1, pending list...}, or {0} when another writer came first.
 _FOLD_USER: Final = """
 if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return {0} end
 if ARGV[4] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4]) end
-local count = tonumber(ARGV[5])
+local count = tonumber(ARGV[6])
 if count > 0 then
   redis.call('HSET', KEYS[1], 's', ARGV[2], 'n', ARGV[3])
   redis.call('HINCRBY', KEYS[1], 'v', 1)
   for i = 0, count - 1 do
-    redis.call('ZADD', KEYS[2], ARGV[7 + 2 * i], ARGV[6 + 2 * i])
+    redis.call('ZADD', KEYS[2], ARGV[8 + 2 * i], ARGV[7 + 2 * i])
   end
-  for i = 6 + 2 * count, #ARGV do
+  for i = 7 + 2 * count, #ARGV do
     redis.call('RPUSH', KEYS[3], ARGV[i])
+  end
+  if ARGV[5] ~= '' then
+    local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
+    local ends = math.floor((tonumber(newest) + tonumber(ARGV[5])) / 1000)
+    redis.call('PEXPIREAT', KEYS[2], ends)
   end
 end
 local out = redis.call('LRANGE', KEYS[3], 0, -1)
@@ -300,7 +358,13 @@ _Read = tuple[bytes | None, bytes | None, bytes | None]
 
 
 class RedisStore:
-    """A ``Store`` on a Redis server, shared by every process of every host."""
+    """A ``Store`` on a Redis server, shared by every process of every host.
+
+    One store for every host of an app, so caps, scores and tier crossings
+    agree across them; see the module docstring for keys, steps and faults.
+
+    Added in version 0.1.0.
+    """
 
     def __init__(
         self,
@@ -345,6 +409,7 @@ class RedisStore:
         self._aggregates: frozenset[Aggregate] = frozenset()
         self._deferred: frozenset[Aggregate] = frozenset()  # to register when Redis returns
         self._cutoff: int | None = None  # µs: messageIds older than this are forgotten
+        self._keep: int | None = None  # µs the log keeps a message, by Redis's clock (expiry)
         self._stamp_lock = threading.Lock()
         self._last_stamp = 0
         self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
@@ -376,6 +441,8 @@ class RedisStore:
         ``connect_timeout`` (seconds; both ``DEFAULT_TIMEOUT`` unless given),
         ``buffer``, ``probe_interval`` and ``cache_ttl``. Others go to redis-py
         (``socket_timeout=2`` overrides ``timeout`` and the like).
+
+        Added in version 0.1.0.
         """
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -421,17 +488,26 @@ class RedisStore:
 
     @property
     def url(self) -> str:
-        """The URL this store was opened from, without user name or password."""
+        """The URL this store was opened from, without user name or password.
+
+        Added in version 0.1.0.
+        """
         return self._url
 
     @property
     def prefix(self) -> str:
-        """The prefix of every key this store writes."""
+        """The prefix of every key this store writes.
+
+        Added in version 0.1.0.
+        """
         return self._prefix
 
     @property
     def client(self) -> redis.Redis:
-        """The redis-py client (for tests and operations tooling)."""
+        """The redis-py client (for tests and operations tooling).
+
+        Added in version 0.1.0.
+        """
         return self._redis
 
     def _user_key(self, user_id: str, part: str = "") -> str:
@@ -671,6 +747,7 @@ class RedisStore:
                 b"" if user is None else _encode(user),
                 number,
                 "" if cutoff is None else cutoff,
+                "" if self._keep is None else self._keep,
                 len(entries),
                 *(part for item in times.items() for part in item),
                 *entries,
@@ -789,7 +866,10 @@ class RedisStore:
 
     @property
     def aggregates(self) -> frozenset[Aggregate]:
-        """The aggregates kept up to date (as of this process's last write)."""
+        """The aggregates kept up to date (as of this process's last write).
+
+        Added in version 0.1.0.
+        """
         return self._aggregates
 
     def maintain(self, aggregates: Iterable[Aggregate]) -> int:
@@ -806,6 +886,8 @@ class RedisStore:
         registration waits for Redis to return, before the buffered messages
         are replayed (so they are folded into the new aggregates too). A
         client can therefore be built, rules and all, during an outage.
+
+        Added in version 0.1.0.
         """
         wanted = frozenset(aggregates)
         try:
@@ -884,6 +966,8 @@ class RedisStore:
 
         ``change`` may run more than once (a retry after another host's write);
         only the run whose write lands counts, and its result is returned.
+
+        Added in version 0.1.0.
         """
 
         def load(raw: bytes | None) -> UserState:
@@ -896,7 +980,10 @@ class RedisStore:
             self._forget(("u", user_id))
 
     def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
-        """Run ``change`` on the account's state in one version-checked write."""
+        """Run ``change`` on the account's state in one version-checked write.
+
+        Added in version 0.1.0.
+        """
 
         def load(raw: bytes | None) -> AccountState:
             return AccountState(account_id=account_id) if raw is None else decode_account(raw)
@@ -910,14 +997,20 @@ class RedisStore:
     # -- reading -----------------------------------------------------------------
 
     def user(self, user_id: str) -> UserState | None:
-        """Return the state of ``user_id`` (read within the cache's TTL; do not mutate it)."""
+        """Return the state of ``user_id`` (read within the cache's TTL; do not mutate it).
+
+        Added in version 0.1.0.
+        """
         with self._faults("read"):
             return self._cached(
                 ("u", user_id), lambda: self._load(self._user_key(user_id), decode_user)
             )
 
     def account(self, account_id: str) -> AccountState | None:
-        """Return the state of ``account_id`` (read within the cache's TTL; do not mutate it)."""
+        """Return the state of ``account_id`` (read within the cache's TTL; do not mutate it).
+
+        Added in version 0.1.0.
+        """
         with self._faults("read"):
             return self._cached(
                 ("a", account_id),
@@ -933,6 +1026,8 @@ class RedisStore:
 
         The log is one sorted set for all subjects, so ``subject`` filters it
         here: reading one user's history reads everyone's.
+
+        Added in version 0.1.0.
         """
         with self._faults("read"):
             for message in self._all_messages():
@@ -953,18 +1048,29 @@ class RedisStore:
             start = b"(" + page[-1]
 
     def count(self) -> int:
-        """Return how many messages the log holds."""
+        """Return how many messages the log holds.
+
+        Added in version 0.1.0.
+        """
         with self._faults("read"):
             return int(self._redis.zcard(self._log))
 
     def prune(self, before: datetime) -> int:
-        """Drop logged messages older than ``before``; forget their messageIds as users write."""
+        """Drop logged messages older than ``before``; forget their messageIds as users write.
+
+        From then on a user's messageId set expires when its newest id would be
+        pruned (``before`` is read against the clock now, so a client clock
+        set apart from real time shifts the expiry with it).
+
+        Added in version 0.1.0.
+        """
         cutoff = micros(before)
         with self._faults("prune"):
             dropped = self._redis.zremrangebylex(
                 self._log, "-", b"(" + struct.pack(">Q", cutoff + _BIAS)
             )
         self._cutoff = cutoff
+        self._keep = time.time_ns() // 1000 - cutoff
         return int(dropped)
 
     # -- the outbox --------------------------------------------------------------
@@ -1074,20 +1180,32 @@ class RedisStore:
 
     @property
     def available(self) -> bool:
-        """False during an outage (from the call that found Redis away to its return)."""
+        """False during an outage (from the call that found Redis away to its return).
+
+        Added in version 0.1.0.
+        """
         return not self._outage.down
 
     @property
     def buffered(self) -> int:
-        """How many messages wait in this process for Redis to return."""
+        """How many messages wait in this process for Redis to return.
+
+        Added in version 0.1.0.
+        """
         return self._outage.buffered
 
     def fault_counts(self) -> FaultCounts:
-        """Outages, refused calls, buffered and replayed messages (joined to ``stats()``)."""
+        """Outages, refused calls, buffered and replayed messages (joined to ``stats()``).
+
+        Added in version 0.1.0.
+        """
         return self._outage.fault_counts()
 
     def close(self) -> None:
-        """Replay what waits if Redis answers, then close this process's connections."""
+        """Replay what waits if Redis answers, then close this process's connections.
+
+        Added in version 0.1.0.
+        """
         self._outage.finish()
         unwatch(self)
         with self._outbox_lock:
@@ -1095,11 +1213,17 @@ class RedisStore:
         self._redis.close()
 
     def at_exit(self) -> None:
-        """At exit: replay what waits if Redis answers now (else log what is lost)."""
+        """At exit: replay what waits if Redis answers now (else log what is lost).
+
+        Added in version 0.1.0.
+        """
         self._outage.finish()
 
     def after_fork(self) -> None:
-        """In a forked child: no outage, nothing buffered (the parent replays its own)."""
+        """In a forked child: no outage, nothing buffered (the parent replays its own).
+
+        Added in version 0.1.0.
+        """
         self._outage.after_fork()
         self._outbox_lock = threading.Lock()
         self._cache_lock = threading.Lock()

@@ -56,7 +56,7 @@ class Delivery:
     - ``max_queue`` / ``on_full`` / ``block_timeout``: the memory outbox's bound
       and what happens at it.
     - ``retry``: backoff and budget per batch. ``shutdown_timeout``: the atexit
-      drain's budget. ``lease``: how long a sender holds SQLite outbox rows.
+      drain's budget. ``lease``: how long a sender holds SQLite or Redis outbox entries.
 
     Added in version 0.1.0.
     """

@@ -30,7 +30,9 @@ __all__ = [
     "apply",
     "cached",
     "decode_account",
+    "decode_aggregate",
     "decode_user",
+    "encode",
     "fold_track",
     "rebuild",
 ]
@@ -274,6 +276,10 @@ def _merge(traits: dict[str, Any], times: dict[str, int], new: dict[str, Any], a
 
 _user_decoder: Final = msgspec.msgpack.Decoder(UserState)
 _account_decoder: Final = msgspec.msgpack.Decoder(AccountState)
+_aggregate_decoder: Final = msgspec.msgpack.Decoder(Aggregate)
+
+encode: Final = msgspec.msgpack.Encoder().encode
+"""Encode what a store keeps (a state, an aggregate spec) as msgpack: one format for every store."""
 
 
 def decode_user(data: bytes) -> UserState:
@@ -284,3 +290,8 @@ def decode_user(data: bytes) -> UserState:
 def decode_account(data: bytes) -> AccountState:
     """Decode an account state written by ``msgspec.msgpack.encode``."""
     return _account_decoder.decode(data)
+
+
+def decode_aggregate(data: bytes) -> Aggregate:
+    """Decode an aggregate spec written by ``encode`` (a store's aggregate registry)."""
+    return _aggregate_decoder.decode(data)

@@ -161,7 +161,16 @@ from .._stats import logger
 from ..messages import Group, Message, Track, decode, decode_checked
 from ._base import Record, T
 from ._outage import FaultCounts, Outage, StoreUnavailableError
-from ._state import AccountState, UserState, apply, decode_account, decode_user, rebuild
+from ._state import (
+    AccountState,
+    UserState,
+    apply,
+    decode_account,
+    decode_aggregate,
+    decode_user,
+    encode,
+    rebuild,
+)
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -212,9 +221,6 @@ _OPTIONS: Final = frozenset(
 _BIAS: Final = 2**63  # signed µs timestamps as unsigned big-endian: byte order is time order
 _HEADER: Final = struct.Struct(">QQ")  # (biased timestamp, arrival stamp) before each log body
 _SEQ_WIDTH: Final = 16  # hex digits of the pending number in front of each pending entry
-
-_encode = msgspec.msgpack.Encoder().encode
-_decode_aggregate = msgspec.msgpack.Decoder(Aggregate).decode
 
 
 class _Pending(msgspec.Struct, array_like=True, gc=False):
@@ -728,7 +734,7 @@ class RedisStore:
                 touches = type(message) is Group or (
                     type(message) is Track and user is not None and user.account_id is not None
                 )
-                before = None if user is None or not touches else _encode(user)
+                before = None if user is None or not touches else encode(user)
                 changes = apply(message, load_user, load_account, aggregates)
                 user = changes.users[0]
                 number += 1
@@ -737,14 +743,14 @@ class RedisStore:
                 touched.update(dict.fromkeys(accounts))
                 entries.append(
                     f"{number:0{_SEQ_WIDTH}x}".encode()
-                    + _encode(_Pending(member, before, accounts, queue))
+                    + encode(_Pending(member, before, accounts, queue))
                 )
                 times[message.message_id] = at
             pipe = self._redis.pipeline(transaction=False)
             keys = [user_key, ids_key, pending_key]
             args = [
                 version or 0,
-                b"" if user is None else _encode(user),
+                b"" if user is None else encode(user),
                 number,
                 "" if cutoff is None else cutoff,
                 "" if self._keep is None else self._keep,
@@ -839,7 +845,7 @@ class RedisStore:
                 self._redis,
                 "swap",
                 [account_key, seen_key],
-                [version or 0, _encode(account), user_id, todo[-1][0]],
+                [version or 0, encode(account), user_id, todo[-1][0]],
             )
             return written == 1, None
 
@@ -857,10 +863,10 @@ class RedisStore:
         """
         if self._redis.hlen(self._registry) != len(self._aggregates):
             specs = cast(list[bytes], self._redis.hvals(self._registry))
-            found = frozenset(_decode_aggregate(spec) for spec in specs)
+            found = frozenset(decode_aggregate(spec) for spec in specs)
             lost = self._aggregates - found
             if lost:
-                self._redis.hset(self._registry, mapping={spec.key: _encode(spec) for spec in lost})
+                self._redis.hset(self._registry, mapping={spec.key: encode(spec) for spec in lost})
             self._aggregates = found | lost
         return self._aggregates
 
@@ -908,7 +914,7 @@ class RedisStore:
             return 0
         try:
             self._redis.hset(
-                self._registry, mapping={aggregate.key: _encode(aggregate) for aggregate in new}
+                self._registry, mapping={aggregate.key: encode(aggregate) for aggregate in new}
             )
             self._aggregates |= new
             users, accounts = rebuild(
@@ -956,7 +962,7 @@ class RedisStore:
             raw, version = cast(list[Any], self._redis.hmget(key, "s", "v"))
             state = load(raw)
             result = change(state)
-            written = self._eval(self._redis, "swap", [key], [version or 0, _encode(state)])
+            written = self._eval(self._redis, "swap", [key], [version or 0, encode(state)])
             return written == 1, result
 
         return self._optimistic(key, attempt)

@@ -22,8 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-import msgspec
-
 from .._aggregates import Aggregate
 from .._clock import micros
 from .._exceptions import ConfigError, SchemaVersionError, StoreError
@@ -36,7 +34,9 @@ from ._state import (
     apply,
     cached,
     decode_account,
+    decode_aggregate,
     decode_user,
+    encode,
     rebuild,
 )
 
@@ -75,8 +75,6 @@ Added in version 0.1.0.
 """
 
 _PAGE: Final = 1000
-_encode = msgspec.msgpack.Encoder().encode
-_decode_aggregate = msgspec.msgpack.Decoder(Aggregate).decode
 _SELECT_STATE: Final = {
     "user": "SELECT state FROM users WHERE user_id = ?",
     "account": "SELECT state FROM accounts WHERE account_id = ?",
@@ -230,7 +228,7 @@ class SQLiteStore:
         (count,) = conn.execute("SELECT count(*) FROM aggregates").fetchone()
         if count != len(self._aggregates):
             rows = conn.execute("SELECT spec FROM aggregates").fetchall()
-            self._aggregates = frozenset(_decode_aggregate(spec) for (spec,) in rows)
+            self._aggregates = frozenset(decode_aggregate(spec) for (spec,) in rows)
         return self._aggregates
 
     @property
@@ -251,7 +249,7 @@ class SQLiteStore:
             if new:
                 conn.executemany(
                     "INSERT INTO aggregates (key, spec) VALUES (?, ?)",
-                    [(aggregate.key, _encode(aggregate)) for aggregate in new],
+                    [(aggregate.key, encode(aggregate)) for aggregate in new],
                 )
                 rows = conn.execute("SELECT body FROM messages ORDER BY ts, seq").fetchall()
                 users, accounts = rebuild(
@@ -434,9 +432,9 @@ def _write_states(
     """Write back every state a transaction loaded or created."""
     conn.executemany(
         "INSERT OR REPLACE INTO users (user_id, state) VALUES (?, ?)",
-        [(key, _encode(user)) for key, user in users.items() if user is not None],
+        [(key, encode(user)) for key, user in users.items() if user is not None],
     )
     conn.executemany(
         "INSERT OR REPLACE INTO accounts (account_id, state) VALUES (?, ?)",
-        [(key, _encode(acct)) for key, acct in accounts.items() if acct is not None],
+        [(key, encode(acct)) for key, acct in accounts.items() if acct is not None],
     )

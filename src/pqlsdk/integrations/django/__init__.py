@@ -45,6 +45,8 @@ def sso_settings(request): ...
 
 from __future__ import annotations
 
+# The one check for Django: every submodule's import runs this file first, so
+# they import Django plainly and a missing extra is named here, once.
 try:
     import django  # type: ignore[import-untyped]  # noqa: F401
 except ImportError as exc:  # pragma: no cover - the test set-up installs every extra

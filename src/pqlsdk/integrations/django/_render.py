@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from django.middleware.csrf import get_token  # type: ignore[import-untyped]
+from django.template.loader import render_to_string  # type: ignore[import-untyped]
+from django.urls import reverse  # type: ignore[import-untyped]
+
 from .._web import TEMPLATE, template_context
 from .middleware import request_state
-
-try:
-    from django.middleware.csrf import get_token  # type: ignore[import-untyped]
-    from django.template.loader import render_to_string  # type: ignore[import-untyped]
-    from django.urls import reverse  # type: ignore[import-untyped]
-except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
-    raise ImportError(
-        "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
-    ) from exc
 
 __all__ = ["CSRF_NAME", "moment_html"]
 

@@ -16,18 +16,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
+from django.conf import settings  # type: ignore[import-untyped]
+from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
 from ..._client import Client
 from ..._exceptions import ConfigError, RulesError
 from ...rules import Rules, load
-
-try:
-    from django.conf import settings  # type: ignore[import-untyped]
-    from django.utils.module_loading import import_string  # type: ignore[import-untyped]
-except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
-    raise ImportError(
-        "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
-    ) from exc
 
 __all__ = ["KEYS", "Config", "Problem", "client", "close", "config", "problems"]
 

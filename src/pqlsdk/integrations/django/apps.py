@@ -12,17 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import AppConfig  # type: ignore[import-untyped]
+from django.core import checks  # type: ignore[import-untyped]
+from django.core.signals import setting_changed  # type: ignore[import-untyped]
+
 from .._web import TEMPLATES
 from ._settings import close, problems
-
-try:
-    from django.apps import AppConfig  # type: ignore[import-untyped]
-    from django.core import checks  # type: ignore[import-untyped]
-    from django.core.signals import setting_changed  # type: ignore[import-untyped]
-except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
-    raise ImportError(
-        "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
-    ) from exc
 
 __all__ = ["PQLSDKConfig", "check_settings"]
 

@@ -15,26 +15,20 @@ from collections.abc import Callable
 from typing import Any, Final, Literal, TypeVar, get_args
 
 import attrs
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.apps import apps  # type: ignore[import-untyped]
+from django.core.exceptions import PermissionDenied  # type: ignore[import-untyped]
+from django.http import JsonResponse  # type: ignore[import-untyped]
+from django.shortcuts import redirect, resolve_url  # type: ignore[import-untyped]
+from django.template.response import TemplateResponse  # type: ignore[import-untyped]
+from django.urls import get_script_prefix  # type: ignore[import-untyped]
+from django.utils.safestring import mark_safe  # type: ignore[import-untyped]
 
 from ..._exceptions import ConfigError
 from ..._gating import Gate
 from ._render import moment_html
 from ._settings import config
 from .middleware import request_state
-
-try:
-    from asgiref.sync import iscoroutinefunction, sync_to_async
-    from django.apps import apps  # type: ignore[import-untyped]
-    from django.core.exceptions import PermissionDenied  # type: ignore[import-untyped]
-    from django.http import JsonResponse  # type: ignore[import-untyped]
-    from django.shortcuts import redirect, resolve_url  # type: ignore[import-untyped]
-    from django.template.response import TemplateResponse  # type: ignore[import-untyped]
-    from django.urls import get_script_prefix  # type: ignore[import-untyped]
-    from django.utils.safestring import mark_safe  # type: ignore[import-untyped]
-except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
-    raise ImportError(
-        "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
-    ) from exc
 
 __all__ = ["BLOCKED_TEMPLATE", "FeatureRequiredMixin", "OnDenied", "require_feature"]
 

@@ -11,21 +11,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from asgiref.sync import (
+    iscoroutinefunction,
+    markcoroutinefunction,
+    sync_to_async,
+)
+
 from ..._client import Client
 from ..._gating import Gate
 from ..._moments import Moment
 from ._settings import Resolver, client, config
-
-try:
-    from asgiref.sync import (
-        iscoroutinefunction,
-        markcoroutinefunction,
-        sync_to_async,
-    )
-except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
-    raise ImportError(
-        "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
-    ) from exc
 
 __all__ = ["PQLSDKMiddleware", "RequestState", "request_state"]
 

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from . import views
+from django.urls import path  # type: ignore[import-untyped]
 
-try:
-    from django.urls import path  # type: ignore[import-untyped]
-except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
-    raise ImportError(
-        "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
-    ) from exc
+from . import views
 
 app_name: Final = "pqlsdk"
 

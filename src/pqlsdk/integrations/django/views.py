@@ -12,26 +12,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import JsonResponse  # type: ignore[import-untyped]
+from django.shortcuts import redirect  # type: ignore[import-untyped]
+from django.views.decorators.cache import never_cache  # type: ignore[import-untyped]
+from django.views.decorators.csrf import (  # type: ignore[import-untyped]
+    csrf_exempt,
+    csrf_protect,
+)
+from django.views.decorators.http import (  # type: ignore[import-untyped]
+    require_GET,
+    require_POST,
+)
+
 from .._web import MAX_OUTCOME_BYTES, OutcomeError, moment_json, parse_outcome, safe_next
 from ._settings import client, config
 from .middleware import request_state
-
-try:
-    from django.http import JsonResponse  # type: ignore[import-untyped]
-    from django.shortcuts import redirect  # type: ignore[import-untyped]
-    from django.views.decorators.cache import never_cache  # type: ignore[import-untyped]
-    from django.views.decorators.csrf import (  # type: ignore[import-untyped]
-        csrf_exempt,
-        csrf_protect,
-    )
-    from django.views.decorators.http import (  # type: ignore[import-untyped]
-        require_GET,
-        require_POST,
-    )
-except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
-    raise ImportError(
-        "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
-    ) from exc
 
 __all__ = ["moment", "outcome"]
 

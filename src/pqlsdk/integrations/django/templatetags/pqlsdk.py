@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._render import moment_html
+from django import template  # type: ignore[import-untyped]
 
-try:
-    from django import template  # type: ignore[import-untyped]
-except ImportError as exc:  # pragma: no cover - the test set-up installs every extra
-    raise ImportError(
-        "pqlsdk.integrations.django needs Django: pip install 'pqlsdk[django]'"
-    ) from exc
+from .._render import moment_html
 
 register = template.Library()
 

@@ -330,7 +330,10 @@ def pqlsdk_moment() -> Markup:
     user = state.subject()
     if user is None:
         return Markup("")
-    return _render(user, state.client().decide(user), next_url=_here())
+    moment = state.client().decide(user)
+    if moment is None:
+        return Markup("")  # the common case: no page address or token to make
+    return _render(user, moment, next_url=_here())
 
 
 def pqlsdk_gate_moment() -> Markup:
@@ -585,9 +588,7 @@ def _unauthorized() -> ResponseReturnValue:
 # -- rendering ----------------------------------------------------------------------
 
 
-def _render(user: str, moment: Moment | None, *, next_url: str) -> Markup:
-    if moment is None:
-        return Markup("")
+def _render(user: str, moment: Moment, *, next_url: str) -> Markup:
     context = _web.template_context(
         moment,
         outcome_url=url_for("pqlsdk.outcome"),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeGuard
 
-import attrs
+import msgspec
 
 from ._aggregates import Aggregate, aggregate_value
 from ._clock import from_micros
@@ -37,8 +37,7 @@ _DAY: Final = 86_400_000_000.0  # µs
 _DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.5000000000000004
 
 
-@attrs.frozen
-class Reason:
+class Reason(msgspec.Struct, frozen=True, gc=False):
     """Why a signal did or did not add points.
 
     Added in version 0.1.0.
@@ -62,8 +61,7 @@ class Reason:
         return f"{self.label} = {shown}{condition} ({_signed(self.earned)})"
 
 
-@attrs.frozen
-class Score:
+class Score(msgspec.Struct, frozen=True, gc=False):
     """A subject's score under one model at one instant, and everything behind it.
 
     Added in version 0.1.0.
@@ -128,8 +126,7 @@ class Score:
         }
 
 
-@attrs.frozen
-class AccountScore:
+class AccountScore(msgspec.Struct, frozen=True):
     """An account's roll-up: PQA status from its members, and its own model's score.
 
     Added in version 0.1.0.

@@ -28,7 +28,7 @@ import msgspec
 
 from ._aggregates import Aggregate
 from ._exceptions import ConfigError, InvalidMessageError
-from .messages import Group, Message, check_decoded, convert
+from .messages import MAX_MESSAGE_BYTES, Group, Message, check_decoded, convert
 from .stores._state import AccountState, UserState, apply
 
 __all__ = ["DEDUPE_WINDOW", "History", "fold", "read"]
@@ -125,7 +125,9 @@ def _lines(
             if not line.strip():
                 continue
             raise ConfigError(f"{path}:{number}: not JSON: {exc}") from exc
-        size = len(line) - line.endswith(b"\n") - line.endswith(b"\r\n")
+        size = len(line)
+        if size > MAX_MESSAGE_BYTES:  # rare: only then does the line ending matter
+            size -= line.endswith(b"\n") + line.endswith(b"\r\n")
         try:
             yield check_decoded(message, size)
         except InvalidMessageError as exc:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Literal
 
-import attrs
+import msgspec
 
 from ._exceptions import BatchRejectedError, ConfigError, DeliveryError, RetryableDeliveryError
 from ._lifecycle import DRAIN, unwatch, watch
@@ -42,8 +42,7 @@ from .transports import AsyncTransport, Batch, Transport
 __all__ = ["Batcher", "Delivery", "FlushResult"]
 
 
-@attrs.frozen
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True, gc=False):
     """How messages reach the collector. Every field has a default that suits a web app.
 
     - ``mode``: ``"background"`` (a sender thread) or ``"caller"`` (send in the
@@ -70,11 +69,11 @@ class Delivery:
     max_queue: int = 10_000
     on_full: FullPolicy = "drop_newest"
     block_timeout: float = 0.05
-    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
     shutdown_timeout: float = 5.0
     lease: float = 60.0
 
-    def __attrs_post_init__(self) -> None:
+    def __post_init__(self) -> None:
         for name in ("buffer_interval", "flush_interval", "shutdown_timeout", "lease"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Delivery.{name} must be positive, got {getattr(self, name)!r}")
@@ -87,8 +86,7 @@ class Delivery:
             raise ConfigError(f"Delivery.block_timeout must be >= 0, got {self.block_timeout!r}")
 
 
-@attrs.frozen
-class FlushResult:
+class FlushResult(msgspec.Struct, frozen=True, gc=False):
     """What a flush achieved: messages delivered during it, and still waiting.
 
     Added in version 0.1.0.

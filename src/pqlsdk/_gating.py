@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import attrs
+import msgspec
 
 from ._moments import Moment
 from .rules._facts import Facts
@@ -22,8 +22,7 @@ PREMIUM_ATTEMPT_EVENT: Final = "premium_feature_attempted"
 """The event a denied gate tracks, with property ``feature``."""
 
 
-@attrs.frozen
-class Gate:
+class Gate(msgspec.Struct, frozen=True, gc=False):
     """The answer to "may this user use ``feature``?"; true when allowed.
 
     Added in version 0.1.0.

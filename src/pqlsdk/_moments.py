@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-import attrs
+import msgspec
 
 from ._clock import from_micros, micros
 from .messages import Track
@@ -47,8 +47,7 @@ _DAY: Final = 86_400_000_000
 _PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
 
 
-@attrs.frozen
-class Moment:
+class Moment(msgspec.Struct, frozen=True, gc=False):
     """A moment to show now: its kind, its filled-in content and a stable id.
 
     Pass ``id`` (or the kind) back to ``Client.record()`` with the user's outcome.

@@ -16,9 +16,9 @@ Why it looks like this:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import attrs
+import msgspec
 
 from ._exceptions import ConfigError
 
@@ -28,22 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["RetryPolicy"]
 
 
-def _positive_finite(_instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
-    """Refuse a duration that is zero, negative, infinite or NaN."""
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"RetryPolicy.{attribute.name} must be a positive number, got {value!r}")
-
-
-def _attempt_limit(
-    _instance: Any, attribute: attrs.Attribute[int | None], value: int | None
-) -> None:
-    """Refuse an attempt limit below one (None means no limit)."""
-    if value is not None and value < 1:
-        raise ConfigError(f"RetryPolicy.{attribute.name} must be at least 1 or None, got {value!r}")
-
-
-@attrs.frozen
-class RetryPolicy:
+class RetryPolicy(msgspec.Struct, frozen=True, gc=False):
     """Backoff and limits for retrying one batch; times are in seconds.
 
     - ``base``: the ceiling of the first wait; each retry doubles it.
@@ -56,10 +41,19 @@ class RetryPolicy:
     an attempt limit below one.
     """
 
-    base: float = attrs.field(default=0.5, validator=_positive_finite)
-    cap: float = attrs.field(default=30.0, validator=_positive_finite)
-    budget: float = attrs.field(default=300.0, validator=_positive_finite)
-    max_attempts: int | None = attrs.field(default=None, validator=_attempt_limit)
+    base: float = 0.5
+    cap: float = 30.0
+    budget: float = 300.0
+    max_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("base", "cap", "budget"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"RetryPolicy.{name} must be a positive number, got {value!r}")
+        limit = self.max_attempts
+        if limit is not None and limit < 1:
+            raise ConfigError(f"RetryPolicy.max_attempts must be at least 1 or None, got {limit!r}")
 
     def delay(
         self, attempt: int, *, retry_after: float | None, rng: random.Random | None = None

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Final
 
-import attrs
+import msgspec
 
 __all__ = ["Counters", "Stats"]
 
@@ -22,8 +22,7 @@ logger: Final = logging.getLogger("pqlsdk")
 _LOG_EVERY: Final = 1000
 
 
-@attrs.frozen
-class Stats:
+class Stats(msgspec.Struct, frozen=True, gc=False):
     """A snapshot of a client's counters (``Client.stats()``).
 
     pqlsdk never raises on the request path, so these counters are how a host

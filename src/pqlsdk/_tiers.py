@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-import attrs
 import msgspec
 
 from ._scoring import Score, plain
@@ -26,8 +25,7 @@ _MOMENTS_WINDOW = 30 * 86_400_000_000  # µs: the moments a crossing record list
 """The event name of the record a crossing sends to the collector."""
 
 
-@attrs.frozen
-class TierChange:
+class TierChange(msgspec.Struct, frozen=True, gc=False):
     """A user or account that moved to another tier of a model.
 
     Added in version 0.1.0.

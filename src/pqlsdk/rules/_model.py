@@ -10,7 +10,7 @@ import bisect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import attrs
+import msgspec
 
 from .._aggregates import Aggregate
 from .._exceptions import ConfigError
@@ -31,8 +31,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class Signal:
+class Signal(msgspec.Struct, frozen=True):
     """A compiled signal: ``points`` when ``when`` holds, or ``points`` x ``value``.
 
     ``observe`` is the measured side of a ``when`` that compares something with a
@@ -51,8 +50,7 @@ class Signal:
     needs: str | None
 
 
-@attrs.frozen
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """A compiled routing rule: the first whose ``when`` holds names ``Score.route``.
 
     Added in version 0.1.0.
@@ -62,8 +60,7 @@ class Route:
     when: Compiled
 
 
-@attrs.frozen
-class Model:
+class Model(msgspec.Struct, frozen=True):
     """A compiled scoring model: one ``[model.<name>]`` table of a rules file.
 
     Gate, multiplier, signals, tiers and routes turn a user's or an account's
@@ -100,8 +97,7 @@ class Model:
         return [name for _, name in self.tiers].index(tier)
 
 
-@attrs.frozen
-class PQA:
+class PQA(msgspec.Struct, frozen=True):
     """Account roll-up: a PQA has ``min_users`` users at ``tier`` or above in ``model``.
 
     Added in version 0.1.0.
@@ -112,8 +108,7 @@ class PQA:
     min_users: int
 
 
-@attrs.frozen
-class MomentKind:
+class MomentKind(msgspec.Struct, frozen=True):
     """A compiled moment kind. Windows and cooldowns are in microseconds."""
 
     name: str
@@ -131,8 +126,7 @@ class MomentKind:
     """``title``, ``body`` and ``cta``, with ``{placeholders}``."""
 
 
-@attrs.frozen
-class CapGroup:
+class CapGroup(msgspec.Struct, frozen=True):
     """At most ``max`` showings of ``kinds`` together in any ``per`` (µs)."""
 
     kinds: frozenset[str]
@@ -140,8 +134,7 @@ class CapGroup:
     per: int
 
 
-@attrs.frozen
-class Moments:
+class Moments(msgspec.Struct, frozen=True):
     """Every moment kind, highest priority first, and the caps they share."""
 
     model: str
@@ -158,8 +151,7 @@ class Moments:
         return max(spans, default=0)
 
 
-@attrs.frozen
-class Entitlements:
+class Entitlements(msgspec.Struct, frozen=True):
     """Plans and their features; ``plan`` gives a subject's plan."""
 
     plan: Compiled
@@ -167,8 +159,7 @@ class Entitlements:
     plans: Mapping[str, frozenset[str]]
 
 
-@attrs.frozen
-class Rules:
+class Rules(msgspec.Struct, frozen=True):
     """A loaded rules file: its models, the primary one, and the account roll-up.
 
     Added in version 0.1.0.

@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-import attrs
+import msgspec
 
 __all__ = ["AsyncTransport", "Batch", "Transport"]
 
 
-@attrs.frozen
-class Batch:
+class Batch(msgspec.Struct, frozen=True, gc=False):
     """Messages to deliver together, already encoded (each message is encoded once).
 
     ``id`` stays the same across retries, and so does ``body()``: a collector

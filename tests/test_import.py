@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pqlsdk
 
@@ -51,3 +52,27 @@ def test_errors_subclass_the_matching_builtins() -> None:
         obj = getattr(pqlsdk, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, pqlsdk.PQLError), name
+
+
+def test_clients_on_local_stores_load_nothing_only_redis_needs(tmp_path: Path) -> None:
+    """The outage logic and the Redis outbox load only with a Redis store."""
+    code = (
+        "import sys\n"
+        "from pqlsdk import Client, Delivery\n"
+        "from pqlsdk.testing import RecordingTransport\n"
+        "for store in ('memory://', 'sqlite:///' + sys.argv[1]):\n"
+        "    client = Client(store=store, transport=RecordingTransport(),\n"
+        "                    delivery=Delivery(mode='caller'))\n"
+        "    client.track('u1', 'e')\n"
+        "    client.stats()\n"
+        "    client.close()\n"
+        "print(sorted({'pqlsdk.stores._outage', 'pqlsdk._redis_outbox', 'pqlsdk.stores.redis'}"
+        " & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "pqlsdk.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"

@@ -48,7 +48,7 @@ from .messages import (
 from .rules import Model, Rules, load
 from .rules._model import Moments
 from .stores import AccountState, Store, UserState, open_store
-from .stores._outage import StoreUnavailableError, with_faults
+from .stores._base import StoreUnavailableError, with_faults
 from .stores.buffered import BufferedStore
 from .transports import AsyncTransport, Transport
 

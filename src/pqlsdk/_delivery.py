@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, cast
 
 from ._batcher import Batcher, Delivery, FlushResult
 from ._exceptions import ConfigError, DeliveryError, StoreError
-from ._outbox import MemoryOutbox, Outbox, RedisOutbox, SQLiteOutbox
+from ._outbox import MemoryOutbox, Outbox, SQLiteOutbox
 from ._stats import Counters
 from .messages import Message
 from .stores import Store
@@ -72,6 +72,8 @@ class Pipeline:
         if isinstance(store, SQLiteStore | BufferedStore):
             outbox = SQLiteOutbox(store, lease=options.lease)
         elif shared is not None:
+            from ._redis_outbox import RedisOutbox  # noqa: PLC0415 - only a Redis store needs it
+
             outbox = RedisOutbox(shared, lease=options.lease)
         else:
             outbox = MemoryOutbox(

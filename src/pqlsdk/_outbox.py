@@ -1,6 +1,6 @@
 """Outboxes: where encoded messages wait for the collector.
 
-Two kinds, one protocol:
+Three kinds, one protocol:
 
 - ``MemoryOutbox``: a bounded in-process queue of encoded bytes (never object
   graphs, so a long queue adds nothing to GC passes). When full, a policy
@@ -10,10 +10,8 @@ Two kinds, one protocol:
   only when the collector accepted it. Senders in several processes share the
   table safely: ``take`` leases rows for a while, so two senders never send the
   same row at once, and a crashed sender's lease simply expires.
-- ``RedisOutbox``: entries on the Redis server, shared by every host of the
-  app the same way (leases by the server's clock). While Redis is away it
-  takes nothing and queues nothing; the store's local buffer holds the
-  messages, and they join the outbox when they are replayed.
+- ``RedisOutbox`` (in ``_redis_outbox``, loaded only for a Redis store):
+  entries on the Redis server, shared by every host of the app the same way.
 
 Delivery is at-least-once; every message carries a ``messageId`` so the
 collector can drop duplicates.
@@ -21,16 +19,14 @@ collector can drop duplicates.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal, Protocol
 
-import attrs
+import msgspec
 
-from ._exceptions import StoreError
 from ._stats import Counters
 
 __all__ = [
@@ -38,9 +34,7 @@ __all__ = [
     "Leased",
     "MemoryOutbox",
     "Outbox",
-    "OutboxServer",
     "OutboxTable",
-    "RedisOutbox",
     "SQLiteOutbox",
 ]
 
@@ -49,8 +43,7 @@ Item = tuple[str, bytes]
 """A message id and the message's JSON."""
 
 
-@attrs.frozen
-class Leased:
+class Leased(msgspec.Struct, frozen=True, gc=False):
     """Messages taken for one delivery attempt; ``keys`` identify them in the outbox."""
 
     keys: tuple[int, ...]
@@ -242,116 +235,3 @@ class SQLiteOutbox:
 
     def forget_inherited(self) -> None:
         """Rows are shared through the file: a forked child keeps nothing to forget."""
-
-
-class Held(Protocol):
-    """Entries one sender holds, and the end of its lease (which also names the lease)."""
-
-    @property
-    def until(self) -> int:
-        """The lease's end, by the server's clock."""
-        ...
-
-    @property
-    def entries(self) -> list[tuple[int, bytes]]:
-        """``(number, message)`` pairs, oldest first."""
-        ...
-
-
-class OutboxServer(Protocol):
-    """A store whose server keeps an outbox shared by every host (the Redis store)."""
-
-    @property
-    def buffered(self) -> int:
-        """Messages waiting in this process for the server (they join the outbox later)."""
-        ...
-
-    def enqueue(self, messages: Iterable[bytes]) -> None:
-        """Queue encoded messages."""
-        ...
-
-    def lease(self, max_count: int, max_bytes: int, seconds: float) -> Held:
-        """Lease the oldest entries no sender holds, for ``seconds``."""
-        ...
-
-    def ack(self, keys: Iterable[int]) -> None:
-        """Delete entries."""
-        ...
-
-    def release(self, until: int, keys: Iterable[int]) -> None:
-        """Make entries still under the lease ending at ``until`` available again."""
-        ...
-
-    def outbox_size(self) -> int:
-        """Count the entries."""
-        ...
-
-
-class RedisOutbox:
-    """The Redis store's outbox, shared by every process of every host on the server.
-
-    Why it never raises: it runs in the sender thread (and in ``flush()``),
-    where a Redis fault must neither kill the sender nor reach the host. The
-    store counts and logs each outage once; here a fault means "nothing to
-    take now" (``take``), "the lease ends by itself" (``release``), or a
-    possible second send after the lease ends (``ack``: the collector drops
-    the duplicate by ``messageId``). ``put`` is the exception: pqlsdk's own
-    records reach it from the client, which counts a ``StoreError`` as
-    ``emit_failed``.
-    """
-
-    durable: Final = True
-
-    def __init__(self, store: OutboxServer, *, lease: float) -> None:
-        self._store = store
-        self._lease = lease
-        self._lock = threading.Lock()
-        self._held: dict[tuple[int, ...], int] = {}  # leased keys -> the lease's end
-        self._size = 0  # the last size Redis reported
-
-    def put(self, items: Sequence[Item]) -> int:
-        """Queue ``items`` on the server; nothing is dropped (a fault raises ``StoreError``)."""
-        self._store.enqueue(data for _, data in items)
-        return len(items)
-
-    def take(self, max_count: int, max_bytes: int) -> Leased | None:
-        """Lease the oldest entries no live sender holds; None while Redis is away."""
-        try:
-            held = self._store.lease(max_count, max_bytes, self._lease)
-        except StoreError:
-            return None
-        if not held.entries:
-            return None
-        keys = tuple(key for key, _ in held.entries)
-        with self._lock:
-            self._held[keys] = held.until
-        return Leased(keys, tuple(data for _, data in held.entries))
-
-    def _forget(self, leased: Leased) -> int:
-        with self._lock:
-            return self._held.pop(leased.keys, 0)
-
-    def ack(self, leased: Leased) -> None:
-        """Delete delivered (or rejected) entries."""
-        self._forget(leased)
-        # On a fault the lease ends, another sender sends them again, and the collector
-        # drops the duplicates.
-        with contextlib.suppress(StoreError):
-            self._store.ack(leased.keys)
-
-    def release(self, leased: Leased) -> None:
-        """Make entries available to any sender again (unless another took them meanwhile)."""
-        until = self._forget(leased)
-        with contextlib.suppress(StoreError):  # the lease ends by itself
-            self._store.release(until, leased.keys)
-
-    def pending(self) -> int:
-        """Entries on the server (as last read, while Redis is away) plus this process's buffer."""
-        with contextlib.suppress(StoreError):  # Redis is away: the last size stands
-            self._size = self._store.outbox_size()
-        return self._size + self._store.buffered
-
-    def forget_inherited(self) -> None:
-        """In a forked child: the parent's leases are the parent's to end."""
-        self._lock = threading.Lock()
-        self._held = {}

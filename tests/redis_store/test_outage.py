@@ -16,7 +16,7 @@ import pytest
 import pqlsdk
 from pqlsdk._aggregates import Aggregate, aggregate_value
 from pqlsdk.messages import Track, check
-from pqlsdk.stores._outage import StoreUnavailableError
+from pqlsdk.stores._base import StoreUnavailableError
 from pqlsdk.stores.redis import DEFAULT_TIMEOUT, RedisStore
 
 from .conftest import Server

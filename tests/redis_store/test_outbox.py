@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import pytest
 
 import pqlsdk
-from pqlsdk._outbox import RedisOutbox
+from pqlsdk._redis_outbox import RedisOutbox
 from pqlsdk._retry import RetryPolicy
 from pqlsdk.messages import Track, check
-from pqlsdk.stores._outage import StoreUnavailableError
+from pqlsdk.stores._base import StoreUnavailableError
 from pqlsdk.stores.redis import RedisStore
 
 from ..conftest import ROOT

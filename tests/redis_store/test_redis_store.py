@@ -15,7 +15,7 @@ import pqlsdk
 from pqlsdk._aggregates import Aggregate, aggregate_value
 from pqlsdk.messages import Group, Identify, Message, Track, check
 from pqlsdk.stores import UserState, open_store
-from pqlsdk.stores._outage import StoreUnavailableError
+from pqlsdk.stores._base import StoreUnavailableError
 from pqlsdk.stores.redis import DEFAULT_PREFIX, RedisStore
 
 from ..processes import untraced_env

@@ -4,19 +4,38 @@ A store keeps two things: the raw message log (for rebuilds, replay and
 retention) and the per-user and per-account state that ``_state.apply`` derives
 from it. Writing a message updates both at once, atomically, and a message whose
 ``messageId`` the store already holds is ignored, so recording is idempotent.
+
+A store whose server can be away (Redis) raises ``StoreUnavailableError`` while
+it is, and counts its own faults (``ReportsFaults``); ``with_faults`` joins those
+counts to the client's. They live here, not beside the outage logic
+(``_outage``), so that only a Redis store loads that.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
+import msgspec
+
 from .._aggregates import Aggregate
+from .._exceptions import StoreError
+from .._stats import Stats
 from ..messages import Message
 from ._state import AccountState, UserState
 
-__all__ = ["Record", "Store", "Subject", "T"]
+__all__ = [
+    "FaultCounts",
+    "Record",
+    "ReportsFaults",
+    "Store",
+    "StoreUnavailableError",
+    "Subject",
+    "T",
+    "with_faults",
+]
 
 Record = tuple[Message, bytes]
 """A checked message and its JSON encoding (encoded once, by ``messages.check``).
@@ -136,3 +155,42 @@ class Store(Protocol):
         Added in version 0.1.0.
         """
         ...
+
+
+class StoreUnavailableError(StoreError):
+    """The store's server is unreachable or too slow; the call was answered without it.
+
+    The store counts these and logs once per outage, so the client neither
+    counts nor logs them again.
+    """
+
+
+class FaultCounts(msgspec.Struct, frozen=True, gc=False):
+    """What a store counted that the client's own counters never see."""
+
+    recorded: int
+    """Buffered messages that reached the store when they were replayed."""
+    dropped: Mapping[str, int]
+    errors: Mapping[str, int]
+
+
+@runtime_checkable
+class ReportsFaults(Protocol):
+    """A store that counts its own faults (its counts join ``Client.stats()``)."""
+
+    def fault_counts(self) -> FaultCounts:
+        """Return the counts as they stand."""
+        ...
+
+
+def with_faults(stats: Stats, store: object) -> Stats:
+    """Add ``store``'s own counts, if it keeps any, to the client's ``stats``."""
+    if not isinstance(store, ReportsFaults):
+        return stats
+    faults = store.fault_counts()
+    dropped, errors = Counter(stats.dropped), Counter(stats.errors)
+    dropped.update(faults.dropped)
+    errors.update(faults.errors)
+    return msgspec.structs.replace(
+        stats, recorded=stats.recorded + faults.recorded, dropped=dict(dropped), errors=dict(errors)
+    )

@@ -29,60 +29,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from itertools import islice
-from typing import Final, Protocol, runtime_checkable
-
-import attrs
+from typing import Final
 
 from .._exceptions import StoreError
-from .._stats import Stats, logger
-from ._base import Record
+from .._stats import logger
+from ._base import FaultCounts, Record, StoreUnavailableError
 
-__all__ = ["FaultCounts", "Outage", "ReportsFaults", "StoreUnavailableError", "with_faults"]
+__all__ = ["Outage"]
 
 _CHUNK: Final = 100
 """Buffered messages replayed per write: one store round trip per user, not one per message."""
-
-
-class StoreUnavailableError(StoreError):
-    """The store's server is unreachable or too slow; the call was answered without it.
-
-    The store counts these and logs once per outage, so the client neither
-    counts nor logs them again.
-    """
-
-
-@attrs.frozen
-class FaultCounts:
-    """What a store counted that the client's own counters never see."""
-
-    recorded: int
-    """Buffered messages that reached the store when they were replayed."""
-    dropped: Mapping[str, int]
-    errors: Mapping[str, int]
-
-
-@runtime_checkable
-class ReportsFaults(Protocol):
-    """A store that counts its own faults (its counts join ``Client.stats()``)."""
-
-    def fault_counts(self) -> FaultCounts:
-        """Return the counts as they stand."""
-        ...
-
-
-def with_faults(stats: Stats, store: object) -> Stats:
-    """Add ``store``'s own counts, if it keeps any, to the client's ``stats``."""
-    if not isinstance(store, ReportsFaults):
-        return stats
-    faults = store.fault_counts()
-    dropped, errors = Counter(stats.dropped), Counter(stats.errors)
-    dropped.update(faults.dropped)
-    errors.update(faults.errors)
-    return attrs.evolve(
-        stats, recorded=stats.recorded + faults.recorded, dropped=dict(dropped), errors=dict(errors)
-    )
 
 
 class Outage:

@@ -159,8 +159,8 @@ from .._exceptions import ConfigError, StoreError
 from .._lifecycle import COMMIT, unwatch, watch
 from .._stats import logger
 from ..messages import Group, Message, Track, decode, decode_checked
-from ._base import Record, T
-from ._outage import FaultCounts, Outage, StoreUnavailableError
+from ._base import FaultCounts, Record, StoreUnavailableError, T
+from ._outage import Outage
 from ._state import (
     AccountState,
     UserState,

@@ -24,6 +24,19 @@ def test_import_starts_no_thread_and_does_not_import_httpx() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_import_leaves_attrs_out() -> None:
+    """``import pqlsdk`` loads no attrs: importing it and building its classes took ~30 ms.
+
+    The classes on the import path are msgspec Structs; attrs serves only the
+    parts loaded on use (the rules parser, collector, replay, integrations).
+    """
+    code = "import sys, pqlsdk\nprint(sorted({'attr', 'attrs'} & set(sys.modules)))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 def test_all_lists_exactly_the_public_names() -> None:
     """Every public name is in ``__all__``, and ``__all__`` holds nothing private."""
     public = {name for name in vars(pqlsdk) if not name.startswith("_")} - {

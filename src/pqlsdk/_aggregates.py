@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
-import attrs
 import msgspec
 
 __all__ = [
@@ -46,8 +45,7 @@ _MISSING: Final = object()
 _encode_value = msgspec.json.Encoder().encode
 
 
-@attrs.frozen
-class Aggregate:
+class Aggregate(msgspec.Struct, frozen=True, dict=True):
     """One running value a rule needs, defined by data only (hashable, comparable).
 
     - ``count``: tracks of ``event`` (any event when None) whose properties equal

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,6 +211,37 @@ def test_store_faults_become_store_errors(tmp_path: Path) -> None:
                 )
             ]
         )
+    store.close()
+
+
+def test_a_read_does_not_wait_for_a_write_transaction(tmp_path: Path) -> None:
+    """Reads see the last commit at once while another thread holds a write transaction.
+
+    A buffered store commits thousands of messages in one transaction; gate() and
+    decide() read the file meanwhile and must not wait for it.
+    """
+    store = SQLiteStore(tmp_path / "r.db")
+    store.update_user("u", lambda state: state.traits.update(plan="trial"))
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_change(state: pqlsdk.UserState) -> None:
+        state.traits["plan"] = "business"
+        inside.set()
+        release.wait(10)
+
+    writer = threading.Thread(target=store.update_user, args=("u", slow_change))
+    writer.start()
+    assert inside.wait(10)
+    started = time.monotonic()
+    user = store.user("u")  # the transaction is still open
+    waited = time.monotonic() - started
+    release.set()
+    writer.join()
+    assert user is not None
+    assert (user.traits["plan"], waited < 5) == ("trial", True)  # the committed state, at once
+    after = store.user("u")
+    assert after is not None
+    assert after.traits["plan"] == "business"  # the new commit, once it is made
     store.close()
 
 

@@ -114,6 +114,11 @@ class SQLiteStore:
         # Re-entrant: a flush() from a signal handler may read while this thread writes.
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        # Reads have their own connection: in WAL mode they see the last commit
+        # and never wait for a write transaction (a buffered store's commit of
+        # thousands of messages), so gate() and decide() stay fast under load.
+        self._read_lock = threading.RLock()
+        self._reader: sqlite3.Connection | None = None
         self._aggregates: frozenset[Aggregate] = frozenset()
         if not self._path.parent.is_dir():
             raise ConfigError(f"sqlite store: directory {str(self._path.parent)!r} does not exist")
@@ -173,20 +178,36 @@ class SQLiteStore:
 
         Added in version 0.1.0.
         """
-        if self._conn is not None:
-            _orphans.append(self._conn)
-        self._conn = None
+        _orphans.extend(conn for conn in (self._conn, self._reader) if conn is not None)
+        self._conn = self._reader = None
         self._lock = threading.RLock()
+        self._read_lock = threading.RLock()
 
     def _connection(self) -> sqlite3.Connection:
         return self._conn or self._connect()
 
+    def _reading(self) -> sqlite3.Connection:
+        if self._reader is None:
+            self._connection()  # the writer opens (and migrates) the file first
+            self._reader = sqlite3.connect(
+                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            self._reader.execute("PRAGMA query_only = ON")
+        return self._reader
+
     @contextmanager
     def _use(self, action: str) -> Iterator[sqlite3.Connection]:
-        """Lend this process's connection under the lock; SQLite faults become ``StoreError``."""
+        """Lend a connection for ``action`` under its lock; faults become ``StoreError``.
+
+        ``"read"`` gets the read connection, everything else the write connection.
+        """
         try:
-            with self._lock:
-                yield self._connection()
+            if action == "read":
+                with self._read_lock:
+                    yield self._reading()
+            else:
+                with self._lock:
+                    yield self._connection()
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {str(self._path)!r}: {action} failed: {exc}") from exc
 
@@ -410,14 +431,15 @@ class SQLiteStore:
             return conn.execute("DELETE FROM messages WHERE ts < ?", (micros(before),)).rowcount
 
     def close(self) -> None:
-        """Close this process's connection.
+        """Close this process's connections.
 
         Added in version 0.1.0.
         """
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        with self._lock, self._read_lock:
+            for conn in (self._conn, self._reader):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._reader = None
         unwatch(self)
 
     def __repr__(self) -> str:

@@ -1,6 +1,6 @@
 """Benchmarks against the peers, in one run on one machine, with a report.
 
-Run: ``python3 bench/run.py`` (about 15 minutes; ``--quick`` for a few seconds
+Run: ``python3 bench/run.py`` (about 25 minutes; ``--quick`` for a few seconds
 of small sizes, which the test suite runs to prove the runner works).
 
 It makes ``bench/.venv`` (pqlsdk and the peers pinned in ``pyproject.toml``'s

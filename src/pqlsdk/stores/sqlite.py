@@ -187,8 +187,7 @@ class SQLiteStore:
         return self._conn or self._connect()
 
     def _reading(self) -> sqlite3.Connection:
-        if self._reader is None:
-            self._connection()  # the writer opens (and migrates) the file first
+        if self._reader is None:  # the file was migrated when the store was opened
             self._reader = sqlite3.connect(
                 self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )

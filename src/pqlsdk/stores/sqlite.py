@@ -144,10 +144,14 @@ class SQLiteStore:
         """
         return self._path
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
+    def _open(self) -> sqlite3.Connection:
+        """Open the file in autocommit mode, for any of this process's threads."""
+        return sqlite3.connect(
             self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = self._open()
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode is durable against process crashes (SIGKILL); only an
         # OS crash or power loss can lose the last transactions.
@@ -188,9 +192,7 @@ class SQLiteStore:
 
     def _reading(self) -> sqlite3.Connection:
         if self._reader is None:  # the file was migrated when the store was opened
-            self._reader = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
+            self._reader = self._open()
             self._reader.execute("PRAGMA query_only = ON")
         return self._reader
 

@@ -9,6 +9,14 @@ from pathlib import Path
 import pqlsdk
 
 
+def _printed(code: str, *args: str) -> str:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); return what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
 def test_import_starts_no_thread_and_does_not_import_httpx() -> None:
     """A bare import must not start threads, open sockets or pull in httpx."""
     code = (
@@ -18,10 +26,7 @@ def test_import_starts_no_thread_and_does_not_import_httpx() -> None:
         "assert threading.active_count() == before, threading.enumerate()\n"
         "print(sorted({'httpx', 'httpcore', 'flask', 'django', 'redis'} & set(sys.modules)))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert _printed(code) == "[]"
 
 
 def test_import_leaves_attrs_out() -> None:
@@ -31,10 +36,7 @@ def test_import_leaves_attrs_out() -> None:
     parts loaded on use (the rules parser, collector, replay, integrations).
     """
     code = "import sys, pqlsdk\nprint(sorted({'attr', 'attrs'} & set(sys.modules)))\n"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert _printed(code) == "[]"
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -82,10 +84,4 @@ def test_clients_on_local_stores_load_nothing_only_redis_needs(tmp_path: Path) -
         "print(sorted({'pqlsdk.stores._outage', 'pqlsdk._redis_outbox', 'pqlsdk.stores.redis'}"
         " & set(sys.modules)))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "pqlsdk.db")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.strip() == "[]"
+    assert _printed(code, str(tmp_path / "pqlsdk.db")) == "[]"

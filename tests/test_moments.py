@@ -114,7 +114,10 @@ def test_gate_moments_fill_the_feature(clock: pqlsdk.FixedClock) -> None:
             "plan 'trial' does not include 'sso'",
         )
         assert gate.moment is not None
-        assert (gate.moment.title, gate.moment.feature) == ("sso is on the Business plan", "sso")
+        assert (gate.moment.title, gate.moment.feature) == (
+            "Single sign-on is on the Business plan",  # {feature}: the playbook's name for sso
+            "sso",
+        )
         assert client.score("u").reasons[1].observed == 1  # premium_feature_attempted counted
         allowed = client.gate("u", "reports")
         assert (bool(allowed), allowed.reason, allowed.moment) == (
@@ -427,6 +430,11 @@ def test_days_left_rounds_up_and_ignores_bad_values(value: Any, expected: int | 
             "[entitlements]\nplans = { free = ['a'] }\ndefault_plan = 'pro'\n",
             6,
             "default plan 'pro' is not one of the plans",
+        ),
+        (
+            "[entitlements]\nplans = { free = ['a'] }\nnames = { a = 'A', b = 'Bee' }\n",
+            6,
+            "'b' is not a feature of any plan",
         ),
     ],
 )

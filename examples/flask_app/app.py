@@ -30,6 +30,11 @@ from pqlsdk.integrations.flask import PQLSDK, require_feature
 
 HERE = Path(__file__).resolve().parent
 RULES = HERE.parent / "rules" / "playbook.toml"
+# The app's state: pqlsdk's default store (sqlite:///pqlsdk.db) is resolved in the
+# instance folder, so it is examples/flask_app/instance/pqlsdk.db however the app is
+# started (Flask would otherwise pick ./instance of the directory it was run from).
+# The folder is ignored by git; delete it to start over.
+INSTANCE = HERE / "instance"
 
 pql = PQLSDK()
 login_manager = LoginManager()
@@ -100,7 +105,7 @@ def load_user(user_id: str) -> DemoUser | None:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: config, pqlsdk, flask-login, routes, and the demo users' history."""
-    app = Flask(__name__)
+    app = Flask(__name__, instance_path=str(INSTANCE))
     app.config.update(
         SECRET_KEY=os.environ.get("ACME_SECRET_KEY") or secrets.token_hex(16),
         PQLSDK_RULES=str(RULES),
@@ -152,21 +157,33 @@ def seed(client: pqlsdk.Client) -> None:
         )
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the reader typed the README's command: relative to where they are, if inside."""
+    try:
+        return f"{path.relative_to(Path.cwd())}/"
+    except ValueError:
+        return f"{path}/"
+
+
 def _routes(app: Flask) -> None:
+    def login_page(next_url: str, error: str | None = None) -> str:
+        return render_template(
+            "login.html",
+            users=DEMO_USERS.values(),
+            next=next_url,
+            error=error,
+            state=_shown(Path(app.instance_path)),
+        )
+
     @app.get("/login")
     def login() -> ResponseReturnValue:
-        return render_template(
-            "login.html", users=DEMO_USERS.values(), next=request.args.get("next", "")
-        )
+        return login_page(request.args.get("next", ""))
 
     @app.post("/login")
     def login_post() -> ResponseReturnValue:
         user = DEMO_USERS.get(request.form.get("user", ""))
         if user is None:
-            page = render_template(
-                "login.html", users=DEMO_USERS.values(), next="", error="Pick a demo user."
-            )
-            return page, 400
+            return login_page("", "Pick a demo user."), 400
         login_user(user)
         target = request.form.get("next", "")
         local = target.startswith("/") and not target.startswith("//") and "\\" not in target

@@ -376,7 +376,8 @@ class Client:
         if claimed is None:
             return None
         kind, record = claimed
-        shown = render(kind, record, facts.variables(), traits)
+        names = {} if rules.entitlements is None else rules.entitlements.names
+        shown = render(kind, record, facts.variables(), traits, names)
         self._emit(shown.to_message(user_id))
         return shown
 

@@ -163,8 +163,14 @@ def render(
     record: MomentRecord,
     values: Mapping[str, Any],
     traits: tuple[Mapping[str, Any], Mapping[str, Any]],
+    names: Mapping[str, str],
 ) -> Moment:
-    """Fill ``kind``'s content from ``values`` and the user's and account's traits."""
+    """Fill ``kind``'s content from ``values`` and the user's and account's traits.
+
+    ``{feature}`` is the feature's human name from ``names`` (the entitlements'
+    ``names`` table) when it has one: people read "Single sign-on", not "sso".
+    ``Moment.feature`` keeps the id, which the host and the collector match on.
+    """
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -173,6 +179,8 @@ def render(
             value = (traits[0] if scope == "user" else traits[1]).get(trait)
         else:
             value = values.get(name)
+            if name == "feature" and isinstance(value, str):
+                value = names.get(value, value)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         return "" if value is None else str(value)

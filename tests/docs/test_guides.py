@@ -62,7 +62,7 @@ def test_django_guide_shows_the_prompt_to_a_trial_user(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("403 ")
-    assert "sso is on the Business plan" in done.stdout
+    assert "Single sign-on is on the Business plan" in done.stdout
 
 
 def test_asgi_guide_delivers_from_the_event_loop(

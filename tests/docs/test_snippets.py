@@ -145,7 +145,7 @@ def test_flask_guide_shows_the_prompt_to_a_trial_user(
         browser.get("/login/u1")
         denied = browser.get("/settings/sso")
         assert denied.status_code == 403
-        assert "sso is on the Business plan" in denied.get_data(as_text=True)
+        assert "Single sign-on is on the Business plan" in denied.get_data(as_text=True)
         assert browser.get("/").status_code == 200
     finally:
         sample["pql"].close(app)

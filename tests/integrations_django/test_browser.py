@@ -100,7 +100,7 @@ def test_blocked_feature_prompt_then_its_cooldown(browser: Browser, acme: str) -
     assert response.status == 403
     prompt = page.locator(PROMPT)
     assert prompt.is_visible()
-    assert prompt.locator("h2").inner_text() == "sso is on the Business plan"
+    assert prompt.locator("h2").inner_text() == "Single sign-on is on the Business plan"
     page.screenshot(path=str(ARTIFACTS / "django-blocked-feature.png"), full_page=True)
 
     prompt.locator("button", has_text="Not now").click()

@@ -17,7 +17,7 @@ from pqlsdk.integrations.django import require_feature
 from .conftest import uid
 from .project import MixinUnset
 
-PROMPT = "sso is on the Business plan"
+PROMPT = "Single sign-on is on the Business plan"
 
 
 def signed_in(user: Any, *, enforce_csrf: bool = False) -> Client:
@@ -43,7 +43,7 @@ def test_denied_user_gets_the_blocked_page_with_the_prompt(users: dict[str, Any]
     response = signed_in(users["trial"]).get("/sso/")
     html = response.content.decode()
     assert response.status_code == 403
-    assert "<h1>sso is not on your plan</h1>" in html
+    assert "<h1>Single sign-on is not on your plan</h1>" in html
     assert 'data-pqlsdk-kind="blocked_feature"' in html
     assert PROMPT in html
     assert '<a href="/billing/">Compare plans</a>' in html
@@ -169,7 +169,8 @@ def test_mixin_on_an_async_view(users: dict[str, Any]) -> None:
 def test_host_template_overrides_the_blocked_page(users: dict[str, Any], tmp_path: Path) -> None:
     (tmp_path / "pqlsdk").mkdir()
     (tmp_path / "pqlsdk" / "blocked.html").write_text(
-        "{% load pqlsdk %}<p>Ask your admin about {{ feature }}.</p>{% pqlsdk_moment %}"
+        "{% load pqlsdk %}<p>Ask your admin about {{ feature_name }} ({{ feature }}).</p>"
+        "{% pqlsdk_moment %}"
     )
     engine = {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -178,7 +179,7 @@ def test_host_template_overrides_the_blocked_page(users: dict[str, Any], tmp_pat
     }
     with override_settings(TEMPLATES=[engine]):
         html = signed_in(users["trial"]).get("/sso/").content.decode()
-    assert html.startswith("<p>Ask your admin about sso.</p>")
+    assert html.startswith("<p>Ask your admin about Single sign-on (sso).</p>")
     assert PROMPT in html
 
 

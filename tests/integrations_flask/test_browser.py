@@ -4,6 +4,7 @@ ending trial see, served by a real server on 127.0.0.1 over a SQLite file in tmp
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,10 +78,10 @@ def test_a_trial_user_meets_the_prompt_then_not_again_after_not_now(page: Page, 
     prompt = page.locator("aside.pqlsdk-blocked_feature")
     assert first is not None
     assert first.status == 403
-    assert prompt.get_by_role("heading").inner_text() == "sso is on the Business plan"
+    assert prompt.get_by_role("heading").inner_text() == "Single sign-on is on the Business plan"
     page.screenshot(path=str(ARTIFACTS / "flask-blocked-feature.png"), full_page=True)
 
-    page.get_by_role("button", name="Dismiss: sso is on the Business plan").focus()
+    page.get_by_role("button", name="Dismiss: Single sign-on is on the Business plan").focus()
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert page.url == f"{acme}/"
@@ -88,9 +89,43 @@ def test_a_trial_user_meets_the_prompt_then_not_again_after_not_now(page: Page, 
     again = page.goto(f"{acme}/settings/sso")
     assert again is not None
     assert again.status == 403
-    assert page.get_by_role("heading", level=1).inner_text() == "sso is not on your plan"
+    assert page.get_by_role("heading", level=1).inner_text() == "Single sign-on"
+    assert page.locator("main").get_by_text("Single sign-on is on the Business plan").is_visible()
     assert page.locator("aside.pqlsdk-moment").count() == 0
     page.screenshot(path=str(ARTIFACTS / "flask-blocked-cooldown.png"), full_page=True)
+
+
+def visible_words(page: Page) -> set[str]:
+    """The words a reader sees on the page and in its tab title, lower-cased."""
+    return set(re.findall(r"[\w-]+", f"{page.title()} {page.inner_text('body')}".lower()))
+
+
+@pytest.mark.parametrize("dismissed", [False, True], ids=["with-prompt", "after-not-now"])
+def test_the_locked_feature_page_is_the_apps_own_and_names_the_feature(
+    page: Page, acme: str, dismissed: bool
+) -> None:
+    """The 403 has the app's header, navigation and user, and says "Single sign-on", never "sso"."""
+    sign_in(page, acme, "tina")
+    if dismissed:
+        page.goto(f"{acme}/settings/sso")
+        with page.expect_navigation():
+            page.locator("aside.pqlsdk-blocked_feature button.pqlsdk-dismiss").click()
+    locked = page.goto(f"{acme}/settings/sso")
+    assert locked is not None
+    assert locked.status == 403
+    nav = page.get_by_role("navigation", name="Main")
+    assert [link.inner_text() for link in nav.get_by_role("link").all()] == [
+        "Reports",
+        "Single sign-on",
+        "Plans",
+    ]
+    assert page.locator("header").get_by_role("button", name="Sign out").is_visible()
+    assert page.locator("header").get_by_text("Tina Park").is_visible()
+    assert page.title() == "Single sign-on · Acme Reports"
+    assert page.get_by_role("heading", level=1).inner_text() == "Single sign-on"
+    assert "sso" not in visible_words(page)
+    name = "flask-blocked-after-not-now.png" if dismissed else "flask-blocked-in-layout.png"
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def test_a_hot_lead_sees_the_upgrade_widget(page: Page, acme: str) -> None:

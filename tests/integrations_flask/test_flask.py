@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -346,10 +347,20 @@ def test_prompt_renders_the_blocked_page_with_the_moment(host: Host) -> None:
     response = host.get("/sso", "tina")
     html = response.get_data(as_text=True)
     assert response.status_code == 403
-    assert "<title>sso is not on your plan</title>" in html
-    assert "sso is on the Business plan" in html
+    assert "<title>Single sign-on is not on your plan</title>" in html
+    assert "Single sign-on is on the Business plan" in html
+    assert 'data-pqlsdk-feature="sso"' in html  # the id stays in the markup, for scripts
     assert TOKEN.search(html) is not None
     assert _shown(host, "tina") == [("blocked_feature", {})]  # the gate recorded it shown
+
+
+def test_the_blocked_page_calls_the_feature_by_its_name_not_its_id(host: Host) -> None:
+    """The playbook names sso "Single sign-on": no visible text on the page says "sso"."""
+    html = host.get("/sso", "tina").get_data(as_text=True)
+    visible = re.sub(r"<style>.*?</style>|<[^>]+>", " ", html, flags=re.DOTALL)
+    words = re.findall(r"[\w-]+", visible.lower())
+    assert "sign-on" in words
+    assert "sso" not in words
 
 
 def test_prompt_without_a_due_moment_is_a_plain_403(host: Host) -> None:
@@ -358,7 +369,7 @@ def test_prompt_without_a_due_moment_is_a_plain_403(host: Host) -> None:
     response = host.get("/sso", "tina")
     html = response.get_data(as_text=True)
     assert response.status_code == 403
-    assert "sso is not on your plan" in html
+    assert "Single sign-on is not on your plan" in html
     assert "pqlsdk-moment" not in html
 
 
@@ -385,16 +396,17 @@ def test_the_host_overrides_the_blocked_page(tmp_path: Path, clock: pqlsdk.Fixed
     templates = tmp_path / "templates" / "pqlsdk"
     templates.mkdir(parents=True)
     (templates / "blocked.html").write_text(
-        "<h1>No {{ feature }} for you</h1>{{ pqlsdk_gate_moment() }}{{ pqlsdk_moment() }}"
+        "<h1>No {{ feature_name }} ({{ feature }}) for you</h1>"
+        "{{ pqlsdk_gate_moment() }}{{ pqlsdk_moment() }}"
     )
     host = make_host(tmp_path, clock)
     host.app.template_folder = str(tmp_path / "templates")
     seed(host.client)
     html = host.get("/sso", "tom").get_data(as_text=True)
     host.ext.close(host.app)
-    assert html.startswith("<h1>No sso for you</h1>")
+    assert html.startswith("<h1>No Single sign-on (sso) for you</h1>")
     assert html.count("<aside") == 1  # the gate's moment only: one moment a page
-    assert "sso is on the Business plan" in html
+    assert "Single sign-on is on the Business plan" in html
     assert [kind for kind, _ in _shown(host, "tom")] == ["blocked_feature"]
 
 

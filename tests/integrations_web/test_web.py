@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from pqlsdk import Moment
+from pqlsdk import Gate, Moment, rules
 from pqlsdk.integrations._web import (
     MAX_OUTCOME_BYTES,
     TEMPLATE,
     TEMPLATES,
     OutcomeError,
+    blocked_context,
     moment_json,
     parse_outcome,
     safe_next,
@@ -125,3 +126,29 @@ def test_one_template_renders_the_same_in_both_engines(render: Any) -> None:
 @pytest.mark.parametrize("render", [_jinja, _django])
 def test_no_moment_renders_nothing_visible(render: Any) -> None:
     assert render(None).strip() == ""
+
+
+NAMED = rules.loads(
+    "[model.m]\ntiers = { low = 0 }\n[entitlements]\n"
+    "plans = { pro = ['sso', 'audit_log'] }\nnames = { sso = 'Single sign-on' }\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("loaded", "feature", "expected"),
+    [
+        (NAMED, "sso", "Single sign-on"),
+        (NAMED, "audit_log", "audit_log"),
+        (rules.loads("[model.m]\ntiers = { low = 0 }\n"), "sso", "sso"),
+        (None, "sso", "sso"),
+    ],
+    ids=["named", "unnamed", "no-entitlements", "no-rules"],
+)
+def test_the_blocked_page_names_the_feature_from_the_rules_else_by_its_id(
+    loaded: rules.Rules | None, feature: str, expected: str
+) -> None:
+    """``feature_name`` is the rules' name for the feature; ``feature`` stays the id."""
+    gate = Gate(feature, False, "plan 'free' does not include it", "free", None)
+    context = blocked_context(gate, loaded, prompt="", upgrade_url="/plans", back_url="/")
+    assert (context["feature"], context["feature_name"]) == (feature, expected)
+    assert (context["gate"], context["upgrade_url"], context["back_url"]) == (gate, "/plans", "/")

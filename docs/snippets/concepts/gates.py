@@ -7,7 +7,7 @@ with pqlsdk.Client(store="memory://", clock=clock, rules="playbook.toml") as cli
     gate = client.gate("u1", "sso")  # the trial plan lacks "sso"
     assert not gate.allowed and gate.plan == "trial"
     assert gate.moment is not None
-    assert gate.moment.title == "sso is on the Business plan"
+    assert gate.moment.title == "Single sign-on is on the Business plan"  # [entitlements] names
     client.record("u1", gate.moment.id, "dismissed")  # cools down for 24 hours
     assert client.gate("u1", "sso").moment is None
 

@@ -10,6 +10,8 @@ written in the subset of syntax Jinja2 and Django's template language share
 (``{{ name }}``, ``{% if %}``, ``{% endif %}``), with autoescaping on in both,
 so one file serves both frameworks and a host overrides it the way its
 framework overrides any app template: a ``pqlsdk/moment.html`` of its own.
+The page a denied gate renders (``pqlsdk/blocked.html``) is shared the same
+way, with one context for both (``blocked_context``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any, Final
 
 import msgspec
 
+from .._gating import Gate
 from .._moments import Moment
+from ..rules import Rules
 
 __all__ = [
     "MAX_OUTCOME_BYTES",
@@ -28,6 +32,7 @@ __all__ = [
     "TEMPLATES",
     "WEB_OUTCOMES",
     "OutcomeError",
+    "blocked_context",
     "moment_json",
     "parse_outcome",
     "safe_next",
@@ -127,6 +132,27 @@ def template_context(
         "csrf_name": csrf_name,
         "csrf_token": csrf_token,
         "next_url": next_url,
+    }
+
+
+def blocked_context(
+    gate: Gate, rules: Rules | None, *, prompt: str, upgrade_url: str, back_url: str
+) -> dict[str, Any]:
+    """Return what ``pqlsdk/blocked.html`` renders for a denied gate, in either framework.
+
+    ``feature`` is the id (for attributes and the host's own logic) and
+    ``feature_name`` what people read: the rules' ``[entitlements] names``
+    entry ("Single sign-on"), else the id. ``prompt`` is the gate's moment,
+    already rendered (empty when none is due).
+    """
+    entitlements = None if rules is None else rules.entitlements
+    return {
+        "feature": gate.feature,
+        "feature_name": gate.feature if entitlements is None else entitlements.name(gate.feature),
+        "gate": gate,
+        "prompt": prompt,
+        "upgrade_url": upgrade_url,
+        "back_url": back_url,
     }
 
 

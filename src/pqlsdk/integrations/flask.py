@@ -299,14 +299,14 @@ def require_feature(
             if gate.moment is not None:
                 setattr(g, _GATE, (user, gate.moment))
                 setattr(g, _SHOWN, True)  # one moment a page: pqlsdk_moment() adds none
-            page = render_template(
-                BLOCKED_TEMPLATE,
-                feature=feature,
-                gate=gate,
+            context = _web.blocked_context(
+                gate,
+                state.client().rules,
                 prompt=pqlsdk_gate_moment(),
                 upgrade_url=state.settings.upgrade_url,
                 back_url=_root(),
             )
+            page = render_template(BLOCKED_TEMPLATE, **context)
             return page, 403
 
         return guarded

@@ -267,10 +267,17 @@ class _Compiler:
                 ["entitlements", "default_plan"],
                 f"default plan {spec.default_plan!r} is not one of the plans",
             )
+        known = {feature for listed in spec.plans.values() for feature in listed}
+        for feature in spec.names:
+            if feature not in known:  # a misspelt id would silently keep the id on screen
+                raise self.where.at_keys(
+                    ["entitlements", "names", feature], f"{feature!r} is not a feature of any plan"
+                )
         return Entitlements(
             plan=self.required(["entitlements", "plan"], spec.plan, Type.ANY, "user"),
             default_plan=spec.default_plan,
             plans={plan: frozenset(features) for plan, features in spec.plans.items()},
+            names=dict(spec.names),
         )
 
     def model(self, name: str, spec: ModelSpec) -> Model:

@@ -157,6 +157,12 @@ class Entitlements(msgspec.Struct, frozen=True):
     plan: Compiled
     default_plan: str | None
     plans: Mapping[str, frozenset[str]]
+    names: Mapping[str, str] = {}
+    """Features' human names; a feature without one is called by its id."""
+
+    def name(self, feature: str) -> str:
+        """Return ``feature``'s human name (``"Single sign-on"``), or the id itself."""
+        return self.names.get(feature, feature)
 
 
 class Rules(msgspec.Struct, frozen=True):

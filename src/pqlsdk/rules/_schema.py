@@ -138,6 +138,11 @@ class EntitlementsSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """An expression giving the subject's plan, e.g. ``account.plan``."""
     default_plan: Name | None = None
     """The plan of users whose plan expression gives nothing."""
+    names: Annotated[
+        dict[Name, Annotated[str, msgspec.Meta(min_length=1, max_length=100)]],
+        msgspec.Meta(max_length=500),
+    ] = {}
+    """Features' names as people read them (``sso = "Single sign-on"``), for ``{feature}``."""
 
 
 class RulesSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -26,6 +26,7 @@ from django.utils.safestring import mark_safe  # type: ignore[import-untyped]
 
 from ..._exceptions import ConfigError
 from ..._gating import Gate
+from .._web import blocked_context
 from ._render import moment_html
 from ._settings import config
 from .middleware import request_state
@@ -83,13 +84,13 @@ def _denied(request: Any, gate: Gate, rule: _Rule) -> Any:
     if rule.on_denied == "redirect":
         return redirect(rule.redirect_to or config().upgrade_url)
     upgrade_url = resolve_url(config().upgrade_url)  # a path, a URL or a URL name
-    context = {
-        "feature": gate.feature,
-        "gate": gate,
-        "prompt": mark_safe(moment_html(request)),  # noqa: S308 - the autoescaped moment template
-        "upgrade_url": upgrade_url,
-        "back_url": get_script_prefix(),
-    }
+    context = blocked_context(
+        gate,
+        request_state(request).client.rules,
+        prompt=mark_safe(moment_html(request)),  # noqa: S308 - the autoescaped moment template
+        upgrade_url=upgrade_url,
+        back_url=get_script_prefix(),
+    )
     # Rendered by the handler (in a thread under ASGI), so an overriding template
     # may read request.user in an async view too.
     return TemplateResponse(request, BLOCKED_TEMPLATE, context, status=403)

@@ -157,7 +157,7 @@ def seed(client: pqlsdk.Client) -> None:
         )
 
 
-def _shown(path: Path) -> str:
+def _readable(path: Path) -> str:
     """``path`` as the reader typed the README's command: relative to where they are, if inside."""
     try:
         return f"{path.relative_to(Path.cwd())}/"
@@ -172,7 +172,7 @@ def _routes(app: Flask) -> None:
             users=DEMO_USERS.values(),
             next=next_url,
             error=error,
-            state=_shown(Path(app.instance_path)),
+            state=_readable(Path(app.instance_path)),
         )
 
     @app.get("/login")

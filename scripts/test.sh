@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up (virtual env, install with the pinned dev tools) and run every check:
 # ruff (lint and format), mypy --strict on src/, pytest with branch coverage.
+# The full suite also uses Redis (127.0.0.1:6379; a throwaway redis-server is
+# started when none answers) and PostgreSQL (127.0.0.1:5432); see README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh dev
@@ -9,6 +11,8 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     echo "== installing chromium for the browser test"
     apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
 fi
+# Redis on 127.0.0.1:6379 for the Redis store's tests, or a throwaway server.
+source scripts/test-redis.sh
 echo "== ruff"
 .venv/bin/ruff check src tests bench examples docs/snippets
 .venv/bin/ruff format --check src tests bench examples docs/snippets

@@ -1,9 +1,10 @@
-"""Shared fixtures: the scenario vectors read in place, clocks and stores."""
+"""Shared fixtures: the scenario vectors, clocks and stores."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,61 @@ from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT.parent / "shared" / "scenarios"
+# The repository's copy of the public vectors: what a plain clone tests against.
+SCENARIOS = ROOT / "tests" / "scenarios"
 
 
-def scenario_files() -> list[Path]:
-    """Every vector file in ../shared/scenarios, read in place (new files are picked up)."""
-    files = sorted(SCENARIOS.glob("*.json"))
-    assert files, f"no scenario files found in {SCENARIOS}"
+def _repo_folder(root: Path) -> Path:
+    return root / "tests" / "scenarios"
+
+
+def _shared_folder(root: Path) -> Path:
+    return root.parent / "shared" / "scenarios"
+
+
+def scenario_folders(root: Path = ROOT, environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where vectors are read: the repo's copy, ../shared/scenarios if there, $PQLSDK_SCENARIOS.
+
+    The repository carries a copy so that a plain clone tests itself; the shared
+    folder beside it and the folders named by ``PQLSDK_SCENARIOS`` (``os.pathsep``
+    between them) are read in place, so a vector file dropped into any of them is
+    checked with no code change. A named folder that does not exist is an error, not
+    an empty set of vectors: a misspelt path must not pass by checking nothing. A
+    folder named twice is read once.
+    """
+    env = os.environ if environ is None else environ
+    folders = [_repo_folder(root)]
+    if _shared_folder(root).is_dir():
+        folders.append(_shared_folder(root))
+    for named in env.get("PQLSDK_SCENARIOS", "").split(os.pathsep):
+        if not named:
+            continue
+        folder = Path(named).expanduser().absolute()
+        assert folder.is_dir(), f"PQLSDK_SCENARIOS names {named!r}, which is not a folder"
+        if folder.resolve() not in {seen.resolve() for seen in folders}:
+            folders.append(folder)
+    return folders
+
+
+def scenario_files(root: Path = ROOT, environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Every ``*.json`` vector in every folder of ``scenario_folders()``, folder by folder.
+
+    The same file name in two folders is two vectors, each checked (``scenario_id``
+    tells them apart).
+    """
+    folders = scenario_folders(root, environ)
+    files = [path for folder in folders for path in sorted(folder.glob("*.json"))]
+    assert files, f"no scenario files found in {', '.join(map(str, folders))}"
     return files
+
+
+def scenario_id(path: Path, root: Path = ROOT) -> str:
+    """A vector's test id, naming its place: ``repo/x.json``, ``shared/x.json`` or the full path."""
+    if path.parent == _repo_folder(root):
+        return f"repo/{path.name}"
+    if path.parent == _shared_folder(root):
+        return f"shared/{path.name}"
+    return str(path)
 
 
 def load_scenario(path: Path) -> dict[str, Any]:

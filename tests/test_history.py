@@ -23,7 +23,7 @@ from pqlsdk.stores import MemoryStore
 from .conftest import ROOT, SCENARIOS, load_scenario
 
 PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
-SCENARIO = SCENARIOS / "model1_additive.json"  # ../shared/scenarios, read in place
+SCENARIO = SCENARIOS / "model1_additive.json"  # the repository's copy, tests/scenarios
 T = "2026-03-01T00:00:00Z"
 
 

@@ -15,7 +15,7 @@ import pqlsdk
 from pqlsdk import messages
 from pqlsdk.messages import Group, Identify, Track
 
-from .conftest import load_scenario, scenario_files
+from .conftest import load_scenario, scenario_files, scenario_id
 
 AT = datetime(2026, 3, 15, 12, tzinfo=UTC)
 
@@ -46,7 +46,7 @@ def _scenario_messages(path: Path) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", scenario_files(), ids=scenario_id)
 def test_every_scenario_message_decodes(path: Path) -> None:
     """Each message of each vector file decodes from JSON into pqlsdk's types."""
     found = _scenario_messages(path)

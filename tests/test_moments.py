@@ -18,7 +18,7 @@ import pqlsdk
 from pqlsdk import rules
 from pqlsdk._moments import days_left, held_out, outcome_message
 
-from .conftest import ROOT, load_scenario, scenario_files
+from .conftest import ROOT, load_scenario, scenario_files, scenario_id
 
 PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
 
@@ -36,7 +36,7 @@ def _moment_fields(
     return {name: getattr(moment, name) for name in wanted}
 
 
-@pytest.mark.parametrize("path", _step_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _step_files(), ids=scenario_id)
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 def test_moment_steps_hold(path: Path, store_kind: str, tmp_path: Path) -> None:
     """Each step of the vector, applied at its time, gives exactly the expected answer."""

@@ -1,4 +1,4 @@
-"""Every scoring vector in ../shared/scenarios, read in place, checked expectation by expectation.
+"""Every scoring vector (tests/scenarios, ../shared/scenarios, $PQLSDK_SCENARIOS), checked.
 
 A file is matched to an example rules file by the model it names, so new vector
 files for the same models are picked up without code changes. Any expectation
@@ -16,7 +16,7 @@ import pytest
 import pqlsdk
 from pqlsdk.cli import main
 
-from .conftest import ROOT, load_scenario, scenario_files
+from .conftest import ROOT, load_scenario, scenario_files, scenario_id
 
 RULES = ROOT / "examples" / "rules"
 MODEL_FILES = {
@@ -51,7 +51,7 @@ def _client(data: dict[str, Any]) -> pqlsdk.Client:
     return client
 
 
-@pytest.mark.parametrize("path", _scoring_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _scoring_files(), ids=scenario_id)
 def test_scenario_expectations_hold(path: Path) -> None:
     """Each user's score and tier, rankings, classes, stuck users and PQAs match the vector."""
     data = load_scenario(path)
@@ -77,7 +77,7 @@ def test_scenario_expectations_hold(path: Path) -> None:
             assert {"pqa": rolled.pqa, "pql_users": rolled.pql_users} == wanted
 
 
-@pytest.mark.parametrize("path", _scoring_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _scoring_files(), ids=scenario_id)
 def test_cli_score_json_matches_the_vector(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``pqlsdk score RULES FILE --json`` prints the vector's scores and tiers."""
     data = load_scenario(path)

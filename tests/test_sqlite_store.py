@@ -180,6 +180,16 @@ def test_bad_store_urls_are_config_errors(url: str, text: str) -> None:
         open_store(url)
 
 
+def test_an_unknown_scheme_names_every_store_there_is() -> None:
+    """The hint lists memory://, sqlite:/// and redis:// (and rediss://): all the stores."""
+    with pytest.raises(pqlsdk.ConfigError) as raised:
+        open_store("postgres://db")
+    assert str(raised.value) == (
+        "store URL 'postgres://db': unknown scheme 'postgres'; use memory://, "
+        "sqlite:///path/to/file.db, or redis://host:port/db (rediss:// for TLS)"
+    )
+
+
 def test_sqlite_urls_follow_sqlalchemy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Three slashes are relative to the working directory, four are absolute."""
     monkeypatch.chdir(tmp_path)

@@ -17,7 +17,7 @@ Run ``python bench/cases/batch.py --engine sqlite --events 1000000`` (``--quick`
 process and checks that every user's score (to 1e-6) and tier agree.
 
 The SQL is written by hand for this one model (``examples/rules/playbook.toml``,
-defined in ``../shared/scenarios/README.md``): it is what an analyst would write,
+defined in ``tests/scenarios/README.md``): it is what an analyst would write,
 not something generated from the rules file. Its constants (points, thresholds,
 windows) are the rules file's.
 """

@@ -1,4 +1,4 @@
-"""Every shared scenario vector (../shared/scenarios, read in place) on the Redis store."""
+"""Every scenario vector (tests/scenarios and the other places tests/conftest.py reads) on Redis."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 import pqlsdk
 
 from .. import test_scenarios as scenarios
+from ..conftest import scenario_id
 from ..test_moments import _step_files, run_moment_steps
 
 
-@pytest.mark.parametrize("path", scenarios._scoring_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", scenarios._scoring_files(), ids=scenario_id)
 def test_scoring_vectors_hold(
     path: Path, make_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -35,7 +36,7 @@ def test_scoring_vectors_hold(
     scenarios.test_scenario_expectations_hold(path)
 
 
-@pytest.mark.parametrize("path", _step_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _step_files(), ids=scenario_id)
 def test_moment_steps_hold(path: Path, redis_store_url: str) -> None:
     """Each step of a moments vector gives the expected answer (tests/test_moments.py's runner)."""
     run_moment_steps(path, redis_store_url)

@@ -10,10 +10,12 @@ import pytest
 
 from pqlsdk.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..conftest import ROOT, SCENARIOS
+
+__all__ = ["PLAYBOOK", "RULES", "SCENARIOS", "group", "replay_json", "track", "write_lines"]
+
 RULES = ROOT / "examples" / "rules"
 PLAYBOOK = RULES / "playbook.toml"
-SCENARIOS = ROOT.parent / "shared" / "scenarios"
 
 
 def replay_json(capsys: pytest.CaptureFixture[str], *args: str | Path) -> dict[str, Any]:

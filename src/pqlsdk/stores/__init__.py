@@ -57,4 +57,7 @@ def open_store(url: str) -> Store:
         from .redis import RedisStore  # noqa: PLC0415
 
         return RedisStore.from_url(url)
-    raise ConfigError(f"store URL {url!r}: unknown scheme; use memory:// or sqlite:///path")
+    raise ConfigError(
+        f"store URL {url!r}: unknown scheme {parts.scheme!r}; use memory://, "
+        "sqlite:///path/to/file.db, or redis://host:port/db (rediss:// for TLS)"
+    )

@@ -241,13 +241,6 @@ class _Locator:
         room = len(self.lines[line - 1].rstrip("\r")) - column + 1
         return line, column, max(1, min(span.length, room))
 
-    def place(self, path: Path) -> Place | None:
-        """Return the place of ``path``, else of the nearest enclosing entry written."""
-        for end in range(len(path), 0, -1):
-            if path[:end] in self.places:
-                return self.places[path[:end]]
-        return self.places.get(())
-
     def at(self, span: Span | None, message: str) -> RulesError:
         if span is None:
             return _whole(self.origin, message)
@@ -255,13 +248,14 @@ class _Locator:
         return self.error(message, line=line, column=column, width=width)
 
     def at_key(self, path: Path, message: str) -> RulesError:
-        place = self.place(path)
+        """Point at the key of ``path`` (the whole file when nothing is written there)."""
+        place = self.places.get(path)
         return self.at(None if place is None else place.key, message)
 
     def at_value(self, path: Path, message: str) -> RulesError:
-        if path in self.places:
-            return self.at(self.places[path].value, message)
-        return self.at_key(path, message)
+        """Point at the value of ``path`` (the whole file when nothing is written there)."""
+        place = self.places.get(path)
+        return self.at(None if place is None else place.value, message)
 
     def inside(self, path: Path, value: str, offset: int, length: int) -> Span:
         """Where characters ``offset`` to ``offset + length`` of the string at ``path`` are."""
@@ -347,7 +341,7 @@ class _Compiler:
         model = spec.moments.model or primary
         if model not in models or models[model].subject != "user":
             raise self.where.at_value(
-                ("moments", "model") if spec.moments.model else ("primary",),
+                ("moments", "model") if spec.moments.model else ("model", model),
                 f"moments model {model!r} is not a user model of this file",
             )
         choices = {"tier": _tier_choices(models[model])}

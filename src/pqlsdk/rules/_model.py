@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .._aggregates import Aggregate
-from .._exceptions import ConfigError, located
+from .._exceptions import ConfigError, RulesError, located
 
 if TYPE_CHECKING:  # the compiler (parser, lexer) loads only when rules are loaded
     from ._compiler import Compiled
@@ -166,8 +166,8 @@ class RulesWarning(msgspec.Struct, frozen=True):
     Comparing one undeclared trait with a number in one rule and a string in
     another makes one of them silently false for every user. ``str(warning)``
     reads like ``RulesError``, with ``warning:`` before the message. ``pqlsdk
-    check`` prints warnings and still exits 0; a ``Client`` logs them when it
-    loads the rules.
+    check`` prints warnings and still exits 0; a ``Client`` logs them to the
+    ``pqlsdk`` logger when it loads the rules, and a strict one raises the first.
 
     Added in version 0.1.0.
     """
@@ -178,6 +178,17 @@ class RulesWarning(msgspec.Struct, frozen=True):
     column: int
     text: str = ""
     width: int = 1
+
+    def as_error(self) -> RulesError:
+        """Return this warning as the ``RulesError`` a strict client raises."""
+        return RulesError(
+            self.message,
+            path=self.path,
+            line=self.line,
+            column=self.column,
+            text=self.text,
+            width=self.width,
+        )
 
     def __str__(self) -> str:
         return located(

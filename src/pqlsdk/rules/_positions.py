@@ -58,12 +58,11 @@ _ESCAPES: Final = {
     "n": "\n",
     "f": "\f",
     "r": "\r",
-    "e": "\x1b",
     '"': '"',
     "\\": "\\",
     "/": "/",
 }
-_HEX_DIGITS: Final = {"x": 2, "u": 4, "U": 8}
+_HEX_DIGITS: Final = {"u": 4, "U": 8}
 _QUOTES: Final = {quote: re.compile(f"{quote}+") for quote in "'\""}
 
 

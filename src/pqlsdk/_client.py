@@ -199,7 +199,8 @@ class Client:
         and column if it is broken); aggregates the new rules need and the store
         has not kept are then rebuilt from the message log; finally the rules are
         swapped in one reference assignment, so request threads never wait and
-        never see half of a version.
+        never see half of a version. ``Rules.warnings`` are logged to the
+        ``pqlsdk`` logger; a strict client raises the first as a ``RulesError``.
 
         Added in version 0.1.0.
         """

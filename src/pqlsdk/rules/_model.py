@@ -180,7 +180,10 @@ class RulesWarning(msgspec.Struct, frozen=True):
     width: int = 1
 
     def as_error(self) -> RulesError:
-        """Return this warning as the ``RulesError`` a strict client raises."""
+        """Return this warning as the ``RulesError`` a strict client raises.
+
+        Added in version 0.1.0.
+        """
         return RulesError(
             self.message,
             path=self.path,

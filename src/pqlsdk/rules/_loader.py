@@ -257,17 +257,20 @@ class _Locator:
         place = self.places.get(path)
         return self.at(None if place is None else place.value, message)
 
-    def inside(self, path: Path, value: str, offset: int, length: int) -> Span:
-        """Where characters ``offset`` to ``offset + length`` of the string at ``path`` are."""
+    def inside(self, path: Path, offset: int, length: int) -> Span:
+        """Return where characters ``offset`` to ``offset + length`` of a string are.
+
+        The string is the value at ``path``: the loader only asks about strings it
+        read from the file.
+        """
         text, offsets = read_string(self.source, self.places[path].value.offset)
-        # ``text`` is ``value``: the loader only asks about strings it read from the file.
         end = min(offset + length, len(text))
         start = offsets[min(offset, len(text))]
         return Span(start, max(1, offsets[end] - start))
 
-    def in_value(self, path: Path, value: str, error: ExpressionError) -> RulesError:
-        """Point at ``error`` inside the expression ``value`` stored under ``path``."""
-        return self.at(self.inside(path, value, error.offset, error.length), str(error))
+    def in_value(self, path: Path, error: ExpressionError) -> RulesError:
+        """Point at ``error`` inside the expression stored under ``path``."""
+        return self.at(self.inside(path, error.offset, error.length), str(error))
 
 
 class _Compiler:
@@ -344,7 +347,8 @@ class _Compiler:
                 ("moments", "model") if spec.moments.model else ("model", model),
                 f"moments model {model!r} is not a user model of this file",
             )
-        choices = {"tier": _tier_choices(models[model])}
+        tiers = tuple(tier for _, tier in models[model].tiers)
+        choices = {"tier": _tier_choices(model, tiers)}
         kinds = [self.moment(name, kind, choices) for name, kind in spec.moment.items()]
         caps = []
         for index, group in enumerate(spec.moments.caps):
@@ -371,7 +375,7 @@ class _Compiler:
             for placeholder in _PLACEHOLDER.finditer(text):
                 if not _KNOWN_PLACEHOLDER.match(placeholder[1]):
                     span = self.where.inside(
-                        (*path, field), text, placeholder.start(), len(placeholder[0])
+                        (*path, field), placeholder.start(), len(placeholder[0])
                     )
                     raise self.where.at(
                         span,
@@ -408,7 +412,7 @@ class _Compiler:
         try:
             return parse_duration(text) * _MICROS
         except ExpressionError as exc:
-            raise self.where.in_value(path, text, exc) from None
+            raise self.where.in_value(path, exc) from None
 
     def entitlements(self, spec: EntitlementsSpec) -> Entitlements:
         if spec.default_plan is not None and spec.default_plan not in spec.plans:
@@ -426,7 +430,7 @@ class _Compiler:
     def model(self, name: str, spec: ModelSpec) -> Model:
         path: Path = ("model", name)
         tiers = self.tiers(path, spec.tiers)
-        choices = {"tier": Choices("tier", f"model {name!r}", tuple(tiers))}
+        choices = {"tier": _tier_choices(name, tuple(tiers))}
         scope = spec.subject
         gate = self.expr((*path, "gate"), spec.gate, Type.BOOL, scope)
         multiplier = self.expr((*path, "multiplier"), spec.multiplier, Type.NUMBER, scope)
@@ -549,16 +553,17 @@ class _Compiler:
                 choices=choices or {},
             )
         except ExpressionError as exc:
-            raise self.where.in_value(path, source, exc) from None
+            raise self.where.in_value(path, exc) from None
         self.literals += [
-            (self.where.inside(path, source, literal.offset, literal.length), literal)
+            (self.where.inside(path, literal.offset, literal.length), literal)
             for literal in compiled.literals
         ]
         return compiled
 
 
-def _tier_choices(model: Model) -> Choices:
-    return Choices("tier", f"model {model.name!r}", tuple(name for _, name in model.tiers))
+def _tier_choices(model: str, tiers: tuple[str, ...]) -> Choices:
+    """Return what ``tier`` may be compared with in expressions about ``model``."""
+    return Choices("tier", f"model {model!r}", tiers)
 
 
 _MEASURES: Final = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "not in"})

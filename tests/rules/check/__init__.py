@@ -22,6 +22,11 @@ class Checked:
     out: str
     err: str
 
+    @property
+    def first_line(self) -> str:
+        """The first line on stderr: ``file:line:col: message`` without the caret."""
+        return self.err.split("\n")[0]
+
 
 def check(path: Path, capsys: pytest.CaptureFixture[str]) -> Checked:
     """Run ``pqlsdk check path`` and return its exit code, stdout and stderr."""

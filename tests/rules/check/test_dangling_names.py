@@ -37,7 +37,7 @@ def first_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new
     path = write(tmp_path, RULES.replace(old, new, 1))
     checked = check(path, capsys)
     assert checked.code == 1
-    return checked.err.split("\n")[0].removeprefix(f"{path}:")
+    return checked.first_line.removeprefix(f"{path}:")
 
 
 @pytest.mark.parametrize(
@@ -112,6 +112,4 @@ def test_a_bad_optional_table_value_is_reported_at_the_value(
 ) -> None:
     """A value inside an optional table (``[pqa]``) is found like any other."""
     path = write(tmp_path, RULES + '\n[pqa]\nmodel = "playbook"\nmin_users = 0\n')
-    assert check(path, capsys).err.split("\n")[0] == (
-        f"{path}:24:13: invalid rules: Expected `int` >= 1"
-    )
+    assert check(path, capsys).first_line == (f"{path}:24:13: invalid rules: Expected `int` >= 1")

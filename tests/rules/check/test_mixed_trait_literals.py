@@ -62,7 +62,7 @@ def test_a_declaration_turns_the_warning_into_an_error(
     """Declared, the wrong comparison is known: it is an error, not a warning."""
     path = write(tmp_path, '[traits]\naccount.employees = "number"\n\n' + RULES)
     checked = check(path, capsys)
-    assert (checked.code, checked.err.split("\n")[0]) == (
+    assert (checked.code, checked.first_line) == (
         1,
         f'{path}:6:64: account.employees is declared number in [traits], but "large" is a string',
     )

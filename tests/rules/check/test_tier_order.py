@@ -33,6 +33,6 @@ def test_two_tiers_with_one_threshold_are_an_error(
 ) -> None:
     """Equal thresholds would make one tier unreachable."""
     path = write(tmp_path, "[model.m]\n[model.m.tiers]\nlow = 0\nmid = 10.5\nhigh = 10.5\n")
-    assert check(path, capsys).err.split("\n")[0] == (
+    assert check(path, capsys).first_line == (
         f"{path}:5:8: two tiers share one threshold: 'mid' and 'high' are both 10.5"
     )

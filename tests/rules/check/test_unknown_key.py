@@ -48,7 +48,7 @@ def test_an_unknown_key_in_an_inline_table_is_reported_at_the_key(
 ) -> None:
     """A typo inside ``{ ... }`` is found inside the braces."""
     path = write(tmp_path, MOMENTS.replace("max = 1, per", "max = 1, pre"))
-    assert check(path, capsys).err.split("\n")[0] == (
+    assert check(path, capsys).first_line == (
         f"{path}:6:46: unknown key 'pre' in [moments.caps[0]]; did you mean 'per'?"
     )
 
@@ -58,7 +58,7 @@ def test_an_unknown_top_level_key_is_reported_at_the_key(
 ) -> None:
     """A misspelt top-level key is named at the top level."""
     path = write(tmp_path, 'primery = "m"\n' + MOMENTS)
-    assert check(path, capsys).err.split("\n")[0] == (
+    assert check(path, capsys).first_line == (
         f"{path}:1:1: unknown key 'primery' at the top level; did you mean 'primary'?"
     )
 

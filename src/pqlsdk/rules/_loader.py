@@ -9,6 +9,8 @@ meant become ``RulesWarning``s on ``Rules.warnings`` instead.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import re
 import tomllib
@@ -219,6 +221,7 @@ class _Locator:
         self.origin = origin
         self.places = places
         self.lines = source.split("\n")
+        self.starts = list(itertools.accumulate((len(line) + 1 for line in self.lines), initial=0))
 
     def error(self, message: str, *, line: int, column: int, width: int = 1) -> RulesError:
         text = self.lines[line - 1].rstrip("\r")
@@ -232,8 +235,9 @@ class _Locator:
         return RulesWarning(message, self.origin, line, column, text, width)
 
     def position(self, offset: int) -> tuple[int, int]:
-        line = self.source.count("\n", 0, offset) + 1
-        return line, offset - (self.source.rfind("\n", 0, offset) + 1) + 1
+        """Return the line and column (both from 1) of ``offset``."""
+        line = bisect.bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1] + 1
 
     def locate(self, span: Span) -> tuple[int, int, int]:
         """Line, column and width of ``span`` (cut at the end of its line)."""

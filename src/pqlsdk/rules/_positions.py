@@ -64,6 +64,8 @@ _ESCAPES: Final = {
 }
 _HEX_DIGITS: Final = {"u": 4, "U": 8}
 _QUOTES: Final = {quote: re.compile(f"{quote}+") for quote in "'\""}
+# Runs of characters a string holds as they are: read in one step, not one by one.
+_PLAIN: Final = {"'": re.compile(r"[^'\r]+"), '"': re.compile(r'[^"\\\r]+')}
 
 
 def find_places(source: str, kind: Literal["toml", "json"]) -> dict[Path, Place]:
@@ -110,6 +112,12 @@ def _string(source: str, offset: int) -> tuple[list[str], list[int], int]:
             chars += [quote] * extra
             offsets += range(at, at + extra)
             return chars, [*offsets, at + extra], at + extra + 3
+        plain = _PLAIN[quote].match(source, at)
+        if plain is not None:
+            chars.append(plain[0])
+            offsets += range(at, plain.end())
+            at = plain.end()
+            continue
         if char == "\\" and quote == '"':
             text, length = _escape(source, at, triple=triple)
         elif char == "\r" and source.startswith("\r\n", at):

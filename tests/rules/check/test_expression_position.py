@@ -27,8 +27,16 @@ def where(text: str, format: str = "toml") -> tuple[int, int, str]:
         ('"\\u0063ount(\\"a\\") >= 1 and cout(\\"b\\") >= 1"', 3, 36, "cout"),
         ('"\\"\\U0001F600\\" == \\"x\\" and cout()"', 3, 37, "cout"),
         ("'''cout(\"a\") == '''''", 3, 11, "cout"),
+        ('"""count("a") >= 1 and cout("b") >= 1"""', 3, 31, "cout"),
     ],
-    ids=["multi-line-literal", "line-ending-backslash", "unicode", "astral", "quotes"],
+    ids=[
+        "multi-line-literal",
+        "line-ending-backslash",
+        "unicode",
+        "astral",
+        "quotes",
+        "multi-line-basic",
+    ],
 )
 def test_an_expression_error_lands_on_the_mistake(
     gate: str, line: int, column: int, underlined: str

@@ -61,3 +61,9 @@ def test_a_file_without_models_is_reported_as_a_whole(
     path = tmp_path / "rules.toml"
     path.write_text("")
     assert check(path, capsys).err == f"{path}: the file needs the key 'model'\n"
+
+
+def test_an_error_without_its_line_text_has_no_caret() -> None:
+    """Tools that build a ``RulesError`` without the line's text get one line."""
+    error = RulesError("bad", path="r.toml", line=3, column=7)
+    assert str(error) == "r.toml:3:7: bad"

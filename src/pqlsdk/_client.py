@@ -33,7 +33,7 @@ from ._intake import Intake
 from ._memo import Memo
 from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
 from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
-from ._stats import Counters, Stats
+from ._stats import Counters, Stats, logger
 from ._tiers import TierChange, crossing_context, swap_tier
 from .messages import (
     Group,
@@ -199,11 +199,16 @@ class Client:
         and column if it is broken); aggregates the new rules need and the store
         has not kept are then rebuilt from the message log; finally the rules are
         swapped in one reference assignment, so request threads never wait and
-        never see half of a version.
+        never see half of a version. ``Rules.warnings`` are logged to the
+        ``pqlsdk`` logger; a strict client raises the first as a ``RulesError``.
 
         Added in version 0.1.0.
         """
         loaded = rules if isinstance(rules, Rules) else load(rules)
+        for warning in loaded.warnings:  # a strict client refuses what looks like a mistake
+            if self._strict:
+                raise warning.as_error()
+            logger.warning("%s", warning)
         self._settle()
         self._store.maintain(loaded.aggregates)
         self._memo = Memo()  # answers under the old rules are void

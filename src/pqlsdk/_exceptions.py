@@ -64,7 +64,8 @@ class RulesError(ConfigError):
 
     ``str(error)`` reads like a compiler's message: ``file:line:column: message``,
     then the offending line with a caret under the spot. The parts are attributes
-    too, for tools that show errors their own way.
+    too, for tools that show errors their own way. ``line`` and ``column`` are 0
+    when the mistake is the whole file (missing, too large): ``file: message``.
 
     Added in version 0.1.0.
     """
@@ -77,10 +78,21 @@ class RulesError(ConfigError):
         self.line = line
         self.column = column
         self.text = text
-        where = f"{path}:{line}:{column}: {message}"
-        if text:
-            where += f"\n    {text}\n    {' ' * (column - 1)}{'^' * max(width, 1)}"
-        super().__init__(where)
+        super().__init__(
+            located(message, path=path, line=line, column=column, text=text, width=width)
+        )
+
+
+def located(
+    message: str, *, path: str, line: int, column: int, text: str = "", width: int = 1
+) -> str:
+    """Format ``message`` the way a compiler does; shared by rules errors and warnings."""
+    if line == 0:
+        return f"{path}: {message}"
+    where = f"{path}:{line}:{column}: {message}"
+    if text:
+        where += f"\n    {text}\n    {' ' * (column - 1)}{'^' * max(width, 1)}"
+    return where
 
 
 class InvalidMessageError(PQLError, ValueError):

@@ -114,10 +114,13 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 def _check(path: Path) -> int:
     rules = load(path)
+    for warning in rules.warnings:  # printed like errors, but the file is usable: exit 0
+        print(warning, file=sys.stderr)
     signals = sum(len(model.signals) for model in rules.models.values())
+    warned = f", {len(rules.warnings)} warning(s)" if rules.warnings else ""
     print(
         f"{path}: ok: {len(rules.models)} model(s) ({', '.join(rules.models)}), "
-        f"{signals} signal(s), {len(rules.aggregates)} aggregate(s)"
+        f"{signals} signal(s), {len(rules.aggregates)} aggregate(s){warned}"
     )
     return 0
 

@@ -5,7 +5,7 @@ activation gate, signals with points, a multiplier, tiers and routing, and an
 optional account roll-up (PQA). Expressions use pqlsdk's own small language:
 no ``eval``, no attribute access, bounded in size and depth. ``load`` and
 ``loads`` compile everything up front and raise ``RulesError`` with file, line
-and column on any mistake.
+and column on any mistake; what loads but looks wrong is on ``Rules.warnings``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from .._exceptions import RulesError
-from ._model import PQA, Model, Route, Rules, Signal
+from ._model import PQA, Model, Route, Rules, RulesWarning, Signal
 
 if TYPE_CHECKING:
     from ._loader import Format
@@ -57,6 +57,7 @@ __all__ = [
     "Route",
     "Rules",
     "RulesError",
+    "RulesWarning",
     "Signal",
     "load",
     "loads",

@@ -11,6 +11,13 @@ whose operands have the wrong run-time type gives ``null`` (arithmetic) or false
 (comparisons, ``in``), and ``and`` / ``or`` / ``not`` / ``if`` only count exactly
 ``true`` as true. ``x == null`` and ``x != null`` are the only comparisons that
 are true for a ``null``.
+
+Two kinds of mistake type-check yet can never be meant, so they are caught here
+too: comparing a trait whose type the file declares with a literal of another
+type (``account.employees >= "lots"``), and naming a value a variable cannot take
+(``tier == "burnin"``). Comparisons of undeclared traits with literals are
+listed in ``Compiled.literals``, so the loader can warn when one file compares a
+trait with literals of two types.
 """
 
 from __future__ import annotations
@@ -42,7 +49,15 @@ from ._parser import (
     parse,
 )
 
-__all__ = ["Compiled", "ExpressionError", "Type", "compile_expression"]
+__all__ = [
+    "Choices",
+    "Compiled",
+    "ExpressionError",
+    "TraitLiteral",
+    "Type",
+    "compile_expression",
+    "did_you_mean",
+]
 
 
 class Type(enum.Enum):
@@ -61,20 +76,50 @@ _Run = Callable[[Facts], Any]
 
 
 @attrs.frozen
+class TraitLiteral:
+    """An undeclared trait compared with a literal.
+
+    ``trait`` is spelled as in expressions (``"user.plan"``); ``type``, ``offset``
+    and ``length`` are the literal's type and place in the expression.
+    """
+
+    trait: str
+    type: Type
+    offset: int
+    length: int
+
+
+@attrs.frozen
+class Choices:
+    """The only values a string variable takes, so a literal can be checked.
+
+    ``tier`` is one of its model's tiers: ``noun`` is ``"tier"``, ``owner`` says
+    whose (``"model 'playbook'"``) and ``values`` lists them lowest first.
+    """
+
+    noun: str
+    owner: str
+    values: tuple[str, ...]
+
+
+@attrs.frozen
 class Compiled:
     """A compiled expression: call ``evaluate(facts)`` to get its value.
 
     ``aggregates`` lists every aggregate the expression reads, so a store can keep
-    exactly those up to date.
+    exactly those up to date; ``literals`` every literal an undeclared trait is
+    compared with.
     """
 
     source: str
     type: Type
     aggregates: frozenset[Aggregate]
     evaluate: _Run
+    literals: tuple[TraitLiteral, ...] = ()
 
 
 _NO_VARIABLES: Final[Mapping[str, Type]] = MappingProxyType({})
+_NO_CHOICES: Final[Mapping[str, Choices]] = MappingProxyType({})
 
 
 def compile_expression(
@@ -83,20 +128,26 @@ def compile_expression(
     variables: Mapping[str, Type] = _NO_VARIABLES,
     expect: Type | None = None,
     scope: Scope = "user",
+    traits: Mapping[str, Type] = _NO_VARIABLES,
+    choices: Mapping[str, Choices] = _NO_CHOICES,
 ) -> Compiled:
     """Check ``source`` and compile it into a closure over ``Facts``.
 
     ``variables`` declares the bare names the expression may use (read with
     ``Facts.variable``); ``expect`` is the type the result must have, where an
     ``ANY`` result is accepted; ``scope`` is written into every ``Aggregate``.
+    ``traits`` gives declared trait types (keyed ``"account.employees"``) and
+    ``choices`` the values some variables can take (``tier``).
     Raises ``ExpressionError`` pointing at the offending part of ``source``.
     """
     tree = parse(source)
-    compiler = _Compiler(variables, scope)
+    compiler = _Compiler(variables, scope, source=source, traits=traits, choices=choices)
     code = compiler.compile(tree)
     if expect not in (None, Type.ANY) and code.type not in (expect, Type.ANY):
         raise _error(f"expected a {expect.value} expression, got {code.type.value}", tree)
-    return Compiled(source, code.type, frozenset(compiler.aggregates), code.run)
+    return Compiled(
+        source, code.type, frozenset(compiler.aggregates), code.run, tuple(compiler.literals)
+    )
 
 
 @attrs.frozen
@@ -142,6 +193,7 @@ _COMPARE: Final[Mapping[str, Callable[[Any, Any], bool]]] = MappingProxyType(
 _REFLECTED: Final = MappingProxyType(
     {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 )
+_ORDERED: Final = MappingProxyType({op: _COMPARE[op] for op in ("<", "<=", ">", ">=")})
 _ARITHMETIC: Final[Mapping[str, Callable[[Any, Any], Any]]] = MappingProxyType(
     {
         "+": operator.add,
@@ -206,10 +258,22 @@ _NO_FACTS: Final = cast(Facts, None)
 class _Compiler:
     """Compiles one expression's tree, collecting the aggregates it reads."""
 
-    def __init__(self, variables: Mapping[str, Type], scope: Scope) -> None:
+    def __init__(
+        self,
+        variables: Mapping[str, Type],
+        scope: Scope,
+        *,
+        source: str,
+        traits: Mapping[str, Type],
+        choices: Mapping[str, Choices],
+    ) -> None:
         self._variables = variables
         self._scope = scope
+        self._source = source
+        self._traits = traits
+        self._choices = choices
         self.aggregates: set[Aggregate] = set()
+        self.literals: list[TraitLiteral] = []
         self._nodes: Mapping[type, Callable[[Any], _Code]] = {
             Constant: self._constant,
             Duration: self._duration,
@@ -248,11 +312,55 @@ class _Compiler:
         if node.name in _FUNCTIONS:
             raise _error(f"'{node.name}' is a function; call it like {node.name}(...)", node)
         known = (*self._variables, "true", "false", "null")
-        raise _error(f"unknown name '{node.name}'{_did_you_mean(node.name, known)}", node)
+        raise _error(f"unknown name '{node.name}'{did_you_mean(node.name, known)}", node)
 
     def _trait(self, node: Trait) -> _Code:
         method = "user_trait" if node.scope == "user" else "account_trait"
-        return _Code(Type.ANY, operator.methodcaller(method, node.name))
+        # A declared type is checked here; the value is still checked at run time
+        # (not exact), since the host may send anything.
+        declared = self._traits.get(f"{node.scope}.{node.name}", Type.ANY)
+        return _Code(declared, operator.methodcaller(method, node.name))
+
+    def _literal(self, subject: Node, op: str, literal: Node, code: _Code) -> None:
+        """Check a literal compared with a trait or a variable that has choices."""
+        if not code.constant or code.value is None:
+            return
+        if isinstance(subject, Trait):
+            trait = f"{subject.scope}.{subject.name}"
+            declared = self._traits.get(trait)
+            if declared is None:
+                self.literals.append(TraitLiteral(trait, code.type, literal.offset, literal.length))
+            elif declared is not code.type:
+                raise _error(
+                    f"{trait} is declared {declared.value} in [traits], "
+                    f"but {self._text(literal)} is a {code.type.value}",
+                    literal,
+                )
+        elif isinstance(subject, Name) and subject.name in self._choices:
+            self._choice(subject.name, self._choices[subject.name], op, literal, code.value)
+
+    def _choice(self, name: str, choices: Choices, op: str, literal: Node, value: Any) -> None:
+        """Refuse a value ``name`` never takes, and ordering by the values' spelling."""
+        if value not in choices.values:
+            spelled = f"'{value}'" if isinstance(value, str) else self._text(literal)
+            hint = did_you_mean(str(value), choices.values)
+            raise _error(
+                f"unknown {choices.noun} {spelled} "
+                f"({choices.owner} has {', '.join(choices.values)}){hint}",
+                literal,
+            )
+        if op in _ORDERED:
+            rank = choices.values.index(value)
+            kept = [v for i, v in enumerate(choices.values) if _ORDERED[op](i, rank)]
+            listed = ", ".join(f'"{v}"' for v in kept)
+            raise _error(
+                f"{choices.noun} names would compare alphabetically, not by rank; "
+                f"list them: {name} in [{listed}]",
+                literal,
+            )
+
+    def _text(self, node: Node) -> str:
+        return self._source[node.offset : node.offset + node.length]
 
     def _unary(self, node: Unary) -> _Code:
         operand = self.compile(node.operand)
@@ -306,6 +414,8 @@ class _Compiler:
 
     def _comparison(self, node: Binary) -> _Code:
         left, right = self.compile(node.left), self.compile(node.right)
+        self._literal(node.left, node.op, node.right, right)
+        self._literal(node.right, _REFLECTED[node.op], node.left, left)
         if Type.NULL in (left.type, right.type):
             if node.op not in ("==", "!="):
                 raise _error("null can only be compared with == or !=", node)
@@ -339,7 +449,7 @@ class _Compiler:
             )
         negated = node.op == "not in"
         if isinstance(node.right, ListLiteral):
-            members = self._members(node.right)
+            members = self._members(node.right, node.left)
             return _derived(
                 Type.BOOL, _literal_membership(left.run, members, negated), [left], exact=True
             )
@@ -351,13 +461,14 @@ class _Compiler:
         run = _value_membership(left.run, right.run, negated)
         return _derived(Type.BOOL, run, [left, right], exact=True)
 
-    def _members(self, node: ListLiteral) -> Mapping[Type, frozenset[Scalar]]:
+    def _members(self, node: ListLiteral, subject: Node) -> Mapping[Type, frozenset[Scalar]]:
         """Group a list literal's items by run-time kind, so true never finds 1."""
         groups: dict[Type, set[Scalar]] = {kind: set() for kind in _EQUALITY_KINDS.values()}
         for item in node.items:
             code = self.compile(item)
             if not code.constant:
                 raise _error("list items must be literals", item)
+            self._literal(subject, "in", item, code)
             kind = _EQUALITY_KINDS.get(type(code.value))
             # A null item is dropped: a missing value is in no list.
             if kind is not None:
@@ -398,7 +509,7 @@ class _Compiler:
             _check_keywords(node, ())
             return _Code(Type.NUMBER, operator.methodcaller(node.name), exact=True)
         raise ExpressionError(
-            f"unknown function '{node.name}'{_did_you_mean(node.name, _FUNCTIONS)}",
+            f"unknown function '{node.name}'{did_you_mean(node.name, _FUNCTIONS)}",
             node.offset,
             len(node.name),
         )
@@ -474,7 +585,7 @@ class _Compiler:
             if code.constant and code.value is not None:
                 return cast("Scalar", code.value)
             got = code.type.value
-        hint = _did_you_mean(keyword.name, ("within",)) if got == "duration" else ""
+        hint = did_you_mean(keyword.name, ("within",)) if got == "duration" else ""
         raise _error(
             f"{keyword.name}= needs a string, number or bool literal, got {got}{hint}", value
         )
@@ -516,12 +627,13 @@ def _check_keywords(node: Call, allowed: Sequence[str]) -> None:
         if keyword.name not in allowed:
             raise _error(
                 f"{node.name}() got an unexpected keyword argument '{keyword.name}'"
-                f"{_did_you_mean(keyword.name, allowed)}",
+                f"{did_you_mean(keyword.name, allowed)}",
                 keyword,
             )
 
 
-def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the candidate closest to ``word``, or ``""``."""
     matches = difflib.get_close_matches(word, list(candidates), n=1)
     return f"; did you mean '{matches[0]}'?" if matches else ""
 

@@ -1,24 +1,36 @@
 """Loading a rules file: decode, validate, compile, and report errors precisely.
 
 Every error becomes one ``RulesError`` naming the file, line and column, with the
-offending line and a caret, the way a compiler reports. TOML's and JSON's parsers
-do not say where a *value* sits in the file, so the loader finds it: it walks the
-key path through the text and then looks for the value's literal text after it.
+offending line and a caret, the way a compiler reports: an unknown key at the key,
+a wrong value at the value, a mistake in an expression at the spot inside it
+(``_positions`` finds where each key and value is written). Mistakes that may be
+meant become ``RulesWarning``s on ``Rules.warnings`` instead.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import re
 import tomllib
-from pathlib import Path
-from typing import Any, Final, Literal
+from pathlib import Path as FilePath
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, get_args, get_origin
 
 import msgspec
 
 from .._exceptions import RulesError
 from . import MAX_RULES_BYTES
-from ._compiler import Compiled, ExpressionError, Type, compile_expression
+from ._compiler import (
+    Choices,
+    Compiled,
+    ExpressionError,
+    TraitLiteral,
+    Type,
+    compile_expression,
+    did_you_mean,
+)
 from ._lexer import parse_duration
 from ._model import (
     PQA,
@@ -29,10 +41,12 @@ from ._model import (
     Moments,
     Route,
     Rules,
+    RulesWarning,
     Signal,
 )
 from ._parser import Binary, Constant, ListLiteral, parse
-from ._schema import EntitlementsSpec, ModelSpec, MomentSpec, RulesSpec
+from ._positions import Path, Place, Span, find_places, read_string
+from ._schema import EntitlementsSpec, ModelSpec, MomentSpec, RulesSpec, SignalSpec
 
 __all__ = ["Format", "load", "loads"]
 
@@ -58,15 +72,17 @@ _KNOWN_PLACEHOLDER: Final = re.compile(
 _MICROS: Final = 1_000_000
 
 
-def load(path: str | Path) -> Rules:
+def load(path: str | FilePath) -> Rules:
     """Load and compile the rules file at ``path`` (``.json`` is JSON, else TOML)."""
-    file = Path(path)
+    file = FilePath(path)
     try:
         data = file.read_bytes()
+    except FileNotFoundError:
+        raise _whole(str(file), "no such file") from None
+    except IsADirectoryError:
+        raise _whole(str(file), "is a directory, not a rules file") from None
     except OSError as exc:
-        raise RulesError(
-            f"cannot read rules: {exc.strerror}", path=str(file), line=1, column=1
-        ) from exc
+        raise _whole(str(file), f"cannot read: {exc.strerror or exc}") from exc
     kind: Format = "json" if file.suffix.lower() == ".json" else "toml"
     return _load(data, str(file), kind)
 
@@ -77,146 +93,277 @@ def loads(text: str | bytes, *, name: str = "<rules>", format: Format = "toml") 
     return _load(data, name, format)
 
 
+def _whole(origin: str, message: str) -> RulesError:
+    """Return an error about the whole file, which has no line to point at."""
+    return RulesError(message, path=origin, line=0, column=0)
+
+
 def _load(data: bytes, origin: str, kind: Format) -> Rules:
     if len(data) > MAX_RULES_BYTES:
-        raise RulesError(
-            f"rules file is over {MAX_RULES_BYTES} bytes", path=origin, line=1, column=1
-        )
+        raise _whole(origin, f"rules file is over {MAX_RULES_BYTES} bytes")
     try:
         source = data.decode()
     except UnicodeDecodeError as exc:
-        raise RulesError("rules file is not UTF-8", path=origin, line=1, column=1) from exc
-    spec = _decode(source, origin, kind)
-    return _Compiler(source, origin).rules(spec)
+        where = _Locator(data.decode(errors="replace"), origin, {})
+        line, column = where.position(len(data[: exc.start].decode()))
+        raise where.error(
+            f"rules file is not UTF-8 (byte 0x{data[exc.start]:02x})", line=line, column=column
+        ) from None
+    where, spec = _decode(source, origin, kind)
+    return _Compiler(where).rules(spec)
 
 
-def _decode(source: str, origin: str, kind: Format) -> RulesSpec:
-    where = _Locator(source, origin)
+def _decode(source: str, origin: str, kind: Format) -> tuple[_Locator, RulesSpec]:
+    where = _Locator(source, origin, {})
     try:
         raw: Any = tomllib.loads(source) if kind == "toml" else json.loads(source)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        line, column = (int(found[1]), int(found[2])) if found else (1, 1)
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        line, column = (int(found[1]), int(found[2])) if found else where.position(len(source))
+        message = re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)", "", str(exc))
         raise where.error(f"TOML syntax error: {message}", line=line, column=column) from exc
     except json.JSONDecodeError as exc:
         raise where.error(
             f"JSON syntax error: {exc.msg}", line=exc.lineno, column=exc.colno
         ) from exc
+    where = _Locator(source, origin, find_places(source, kind))
     try:
-        return msgspec.convert(raw, RulesSpec)
+        return where, msgspec.convert(raw, RulesSpec)
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `$")
-        keys = [k for k in re.split(r"\.|\[|\]", path.rstrip("`")) if k]
-        raise where.at_keys(keys, f"invalid rules: {message}") from exc
+        raise _schema_error(where, raw, str(exc)) from None
+
+
+_PATH_PART: Final = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+
+
+def _schema_error(where: _Locator, raw: Any, error: str) -> RulesError:
+    """Turn msgspec's error into one at the key or value it is about.
+
+    msgspec names a path such as ``$.model[...].signals[...].points``, where
+    ``[...]`` is a table entry whose key it does not give: the entry is found
+    again by validating each one, then the path's place in the text is known.
+    """
+    message, _, at = error.partition(" - at ")
+    at_key = at.startswith("`key` in ")
+    path, hint, value = _resolve(raw, _PATH_PART.findall(at.removeprefix("`key` in ").strip("`")))
+    if at_key:
+        key_type, _ = get_args(_bare(hint))
+        path += (next(k for k, v in value.items() if not _valid(k, key_type)),)
+        return where.at_key(path, f"invalid rules: {message}")
+    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message)
+    if unknown:
+        key = unknown[1]
+        if path == ("traits",):
+            hint_text = f"; declare it as user.{key} or account.{key}"
+        else:
+            fields = [field.encode_name for field in msgspec.structs.fields(_bare(hint))]
+            hint_text = did_you_mean(key, fields)
+        where_text = f"in {_table(path)}" if path else "at the top level"
+        return where.at_key((*path, key), f"unknown key '{key}' {where_text}{hint_text}")
+    missing = re.fullmatch(r"Object missing required field `(.*)`", message)
+    if missing:
+        owner = _table(path) if path else "the file"
+        return where.at_key(path, f"{owner} needs the key '{missing[1]}'")
+    options = get_args(_bare(hint)) if get_origin(_bare(hint)) is Literal else ()
+    if options and message.startswith("Invalid enum value"):
+        listed = ", ".join(repr(option) for option in options)
+        message = f"{value!r} is not one of {listed}"
+    return where.at_value(path, f"invalid rules: {message}")
+
+
+def _resolve(raw: Any, parts: list[tuple[str, str]]) -> tuple[Path, Any, Any]:
+    """Follow msgspec's path parts through the data: the concrete path, type and value."""
+    path: Path = ()
+    hint: Any = RulesSpec
+    value = raw
+    for field, index in parts:
+        shape = _bare(hint)
+        if field:
+            hint = next(f.type for f in msgspec.structs.fields(shape) if f.encode_name == field)
+            key: str | int = field
+        elif index != "...":
+            hint, key = get_args(shape)[0], int(index)
+        else:
+            key_type, hint = get_args(shape)
+            key = next(k for k, v in value.items() if not (_valid(k, key_type) and _valid(v, hint)))
+        path, value = (*path, key), value[key]
+    return path, hint, value
+
+
+def _bare(hint: Any) -> Any:
+    """Return the type under ``Annotated[...]`` and ``X | None``: what a value must be."""
+    if get_origin(hint) is Annotated:
+        return _bare(get_args(hint)[0])
+    if get_origin(hint) is UnionType:
+        return _bare(next(arg for arg in get_args(hint) if arg is not type(None)))
+    return hint
+
+
+def _valid(value: Any, hint: Any) -> bool:
+    try:
+        msgspec.convert(value, hint)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def _table(path: Path) -> str:
+    """Name a table as a reader finds it: ``[model.m.signals]``, ``[model.m.routes[0]]``."""
+    spelled = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+    return f"[{spelled[1:]}]"
 
 
 class _Locator:
-    """Finds where keys and values sit in the rules text, for error messages."""
+    """Turns key paths, and places inside expressions, into errors and warnings."""
 
-    def __init__(self, source: str, origin: str) -> None:
+    def __init__(self, source: str, origin: str, places: dict[Path, Place]) -> None:
         self.source = source
         self.origin = origin
+        self.places = places
+        self.lines = source.split("\n")
+        self.starts = list(itertools.accumulate((len(line) + 1 for line in self.lines), initial=0))
 
     def error(self, message: str, *, line: int, column: int, width: int = 1) -> RulesError:
-        lines = self.source.splitlines() or [""]
-        text = lines[min(line, len(lines)) - 1]
+        text = self.lines[line - 1].rstrip("\r")
         return RulesError(
             message, path=self.origin, line=line, column=column, text=text, width=width
         )
 
-    def key_offset(self, keys: list[str]) -> int:
-        """Offset of the last of ``keys`` found in order (0 if none is found)."""
-        offset = found = 0
-        for key in keys:
-            pattern = re.compile(rf"(?<![\w\-]){re.escape(key)}(?![\w\-])")
-            match = pattern.search(self.source, offset)
-            if match is not None:
-                offset = found = match.start()
-        return found
-
-    def at_keys(self, keys: list[str], message: str) -> RulesError:
-        offset = self.key_offset(keys)
-        line, column = self.position(offset)
-        width = len(keys[-1]) if keys and self.source.startswith(keys[-1], offset) else 1
-        return self.error(message, line=line, column=column, width=width)
+    def warning(self, message: str, span: Span) -> RulesWarning:
+        line, column, width = self.locate(span)
+        text = self.lines[line - 1].rstrip("\r")
+        return RulesWarning(message, self.origin, line, column, text, width)
 
     def position(self, offset: int) -> tuple[int, int]:
-        line = self.source.count("\n", 0, offset) + 1
-        return line, offset - (self.source.rfind("\n", 0, offset) + 1) + 1
+        """Return the line and column (both from 1) of ``offset``."""
+        line = bisect.bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1] + 1
 
-    def in_value(self, keys: list[str], value: str, error: ExpressionError) -> RulesError:
-        """Point at ``error`` inside the expression ``value`` stored under ``keys``."""
-        start = self.key_offset(keys)
-        for escape in (_literal, _escaped):
-            raw = escape(value)
-            at = self.source.find(raw, start)
-            if at >= 0:
-                column_start = at + len(escape(value[: error.offset]))
-                width = len(escape(value[error.offset : error.offset + error.length]))
-                line, column = self.position(column_start)
-                return self.error(str(error), line=line, column=column, width=width)
-        return self.at_keys(keys, str(error))  # pragma: no cover - values are in the text
+    def locate(self, span: Span) -> tuple[int, int, int]:
+        """Line, column and width of ``span`` (cut at the end of its line)."""
+        line, column = self.position(span.offset)
+        room = len(self.lines[line - 1].rstrip("\r")) - column + 1
+        return line, column, max(1, min(span.length, room))
 
+    def at(self, span: Span | None, message: str) -> RulesError:
+        if span is None:
+            return _whole(self.origin, message)
+        line, column, width = self.locate(span)
+        return self.error(message, line=line, column=column, width=width)
 
-def _literal(text: str) -> str:
-    return text
+    def at_key(self, path: Path, message: str) -> RulesError:
+        """Point at the key of ``path`` (the whole file when nothing is written there)."""
+        place = self.places.get(path)
+        return self.at(None if place is None else place.key, message)
 
+    def at_value(self, path: Path, message: str) -> RulesError:
+        """Point at the value of ``path`` (the whole file when nothing is written there)."""
+        place = self.places.get(path)
+        return self.at(None if place is None else place.value, message)
 
-def _escaped(text: str) -> str:
-    return json.dumps(text)[1:-1]
+    def inside(self, path: Path, offset: int, length: int) -> Span:
+        """Return where characters ``offset`` to ``offset + length`` of a string are.
+
+        The string is the value at ``path``: the loader only asks about strings it
+        read from the file.
+        """
+        text, offsets = read_string(self.source, self.places[path].value.offset)
+        end = min(offset + length, len(text))
+        start = offsets[min(offset, len(text))]
+        return Span(start, max(1, offsets[end] - start))
+
+    def in_value(self, path: Path, error: ExpressionError) -> RulesError:
+        """Point at ``error`` inside the expression stored under ``path``."""
+        return self.at(self.inside(path, error.offset, error.length), str(error))
 
 
 class _Compiler:
     """Compiles a decoded ``RulesSpec`` into ``Rules``, turning errors into ``RulesError``."""
 
-    def __init__(self, source: str, origin: str) -> None:
-        self.where = _Locator(source, origin)
-        self.origin = origin
+    def __init__(self, where: _Locator) -> None:
+        self.where = where
+        self.origin = where.origin
+        self.traits: dict[str, Type] = {}
+        self.literals: list[tuple[Span, TraitLiteral]] = []
 
     def rules(self, spec: RulesSpec) -> Rules:
+        self.traits = {
+            f"{scope}.{name}": Type(kind)
+            for scope, declared in (("user", spec.traits.user), ("account", spec.traits.account))
+            for name, kind in declared.items()
+        }
         models = {name: self.model(name, model) for name, model in spec.model.items()}
         primary = spec.primary or next(iter(spec.model))
         if primary not in models:
-            raise self.where.at_keys(["primary"], f"primary model {primary!r} is not defined")
+            raise self.where.at_value(
+                ("primary",),
+                f"primary model {primary!r} is not defined{did_you_mean(primary, models)}",
+            )
         pqa = None
         if spec.pqa is not None:
             model = models.get(spec.pqa.model)
             if model is None:
-                raise self.where.at_keys(
-                    ["pqa", "model"], f"pqa model {spec.pqa.model!r} is not defined"
+                raise self.where.at_value(
+                    ("pqa", "model"),
+                    f"pqa model {spec.pqa.model!r} is not defined"
+                    f"{did_you_mean(spec.pqa.model, models)}",
                 )
-            if spec.pqa.tier not in {name for _, name in model.tiers}:
-                raise self.where.at_keys(
-                    ["pqa", "tier"], f"pqa tier {spec.pqa.tier!r} is not a tier of {model.name!r}"
+            tiers = [name for _, name in model.tiers]
+            if spec.pqa.tier not in tiers:
+                raise self.where.at_value(
+                    ("pqa", "tier"),
+                    f"pqa tier {spec.pqa.tier!r} is not a tier of {model.name!r}"
+                    f"{did_you_mean(spec.pqa.tier, tiers)}",
                 )
             pqa = PQA(model=spec.pqa.model, tier=spec.pqa.tier, min_users=spec.pqa.min_users)
+        moments = self.moments(spec, models, primary) if spec.moment else None
+        entitlements = None if spec.entitlements is None else self.entitlements(spec.entitlements)
         return Rules(
             models=models,
             primary=primary,
             pqa=pqa,
             origin=self.origin,
-            moments=self.moments(spec, models, primary) if spec.moment else None,
-            entitlements=None
-            if spec.entitlements is None
-            else self.entitlements(spec.entitlements),
+            moments=moments,
+            entitlements=entitlements,
+            warnings=self.warnings(),
         )
+
+    def warnings(self) -> tuple[RulesWarning, ...]:
+        """Warn once per undeclared trait compared with literals of two types."""
+        first: dict[str, tuple[Type, Span]] = {}
+        warnings: dict[str, RulesWarning] = {}
+        for span, literal in sorted(self.literals, key=lambda item: item[0].offset):
+            kind, where = first.setdefault(literal.trait, (literal.type, span))
+            if kind is not literal.type and literal.trait not in warnings:
+                line, column, _ = self.where.locate(where)
+                warnings[literal.trait] = self.where.warning(
+                    f"{literal.trait} is compared with a {kind.value} at {line}:{column} "
+                    f"and a {literal.type.value} here; declare its type in [traits], "
+                    f'e.g. {literal.trait} = "{kind.value}"',
+                    span,
+                )
+        return tuple(warnings.values())
 
     def moments(self, spec: RulesSpec, models: dict[str, Model], primary: str) -> Moments:
         model = spec.moments.model or primary
         if model not in models or models[model].subject != "user":
-            raise self.where.at_keys(
-                ["moments", "model"], f"moments model {model!r} is not a user model of this file"
+            raise self.where.at_value(
+                ("moments", "model") if spec.moments.model else ("model", model),
+                f"moments model {model!r} is not a user model of this file",
             )
-        kinds = [self.moment(name, kind) for name, kind in spec.moment.items()]
+        tiers = tuple(tier for _, tier in models[model].tiers)
+        choices = {"tier": _tier_choices(model, tiers)}
+        kinds = [self.moment(name, kind, choices) for name, kind in spec.moment.items()]
         caps = []
-        for group in spec.moments.caps:
-            unknown = sorted(set(group.kinds) - set(spec.moment))
-            if unknown:
-                raise self.where.at_keys(
-                    ["moments", "caps", unknown[0]], f"cap names unknown moment {unknown[0]!r}"
-                )
-            per = self.duration(["moments", "caps", "per"], group.per)
+        for index, group in enumerate(spec.moments.caps):
+            path: Path = ("moments", "caps", index)
+            for position, kind in enumerate(group.kinds):
+                if kind not in spec.moment:
+                    raise self.where.at_value(
+                        (*path, "kinds", position),
+                        f"cap names unknown moment {kind!r}{did_you_mean(kind, spec.moment)}",
+                    )
+            per = self.duration((*path, "per"), group.per)
             caps.append(CapGroup(kinds=frozenset(group.kinds), max=group.max, per=per))
         return Moments(
             model=model,
@@ -225,28 +372,38 @@ class _Compiler:
             caps=tuple(caps),
         )
 
-    def moment(self, name: str, spec: MomentSpec) -> MomentKind:
-        keys = ["moment", name]
+    def moment(self, name: str, spec: MomentSpec, choices: dict[str, Choices]) -> MomentKind:
+        path: Path = ("moment", name)
         content = {"title": spec.title, "body": spec.body, "cta": spec.cta}
         for field, text in content.items():
-            for placeholder in _PLACEHOLDER.findall(text):
-                if not _KNOWN_PLACEHOLDER.match(placeholder):
-                    raise self.where.at_keys(
-                        [*keys, field],
-                        f"unknown placeholder {{{placeholder}}}: use {{days_left}}, {{feature}}, "
+            for placeholder in _PLACEHOLDER.finditer(text):
+                if not _KNOWN_PLACEHOLDER.match(placeholder[1]):
+                    span = self.where.inside(
+                        (*path, field), placeholder.start(), len(placeholder[0])
+                    )
+                    raise self.where.at(
+                        span,
+                        f"unknown placeholder {placeholder[0]}: use {{days_left}}, {{feature}}, "
                         "{plan}, {score}, {tier}, {user_id}, {user.NAME} or {account.NAME}",
                     )
         cap = None
         if spec.cap is not None:
-            cap = (spec.cap.max, self.duration([*keys, "cap", "per"], spec.cap.per))
+            cap = (spec.cap.max, self.duration((*path, "cap", "per"), spec.cap.per))
         cooldowns = tuple(
-            (cooldown.after, self.duration([*keys, "cooldown", "for"], cooldown.duration))
-            for cooldown in spec.cooldown
+            (cooldown.after, self.duration((*path, "cooldown", index, "for"), cooldown.duration))
+            for index, cooldown in enumerate(spec.cooldown)
         )
         return MomentKind(
             name=name,
             at=spec.at,
-            when=self.expr([*keys, "when"], spec.when, Type.BOOL, "user", _MOMENT_VARIABLES),
+            when=self.expr(
+                (*path, "when"),
+                spec.when,
+                Type.BOOL,
+                "user",
+                variables=_MOMENT_VARIABLES,
+                choices=choices,
+            ),
             priority=spec.priority,
             cap=cap,
             cooldowns=cooldowns,
@@ -254,18 +411,19 @@ class _Compiler:
             content=content,
         )
 
-    def duration(self, keys: list[str], text: str) -> int:
+    def duration(self, path: Path, text: str) -> int:
         """Microseconds of a duration setting such as ``"24h"``."""
         try:
             return parse_duration(text) * _MICROS
         except ExpressionError as exc:
-            raise self.where.in_value(keys, text, exc) from None
+            raise self.where.in_value(path, exc) from None
 
     def entitlements(self, spec: EntitlementsSpec) -> Entitlements:
         if spec.default_plan is not None and spec.default_plan not in spec.plans:
-            raise self.where.at_keys(
-                ["entitlements", "default_plan"],
-                f"default plan {spec.default_plan!r} is not one of the plans",
+            raise self.where.at_value(
+                ("entitlements", "default_plan"),
+                f"default plan {spec.default_plan!r} is not one of the plans"
+                f"{did_you_mean(spec.default_plan, spec.plans)}",
             )
         known = {feature for listed in spec.plans.values() for feature in listed}
         for feature in spec.names:
@@ -274,35 +432,44 @@ class _Compiler:
                     ["entitlements", "names", feature], f"{feature!r} is not a feature of any plan"
                 )
         return Entitlements(
-            plan=self.required(["entitlements", "plan"], spec.plan, Type.ANY, "user"),
+            plan=self.required(("entitlements", "plan"), spec.plan, Type.ANY, "user"),
             default_plan=spec.default_plan,
             plans={plan: frozenset(features) for plan, features in spec.plans.items()},
             names=dict(spec.names),
         )
 
     def model(self, name: str, spec: ModelSpec) -> Model:
-        keys = ["model", name]
+        path: Path = ("model", name)
+        tiers = self.tiers(path, spec.tiers)
+        choices = {"tier": _tier_choices(name, tuple(tiers))}
         scope = spec.subject
-        gate = self.expr([*keys, "gate"], spec.gate, Type.BOOL, scope)
-        multiplier = self.expr([*keys, "multiplier"], spec.multiplier, Type.NUMBER, scope)
+        gate = self.expr((*path, "gate"), spec.gate, Type.BOOL, scope)
+        multiplier = self.expr((*path, "multiplier"), spec.multiplier, Type.NUMBER, scope)
         signals = tuple(
-            self.signal([*keys, "signals", signal_name], signal_name, signal, scope)
+            self.signal((*path, "signals", signal_name), signal_name, signal, scope)
             for signal_name, signal in spec.signals.items()
         )
-        thresholds = sorted(spec.tiers.items(), key=lambda item: item[1])
-        if len({value for _, value in thresholds}) != len(thresholds):
-            raise self.where.at_keys([*keys, "tiers"], "two tiers share one threshold")
         routes = tuple(
             Route(
                 route=route.route,
                 when=self.required(
-                    [*keys, "routes", "when"], route.when, Type.BOOL, scope, _ROUTE_VARIABLES
+                    (*path, "routes", index, "when"),
+                    route.when,
+                    Type.BOOL,
+                    scope,
+                    variables=_ROUTE_VARIABLES,
+                    choices=choices,
                 ),
             )
-            for route in spec.routes
+            for index, route in enumerate(spec.routes)
         )
         dnc = self.expr(
-            [*keys, "do_not_contact"], spec.do_not_contact, Type.BOOL, scope, _ROUTE_VARIABLES
+            (*path, "do_not_contact"),
+            spec.do_not_contact,
+            Type.BOOL,
+            scope,
+            variables=_ROUTE_VARIABLES,
+            choices=choices,
         )
         compiled = [gate, multiplier, dnc, *(route.when for route in routes)]
         for signal in signals:
@@ -313,22 +480,40 @@ class _Compiler:
             gate=gate,
             multiplier=multiplier,
             signals=signals,
-            tiers=tuple((value, tier) for tier, value in thresholds),
+            tiers=tuple((value, tier) for tier, value in tiers.items()),
             routes=routes,
             default_route=spec.default_route,
             do_not_contact=dnc,
             aggregates=frozenset().union(*(c.aggregates for c in compiled if c is not None)),
         )
 
+    def tiers(self, path: Path, tiers: dict[str, float]) -> dict[str, float]:
+        """Check that thresholds rise in the order tiers are written: the order they rank.
+
+        Written out of order, a tier would be skipped without a word: with
+        ``hot = 91, burning = 76`` a score of 105 would be labelled hot.
+        """
+        previous = None
+        for tier, threshold in tiers.items():
+            if previous is not None and threshold <= tiers[previous]:
+                message = (
+                    f"two tiers share one threshold: {previous!r} and {tier!r} are both "
+                    f"{threshold:g}"
+                    if threshold == tiers[previous]
+                    else f"tier thresholds must rise in the order written: {tier!r} = "
+                    f"{threshold:g} comes after {previous!r} = {tiers[previous]:g}"
+                )
+                raise self.where.at_value((*path, "tiers", tier), message)
+            previous = tier
+        return tiers
+
     def signal(
-        self, keys: list[str], name: str, spec: Any, scope: Literal["user", "account"]
+        self, path: Path, name: str, spec: SignalSpec, scope: Literal["user", "account"]
     ) -> Signal:
         if (spec.when is None) == (spec.value is None):
-            raise self.where.at_keys(
-                keys, f"signal {name!r} needs exactly one of 'when' or 'value'"
-            )
-        when = self.expr([*keys, "when"], spec.when, Type.BOOL, scope)
-        value = self.expr([*keys, "value"], spec.value, Type.NUMBER, scope)
+            raise self.where.at_key(path, f"signal {name!r} needs exactly one of 'when' or 'value'")
+        when = self.expr((*path, "when"), spec.when, Type.BOOL, scope)
+        value = self.expr((*path, "value"), spec.value, Type.NUMBER, scope)
         observe = needs = None
         if spec.when is not None:
             parts = split_comparison(spec.when)
@@ -347,28 +532,49 @@ class _Compiler:
 
     def expr(
         self,
-        keys: list[str],
+        path: Path,
         source: str | None,
         expect: Type,
         scope: Literal["user", "account"],
+        *,
         variables: dict[str, Type] | None = None,
+        choices: dict[str, Choices] | None = None,
     ) -> Compiled | None:
         if source is None:
             return None
-        return self.required(keys, source, expect, scope, variables)
+        return self.required(path, source, expect, scope, variables=variables, choices=choices)
 
     def required(
         self,
-        keys: list[str],
+        path: Path,
         source: str,
         expect: Type,
         scope: Literal["user", "account"],
+        *,
         variables: dict[str, Type] | None = None,
+        choices: dict[str, Choices] | None = None,
     ) -> Compiled:
         try:
-            return compile_expression(source, variables=variables or {}, expect=expect, scope=scope)
+            compiled = compile_expression(
+                source,
+                variables=variables or {},
+                expect=expect,
+                scope=scope,
+                traits=self.traits,
+                choices=choices or {},
+            )
         except ExpressionError as exc:
-            raise self.where.in_value(keys, source, exc) from None
+            raise self.where.in_value(path, exc) from None
+        self.literals += [
+            (self.where.inside(path, literal.offset, literal.length), literal)
+            for literal in compiled.literals
+        ]
+        return compiled
+
+
+def _tier_choices(model: str, tiers: tuple[str, ...]) -> Choices:
+    """Return what ``tier`` may be compared with in expressions about ``model``."""
+    return Choices("tier", f"model {model!r}", tiers)
 
 
 _MEASURES: Final = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "not in"})

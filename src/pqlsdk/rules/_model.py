@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .._aggregates import Aggregate
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, RulesError, located
 
 if TYPE_CHECKING:  # the compiler (parser, lexer) loads only when rules are loaded
     from ._compiler import Compiled
@@ -27,6 +27,7 @@ __all__ = [
     "Moments",
     "Route",
     "Rules",
+    "RulesWarning",
     "Signal",
 ]
 
@@ -165,6 +166,50 @@ class Entitlements(msgspec.Struct, frozen=True):
         return self.names.get(feature, feature)
 
 
+class RulesWarning(msgspec.Struct, frozen=True):
+    """A line of a rules file that loads but is probably not what was meant.
+
+    Comparing one undeclared trait with a number in one rule and a string in
+    another makes one of them silently false for every user. ``str(warning)``
+    reads like ``RulesError``, with ``warning:`` before the message. ``pqlsdk
+    check`` prints warnings and still exits 0; a ``Client`` logs them to the
+    ``pqlsdk`` logger when it loads the rules, and a strict one raises the first.
+
+    Added in version 0.1.0.
+    """
+
+    message: str
+    path: str
+    line: int
+    column: int
+    text: str = ""
+    width: int = 1
+
+    def as_error(self) -> RulesError:
+        """Return this warning as the ``RulesError`` a strict client raises.
+
+        Added in version 0.1.0.
+        """
+        return RulesError(
+            self.message,
+            path=self.path,
+            line=self.line,
+            column=self.column,
+            text=self.text,
+            width=self.width,
+        )
+
+    def __str__(self) -> str:
+        return located(
+            f"warning: {self.message}",
+            path=self.path,
+            line=self.line,
+            column=self.column,
+            text=self.text,
+            width=self.width,
+        )
+
+
 class Rules(msgspec.Struct, frozen=True):
     """A loaded rules file: its models, the primary one, and the account roll-up.
 
@@ -178,6 +223,8 @@ class Rules(msgspec.Struct, frozen=True):
     """Where the rules came from (a path, or a name given to ``loads``)."""
     moments: Moments | None = None
     entitlements: Entitlements | None = None
+    warnings: tuple[RulesWarning, ...] = ()
+    """What loaded but looks like a mistake (``RulesWarning``), in file order."""
 
     @property
     def aggregates(self) -> frozenset[Aggregate]:

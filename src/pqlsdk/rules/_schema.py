@@ -33,6 +33,8 @@ __all__ = [
     "RouteSpec",
     "RulesSpec",
     "SignalSpec",
+    "TraitType",
+    "TraitsSpec",
 ]
 
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)]
@@ -40,6 +42,9 @@ Source = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 DurationText = Annotated[str, msgspec.Meta(min_length=2, max_length=20)]
 Content = Annotated[str, msgspec.Meta(max_length=2000)]
 Outcome = Literal["shown", "clicked", "dismissed", "converted"]
+# Trait names are what an expression can spell after ``user.`` / ``account.``.
+TraitName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+TraitType = Literal["number", "string", "bool", "list"]
 
 
 class SignalSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -145,6 +150,18 @@ class EntitlementsSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Features' names as people read them (``sso = "Single sign-on"``), for ``{feature}``."""
 
 
+class TraitsSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Declared trait types, written as expressions spell them.
+
+    ``account.employees = "number"`` under ``[traits]`` is TOML's dotted key for
+    ``{ account = { employees = "number" } }``: comparing a declared trait with a
+    literal of another type is then an error at load.
+    """
+
+    user: Annotated[dict[TraitName, TraitType], msgspec.Meta(max_length=500)] = {}
+    account: Annotated[dict[TraitName, TraitType], msgspec.Meta(max_length=500)] = {}
+
+
 class RulesSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A whole rules file."""
 
@@ -154,4 +171,5 @@ class RulesSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     moment: Annotated[dict[Name, MomentSpec], msgspec.Meta(max_length=50)] = {}
     moments: MomentsSpec = MomentsSpec()
     entitlements: EntitlementsSpec | None = None
+    traits: TraitsSpec = TraitsSpec()
     version: Literal[1] = 1

@@ -428,8 +428,8 @@ class _Compiler:
         known = {feature for listed in spec.plans.values() for feature in listed}
         for feature in spec.names:
             if feature not in known:  # a misspelt id would silently keep the id on screen
-                raise self.where.at_keys(
-                    ["entitlements", "names", feature], f"{feature!r} is not a feature of any plan"
+                raise self.where.at_key(
+                    ("entitlements", "names", feature), f"{feature!r} is not a feature of any plan"
                 )
         return Entitlements(
             plan=self.required(("entitlements", "plan"), spec.plan, Type.ANY, "user"),

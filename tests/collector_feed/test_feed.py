@@ -6,9 +6,18 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from pqlsdk.collector._feed import DEFAULT_DEADLINES, feed_csv, feed_html, feed_json, filter_leads
+from pqlsdk.collector import _pages
+from pqlsdk.collector._feed import (
+    DEFAULT_DEADLINES,
+    feed_context,
+    feed_csv,
+    feed_html,
+    feed_json,
+    filter_leads,
+)
 
 NOW = datetime(2026, 3, 15, 12, tzinfo=UTC)
 
@@ -151,3 +160,16 @@ def test_csv_export_has_one_row_per_lead_and_defuses_formulas() -> None:
     assert row["top_features"] == "reports; exports"
     assert row["top_reasons"].startswith("checkouts started = 1, needs >= 1 (+40); ")
     assert row["crossed_at"] == "2026-03-14T06:00:00+00:00"
+
+
+def test_the_page_is_a_packaged_jinja2_template_that_escapes_everything() -> None:
+    """feed.html ships in the package and is rendered by an autoescaping Jinja2 environment."""
+    assert (_pages.TEMPLATES / "feed.html").is_file()
+    assert _pages.TEMPLATES.is_relative_to(Path(_pages.__file__).parent)
+    assert _pages.templates.env.autoescape is True
+    page = _pages.render(
+        "feed.html",
+        **feed_context([lead('"><b>x', "hot", 60)], now=NOW, deadlines=DEFAULT_DEADLINES),
+    )
+    assert '"><b>x' not in page
+    assert "&#34;&gt;&lt;b&gt;x" in page

@@ -33,7 +33,7 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from .._exceptions import ConfigError, InvalidMessageError, StoreError
@@ -48,8 +48,9 @@ from ._batch import (
     parse_batch,
     read_limited,
 )
-from ._feed import DEFAULT_DEADLINES, feed_csv, feed_html, feed_json
+from ._feed import DEFAULT_DEADLINES, feed_context, feed_csv, feed_json
 from ._lead import DEFAULT_TIERS, Lead
+from ._pages import templates
 from ._storage import Storage, open_storage
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -224,14 +225,14 @@ class _Feed:
         leads = await self._leads(request)
         if leads is None:
             return _login()
-        text = feed_html(
+        context = feed_context(
             leads,
             now=datetime.now(UTC),
             deadlines=self._deadlines,
             tier=request.query_params.get("tier"),
             route=request.query_params.get("route"),
         )
-        return HTMLResponse(text, headers=_PRIVATE)
+        return templates.TemplateResponse(request, "feed.html", context, headers=_PRIVATE)
 
     async def json(self, request: Request) -> Response:
         """Serve the ranked feed as JSON."""

@@ -9,13 +9,13 @@ Overdue leads are marked. The same rows come as JSON (``/api/leads``) and CSV.
 
 These are pure renderers over lead dicts (the fields of CONTRACT.md plus
 ``crossed_at`` as a datetime); the app wires them to routes behind a key.
-Everything shown is escaped: ids and reasons come from tracked data.
+The page is a Jinja2 template (``templates/feed.html``), autoescaped: ids and
+reasons come from tracked data.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -23,9 +23,17 @@ from typing import Any, Final
 
 import msgspec
 
-from .._scoring import reason_texts, show
+from .._scoring import reason_texts
+from ._pages import render
 
-__all__ = ["DEFAULT_DEADLINES", "feed_csv", "feed_html", "feed_json", "filter_leads"]
+__all__ = [
+    "DEFAULT_DEADLINES",
+    "feed_context",
+    "feed_csv",
+    "feed_html",
+    "feed_json",
+    "filter_leads",
+]
 
 DEFAULT_DEADLINES: Final[Mapping[str, timedelta]] = {
     "burning": timedelta(hours=4),
@@ -50,20 +58,6 @@ _CSV_COLUMNS: Final = (
     "moments_seen",
     "top_reasons",
 )
-_STYLE: Final = """
-body{font:15px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2330;background:#fafbfc}
-h1{font-size:1.4rem;margin:0 0 .25rem}
-.meta{color:#5b6474;margin-bottom:1rem}
-table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001}
-th,td{text-align:left;padding:.55rem .7rem;border-bottom:1px solid #e6e8ec;vertical-align:top}
-th{font-size:.8rem;text-transform:uppercase;letter-spacing:.04em;color:#5b6474}
-.tier{font-weight:600;border-radius:1rem;padding:.1rem .55rem;font-size:.85rem}
-.burning{background:#ffe1dc;color:#a3200c}.hot{background:#fff0d6;color:#8a4b00}
-.warm{background:#fff9d6;color:#6b5900}.cold{background:#e8eef7;color:#3a4d6b}
-.overdue{color:#a3200c;font-weight:600}
-ul{margin:0;padding-left:1.1rem}
-.muted{color:#8a93a3}
-"""
 
 
 def filter_leads(
@@ -119,53 +113,24 @@ def feed_html(
     route: str | None = None,
 ) -> str:
     """Render the feed page: a ranked table with reasons, deadlines and overdue marks."""
-    e = html.escape
-    rows = []
-    for rank, lead in enumerate(leads, 1):
-        due = due_at(lead, deadlines)
-        overdue = due is not None and now > due
-        deadline = (
-            ""
-            if due is None
-            else (
-                f'<span class="overdue">overdue by {_span(now - due)}</span>'
-                if overdue
-                else f"within {_span(due - now)}"
-            )
-        )
-        reasons = "".join(f"<li>{e(text)}</li>" for text in top_reasons(lead)) or "<li>-</li>"
-        who = f"{e(lead['subject'])} <strong>{e(str(lead['subject_id']))}</strong>"
-        features = ", ".join(e(str(f)) for f in lead.get("top_features") or ()) or "-"
-        moments = ", ".join(e(str(m)) for m in lead.get("moments_seen") or ()) or "none"
-        ident, tier_class = e(str(lead["subject_id"])), e(lead["tier"])
-        rows.append(
-            f'<tr class="lead" data-id="{ident}" data-tier="{tier_class}">'
-            f"<td>{rank}</td><td>{who}</td>"
-            f'<td><span class="tier {e(lead["tier"])}">{e(lead["tier"])}</span><br>'
-            f"{show(lead['score'])}</td>"
-            f"<td>{e(lead['route'].replace('_', ' '))}</td>"
-            f"<td>{_span(now - lead['crossed_at'])} ago<br>{deadline}</td>"
-            f"<td><ul>{reasons}</ul></td>"
-            f"<td>team of {int(lead.get('team_size') or 1)}<br>"
-            f'<span class="muted">features:</span> {features}<br>'
-            f'<span class="muted">moments seen:</span> {moments}</td></tr>'
-        )
+    return render(
+        "feed.html", **feed_context(leads, now=now, deadlines=deadlines, tier=tier, route=route)
+    )
+
+
+def feed_context(
+    leads: Sequence[Lead],
+    *,
+    now: datetime,
+    deadlines: Mapping[str, timedelta],
+    tier: str | None = None,
+    route: str | None = None,
+) -> dict[str, Any]:
+    """Return what ``feed.html`` shows: the rows, the instant, and the filters in force."""
     shown = " · ".join(
-        f"{name}: {e(value)}" for name, value in (("tier", tier), ("route", route)) if value
+        f"{name}: {value}" for name, value in (("tier", tier), ("route", route)) if value
     )
-    body = "".join(rows) or '<tr><td colspan="7" class="muted">No leads yet.</td></tr>'
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>PQL feed</title><style>{_STYLE}</style></head><body>"
-        "<h1>PQL feed</h1>"
-        f'<div class="meta">{len(leads)} lead(s) as of {e(now.strftime("%Y-%m-%d %H:%M UTC"))}'
-        f"{' · ' + shown if shown else ''} · "
-        '<a href="/api/leads">JSON</a> · <a href="/api/leads.csv">CSV</a></div>'
-        "<table><thead><tr><th>#</th><th>Who</th><th>Tier</th><th>Route</th>"
-        "<th>Crossed / respond</th><th>Why</th><th>Context</th></tr></thead>"
-        f"<tbody>{body}</tbody></table></body></html>"
-    )
+    return {"leads": [_row(lead, now, deadlines) for lead in leads], "now": now, "shown": shown}
 
 
 def _row(lead: Lead, now: datetime, deadlines: Mapping[str, timedelta]) -> dict[str, Any]:
@@ -186,16 +151,6 @@ def _row(lead: Lead, now: datetime, deadlines: Mapping[str, timedelta]) -> dict[
         "top_reasons": top_reasons(lead),
         "reasons": list(lead.get("reasons") or ()),
     }
-
-
-def _span(delta: timedelta) -> str:
-    """Write a short human duration: 45m, 3h 10m, 2d 4h."""
-    minutes = max(int(delta.total_seconds() // 60), 0)
-    days, minutes = divmod(minutes, 1440)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
 
 
 def _csv_cell(value: Any) -> Any:

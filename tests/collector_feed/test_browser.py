@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-from pqlsdk.collector._demo import running_demo
+from playwright.sync_api import Page
+
+from pqlsdk.collector._demo import Demo, running_demo
 from tests.browser import ARTIFACTS, chromium
 
 
+def sign_in(page: Page, demo: Demo, name: str = "Ann Rep") -> None:
+    """Open the bare URL as a rep would and sign in through the form."""
+    page.goto(demo.url)
+    assert page.url.startswith(f"{demo.url}/login")
+    page.screenshot(path=str(ARTIFACTS / "feed-login.png"))
+    page.fill("#name", name)
+    page.fill("#key", demo.feed_key)
+    page.click("button[type=submit]")
+    assert page.url == f"{demo.url}/feed"
+
+
 def test_the_feed_shows_the_real_pql_above_the_maybe() -> None:
-    """After the demo, /feed ranks the real PQL above the maybe; the single logger is not hot."""
+    """Signed in through the form, /feed ranks the real PQL above the maybe; the logger is cold."""
     with running_demo() as demo, chromium() as browser:
-        context = browser.new_context(
-            http_credentials={"username": demo.feed_key, "password": ""},
-            viewport={"width": 1400, "height": 900},
-        )
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = context.new_page()
-        response = page.goto(f"{demo.url}/feed")
-        assert response is not None
-        assert response.status == 200
+        sign_in(page, demo)
         assert page.title() == "PQL feed"
+        assert "Signed in as Ann Rep" in page.inner_text("form.signout")
         rows = page.locator("tr.lead").evaluate_all(
             "rows => rows.map(row => [row.dataset.id, row.dataset.tier])"
         )

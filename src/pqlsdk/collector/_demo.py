@@ -123,4 +123,5 @@ def print_feed(demo: Demo, out: TextIO) -> None:
         )
         for reason in lead.get("top_reasons", [])[:3]:
             print(f"       {reason}", file=out)
-    print(f"\nFeed: {demo.url}/feed   (user name: {demo.feed_key}, no password)", file=out)
+    print(f"\nFeed: {demo.url}/feed", file=out)
+    print(f"Sign in there with your name and the feed key: {demo.feed_key}", file=out)

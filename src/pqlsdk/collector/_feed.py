@@ -130,7 +130,13 @@ def feed_context(
     shown = " · ".join(
         f"{name}: {value}" for name, value in (("tier", tier), ("route", route)) if value
     )
-    return {"leads": [_row(lead, now, deadlines) for lead in leads], "now": now, "shown": shown}
+    return {
+        "leads": [_row(lead, now, deadlines) for lead in leads],
+        "now": now,
+        "shown": shown,
+        "signed_in": None,
+        "csrf": None,
+    }
 
 
 def _row(lead: Lead, now: datetime, deadlines: Mapping[str, timedelta]) -> dict[str, Any]:

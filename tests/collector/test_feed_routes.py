@@ -195,3 +195,66 @@ def test_a_session_ends_after_a_working_day_and_with_its_key() -> None:
     assert Sessions(["fk-a"]).check(cookie, now=1_000_000) is None
     assert sessions.csrf_ok(session, sessions.csrf(session))
     assert not sessions.csrf_ok(session, "forged")
+
+
+def signed_in(served: Served) -> tuple[dict[str, str], str]:
+    """Sign in as Ann Rep; return the cookie jar and the CSRF token the feed's forms carry."""
+    jar = {"pqlsdk_feed": sign_in(served).cookies["pqlsdk_feed"]}
+    page = httpx.get(served.url + "/feed", cookies=jar).text
+    token = page.split('name="csrf" value="')[1].split('"')[0]
+    return jar, token
+
+
+def contact(served: Served, jar: dict[str, str] | None, **fields: str) -> httpx.Response:
+    form = {"subject": "user", "subject_id": "max", "model": "pql", **fields}
+    return httpx.post(served.url + "/feed/contacted", data=form, cookies=jar)
+
+
+def test_a_rep_marks_a_lead_contacted_from_the_feed(fed: Served) -> None:
+    """The form records the signed-in rep and the time; the page, JSON and CSV show it."""
+    jar, token = signed_in(fed)
+    response = contact(fed, jar, csrf=token)
+    assert (response.status_code, response.headers["location"]) == (303, "/feed")
+    page = httpx.get(fed.url + "/feed", cookies=jar).text
+    row = page[page.index('data-id="max"') :]
+    assert "✓ contacted by Ann Rep" in row[: row.index("</tr>")]
+    leads = httpx.get(fed.url + "/api/leads", auth=(FEED_KEY, "")).json()["leads"]
+    marked = next(lead for lead in leads if lead["subject_id"] == "max")
+    assert (marked["contacted_by"], marked["contacted"], marked["overdue"]) == (
+        "Ann Rep",
+        True,
+        False,
+    )
+    assert marked["contacted_at"] >= marked["crossed_at"]
+    text = httpx.get(fed.url + "/api/leads.csv", auth=(FEED_KEY, "")).text
+    assert {r["subject_id"]: r["contacted_by"] for r in csv.DictReader(io.StringIO(text))} == {
+        "ada": "",
+        "zed": "",
+        "max": "Ann Rep",
+    }
+
+
+def test_marking_contacted_needs_a_session_and_its_csrf_token(fed: Served) -> None:
+    """No session, a key in a header, or a missing or foreign token: 403, and nothing marked."""
+    jar, token = signed_in(fed)
+    assert contact(fed, None, csrf=token).status_code == 403
+    keyed = httpx.post(
+        fed.url + "/feed/contacted",
+        data={"subject": "user", "subject_id": "max", "model": "pql", "csrf": token},
+        auth=(FEED_KEY, ""),
+    )
+    assert keyed.status_code == 403
+    assert contact(fed, jar).status_code == 403
+    other_jar, _ = signed_in(fed)
+    assert contact(fed, other_jar, csrf=token).status_code == 403  # another session's token
+    assert contact(fed, jar, csrf=token, subject_id="nobody").status_code == 404
+    lead = fed.storage.lead("user", "max")
+    assert lead.contacted_by is None
+
+
+def test_marking_contacted_when_storage_fails_is_a_503(fed: Served) -> None:
+    """A storage fault answers 503 with Retry-After; the rep can try again."""
+    jar, token = signed_in(fed)
+    fed.storage.close()
+    response = contact(fed, jar, csrf=token)
+    assert (response.status_code, response.headers["retry-after"]) == (503, "5")

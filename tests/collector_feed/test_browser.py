@@ -16,7 +16,7 @@ def sign_in(page: Page, demo: Demo, name: str = "Ann Rep") -> None:
     page.fill("#name", name)
     page.fill("#key", demo.feed_key)
     page.click("button[type=submit]")
-    assert page.url == f"{demo.url}/feed"
+    page.wait_for_url(f"{demo.url}/feed")
 
 
 def test_the_feed_shows_the_real_pql_above_the_maybe() -> None:

@@ -252,6 +252,29 @@ class _Feed:
         headers = {**_PRIVATE, "Content-Disposition": 'attachment; filename="pql-leads.csv"'}
         return Response(text, media_type="text/csv", headers=headers)
 
+    async def contacted(self, request: Request) -> Response:
+        """Mark a lead contacted by the signed-in rep, now; back to the feed.
+
+        Only a session can do this, and only with the CSRF token its pages carry:
+        a key in a header is for reading, and a browser sends a cached one by itself.
+        """
+        viewer = self._viewer(request)
+        session = None if viewer is None else viewer.session
+        if session is None:
+            return _json(403, {"error": "sign in at /login to mark leads contacted"})
+        form = await self._form(request)
+        if form is _BAD_FORM or not self._sessions.csrf_ok(session, form.get("csrf", "")):
+            return _json(403, {"error": "the form has expired: reload the feed and try again"})
+        key = (form.get("subject", ""), form.get("subject_id", ""), form.get("model", ""))
+        try:
+            lead = await run_in_threadpool(self._storage.mark_contacted, *key, by=session.name)
+        except StoreError as exc:
+            _logger.error("marking a lead contacted failed: %s", exc)
+            return _json(503, {"error": "storage unavailable"}, {"Retry-After": _RETRY_AFTER})
+        if lead is None:
+            return _json(404, {"error": "no such lead"})
+        return RedirectResponse("/feed", 303, _PRIVATE)
+
     async def login_form(self, request: Request) -> Response:
         """Show the sign-in form (or go straight to the feed when already signed in)."""
         target = _local(request.query_params.get("next"))
@@ -420,6 +443,7 @@ def create_app(
             Route("/login", feed.login, methods=["POST"]),
             Route("/logout", feed.logout, methods=["POST"]),
             Route("/feed", feed.page, methods=["GET"]),
+            Route("/feed/contacted", feed.contacted, methods=["POST"]),
             Route("/api/leads", feed.json, methods=["GET"]),
             Route("/api/leads.csv", feed.csv, methods=["GET"]),
         ]

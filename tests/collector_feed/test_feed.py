@@ -231,13 +231,13 @@ def test_moments_are_shown_by_their_titles() -> None:
                 "hot",
                 60,
                 moments_seen=["trial_ending"],
-                moment_titles=["Your trial ends in … days"],
+                moment_titles=["Your trial ends in [days left] days"],
             )
         ],
         now=NOW,
         deadlines=DEFAULT_DEADLINES,
     )
-    assert "Your trial ends in … days" in page
+    assert "Your trial ends in [days left] days" in page
     assert "trial_ending" not in page
 
 

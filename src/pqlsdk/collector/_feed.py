@@ -42,7 +42,6 @@ __all__ = [
     "feed_html",
     "feed_json",
     "filter_leads",
-    "top_reasons",
 ]
 
 DEFAULT_DEADLINES: Final[Mapping[str, timedelta]] = {
@@ -98,11 +97,6 @@ def due_at(lead: Lead, deadlines: Mapping[str, timedelta]) -> datetime | None:
         return None
     crossed: datetime = lead["crossed_at"]
     return crossed + span
-
-
-def top_reasons(lead: Lead, count: int = _TOP) -> list[str]:
-    """Return the fired reasons that earned the most, as "label = observed, needs ... (+n)"."""
-    return reason_texts(lead.get("reasons") or (), count)
 
 
 def deadline_texts(deadlines: Mapping[str, timedelta]) -> list[str]:

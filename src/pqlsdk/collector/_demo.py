@@ -138,10 +138,9 @@ def print_feed(demo: Demo, out: TextIO) -> None:
     print(f"\nPQL feed ({len(leads)} leads to contact), ranked:", file=out)
     for rank, lead in enumerate(leads, 1):
         _print_lead(f"{rank:>3}.", lead, out)
-    if quiet:
-        print(f"\nDo not contact ({len(quiet)}; never ranked with the leads above):", file=out)
-        for lead in quiet:
-            _print_lead("  -", lead, out)
+    print(f"\nDo not contact ({len(quiet)}; never ranked with the leads above):", file=out)
+    for lead in quiet:
+        _print_lead("  -", lead, out)
     hours = ", ".join(f"{tier} {show(h)} h" for tier, h in body["deadlines_hours"].items())
     print(
         f"\nRespond within {hours} of a lead crossing into its tier; OVERDUE means past "

@@ -124,7 +124,8 @@ def test_the_main_job_serves_the_feed_until_interrupted() -> None:
         if line.startswith("Serving the feed"):
             break
     feed = next(line for line in lines if line.startswith("Feed: "))
-    url, key = feed.split()[1], feed.split("user name: ")[1].split(",")[0]
+    url = feed.split()[1]
+    key = next(line for line in lines if "feed key: " in line).split("feed key: ")[1].strip()
     page = httpx.get(url, auth=(key, ""), timeout=10)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0

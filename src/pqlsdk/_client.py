@@ -34,7 +34,14 @@ from ._memo import Memo
 from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
 from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
 from ._stats import Counters, Stats, logger
-from ._tiers import TierChange, crossing_context, swap_tier
+from ._tiers import (
+    PQA_KEY,
+    TierChange,
+    crossing_context,
+    moment_titles,
+    pqa_crossing,
+    swap_tier,
+)
 from .messages import (
     Group,
     Identify,
@@ -46,7 +53,7 @@ from .messages import (
     new_message_id,
 )
 from .rules import Model, Rules, load
-from .rules._model import Moments
+from .rules._model import PQA, Moments
 from .stores import AccountState, Store, UserState, open_store
 from .stores._base import StoreUnavailableError, with_faults
 from .stores.buffered import BufferedStore
@@ -708,7 +715,8 @@ class Client:
         if self._rules is not None and added:
             subjects = {message.subject for message, _ in records}
             self._forget_memo(records, subjects)
-            self._detect_crossings(self._rules, subjects, now)
+            joined = {message.subject for message, _ in records if isinstance(message, Group)}
+            self._detect_crossings(self._rules, subjects, now, joined=joined)
         if now >= self._next_prune:
             self._prune(now)
         return added
@@ -728,21 +736,59 @@ class Client:
             self._error(exc)
         self._memo.forget(touched)
 
-    def _detect_crossings(self, rules: Rules, user_ids: set[str], now: int) -> None:
-        """Score the touched users (and their accounts) and report tier changes."""
+    def _detect_crossings(
+        self, rules: Rules, user_ids: set[str], now: int, *, joined: set[str]
+    ) -> None:
+        """Score the touched users (and their accounts) and report tier changes.
+
+        An account's PQA standing is checked when one of its members moved in the
+        PQA model's tiers or joined it (``joined``): nothing else can change it.
+        """
         try:
             for user_id in user_ids:
                 user, account = self._state(user_id)
                 if user is None:  # pragma: no cover - a user just recorded has state
                     continue
-                for model in rules.models.values():
-                    if model.subject == "user" or account is not None:
-                        self._cross(model, user, account, now)
+                moved = {
+                    model.name
+                    for model in rules.models.values()
+                    if (model.subject == "user" or account is not None)
+                    and self._cross(model, user, account, now)
+                }
+                pqa = rules.pqa
+                if (
+                    account is not None
+                    and pqa is not None
+                    and (pqa.model in moved or user_id in joined)
+                ):
+                    self._cross_pqa(pqa, rules.model(pqa.model), account, user, now)
         except StoreError as exc:
             self._error(exc)
 
-    def _cross(self, model: Model, user: UserState, account: AccountState | None, now: int) -> None:
-        """Report a crossing of ``model``'s tiers by the user (or their account)."""
+    def _cross_pqa(
+        self, pqa: PQA, model: Model, account: AccountState, user: UserState, now: int
+    ) -> None:
+        """Report the account becoming (or ceasing to be) a PQA, once across processes."""
+        members = {
+            member: user if member == user.user_id else self._store.user(member)
+            for member in account.members
+        }
+        change = pqa_crossing(pqa, model, account, members, user=user, now=now)
+        if change is not None and swap_tier(
+            self._store,
+            "account",
+            account.account_id,
+            PQA_KEY,
+            expected=change.previous,
+            tier=change.tier,
+        ):
+            self._report(change)
+
+    def _cross(self, model: Model, user: UserState, account: AccountState | None, now: int) -> bool:
+        """Report a crossing of ``model``'s tiers by the user (or their account).
+
+        Return whether the remembered tier changed (a first placement included).
+        """
         subject: Literal["user", "account"] = "user"
         scored: UserState | None = user
         subject_id, remembered = user.user_id, user.tiers
@@ -758,9 +804,9 @@ class Client:
         if tier == before or not swap_tier(
             self._store, subject, subject_id, model.name, expected=before, tier=tier
         ):
-            return
+            return False
         if before is None and model.rank(tier) == 0:
-            return  # a first placement in the lowest tier is not a crossing
+            return True  # a first placement in the lowest tier is not a crossing
         up = before is None or model.rank(tier) > model.rank(before)
         features, team, seen = crossing_context(model, user, account, now)
         self._report(
@@ -776,8 +822,10 @@ class Client:
                 top_features=features,
                 team_size=team,
                 moments_seen=seen,
+                moment_titles=moment_titles(self._require_rules().moments, seen),
             )
         )
+        return True
 
     def _report(self, change: TierChange) -> None:
         self._emit(change.to_message())

@@ -4,25 +4,40 @@ Crossings are detected when messages arrive: after a write, the client scores
 the subjects it touched and compares each tier with the one the store remembers.
 ``swap_tier`` is a compare-and-set on the store's atomic update, so exactly one
 process reports a crossing that several processes see at once.
+
+An account becoming a product-qualified account (the rules' ``[pqa]``: at least
+``min_users`` members at ``tier`` or above), moving between tiers as one, or
+ceasing to be one, is a crossing too (``pqa_crossing``). It is checked only
+when something that can change it happens (a member's tier moved, or a member
+joined), and remembered under ``PQA_KEY`` in the account's tiers, so it is
+reported once, like a user's.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
-from ._scoring import Score, plain
+from ._clock import from_micros
+from ._scoring import Reason, Score, plain, score_subject, standing
 from .messages import Track
-from .rules._model import Model
+from .rules._model import PQA, Model, Moments
 from .stores import AccountState, Store, Subject, UserState
 
-__all__ = ["TIER_CHANGED_EVENT", "TierChange", "swap_tier"]
+__all__ = ["PQA_KEY", "TIER_CHANGED_EVENT", "TierChange", "pqa_crossing", "swap_tier"]
 
 TIER_CHANGED_EVENT = "pqlsdk_tier_changed"
-_MOMENTS_WINDOW = 30 * 86_400_000_000  # µs: the moments a crossing record lists
 """The event name of the record a crossing sends to the collector."""
+PQA_KEY: Final = "[pqa]"
+"""Where an account's tiers remember its PQA standing (no model can be named so)."""
+_MOMENTS_WINDOW = 30 * 86_400_000_000  # µs: the moments a crossing record lists
+_MAX_MEMBERS: Final = 20
+"""Members a PQA crossing lists (best first): a crossing record must stay small."""
+_PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
 
 
 class TierChange(msgspec.Struct, frozen=True, gc=False):
@@ -49,6 +64,22 @@ class TierChange(msgspec.Struct, frozen=True, gc=False):
     """Active members of the account (1 without an account)."""
     moments_seen: tuple[str, ...] = ()
     """Moment kinds the user was shown in the last 30 days."""
+    moment_titles: tuple[str, ...] = ()
+    """The titles of ``moments_seen`` (placeholders as "[feature]"), in the same order.
+
+    Added in version 0.1.0.
+    """
+    members: tuple[Score, ...] = ()
+    """For an account's PQA crossing: its members' scores, qualifying ones first, best
+    first (at most 20); ``score`` is then the qualifying members' scores added up.
+
+    Added in version 0.1.0.
+    """
+    qualifying: int = 0
+    """For an account's PQA crossing: how many members are at the PQA tier or above.
+
+    Added in version 0.1.0.
+    """
 
     @property
     def at(self) -> datetime:
@@ -75,28 +106,61 @@ class TierChange(msgspec.Struct, frozen=True, gc=False):
             "signals": [
                 {"signal": r.signal, "points": r.earned} for r in self.score.reasons if r.fired
             ],
-            "reasons": [
-                {
-                    "signal": r.signal,
-                    "label": r.label,
-                    "points": r.points,
-                    "earned": r.earned,
-                    "fired": r.fired,
-                    "observed": plain(r.observed),
-                    "needs": r.needs,
-                }
-                for r in self.score.reasons
-            ],
+            "reasons": [_reason(r) for r in self.score.reasons],
             "top_features": list(self.top_features),
             "team_size": self.team_size,
             "moments_seen": list(self.moments_seen),
+            "moment_titles": list(self.moment_titles),
+            "multiplier": self.score.multiplier,
         }
+        if self.members:
+            properties["members"] = [
+                {
+                    "user_id": member.id,
+                    "tier": member.tier,
+                    "score": member.score,
+                    "route": member.route,
+                    "qualifies": rank < self.qualifying,
+                    "reasons": [_reason(r) for r in member.reasons if r.fired],
+                }
+                for rank, member in enumerate(self.members)
+            ]
         return Track(
             user_id=self.user_id,
             event=TIER_CHANGED_EVENT,
             properties=properties,
             timestamp=self.at,
         )
+
+
+def _reason(reason: Reason) -> dict[str, Any]:
+    """Return a reason as the crossing record carries it."""
+    return {
+        "signal": reason.signal,
+        "label": reason.label,
+        "points": reason.points,
+        "earned": reason.earned,
+        "fired": reason.fired,
+        "observed": plain(reason.observed),
+        "needs": reason.needs,
+    }
+
+
+def moment_titles(moments: Moments | None, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """Return each moment kind's title, placeholders named in brackets (they vary per showing).
+
+    A kind the rules no longer define is named from its id.
+    """
+    titles = {} if moments is None else {k.name: k.content.get("title") for k in moments.kinds}
+    return tuple(
+        _PLACEHOLDER.sub(_blank, titles.get(kind) or kind.replace("_", " ").capitalize())
+        for kind in kinds
+    )
+
+
+def _blank(match: re.Match[str]) -> str:
+    """Show a placeholder as what it stands for: {user.days_left} -> [days left]."""
+    return f"[{match.group(1).rpartition('.')[2].replace('_', ' ')}]"
 
 
 def crossing_context(
@@ -130,3 +194,82 @@ def swap_tier(
     if subject == "user":
         return store.update_user(subject_id, change)
     return store.update_account(subject_id, change)
+
+
+def pqa_crossing(
+    pqa: PQA,
+    model: Model,
+    account: AccountState,
+    members: Mapping[str, UserState | None],
+    *,
+    user: UserState,
+    now: int,
+) -> TierChange | None:
+    """Return the account's PQA crossing, if ``members`` moved it.
+
+    The PQA's tier is the tier ``pqa.min_users`` members reach, so it is
+    ``pqa.tier`` or above exactly when the account is a PQA. Becoming a PQA,
+    ceasing to be one, and a PQA moving to another tier (hot to burning) are
+    crossings; tiers below the bar are not. Its score is the sum of its
+    qualifying members' scores, its route that of its best qualifying member
+    that may be contacted. ``user`` is the member whose message caused it.
+    Return None when nothing crossed.
+    """
+    tiers = [name for _, name in model.tiers]
+    bar = tiers.index(pqa.tier)
+    standings = {
+        member_id: standing(model, member_id, state, account, now)
+        for member_id, state in members.items()
+    }
+    ranked = sorted(standings, key=lambda m: (-tiers.index(standings[m][1]), -standings[m][0], m))
+    qualifying = [m for m in ranked if tiers.index(standings[m][1]) >= bar]
+    kth = ranked[pqa.min_users - 1] if len(ranked) >= pqa.min_users else None
+    tier = tiers[0] if kth is None else standings[kth][1]
+    before = account.tiers.get(PQA_KEY)
+    was = before in tiers and tiers.index(before) >= bar
+    now_pqa = len(qualifying) >= pqa.min_users
+    if not (was or now_pqa) or (was and now_pqa and tier == before):
+        return None  # not a PQA, before or now; or one still, in the same tier
+    up = not was or (now_pqa and tiers.index(tier) > tiers.index(str(before)))
+    listed = tuple(score_subject(model, m, members[m], account, now) for m in ranked[:_MAX_MEMBERS])
+    total = round(sum(standings[m][0] for m in qualifying), 9)
+    contactable = [s.route for s in listed[: len(qualifying)] if s.route != "do_not_contact"]
+    route = (
+        contactable[0] if contactable else ("do_not_contact" if qualifying else model.default_route)
+    )
+    reason = Reason(
+        signal="pqa",
+        label=f"members at {pqa.tier} or above",
+        points=total,
+        earned=total,
+        fired=True,
+        observed=len(qualifying),
+        needs=f">= {pqa.min_users}",
+    )
+    features, team, _ = crossing_context(model, user, account, now)
+    return TierChange(
+        subject="account",
+        id=account.account_id,
+        model=model.name,
+        previous=before,
+        tier=tier,
+        direction="up" if up else "down",
+        score=Score(
+            subject="account",
+            id=account.account_id,
+            model=model.name,
+            score=total,
+            tier=tier,
+            route=route,
+            gate_passed=True,
+            multiplier=1.0,
+            raw=total,
+            reasons=(reason,),
+            at=from_micros(now),
+        ),
+        user_id=user.user_id,
+        top_features=features,
+        team_size=team,
+        members=listed,
+        qualifying=len(qualifying),
+    )

@@ -235,4 +235,11 @@ def _demo(*, serve: bool, port: int) -> int:
                     threading.Event().wait()
     except ImportError as exc:  # the collector extra is missing; the message names it
         raise ConfigError(str(exc)) from exc
+    if not serve:
+        # The URL above is dead by now: say so, and how to keep it up.
+        print(
+            "\nThe demo's collector has stopped and its temporary data is gone, so the feed "
+            "URL above no longer answers. To keep it up for a browser, run:\n"
+            "    bash scripts/run.sh --serve      (or: pqlsdk demo --serve)"
+        )
     return 0

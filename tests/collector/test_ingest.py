@@ -311,6 +311,11 @@ def test_on_crossing_is_called_once_per_new_latest_crossing(
         "crossed_at": "2026-03-15T12:20:00Z",
         "user_id": "a",
         "message_id": newest_a.message_id,
+        "multiplier": 1.0,
+        "members": [],
+        "moment_titles": [],
+        "contacted_by": None,
+        "contacted_at": None,
     }
     post(collector, first)  # a retry: all duplicates
     post(collector, body_of(crossing("a", "cold", minutes=5)))  # older than the lead

@@ -234,6 +234,89 @@ def test_leads_are_ranked_by_tier_then_score(storage: Storage) -> None:
     assert [lead.subject_id for lead in storage.leads(limit=2)] == ["burning-1", "hot-high"]
 
 
+def test_do_not_contact_leads_rank_after_every_contactable_one(storage: Storage) -> None:
+    """A do-not-contact lead never ranks above a contactable one, whatever its tier or score."""
+    storage.store(
+        [
+            crossing("quiet", "burning", score=120, route="do_not_contact"),
+            crossing("warm-1", "warm", score=30),
+            crossing("hot-1", "hot", score=60),
+            crossing("quiet-hot", "hot", score=70, route="do_not_contact"),
+        ]
+    )
+    assert [lead.subject_id for lead in storage.leads()] == [
+        "hot-1",
+        "warm-1",
+        "quiet",
+        "quiet-hot",
+    ]
+
+
+def test_a_rep_marks_a_lead_contacted_and_a_new_crossing_keeps_the_mark(
+    storage: Storage,
+) -> None:
+    """mark_contacted records who and when; later crossings of the key keep the mark."""
+    storage.store([crossing("ada", "hot", score=60)])
+    when = datetime(2026, 3, 15, 13, 30, tzinfo=UTC)
+    marked = storage.mark_contacted("user", "ada", "pql", by="Ann Rep", at=when)
+    assert marked is not None
+    assert (marked.contacted_by, marked.contacted_at) == ("Ann Rep", when)
+    storage.store([crossing("ada", "burning", score=90, minutes=120)])
+    lead = storage.lead("user", "ada")
+    assert lead is not None
+    assert (lead.tier, lead.contacted_by, lead.contacted_at) == ("burning", "Ann Rep", when)
+    assert storage.leads()[0].contacted_by == "Ann Rep"
+    assert storage.mark_contacted("user", "nobody", "pql", by="Ann") is None
+    assert storage.mark_contacted("user", "ada", "other-model", by="Ann") is None
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "Ann\nEve", 7])
+def test_a_contact_needs_a_printable_name(storage: Storage, name: object) -> None:
+    """The rep's name is 1-200 printable characters."""
+    storage.store([crossing("ada", "hot")])
+    with pytest.raises(ConfigError, match="printable"):
+        storage.mark_contacted("user", "ada", "pql", by=name)  # type: ignore[arg-type]
+
+
+def test_crossings_carry_the_multiplier_members_and_moment_titles(storage: Storage) -> None:
+    """A crossing's multiplier, PQA members and moment titles are kept with its lead."""
+    member = {"user_id": "ada", "tier": "burning", "score": 85, "route": "x", "reasons": []}
+    storage.store(
+        [
+            crossing(
+                "acme",
+                "hot",
+                subject="account",
+                multiplier=0.5,
+                members=[member],
+                moment_titles=["Ready for more?"],
+            )
+        ]
+    )
+    lead = storage.lead("account", "acme")
+    assert lead is not None
+    assert (lead.multiplier, lead.members, lead.moment_titles) == (
+        0.5,
+        (member,),
+        ("Ready for more?",),
+    )
+
+
+def test_a_version_1_database_is_migrated_with_its_leads(storage_url: str) -> None:
+    """Leads stored before version 2 gain the new columns' defaults, and can be marked."""
+    with open_storage(storage_url) as storage:
+        storage.store([crossing("ada", "hot", score=60)])
+    for column in ("multiplier", "members", "moment_titles", "contacted_by", "contacted_at"):
+        execute(storage_url, f"ALTER TABLE leads DROP COLUMN {column}")
+    execute(storage_url, "UPDATE schema_version SET version = 1")
+    with open_storage(storage_url) as storage:
+        assert storage.schema_version() == SCHEMA_VERSION == 2
+        lead = storage.lead("user", "ada")
+        assert lead is not None
+        assert (lead.multiplier, lead.members, lead.contacted_by) == (1.0, (), None)
+        assert storage.mark_contacted("user", "ada", "pql", by="Ann") is not None
+
+
 def test_leads_filter_by_tier_and_route(storage: Storage) -> None:
     """tier= and route= select leads; together they must both match."""
     storage.store(

@@ -191,6 +191,27 @@ def test_slack_message_for_an_account_names_the_user_and_omits_empty_parts(
     assert expected_fields == [facts["fields"][1]["text"], facts["fields"][-1]["text"]]
 
 
+def test_slack_message_for_a_pqa_lists_its_qualifying_members(
+    receiver: Receiver, make_alerter: MakeAlerter
+) -> None:
+    """A PQA's alert names the members that qualify, with their tiers and scores."""
+    alerter = make_alerter()
+    members = [
+        {"user_id": "ada", "tier": "burning", "score": 85, "qualifies": True},
+        {"user_id": "<!here>", "tier": "hot", "score": 55.5, "qualifies": True},
+        {"user_id": "cal", "tier": "cold", "score": 0, "qualifies": False},
+    ]
+    alerter(make_lead(subject="account", subject_id="northwind", members=members, team_size=3))
+
+    assert alerter.flush(5) == 0
+    [message] = receiver.accepted()
+    texts = [block["text"]["text"] for block in message["blocks"] if "text" in block]
+    assert (
+        "*Qualifying members (2 of 3 active)*\n• ada: burning 85\n• &lt;!here&gt;: hot 55.5"
+        in texts
+    )
+
+
 def test_slack_text_is_escaped_and_cut_to_block_kit_limits(
     receiver: Receiver, make_alerter: MakeAlerter
 ) -> None:

@@ -21,7 +21,8 @@ Why it looks like this:
   do. After ``fork()`` the child gets fresh locks, no thread and an empty queue
   (the parent delivers what it queued), and keeps the memory of sent ids.
 - Slack messages carry ids, score, tier, route, team size, reasons and feature
-  names, never traits; mrkdwn text is escaped so an id cannot ping a channel.
+  names (and, for a PQA, its qualifying members' ids, tiers and scores), never
+  traits; mrkdwn text is escaped so an id cannot ping a channel.
   Logs name the receiver's host, never its URL (a Slack webhook URL is a
   credential) nor anything about the user.
 """
@@ -506,6 +507,15 @@ def _slack_message(lead: Mapping[str, Any], feed_url: str | None) -> dict[str, A
     if reasons:
         lines = "\n".join(f"• {_escape(reason)}" for reason in reasons)
         blocks.append(_section(f"*Why*\n{lines}"))
+    members = [m for m in lead.get("members") or () if isinstance(m, Mapping)]
+    qualifying = [m for m in members if m.get("qualifies", True)]
+    if kind == "PQA" and qualifying:
+        lines = "\n".join(
+            f"• {_escape(show(m.get('user_id')))}: {show(m.get('tier'))} {show(m.get('score'))}"
+            for m in qualifying
+        )
+        head = f"*Qualifying members ({len(qualifying)} of {show(lead.get('team_size'))} active)*"
+        blocks.append(_section(f"{head}\n{lines}"))
     features = ", ".join(show(feature) for feature in lead.get("top_features") or ())
     if features:
         blocks.append(_section(f"*Top features*\n{_escape(features)}"))

@@ -1,4 +1,4 @@
-"""The collector's HTTP service: ``POST /v1/batch`` and ``GET /health`` over ASGI.
+"""The collector's HTTP service: ``POST /v1/batch``, ``GET /health`` and the PQL feed, over ASGI.
 
 Starlette supplies routing, method checks (405), the request body stream and
 responses; the rest is this module: authentication, bounded bodies, per-message
@@ -19,21 +19,18 @@ Logs say how many messages a batch had and what failed, never their content.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from urllib.parse import parse_qs, urlencode
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .._exceptions import ConfigError, InvalidMessageError, StoreError
@@ -48,8 +45,11 @@ from ._batch import (
     parse_batch,
     read_limited,
 )
-from ._feed import DEFAULT_DEADLINES, feed_csv, feed_html, feed_json
+from ._feed import DEFAULT_DEADLINES, feed_context, feed_csv, feed_json
+from ._keys import Keys
 from ._lead import DEFAULT_TIERS, Lead
+from ._pages import templates
+from ._session import COOKIE, MAX_NAME, SESSION_SECONDS, Session, Sessions
 from ._storage import Storage, open_storage
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -72,37 +72,13 @@ class _UnsupportedEncodingError(Exception):
     """A ``Content-Encoding`` other than gzip or identity (HTTP 415)."""
 
 
-class _Keys:
-    """Accepted keys (write keys, feed keys), compared in constant time."""
-
-    def __init__(self, keys: Sequence[str], *, name: str = "write_keys") -> None:
-        if isinstance(keys, str) or not keys or not all(isinstance(k, str) and k for k in keys):
-            raise ConfigError(f"{name} must be a non-empty list of non-empty strings")
-        # Digests have one length, so comparing them reveals neither a key nor its length.
-        self._digests = [hashlib.sha256(key.encode()).digest() for key in keys]
-
-    def check(self, authorization: str | None) -> bool:
-        """Return whether ``authorization`` is HTTP Basic with a known key as the username."""
-        scheme, _, credentials = (authorization or "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True)
-        except binascii.Error:
-            return False
-        digest = hashlib.sha256(decoded.partition(b":")[0]).digest()
-        # Compare with every key, without stopping early: the time taken says nothing.
-        matches = [hmac.compare_digest(digest, known) for known in self._digests]
-        return any(matches)
-
-
 class _Collector:
     """The endpoints, bound to one storage and one configuration."""
 
     def __init__(
         self,
         storage: Storage,
-        keys: _Keys,
+        keys: Keys,
         *,
         max_body_bytes: int,
         on_crossing: Callable[[dict[str, Any]], None] | None,
@@ -199,19 +175,35 @@ class _Collector:
         return _json(200, {"status": "ok", "storage": self.storage.kind})
 
 
+class _Viewer(msgspec.Struct, frozen=True):
+    """Who is reading the feed: a signed-in rep (with a session), or a key in a header."""
+
+    session: Session | None = None
+
+
 class _Feed:
-    """The PQL feed's pages, behind feed keys."""
+    """The PQL feed's pages, behind feed keys: in a header, or through a signed-in session."""
 
     _LIMIT: Final = 500
+    _FORM_LIMIT: Final = 4096
+    """Largest form body accepted (bytes): a key, a name and a few ids."""
 
-    def __init__(self, storage: Storage, keys: _Keys, deadlines: Mapping[str, timedelta]) -> None:
+    def __init__(
+        self, storage: Storage, keys: Sequence[str], deadlines: Mapping[str, timedelta]
+    ) -> None:
         self._storage = storage
-        self._keys = keys
+        self._keys = Keys(keys, name="feed_keys")
+        self._sessions = Sessions(keys)
         self._deadlines = dict(deadlines)
 
-    async def _leads(self, request: Request) -> list[dict[str, Any]] | None:
-        if not self._keys.check(request.headers.get("authorization")):
-            return None
+    def _viewer(self, request: Request) -> _Viewer | None:
+        """Return who asks, from the Authorization header or the session cookie; None if nobody."""
+        if self._keys.check(request.headers.get("authorization")):
+            return _Viewer()
+        session = self._sessions.check(request.cookies.get(COOKIE))
+        return None if session is None else _Viewer(session)
+
+    async def _leads(self, request: Request) -> list[dict[str, Any]]:
         tier = request.query_params.get("tier") or None
         route = request.query_params.get("route") or None
         found = await run_in_threadpool(
@@ -219,46 +211,171 @@ class _Feed:
         )
         return [msgspec.structs.asdict(lead) for lead in found]
 
+    async def home(self, request: Request) -> Response:
+        """Send the bare URL to the feed (which sends strangers to the login page)."""
+        return RedirectResponse("/feed", 303, headers=_PRIVATE)
+
     async def page(self, request: Request) -> Response:
-        """Serve the ranked feed as HTML."""
-        leads = await self._leads(request)
-        if leads is None:
-            return _login()
-        text = feed_html(
-            leads,
+        """Serve the ranked feed as HTML; send a browser without a session to sign in."""
+        viewer = self._viewer(request)
+        if viewer is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", 303, _PRIVATE)
+        context = feed_context(
+            await self._leads(request),
             now=datetime.now(UTC),
             deadlines=self._deadlines,
             tier=request.query_params.get("tier"),
             route=request.query_params.get("route"),
         )
-        return HTMLResponse(text, headers=_PRIVATE)
+        session = viewer.session
+        context["signed_in"] = None if session is None else session.name
+        context["csrf"] = None if session is None else self._sessions.csrf(session)
+        return templates.TemplateResponse(request, "feed.html", context, headers=_PAGE)
 
     async def json(self, request: Request) -> Response:
         """Serve the ranked feed as JSON."""
-        leads = await self._leads(request)
-        if leads is None:
+        if self._viewer(request) is None:
             return _login()
-        body = feed_json(leads, now=datetime.now(UTC), deadlines=self._deadlines)
+        body = feed_json(
+            await self._leads(request), now=datetime.now(UTC), deadlines=self._deadlines
+        )
         return Response(body, media_type="application/json", headers=_PRIVATE)
 
     async def csv(self, request: Request) -> Response:
         """Serve the ranked feed as a CSV download."""
-        leads = await self._leads(request)
-        if leads is None:
+        if self._viewer(request) is None:
             return _login()
-        text = feed_csv(leads, now=datetime.now(UTC), deadlines=self._deadlines)
+        text = feed_csv(
+            await self._leads(request), now=datetime.now(UTC), deadlines=self._deadlines
+        )
         headers = {**_PRIVATE, "Content-Disposition": 'attachment; filename="pql-leads.csv"'}
         return Response(text, media_type="text/csv", headers=headers)
 
+    async def contacted(self, request: Request) -> Response:
+        """Mark a lead contacted by the signed-in rep, now; back to the feed.
+
+        Only a session can do this, and only with the CSRF token its pages carry:
+        a key in a header is for reading, and a browser sends a cached one by itself.
+        """
+        viewer = self._viewer(request)
+        session = None if viewer is None else viewer.session
+        if session is None:
+            return _json(403, {"error": "sign in at /login to mark leads contacted"})
+        form = await self._form(request)
+        if form is _BAD_FORM or not self._sessions.csrf_ok(session, form.get("csrf", "")):
+            return _json(403, {"error": "the form has expired: reload the feed and try again"})
+        key = (form.get("subject", ""), form.get("subject_id", ""), form.get("model", ""))
+        try:
+            lead = await run_in_threadpool(self._storage.mark_contacted, *key, by=session.name)
+        except StoreError as exc:
+            _logger.error("marking a lead contacted failed: %s", exc)
+            return _json(503, {"error": "storage unavailable"}, {"Retry-After": _RETRY_AFTER})
+        if lead is None:
+            return _json(404, {"error": "no such lead"})
+        return RedirectResponse("/feed", 303, _PRIVATE)
+
+    async def login_form(self, request: Request) -> Response:
+        """Show the sign-in form (or go straight to the feed when already signed in)."""
+        target = _local(request.query_params.get("next"))
+        if self._viewer(request) is not None:
+            return RedirectResponse(target, 303, _PRIVATE)
+        return self._login_page(request, target)
+
+    async def login(self, request: Request) -> Response:
+        """Check the posted key; on success set the session cookie and go to the feed."""
+        form = await self._form(request)
+        target = _local(form.get("next"))
+        if form is _BAD_FORM:
+            return self._login_page(
+                request, target, error="The form could not be read.", status=400
+            )
+        name = " ".join(form.get("name", "").split())
+        key = self._keys.index(form.get("key", "").encode())
+        if key is None:
+            _logger.info("feed sign-in refused: not a feed key")
+            return self._login_page(
+                request, target, name=name, error="That is not a feed key.", status=401
+            )
+        if not name or len(name) > MAX_NAME or not name.isprintable():
+            return self._login_page(
+                request,
+                target,
+                error=f"Give your name (at most {MAX_NAME} characters).",
+                status=400,
+            )
+        response = RedirectResponse(target, 303, _PRIVATE)
+        response.set_cookie(
+            COOKIE,
+            self._sessions.issue(name, key),
+            max_age=SESSION_SECONDS,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        """End the session: the cookie is cleared and the browser sent to the sign-in form."""
+        response = RedirectResponse("/login", 303, _PRIVATE)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    def _login_page(
+        self,
+        request: Request,
+        target: str,
+        *,
+        name: str = "",
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        context = {"next": target, "name": name, "error": error, "max_name": MAX_NAME}
+        return templates.TemplateResponse(request, "login.html", context, status, _PAGE)
+
+    async def _form(self, request: Request) -> dict[str, str]:
+        """Read a small urlencoded form; ``_BAD_FORM`` for anything else."""
+        content_type = request.headers.get("content-type", "").partition(";")[0].strip()
+        if content_type != "application/x-www-form-urlencoded":
+            return _BAD_FORM
+        try:
+            async with aclosing(request.stream()) as chunks:
+                body = await read_limited(chunks, self._FORM_LIMIT)
+            fields = parse_qs(body.decode(), max_num_fields=10, strict_parsing=False)
+        except (BodyTooLargeError, UnicodeDecodeError, ValueError, ClientDisconnect):
+            return _BAD_FORM
+        return {name: values[0] for name, values in fields.items()}
+
+
+_BAD_FORM: Final[dict[str, str]] = {}
+"""The form ``_Feed._form`` returns for a body it will not read (compared by identity)."""
 
 _PRIVATE: Final = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+_PAGE: Final = {
+    **_PRIVATE,
+    # Nothing on the feed's pages runs script or loads anything; forms post only here,
+    # and no other site may frame them (a framed "Mark contacted" could be clicked blind).
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _local(target: str | None) -> str:
+    """Return ``target`` if it is a path on this site, else the feed: no open redirects."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/feed"
 
 
 def _login() -> Response:
-    """Ask for a feed key: browsers show their login prompt for this answer."""
+    """Refuse an API call without a feed key (in the header, or a signed-in browser's cookie)."""
     return _json(
         401,
-        {"error": "a feed key is required (HTTP Basic username)"},
+        {"error": "a feed key is required (HTTP Basic username), or sign in at /login"},
         {"WWW-Authenticate": 'Basic realm="pqlsdk PQL feed"'},
     )
 
@@ -289,13 +406,15 @@ def create_app(
 
     With ``feed_keys``, the PQL feed is served: ``GET /feed`` (HTML),
     ``GET /api/leads`` (JSON) and ``GET /api/leads.csv``, each filterable with
-    ``?tier=`` and ``?route=`` and each requiring a feed key as the HTTP Basic
-    username (the feed shows user data). ``deadlines`` says how soon each tier
-    must hear from sales. Without feed keys those pages do not exist.
+    ``?tier=`` and ``?route=``. Each needs a feed key (the feed shows user data):
+    as the HTTP Basic username, or through a session a browser opens at
+    ``/login`` (a form; the bare URL and ``/feed`` send strangers there).
+    ``deadlines`` says how soon each tier must hear from sales. Without feed
+    keys those pages do not exist.
 
     Added in version 0.1.0.
     """
-    keys = _Keys(write_keys)
+    keys = Keys(write_keys)
     if (
         isinstance(max_body_bytes, bool)
         or not isinstance(max_body_bytes, int)
@@ -317,9 +436,14 @@ def create_app(
         Route("/health", collector.health, methods=["GET"]),
     ]
     if feed_keys:
-        feed = _Feed(storage, _Keys(feed_keys, name="feed_keys"), deadlines)
+        feed = _Feed(storage, feed_keys, deadlines)
         routes += [
+            Route("/", feed.home, methods=["GET"]),
+            Route("/login", feed.login_form, methods=["GET"]),
+            Route("/login", feed.login, methods=["POST"]),
+            Route("/logout", feed.logout, methods=["POST"]),
             Route("/feed", feed.page, methods=["GET"]),
+            Route("/feed/contacted", feed.contacted, methods=["POST"]),
             Route("/api/leads", feed.json, methods=["GET"]),
             Route("/api/leads.csv", feed.csv, methods=["GET"]),
         ]

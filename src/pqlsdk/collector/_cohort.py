@@ -7,14 +7,15 @@ patterns of the domain's model 3 (a real PQL using the product on most days and
 inviting a team, a maybe, a single logger who did everything in one sitting),
 an existing customer, a do-not-contact user and some cold trials.
 
-The timeline ends at the clock's "now", so the feed's deadlines are real.
+The timeline ends at the clock's "now", so the feed's deadlines are real: the
+last day's crossings are hours old, earlier ones days old and past due.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 import attrs
@@ -103,6 +104,18 @@ _ACCOUNTS: Final[dict[str, dict[str, object]]] = {
 }
 
 
+def _slot(start: datetime, end: datetime, day: int, hour: int, rng: random.Random) -> datetime:
+    """When the ``hour``-th active persona of ``day`` shows up.
+
+    Office hours on past days; on the last day (today), every 20 minutes from
+    three hours ago, so its crossings are within their response deadlines while
+    earlier days' are past them: the feed as a rep finds it mid-morning.
+    """
+    if day == _DAYS - 1:
+        return end - timedelta(hours=3) + timedelta(minutes=20 * hour + rng.randrange(10))
+    return start + timedelta(days=day, hours=9 + hour % 8, minutes=rng.randrange(60))
+
+
 def simulate(
     client: Client,
     clock: FixedClock,
@@ -113,7 +126,8 @@ def simulate(
     """Play two weeks of the cohort through ``client``, ending at ``clock``'s current time."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not a secret
     end = clock.now()
-    # Fourteen whole days back: the last day's office hours still end before "now".
+    # Fourteen whole days back; the last of them is today, its activity in the
+    # last three hours (see _slot), so the feed has fresh leads as well as old ones.
     start = end - timedelta(days=_DAYS)
     cast = _personas(rng)
     events = denied = shown = 0
@@ -126,7 +140,7 @@ def simulate(
         client.group(persona.user_id, persona.account, _ACCOUNTS.get(persona.account, {}))
     for day in range(_DAYS):
         for hour, persona in enumerate(p for p in cast if day in p.days_active):
-            clock.set(start + timedelta(days=day, hours=9 + hour % 8, minutes=rng.randrange(60)))
+            clock.set(_slot(start, end, day, hour, rng))
             if day == persona.days_active[0]:
                 client.track(persona.user_id, "core_workflow_completed")
                 events += 1

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +25,10 @@ import httpx
 
 from .._client import Client
 from .._clock import FixedClock
+from .._scoring import show
 from ._cohort import Cohort, simulate
 from ._extras import load
+from ._feed import DO_NOT_CONTACT
 
 __all__ = ["RULES", "Demo", "running_demo"]
 
@@ -44,23 +46,41 @@ class Demo:
     cohort: Cohort
     directory: Path
 
-    def leads(self) -> list[dict[str, Any]]:
-        """Fetch the ranked leads from the collector's API, as its feed shows them."""
+    def feed(self) -> dict[str, Any]:
+        """Fetch the feed from the collector's API: its leads, ranked, and its deadlines."""
         response = httpx.get(f"{self.url}/api/leads", auth=(self.feed_key, ""), timeout=10)
         response.raise_for_status()
-        leads: list[dict[str, Any]] = response.json()["leads"]
+        body: dict[str, Any] = response.json()
+        return body
+
+    def leads(self) -> list[dict[str, Any]]:
+        """Fetch the ranked leads from the collector's API, as its feed shows them."""
+        leads: list[dict[str, Any]] = self.feed()["leads"]
         return leads
 
 
 @contextmanager
-def running_demo(*, rules: Path = RULES, port: int = 0) -> Iterator[Demo]:
-    """Start a collector, play the cohort into it, and yield it; stop and clean up after."""
+def running_demo(
+    *,
+    rules: Path = RULES,
+    port: int = 0,
+    on_crossing: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[Demo]:
+    """Start a collector, play the cohort into it, and yield it; stop and clean up after.
+
+    ``on_crossing`` is the collector's hook (an ``Alerter``, say).
+    """
     uvicorn = load("uvicorn", extra="collector", purpose="the main job")
     create_app = load("._app", extra="collector", purpose="the main job").create_app
 
     directory = Path(tempfile.mkdtemp(prefix="pqlsdk-demo-"))
     write_key, feed_key = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    app = create_app(str(directory / "collector.db"), write_keys=[write_key], feed_keys=[feed_key])
+    app = create_app(
+        str(directory / "collector.db"),
+        write_keys=[write_key],
+        feed_keys=[feed_key],
+        on_crossing=on_crossing,
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     failures: list[BaseException] = []
 
@@ -102,25 +122,52 @@ def running_demo(*, rules: Path = RULES, port: int = 0) -> Iterator[Demo]:
 
 
 def print_feed(demo: Demo, out: TextIO) -> None:
-    """Print the ranked feed: who, tier, score, route, why, and how soon to respond."""
-    leads = demo.leads()
+    """Print the ranked feed: who, tier, score, route, why, and how soon to respond.
+
+    Leads that may be contacted are ranked; do-not-contact ones are listed apart.
+    """
+    body = demo.feed()
+    leads = [lead for lead in body["leads"] if lead["route"] != DO_NOT_CONTACT]
+    quiet = [lead for lead in body["leads"] if lead["route"] == DO_NOT_CONTACT]
     cohort = demo.cohort
     print(
         f"Simulated {cohort.users} users over two weeks: {cohort.events} events, "
         f"{cohort.gates_denied} premium gates denied, {cohort.moments_shown} moments shown.",
         file=out,
     )
-    print(f"\nPQL feed ({len(leads)} leads), ranked:", file=out)
+    print(f"\nPQL feed ({len(leads)} leads to contact), ranked:", file=out)
     for rank, lead in enumerate(leads, 1):
-        due = lead.get("due_at")
-        when = (
-            "" if due is None else ("  OVERDUE" if lead.get("overdue") else f"  respond by {due}")
-        )
-        print(
-            f"{rank:>3}. {lead['subject']} {lead['subject_id']:<18} {lead['tier']:<8} "
-            f"{lead['score']:>7.1f}  -> {lead['route'].replace('_', ' ')}{when}",
-            file=out,
-        )
-        for reason in lead.get("top_reasons", [])[:3]:
+        _print_lead(f"{rank:>3}.", lead, out)
+    print(f"\nDo not contact ({len(quiet)}; never ranked with the leads above):", file=out)
+    for lead in quiet:
+        _print_lead("  -", lead, out)
+    hours = ", ".join(f"{tier} {show(h)} h" for tier, h in body["deadlines_hours"].items())
+    print(
+        f"\nRespond within {hours} of a lead crossing into its tier; OVERDUE means past "
+        "that and not marked contacted on the feed. The cohort's two weeks were played "
+        "in a second, so only the last day's crossings are still within their deadlines.",
+        file=out,
+    )
+    print(f"\nFeed: {demo.url}/feed", file=out)
+    print(f"Sign in there with your name and the feed key: {demo.feed_key}", file=out)
+
+
+def _print_lead(mark: str, lead: dict[str, Any], out: TextIO) -> None:
+    """Print one lead: a line of facts, then its reasons (a PQA's: its qualifying members)."""
+    due = lead.get("due_at")
+    when = ""
+    if due is not None:
+        when = "  OVERDUE" if lead.get("overdue") else f"  respond by {due[11:16]} UTC"
+    print(
+        f"{mark} {lead['subject']} {lead['subject_id']:<18} {lead['tier']:<8} "
+        f"{lead['score']:>7.1f}  -> {lead['route'].replace('_', ' ')}{when}",
+        file=out,
+    )
+    qualifying = [m for m in lead.get("members") or () if m.get("qualifies")]
+    if qualifying:
+        print(f"       a PQA: {len(qualifying)} members at the PQA tier or above", file=out)
+    for member in qualifying:
+        print(f"         {member['user_id']}: {member['tier']} {show(member['score'])}", file=out)
+    if not qualifying:
+        for reason in lead.get("top_reasons", []):
             print(f"       {reason}", file=out)
-    print(f"\nFeed: {demo.url}/feed   (user name: {demo.feed_key}, no password)", file=out)

@@ -1,21 +1,27 @@
 """The PQL feed: who is hot, why, what to do, and by when.
 
 A sales rep reads it top to bottom: leads ranked by tier then score, each with
-the reasons that put it there, the route (customer success, account executive,
-sales development, nurture), when it crossed into its tier and the deadline the
-tier sets for a response (burning: 4 hours, hot: 24 hours; a PQL contacted
-within hours converts several times better than one contacted after days).
-Overdue leads are marked. The same rows come as JSON (``/api/leads``) and CSV.
+every reason that put it there (points times the multiplier make the score),
+the route (customer success, account executive, sales development, nurture),
+when it crossed into its tier and the deadline the tier sets for a response
+(burning: 4 hours, hot: 24 hours; a PQL contacted within hours converts several
+times better than one contacted after days). The page says what the deadlines
+are; a lead past its deadline and not marked contacted is overdue. A contact
+made after the latest crossing stops the clock. Accounts that became product-
+qualified (PQAs) rank with users and list the members that qualify, and why.
+Do-not-contact leads are set apart below the others, with no deadline: they
+are context, never a call to make. The same rows come as JSON (``/api/leads``)
+and CSV.
 
-These are pure renderers over lead dicts (the fields of CONTRACT.md plus
+These are pure renderers over lead dicts (the fields of ``Lead``, with
 ``crossed_at`` as a datetime); the app wires them to routes behind a key.
-Everything shown is escaped: ids and reasons come from tracked data.
+The page is a Jinja2 template (``templates/feed.html``), autoescaped: ids and
+reasons come from tracked data.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -24,8 +30,19 @@ from typing import Any, Final
 import msgspec
 
 from .._scoring import reason_texts, show
+from ._pages import render
 
-__all__ = ["DEFAULT_DEADLINES", "feed_csv", "feed_html", "feed_json", "filter_leads"]
+__all__ = [
+    "DEFAULT_DEADLINES",
+    "DO_NOT_CONTACT",
+    "deadline_texts",
+    "due_at",
+    "feed_context",
+    "feed_csv",
+    "feed_html",
+    "feed_json",
+    "filter_leads",
+]
 
 DEFAULT_DEADLINES: Final[Mapping[str, timedelta]] = {
     "burning": timedelta(hours=4),
@@ -33,37 +50,33 @@ DEFAULT_DEADLINES: Final[Mapping[str, timedelta]] = {
 }
 """How soon a lead in each tier should hear from sales."""
 
+DO_NOT_CONTACT: Final = "do_not_contact"
+"""The route of a lead that asked not to be contacted (the rules' ``do_not_contact``)."""
+
 Lead = Mapping[str, Any]
 
+_TOP: Final = 3
+"""Reasons shown at once; the rest open under "+N more"."""
 _CSV_COLUMNS: Final = (
     "subject",
     "subject_id",
     "model",
     "tier",
     "score",
+    "multiplier",
     "route",
     "crossed_at",
     "due_at",
     "overdue",
+    "contacted_by",
+    "contacted_at",
     "team_size",
     "top_features",
     "moments_seen",
     "top_reasons",
+    "all_reasons",
+    "members",
 )
-_STYLE: Final = """
-body{font:15px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2330;background:#fafbfc}
-h1{font-size:1.4rem;margin:0 0 .25rem}
-.meta{color:#5b6474;margin-bottom:1rem}
-table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001}
-th,td{text-align:left;padding:.55rem .7rem;border-bottom:1px solid #e6e8ec;vertical-align:top}
-th{font-size:.8rem;text-transform:uppercase;letter-spacing:.04em;color:#5b6474}
-.tier{font-weight:600;border-radius:1rem;padding:.1rem .55rem;font-size:.85rem}
-.burning{background:#ffe1dc;color:#a3200c}.hot{background:#fff0d6;color:#8a4b00}
-.warm{background:#fff9d6;color:#6b5900}.cold{background:#e8eef7;color:#3a4d6b}
-.overdue{color:#a3200c;font-weight:600}
-ul{margin:0;padding-left:1.1rem}
-.muted{color:#8a93a3}
-"""
 
 
 def filter_leads(
@@ -78,20 +91,26 @@ def filter_leads(
 
 
 def due_at(lead: Lead, deadlines: Mapping[str, timedelta]) -> datetime | None:
-    """When sales should have responded, for tiers that set a deadline."""
+    """When sales should respond, for tiers that set a deadline (never for do-not-contact)."""
     span = deadlines.get(lead["tier"])
-    return None if span is None else lead["crossed_at"] + span
+    if span is None or lead["route"] == DO_NOT_CONTACT:
+        return None
+    crossed: datetime = lead["crossed_at"]
+    return crossed + span
 
 
-def top_reasons(lead: Lead, count: int = 3) -> list[str]:
-    """Return the fired reasons that earned the most, as "label = observed, needs ... (+n)"."""
-    return reason_texts(lead.get("reasons") or (), count)
+def deadline_texts(deadlines: Mapping[str, timedelta]) -> list[str]:
+    """Say each tier's deadline as a person reads it, most urgent first: "burning: 4 h"."""
+    return [f"{tier}: {_hours(span)}" for tier, span in sorted(deadlines.items(), key=_by_span)]
 
 
 def feed_json(leads: Sequence[Lead], *, now: datetime, deadlines: Mapping[str, timedelta]) -> bytes:
-    """Render the feed's rows as JSON: ``{"now": ..., "leads": [...]}``."""
+    """Render the feed's rows as JSON: ``{"now", "deadlines", "leads": [...]}``."""
     rows = [_row(lead, now, deadlines) for lead in leads]
-    return msgspec.json.encode({"now": now, "leads": rows})
+    for row in rows:
+        del row["why_more"], row["moments"]  # page-only views of "all_reasons" and titles
+    hours = {tier: span.total_seconds() / 3600 for tier, span in deadlines.items()}
+    return msgspec.json.encode({"now": now, "deadlines_hours": hours, "leads": rows})
 
 
 def feed_csv(leads: Sequence[Lead], *, now: datetime, deadlines: Mapping[str, timedelta]) -> str:
@@ -101,6 +120,9 @@ def feed_csv(leads: Sequence[Lead], *, now: datetime, deadlines: Mapping[str, ti
     writer.writerow(_CSV_COLUMNS)
     for lead in leads:
         row = _row(lead, now, deadlines)
+        row["members"] = [
+            f"{m['user_id']} ({m['tier']} {show(m['score'])})" for m in row["members"]
+        ]
         writer.writerow(
             [
                 _csv_cell("; ".join(map(str, row[c])) if isinstance(row[c], list) else row[c])
@@ -118,84 +140,104 @@ def feed_html(
     tier: str | None = None,
     route: str | None = None,
 ) -> str:
-    """Render the feed page: a ranked table with reasons, deadlines and overdue marks."""
-    e = html.escape
-    rows = []
-    for rank, lead in enumerate(leads, 1):
-        due = due_at(lead, deadlines)
-        overdue = due is not None and now > due
-        deadline = (
-            ""
-            if due is None
-            else (
-                f'<span class="overdue">overdue by {_span(now - due)}</span>'
-                if overdue
-                else f"within {_span(due - now)}"
-            )
-        )
-        reasons = "".join(f"<li>{e(text)}</li>" for text in top_reasons(lead)) or "<li>-</li>"
-        who = f"{e(lead['subject'])} <strong>{e(str(lead['subject_id']))}</strong>"
-        features = ", ".join(e(str(f)) for f in lead.get("top_features") or ()) or "-"
-        moments = ", ".join(e(str(m)) for m in lead.get("moments_seen") or ()) or "none"
-        ident, tier_class = e(str(lead["subject_id"])), e(lead["tier"])
-        rows.append(
-            f'<tr class="lead" data-id="{ident}" data-tier="{tier_class}">'
-            f"<td>{rank}</td><td>{who}</td>"
-            f'<td><span class="tier {e(lead["tier"])}">{e(lead["tier"])}</span><br>'
-            f"{show(lead['score'])}</td>"
-            f"<td>{e(lead['route'].replace('_', ' '))}</td>"
-            f"<td>{_span(now - lead['crossed_at'])} ago<br>{deadline}</td>"
-            f"<td><ul>{reasons}</ul></td>"
-            f"<td>team of {int(lead.get('team_size') or 1)}<br>"
-            f'<span class="muted">features:</span> {features}<br>'
-            f'<span class="muted">moments seen:</span> {moments}</td></tr>'
-        )
+    """Render the feed page: ranked leads with reasons and deadlines, do-not-contact apart."""
+    return render(
+        "feed.html", **feed_context(leads, now=now, deadlines=deadlines, tier=tier, route=route)
+    )
+
+
+def feed_context(
+    leads: Sequence[Lead],
+    *,
+    now: datetime,
+    deadlines: Mapping[str, timedelta],
+    tier: str | None = None,
+    route: str | None = None,
+) -> dict[str, Any]:
+    """Return what ``feed.html`` shows: the two lists, the deadlines, the filters in force.
+
+    ``signed_in`` and ``csrf`` are None here; the app sets them for a rep's session
+    (the "Mark contacted" forms need both).
+    """
     shown = " · ".join(
-        f"{name}: {e(value)}" for name, value in (("tier", tier), ("route", route)) if value
+        f"{name}: {value}" for name, value in (("tier", tier), ("route", route)) if value
     )
-    body = "".join(rows) or '<tr><td colspan="7" class="muted">No leads yet.</td></tr>'
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>PQL feed</title><style>{_STYLE}</style></head><body>"
-        "<h1>PQL feed</h1>"
-        f'<div class="meta">{len(leads)} lead(s) as of {e(now.strftime("%Y-%m-%d %H:%M UTC"))}'
-        f"{' · ' + shown if shown else ''} · "
-        '<a href="/api/leads">JSON</a> · <a href="/api/leads.csv">CSV</a></div>'
-        "<table><thead><tr><th>#</th><th>Who</th><th>Tier</th><th>Route</th>"
-        "<th>Crossed / respond</th><th>Why</th><th>Context</th></tr></thead>"
-        f"<tbody>{body}</tbody></table></body></html>"
-    )
+    rows = [_row(lead, now, deadlines) for lead in leads]
+    return {
+        "leads": [row for row in rows if row["route"] != DO_NOT_CONTACT],
+        "quiet": [row for row in rows if row["route"] == DO_NOT_CONTACT],
+        "deadlines": deadline_texts(deadlines),
+        "now": now,
+        "shown": shown,
+        "signed_in": None,
+        "csrf": None,
+    }
 
 
 def _row(lead: Lead, now: datetime, deadlines: Mapping[str, timedelta]) -> dict[str, Any]:
+    """Return one lead as the feed shows it, in every format."""
     due = due_at(lead, deadlines)
+    reasons = list(lead.get("reasons") or ())
+    every = reason_texts(reasons, len(reasons))
+    contacted_at: datetime | None = lead.get("contacted_at")
+    # A contact counts for the crossing it followed: a lead that crossed again since
+    # (hot, then burning) is due again.
+    contacted = contacted_at is not None and contacted_at >= lead["crossed_at"]
+    kinds = list(lead.get("moments_seen") or ())
+    titles = list(lead.get("moment_titles") or ())
     return {
         "subject": lead["subject"],
         "subject_id": lead["subject_id"],
         "model": lead.get("model"),
         "tier": lead["tier"],
+        "previous_tier": lead.get("previous_tier"),
+        "direction": lead.get("direction"),
         "score": lead["score"],
+        "multiplier": lead.get("multiplier", 1.0),
+        "points": sum(r.get("earned") or 0 for r in reasons if r.get("fired")),
         "route": lead["route"],
         "crossed_at": lead["crossed_at"],
         "due_at": due,
-        "overdue": due is not None and now > due,
+        "overdue": due is not None and not contacted and now > due,
+        "contacted": contacted,
+        "contacted_by": lead.get("contacted_by"),
+        "contacted_at": contacted_at,
         "team_size": lead.get("team_size"),
         "top_features": list(lead.get("top_features") or ()),
-        "moments_seen": list(lead.get("moments_seen") or ()),
-        "top_reasons": top_reasons(lead),
-        "reasons": list(lead.get("reasons") or ()),
+        "moments_seen": kinds,
+        "moments": titles if len(titles) == len(kinds) else [_title(kind) for kind in kinds],
+        "top_reasons": every[:_TOP],
+        "all_reasons": every,
+        "why_more": every[_TOP:],
+        "reasons": reasons,
+        "members": [_member(m) for m in lead.get("members") or ()],
     }
 
 
-def _span(delta: timedelta) -> str:
-    """Write a short human duration: 45m, 3h 10m, 2d 4h."""
-    minutes = max(int(delta.total_seconds() // 60), 0)
-    days, minutes = divmod(minutes, 1440)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
+def _member(member: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a PQA member as the feed shows it: who, tier, score, and why."""
+    reasons = list(member.get("reasons") or ())
+    return {
+        "user_id": member.get("user_id"),
+        "tier": member.get("tier"),
+        "score": member.get("score"),
+        "qualifies": bool(member.get("qualifies", True)),
+        "why": reason_texts(reasons, len(reasons)),
+    }
+
+
+def _title(kind: str) -> str:
+    """Name a moment whose title did not travel (an older SDK): trial_ending -> Trial ending."""
+    return kind.replace("_", " ").capitalize()
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{show(hours)} h" if hours >= 1 else f"{show(span.total_seconds() / 60)} min"
+
+
+def _by_span(item: tuple[str, timedelta]) -> timedelta:
+    return item[1]
 
 
 def _csv_cell(value: Any) -> Any:

@@ -4,8 +4,10 @@ The SDK reports every tier crossing as a ``pqlsdk_tier_changed`` track message
 (see CONTRACT.md). ``lead_from`` checks such a message's properties and turns
 it into a ``Lead``, the record the collector keeps per key and hands to
 ``on_crossing``. Properties the contract added after the first SDKs
-(``reasons``, ``top_features``, ``team_size``, ``moments_seen``) default to empty
-so that older senders are still accepted; unknown properties are ignored.
+(``reasons``, ``top_features``, ``team_size``, ``moments_seen``, ``multiplier``,
+``members``, ``moment_titles``) default to empty so that older senders are still
+accepted; unknown properties are ignored. ``contacted_by`` and ``contacted_at``
+are not part of a crossing: a rep sets them on the feed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class _Crossing(msgspec.Struct, kw_only=True, frozen=True):
     top_features: tuple[str, ...] = ()
     team_size: int = 1
     moments_seen: tuple[str, ...] = ()
+    multiplier: float = 1.0
+    members: tuple[dict[str, Any], ...] = ()
+    moment_titles: tuple[str, ...] = ()
 
 
 class Lead(msgspec.Struct, kw_only=True, frozen=True):
@@ -71,6 +76,17 @@ class Lead(msgspec.Struct, kw_only=True, frozen=True):
     crossed_at: datetime
     user_id: str | None
     message_id: str
+    multiplier: float = 1.0
+    """What the points were multiplied by (recency, say): ``score`` is their sum times this."""
+    members: tuple[dict[str, Any], ...] = ()
+    """For an account that crossed into (or out of) being a PQA: its qualifying members,
+    best first, each ``{"user_id", "tier", "score", "route", "reasons"}``."""
+    moment_titles: tuple[str, ...] = ()
+    """The titles of ``moments_seen``, in the same order (placeholders as "[feature]")."""
+    contacted_by: str | None = None
+    """The rep who marked the lead contacted on the feed, if one did."""
+    contacted_at: datetime | None = None
+    """When they did (the collector's clock, UTC)."""
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -20,8 +20,10 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = [
+    "CONTACT_COLUMNS",
     "INSERT_MESSAGE",
     "LEAD_COLUMNS",
+    "MARK_CONTACTED",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "UPSERT_LEAD",
@@ -70,6 +72,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX leads_by_tier ON leads (tier, score)",
     ),
+    # 2: what the feed shows beside the reasons (the multiplier, a PQA's members,
+    # the titles of the moments seen) and the rep who contacted the lead, and when.
+    (
+        "ALTER TABLE leads ADD COLUMN multiplier {float} NOT NULL DEFAULT 1",
+        "ALTER TABLE leads ADD COLUMN members {json} NOT NULL DEFAULT '[]'",
+        "ALTER TABLE leads ADD COLUMN moment_titles {json} NOT NULL DEFAULT '[]'",
+        "ALTER TABLE leads ADD COLUMN contacted_by TEXT",
+        "ALTER TABLE leads ADD COLUMN contacted_at {timestamp}",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 """The schema version this pqlsdk writes."""
@@ -102,7 +113,14 @@ LEAD_COLUMNS: Final = (
     "crossed_at",
     "user_id",
     "message_id",
+    "multiplier",
+    "members",
+    "moment_titles",
 )
+"""A lead's columns that each new crossing sets."""
+
+CONTACT_COLUMNS: Final = ("contacted_by", "contacted_at")
+"""A lead's columns that a rep sets (``MARK_CONTACTED``); a new crossing keeps them."""
 
 # The newer crossing wins; an equal timestamp falls to the larger message id, so
 # the projection ends the same whatever order crossings arrive in. RETURNING
@@ -115,3 +133,9 @@ UPSERT_LEAD: Final = (
     + " WHERE (excluded.crossed_at, excluded.message_id) > (leads.crossed_at, leads.message_id)"
     " RETURNING message_id"
 )
+
+MARK_CONTACTED: Final = (
+    "UPDATE leads SET contacted_by = ?, contacted_at = ? "
+    "WHERE subject = ? AND subject_id = ? AND model = ? RETURNING message_id"
+)
+"""Record who contacted a lead and when; a row comes back only if the lead exists."""

@@ -26,8 +26,10 @@ from ..messages import Message, encode
 from ._extras import load
 from ._lead import DEFAULT_TIERS, Lead, lead_from
 from ._schema import (
+    CONTACT_COLUMNS,
     INSERT_MESSAGE,
     LEAD_COLUMNS,
+    MARK_CONTACTED,
     SCHEMA_VERSION,
     UPSERT_LEAD,
     Dialect,
@@ -38,7 +40,9 @@ __all__ = ["SQLStorage", "Storage", "StoreResult", "Transaction", "open_storage"
 
 _json_encode: Final = msgspec.json.Encoder().encode
 _json_decode: Final = msgspec.json.Decoder().decode
-_SELECT_LEADS: Final = f"SELECT {', '.join(LEAD_COLUMNS)} FROM leads"  # noqa: S608 - constants
+_COLUMNS: Final = (*LEAD_COLUMNS, *CONTACT_COLUMNS)
+_SELECT_LEADS: Final = f"SELECT {', '.join(_COLUMNS)} FROM leads"  # noqa: S608 - constants
+_MAX_CONTACT_NAME: Final = 200
 
 
 class StoreResult(msgspec.Struct, frozen=True):
@@ -90,6 +94,15 @@ class Storage(Protocol):
 
     def lead(self, subject: str, subject_id: str, *, model: str | None = None) -> Lead | None:
         """Return the lead of one user or account, or None.
+
+        Added in version 0.1.0.
+        """
+        ...
+
+    def mark_contacted(
+        self, subject: str, subject_id: str, model: str, *, by: str, at: datetime | None = None
+    ) -> Lead | None:
+        """Record that ``by`` contacted a lead at ``at`` (now); return it, or None if unknown.
 
         Added in version 0.1.0.
         """
@@ -284,8 +297,10 @@ class SQLStorage(ABC):
     ) -> list[Lead]:
         """Return up to ``limit`` leads, optionally of one ``tier`` or ``route``.
 
-        They come most urgent tier first (the ``tiers`` ranking; unknown tiers
-        last), then by score, highest first, then most recent crossing first.
+        Leads that sales may contact come first; ``do_not_contact`` ones after all
+        of them, whatever their score. Within each, the most urgent tier first
+        (the ``tiers`` ranking; unknown tiers last), then by score, highest first,
+        then most recent crossing first.
         """
         if limit < 1:
             raise ConfigError(f"limit must be at least 1, got {limit!r}")
@@ -297,7 +312,8 @@ class SQLStorage(ABC):
         # The rank numbers are literals: only tier names are parameters.
         rank = " ".join(f"WHEN ? THEN {n}" for n in range(len(self._tiers)))
         sql += (
-            f" ORDER BY CASE tier {rank} ELSE {len(self._tiers)} END, score DESC,"
+            " ORDER BY CASE route WHEN 'do_not_contact' THEN 1 ELSE 0 END,"
+            f" CASE tier {rank} ELSE {len(self._tiers)} END, score DESC,"
             " crossed_at DESC, subject, subject_id, model LIMIT ?"
         )
         params = [value for _, value in where] + [*self._tiers, limit]
@@ -318,6 +334,25 @@ class SQLStorage(ABC):
         with self._reading() as tx:
             rows = tx.query(sql, params)
         return self._lead(rows[0]) if rows else None
+
+    def mark_contacted(
+        self, subject: str, subject_id: str, model: str, *, by: str, at: datetime | None = None
+    ) -> Lead | None:
+        """Record that rep ``by`` contacted a lead at ``at`` (now); return the lead, or None.
+
+        The mark stays when the lead crosses again; the feed counts a deadline as
+        met only by a contact made after the latest crossing. Raise
+        ``ConfigError`` for a name that is empty, longer than 200 characters or
+        holds control characters.
+        """
+        if not (isinstance(by, str) and by.strip() and len(by) <= _MAX_CONTACT_NAME) or not (
+            by.isprintable()
+        ):
+            raise ConfigError("the contacting rep's name must be 1-200 printable characters")
+        when = self._write_time(at or datetime.now(UTC))
+        with self._transaction() as tx:
+            found = tx.query(MARK_CONTACTED, (by, when, subject, subject_id, model))
+        return self.lead(subject, subject_id, model=model) if found else None
 
     def count(self) -> int:
         """Return how many messages are stored."""
@@ -359,13 +394,18 @@ class SQLStorage(ABC):
             self._write_time(lead.crossed_at),
             lead.user_id,
             lead.message_id,
+            lead.multiplier,
+            _json_encode(lead.members).decode(),
+            _json_encode(lead.moment_titles).decode(),
         )
 
     def _lead(self, row: Sequence[Any]) -> Lead:
-        values = dict(zip(LEAD_COLUMNS, row, strict=True))
-        for name in ("reasons", "top_features", "moments_seen"):
+        values = dict(zip(_COLUMNS, row, strict=True))
+        for name in ("reasons", "top_features", "moments_seen", "members", "moment_titles"):
             values[name] = tuple(_json_decode(values[name]))
         values["crossed_at"] = self._read_time(values["crossed_at"])
+        if values["contacted_at"] is not None:
+            values["contacted_at"] = self._read_time(values["contacted_at"])
         return Lead(**values)
 
     def __enter__(self) -> Self:

@@ -1,0 +1,32 @@
+"""The main job as a newcomer runs it: ``pqlsdk demo``, its printed feed and its ending."""
+
+from __future__ import annotations
+
+import pytest
+
+from pqlsdk.cli import main
+
+
+def test_the_demo_prints_a_feed_a_rep_can_act_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """Northwind is a PQA, do-not-contact is apart, deadlines are explained, fresh leads are due."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    ranked, _, quiet = out.partition("Do not contact (1; never ranked with the leads above):")
+    assert "  1. account northwind " in ranked
+    assert "a PQA: 3 members at the PQA tier or above" in ranked
+    assert "dan@quiet-co" not in ranked
+    assert "user dan@quiet-co" in quiet
+    assert "Respond within burning 4 h, hot 24 h of a lead crossing into its tier" in out
+    assert "respond by" in ranked  # the last day's crossings are within their deadlines
+    assert "OVERDUE" in ranked  # older ones are not
+
+
+def test_the_demo_says_its_collector_stopped_and_how_to_keep_it_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without --serve the printed URL is dead: the demo says so and names --serve."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "The demo's collector has stopped" in out
+    assert "bash scripts/run.sh --serve" in out
+    assert out.index("Feed: http://") < out.index("has stopped")

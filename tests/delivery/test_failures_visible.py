@@ -1,7 +1,7 @@
 """Delivery failures reach the host's logs and stats: a refused port and a real collector.
 
-Every test captures the ``pqlsdk`` logger. The per-minute rules are checked with
-an injected monotonic clock instead of waiting minutes.
+Every test captures the ``pqlsdk`` logger. The per-minute rules are
+checked in ``test_log_pacing.py``, with an injected clock.
 """
 
 from __future__ import annotations
@@ -15,23 +15,16 @@ import pytest
 
 import pqlsdk
 from pqlsdk._delivery_log import DeliveryLog
-from pqlsdk._outbox import MemoryOutbox
+from pqlsdk._exceptions import StoreError
+from pqlsdk._outbox import SQLiteOutbox
 from pqlsdk._retry import RetryPolicy
 from pqlsdk._stats import Counters
+from pqlsdk.stores.sqlite import SQLiteStore
+from pqlsdk.testing import RecordingTransport
 
 from .collector import Collector
 
 FAST = pqlsdk.Delivery(flush_interval=0.05, retry=RetryPolicy(base=0.05, cap=0.2))
-
-
-class Ticker:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def pqlsdk_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
@@ -148,70 +141,44 @@ def test_a_flush_that_leaves_messages_waiting_says_so_once_a_minute(
     client.close(timeout=0)
 
 
-def test_drops_after_the_first_are_logged_once_a_minute_per_reason_with_their_count(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """First drop of a reason: at once. Then quiet for a minute, then one line with the count."""
-    ticker = Ticker()
-    counters = Counters(monotonic=ticker)
-    counters.dropped("queue_full", "full")
-    counters.dropped("not_json", "bad")
-    for _ in range(99):
-        ticker.now += 0.5
-        counters.dropped("queue_full", "full")
-    assert pqlsdk_records(caplog, logging.WARNING) == [
-        "dropped 1 message(s) [queue_full, 1 so far]: full",
-        "dropped 1 message(s) [not_json, 1 so far]: bad",
-    ]
-    ticker.now += 11  # 60.5 s after the first line
-    counters.dropped("queue_full", "still full")
-    counters.dropped("not_json", "bad")  # its minute is over too: logged with its count
-    ticker.now += 60
-    counters.snapshot()  # stats() reports what was held back past its minute
-    assert pqlsdk_records(caplog, logging.WARNING)[2:] == [
-        "dropped 100 message(s) [queue_full, 101 so far]: still full",
-        "dropped 1 message(s) [not_json, 2 so far]: bad",
-    ]
-    counters.dropped("queue_full", "full")
-    counters.error("store_error", "locked")
-    counters.error("store_error", "locked")
-    counters.log_rest()  # at close: whatever is still held back
-    assert pqlsdk_records(caplog, logging.WARNING)[4:] == [
-        "dropped 1 message(s) [queue_full, 102 so far]: full",
-        "error [store_error, 1 so far]: locked",
-        "error [store_error, 2 so far]: locked",
-    ]
+class UncountableOutbox(SQLiteStore):
+    """A SQLite store whose outbox cannot be counted the first ``faults`` times (a disk fault)."""
+
+    faults = 1
+
+    def outbox_size(self) -> int:
+        if self.faults:
+            self.faults -= 1
+            raise StoreError("sqlite store: read failed: disk I/O error")
+        return super().outbox_size()
 
 
-def test_a_long_outage_is_recalled_once_a_minute_and_flapping_is_not_announced_each_time(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Reminders come once a minute; an outage within a minute of the last one stays quiet."""
-    caplog.set_level(logging.INFO, logger="pqlsdk")
-    ticker = Ticker()
-    counters = Counters(monotonic=ticker)
-    outbox = MemoryOutbox(
-        max_messages=10, on_full="drop_newest", block_timeout=0, counters=counters
+def test_an_outbox_that_cannot_be_counted_at_open_is_counted_not_raised(tmp_path: Path) -> None:
+    """Looking for leftovers at construction fails once: counted as a store error, no raise."""
+    transport = RecordingTransport()
+    client = pqlsdk.Client(
+        store=UncountableOutbox(tmp_path / "s.db"),
+        transport=transport,
+        delivery=pqlsdk.Delivery(durability="sync", flush_interval=0.05),
     )
-    outbox.put([("m1", b"{}")])
-    log = DeliveryLog("http://c/v1/batch", outbox, counters)
-    for _ in range(3):
-        ticker.now += 10
-        log.failed("down")
-    ticker.now += 41  # 61 s after the first failure
+    assert client.stats().errors == {"store_error": 1}
+    client.track("u1", "tick")
+    wait_until(lambda: len(transport.messages) == 1)
+    client.close(timeout=0)
+
+
+def test_a_failure_whose_outbox_cannot_be_counted_is_still_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first failure's warning says where messages are kept even when it cannot say how many."""
+    counters = Counters()
+    log = DeliveryLog(
+        "http://c/v1/batch",
+        SQLiteOutbox(UncountableOutbox(tmp_path / "s.db"), lease=60),
+        counters,
+    )
     log.failed("down")
-    log.answered()
-    kept = "1 message(s) kept in memory (lost if the process ends before delivery), retrying"
-    assert [r.getMessage() for r in caplog.records] == [
-        f"delivery to collector http://c/v1/batch failed (down): {kept}",
-        f"collector http://c/v1/batch still failing after 61 s and 4 attempt(s) (down): {kept}",
-        "collector http://c/v1/batch is reachable again after 4 failed attempt(s) over 61.0 s",
+    assert pqlsdk_records(caplog, logging.WARNING) == [
+        "delivery to collector http://c/v1/batch failed (down): messages kept in the SQLite "
+        f"outbox at {tmp_path}/s.db, retrying"
     ]
-    ticker.now += 10
-    log.failed("down again")  # a new outage, 71 s after the last announced one: announced
-    log.answered()
-    ticker.now += 5
-    log.failed("flap")  # 5 s later: counted, not announced
-    log.answered()
-    assert len(caplog.records) == 5
-    assert counters.snapshot().errors == {"delivery_failed": 6}

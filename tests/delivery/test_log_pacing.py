@@ -9,9 +9,14 @@ import logging
 
 import pytest
 
+from pqlsdk import messages
 from pqlsdk._delivery_log import DeliveryLog
+from pqlsdk._exceptions import StoreError
 from pqlsdk._outbox import MemoryOutbox
 from pqlsdk._stats import Counters
+from pqlsdk.stores._outage import Outage
+
+from .conftest import SENT_AT
 
 
 class Ticker:
@@ -96,3 +101,39 @@ def test_a_long_outage_is_recalled_once_a_minute_and_flapping_is_not_announced_e
     log.answered()
     assert len(caplog.records) == 5
     assert counters.snapshot().errors == {"delivery_failed": 6}
+
+
+def test_a_stores_full_buffer_is_recalled_once_a_minute_with_the_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Redis outage's full buffer: logged at once, then a line a minute, the rest at close."""
+    ticker = Ticker()
+
+    def away() -> None:
+        raise StoreError("unreachable")
+
+    outage = Outage(
+        "redis://h:6379/0",
+        capacity=1,
+        probe_interval=3600,
+        probe=away,
+        write=lambda records: 0,
+        monotonic=ticker,
+    )
+    record = (messages.Track(user_id="u", event="e", timestamp=SENT_AT), b"{}")
+    outage.began(OSError("refused"), "write")
+    outage.keep([record, record])  # one kept, one dropped
+    outage.keep([record] * 3)
+    ticker.now += 60
+    outage.keep([record])
+    outage.keep([record] * 2)
+    outage.finish()
+    assert warnings(caplog)[1:] == [
+        "redis://h:6379/0: the local buffer is full (1 messages); 1 new message(s) dropped "
+        "[buffer_full, 1 so far] until the store returns",
+        "redis://h:6379/0: the local buffer is full (1 messages); 4 new message(s) dropped "
+        "[buffer_full, 5 so far] until the store returns",
+        "redis://h:6379/0: 2 more message(s) dropped [buffer_full]",
+        "redis://h:6379/0 still unreachable: 1 buffered message(s) lost",
+    ]
+    assert outage.fault_counts().dropped == {"buffer_full": 7}

@@ -38,6 +38,14 @@ def wait_until(done: Callable[[], bool], timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
+def tracking(store: str, url: str, count: int) -> pqlsdk.Client:
+    """A quickly retrying client on ``store`` that has tracked ``count`` ticks."""
+    client = pqlsdk.Client(store=store, endpoint=url, write_key="k", delivery=FAST)
+    for i in range(count):
+        client.track("u1", "tick", {"i": i})
+    return client
+
+
 def store_url(kind: str, tmp_path: Path) -> str:
     return "memory://" if kind == "memory" else f"sqlite:///{tmp_path}/state.db"
 
@@ -94,9 +102,7 @@ def test_close_with_a_memory_queue_says_what_is_lost_and_counts_it(
     refused_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """close() leaving 20 in memory: a WARNING says they are lost; dropped counts them."""
-    client = pqlsdk.Client(store="memory://", endpoint=refused_url, write_key="k", delivery=FAST)
-    for i in range(20):
-        client.track("u1", "tick", {"i": i})
+    client = tracking("memory://", refused_url, 20)
     assert client.close(timeout=0.3).pending == 20
     assert (
         "dropped 20 message(s) [undelivered_at_close, 20 so far]: close(): not delivered to "
@@ -109,11 +115,7 @@ def test_close_with_a_sqlite_outbox_says_they_are_sent_at_the_next_start(
     refused_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """close() leaving 20 in the outbox: a WARNING says where, and that the next start sends."""
-    client = pqlsdk.Client(
-        store=f"sqlite:///{tmp_path}/s.db", endpoint=refused_url, write_key="k", delivery=FAST
-    )
-    for i in range(20):
-        client.track("u1", "tick", {"i": i})
+    client = tracking(f"sqlite:///{tmp_path}/s.db", refused_url, 20)
     assert client.close(timeout=0.3).pending == 20
     assert (
         f"close(): 20 message(s) not delivered to collector {refused_url}/v1/batch: "
@@ -126,11 +128,7 @@ def test_a_flush_that_leaves_messages_waiting_says_so_once_a_minute(
     refused_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """flush() returning pending=5 logs how many and where; a second flush right after does not."""
-    client = pqlsdk.Client(
-        store=f"sqlite:///{tmp_path}/s.db", endpoint=refused_url, write_key="k", delivery=FAST
-    )
-    for i in range(5):
-        client.track("u1", "tick", {"i": i})
+    client = tracking(f"sqlite:///{tmp_path}/s.db", refused_url, 5)
     assert client.flush(timeout=0.2).pending == 5
     assert client.flush(timeout=0.1).pending == 5
     flushes = [m for m in pqlsdk_records(caplog, logging.WARNING) if m.startswith("flush()")]

@@ -83,6 +83,23 @@ def wait_until(done: Callable[[], bool], what: str, timeout: float = 20) -> floa
     return time.monotonic() - started
 
 
+@pytest.fixture
+def holder(
+    spawn: Callable[..., subprocess.Popen[bytes]], refused_url: str, tmp_path: Path
+) -> subprocess.Popen[bytes]:
+    """A live child whose sender holds a lease on all 100 rows it tracked."""
+    child = spawn(refused_url, 100, "sleep")
+    wait_until(lambda: leased_rows(tmp_path) == 100, "lease by the child")
+    return child
+
+
+def opened(tmp_path: Path, collector: Collector) -> pqlsdk.Client:
+    """A default client on the shared file, delivering to the live collector."""
+    return pqlsdk.Client(
+        store=store_of(tmp_path), endpoint=collector.url, write_key=collector.write_key
+    )
+
+
 def ticks(collector: Collector) -> list[int]:
     return sorted({m["properties"]["i"] for m in collector.messages if m.get("event") == "tick"})
 
@@ -95,9 +112,7 @@ def test_a_client_opening_a_non_empty_outbox_sends_at_once(
 ) -> None:
     """An earlier run closed with 50 undelivered; a new client sends them with no call at all."""
     assert spawn(refused_url, 50, "close").wait(60) == 0
-    client = pqlsdk.Client(
-        store=store_of(tmp_path), endpoint=collector.url, write_key=collector.write_key
-    )
+    client = opened(tmp_path, collector)
     took = wait_until(lambda: len(ticks(collector)) == 50, "delivery", timeout=10)
     print(f"50 left by a closed run delivered {took:.2f} s after the client was built")
     assert ticks(collector) == list(range(50))
@@ -105,19 +120,12 @@ def test_a_client_opening_a_non_empty_outbox_sends_at_once(
 
 
 def test_a_dead_senders_lease_is_taken_over_at_open(
-    collector: Collector,
-    refused_url: str,
-    tmp_path: Path,
-    spawn: Callable[..., subprocess.Popen[bytes]],
+    collector: Collector, tmp_path: Path, holder: subprocess.Popen[bytes]
 ) -> None:
     """SIGKILL while holding a 60 s lease on 100 rows: a new process sends them within seconds."""
-    child = spawn(refused_url, 100, "sleep")
-    wait_until(lambda: leased_rows(tmp_path) == 100, "lease by the child")
-    child.kill()
-    child.wait()
-    client = pqlsdk.Client(
-        store=store_of(tmp_path), endpoint=collector.url, write_key=collector.write_key
-    )
+    holder.kill()
+    holder.wait()
+    client = opened(tmp_path, collector)
     took = wait_until(lambda: len(ticks(collector)) == 100, "delivery", timeout=10)
     print(f"100 leased by a killed process delivered {took:.2f} s after the client was built")
     assert ticks(collector) == list(range(100))
@@ -125,17 +133,10 @@ def test_a_dead_senders_lease_is_taken_over_at_open(
 
 
 def test_a_live_senders_lease_is_respected(
-    collector: Collector,
-    refused_url: str,
-    tmp_path: Path,
-    spawn: Callable[..., subprocess.Popen[bytes]],
+    collector: Collector, tmp_path: Path, holder: subprocess.Popen[bytes]
 ) -> None:
     """A live child holds the rows (its collector refuses): another process leaves them alone."""
-    spawn(refused_url, 100, "sleep")
-    wait_until(lambda: leased_rows(tmp_path) == 100, "lease by the child")
-    client = pqlsdk.Client(
-        store=store_of(tmp_path), endpoint=collector.url, write_key=collector.write_key
-    )
+    client = opened(tmp_path, collector)
     assert client.flush(timeout=1.5) == pqlsdk.FlushResult(0, 100)
     assert collector.messages == []
     assert leased_rows(tmp_path) == 100
@@ -143,19 +144,12 @@ def test_a_live_senders_lease_is_respected(
 
 
 def test_a_running_sender_takes_over_when_the_holder_dies(
-    collector: Collector,
-    refused_url: str,
-    tmp_path: Path,
-    spawn: Callable[..., subprocess.Popen[bytes]],
+    collector: Collector, tmp_path: Path, holder: subprocess.Popen[bytes]
 ) -> None:
     """A client already open when the holder is killed: its flush takes the rows within seconds."""
-    child = spawn(refused_url, 100, "sleep")
-    wait_until(lambda: leased_rows(tmp_path) == 100, "lease by the child")
-    client = pqlsdk.Client(
-        store=store_of(tmp_path), endpoint=collector.url, write_key=collector.write_key
-    )
-    child.kill()
-    child.wait()
+    client = opened(tmp_path, collector)
+    holder.kill()
+    holder.wait()
     assert client.flush(timeout=8) == pqlsdk.FlushResult(100, 0)
     assert ticks(collector) == list(range(100))
     client.close()

@@ -19,6 +19,11 @@ Why it looks like this:
   (from a callback) returns at once.
 - At exit, an ``atexit`` hook drains for ``shutdown_timeout`` and logs how many
   messages it could not send (a durable outbox keeps them for the next run).
+- A durable outbox that holds messages from an earlier run (a crash, a close
+  that timed out) starts the sender at once (``resume``), not at the next
+  message.
+- Every failed attempt, the end of an outage and what close leaves behind are
+  told to the host's logs by ``DeliveryLog``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Literal
 
 import msgspec
 
+from ._delivery_log import DeliveryLog
 from ._exceptions import BatchRejectedError, ConfigError, DeliveryError, RetryableDeliveryError
 from ._lifecycle import DRAIN, unwatch, watch
 from ._outbox import FullPolicy, Leased, Outbox
@@ -107,8 +113,10 @@ class Batcher:
         counters: Counters,
         *,
         on_error: Callable[[DeliveryError], None] | None = None,
+        collector: str = "(custom transport)",
     ) -> None:
         self._outbox = outbox
+        self.log = DeliveryLog(collector, outbox, counters)
         self._transport = transport
         self._options = options
         self._counters = counters
@@ -156,6 +164,20 @@ class Batcher:
             if self._queued >= self._options.flush_at:
                 self._wake.notify()
 
+    def resume(self, waiting: int) -> None:
+        """Start sending now: an earlier run left ``waiting`` messages in a durable outbox.
+
+        The sender thread starts here rather than at the first new message. Caller
+        mode sends only when called, and an asyncio transport only when awaited.
+        """
+        if waiting <= 0 or self._transport is None or self._options.mode == "caller":
+            return
+        logger.info("%d message(s) wait %s: sending them now", waiting, self._outbox.where)
+        with self._lock:
+            self._urgent = True
+            self._ensure_thread()
+            self._wake.notify()
+
     def flush(self, timeout: float | None = None) -> FlushResult:
         """Deliver what waits, for at most ``timeout`` seconds; report progress.
 
@@ -195,13 +217,18 @@ class Batcher:
                     self._wake.notify()
         return FlushResult(self._delivered - start, self._outbox.pending())
 
-    def close(self, timeout: float | None = None) -> FlushResult:
-        """Flush for at most ``timeout`` seconds, then stop the sender."""
+    def close(self, timeout: float | None = None, *, when: str = "close()") -> FlushResult:
+        """Flush for at most ``timeout`` seconds, then stop the sender; log what is left.
+
+        ``when`` names the caller in that log line (``close()``, ``at exit``).
+        """
         result = self.flush(timeout)
         with self._lock:
             self._closing = True
             self._wake.notify()
         unwatch(self)
+        if result.pending:
+            self.log.left(result.pending, when)
         return result
 
     def _ensure_thread(self) -> None:
@@ -303,6 +330,8 @@ class Batcher:
         attempt = 0
         while True:
             failure = yield batch
+            if failure is None or isinstance(failure, BatchRejectedError):
+                self.log.answered()
             if failure is None:
                 self._outbox.ack(leased)
                 self._delivered += len(batch)
@@ -318,7 +347,9 @@ class Batcher:
             if not isinstance(failure, RetryableDeliveryError):
                 # A user-supplied transport raised something else: never kill the sender.
                 error = RetryableDeliveryError(f"transport raised {type(failure).__name__}")
+                self.log.failed(str(error))
                 return self._give_up(leased, error)
+            self.log.failed(str(failure))
             delay = policy.delay(attempt, retry_after=failure.retry_after, rng=self._rng)
             attempt += 1
             elapsed = time.monotonic() - started
@@ -332,10 +363,10 @@ class Batcher:
 
         The next flush tries again. A memory outbox stays bounded by its own cap
         (new messages are dropped and counted when it is full); a durable one
-        keeps everything.
+        keeps everything. The failed attempts were counted and logged as they
+        failed.
         """
         self._outbox.release(leased)
-        self._counters.error("delivery_failed", f"batch held back: {exc}")
         self._report(exc)
         return False
 
@@ -358,13 +389,10 @@ class Batcher:
         self._outbox.forget_inherited()
 
     def at_exit(self) -> None:
-        """Drain for ``shutdown_timeout``; log what could not be sent."""
+        """Drain for ``shutdown_timeout``; ``close`` logs what could not be sent."""
         if self._closing:
             return
-        result = self.close(self._options.shutdown_timeout)
-        if result.pending:
-            kept = "kept in the outbox for the next run" if self._outbox.durable else "lost"
-            logger.warning("at exit, %d message(s) were not delivered (%s)", result.pending, kept)
+        self.close(self._options.shutdown_timeout, when="at exit")
 
 
 async def _sleep(seconds: float) -> None:

@@ -589,7 +589,9 @@ class Client:
         """Flush within ``timeout``, stop the sender and release the store.
 
         Later calls are dropped (counted as ``closed``). What could not be
-        delivered stays in a durable outbox for the next run.
+        delivered stays in a durable outbox for the next run (logged as such);
+        a memory queue's are lost, logged and counted as
+        ``dropped["undelivered_at_close"]``.
 
         Added in version 0.1.0.
         """
@@ -604,6 +606,7 @@ class Client:
             self._store.commit()
         result = FlushResult(0, 0) if self._pipeline is None else self._pipeline.close(timeout)
         self._store.close()
+        self._counters.log_rest()  # drops and errors whose log line was still held back
         return result
 
     async def aflush(self, timeout: float | None = 10.0) -> FlushResult:
@@ -626,7 +629,7 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         await batcher.adrain(pipeline.async_transport, deadline=deadline)
         delivered = self._counters.snapshot().delivered - before
-        return FlushResult(delivered, batcher.outbox.pending())
+        return pipeline.flushed(FlushResult(delivered, batcher.outbox.pending()))
 
     async def aclose(self, timeout: float | None = 10.0) -> FlushResult:
         """``close()`` for asyncio code: deliver within ``timeout``, then release everything.

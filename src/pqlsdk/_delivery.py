@@ -9,7 +9,9 @@ they leave:
   on the server (durable, shared by every host, queued in the step that logs
   each message); otherwise a bounded in-process queue;
 - a ``Batcher`` sends from the outbox through the transport (``HTTPTransport``
-  to ``endpoint`` unless a transport is given).
+  to ``endpoint`` unless a transport is given);
+- at open, the outbox takes back what senders that died on this host held, and
+  what an earlier run left starts being sent at once.
 """
 
 from __future__ import annotations
@@ -89,9 +91,17 @@ class Pipeline:
         # An asyncio transport sends only from ``Client.aflush()``, in the event loop.
         self.async_transport = transport if isinstance(transport, AsyncTransport) else None
         sync = None if isinstance(transport, AsyncTransport) else transport
-        self.batcher = Batcher(outbox, sync, options, counters, on_error=on_error)
+        self.batcher = Batcher(
+            outbox, sync, options, counters, on_error=on_error, collector=_describe(transport)
+        )
         if shared is not None:
             shared.when_queued(self.batcher.notify)  # a replay after an outage queued these
+        try:
+            waiting = outbox.recover()
+        except StoreError as exc:  # the next take or flush tries again
+            counters.error("store_error", str(exc))
+        else:
+            self.batcher.resume(waiting)
 
     @property
     def durable(self) -> bool:
@@ -114,8 +124,14 @@ class Pipeline:
         self.batcher.notify(self.batcher.outbox.put([(message_id, data)]))
 
     def flush(self, timeout: float | None) -> FlushResult:
-        """Deliver what waits, within ``timeout``."""
-        return self.batcher.flush(timeout)
+        """Deliver what waits, within ``timeout``; log what is still waiting."""
+        return self.flushed(self.batcher.flush(timeout))
+
+    def flushed(self, result: FlushResult) -> FlushResult:
+        """Log (paced) that a flush left messages waiting, and where; return ``result``."""
+        if result.pending:
+            self.batcher.log.unflushed(result.pending)
+        return result
 
     def close(self, timeout: float | None) -> FlushResult:
         """Deliver within ``timeout``, stop the sender and release the transport."""
@@ -135,6 +151,12 @@ def _redis_store(store: Store) -> RedisStore | None:
     if module is not None and isinstance(store, module.RedisStore):
         return cast("RedisStore", store)
     return None
+
+
+def _describe(transport: Transport | AsyncTransport) -> str:
+    """Name the collector in log lines: an HTTP transport's URL (no credentials), else its type."""
+    url = getattr(transport, "url", None)
+    return url if isinstance(url, str) else f"(a {type(transport).__name__})"
 
 
 def make_transport(

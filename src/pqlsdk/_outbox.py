@@ -9,7 +9,9 @@ Three kinds, one protocol:
 - ``SQLiteOutbox``: rows in the store's file. Nothing is dropped; a row leaves
   only when the collector accepted it. Senders in several processes share the
   table safely: ``take`` leases rows for a while, so two senders never send the
-  same row at once, and a crashed sender's lease simply expires.
+  same row at once. A lease names its holder: the lease of a sender that died
+  on this host is taken over as soon as a sender looks (at open, and when
+  nothing else is left to take); any other lease expires by itself.
 - ``RedisOutbox`` (in ``_redis_outbox``, loaded only for a Redis store):
   entries on the Redis server, shared by every host of the app the same way.
 
@@ -27,7 +29,7 @@ from typing import Final, Literal, Protocol
 
 import msgspec
 
-from ._stats import Counters
+from ._stats import Counters, logger
 
 __all__ = [
     "FullPolicy",
@@ -39,6 +41,9 @@ __all__ = [
 ]
 
 FullPolicy = Literal["drop_newest", "drop_oldest", "block"]
+
+_LOOK_EVERY: Final = 1.0
+"""Seconds between two looks for dead senders' leases while a sender finds nothing free."""
 Item = tuple[str, bytes]
 """A message id and the message's JSON."""
 
@@ -56,6 +61,15 @@ class Outbox(Protocol):
     @property
     def durable(self) -> bool:
         """Whether queued messages survive the process."""
+        ...
+
+    @property
+    def where(self) -> str:
+        """Where messages wait, for log lines ("in memory", "in the SQLite outbox at ...")."""
+        ...
+
+    def recover(self) -> int:
+        """At open: take back what dead senders held; return how many messages wait."""
         ...
 
     def put(self, items: Sequence[Item]) -> int:
@@ -87,6 +101,7 @@ class MemoryOutbox:
     """A bounded in-process outbox."""
 
     durable: Final = False
+    where: Final = "in memory"
 
     def __init__(
         self,
@@ -169,6 +184,10 @@ class MemoryOutbox:
         with self._lock:
             return len(self._queue) + self._leased
 
+    def recover(self) -> int:
+        """Return what waits: a new memory outbox holds nothing from before."""
+        return self.pending()
+
     def forget_inherited(self) -> None:
         """Start empty: the parent delivers what it queued."""
         self._lock = threading.RLock()
@@ -179,6 +198,11 @@ class MemoryOutbox:
 
 class OutboxTable(Protocol):
     """A store with an outbox table (the SQLite store, buffered or not)."""
+
+    @property
+    def url(self) -> str:
+        """``sqlite:///`` and the file's path."""
+        ...
 
     def enqueue(self, messages: Iterable[bytes]) -> None:
         """Insert encoded messages."""
@@ -194,6 +218,10 @@ class OutboxTable(Protocol):
         """Delete rows, or make them available again."""
         ...
 
+    def take_over_leases(self, now: float) -> dict[str, int]:
+        """End leases whose holders died on this host: ``{holder: rows}``."""
+        ...
+
     def outbox_size(self) -> int:
         """Count the rows."""
         ...
@@ -207,6 +235,29 @@ class SQLiteOutbox:
     def __init__(self, store: OutboxTable, *, lease: float) -> None:
         self._store = store
         self._lease = lease
+        self._next_look = 0.0  # monotonic time of the next look for dead holders in take()
+
+    @property
+    def where(self) -> str:
+        """The outbox table and its file."""
+        return f"in the SQLite outbox at {self._store.url.removeprefix('sqlite:///')}"
+
+    def recover(self) -> int:
+        """Take over the leases of senders that died on this host; return the rows waiting."""
+        self._take_over(time.time())
+        return self.pending()
+
+    def _take_over(self, now: float) -> int:
+        """End dead senders' leases (one read when none is held); log each takeover."""
+        self._next_look = time.monotonic() + _LOOK_EVERY
+        taken = self._store.take_over_leases(now)
+        for holder, rows in taken.items():
+            logger.info(
+                "took over %d outbox message(s) leased by process %s, which no longer runs",
+                rows,
+                holder.split("|")[1],
+            )
+        return sum(taken.values())
 
     def put(self, items: Sequence[Item]) -> int:
         """Queue ``items`` in the outbox table; nothing is ever dropped."""
@@ -214,9 +265,16 @@ class SQLiteOutbox:
         return len(items)
 
     def take(self, max_count: int, max_bytes: int) -> Leased | None:
-        """Lease the oldest rows no live sender holds."""
+        """Lease the oldest rows no live sender holds.
+
+        When none is free, at most every ``_LOOK_EVERY`` seconds, it looks for
+        leases of senders that died since (another worker of this host
+        SIGKILLed) and takes them over.
+        """
         now = time.time()
         rows = self._store.lease(max_count, max_bytes, now=now, until=now + self._lease)
+        if not rows and time.monotonic() >= self._next_look and self._take_over(now):
+            rows = self._store.lease(max_count, max_bytes, now=now, until=now + self._lease)
         if not rows:
             return None
         return Leased(tuple(k for k, _ in rows), tuple(d for _, d in rows))

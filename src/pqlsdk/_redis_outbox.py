@@ -5,6 +5,11 @@ the way processes share a SQLite outbox table. While Redis is away it takes
 nothing and queues nothing; the store's local buffer holds the messages, and
 they join the outbox when they are replayed. Loaded only when a client uses a
 Redis store.
+
+Unlike the SQLite outbox's, a lease here does not name its holder, and a
+crashed sender's lease is never taken over early: senders span hosts, and no
+host can prove another host's process dead. It ends by Redis's clock
+(``Delivery.lease``), and any host's sender takes the entries then.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ class Held(Protocol):
 
 class OutboxServer(Protocol):
     """A store whose server keeps an outbox shared by every host (the Redis store)."""
+
+    @property
+    def url(self) -> str:
+        """The server and prefix, without credentials."""
+        ...
 
     @property
     def buffered(self) -> int:
@@ -84,6 +94,15 @@ class RedisOutbox:
         self._lock = threading.Lock()
         self._held: dict[tuple[int, ...], int] = {}  # leased keys -> the lease's end
         self._size = 0  # the last size Redis reported
+
+    @property
+    def where(self) -> str:
+        """The server the outbox is on."""
+        return f"in the Redis outbox at {self._store.url}"
+
+    def recover(self) -> int:
+        """Entries waiting on the server; leases of crashed senders end by themselves."""
+        return self.pending()
 
     def put(self, items: Sequence[Item]) -> int:
         """Queue ``items`` on the server; nothing is dropped (a fault raises ``StoreError``)."""

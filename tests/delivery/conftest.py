@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -22,6 +23,18 @@ def collector() -> Iterator[Collector]:
     """A started collector; stopped (port and connections closed) after the test."""
     with Collector() as started:
         yield started
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A collector URL on 127.0.0.1 whose port refuses connections, held for the test.
+
+    The port is bound but not listening: every connection is refused at once
+    (ECONNREFUSED), and no other program can take the port meanwhile.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture

@@ -219,7 +219,10 @@ def test_the_exit_drain_reports_what_it_could_not_send(caplog: pytest.LogCapture
     outbox.put(items(2))
     batcher.notify(2)
     batcher.at_exit()
-    assert "2 message(s) were not delivered (lost)" in caplog.text
+    assert "dropped 2 message(s) [undelivered_at_close, 2 so far]: at exit: not delivered" in (
+        caplog.text
+    )
+    assert counters.snapshot().dropped == {"undelivered_at_close": 2}
 
 
 def test_the_fork_hook_gives_the_child_an_empty_memory_outbox() -> None:

@@ -11,7 +11,8 @@ store keeps for that, kept out of the store so the rules read in one place:
   ``decide()`` no moment in microseconds.
 - Recorded messages are not refused: they wait, in order, in a bounded local
   buffer (``errors["store_buffered"]`` counts each). A full buffer turns new
-  messages away, counted as ``dropped["buffer_full"]`` and warned about once.
+  messages away, counted as ``dropped["buffer_full"]`` and warned about at
+  once, then at most once a minute with the count (the client's ``Throttle``).
 - At most every ``probe_interval`` seconds one call (whichever comes; others
   never wait for it) probes the server. When it answers, that call replays the
   buffer oldest first, the outage ends, and one info line says how long it
@@ -34,7 +35,7 @@ from itertools import islice
 from typing import Final
 
 from .._exceptions import StoreError
-from .._stats import logger
+from .._stats import Throttle, logger
 from ._base import FaultCounts, Record, StoreUnavailableError
 
 __all__ = ["Outage"]
@@ -54,12 +55,14 @@ class Outage:
         probe_interval: float,
         probe: Callable[[], None],
         write: Callable[[list[Record]], int],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Track outages of the server ``where`` names (no credentials: it is logged).
 
         ``probe()`` checks the server (and does any work deferred until it
         returns); ``write(records)`` records messages and returns how many
         were new. Both raise ``StoreError`` while the server is still away.
+        ``monotonic`` paces the full-buffer warnings (tests move it by hand).
         """
         self._where = where
         self._capacity = capacity
@@ -69,6 +72,7 @@ class Outage:
         self._recorded = 0
         self._dropped: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
+        self._throttle = Throttle(monotonic=monotonic)
         self._reset()
 
     def _reset(self) -> None:
@@ -79,7 +83,6 @@ class Outage:
         self._since = 0.0
         self._next_probe = 0.0
         self._replayed = 0
-        self._overflowed = False
         self._buffer: deque[Record] = deque()
 
     @property
@@ -101,7 +104,7 @@ class Outage:
         with self._lock:
             starting = not self._down
             if starting:
-                self._down, self._since, self._replayed, self._overflowed = True, now, 0, False
+                self._down, self._since, self._replayed = True, now, 0
                 self._errors["store_outages"] += 1
             self._errors["store_unavailable"] += 1
             self._next_probe = now + self._probe_interval
@@ -144,16 +147,18 @@ class Outage:
             self._buffer.extend(records[:room])
             self._errors["store_buffered"] += min(room, len(records))
             lost = len(records) - room
-            warn = lost > 0 and not self._overflowed
             if lost > 0:
                 self._dropped["buffer_full"] += lost
-                self._overflowed = True
-        if warn:
+            total = self._dropped["buffer_full"]
+        report = self._throttle.note("buffer_full", lost) if lost > 0 else 0
+        if report:
             logger.warning(
-                "%s: the local buffer is full (%d messages); new messages are dropped "
-                "until the store returns (counted as dropped buffer_full)",
+                "%s: the local buffer is full (%d messages); %d new message(s) dropped "
+                "[buffer_full, %d so far] until the store returns",
                 self._where,
                 self._capacity,
+                report,
+                total,
             )
 
     def _recover(self, *, force: bool = False) -> bool:
@@ -218,6 +223,8 @@ class Outage:
 
     def finish(self) -> None:
         """Replay what waits if the server answers now; otherwise say what is lost."""
+        for _, count, _ in self._throttle.rest():  # drops whose minute had not come yet
+            logger.warning("%s: %d more message(s) dropped [buffer_full]", self._where, count)
         if not self._buffer or self._recover(force=True):
             return
         logger.warning(

@@ -326,6 +326,13 @@ class BufferedStore:
         """
         return self._inner.lease(max_count, max_bytes, now=now, until=until)
 
+    def take_over_leases(self, now: float) -> dict[str, int]:
+        """End the leases of senders that died on this host.
+
+        Added in version 0.1.0.
+        """
+        return self._inner.take_over_leases(now)
+
     def unlease(self, keys: Iterable[int], *, delete: bool) -> None:
         """End leases on outbox rows.
 

@@ -78,6 +78,14 @@ class _HTTPDelivery(Generic[_ClientT]):
             new_client(timeout=timeout, limits=_LIMITS) if client is None else client
         )
 
+    @property
+    def url(self) -> str:
+        """Where batches go (``{endpoint}/v1/batch``); never holds credentials, so logs may show it.
+
+        Added in version 0.1.0.
+        """
+        return self._url
+
     def _request(self, batch: Batch) -> httpx.Request:
         """Build the POST for ``batch`` (the client adds its own default headers)."""
         headers = {

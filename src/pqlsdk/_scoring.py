@@ -317,10 +317,6 @@ def score_subject(
     """
     facts = _facts(model, subject_id, user, account, now)
     gate_passed, earned, measured, raw, multiplier, total = _points(model, facts)
-    gate_measured = multiplier_measured = None
-    if explain:
-        gate_measured = _measure(model.gate, model.subject, facts)
-        multiplier_measured = _measure(model.multiplier, model.subject, facts)
     reasons = []
     for signal, points, value in zip(model.signals, earned, measured, strict=True):
         if signal.when is not None:
@@ -332,7 +328,7 @@ def score_subject(
             Reason(signal.name, signal.label, signal.points, points, fired, observed, signal.needs)
         )
     tier = model.tier_for(total)
-    return Score(
+    score = Score(
         subject=model.subject,
         id=subject_id,
         model=model.name,
@@ -344,8 +340,13 @@ def score_subject(
         raw=round(raw, _DIGITS),
         reasons=tuple(reasons),
         at=from_micros(now),
-        gate_measured=gate_measured,
-        multiplier_measured=multiplier_measured,
+    )
+    if not explain:
+        return score
+    return msgspec.structs.replace(
+        score,
+        gate_measured=_measure(model.gate, model.subject, facts),
+        multiplier_measured=_measure(model.multiplier, model.subject, facts),
     )
 
 

@@ -2,7 +2,8 @@
 
 - ``pqlsdk check RULES``: validate a rules file; errors print like a compiler's.
 - ``pqlsdk score RULES EVENTS [--now ISO] [--json] [--model NAME]``: score every
-  user and account in a file of messages with the same engine as the client.
+  user and account in a file of messages with the same engine as the client, each
+  score with why (gate, multiplier, every signal that fired), accounts and PQAs.
 - ``pqlsdk demo [--serve]``: the main job, the whole loop on one machine: a
   collector on a temporary SQLite file, a simulated cohort played through a real
   client with the playbook rules, and the ranked PQL feed (needs the
@@ -41,6 +42,8 @@ __all__ = ["main"]
 _DEMO_START = "2026-03-01T09:00:00Z"
 
 
+# Help is printed as written (RawDescriptionHelpFormatter): plain text, no reST
+# markup, and every command ends with an example that runs from a checkout.
 _DESCRIPTION = """\
 Score product-qualified leads from a rules file: validate the rules, score a
 history of Segment messages, run the whole loop on one machine, serve the

@@ -429,3 +429,30 @@ def test_crossing_records_carry_what_sales_needs(clock: pqlsdk.FixedClock) -> No
         "observed": 0,
         "needs": ">= 3",
     }
+
+
+def test_an_explained_score_says_what_the_gate_and_multiplier_measured(
+    clock: pqlsdk.FixedClock,
+) -> None:
+    """score_subject(explain=True) keeps the gate's and multiplier's measured values, and
+    Score.explain() shows them; the client's score() (the request path) leaves them out."""
+    from pqlsdk._clock import micros  # noqa: PLC0415
+    from pqlsdk._scoring import score_subject  # noqa: PLC0415
+
+    with client_with(clock) as client:
+        client.track("u", "core_workflow_completed")
+        client.track("u", "checkout_started")
+        clock.advance(timedelta(days=12))
+        plain_score = client.score("u")
+        explained = score_subject(
+            rules.load(PLAYBOOK).model(None), "u", client.user("u"), None, micros(clock.now()),
+            explain=True,
+        )  # fmt: skip
+    assert (plain_score.gate_measured, plain_score.multiplier_measured) == (None, None)
+    assert (plain_score.gate_text(), plain_score.multiplier_text()) == (None, None)
+    assert "gate" not in plain_score.to_dict()
+    assert explained.explain().splitlines()[:3] == [
+        "u: 20 cold -> nurture (raw 40 x 0.5)",
+        '  gate count("core_workflow_completed") >= 1: 1, passed',
+        "  x0.5: days_since_last_active() = 12",
+    ]

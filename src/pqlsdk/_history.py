@@ -31,10 +31,13 @@ from ._exceptions import ConfigError, InvalidMessageError
 from .messages import MAX_MESSAGE_BYTES, Group, Message, check_decoded, convert
 from .stores._state import AccountState, UserState, apply
 
-__all__ = ["DEDUPE_WINDOW", "History", "fold", "read"]
+__all__ = ["DEDUPE_WINDOW", "SHOWN_INVALID", "History", "fold", "read"]
 
 DEDUPE_WINDOW: Final = 100_000
 """How many recent ``messageId``s a history remembers to skip repeats."""
+
+SHOWN_INVALID: Final = 10
+"""How many refused messages a history describes by place (the rest are counted)."""
 
 _decode_message: Final = msgspec.json.Decoder(Message).decode
 
@@ -65,9 +68,21 @@ class History:
         """Accounts named by a group message (scored as accounts)."""
         self.skipped: Counter[str] = Counter()
         """Refused messages by reason (``invalid``, ``missing_identity``...)."""
+        self.invalid: list[str] = []
+        """The first ``SHOWN_INVALID`` refused messages, as ``file:line: why``.
+
+        In a JSON document, where lines say little, a message is placed by its
+        position instead: ``file: message 3: why``.
+        """
         self.duplicates = 0
         self.now: str | None = None
         """The history file's own evaluation time (scenario files carry one)."""
+
+    def refuse(self, reason: str, where: str, why: object) -> None:
+        """Count a refused message by ``reason``; describe it if it is among the first few."""
+        self.skipped[reason] += 1
+        if len(self.invalid) < SHOWN_INVALID:
+            self.invalid.append(f"{where}: {why}")
 
 
 def read(path: Path, history: History) -> Iterator[Message]:
@@ -114,12 +129,11 @@ def _is_message(line: bytes) -> bool:
 def _lines(
     path: Path, lines: Iterable[bytes], history: History, *, start: int = 1
 ) -> Iterator[Message]:
-    skipped = history.skipped
     for number, line in enumerate(lines, start):
         try:
             message = _decode_message(line)
-        except msgspec.ValidationError:
-            skipped["invalid"] += 1  # JSON, but not a message
+        except msgspec.ValidationError as exc:  # JSON, but not a message
+            history.refuse("invalid", f"{path}:{number}", f"not a valid message: {exc}")
             continue
         except msgspec.DecodeError as exc:
             if not line.strip():
@@ -131,7 +145,7 @@ def _lines(
         try:
             yield check_decoded(message, size)
         except InvalidMessageError as exc:
-            skipped[exc.reason] += 1
+            history.refuse(exc.reason, f"{path}:{number}", exc)
 
 
 def _document(path: Path, data: bytes, history: History) -> Iterator[Message]:
@@ -151,11 +165,11 @@ def _document(path: Path, data: bytes, history: History) -> Iterator[Message]:
         items = document
     else:
         raise ConfigError(f"{path}: a JSON document must be a list or have an 'events' list")
-    for item in items:
+    for number, item in enumerate(items, 1):
         try:
             yield convert(item)
         except InvalidMessageError as exc:
-            history.skipped[exc.reason] += 1
+            history.refuse(exc.reason, f"{path}: message {number}", exc)
 
 
 def fold(

@@ -8,10 +8,11 @@ so a score costs the same for a user with ten events or a hundred thousand.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 import msgspec
 
@@ -20,8 +21,12 @@ from ._clock import from_micros
 from .rules._model import Model, Rules
 from .stores import AccountState, UserState
 
+if TYPE_CHECKING:  # the compiler loads only when rules are loaded
+    from .rules._compiler import Compiled
+
 __all__ = [
     "AccountScore",
+    "Measured",
     "Reason",
     "Score",
     "facts_for",
@@ -61,6 +66,33 @@ class Reason(msgspec.Struct, frozen=True, gc=False):
         return f"{self.label} = {shown}{condition} ({_signed(self.earned)})"
 
 
+class Measured(msgspec.Struct, frozen=True, gc=False):
+    """A gate's or a multiplier's expression, and what it compared at the score's instant.
+
+    A gate that did not pass, or a multiplier of 0.5, begs "why?": ``values``
+    answers with the measured side of each comparison with a constant in the
+    expression (``days_since_last_active()`` of ``days_since_last_active() <= 7``)
+    and its value, so a score can say ``x0.5: days_since_last_active() = 12``.
+
+    Added in version 0.1.0.
+    """
+
+    expression: str
+    """The expression as the rules file writes it."""
+    values: tuple[tuple[str, Any], ...]
+    """Each measured side, as written, and its value; in the order they appear."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output: the expression and each measured value.
+
+        Added in version 0.1.0.
+        """
+        return {
+            "expression": self.expression,
+            "measured": {text: plain(value) for text, value in self.values},
+        }
+
+
 class Score(msgspec.Struct, frozen=True, gc=False):
     """A subject's score under one model at one instant, and everything behind it.
 
@@ -80,6 +112,10 @@ class Score(msgspec.Struct, frozen=True, gc=False):
     """Sum of earned points before the multiplier."""
     reasons: tuple[Reason, ...]
     at: datetime
+    gate_measured: Measured | None = None
+    """What the gate compared, when scored with ``explain=True`` and the model has a gate."""
+    multiplier_measured: Measured | None = None
+    """What the multiplier compared, when scored with ``explain=True`` and the model has one."""
 
     def top_reasons(self, count: int = 3) -> tuple[Reason, ...]:
         """Return the signals that added the most points, best first.
@@ -99,31 +135,76 @@ class Score(msgspec.Struct, frozen=True, gc=False):
             head += " (gate not passed: score 0)"
         elif self.multiplier != 1:
             head += f" (raw {show(self.raw)} x {show(self.multiplier)})"
-        return "\n".join([head, *(f"  {'+' if r.fired else '-'} {r}" for r in self.reasons)])
+        measured = [f"  {text}" for text in (self.gate_text(), self.multiplier_text()) if text]
+        return "\n".join(
+            [head, *measured, *(f"  {'+' if r.fired else '-'} {r}" for r in self.reasons)]
+        )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON output: score, tier, route, and the reasons.
+    def gate_text(self) -> str | None:
+        """Say whether the gate passed and what it measured, if the score was explained.
+
+        ``gate count("core_workflow_completed") >= 1: 0, not passed``; None for a
+        score made without ``explain=True`` or a model without a gate.
 
         Added in version 0.1.0.
         """
-        return {
+        gate = self.gate_measured
+        if gate is None:
+            return None
+        values = [show(value) for _, value in gate.values]
+        if len(values) > 1:
+            values = [f"{text} = {show(value)}" for text, value in gate.values]
+        outcome = "passed" if self.gate_passed else "not passed"
+        return f"gate {gate.expression}: {', '.join([*values, outcome])}"
+
+    def multiplier_text(self) -> str | None:
+        """Say what the multiplier was and why, if the score was explained.
+
+        ``x0.5: days_since_last_active() = 12``; the expression itself when it
+        compares nothing. None for a score made without ``explain=True`` or a model
+        without a multiplier.
+
+        Added in version 0.1.0.
+        """
+        multiplier = self.multiplier_measured
+        if multiplier is None:
+            return None
+        because = ", ".join(f"{text} = {show(value)}" for text, value in multiplier.values)
+        return f"x{show(self.multiplier)}: {because or multiplier.expression}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output: score, tier, route, gate, multiplier, and the reasons.
+
+        ``gate`` and ``multiplier_reason`` are there for a score made with
+        ``explain=True`` whose model has a gate or a multiplier.
+
+        Added in version 0.1.0.
+        """
+        data: dict[str, Any] = {
             "score": self.score,
             "tier": self.tier,
             "route": self.route,
             "gate_passed": self.gate_passed,
             "multiplier": self.multiplier,
-            "reasons": [
-                {
-                    "signal": r.signal,
-                    "points": r.points,
-                    "earned": r.earned,
-                    "fired": r.fired,
-                    "observed": plain(r.observed),
-                    "needs": r.needs,
-                }
-                for r in self.reasons
-            ],
+            "raw": self.raw,
         }
+        if self.gate_measured is not None:
+            data["gate"] = {"passed": self.gate_passed, **self.gate_measured.to_dict()}
+        if self.multiplier_measured is not None:
+            data["multiplier_reason"] = self.multiplier_measured.to_dict()
+        data["reasons"] = [
+            {
+                "signal": r.signal,
+                "label": r.label,
+                "points": r.points,
+                "earned": r.earned,
+                "fired": r.fired,
+                "observed": plain(r.observed),
+                "needs": r.needs,
+            }
+            for r in self.reasons
+        ]
+        return data
 
 
 class AccountScore(msgspec.Struct, frozen=True):
@@ -224,8 +305,16 @@ def score_subject(
     user: UserState | None,
     account: AccountState | None,
     now: int,
+    *,
+    explain: bool = False,
 ) -> Score:
-    """Score one user (or, for an account model, one account) at ``now`` (µs)."""
+    """Score one user (or, for an account model, one account) at ``now`` (µs).
+
+    ``explain`` also measures what the gate and the multiplier compared
+    (``Score.gate_measured``, ``multiplier_measured``): a few more expressions
+    to evaluate, so only for scores that are shown (``pqlsdk score``), not on
+    the request path.
+    """
     facts = _facts(model, subject_id, user, account, now)
     gate_passed, earned, measured, raw, multiplier, total = _points(model, facts)
     reasons = []
@@ -239,7 +328,7 @@ def score_subject(
             Reason(signal.name, signal.label, signal.points, points, fired, observed, signal.needs)
         )
     tier = model.tier_for(total)
-    return Score(
+    score = Score(
         subject=model.subject,
         id=subject_id,
         model=model.name,
@@ -251,6 +340,61 @@ def score_subject(
         raw=round(raw, _DIGITS),
         reasons=tuple(reasons),
         at=from_micros(now),
+    )
+    if not explain:
+        return score
+    return msgspec.structs.replace(
+        score,
+        gate_measured=_measure(model.gate, model.subject, facts),
+        multiplier_measured=_measure(model.multiplier, model.subject, facts),
+    )
+
+
+def _measure(expression: Compiled | None, scope: str, facts: _Facts) -> Measured | None:
+    """Evaluate what ``expression`` compares, for a score that explains itself."""
+    if expression is None:
+        return None
+    measures = _measured_sides(expression.source, scope)
+    return Measured(
+        expression.source, tuple((text, part.evaluate(facts)) for text, part in measures)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _measured_sides(source: str, scope: str) -> tuple[tuple[str, Compiled], ...]:
+    """Compile the measured side of each ``X op constant`` in ``source``, in order.
+
+    Found the way a signal's ``observe`` is (``split_comparison``), at every
+    comparison of the expression rather than at its top only: a multiplier is
+    usually a chain of ``a if X <= 7 else b if X <= 30 else c``. Each side is
+    compiled once per rules source, on first need.
+    """
+    # The compiler and parser load with the rules; they are loaded by now.
+    from .rules._compiler import compile_expression  # noqa: PLC0415
+    from .rules._loader import split_comparison  # noqa: PLC0415
+    from .rules._parser import Binary, Call, Conditional, ListLiteral, Unary, parse  # noqa: PLC0415
+
+    found: dict[str, int] = {}
+    pending = [parse(source)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Binary):
+            split = split_comparison(source[node.offset : node.offset + node.length])
+            if split is not None:
+                found.setdefault(split[0], node.offset)
+            pending += (node.left, node.right)
+        elif isinstance(node, Conditional):
+            pending += (node.then, node.condition, node.otherwise)
+        elif isinstance(node, Unary):
+            pending.append(node.operand)
+        elif isinstance(node, ListLiteral):
+            pending += node.items
+        elif isinstance(node, Call):
+            pending += (*node.args, *(keyword.value for keyword in node.keywords))
+    ordered = sorted(found, key=found.__getitem__)
+    return tuple(
+        (text, compile_expression(text, scope="user" if scope == "user" else "account"))
+        for text in ordered
     )
 
 
@@ -343,8 +487,12 @@ def score_account(
     now: int,
     *,
     model: str | None = None,
+    explain: bool = False,
 ) -> AccountScore:
-    """Roll an account up: PQA status from ``members``' tiers, plus its own model's score."""
+    """Roll an account up: PQA status from ``members``' tiers, plus its own model's score.
+
+    ``explain`` is passed on to the account model's ``score_subject``.
+    """
     tiers: dict[str, str] = {}
     pql_users = 0
     pqa = rules.pqa
@@ -358,7 +506,7 @@ def score_account(
     account_model = _account_model(rules, model)
     own = None
     if account_model is not None:
-        own = score_subject(account_model, account_id, None, account, now)
+        own = score_subject(account_model, account_id, None, account, now, explain=explain)
     return AccountScore(
         id=account_id,
         pqa=pqa is not None and pql_users >= pqa.min_users,

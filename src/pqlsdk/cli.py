@@ -2,7 +2,8 @@
 
 - ``pqlsdk check RULES``: validate a rules file; errors print like a compiler's.
 - ``pqlsdk score RULES EVENTS [--now ISO] [--json] [--model NAME]``: score every
-  user and account in a file of messages with the same engine as the client.
+  user and account in a file of messages with the same engine as the client, each
+  score with why (gate, multiplier, every signal that fired), accounts and PQAs.
 - ``pqlsdk demo [--serve]``: the main job, the whole loop on one machine: a
   collector on a temporary SQLite file, a simulated cohort played through a real
   client with the playbook rules, and the ranked PQL feed (needs the
@@ -21,7 +22,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,9 +32,9 @@ import msgspec
 from ._clock import FixedClock, micros
 from ._exceptions import ConfigError, PQLError, RulesError
 from ._history import History, fold, read
-from ._scoring import Score, score_account, score_subject
+from ._scoring import AccountScore, Score, score_account, score_subject
 from ._version import __version__
-from .rules import load
+from .rules import PQA, load
 from .stores import AccountState, UserState
 
 __all__ = ["main"]
@@ -41,23 +42,115 @@ __all__ = ["main"]
 _DEMO_START = "2026-03-01T09:00:00Z"
 
 
+# Help is printed as written (RawDescriptionHelpFormatter): plain text, no reST
+# markup, and every command ends with an example that runs from a checkout.
+_DESCRIPTION = """\
+Score product-qualified leads from a rules file: validate the rules, score a
+history of Segment messages, run the whole loop on one machine, serve the
+reference collector, or replay a history to tune thresholds.
+"""
+
+_EXAMPLES = """\
+examples:
+  pqlsdk check examples/rules/playbook.toml
+  pqlsdk score examples/rules/playbook.toml examples/events.jsonl --now 2026-03-15T12:00:00Z
+  pqlsdk demo
+  pqlsdk collector --storage collector.db --write-key wk_live_1 --feed-key fk_sales
+  pqlsdk replay examples/rules/playbook.toml examples/events.jsonl --at 2026-03-15T12:00:00Z
+
+Run "pqlsdk COMMAND --help" for what a command takes.
+"""
+
+_CHECK = """\
+Validate a rules file: its schema, every expression, and the names they use.
+A mistake prints as FILE:LINE:COLUMN with the line and a caret under it, and the
+exit status is 1; a good file prints a one-line summary.
+"""
+
+_CHECK_EXAMPLE = """\
+example:
+  pqlsdk check examples/rules/playbook.toml
+"""
+
+_SCORE = """\
+Score every user and account in a file of messages with the same engine as the
+client. The table ranks users by score and says why under each: the gate (and
+what it measured), the multiplier (and what set it) and every signal that fired;
+then the accounts, with the members that make a PQA. Messages that pqlsdk
+refuses are skipped and reported on stderr, the first ten with their line.
+"""
+
+_SCORE_EXAMPLES = """\
+examples:
+  pqlsdk score examples/rules/playbook.toml examples/events.jsonl --now 2026-03-15T12:00:00Z
+  pqlsdk score examples/rules/weighted.toml examples/events.jsonl --now 2026-03-15T12:00:00Z --json
+  pqlsdk score examples/rules/playbook.toml examples/events.jsonl --model stuck
+"""
+
+_DEMO = """\
+The whole loop on one machine: a collector on a temporary SQLite file, a
+simulated cohort played through a real client with the playbook rules, and the
+ranked PQL feed. Needs the collector extra.
+"""
+
+_DEMO_EXAMPLES = """\
+examples:
+  pqlsdk demo
+  pqlsdk demo --serve --port 8787
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
     """Run the command line; return the process exit status.
 
     Added in version 0.1.0.
     """
-    parser = argparse.ArgumentParser(prog="pqlsdk", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pqlsdk",
+        description=_DESCRIPTION,
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"pqlsdk {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="validate a rules file")
-    check.add_argument("rules", type=Path)
-    score = commands.add_parser("score", help="score the users and accounts in a file of messages")
-    score.add_argument("rules", type=Path)
-    score.add_argument("events", type=Path, help="JSON object with 'events', or JSON Lines")
-    score.add_argument("--now", help="evaluation time (ISO-8601); else the file's 'now'")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="the command to run, one of:"
+    )
+    check = commands.add_parser(
+        "check",
+        help="validate a rules file",
+        description=_CHECK,
+        epilog=_CHECK_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("rules", type=Path, help="the rules file (TOML, or the same schema as JSON)")
+    score = commands.add_parser(
+        "score",
+        help="score the users and accounts in a file of messages",
+        description=_SCORE,
+        epilog=_SCORE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    score.add_argument("rules", type=Path, help="the rules file (TOML or JSON)")
+    score.add_argument(
+        "events",
+        type=Path,
+        help="the messages: JSON Lines, a JSON array, an object with an 'events' list "
+        "(and its 'now'), or gzip of any of these",
+    )
+    score.add_argument(
+        "--now",
+        help="evaluation time, ISO-8601 with a timezone (default: the file's 'now', else "
+        "the current time, printed on stderr)",
+    )
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.add_argument("--model", help="which model of the rules file (default: its primary)")
-    demo = commands.add_parser("demo", help="run the whole loop and print the ranked PQL feed")
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole loop and print the ranked PQL feed",
+        description=_DEMO,
+        epilog=_DEMO_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument("--serve", action="store_true", help="keep the collector up for a browser")
     demo.add_argument("--port", type=int, default=0, help="collector port (default: any free one)")
     _add_collector(commands)
@@ -130,27 +223,24 @@ def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: s
     chosen = rules.model(model)  # fails early on a bad name
     history = History()
     fold(read(events, history), rules.aggregates, history)
-    at = now or history.now or datetime.now(UTC).isoformat()
+    # The wall clock to the second: the time printed is one --now can repeat exactly.
+    at = now or history.now or datetime.now(UTC).replace(microsecond=0).isoformat()
     try:
         clock = FixedClock(at)
     except ValueError as exc:
         raise ConfigError(f"--now {at!r} is not an ISO-8601 instant with a timezone") from exc
     instant = micros(clock.now())
-    if history.skipped:
-        print(
-            f"pqlsdk: skipped {sum(history.skipped.values())} invalid message(s): "
-            f"{dict(history.skipped)}",
-            file=sys.stderr,
-        )
+    when = clock.now().isoformat().replace("+00:00", "Z")
+    if now is None:  # a file's messages scored against today is a common surprise
+        source = "the file's 'now'" if history.now else "now; pass --now to pin it"
+        print(f"pqlsdk: scored at {when} ({source})", file=sys.stderr)
+    _report_invalid(history)
     # Scores are made one at a time and written (or reduced to a table row) at
     # once: memory stays that of the users' state, however many users there are.
     users = (
-        score_subject(chosen, user_id, state, _account_of(history, state), instant)
+        score_subject(chosen, user_id, state, _account_of(history, state), instant, explain=True)
         for user_id, state in sorted(history.users.items())
     )
-    if not as_json:
-        _print_table([_row(score) for score in users])
-        return 0
     accounts = (
         score_account(
             rules,
@@ -158,16 +248,38 @@ def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: s
             account_id,
             _members(history, account_id),
             instant,
+            explain=True,
         )
         for account_id in sorted(history.groups)
     )
+    if not as_json:
+        print(f"Users by score under {chosen.name!r}, scored at {when}:")
+        _print_table([_row(score) for score in users])
+        # Members at the highest tiers first: those are what makes (or would make) a PQA.
+        rank = rules.model(rules.pqa.model).rank if rules.pqa is not None else None
+        rows = [_account_row(account, _members(history, account.id), rank) for account in accounts]
+        _print_accounts(rules.pqa, rows)
+        return 0
     out = sys.stdout
-    out.write(f'{{\n  "now": {_json(clock.now().isoformat().replace("+00:00", "Z"))},\n')
-    _write_object(out, "users", ((score.id, _user_json(score)) for score in users))
+    out.write(f'{{\n  "now": {_json(when)},\n')
+    _write_object(out, "users", ((score.id, score.to_dict()) for score in users))
     out.write(",\n")
     _write_object(out, "accounts", ((account.id, account.to_dict()) for account in accounts))
     out.write("\n}\n")
     return 0
+
+
+def _report_invalid(history: History) -> None:
+    """Say on stderr which messages were skipped: the first few by place, then a count."""
+    total = sum(history.skipped.values())
+    if not total:
+        return
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in history.skipped.most_common())
+    lines = [f"pqlsdk: skipped {total} invalid message(s) ({reasons}):"]
+    lines += [f"  {place}" for place in history.invalid]
+    if total > len(history.invalid):
+        lines.append(f"  ... and {total - len(history.invalid)} more invalid message(s)")
+    print("\n".join(lines), file=sys.stderr)
 
 
 def _json(value: Any, indent: int = 0) -> str:
@@ -196,31 +308,92 @@ def _members(history: History, account_id: str) -> dict[str, UserState | None]:
     return {member: history.users.get(member) for member in members}
 
 
-def _user_json(score: Score) -> dict[str, Any]:
-    data = score.to_dict()
-    return {
-        "score": data["score"],
-        "tier": data["tier"],
-        "route": data["route"],
-        "reasons": data["reasons"],
-    }
+_WHY = " " * 7
+"""How far a row's explanation is indented: under the subject's id."""
+
+
+def _why(score: Score) -> str:
+    """Why a score is what it is, for the table: gate and multiplier, then what fired."""
+    lines = []
+    # Past a closed gate the score is 0 whatever the multiplier: only the gate matters.
+    shown = (
+        (score.gate_text(),)
+        if not score.gate_passed
+        else (score.gate_text(), score.multiplier_text())
+    )
+    measured = "; ".join(text for text in shown if text)
+    if not score.gate_passed:
+        measured += " (score 0)"
+    if measured:
+        lines.append(f"{_WHY}{measured}")
+    fired = sorted((r for r in score.reasons if r.fired), key=lambda r: -abs(r.earned))
+    lines += [f"{_WHY}+ {reason}" for reason in fired]
+    if not fired:
+        lines.append(f"{_WHY}no signal fired")
+    return "\n".join(lines)
 
 
 _Row = tuple[float, str, str, str, str]
-"""A ranked table's row: score, user id, tier, route, top reasons."""
+"""A ranked table's row: score, user id, tier, route, and why (lines to print under it)."""
 
 
 def _row(score: Score) -> _Row:
-    reasons = "; ".join(str(r) for r in score.top_reasons()) or "-"
-    return score.score, score.id, score.tier, score.route, reasons
+    return score.score, score.id, score.tier, score.route, _why(score)
 
 
 def _print_table(rows: list[_Row]) -> None:
     ranked = sorted(rows, key=lambda row: (-row[0], row[1]))
     width = max([4, *(len(row[1]) for row in ranked)])
-    print(f"{'#':>3}  {'user':<{width}}  {'score':>8}  {'tier':<9} {'route':<18} top reasons")
-    for rank, (points, user_id, tier, route, reasons) in enumerate(ranked, 1):
-        print(f"{rank:>3}  {user_id:<{width}}  {points:>8.2f}  {tier:<9} {route:<18} {reasons}")
+    print(f"{'#':>3}  {'user':<{width}}  {'score':>8}  {'tier':<9} route")
+    for rank, (points, user_id, tier, route, why) in enumerate(ranked, 1):
+        print(f"{rank:>3}  {user_id:<{width}}  {points:>8.2f}  {tier:<9} {route}")
+        print(why)
+
+
+_AccountRow = tuple[bool, int, float, str, int, str, str]
+"""An account's row: PQA, qualifying members, own score, id, member count, members, why."""
+
+_SHOWN_MEMBERS = 5
+"""Members listed on an account's row; the rest are counted."""
+
+
+def _account_row(
+    account: AccountScore, members: Iterable[str], rank: Callable[[str], int] | None
+) -> _AccountRow:
+    tiers = account.members
+    ordered = list(members)
+    if rank is not None:
+        ordered.sort(key=lambda member: -rank(tiers[member]))
+    named = [f"{member} {tiers[member]}" if tiers else member for member in ordered]
+    shown = ", ".join(named[:_SHOWN_MEMBERS])
+    if len(named) > _SHOWN_MEMBERS:
+        shown += f", +{len(named) - _SHOWN_MEMBERS} more"
+    own = account.score
+    why = ""
+    if own is not None:
+        why = f"{_WHY}{own.model}: {own.score:.2f} {own.tier} -> {own.route}\n{_why(own)}"
+    points = own.score if own is not None else 0.0
+    return account.pqa, account.pql_users, points, account.id, len(named), shown or "-", why
+
+
+def _print_accounts(pqa: PQA | None, rows: list[_AccountRow]) -> None:
+    if not rows:
+        return
+    ranked = sorted(rows, key=lambda row: (not row[0], -row[1], -row[2], row[3]))
+    rule = (
+        "no [pqa] in the rules"
+        if pqa is None
+        else f"a PQA has {pqa.min_users} or more members {pqa.tier} or above under {pqa.model!r}"
+    )
+    print(f"\nAccounts ({rule}):")
+    width = max([7, *(len(row[3]) for row in ranked)])
+    print(f"{'#':>3}  {'account':<{width}}  {'PQA':<4} {'qualifying':<10}  members")
+    for rank, (is_pqa, qualifying, _, account_id, size, members, why) in enumerate(ranked, 1):
+        flag = "-" if pqa is None else "yes" if is_pqa else "no"
+        count = "-" if pqa is None else f"{qualifying} of {size}"
+        print(f"{rank:>3}  {account_id:<{width}}  {flag:<4} {count:<10}  {members}")
+        if why:
+            print(why)
 
 
 def _demo(*, serve: bool, port: int) -> int:

@@ -27,10 +27,28 @@ WRITE_KEYS_ENV: Final = "PQLSDK_WRITE_KEYS"
 FEED_KEYS_ENV: Final = "PQLSDK_FEED_KEYS"
 
 
+_DESCRIPTION: Final = """\
+Serve the reference collector: it takes batches from pqlsdk clients (and
+Segment's own libraries) on POST /v1/batch, keeps them in SQLite or PostgreSQL,
+alerts Slack and webhooks when a lead turns hot, and serves the ranked PQL feed
+on /feed. Needs the collector extra (and the postgres extra for PostgreSQL).
+"""
+
+_EXAMPLES: Final = f"""\
+examples:
+  pqlsdk collector --storage collector.db --write-key wk_live_1 --feed-key fk_sales
+  {WRITE_KEYS_ENV}=wk_live_1 pqlsdk collector --storage postgresql://pql@db.internal/pql
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     """Add the ``collector`` subcommand to ``subparsers`` (an argparse subparsers action)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "collector", help="serve the reference collector (needs pqlsdk[collector])"
+        "collector",
+        help="serve the reference collector (needs pqlsdk[collector])",
+        description=_DESCRIPTION,
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--storage",

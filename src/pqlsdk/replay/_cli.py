@@ -33,13 +33,36 @@ __all__ = ["add_parser", "run"]
 _SUSTAINED = "sustained"
 
 
+_DESCRIPTION = """\
+Backtest rules on a history: stream it through the client's own engine in time
+order and report users and accounts per tier and score band. With --outcomes it
+adds the conversion rate of each band and suggests thresholds; --compare puts a
+second rules file beside the first; --report writes an HTML report with charts.
+"""
+
+_EXAMPLES = """\
+examples:
+  pqlsdk replay examples/rules/playbook.toml examples/events.jsonl --at 2026-03-15T12:00:00Z
+  pqlsdk replay playbook.toml events.jsonl --outcomes outcomes.csv --report replay.html
+  pqlsdk replay playbook.toml events.jsonl --compare candidate.toml
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     """Add the ``replay`` subcommand to ``subparsers`` (an argparse subparsers action)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "replay", help="replay a history through rules: bands, conversion, thresholds"
+        "replay",
+        help="replay a history through rules: bands, conversion, thresholds",
+        description=_DESCRIPTION,
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("rules", type=Path)
-    parser.add_argument("events", type=Path, help="JSON Lines, a JSON document, or gzip of either")
+    parser.add_argument("rules", type=Path, help="the rules file to backtest (TOML or JSON)")
+    parser.add_argument(
+        "events",
+        type=Path,
+        help="the history: JSON Lines, a JSON document, or gzip of either",
+    )
     parser.add_argument(
         "--outcomes", type=Path, help="conversions: CSV or JSON Lines of user|account, time, value"
     )

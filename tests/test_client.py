@@ -46,7 +46,7 @@ BAD_CALLS: list[tuple[str, Callable[[pqlsdk.Client], None], type[Exception], str
         "too_large",
     ),
     ("empty event", lambda c: c.track("u", ""), pqlsdk.InvalidMessageError, "invalid"),
-    ("no group id", lambda c: c.group("u", ""), pqlsdk.InvalidMessageError, "invalid"),
+    ("no group id", lambda c: c.group("u", ""), pqlsdk.InvalidIdError, "invalid_id"),
 ]
 
 

@@ -17,22 +17,34 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, ParamSpec, Self, TypeVar
 
+import msgspec
+
 from ._batcher import Delivery, FlushResult
 from ._clock import Clock, SystemClock, micros
 from ._delivery import Pipeline, make_transport, prepare_store
 from ._exceptions import (
     ConfigError,
     DeliveryError,
+    InvalidIdError,
     InvalidMessageError,
     NotJSONError,
     PQLError,
     StoreError,
 )
 from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
+from ._ids import check_id, check_optional_id
 from ._intake import Intake
 from ._memo import Memo
 from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
-from ._scoring import AccountScore, Score, facts_for, score_account, score_subject, standing
+from ._scoring import (
+    AccountScore,
+    Reason,
+    Score,
+    facts_for,
+    score_account,
+    score_subject,
+    standing,
+)
 from ._stats import Counters, Stats, logger
 from ._tiers import (
     PQA_KEY,
@@ -71,6 +83,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 _PRUNE_EVERY: Final = 3_600_000_000  # µs: retention is enforced at most hourly
+_UNKNOWN_MODELS_LOGGED: Final = 100  # distinct unknown model names logged, then no more
 
 
 class ClosedError(PQLError, RuntimeError):
@@ -180,6 +193,7 @@ class Client:
         self._next_prune = 0
         self._on_tier_change = on_tier_change
         self._rules: Rules | None = None
+        self._unknown_models: set[str] = set()  # names logged once each
         self._memo = Memo()
         # Calls accept messages and return; the intake applies them off the request
         # path. Strict clients (tests), caller-mode delivery (no threads) and sync
@@ -222,41 +236,79 @@ class Client:
         self._rules = loaded
         return loaded
 
-    def score(self, user_id: str, *, model: str | None = None) -> Score:
+    def score(self, user_id: str | int, *, model: str | None = None) -> Score:
         """Score ``user_id`` now under ``model`` (the primary model by default).
 
         The result carries the tier, the route, whether the gate passed, the
         multiplier and every signal's reason. A user pqlsdk has never seen scores
-        as an empty history would.
-
-        Added in version 0.1.0.
-        """
-        chosen = self._require_rules().model(model)
-        user = self.user(user_id)  # applies pending messages first
-        account = None if user is None or user.account_id is None else self.account(user.account_id)
-        return score_subject(chosen, user_id, user, account, micros(self._clock.now()))
-
-    def score_account(self, account_id: str, *, model: str | None = None) -> AccountScore:
-        """Roll ``account_id`` up: PQA status from its members, and its own model's score.
+        as an empty history would. An invalid id (counted as an ``invalid_id``
+        drop) or an unknown model (logged once per name) gets an empty score:
+        0 points, gate not passed, and one reason saying why; a strict client
+        raises ``InvalidIdError`` or ``ConfigError`` instead.
 
         Added in version 0.1.0.
         """
         rules = self._require_rules()
+        try:
+            user_id = check_id(user_id, "user_id")
+        except InvalidIdError as exc:
+            self._drop(exc.reason, exc)
+            known = rules.models.get(model) if isinstance(model, str) else rules.model()
+            at = self._clock.now()
+            return _empty_score(known, exc, name=model, subject="user", subject_id="", at=at)
+        chosen = self._model(rules, model)
+        if isinstance(chosen, ConfigError):
+            at = self._clock.now()
+            return _empty_score(None, chosen, name=model, subject="user", subject_id=user_id, at=at)
+        user = self.user(user_id)  # applies pending messages first
+        account = None if user is None or user.account_id is None else self.account(user.account_id)
+        return score_subject(chosen, user_id, user, account, micros(self._clock.now()))
+
+    def score_account(self, account_id: str | int, *, model: str | None = None) -> AccountScore:
+        """Roll ``account_id`` up: PQA status from its members, and its own model's score.
+
+        An invalid id gets an empty roll-up whose ``score`` says why; an unknown
+        ``model`` leaves the PQA status as it is and puts an empty score, saying
+        why, in place of the model's (``score()`` explains both).
+
+        Added in version 0.1.0.
+        """
+        rules = self._require_rules()
+        try:
+            account_id = check_id(account_id, "account_id")
+        except InvalidIdError as exc:
+            self._drop(exc.reason, exc)
+            at = self._clock.now()
+            empty = _empty_score(None, exc, name=model, subject="account", subject_id="", at=at)
+            return AccountScore(id="", pqa=False, pql_users=0, members={}, score=empty)
+        chosen = None if model is None else self._model(rules, model)
         account = self.account(account_id)  # applies pending messages first
         members = {} if account is None else {m: self.user(m) for m in account.members}
-        return score_account(
-            rules, account, account_id, members, micros(self._clock.now()), model=model
+        now = micros(self._clock.now())
+        if not isinstance(chosen, ConfigError):
+            return score_account(rules, account, account_id, members, now, model=model)
+        rolled = score_account(rules, account, account_id, members, now, model=None)
+        at = self._clock.now()
+        empty = _empty_score(
+            None, chosen, name=model, subject="account", subject_id=account_id, at=at
         )
+        return msgspec.structs.replace(rolled, score=empty)
 
-    def decide(self, user_id: str) -> Moment | None:
+    def decide(self, user_id: str | int) -> Moment | None:
         """Return the moment to show ``user_id`` now, or None; returning it counts as shown.
 
         The highest-priority kind whose ``when`` holds and that no cap, cooldown
-        or holdout stops wins. Costs no write when nothing is due.
+        or holdout stops wins. Costs no write when nothing is due. An invalid id
+        gets None (counted as an ``invalid_id`` drop).
 
         Added in version 0.1.0.
         """
         moments = self._require_moments()
+        try:
+            user_id = check_id(user_id, "user_id")
+        except InvalidIdError as exc:
+            self._drop(exc.reason, exc)
+            return None
         self._settle()
         now = micros(self._clock.now())
         try:
@@ -271,29 +323,35 @@ class Client:
             self._error(exc)
             return None
 
-    def gate(self, user_id: str, feature: str) -> Gate:
+    def gate(self, user_id: str | int, feature: str) -> Gate:
         """Answer "may ``user_id`` use ``feature``?" from the plan entitlements.
 
         A denial is tracked as ``premium_feature_attempted`` (a buying signal the
         score sees) and may carry a ``gate`` moment to show instead. If the store
         fails, the gate answers from what it could read, and a user it cannot
         read at all is answered by ``gate_fallback`` (allowed by default: a
-        store fault must not lock customers out).
+        store fault must not lock customers out). So is an invalid id or a
+        feature name that is not a str (counted as a drop, nothing tracked).
 
         Added in version 0.1.0.
         """
         rules = self._require_rules()
         if rules.entitlements is None:
             raise ConfigError(f"no [entitlements] in {rules.origin}: gate() needs them")
+        try:
+            user_id = check_id(user_id, "user_id")
+            if not isinstance(feature, str):
+                raise InvalidMessageError(f"feature must be a str, not {type(feature).__name__}")
+        except InvalidMessageError as exc:
+            self._drop(exc.reason, exc)
+            return self._fallback(feature if isinstance(feature, str) else "", str(exc))
         now = micros(self._clock.now())
         self._settle()
         try:
             user, account = self._state(user_id)
         except StoreError as exc:
             self._error(exc)
-            allowed = self._gate_fallback
-            reason = "store unavailable: " + ("allowed" if allowed else "denied")
-            return Gate(feature, allowed, reason, None, None)
+            return self._fallback(feature, "store unavailable")
         allowed, plan, reason = entitled(
             rules.entitlements, facts_for(user, account, now, user_id=user_id), feature
         )
@@ -308,19 +366,29 @@ class Client:
                 self._error(exc)
         return Gate(feature, False, reason, plan, moment)
 
-    def record(self, user_id: str, moment: str, outcome: str) -> bool:
+    def _fallback(self, feature: str, why: str) -> Gate:
+        """Answer by ``gate_fallback`` (the user cannot be read), saying why."""
+        allowed = self._gate_fallback
+        return Gate(feature, allowed, f"{why}: " + ("allowed" if allowed else "denied"), None, None)
+
+    def record(self, user_id: str | int, moment: str, outcome: str) -> bool:
         """Record the user's ``outcome`` (shown, clicked, dismissed, converted) on a moment.
 
         ``moment`` is a ``Moment.id`` or a kind (its latest showing). Outcomes feed
-        cooldowns. Returns False (and counts a drop) for an unknown moment.
+        cooldowns. Returns False (and counts a drop) for an unknown moment, an
+        unknown outcome or an invalid id.
 
         Added in version 0.1.0.
         """
-        if outcome not in OUTCOMES:
-            self._drop(
-                "invalid",
-                InvalidMessageError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}"),
-            )
+        try:
+            if not (isinstance(outcome, str) and outcome in OUTCOMES):
+                got = repr(outcome) if isinstance(outcome, str) else type(outcome).__name__
+                raise InvalidMessageError(f"outcome must be one of {sorted(OUTCOMES)}, got {got}")
+            if not isinstance(moment, str):
+                raise InvalidMessageError(f"moment must be a str, not {type(moment).__name__}")
+            user_id = check_id(user_id, "user_id")
+        except InvalidMessageError as exc:
+            self._drop(exc.reason, exc)
             return False
         now = micros(self._clock.now())
         self._settle()
@@ -402,6 +470,26 @@ class Client:
         )
         return user, account
 
+    def _model(self, rules: Rules, name: object) -> Model | ConfigError:
+        """Model ``name`` (None: the primary), or why there is none: logged once per name.
+
+        A strict client raises the ``ConfigError`` instead of returning it.
+        """
+        try:
+            if name is None or isinstance(name, str):
+                return rules.model(name)
+            raise ConfigError(f"a model name must be a str, not {type(name).__name__}")
+        except ConfigError as exc:
+            if self._strict:
+                raise
+            key = name if isinstance(name, str) else type(name).__name__
+            if key not in self._unknown_models and (
+                len(self._unknown_models) < _UNKNOWN_MODELS_LOGGED
+            ):
+                self._unknown_models.add(key)
+                logger.warning("%s: answering an empty score", exc)
+            return exc
+
     def _require_moments(self) -> Moments:
         rules = self._require_rules()
         if rules.moments is None:
@@ -432,10 +520,10 @@ class Client:
 
     def identify(
         self,
-        user_id: str | None,
+        user_id: str | int | None,
         traits: Mapping[str, Any] | None = None,
         *,
-        anonymous_id: str | None = None,
+        anonymous_id: str | int | None = None,
         timestamp: datetime | None = None,
         context: Mapping[str, Any] | None = None,
         message_id: str | None = None,
@@ -446,8 +534,8 @@ class Client:
         """
         self._accept(
             lambda: Identify(
-                user_id=user_id,
-                anonymous_id=anonymous_id,
+                user_id=check_optional_id(user_id, "user_id"),
+                anonymous_id=check_optional_id(anonymous_id, "anonymous_id"),
                 traits=_dict("traits", traits),
                 context=_dict("context", context),
                 timestamp=self._clock.now() if timestamp is None else timestamp,
@@ -457,11 +545,11 @@ class Client:
 
     def group(
         self,
-        user_id: str | None,
-        group_id: str,
+        user_id: str | int | None,
+        group_id: str | int,
         traits: Mapping[str, Any] | None = None,
         *,
-        anonymous_id: str | None = None,
+        anonymous_id: str | int | None = None,
         timestamp: datetime | None = None,
         context: Mapping[str, Any] | None = None,
         message_id: str | None = None,
@@ -472,9 +560,9 @@ class Client:
         """
         self._accept(
             lambda: Group(
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                group_id=group_id,
+                user_id=check_optional_id(user_id, "user_id"),
+                anonymous_id=check_optional_id(anonymous_id, "anonymous_id"),
+                group_id=check_id(group_id, "group_id"),
                 traits=_dict("traits", traits),
                 context=_dict("context", context),
                 timestamp=self._clock.now() if timestamp is None else timestamp,
@@ -484,11 +572,11 @@ class Client:
 
     def track(
         self,
-        user_id: str | None,
+        user_id: str | int | None,
         event: str,
         properties: Mapping[str, Any] | None = None,
         *,
-        anonymous_id: str | None = None,
+        anonymous_id: str | int | None = None,
         timestamp: datetime | None = None,
         context: Mapping[str, Any] | None = None,
         message_id: str | None = None,
@@ -503,8 +591,8 @@ class Client:
         """
         self._accept(
             lambda: Track(
-                user_id=user_id,
-                anonymous_id=anonymous_id,
+                user_id=check_optional_id(user_id, "user_id"),
+                anonymous_id=check_optional_id(anonymous_id, "anonymous_id"),
                 event=event,
                 properties=_dict("properties", properties),
                 context=_dict("context", context),
@@ -521,9 +609,15 @@ class Client:
 
         Added in version 0.1.0.
         """
+        try:
+            items = iter(messages)
+        except TypeError:
+            kind = type(messages).__name__
+            self._drop("invalid", InvalidMessageError(f"ingest() takes messages, not a {kind}"))
+            return 0
         self._settle()  # keep arrival order with calls accepted earlier
         checked = []
-        for item in messages:
+        for item in items:
             try:
                 message = item if isinstance(item, Message) else convert(item)
                 checked.append(check(message))
@@ -531,11 +625,16 @@ class Client:
                 self._drop(exc.reason, exc)
         return self._write(checked)
 
-    def user(self, user_id: str) -> UserState | None:
+    def user(self, user_id: str | int) -> UserState | None:
         """Return what the store holds for ``user_id`` (None if nothing, or on a fault).
 
         Added in version 0.1.0.
         """
+        try:
+            user_id = check_id(user_id, "user_id")
+        except InvalidIdError as exc:
+            self._drop(exc.reason, exc)
+            return None
         self._settle()
         try:
             return self._store.user(user_id)
@@ -543,11 +642,16 @@ class Client:
             self._error(exc)
             return None
 
-    def account(self, account_id: str) -> AccountState | None:
+    def account(self, account_id: str | int) -> AccountState | None:
         """Return what the store holds for ``account_id`` (None if nothing, or on a fault).
 
         Added in version 0.1.0.
         """
+        try:
+            account_id = check_id(account_id, "account_id")
+        except InvalidIdError as exc:
+            self._drop(exc.reason, exc)
+            return None
         self._settle()
         try:
             return self._store.account(account_id)
@@ -879,6 +983,38 @@ def _dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     raise NotJSONError(f"{name} must be a mapping, not {type(value).__name__}")
+
+
+def _empty_score(
+    model: Model | None, why: PQLError, *, name: object, subject: str, subject_id: str, at: datetime
+) -> Score:
+    """Answer a call pqlsdk cannot score: nothing earned, and one reason saying why.
+
+    With the model at hand (only the id was invalid) the tier and route are those
+    of a score of 0 (its lowest tier, its default route); without one they are "".
+    """
+    reason = Reason(
+        signal=why.reason if isinstance(why, InvalidMessageError) else "unknown_model",
+        label=str(why),
+        points=0.0,
+        earned=0.0,
+        fired=False,
+        observed=None,
+        needs=None,
+    )
+    return Score(
+        subject=subject if model is None else model.subject,
+        id=subject_id,
+        model=model.name if model is not None else name if isinstance(name, str) else "",
+        score=0.0,
+        tier="" if model is None else model.tier_for(0.0),
+        route="" if model is None else model.default_route,
+        gate_passed=False,
+        multiplier=1.0,
+        raw=0.0,
+        reasons=(reason,),
+        at=at,
+    )
 
 
 async def _to_thread(call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:

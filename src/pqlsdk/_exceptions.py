@@ -8,7 +8,8 @@ handlers (``except ValueError``) keep working:
 PQLError
 ├── ConfigError (ValueError)            bad options or store URL, at construction
 │   └── RulesError                      a rules file that does not load (file:line:col)
-├── InvalidMessageError (ValueError)    a message pqlsdk refuses to record
+├── InvalidMessageError (ValueError)    a message (or call) pqlsdk refuses
+│   ├── InvalidIdError (TypeError)      an id that is not a non-empty str or an int
 │   ├── MissingIdentityError            neither userId nor anonymousId
 │   ├── NaiveTimestampError             a datetime without a timezone
 │   ├── NotJSONError (TypeError)        a value JSON cannot carry, or too deep
@@ -32,6 +33,7 @@ __all__ = [
     "BatchRejectedError",
     "ConfigError",
     "DeliveryError",
+    "InvalidIdError",
     "InvalidMessageError",
     "MessageTooLargeError",
     "MissingIdentityError",
@@ -102,6 +104,18 @@ class InvalidMessageError(PQLError, ValueError):
     """
 
     reason = "invalid"
+
+
+class InvalidIdError(InvalidMessageError, TypeError):
+    """A user, anonymous or account id that is not an id: not a str or an int, or empty.
+
+    Raised (strict) or counted as a drop (by default) before the call reaches
+    the store, whichever method it was passed to.
+
+    Added in version 0.1.0.
+    """
+
+    reason = "invalid_id"
 
 
 class MissingIdentityError(InvalidMessageError):

@@ -211,6 +211,8 @@ def check(message: Message) -> tuple[Message, bytes]:
     message, canonical = _checked(message)
     try:
         data = _encoder.encode(message)
+    except UnicodeEncodeError:  # a lone surrogate: checking every str would cost more
+        raise NotJSONError(f"{_kind(message)} message has text UTF-8 cannot encode") from None
     except (TypeError, OverflowError) as exc:  # pragma: no cover - _check_json refuses first
         raise NotJSONError(f"{_kind(message)} message cannot be encoded as JSON: {exc}") from exc
     _check_size(message, len(data))
@@ -248,7 +250,10 @@ def _checked(message: Message, *, typed: bool = False) -> tuple[Message, bool]:
     canonical = bool(message.context) and _check_json(message.context, "context", 0)
     canonical |= _check_json(payload, _PAYLOAD[type(message)], 0)
     if timestamp.tzinfo is not UTC and timestamp.utcoffset():
-        message = msgspec.structs.replace(message, timestamp=timestamp.astimezone(UTC))
+        try:
+            message = msgspec.structs.replace(message, timestamp=timestamp.astimezone(UTC))
+        except OverflowError:  # 0001-01-01 east of UTC is in year 0
+            raise InvalidMessageError(f"{_kind(message)} timestamp is out of range") from None
     return message, canonical
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,10 +34,15 @@ EXAMPLES = settings(
     max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
 )
 
-# Strings of any code point, lone surrogates included (text() leaves them out).
-TEXT = st.text(st.characters(codec=None), max_size=12)
+# Strings of any code point, lone surrogates included (text() leaves them out), and
+# the strings most likely to break something, often.
+TEXT = st.one_of(
+    st.text(st.characters(codec=None), max_size=12),
+    st.sampled_from(["", " ", "\x00", "\ud800", "a\udfff", "é", "u1\n"]),
+)
 ZONES = st.builds(
     timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))
 )
@@ -244,3 +251,287 @@ def test_close_never_raises(timeout: float | None) -> None:
         client.track("u1", "e")
         assert isinstance(client.close(timeout), pqlsdk.FlushResult)
         assert isinstance(asyncio.run(client.aclose(timeout)), pqlsdk.FlushResult)
+
+
+# The calls the fuzz of issue 19 found raising, and their neighbours: the error a strict
+# client raises, the drop a default one counts, and what its neutral answer looks like.
+HUGE = -1797486664288460865536
+REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = [
+    (
+        "gate(None)",
+        lambda c: c.gate(None, "sso"),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: (
+            a
+            == pqlsdk.Gate(
+                "sso", True, "user_id must be a str or an int, not NoneType: allowed", None, None
+            )
+        ),
+    ),
+    (
+        "gate with a list for a feature",
+        lambda c: c.gate("u1", ["sso"]),
+        pqlsdk.InvalidMessageError,
+        "invalid",
+        lambda a: a.allowed and a.reason == "feature must be a str, not list: allowed",
+    ),
+    (
+        "decide(an int too long to be an id)",
+        lambda c: c.decide(10**5000),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: a is None,
+    ),
+    (
+        "decide([])",
+        lambda c: c.decide([]),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: a is None,
+    ),
+    (
+        "score({})",
+        lambda c: c.score({}),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: (
+            (a.id, a.model, a.score, a.tier, a.route, a.gate_passed, a.reasons[0].signal)
+            == ("", "playbook", 0.0, "cold", "nurture", False, "invalid_id")
+        ),
+    ),
+    (
+        "score_account([])",
+        lambda c: c.score_account([]),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: (
+            (a.id, a.pqa, a.members, a.score.reasons[0].label)
+            == ("", False, {}, "account_id must be a str or an int, not list")
+        ),
+    ),
+    (
+        "account([])",
+        lambda c: c.account([]),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: a is None,
+    ),
+    ("user(1.0)", lambda c: c.user(1.0), pqlsdk.InvalidIdError, "invalid_id", lambda a: a is None),
+    (
+        "record with an unhashable outcome",
+        lambda c: c.record("u1", "blocked_feature", ["clicked"]),
+        pqlsdk.InvalidMessageError,
+        "invalid",
+        lambda a: a is False,
+    ),
+    (
+        "record(True, ...)",
+        lambda c: c.record(True, "blocked_feature", "clicked"),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: a is False,
+    ),
+    (
+        "track with a lone surrogate for an id",
+        lambda c: c.track("\ud800", "limit_hit"),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: a is None,
+    ),
+    (
+        "track with a lone surrogate in a property",
+        lambda c: c.track("u1", "limit_hit", {"limit": "\udcff"}),
+        pqlsdk.NotJSONError,
+        "not_json",
+        lambda a: a is None,
+    ),
+    (
+        "identify at a time before year 1 in UTC",
+        lambda c: c.identify(
+            "u1", timestamp=datetime.min.replace(tzinfo=timezone(timedelta(hours=5)))
+        ),
+        pqlsdk.InvalidMessageError,
+        "invalid",
+        lambda a: a is None,
+    ),
+    (
+        "group with a dict for a group id",
+        lambda c: c.group("u1", {"id": 1}),
+        pqlsdk.InvalidIdError,
+        "invalid_id",
+        lambda a: a is None,
+    ),
+    (
+        "ingest(None)",
+        lambda c: c.ingest(None),
+        pqlsdk.InvalidMessageError,
+        "invalid",
+        lambda a: a == 0,
+    ),
+]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The memory store, or the default store (SQLite, write-behind, intake) on a file."""
+    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/state.db"
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "reason", "neutral"), [r[1:] for r in REPORTED], ids=[r[0] for r in REPORTED]
+)
+def test_a_default_client_counts_a_bad_argument_and_answers_neutrally(
+    url: str, call: Call, error: type[Exception], reason: str, neutral: Callable[[Any], bool]
+) -> None:
+    """The call returns a neutral answer, records nothing, and counts one drop by reason."""
+    with pqlsdk.Client(store=url, rules=PLAYBOOK) as client:
+        answer = call(client)
+        stats = client.stats()
+    assert neutral(answer), answer
+    assert (stats.recorded, dict(stats.dropped)) == (0, {reason: 1})
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "reason", "neutral"), [r[1:] for r in REPORTED], ids=[r[0] for r in REPORTED]
+)
+def test_a_strict_client_raises_a_typed_error_for_a_bad_argument(
+    url: str, call: Call, error: type[Exception], reason: str, neutral: Callable[[Any], bool]
+) -> None:
+    """A strict client raises the pqlsdk error whose ``reason`` is the drop's name."""
+    with (
+        pqlsdk.Client(store=url, rules=PLAYBOOK, strict=True) as client,
+        pytest.raises(error) as raised,
+    ):
+        call(client)
+    assert raised.value.reason == reason  # type: ignore[attr-defined]
+
+
+def test_an_invalid_id_is_also_the_builtin_error_a_host_would_catch() -> None:
+    """``InvalidIdError`` is a ``TypeError`` and a ``ValueError``, as its causes are."""
+    with pqlsdk.Client(store="memory://", rules=PLAYBOOK, strict=True) as client:
+        with pytest.raises(TypeError, match="not NoneType"):
+            client.gate(None, "sso")
+        with pytest.raises(ValueError, match="user_id is empty"):
+            client.decide("")
+
+
+def test_a_gate_that_denies_by_default_denies_an_invalid_id() -> None:
+    """``gate_fallback="deny"`` answers an invalid id with a denial, and tracks nothing."""
+    with pqlsdk.Client(store="memory://", rules=PLAYBOOK, gate_fallback="deny") as client:
+        gate = client.gate(None, "sso")
+        assert (gate.allowed, gate.reason) == (
+            False,
+            "user_id must be a str or an int, not NoneType: denied",
+        )
+        assert client.stats().recorded == 0
+
+
+def test_ints_are_ids_as_their_decimal_string_in_every_method(tmp_path: Path) -> None:
+    """``42`` and ``"42"`` are one user (and ``7`` one account), whichever method is called."""
+    clock = pqlsdk.FixedClock("2026-03-15T12:00:00Z")
+    url = f"sqlite:///{tmp_path}/s.db"
+    with pqlsdk.Client(store=url, rules=PLAYBOOK, strict=True, clock=clock) as client:
+        client.identify(42, {"plan": "free"})
+        client.group(42, 7, {"employees": 12})
+        client.track(42, "limit_hit")
+        client.track(None, "limit_hit", anonymous_id=43)
+        gate = client.gate(42, "sso")
+        assert (gate.allowed, gate.plan) == (False, "free")
+        assert gate.moment is not None
+        assert client.record(42, gate.moment.id, "clicked")
+        user = client.user("42")
+        assert user is not None
+        assert (user.traits["plan"], user.account_id, user.tracks) == ("free", "7", 2)
+        assert "clicked" in user.moments[-1].outcomes  # record(42, ...) found the showing
+        assert client.user(43) is not None
+        assert client.account(7) == client.account("7")
+        assert client.score(42) == client.score("42")
+        assert client.score_account(7).members == {"42": client.score("42").tier}
+        assert client.decide(42) == client.decide("42")
+        assert client.decide(HUGE) is None  # the issue's OverflowError: an id like any other
+
+
+def test_an_id_is_a_plain_str_whatever_the_caller_passed() -> None:
+    """A str subclass and an ``IntEnum`` member become the plain str the stores keep."""
+
+    class Tagged(str):
+        def __str__(self) -> str:
+            return "not the id"
+
+    class Ids(enum.IntEnum):
+        ADMIN = 1
+
+    with pqlsdk.Client(store="memory://", rules=PLAYBOOK, strict=True) as client:
+        client.identify(Tagged("u1"), {"plan": "trial"})
+        client.identify(Ids.ADMIN, {"plan": "free"})
+        assert client.score(Tagged("u1")).id == "u1"
+        assert type(client.score(Tagged("u1")).id) is str
+        assert client.user("1") is not None
+        assert client.score(Ids.ADMIN).id == "1"
+
+
+def test_an_unknown_model_answers_an_empty_score_and_logs_once_per_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``score(model="nope")`` says why it is empty; each unknown name is logged once."""
+    with pqlsdk.Client(store="memory://", rules=PLAYBOOK) as client:
+        client.identify("u1", {"plan": "trial"})
+        scores = [client.score("u1", model=name) for name in ("nope", "nope", "other", "nope")]
+        stats = client.stats()
+    first = scores[0]
+    assert (first.id, first.model, first.score, first.tier, first.route) == (
+        "u1",
+        "nope",
+        0,
+        "",
+        "",
+    )
+    assert [(r.signal, r.fired) for r in first.reasons] == [("unknown_model", False)]
+    assert first.reasons[0].label.startswith("no model 'nope' in ")
+    assert (stats.dropped, stats.errors) == ({}, {})
+    logged = [r.getMessage() for r in caplog.records if r.name == "pqlsdk"]
+    assert len(logged) == 2
+    assert ["'nope'" in logged[0], "'other'" in logged[1]] == [True, True]
+
+
+def test_an_unknown_model_keeps_an_accounts_pqa_status() -> None:
+    """``score_account(model="nope")`` rolls the members up as usual; only its score is empty."""
+    with pqlsdk.Client(store="memory://", rules=PLAYBOOK) as client:
+        client.group("u1", "acme")
+        rolled = client.score_account("acme", model="nope")
+    assert (rolled.id, dict(rolled.members)) == ("acme", {"u1": "cold"})
+    assert rolled.score is not None
+    assert (rolled.score.subject, rolled.score.model, rolled.score.reasons[0].signal) == (
+        "account",
+        "nope",
+        "unknown_model",
+    )
+
+
+def test_a_strict_client_raises_for_an_unknown_model() -> None:
+    """Strict: an unknown model, or a model name that is not a str, is a ``ConfigError``."""
+    with pqlsdk.Client(store="memory://", rules=PLAYBOOK, strict=True) as client:
+        with pytest.raises(pqlsdk.ConfigError, match="no model 'nope'"):
+            client.score("u1", model="nope")
+        with pytest.raises(pqlsdk.ConfigError, match="must be a str, not list"):
+            client.score_account("acme", model=["nope"])  # type: ignore[arg-type]
+
+
+def test_bad_ids_in_a_burst_never_reach_the_intake(tmp_path: Path) -> None:
+    """Bad ids among good messages are refused on the caller's thread; the rest are recorded."""
+    failures = _Failures()
+    logging.getLogger("pqlsdk").addHandler(failures)
+    try:
+        with pqlsdk.Client(store=f"sqlite:///{tmp_path}/s.db") as client:
+            for n, bad in enumerate([None, [1], "\ud800", {}, 1.5, b"u", object()] * 20):
+                client.track(f"u{n}", "e")
+                client.track(bad, "e")  # type: ignore[arg-type]
+            stats = client.stats()
+    finally:
+        logging.getLogger("pqlsdk").removeHandler(failures)
+    assert (stats.recorded, dict(stats.dropped)) == (
+        140,
+        {"invalid_id": 120, "missing_identity": 20},
+    )
+    assert failures.records == []

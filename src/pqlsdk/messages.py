@@ -197,6 +197,8 @@ def convert(obj: Any) -> Message:
         message: Message = msgspec.convert(obj, Message)
     except msgspec.ValidationError as exc:
         raise InvalidMessageError(f"not a valid message: {exc}") from exc
+    except UnicodeEncodeError:  # a lone surrogate where a type tag was expected
+        raise InvalidMessageError("not a valid message: text UTF-8 cannot encode") from None
     return check(message)[0]
 
 

@@ -304,11 +304,12 @@ class Client:
         Added in version 0.1.0.
         """
         moments = self._require_moments()
-        try:
-            user_id = check_id(user_id, "user_id")
-        except InvalidIdError as exc:
-            self._drop(exc.reason, exc)
-            return None
+        if not (type(user_id) is str and user_id and user_id.isascii()):  # the common case: no call
+            try:
+                user_id = check_id(user_id, "user_id")
+            except InvalidIdError as exc:
+                self._drop(exc.reason, exc)
+                return None
         self._settle()
         now = micros(self._clock.now())
         try:
@@ -534,8 +535,13 @@ class Client:
         """
         self._accept(
             lambda: Identify(
-                user_id=check_optional_id(user_id, "user_id"),
-                anonymous_id=check_optional_id(anonymous_id, "anonymous_id"),
+                # Ids as they come (a plain ASCII str, no anonymous id) cost no call.
+                user_id=user_id
+                if type(user_id) is str and user_id.isascii()
+                else check_optional_id(user_id, "user_id"),
+                anonymous_id=anonymous_id
+                if anonymous_id is None
+                else check_optional_id(anonymous_id, "anonymous_id"),
                 traits=_dict("traits", traits),
                 context=_dict("context", context),
                 timestamp=self._clock.now() if timestamp is None else timestamp,
@@ -560,8 +566,13 @@ class Client:
         """
         self._accept(
             lambda: Group(
-                user_id=check_optional_id(user_id, "user_id"),
-                anonymous_id=check_optional_id(anonymous_id, "anonymous_id"),
+                # Ids as they come (a plain ASCII str, no anonymous id) cost no call.
+                user_id=user_id
+                if type(user_id) is str and user_id.isascii()
+                else check_optional_id(user_id, "user_id"),
+                anonymous_id=anonymous_id
+                if anonymous_id is None
+                else check_optional_id(anonymous_id, "anonymous_id"),
                 group_id=check_id(group_id, "group_id"),
                 traits=_dict("traits", traits),
                 context=_dict("context", context),
@@ -591,8 +602,13 @@ class Client:
         """
         self._accept(
             lambda: Track(
-                user_id=check_optional_id(user_id, "user_id"),
-                anonymous_id=check_optional_id(anonymous_id, "anonymous_id"),
+                # Ids as they come (a plain ASCII str, no anonymous id) cost no call.
+                user_id=user_id
+                if type(user_id) is str and user_id.isascii()
+                else check_optional_id(user_id, "user_id"),
+                anonymous_id=anonymous_id
+                if anonymous_id is None
+                else check_optional_id(anonymous_id, "anonymous_id"),
                 event=event,
                 properties=_dict("properties", properties),
                 context=_dict("context", context),

@@ -326,6 +326,13 @@ REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = 
         lambda a: a is False,
     ),
     (
+        "record with a list for a moment",
+        lambda c: c.record("u1", ["blocked_feature"], "clicked"),
+        pqlsdk.InvalidMessageError,
+        "invalid",
+        lambda a: a is False,
+    ),
+    (
         "record(True, ...)",
         lambda c: c.record(True, "blocked_feature", "clicked"),
         pqlsdk.InvalidIdError,
@@ -361,6 +368,13 @@ REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = 
         pqlsdk.InvalidIdError,
         "invalid_id",
         lambda a: a is None,
+    ),
+    (
+        "ingest a lone surrogate",
+        lambda c: c.ingest(["\udc80"]),
+        pqlsdk.InvalidMessageError,
+        "invalid",
+        lambda a: a == 0,
     ),
     (
         "ingest(None)",
@@ -469,6 +483,8 @@ def test_an_id_is_a_plain_str_whatever_the_caller_passed() -> None:
         assert type(client.score(Tagged("u1")).id) is str
         assert client.user("1") is not None
         assert client.score(Ids.ADMIN).id == "1"
+        client.track(Tagged(""), "e", anonymous_id="a1")  # an empty id is no id, as "" is
+        assert client.user("a1") is not None
 
 
 def test_an_unknown_model_answers_an_empty_score_and_logs_once_per_name(
@@ -493,6 +509,20 @@ def test_an_unknown_model_answers_an_empty_score_and_logs_once_per_name(
     logged = [r.getMessage() for r in caplog.records if r.name == "pqlsdk"]
     assert len(logged) == 2
     assert ["'nope'" in logged[0], "'other'" in logged[1]] == [True, True]
+
+
+def test_unknown_model_names_are_logged_a_bounded_number_of_times(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A name that is not a str is logged by its type; past 100 names, no more are logged."""
+    with pqlsdk.Client(store="memory://", rules=PLAYBOOK) as client:
+        odd = client.score("u1", model=["playbook"])  # type: ignore[arg-type]
+        for n in range(150):
+            client.score("u1", model=f"model{n}")
+    assert (odd.model, odd.reasons[0].label) == ("", "a model name must be a str, not list")
+    logged = [r.getMessage() for r in caplog.records if r.name == "pqlsdk"]
+    assert len(logged) == 100
+    assert logged[0] == "a model name must be a str, not list: answering an empty score"
 
 
 def test_an_unknown_model_keeps_an_accounts_pqa_status() -> None:

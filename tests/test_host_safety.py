@@ -565,3 +565,22 @@ def test_bad_ids_in_a_burst_never_reach_the_intake(tmp_path: Path) -> None:
         {"invalid_id": 120, "missing_identity": 20},
     )
     assert failures.records == []
+
+
+def test_rules_that_are_not_a_path_are_a_setup_error() -> None:
+    """``load_rules()`` raises ``ConfigError`` for any value but a path, as setup mistakes do."""
+    with pqlsdk.Client(store="memory://") as client:
+
+        @EXAMPLES
+        @given(rules=ANYTHING.filter(lambda value: not isinstance(value, str)))
+        def run(rules: Any) -> None:
+            with pytest.raises(pqlsdk.ConfigError):
+                client.load_rules(rules)
+
+        run()
+
+
+def test_a_client_given_rules_that_are_not_a_path_raises_a_setup_error() -> None:
+    """``Client(rules=5)`` raises ``ConfigError`` at construction, not ``TypeError``."""
+    with pytest.raises(pqlsdk.ConfigError, match="rules must be a path or Rules, got int"):
+        pqlsdk.Client(store="memory://", rules=5)  # type: ignore[arg-type]

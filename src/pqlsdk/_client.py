@@ -223,8 +223,13 @@ class Client:
         never see half of a version. ``Rules.warnings`` are logged to the
         ``pqlsdk`` logger; a strict client raises the first as a ``RulesError``.
 
+        Anything but a path or ``Rules`` is a ``ConfigError`` too, like every
+        other setup mistake.
+
         Added in version 0.1.0.
         """
+        if not isinstance(rules, str | Path | Rules):
+            raise ConfigError(f"rules must be a path or Rules, got {type(rules).__name__}")
         loaded = rules if isinstance(rules, Rules) else load(rules)
         for warning in loaded.warnings:  # a strict client refuses what looks like a mistake
             if self._strict:

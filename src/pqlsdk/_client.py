@@ -539,19 +539,16 @@ class Client:
         Added in version 0.1.0.
         """
         self._accept(
-            lambda: Identify(
-                # Ids as they come (a plain ASCII str, no anonymous id) cost no call.
-                user_id=user_id
-                if type(user_id) is str and user_id.isascii()
-                else check_optional_id(user_id, "user_id"),
-                anonymous_id=anonymous_id
-                if anonymous_id is None
-                else check_optional_id(anonymous_id, "anonymous_id"),
+            user_id,
+            anonymous_id,
+            lambda user_id, anonymous_id: Identify(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
                 traits=_dict("traits", traits),
                 context=_dict("context", context),
                 timestamp=self._clock.now() if timestamp is None else timestamp,
                 message_id=message_id or new_message_id(),
-            )
+            ),
         )
 
     def group(
@@ -570,20 +567,17 @@ class Client:
         Added in version 0.1.0.
         """
         self._accept(
-            lambda: Group(
-                # Ids as they come (a plain ASCII str, no anonymous id) cost no call.
-                user_id=user_id
-                if type(user_id) is str and user_id.isascii()
-                else check_optional_id(user_id, "user_id"),
-                anonymous_id=anonymous_id
-                if anonymous_id is None
-                else check_optional_id(anonymous_id, "anonymous_id"),
+            user_id,
+            anonymous_id,
+            lambda user_id, anonymous_id: Group(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
                 group_id=check_id(group_id, "group_id"),
                 traits=_dict("traits", traits),
                 context=_dict("context", context),
                 timestamp=self._clock.now() if timestamp is None else timestamp,
                 message_id=message_id or new_message_id(),
-            )
+            ),
         )
 
     def track(
@@ -606,20 +600,17 @@ class Client:
         Added in version 0.1.0.
         """
         self._accept(
-            lambda: Track(
-                # Ids as they come (a plain ASCII str, no anonymous id) cost no call.
-                user_id=user_id
-                if type(user_id) is str and user_id.isascii()
-                else check_optional_id(user_id, "user_id"),
-                anonymous_id=anonymous_id
-                if anonymous_id is None
-                else check_optional_id(anonymous_id, "anonymous_id"),
+            user_id,
+            anonymous_id,
+            lambda user_id, anonymous_id: Track(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
                 event=event,
                 properties=_dict("properties", properties),
                 context=_dict("context", context),
                 timestamp=self._clock.now() if timestamp is None else timestamp,
                 message_id=message_id or new_message_id(),
-            )
+            ),
         )
 
     def ingest(self, messages: Iterable[Message | Mapping[str, Any]]) -> int:
@@ -796,10 +787,18 @@ class Client:
 
     # -- internals ------------------------------------------------------------
 
-    def _accept(self, build: Callable[[], Message]) -> None:
-        """Build and check a message; record it now, or hand its bytes to the intake."""
+    def _accept(
+        self, user_id: object, anonymous_id: object, build: Callable[[Any, Any], Message]
+    ) -> None:
+        """Check the ids, build and check a message; record it now, or hand its bytes to the intake.
+
+        Ids as they usually come (a plain ASCII str, no anonymous id) cost no call.
+        """
         try:
-            record = check(build())
+            if not (type(user_id) is str and user_id.isascii() and anonymous_id is None):
+                user_id = check_optional_id(user_id, "user_id")
+                anonymous_id = check_optional_id(anonymous_id, "anonymous_id")
+            record = check(build(user_id, anonymous_id))
         except InvalidMessageError as exc:
             self._drop(exc.reason, exc)
             return

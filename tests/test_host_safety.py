@@ -525,6 +525,15 @@ def test_unknown_model_names_are_logged_a_bounded_number_of_times(
     assert logged[0] == "a model name must be a str, not list: answering an empty score"
 
 
+def test_an_invalid_id_is_scored_empty_under_the_model_asked_for() -> None:
+    """The empty score of an invalid id has the asked model's lowest tier, or none if unknown."""
+    with pqlsdk.Client(store="memory://", rules=PLAYBOOK) as client:
+        named = client.score(None, model="stuck")  # type: ignore[arg-type]
+        odd = client.score(None, model=["playbook"])  # type: ignore[arg-type]
+    assert (named.model, named.tier, named.reasons[0].signal) == ("stuck", "fine", "invalid_id")
+    assert (odd.model, odd.tier, odd.reasons[0].signal) == ("", "", "invalid_id")
+
+
 def test_an_unknown_model_keeps_an_accounts_pqa_status() -> None:
     """``score_account(model="nope")`` rolls the members up as usual; only its score is empty."""
     with pqlsdk.Client(store="memory://", rules=PLAYBOOK) as client:

@@ -258,7 +258,13 @@ class Client:
             user_id = check_id(user_id, "user_id")
         except InvalidIdError as exc:
             self._drop(exc.reason, exc)
-            known = rules.models.get(model) if isinstance(model, str) else rules.model()
+            known = (
+                rules.model()
+                if model is None
+                else rules.models.get(model)
+                if isinstance(model, str)
+                else None
+            )
             at = self._clock.now()
             return _empty_score(known, exc, name=model, subject="user", subject_id="", at=at)
         chosen = self._model(rules, model)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, ParamSpec, Self, TypeVar
+from typing import Any, Final, Literal, NoReturn, ParamSpec, Self, TypeVar
 
 import msgspec
 
@@ -317,7 +317,7 @@ class Client:
         # The hot path makes no call before the memo: decide() answers in about a microsecond.
         moments = None if self._rules is None else self._rules.moments
         if moments is None:
-            moments = self._require_moments()  # raises the setup error
+            self._missing_moments()
         if not (type(user_id) is str and user_id and user_id.isascii()):  # an id already
             try:
                 user_id = check_id(user_id, "user_id")
@@ -505,11 +505,10 @@ class Client:
                 logger.warning("%s: answering an empty score", exc)
             return exc
 
-    def _require_moments(self) -> Moments:
+    def _missing_moments(self) -> NoReturn:
+        """Raise decide()'s setup error: no rules, or rules without moments."""
         rules = self._require_rules()
-        if rules.moments is None:
-            raise ConfigError(f"no [moment.*] tables in {rules.origin}: decide() needs them")
-        return rules.moments
+        raise ConfigError(f"no [moment.*] tables in {rules.origin}: decide() needs them")
 
     def _require_rules(self) -> Rules:
         if self._rules is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pqlsdk.cli import main
@@ -30,3 +32,18 @@ def test_the_demo_says_its_collector_stopped_and_how_to_keep_it_up(
     assert "The demo's collector has stopped" in out
     assert "bash scripts/run.sh --serve" in out
     assert out.index("Feed: http://") < out.index("has stopped")
+
+
+def test_each_printed_lead_lists_every_reason_so_its_points_add_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A user lead's printed reasons add up to its points: none is cut at the top three."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    leads = re.findall(
+        r"\n  (?:\d+\.|-) user (\S+) +\S+ +([\d.]+)  ->[^\n]*\n((?:       [^\n]*\n)*)", out
+    )
+    assert leads, out
+    for user_id, score, block in leads:
+        points = sum(int(p) for p in re.findall(r"\(\+(\d+)\)$", block, flags=re.MULTILINE))
+        assert points == float(score), f"{user_id}: reasons add to {points}, score {score}"

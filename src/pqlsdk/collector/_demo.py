@@ -168,6 +168,6 @@ def _print_lead(mark: str, lead: dict[str, Any], out: TextIO) -> None:
         print(f"       a PQA: {len(qualifying)} members at the PQA tier or above", file=out)
     for member in qualifying:
         print(f"         {member['user_id']}: {member['tier']} {show(member['score'])}", file=out)
-    if not qualifying:
-        for reason in lead.get("top_reasons", []):
+    if not qualifying:  # every reason, so the points add up to the score
+        for reason in lead.get("all_reasons", []):
             print(f"       {reason}", file=out)

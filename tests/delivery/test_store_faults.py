@@ -22,7 +22,9 @@ import pytest
 
 import pqlsdk
 from pqlsdk.testing import RecordingTransport
+from pqlsdk.transports import AsyncHTTPTransport
 
+from .collector import Collector
 from .test_failures_visible import wait_until
 
 Mode = Literal["background", "caller"]
@@ -50,6 +52,11 @@ def faulty(
     )
     client.track("u1", "tick")
     assert client.flush(timeout=5) == pqlsdk.FlushResult(1, 0)
+    return client, transport, break_outbox(client, tmp_path, held)
+
+
+def break_outbox(client: pqlsdk.Client, tmp_path: Path, held: int) -> Callable[[], None]:
+    """Drop the outbox table of ``s.db``, then have ``client`` hold ``held`` messages; the mend."""
     with closing(sqlite3.connect(tmp_path / "s.db")) as conn, conn:
         (schema,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'outbox'").fetchone()
         conn.execute("DROP TABLE outbox")
@@ -60,7 +67,7 @@ def faulty(
         with closing(sqlite3.connect(tmp_path / "s.db")) as conn, conn:
             conn.execute(schema)
 
-    return client, transport, mend
+    return mend
 
 
 @pytest.mark.parametrize("mode", ["background", "caller"])
@@ -132,3 +139,27 @@ def test_a_fault_in_the_sender_thread_is_counted_not_raised(tmp_path: Path) -> N
     wait_until(lambda: client.stats().errors == {"store_error": 2})
     assert any(t.name == "pqlsdk-sender" for t in threading.enumerate())
     client.close(timeout=0)
+
+
+def test_an_asyncio_flush_counts_a_fault_taking_a_batch(
+    tmp_path: Path, collector: Collector
+) -> None:
+    """With ``AsyncHTTPTransport``, aflush() and aclose() count the failed take and answer."""
+
+    async def main() -> tuple[pqlsdk.FlushResult, pqlsdk.FlushResult, pqlsdk.FlushResult]:
+        transport = AsyncHTTPTransport(collector.url, collector.write_key)
+        client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/s.db", transport=transport)
+        client.track("u1", "tick")
+        delivered = await client.aflush(timeout=5)
+        break_outbox(client, tmp_path, 3)
+        results = delivered, await client.aflush(timeout=1), await client.aclose(timeout=1)
+        await transport.aclose()
+        assert client.stats().errors["store_error"] >= 2
+        return results
+
+    assert asyncio.run(main()) == (
+        pqlsdk.FlushResult(1, 0),
+        pqlsdk.FlushResult(0, 3),
+        pqlsdk.FlushResult(0, 3),
+    )
+    assert not (tmp_path / "s.db-wal").exists()

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pqlsdk
+from pqlsdk.testing import RecordingTransport
 
 from .conftest import ROOT
 
@@ -91,7 +93,15 @@ FEATURES = st.one_of(st.sampled_from(["sso", "reports"]), TEXT, ANYTHING)
 MODELS = st.one_of(st.none(), st.sampled_from(["playbook", "stuck", "nope"]), TEXT, ANYTHING)
 MOMENTS = st.one_of(st.sampled_from(["blocked_feature", "trial_ending"]), TEXT, ANYTHING)
 OUTCOMES = st.one_of(st.sampled_from(["shown", "clicked", "dismissed"]), TEXT, ANYTHING)
-TIMEOUTS = st.one_of(st.none(), st.floats(max_value=0.01), st.integers(-5, 0))
+# Timeouts of any value: the ends of the number line, past what a float holds, NaN, and
+# what is no number at all (a bool, a str, a container).
+TIMEOUTS = st.one_of(
+    st.none(),
+    st.floats(),
+    st.integers(),
+    st.sampled_from([10**400, -(10**400), math.inf, -math.inf, math.nan, 1e300, True, "10"]),
+    ANYTHING,
+)
 OPTIONS = st.fixed_dictionaries(
     {},
     optional={
@@ -243,14 +253,74 @@ def test_a_strict_client_raises_only_its_own_errors(strict: pqlsdk.Client, metho
     run()
 
 
+@given(timeout=TIMEOUTS, asynchronous=st.booleans())
+@EXAMPLES
+def test_close_never_raises(timeout: Any, asynchronous: bool) -> None:
+    """A delivering client's flush and close, awaited or not, return with any timeout; twice too."""
+    with pqlsdk.Client(store="memory://", transport=RecordingTransport()) as client:
+        client.track("u1", "e")
+        if asynchronous:
+            assert isinstance(asyncio.run(client.aflush(timeout)), pqlsdk.FlushResult)
+            assert isinstance(asyncio.run(client.aclose(timeout)), pqlsdk.FlushResult)
+        else:
+            assert isinstance(client.flush(timeout), pqlsdk.FlushResult)
+            assert isinstance(client.close(timeout), pqlsdk.FlushResult)
+        assert isinstance(client.close(timeout), pqlsdk.FlushResult)
+
+
 @given(timeout=TIMEOUTS)
 @EXAMPLES
-def test_close_never_raises(timeout: float | None) -> None:
-    """``close()`` and ``aclose()`` with any timeout return, and a second close too."""
-    with pqlsdk.Client(store="memory://") as client:
+def test_a_strict_close_raises_only_its_own_errors(timeout: Any) -> None:
+    """A strict client's close() with any timeout returns, or raises a pqlsdk error."""
+    with pqlsdk.Client(store="memory://", transport=RecordingTransport(), strict=True) as client:
         client.track("u1", "e")
-        assert isinstance(client.close(timeout), pqlsdk.FlushResult)
-        assert isinstance(asyncio.run(client.aclose(timeout)), pqlsdk.FlushResult)
+        with contextlib.suppress(pqlsdk.PQLError):
+            client.close(timeout)
+
+
+TIMED = ["flush", "close", "aflush", "aclose"]
+
+
+def timed(client: pqlsdk.Client, method: str, timeout: Any) -> pqlsdk.FlushResult:
+    """Call ``method`` of ``client`` with ``timeout``, awaiting it if it is a coroutine."""
+    answer = getattr(client, method)(timeout)
+    return asyncio.run(answer) if method.startswith("a") else answer  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("method", TIMED)
+@pytest.mark.parametrize("timeout", ["10", True, math.nan, [1]], ids=["str", "bool", "nan", "list"])
+def test_a_bad_timeout_is_counted_and_the_default_applies(method: str, timeout: Any) -> None:
+    """A timeout that is no number of seconds is counted as ``invalid_timeout``; 10 s apply."""
+    with pqlsdk.Client(store="memory://", transport=RecordingTransport()) as client:
+        client.track("u1", "e")
+        assert timed(client, method, timeout) == pqlsdk.FlushResult(1, 0)
+        assert client.stats().errors == {"invalid_timeout": 1}
+
+
+@pytest.mark.parametrize("method", TIMED)
+@pytest.mark.parametrize("timeout", [10**400, -(10**400)], ids=["huge", "hugely negative"])
+def test_a_timeout_past_what_a_float_holds_is_no_limit_or_no_wait(
+    method: str, timeout: int
+) -> None:
+    """``10**400`` waits without limit (all delivered), ``-10**400`` not at all; no error."""
+    with pqlsdk.Client(store="memory://", transport=RecordingTransport()) as client:
+        client.track("u1", "e")
+        result = timed(client, method, timeout)
+        if timeout > 0:
+            assert result == pqlsdk.FlushResult(1, 0)
+        assert client.stats().errors == {}
+
+
+@pytest.mark.parametrize("method", TIMED)
+def test_a_strict_client_raises_for_a_bad_timeout_and_stays_open(method: str) -> None:
+    """Strict: ``InvalidMessageError`` naming the type, and nothing is flushed or closed."""
+    with pqlsdk.Client(store="memory://", transport=RecordingTransport(), strict=True) as client:
+        with pytest.raises(pqlsdk.InvalidMessageError, match="got a str"):
+            timed(client, method, "10")
+        with pytest.raises(pqlsdk.InvalidMessageError, match="got NaN"):
+            timed(client, method, math.nan)
+        client.track("u1", "e")  # still open
+        assert client.close() == pqlsdk.FlushResult(1, 0)
 
 
 # The calls the fuzz of issue 19 found raising, and their neighbours: the error a strict
@@ -593,3 +663,32 @@ def test_a_client_given_rules_that_are_not_a_path_raises_a_setup_error() -> None
     """``Client(rules=5)`` raises ``ConfigError`` at construction, not ``TypeError``."""
     with pytest.raises(pqlsdk.ConfigError, match="rules must be a path or Rules, got int"):
         pqlsdk.Client(store="memory://", rules=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("\ud800.toml", "\\ud800.toml: not a file path: it contains a lone surrogate"),
+        ("rules\x00.toml", "rules\\x00.toml: not a file path: it contains a NUL character"),
+    ],
+    ids=["lone surrogate", "NUL"],
+)
+def test_a_rules_path_no_file_system_takes_is_a_rules_error(path: str, message: str) -> None:
+    """``load_rules()`` names the problem in a printable ``RulesError``, no UnicodeEncodeError."""
+    with pqlsdk.Client(store="memory://") as client, pytest.raises(pqlsdk.RulesError) as raised:
+        client.load_rules(path)
+    assert str(raised.value) == message
+    str(raised.value).encode()  # printable: the lone surrogate is escaped
+
+
+def test_any_str_for_a_rules_path_is_a_rules_error() -> None:
+    """A str of any code points that names no rules file is a ``RulesError``, nothing else."""
+    with pqlsdk.Client(store="memory://") as client:
+
+        @EXAMPLES
+        @given(path=TEXT)
+        def run(path: str) -> None:
+            with pytest.raises(pqlsdk.RulesError):
+                client.load_rules(path)
+
+        run()

@@ -24,6 +24,12 @@ Why it looks like this:
   message.
 - Every failed attempt, the end of an outage and what close leaves behind are
   told to the host's logs by ``DeliveryLog``.
+- A store fault (an outbox that cannot be read or counted: a disk fault) never
+  kills the sender thread nor escapes from ``flush()``/``close()``: the sender
+  counts it, and a host's call hands it to ``on_store_error`` (the client counts
+  it, or raises it in strict mode). A flush that cannot count the outbox returns
+  at once with the last count it read; ``close()`` stops the sender whatever
+  happened.
 """
 
 from __future__ import annotations
@@ -37,7 +43,13 @@ from typing import Literal
 import msgspec
 
 from ._delivery_log import DeliveryLog
-from ._exceptions import BatchRejectedError, ConfigError, DeliveryError, RetryableDeliveryError
+from ._exceptions import (
+    BatchRejectedError,
+    ConfigError,
+    DeliveryError,
+    RetryableDeliveryError,
+    StoreError,
+)
 from ._lifecycle import DRAIN, unwatch, watch
 from ._outbox import FullPolicy, Leased, Outbox
 from ._retry import RetryPolicy
@@ -113,6 +125,7 @@ class Batcher:
         counters: Counters,
         *,
         on_error: Callable[[DeliveryError], None] | None = None,
+        on_store_error: Callable[[StoreError], None] | None = None,
         collector: str = "(custom transport)",
     ) -> None:
         self._outbox = outbox
@@ -121,6 +134,7 @@ class Batcher:
         self._options = options
         self._counters = counters
         self._on_error = on_error
+        self._on_store_error = on_store_error
         import random  # noqa: PLC0415 - delivery is optional: not loaded by import pqlsdk
 
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
@@ -136,18 +150,33 @@ class Batcher:
         self._delivered = 0
         self._queued = 0  # notified since the last drain: cheap, unlike outbox.pending()
         self._oldest: float | None = None
+        self._known = 0  # the outbox's size as last counted, plus queued, minus delivered since
 
     @property
     def outbox(self) -> Outbox:
         """Where messages wait."""
         return self._outbox
 
-    def notify(self, added: int) -> None:
-        """Tell the batcher ``added`` messages were queued; start or wake the sender."""
+    def expect(self, added: int) -> None:
+        """Count ``added`` messages a buffered store will queue when it commits.
+
+        Only for ``flush()``'s answer when the outbox cannot be counted; the
+        commit's ``notify(counted=True)`` wakes the sender.
+        """
+        with self._lock:
+            self._known += added
+
+    def notify(self, added: int, *, counted: bool = False) -> None:
+        """Tell the batcher ``added`` messages were queued; start or wake the sender.
+
+        ``counted``: ``expect()`` already counted them.
+        """
         if added <= 0:
             return
         with self._lock:
             self._queued += added
+            if not counted:
+                self._known += added
             send_now = self._options.mode == "caller" and self._queued >= self._options.flush_at
             if send_now:
                 self._queued = 0
@@ -170,6 +199,7 @@ class Batcher:
         The sender thread starts here rather than at the first new message. Caller
         mode sends only when called, and an asyncio transport only when awaited.
         """
+        self._known = waiting
         if waiting <= 0 or self._transport is None or self._options.mode == "caller":
             return
         logger.info("%d message(s) wait %s: sending them now", waiting, self._outbox.where)
@@ -177,6 +207,27 @@ class Batcher:
             self._urgent = True
             self._ensure_thread()
             self._wake.notify()
+
+    def _pending(self) -> int | None:
+        """Count what waits in the outbox; None if it cannot be counted (the fault is handled)."""
+        try:
+            self._known = self._outbox.pending()
+        except StoreError as exc:
+            self._store_failed(exc)
+            return None
+        return self._known
+
+    def result(self, delivered: int) -> FlushResult:
+        """``delivered``, and what waits as best known: the last count read, if none can be now."""
+        self._pending()
+        return FlushResult(delivered, self._known)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """Count a store fault in the sender thread; hand one in a host's call to the client."""
+        if self._on_store_error is None or threading.current_thread() is self._thread:
+            self._counters.error("store_error", str(exc))
+        else:
+            self._on_store_error(exc)
 
     def flush(self, timeout: float | None = None) -> FlushResult:
         """Deliver what waits, for at most ``timeout`` seconds; report progress.
@@ -186,15 +237,15 @@ class Batcher:
         """
         start = self._delivered
         if self._transport is None:  # an asyncio transport: only adrain() sends
-            return FlushResult(0, self._outbox.pending())
+            return self.result(0)
         if self._options.mode == "caller":
             deadline = None if timeout is None else time.monotonic() + timeout
             with self._lock:
                 self._queued = 0
             self._drain(deadline=deadline)
-            return FlushResult(self._delivered - start, self._outbox.pending())
+            return self.result(self._delivered - start)
         if threading.current_thread() is self._thread:
-            return FlushResult(0, self._outbox.pending())
+            return self.result(0)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._ensure_thread()
@@ -203,7 +254,7 @@ class Batcher:
         # Poll with plain sleeps: a flush() from a signal handler may interrupt this
         # very thread inside any lock's wait, and must not try to take it again.
         nudged = time.monotonic()
-        while self._outbox.pending():
+        while self._pending():  # 0, or None: the outbox cannot be counted, so stop waiting
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
@@ -215,18 +266,21 @@ class Batcher:
                 with self._lock:
                     self._urgent = True
                     self._wake.notify()
-        return FlushResult(self._delivered - start, self._outbox.pending())
+        return FlushResult(self._delivered - start, self._known)
 
     def close(self, timeout: float | None = None, *, when: str = "close()") -> FlushResult:
         """Flush for at most ``timeout`` seconds, then stop the sender; log what is left.
 
-        ``when`` names the caller in that log line (``close()``, ``at exit``).
+        ``when`` names the caller in that log line (``close()``, ``at exit``). The
+        sender stops even when the flush raised (a strict client's store fault).
         """
-        result = self.flush(timeout)
-        with self._lock:
-            self._closing = True
-            self._wake.notify()
-        unwatch(self)
+        try:
+            result = self.flush(timeout)
+        finally:
+            with self._lock:
+                self._closing = True
+                self._wake.notify()
+            unwatch(self)
         if result.pending:
             self.log.left(result.pending, when)
         return result
@@ -262,11 +316,14 @@ class Batcher:
         return max(0.001, self._options.flush_interval - (time.monotonic() - self._oldest))
 
     def _drain(self, *, deadline: float | None) -> None:
-        """Send batches until the outbox is empty, a batch is held back, or ``deadline``."""
-        while deadline is None or time.monotonic() < deadline:
-            leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
-            if leased is None or not self._deliver(leased, deadline):
-                return
+        """Send batches until the outbox is empty, a batch is held back, ``deadline`` or a fault."""
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
+                if leased is None or not self._deliver(leased, deadline):
+                    return
+        except StoreError as exc:  # the outbox cannot be read or updated: try at the next flush
+            self._store_failed(exc)
 
     def _deliver(self, leased: Leased, deadline: float | None) -> bool:
         """Send one batch with retries, in this thread; True when the outbox can move on."""
@@ -288,11 +345,14 @@ class Batcher:
             return bool(done.value)
 
     async def adrain(self, transport: AsyncTransport, *, deadline: float | None) -> None:
-        """Send batches from the event loop until the outbox is empty or ``deadline``."""
-        while deadline is None or time.monotonic() < deadline:
-            leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
-            if leased is None or not await self._adeliver(transport, leased, deadline):
-                return
+        """Send batches from the event loop until the outbox is empty, ``deadline``, or a fault."""
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
+                if leased is None or not await self._adeliver(transport, leased, deadline):
+                    return
+        except StoreError as exc:
+            self._store_failed(exc)
 
     async def _adeliver(
         self, transport: AsyncTransport, leased: Leased, deadline: float | None
@@ -332,6 +392,7 @@ class Batcher:
             failure = yield batch
             if failure is None or isinstance(failure, BatchRejectedError):
                 self.log.answered()
+                self._known = max(0, self._known - len(batch))
             if failure is None:
                 self._outbox.ack(leased)
                 self._delivered += len(batch)

@@ -84,6 +84,7 @@ _R = TypeVar("_R")
 
 _PRUNE_EVERY: Final = 3_600_000_000  # µs: retention is enforced at most hourly
 _UNKNOWN_MODELS_LOGGED: Final = 100  # distinct unknown model names logged, then no more
+_DEFAULT_TIMEOUT: Final = 10.0  # seconds: what flush() and close() wait unless told otherwise
 
 
 class ClosedError(PQLError, RuntimeError):
@@ -167,6 +168,7 @@ class Client:
             raise ConfigError(f"store must be a URL or a Store, got {type(store).__name__}")
         options = delivery or Delivery()
         self._counters = Counters()
+        self._strict = strict
         self._pipeline: Pipeline | None = None
         self._store = prepare_store(
             opened,
@@ -183,10 +185,10 @@ class Client:
                 self._counters,
                 owns_transport=owns_sender,
                 on_error=on_error,
+                on_store_error=self._error,
             )
         self._clock: Clock = clock or SystemClock()
         self._gate_fallback = gate_fallback == "allow"
-        self._strict = strict
         self._retention = retention
         self._closed = False
         self._prune_lock = threading.Lock()
@@ -697,8 +699,18 @@ class Client:
         still wait. Always returns within ``timeout``, even when the collector or
         DNS hangs; safe to call from a callback or a signal handler.
 
+        ``None`` waits without limit, and so does an infinite timeout or one
+        past what a thread can wait (``threading.TIMEOUT_MAX``, some 292
+        years); a negative one does not wait. Any other value (a str, a bool,
+        NaN) is counted as ``errors["invalid_timeout"]`` and logged, and the
+        default 10 s applies. A store fault (an outbox that cannot be read or
+        counted) is counted as ``errors["store_error"]`` and logged; the result
+        then says what was delivered and the last known count still waiting.
+        A strict client raises ``InvalidMessageError`` or ``StoreError``.
+
         Added in version 0.1.0.
         """
+        timeout = self._timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._intake is not None:
             self._intake.settle(deadline)
@@ -715,23 +727,27 @@ class Client:
         Later calls are dropped (counted as ``closed``). What could not be
         delivered stays in a durable outbox for the next run (logged as such);
         a memory queue's are lost, logged and counted as
-        ``dropped["undelivered_at_close"]``.
+        ``dropped["undelivered_at_close"]``. ``timeout`` and faults are taken as
+        ``flush()`` takes them; the sender, the store and the transport are
+        released even when a step fails (a strict client raises after that).
 
         Added in version 0.1.0.
         """
         if self._closed:
             return FlushResult(0, 0)
+        timeout = self._timeout(timeout)  # a strict client's bad timeout leaves it open
         if self._intake is not None:
             self._intake.close()  # applies what it holds
         self._closed = True
         if self._intake is not None:
             self._intake.drain()  # a call racing with close(): counted as dropped, not kept
-        if isinstance(self._store, BufferedStore):
-            self._store.commit()
-        result = FlushResult(0, 0) if self._pipeline is None else self._pipeline.close(timeout)
-        self._store.close()
-        self._counters.log_rest()  # drops and errors whose log line was still held back
-        return result
+        try:
+            if isinstance(self._store, BufferedStore):
+                self._store.commit()
+            return FlushResult(0, 0) if self._pipeline is None else self._pipeline.close(timeout)
+        finally:
+            self._store.close()
+            self._counters.log_rest()  # drops and errors whose log line was still held back
 
     async def aflush(self, timeout: float | None = 10.0) -> FlushResult:
         """``flush()`` for asyncio code: never blocks the event loop.
@@ -739,8 +755,11 @@ class Client:
         With an asyncio transport the batches are sent from the loop; otherwise
         the blocking flush runs in a worker thread.
 
+        ``timeout`` and faults are taken as ``flush()`` takes them.
+
         Added in version 0.1.0.
         """
+        timeout = self._timeout(timeout)
         pipeline = self._pipeline
         if pipeline is None or pipeline.async_transport is None:
             return await _to_thread(self.flush, timeout)
@@ -753,16 +772,46 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         await batcher.adrain(pipeline.async_transport, deadline=deadline)
         delivered = self._counters.snapshot().delivered - before
-        return pipeline.flushed(FlushResult(delivered, batcher.outbox.pending()))
+        return pipeline.flushed(batcher.result(delivered))
 
     async def aclose(self, timeout: float | None = 10.0) -> FlushResult:
         """``close()`` for asyncio code: deliver within ``timeout``, then release everything.
 
+        Everything is released even when the delivery fails (a strict client's
+        store fault is raised after that).
+
         Added in version 0.1.0.
         """
-        result = await self.aflush(timeout)
-        await _to_thread(self.close, 0.0)
-        return result
+        timeout = self._timeout(timeout)  # a strict client's bad timeout leaves it open
+        try:
+            return await self.aflush(timeout)
+        finally:
+            await _to_thread(self.close, 0.0)
+
+    def _timeout(self, timeout: object) -> float | None:
+        """Return the seconds a flush or close may wait, from what the host passed (None: no limit).
+
+        Negative means not at all, and infinite, or past what a thread can wait,
+        no limit. Anything else (NaN too) is the host's bug: a strict client
+        raises; by default it is counted and the default applies, so the call
+        still ends.
+        """
+        if timeout is None:
+            return None
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+            if timeout >= threading.TIMEOUT_MAX:
+                return None
+            if timeout > 0:
+                return float(timeout)
+            if timeout <= 0:
+                return 0.0
+            # NaN is neither: it falls through
+        got = "NaN" if isinstance(timeout, float) else f"a {type(timeout).__name__}"
+        error = InvalidMessageError(f"timeout must be a number of seconds or None, got {got}")
+        if self._strict:
+            raise error
+        self._counters.error("invalid_timeout", f"{error}: waiting {_DEFAULT_TIMEOUT} s")
+        return _DEFAULT_TIMEOUT
 
     def _committed(self, count: int) -> None:
         """Wake the sender: the buffered store committed ``count`` outbox rows."""

@@ -68,6 +68,7 @@ class Pipeline:
         *,
         owns_transport: bool,
         on_error: Callable[[DeliveryError], None] | None,
+        on_store_error: Callable[[StoreError], None] | None = None,
     ) -> None:
         outbox: Outbox
         shared = _redis_store(store)
@@ -92,7 +93,13 @@ class Pipeline:
         self.async_transport = transport if isinstance(transport, AsyncTransport) else None
         sync = None if isinstance(transport, AsyncTransport) else transport
         self.batcher = Batcher(
-            outbox, sync, options, counters, on_error=on_error, collector=_describe(transport)
+            outbox,
+            sync,
+            options,
+            counters,
+            on_error=on_error,
+            on_store_error=on_store_error,
+            collector=_describe(transport),
         )
         if shared is not None:
             shared.when_queued(self.batcher.notify)  # a replay after an outage queued these
@@ -112,12 +119,14 @@ class Pipeline:
         """Queue what the store just recorded (unless the store queued it itself)."""
         if not self._durable:
             added = self.batcher.outbox.put([(m.message_id, data) for m, data in records])
-        if not self._buffered:
+        if self._buffered:
+            self.batcher.expect(added)
+        else:
             self.batcher.notify(added)
 
     def committed(self, count: int) -> None:
         """Wake the sender: the buffered store committed ``count`` outbox rows."""
-        self.batcher.notify(count)
+        self.batcher.notify(count, counted=True)
 
     def emit(self, message_id: str, data: bytes) -> None:
         """Queue one of pqlsdk's own records (crossings, moments) for the collector."""
@@ -134,11 +143,12 @@ class Pipeline:
         return result
 
     def close(self, timeout: float | None) -> FlushResult:
-        """Deliver within ``timeout``, stop the sender and release the transport."""
-        result = self.batcher.close(timeout)
-        if self._owns_transport and isinstance(self._transport, Transport):
-            self._transport.close()
-        return result
+        """Deliver within ``timeout``, stop the sender and release the transport, whatever fails."""
+        try:
+            return self.batcher.close(timeout)
+        finally:
+            if self._owns_transport and isinstance(self._transport, Transport):
+                self._transport.close()
 
 
 def _redis_store(store: Store) -> RedisStore | None:

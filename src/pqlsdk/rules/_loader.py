@@ -78,11 +78,14 @@ def load(path: str | FilePath) -> Rules:
     try:
         data = file.read_bytes()
     except FileNotFoundError:
-        raise _whole(str(file), "no such file") from None
+        raise _whole(_shown(file), "no such file") from None
     except IsADirectoryError:
-        raise _whole(str(file), "is a directory, not a rules file") from None
+        raise _whole(_shown(file), "is a directory, not a rules file") from None
     except OSError as exc:
-        raise _whole(str(file), f"cannot read: {exc.strerror or exc}") from exc
+        raise _whole(_shown(file), f"cannot read: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL, or a lone surrogate no file system can encode
+        why = "a lone surrogate" if isinstance(exc, UnicodeEncodeError) else "a NUL character"
+        raise _whole(_shown(file), f"not a file path: it contains {why}") from None
     kind: Format = "json" if file.suffix.lower() == ".json" else "toml"
     return _load(data, str(file), kind)
 
@@ -91,6 +94,11 @@ def loads(text: str | bytes, *, name: str = "<rules>", format: Format = "toml") 
     """Load and compile rules from ``text``; ``name`` is used in error messages."""
     data = text.encode() if isinstance(text, str) else text
     return _load(data, name, format)
+
+
+def _shown(file: FilePath) -> str:
+    """``file`` as text any log or terminal can print: undecodable parts and NUL escaped."""
+    return str(file).encode(errors="backslashreplace").decode().replace("\0", "\\x00")
 
 
 def _whole(origin: str, message: str) -> RulesError:

@@ -131,3 +131,15 @@ def test_the_latest_showing_of_a_kind_names_it() -> None:
         for n, title in enumerate(["Your trial ends in 3 days", "Your trial ends in 2 days"])
     ]
     assert moment_titles(None, ("trial_ending",), records) == ("Your trial ends in 2 days",)
+
+
+def test_a_feature_name_no_store_can_encode_is_kept_readable(store_url: str) -> None:
+    """gate() with a lone surrogate in the feature still shows; the kept title has a "?"."""
+    with pqlsdk.Client(store=store_url, rules=PLAYBOOK) as client:  # the track is dropped
+        client.identify("u", {"plan": "trial"})
+        gate = client.gate("u", "s\udfff")
+        state = client.user("u")
+    assert gate.moment is not None
+    assert gate.moment.title == "s\udfff is on the Business plan"
+    assert state is not None
+    assert [record.title for record in state.moments] == ["s? is on the Business plan"]

@@ -154,7 +154,8 @@ def claim(
         state.moments.append(record)
         if not record.held_out:
             shown = show(kind, record)
-            record.title = shown.title[:_MAX_TITLE]
+            # A feature name may hold lone surrogates, which no store can encode.
+            record.title = shown.title[:_MAX_TITLE].encode(errors="replace").decode()
             return shown
     return None
 

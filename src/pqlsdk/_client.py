@@ -467,14 +467,16 @@ class Client:
         ]
         if not candidates:
             return None  # nothing due: no write
-        claimed = self._store.update_user(
-            user_id, lambda state: claim(state, candidates, moments, now)
-        )
-        if claimed is None:
-            return None
-        kind, record = claimed
         names = {} if rules.entitlements is None else rules.entitlements.names
-        shown = render(kind, record, facts.variables(), traits, names)
+        variables = facts.variables()  # the score, if content needs it: outside the store's lock
+        shown = self._store.update_user(
+            user_id,
+            lambda state: claim(
+                state, candidates, moments, now, lambda k, r: render(k, r, variables, traits, names)
+            ),
+        )
+        if shown is None:
+            return None
         self._emit(shown.to_message(user_id))
         return shown
 
@@ -1006,7 +1008,7 @@ class Client:
                 top_features=features,
                 team_size=team,
                 moments_seen=seen,
-                moment_titles=moment_titles(self._require_rules().moments, seen),
+                moment_titles=moment_titles(self._require_rules().moments, seen, user.moments),
             )
         )
         return True

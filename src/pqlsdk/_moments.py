@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -45,6 +45,8 @@ MOMENT_OUTCOME_EVENT: Final = "pqlsdk_moment_outcome"
 _MAX_RECORDS: Final = 500  # per user: a hard bound on history, whatever the windows
 _DAY: Final = 86_400_000_000
 _PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
+_MAX_TITLE: Final = 200
+"""Characters of a shown title a record keeps: a trait in a title must not bloat the state."""
 
 
 class Moment(msgspec.Struct, frozen=True, gc=False):
@@ -126,12 +128,18 @@ def blocked(kind: MomentKind, history: Sequence[MomentRecord], moments: Moments,
 
 
 def claim(
-    state: UserState, candidates: Sequence[MomentKind], moments: Moments, now: int
-) -> tuple[MomentKind, MomentRecord] | None:
-    """Pick the first candidate no cap, cooldown or holdout stops, and record it.
+    state: UserState,
+    candidates: Sequence[MomentKind],
+    moments: Moments,
+    now: int,
+    show: Callable[[MomentKind, MomentRecord], Moment],
+) -> Moment | None:
+    """Pick the first candidate no cap, cooldown or holdout stops, record it, and show it.
 
     Runs inside the store's atomic update. Candidates come highest priority first.
-    Held-out kinds are recorded as held out and passed over.
+    Held-out kinds are recorded as held out and passed over. ``show`` renders the
+    winner (``render``); its record keeps the title, so a tier crossing later names
+    the moment as the user read it, at no second rendering and no second write.
     """
     _forget(state, now - max(moments.horizon, _DAY))
     for kind in candidates:
@@ -145,7 +153,10 @@ def claim(
         )
         state.moments.append(record)
         if not record.held_out:
-            return kind, record
+            shown = show(kind, record)
+            # A feature name may hold lone surrogates, which no store can encode.
+            record.title = shown.title[:_MAX_TITLE].encode(errors="replace").decode()
+            return shown
     return None
 
 

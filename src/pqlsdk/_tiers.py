@@ -16,7 +16,7 @@ reported once, like a user's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -26,7 +26,7 @@ from ._clock import from_micros
 from ._scoring import Reason, Score, plain, score_subject, standing
 from .messages import Track
 from .rules._model import PQA, Model, Moments
-from .stores import AccountState, Store, Subject, UserState
+from .stores import AccountState, MomentRecord, Store, Subject, UserState
 
 __all__ = ["PQA_KEY", "TIER_CHANGED_EVENT", "TierChange", "pqa_crossing", "swap_tier"]
 
@@ -65,7 +65,7 @@ class TierChange(msgspec.Struct, frozen=True, gc=False):
     moments_seen: tuple[str, ...] = ()
     """Moment kinds the user was shown in the last 30 days."""
     moment_titles: tuple[str, ...] = ()
-    """The titles of ``moments_seen`` (placeholders as "[feature]"), in the same order.
+    """The titles of ``moments_seen`` as the user last saw them, in the same order.
 
     Added in version 0.1.0.
     """
@@ -146,21 +146,26 @@ def _reason(reason: Reason) -> dict[str, Any]:
     }
 
 
-def moment_titles(moments: Moments | None, kinds: tuple[str, ...]) -> tuple[str, ...]:
-    """Return each moment kind's title, placeholders named in brackets (they vary per showing).
+def moment_titles(
+    moments: Moments | None, kinds: tuple[str, ...], records: Sequence[MomentRecord] = ()
+) -> tuple[str, ...]:
+    """Return each moment kind's title as the user last saw it ("Your trial ends in 2 days").
 
-    A kind the rules no longer define is named from its id.
+    ``records`` are the user's moment records, oldest first: the latest with a title
+    names its kind. A kind with no such record (shown before titles were kept) reads
+    as its template when that has no placeholder, and otherwise, like a kind the rules
+    no longer define, as its id in words: "Trial ending", never "[days left]", which a
+    reader takes for a template bug.
     """
-    titles = {} if moments is None else {k.name: k.content.get("title") for k in moments.kinds}
-    return tuple(
-        _PLACEHOLDER.sub(_blank, titles.get(kind) or kind.replace("_", " ").capitalize())
-        for kind in kinds
-    )
-
-
-def _blank(match: re.Match[str]) -> str:
-    """Show a placeholder as what it stands for: {user.days_left} -> [days left]."""
-    return f"[{match.group(1).rpartition('.')[2].replace('_', ' ')}]"
+    shown = {record.kind: record.title for record in records if record.title is not None}
+    templates = {} if moments is None else {k.name: k.content["title"] for k in moments.kinds}
+    titles = []
+    for kind in kinds:
+        title = shown.get(kind) or templates.get(kind)
+        if not title or _PLACEHOLDER.search(title):
+            title = kind.replace("_", " ").capitalize()
+        titles.append(title)
+    return tuple(titles)
 
 
 def crossing_context(

@@ -38,12 +38,20 @@ def test_the_feed_shows_the_real_pql_above_the_maybe() -> None:
         assert page.title() == "PQL feed"
         assert "Signed in as Ann Rep" in page.inner_text("form.signout")
         ranked = rows(page)
+        seen = page.locator("tr.lead td").evaluate_all(
+            "cells => cells.map(cell => cell.innerText)"
+            ".filter(text => text.includes('moments seen:'))"
+            ".map(text => text.split('moments seen:')[1].trim())"
+        )
         page.screenshot(path=str(ARTIFACTS / "feed.png"), full_page=True)
         context.close()
     order = [who for who, _, _ in ranked]
     hot = {who for who, tier, _ in ranked if tier in ("hot", "burning")}
     assert order.index("ada@northwind") < order.index("max@maybe-labs")
     assert "sol@onceco" not in hot
+    # Moments read as the user saw them, never as templates ("[feature] is on ...").
+    assert any("Single sign-on is on the Business plan" in text for text in seen)
+    assert not [text for text in seen if "[" in text]
 
 
 def test_a_rep_works_the_demo_feed_in_a_browser() -> None:

@@ -152,7 +152,7 @@ def test_user_crossings_carry_moment_titles_and_the_multiplier() -> None:
         m["properties"] for m in transport.messages if m.get("event") == "pqlsdk_tier_changed"
     ]
     assert crossing["moments_seen"] == ["trial_ending"]
-    assert crossing["moment_titles"] == ["Your trial ends in [days left] days"]
+    assert crossing["moment_titles"] == ["Your trial ends in 2 days"]
     assert crossing["multiplier"] == 1.0
 
 

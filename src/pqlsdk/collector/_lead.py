@@ -82,7 +82,7 @@ class Lead(msgspec.Struct, kw_only=True, frozen=True):
     """For an account that crossed into (or out of) being a PQA: its qualifying members,
     best first, each ``{"user_id", "tier", "score", "route", "reasons"}``."""
     moment_titles: tuple[str, ...] = ()
-    """The titles of ``moments_seen``, in the same order (placeholders as "[feature]")."""
+    """The titles of ``moments_seen`` as the user last saw them, in the same order."""
     contacted_by: str | None = None
     """The rep who marked the lead contacted on the feed, if one did."""
     contacted_at: datetime | None = None

@@ -54,6 +54,14 @@ class MomentRecord(msgspec.Struct, kw_only=True, gc=False):
     held_out: bool = False
     outcomes: dict[str, int] = msgspec.field(default_factory=dict)
     """Outcome (``clicked``, ``dismissed``...) to when it happened, µs."""
+    title: str | None = None
+    """The title as the user saw it, placeholders filled (cut to 200 characters), so that
+    a crossing names the moment the way the user read it. None when held out, and in
+    records written before titles were kept (msgpack maps: they decode with the default,
+    and older readers skip the field).
+
+    Added in version 0.1.0.
+    """
 
 
 class UserState(msgspec.Struct, kw_only=True, gc=False):

@@ -1,40 +1,168 @@
 """The memory store: state in this process only, for tests and short scripts.
 
-Nothing survives the process, and other processes cannot see it. The log holds
-encoded bytes, not message objects, so a long log adds no work to GC passes.
+Nothing survives the process, and other processes cannot see it.
+
+It holds bytes rather than objects wherever it can, for two reasons: a decoded
+state costs about four times its msgpack encoding in memory, and bytes are not
+tracked by the garbage collector, so a large store adds no work to its passes.
+
+- States: the ``_HOT`` most recently written users (and accounts) stay decoded,
+  so the request path reads them for free; the rest are msgpack blobs, decoded
+  on read (about a microsecond).
+- The log: sealed blocks of ``_BLOCK`` entries, each one zlib-compressed msgpack
+  list (Segment JSON of one app repeats itself: a block shrinks about tenfold),
+  and an open tail of plain entries.
+- The ``messageId`` dedupe: 64-bit hashes in one sorted ``array`` plus a small
+  set of recent ones (8 bytes an id). A hash seen before is checked against the
+  log itself, so a clash of hashes never drops a message.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
+import zlib
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from typing import Final, Generic, TypeVar
+
+import msgspec
 
 from .._aggregates import Aggregate
 from .._clock import micros
 from .._exceptions import ConfigError
 from ..messages import Message, decode
 from ._base import Record, T
-from ._state import AccountState, UserState, apply, rebuild
+from ._state import AccountState, UserState, apply, decode_account, decode_user, encode, rebuild
 
 __all__ = ["MemoryStore"]
 
+_BLOCK: Final = 512
+"""Log entries per compressed block: large enough to compress well, small enough
+that a late message (inserted into its block) costs a millisecond."""
+_HOT: Final = 1_024
+"""Decoded states kept per kind, the most recently written."""
+_RECENT: Final = 4_096
+"""Dedupe hashes held in a set before they join the sorted array (at least)."""
+
+_Entry = tuple[int, int, str, str, bytes]
+"""(timestamp µs, arrival, subject, messageId, JSON): in time order, arrival
+order breaking ties."""
+_entries_decoder: Final = msgspec.msgpack.Decoder(list[_Entry])
+_S = TypeVar("_S", UserState, AccountState)
+_digest: Callable[[str], int] = hash
+"""An id's 64-bit hash (salted per process: the store never leaves it)."""
+
+
+class _States(Generic[_S]):
+    """States by id: recently written ones as objects, the others as msgpack.
+
+    Reads take no lock and never miss a state: a state joins ``hot`` before it
+    could leave ``cold`` (its blob stays there, stale, while it is hot) and its
+    new blob is in ``cold`` before it leaves ``hot``. Writers hold the store's lock.
+    """
+
+    def __init__(self, decode_state: Callable[[bytes], _S]) -> None:
+        self.hot: dict[str, _S] = {}
+        self.cold: dict[str, bytes] = {}
+        self._decode: Callable[[bytes], _S] = decode_state
+
+    def get(self, key: str) -> _S | None:
+        """Return the state (a decoded copy when cold), or None."""
+        found = self.hot.get(key)
+        if found is not None:
+            return found
+        blob = self.cold.get(key)
+        return None if blob is None else self._decode(blob)
+
+    def put(self, key: str, state: _S) -> None:
+        """Hold ``state`` as the live one for ``key``, encoding the oldest hot one out."""
+        self.hot[key] = state  # kept in first-written order: see the class docstring
+        while len(self.hot) > _HOT:
+            oldest = next(iter(self.hot))
+            self.cold[oldest] = encode(self.hot[oldest])
+            del self.hot[oldest]
+
+    def __len__(self) -> int:
+        return len(self.cold) + sum(1 for key in self.hot if key not in self.cold)
+
+
+class _Block(msgspec.Struct, frozen=True, gc=False):
+    """A sealed run of log entries in time order, compressed."""
+
+    first: tuple[int, int]
+    last: tuple[int, int]
+    count: int
+    data: bytes
+
+    @classmethod
+    def seal(cls, entries: list[_Entry]) -> _Block:
+        return cls(entries[0][:2], entries[-1][:2], len(entries), zlib.compress(encode(entries)))
+
+    def entries(self) -> list[_Entry]:
+        return _entries_decoder.decode(zlib.decompress(self.data))
+
+
+class _Ids:
+    """Which ``messageId``s the log holds, as 64-bit hashes (exact: see ``seen``)."""
+
+    def __init__(self) -> None:
+        self._sorted = array("q")
+        self._recent: set[int] = set()
+        self._clashes: set[str] = set()
+        """Ids logged whose hash another logged id has: checked by value."""
+
+    def __contains__(self, digest: int) -> bool:
+        if digest in self._recent:
+            return True
+        index = bisect.bisect_left(self._sorted, digest)
+        return index < len(self._sorted) and self._sorted[index] == digest
+
+    def add(self, message_id: str, at: int, logged: Callable[[str, int], bool]) -> bool:
+        """Add ``message_id`` (of a message at ``at``); False when the log already holds it.
+
+        ``logged(message_id, at)`` searches the log, called only when the hash is known.
+        """
+        if message_id in self._clashes:
+            return False
+        digest = _digest(message_id)
+        if digest in self:
+            if logged(message_id, at):
+                return False
+            self._clashes.add(message_id)  # a clash of hashes: another id
+            return True
+        self._recent.add(digest)
+        if len(self._recent) > max(_RECENT, len(self._sorted) >> 4):
+            self._sorted = array("q", sorted(itertools.chain(self._sorted, self._recent)))
+            self._recent.clear()
+        return True
+
+    def discard(self, message_ids: Iterable[str]) -> None:
+        """Forget ids pruned from the log."""
+        gone = {_digest(message_id) for message_id in message_ids}
+        self._clashes.difference_update(message_ids)
+        self._recent -= gone
+        if gone.intersection(self._sorted):
+            self._sorted = array("q", (d for d in self._sorted if d not in gone))
+
 
 class MemoryStore:
-    """A ``Store`` held in dictionaries behind one lock.
+    """A ``Store`` held in this process behind one lock.
 
     Added in version 0.1.0.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._users: dict[str, UserState] = {}
-        self._accounts: dict[str, AccountState] = {}
-        # (timestamp µs, arrival, subject, messageId, json): in time order, arrival
-        # order breaking ties.
-        self._log: list[tuple[int, int, str, str, bytes]] = []
-        self._ids: set[str] = set()
+        self._users: _States[UserState] = _States(decode_user)
+        self._accounts: _States[AccountState] = _States(decode_account)
+        self._blocks: list[_Block] = []
+        self._firsts: list[tuple[int, int]] = []  # each block's first key, for bisect
+        self._tail: list[_Entry] = []  # after every block, not yet sealed
+        self._count = 0
+        self._ids = _Ids()
         self._arrivals = 0
         self._aggregates: frozenset[Aggregate] = frozenset()
 
@@ -56,28 +184,62 @@ class MemoryStore:
         added = 0
         with self._lock:
             for message, data in records:
-                if message.message_id in self._ids:
+                at = micros(message.timestamp)
+                message_id = message.message_id
+                if not self._ids.add(message_id, at, self._logged):
                     continue
-                self._ids.add(message.message_id)
                 self._arrivals += 1
-                entry = (
-                    micros(message.timestamp),
-                    self._arrivals,
-                    message.subject,
-                    message.message_id,
-                    data,
-                )
-                if not self._log or self._log[-1] < entry:
-                    self._log.append(entry)
-                else:
-                    bisect.insort(self._log, entry)
+                self._append((at, self._arrivals, message.subject, message_id, data))
                 changes = apply(message, self._users.get, self._accounts.get, self._aggregates)
                 for user in changes.users:
-                    self._users[user.user_id] = user
+                    self._users.put(user.user_id, user)
                 for account in changes.accounts:
-                    self._accounts[account.account_id] = account
+                    self._accounts.put(account.account_id, account)
                 added += 1
         return added
+
+    def _append(self, entry: _Entry) -> None:
+        self._count += 1
+        tail = self._tail
+        if self._blocks and entry[:2] < self._blocks[-1].last:
+            self._insert_late(entry)
+        elif not tail or tail[-1] < entry:
+            tail.append(entry)
+        else:
+            bisect.insort(tail, entry)
+        if len(tail) >= _BLOCK:
+            self._blocks.append(_Block.seal(tail))
+            self._firsts.append(tail[0][:2])
+            self._tail = []
+
+    def _insert_late(self, entry: _Entry) -> None:
+        """Insert an entry older than the tail into its block (split when it doubles)."""
+        index = max(bisect.bisect_right(self._firsts, entry[:2]) - 1, 0)
+        entries = self._blocks[index].entries()
+        bisect.insort(entries, entry)
+        parts = [entries[:_BLOCK], entries[_BLOCK:]] if len(entries) >= 2 * _BLOCK else [entries]
+        blocks = [_Block.seal(part) for part in parts]
+        self._blocks[index : index + 1] = blocks
+        self._firsts[index : index + 1] = [block.first for block in blocks]
+
+    def _logged(self, message_id: str, at: int) -> bool:
+        """Say whether the log holds ``message_id``: near ``at`` first, then anywhere.
+
+        A resent message keeps its timestamp, so the first look nearly always answers.
+        """
+        start = max(bisect.bisect_right(self._firsts, (at, -1)) - 1, 0)
+        stop = bisect.bisect_right(self._firsts, (at + 1, -1))
+        near = itertools.chain.from_iterable(b.entries() for b in self._blocks[start:stop])
+        if any(entry[3] == message_id for entry in itertools.chain(near, self._tail)):
+            return True
+        return any(entry[3] == message_id for entry in self._entries())
+
+    def _entries(self) -> Iterator[_Entry]:
+        """Every log entry in order (a snapshot of the block list and tail, taken now)."""
+        blocks, tail = list(self._blocks), list(self._tail)
+        for block in blocks:
+            yield from block.entries()
+        yield from tail
 
     @property
     def aggregates(self) -> frozenset[Aggregate]:
@@ -95,42 +257,50 @@ class MemoryStore:
         with self._lock:
             new = frozenset(aggregates) - self._aggregates
             if new:
-                rebuild(
-                    (decode(entry[4]) for entry in self._log),
+                users, accounts = rebuild(
+                    (decode(entry[4]) for entry in self._entries()),
                     new,
                     self._users.get,
                     self._accounts.get,
                 )
+                for user_id, user in users.items():
+                    if user is not None:
+                        self._users.put(user_id, user)
+                for account_id, account in accounts.items():
+                    if account is not None:
+                        self._accounts.put(account_id, account)
                 self._aggregates |= new
         return len(new)
 
     def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
-        """Run ``change`` on the live user state under the lock.
+        """Run ``change`` on the user's state under the lock.
 
         Added in version 0.1.0.
         """
         with self._lock:
-            state = self._users.setdefault(user_id, UserState(user_id=user_id))
+            state = self._users.get(user_id) or UserState(user_id=user_id)
+            self._users.put(user_id, state)
             return change(state)
 
     def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
-        """Run ``change`` on the live account state under the lock.
+        """Run ``change`` on the account's state under the lock.
 
         Added in version 0.1.0.
         """
         with self._lock:
-            state = self._accounts.setdefault(account_id, AccountState(account_id=account_id))
+            state = self._accounts.get(account_id) or AccountState(account_id=account_id)
+            self._accounts.put(account_id, state)
             return change(state)
 
     def user(self, user_id: str) -> UserState | None:
-        """Return the live state of ``user_id`` (do not mutate it).
+        """Return the state of ``user_id`` (do not mutate it).
 
         Added in version 0.1.0.
         """
         return self._users.get(user_id)
 
     def account(self, account_id: str) -> AccountState | None:
-        """Return the live state of ``account_id`` (do not mutate it).
+        """Return the state of ``account_id`` (do not mutate it).
 
         Added in version 0.1.0.
         """
@@ -142,29 +312,43 @@ class MemoryStore:
         Added in version 0.1.0.
         """
         with self._lock:
-            log = list(self._log)
-        for _, _, owner, _, data in log:
-            if subject is None or owner == subject:
-                yield decode(data)
+            blocks, tail = list(self._blocks), list(self._tail)
+        for entries in itertools.chain((block.entries() for block in blocks), (tail,)):
+            for _, _, owner, _, data in entries:
+                if subject is None or owner == subject:
+                    yield decode(data)
 
     def count(self) -> int:
         """Return how many messages the log holds.
 
         Added in version 0.1.0.
         """
-        return len(self._log)
+        return self._count
 
     def prune(self, before: datetime) -> int:
         """Drop messages older than ``before`` from the log.
 
         Added in version 0.1.0.
         """
-        cutoff = micros(before)
+        cutoff = (micros(before),)
         with self._lock:
-            index = bisect.bisect_left(self._log, (cutoff,))
-            self._ids.difference_update(entry[3] for entry in self._log[:index])
-            del self._log[:index]
-        return index
+            whole = bisect.bisect_left([block.last for block in self._blocks], cutoff)
+            dropped = [entry for block in self._blocks[:whole] for entry in block.entries()]
+            del self._blocks[:whole], self._firsts[:whole]
+            if self._blocks:
+                entries = self._blocks[0].entries()
+                cut = bisect.bisect_left(entries, cutoff)
+                if cut:
+                    dropped += entries[:cut]
+                    self._blocks[0] = _Block.seal(entries[cut:])
+                    self._firsts[0] = self._blocks[0].first
+            else:
+                cut = bisect.bisect_left(self._tail, cutoff)
+                dropped += self._tail[:cut]
+                del self._tail[:cut]
+            self._ids.discard([entry[3] for entry in dropped])
+            self._count -= len(dropped)
+        return len(dropped)
 
     def close(self) -> None:
         """Nothing to release.
@@ -173,4 +357,4 @@ class MemoryStore:
         """
 
     def __repr__(self) -> str:
-        return f"MemoryStore(users={len(self._users)}, messages={len(self._log)})"
+        return f"MemoryStore(users={len(self._users)}, messages={self._count})"

@@ -263,12 +263,11 @@ class MemoryStore:
                     self._users.get,
                     self._accounts.get,
                 )
-                for user_id, user in users.items():
-                    if user is not None:
-                        self._users.put(user_id, user)
-                for account_id, account in accounts.items():
-                    if account is not None:
-                        self._accounts.put(account_id, account)
+                # Cold states were changed as decoded copies: write every one back.
+                for user in filter(None, users.values()):
+                    self._users.put(user.user_id, user)
+                for account in filter(None, accounts.values()):
+                    self._accounts.put(account.account_id, account)
                 self._aggregates |= new
         return len(new)
 

@@ -86,7 +86,7 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
         # Replay of the same file; the SQL engines' figures are batch.py's.
         ["cases/replay.py", "--engine", "pqlsdk", "--events", str(events)],
         *(["cases/imports.py", "--module", module] for module in ("pqlsdk", "posthog")),
-        *(["cases/memory.py", "--store", store] for store in ("memory", "sqlite")),
+        *(["cases/memory.py", "--store", store] for store in ("memory", "sqlite", "redis")),
         *(["cases/web.py", "--framework", framework] for framework in ("flask", "django")),
     ]
     return [[*run, "--quick"] if quick else run for run in runs]

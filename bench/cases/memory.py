@@ -1,23 +1,36 @@
 """Case: resident memory per 100,000 tracked users, with the playbook rules.
 
-Run: ``python bench/cases/memory.py --store {memory,sqlite} [--quick]``. Tracks
-users who identify, join one of a thousand accounts and do five things each
-(with ``retention=None``, so the memory store also keeps its message log),
+Run: ``python bench/cases/memory.py --store {memory,sqlite,redis} [--quick]``.
+Tracks users who identify, join one of a thousand accounts and do five things
+each (with ``retention=None``, so the memory store also keeps its message log),
 then reports how much the process's resident memory grew, scaled to 100,000
 users, in MiB. The SQLite store keeps state in its file and only recent
 changes in memory, so its figure is about what a web worker carries.
+
+For Redis the figure is the server's: its ``used_memory`` growth (INFO memory),
+on the database at ``PQLSDK_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``,
+flushed before and after: give the bench a database of its own), for 10,000
+users scaled to 100,000 (each ``track()`` is a round trip). Without redis-py or a
+server the figure is left out, with a note.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _case import emit, quick
+
+if TYPE_CHECKING:
+    import pqlsdk
+
+REDIS_URL = os.environ.get("PQLSDK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def rss_mib() -> float:
@@ -27,30 +40,71 @@ def rss_mib() -> float:
     return pages * 4096 / 2**20
 
 
+def redis_used_mib() -> float:
+    """The Redis server's ``used_memory``, MiB."""
+    import redis  # noqa: PLC0415 - the optional extra, only for this store
+
+    server = redis.Redis.from_url(REDIS_URL)
+    try:
+        return int(server.info("memory")["used_memory"]) / 2**20
+    finally:
+        server.close()
+
+
+def flush_redis() -> bool:
+    """Empty the bench database; False (with a note) when there is no Redis."""
+    try:
+        import redis  # noqa: PLC0415
+
+        server = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        server.flushdb()
+        server.close()
+    except Exception as exc:  # no redis-py or no server: either way, a note and no figure
+        print(f"memory: no Redis at {REDIS_URL} ({exc}); Redis figure left out", file=sys.stderr)
+        return False
+    return True
+
+
+def populate(client: pqlsdk.Client, users: int) -> None:
+    """The workload: identify, group and three tracks per user."""
+    for n in range(users):
+        user = f"user-{n:06d}"
+        client.identify(user, {"plan": "trial", "email": f"{user}@example.com"})
+        client.group(user, f"acct-{n % 1000:04d}", {"employees": 120})
+        client.track(user, "core_workflow_completed")
+        client.track(user, "feature_used", {"feature": f"f{n % 8}"})
+        client.track(user, "page_viewed", {"path": "/pricing"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", choices=("memory", "sqlite"), default="memory")
+    parser.add_argument("--store", choices=("memory", "sqlite", "redis"), default="memory")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    users = 2_000 if quick() else 100_000
+    users = (500 if quick() else 10_000) if args.store == "redis" else 2_000 if quick() else 100_000
+    if args.store == "redis" and not flush_redis():
+        return
     import pqlsdk  # noqa: PLC0415 - measured from here on
 
     rules = Path(__file__).resolve().parents[2] / "examples" / "rules" / "playbook.toml"
     with tempfile.TemporaryDirectory() as tmp:
-        url = "memory://" if args.store == "memory" else f"sqlite:///{Path(tmp) / 'mem.db'}"
-        with pqlsdk.Client(store=url, rules=rules, retention=None) as client:
-            client.stats()
-            before = rss_mib()
-            for n in range(users):
-                user = f"user-{n:06d}"
-                client.identify(user, {"plan": "trial", "email": f"{user}@example.com"})
-                client.group(user, f"acct-{n % 1000:04d}", {"employees": 120})
-                client.track(user, "core_workflow_completed")
-                client.track(user, "feature_used", {"feature": f"f{n % 8}"})
-                client.track(user, "page_viewed", {"path": "/pricing"})
-            client.flush()
-            grown = rss_mib() - before
-            assert client.stats().recorded == users * 5
+        url = {
+            "memory": "memory://",
+            "sqlite": f"sqlite:///{Path(tmp) / 'mem.db'}",
+            "redis": REDIS_URL,
+        }[args.store]
+        try:
+            with pqlsdk.Client(store=url, rules=rules, retention=None) as client:
+                client.stats()
+                before = redis_used_mib() if args.store == "redis" else rss_mib()
+                populate(client, users)
+                client.flush()
+                after = redis_used_mib() if args.store == "redis" else rss_mib()
+                assert client.stats().recorded == users * 5
+        finally:
+            if args.store == "redis":
+                flush_redis()
+    grown = after - before
     emit("memory", "pqlsdk", grown * 100_000 / users, unit="MiB per 100k users", variant=args.store)
 
 

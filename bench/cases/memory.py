@@ -8,10 +8,10 @@ users, in MiB. The SQLite store keeps state in its file and only recent
 changes in memory, so its figure is about what a web worker carries.
 
 For Redis the figure is the server's: its ``used_memory`` growth (INFO memory),
-on the database at ``PQLSDK_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``,
-flushed before and after: give the bench a database of its own), for 10,000
-users scaled to 100,000 (each ``track()`` is a round trip). Without redis-py or a
-server the figure is left out, with a note.
+on the server at ``PQLSDK_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``),
+under a fresh key prefix deleted afterwards (the database is shared with the
+tests, so it is never flushed), for 10,000 users scaled to 100,000 (each
+``track()`` is a round trip). Without redis-py or a server it is left out, with a note.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,18 +52,29 @@ def redis_used_mib() -> float:
         server.close()
 
 
-def flush_redis() -> bool:
-    """Empty the bench database; False (with a note) when there is no Redis."""
+def redis_url() -> str | None:
+    """A fresh prefix on the bench server, or None (with a note) when there is none."""
     try:
         import redis  # noqa: PLC0415
 
-        server = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-        server.flushdb()
-        server.close()
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except Exception as exc:  # no redis-py or no server: either way, a note and no figure
         print(f"memory: no Redis at {REDIS_URL} ({exc}); Redis figure left out", file=sys.stderr)
-        return False
-    return True
+        return None
+    separator = "&" if "?" in REDIS_URL else "?"
+    return f"{REDIS_URL}{separator}prefix=pqlsdk-memory-{uuid.uuid4().hex[:8]}"
+
+
+def clean(url: str) -> None:
+    """Delete every key under the run's prefix (never the whole database: tests share it)."""
+    import redis  # noqa: PLC0415
+
+    prefix = url.rsplit("prefix=", 1)[1]
+    server = redis.Redis.from_url(REDIS_URL)
+    keys = list(server.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        server.delete(*keys)
+    server.close()
 
 
 def populate(client: pqlsdk.Client, users: int) -> None:
@@ -82,7 +94,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     users = (500 if quick() else 10_000) if args.store == "redis" else 2_000 if quick() else 100_000
-    if args.store == "redis" and not flush_redis():
+    redis = redis_url() if args.store == "redis" else None
+    if args.store == "redis" and redis is None:
         return
     import pqlsdk  # noqa: PLC0415 - measured from here on
 
@@ -91,7 +104,7 @@ def main() -> None:
         url = {
             "memory": "memory://",
             "sqlite": f"sqlite:///{Path(tmp) / 'mem.db'}",
-            "redis": REDIS_URL,
+            "redis": redis or "",
         }[args.store]
         try:
             with pqlsdk.Client(store=url, rules=rules, retention=None) as client:
@@ -102,8 +115,8 @@ def main() -> None:
                 after = redis_used_mib() if args.store == "redis" else rss_mib()
                 assert client.stats().recorded == users * 5
         finally:
-            if args.store == "redis":
-                flush_redis()
+            if redis is not None:
+                clean(redis)
     grown = after - before
     emit("memory", "pqlsdk", grown * 100_000 / users, unit="MiB per 100k users", variant=args.store)
 

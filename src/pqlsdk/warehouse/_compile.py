@@ -1,0 +1,691 @@
+"""Rules compiled to SQL: one query per model over a relation of Segment messages.
+
+The query does what ``pqlsdk._history.fold`` and ``pqlsdk._scoring`` do in
+process, as set operations:
+
+- ``m``: the messages pqlsdk accepts (a known type, a subject, a timestamp with a
+  zone, a track's event, a group's groupId), each ``messageId`` once (the first
+  in arrival order), with arrival order ``seq`` and the time ``ts`` in µs;
+- ``users``: per subject, the first and last times, the account named by the
+  latest ``group`` (ties: the later arrival), each trait the rules read merged
+  by time (ties: the later arrival, as ``stores._state._merge``) and each
+  aggregate the rules read (``count``, ``distinct``, ``active_days``);
+- ``teams`` and ``groups``: members who tracked anything, and account traits
+  merged the same way from every member's ``group`` messages;
+- ``credited`` (account models): each track credited to the account its user
+  belonged to when the track arrived, as the stores credit it;
+- one CTE per step of ``score_subject``: gate, signals and reasons, multiplier,
+  score (rounded to 9 digits), tier, route.
+
+Every name and value from the rules enters the syntax tree as a literal
+(``exp.Literal``), never as text: a rules file cannot change the query's shape.
+Column names are the compiler's own (``u_0``, ``g_3``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import attrs
+from sqlglot import exp
+
+from .._aggregates import Aggregate, Scope
+from .._exceptions import RulesError
+from .._scoring import _measured_sides
+from ..rules._compiler import Type
+from ..rules._model import Model, Rules
+from ._expressions import SqlExpressions, Unsupported
+from ._values import Value, literal, template, truth, wrapped
+
+__all__ = ["DAY_US", "Query", "compile_accounts", "compile_model", "compile_rules"]
+
+DAY_US: Final = 86_400_000_000
+_ALL_ENGINES: Final = "the python engine (pqlsdk score --engine python)"
+
+
+@attrs.frozen
+class Query:
+    """A compiled query and what its rows hold."""
+
+    name: str
+    """The model's name, or ``"accounts"`` for the roll-up."""
+    subject: str
+    """``"user"`` or ``"account"``."""
+    select: exp.Select
+
+    def sql(self, dialect: str = "duckdb", *, pretty: bool = True) -> str:
+        """The query's text in ``dialect``, over a table or view named ``messages``."""
+        return self.select.sql(dialect=dialect, pretty=pretty)
+
+    def over(self, relation: exp.Expression) -> Query:
+        """This query with ``messages`` defined as ``relation`` (a first CTE)."""
+        select = self.select.copy()
+        with_ = select.args["with_"]
+        with_.set(
+            "expressions",
+            [
+                exp.CTE(this=relation, alias=exp.TableAlias(this=exp.to_identifier("messages"))),
+                *with_.expressions,
+            ],
+        )
+        return Query(self.name, self.subject, select)
+
+
+class _Facts:
+    """Names the columns each fact lives in, collecting what a model reads."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.traits: dict[tuple[Scope, str], str] = {}
+        self.aggregates: dict[Aggregate, str] = {}
+        self.days_since: Value | None = None
+
+    def trait(self, scope: Scope, name: str) -> exp.Expression:
+        key = (scope, name)
+        if key not in self.traits:
+            self.traits[key] = f"{scope[0]}_{len(self.traits)}"
+        return exp.column(self.traits[key])
+
+    def aggregate(self, aggregate: Aggregate) -> exp.Expression:
+        if aggregate not in self.aggregates:
+            self.aggregates[aggregate] = f"g_{len(self.aggregates)}"
+        return exp.column(self.aggregates[aggregate])
+
+    def fact(self, name: str) -> Value:
+        if name == "team_size":
+            return Value(Type.NUMBER, exp.column("team_size"), integer=True, nullable=False)
+        column = "last_active" if name == "days_since_last_active" else "first_seen"
+        sql = template(
+            "COALESCE((now_us - :t) / CAST(86400000000.0 AS DOUBLE), CAST('inf' AS DOUBLE))",
+            t=exp.column(column),
+        )
+        return Value(Type.NUMBER, sql, nonfinite=True, nullable=False)
+
+    def variable(self, name: str) -> Value:
+        kinds = {
+            "score": Value(Type.NUMBER, exp.column("score"), nullable=False),
+            "tier": Value(Type.STRING, exp.column("tier"), nullable=False),
+            "gate_passed": Value(Type.BOOL, exp.column("gate_passed"), nullable=False),
+            "user_id": Value(Type.STRING, exp.column("user_id")),
+            "account_id": Value(Type.STRING, exp.column("account_id")),
+        }
+        return kinds[name]
+
+
+def _pointer(name: str) -> exp.Expression:
+    """A JSON pointer literal to the key ``name`` (``~`` and ``/`` escaped)."""
+    return literal("/" + name.replace("~", "~0").replace("/", "~1"))
+
+
+def _property(name: str) -> exp.Expression:
+    return template("json_extract(props, :p)", p=_pointer(name))
+
+
+def _filter_test(name: str, value: object) -> exp.Expression:
+    """``properties[name] == value`` as ``Aggregate.matches`` decides it (bool is not 1)."""
+    read = _property(name)
+    if isinstance(value, bool):
+        test = "json_type(:p) = 'BOOLEAN' AND CAST(:p AS BOOLEAN) = :v"
+    elif isinstance(value, str):
+        test = "json_type(:p) = 'VARCHAR' AND (:p ->> '$') = :v"
+    else:
+        test = "json_type(:p) IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND CAST(:p AS DOUBLE) = :v"
+    return template(f"COALESCE({test}, FALSE)", p=read, v=literal(value))
+
+
+def _aggregate_sql(aggregate: Aggregate) -> exp.Expression:
+    """The aggregate over the tracks of one group (a user, or an account's credited tracks)."""
+    tests: list[exp.Expression] = [template("type = 'track'")]
+    if aggregate.event is not None:
+        tests.append(template("event = :e", e=literal(aggregate.event)))
+    tests += [_filter_test(name, value) for name, value in aggregate.where]
+    if aggregate.field is not None:
+        tests.append(
+            template("COALESCE(json_type(:f) <> 'NULL', FALSE)", f=_property(aggregate.field))
+        )
+    if aggregate.window is not None:  # now - t <= within: the far edge included
+        tests.append(template("ts >= now_us - :w", w=literal(aggregate.window * 1_000_000)))
+    condition = exp.and_(*tests)
+    if aggregate.kind == "count":
+        return template("COUNT(*) FILTER (WHERE :c)", c=condition)
+    what = (
+        _property(aggregate.field)
+        if aggregate.kind == "distinct" and aggregate.field is not None
+        else template("CAST(floor(ts / CAST(86400000000 AS DOUBLE)) AS BIGINT)")
+    )
+    return template("COUNT(DISTINCT :x) FILTER (WHERE :c)", x=what, c=condition)
+
+
+def _latest_trait(name: str, kind: str) -> exp.Expression:
+    """A trait merged by time: the value of the latest message carrying it."""
+    value = template("json_extract(traits, :p)", p=_pointer(name))
+    return template(
+        "ARG_MAX(:v, (ts, seq)) FILTER (WHERE type = :k AND :v IS NOT NULL)",
+        v=value,
+        k=literal(kind),
+    )
+
+
+def _messages(now: int | None) -> list[tuple[str, exp.Expression]]:
+    """The accepted, de-duplicated messages of relation ``messages``, and the clock."""
+    now_sql = template("epoch_us(CURRENT_TIMESTAMP)") if now is None else literal(now)
+    clock = template("SELECT :now AS now_us", now=now_sql)
+    accepted = template(
+        """
+        SELECT * FROM (
+            SELECT seq, type, COALESCE(NULLIF(userId, ''), anonymousId) AS uid, messageId AS mid,
+                epoch_us(TRY_CAST("timestamp" AS TIMESTAMPTZ)) AS ts, event, groupId AS gid,
+                COALESCE(properties, CAST('{}' AS JSON)) AS props,
+                COALESCE(traits, CAST('{}' AS JSON)) AS traits
+            FROM messages
+            WHERE COALESCE(NULLIF(userId, ''), anonymousId) <> ''
+                AND regexp_full_match(
+                    "timestamp",
+                    '\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})'
+                )
+                AND (type = 'identify' OR (type = 'track' AND event <> '')
+                    OR (type = 'group' AND groupId <> ''))
+        ) AS valid
+        WHERE ts IS NOT NULL
+        QUALIFY mid IS NULL OR ROW_NUMBER() OVER (PARTITION BY mid ORDER BY seq) = 1
+        """
+    )
+    return [("clock", clock), ("m", accepted)]
+
+
+class _Builder:
+    """Collects the CTEs of one query: the shared facts, then each model's steps."""
+
+    def __init__(self, rules: Rules, now: int | None) -> None:
+        self.rules = rules
+        self.ctes: list[tuple[str, exp.Expression]] = _messages(now)
+        self.users = _Facts("user")
+        self.accounts = _Facts("account")
+        self.models: dict[str, str] = {}
+
+    def compile(self, model: Model) -> str:
+        """Add ``model``'s steps; return the name of its last CTE."""
+        if model.name in self.models:
+            return self.models[model.name]
+        facts = self.users if model.subject == "user" else self.accounts
+        scope: Scope = "user" if model.subject == "user" else "account"
+        expressions = SqlExpressions(facts, scope)
+        steps = _ModelSteps(model, expressions, self.rules.origin)
+        name = f"model_{len(self.models)}"
+        self.models[model.name] = name
+        self.pending.append((name, steps))
+        return name
+
+    pending: list[tuple[str, _ModelSteps]]
+
+    def build(self, final: exp.Select) -> exp.Select:
+        """Add the fact CTEs the compiled models need, then theirs, then ``final``."""
+        ctes = [*self.ctes, *self._facts()]
+        for name, steps in self.pending:
+            ctes += steps.ctes(
+                name, "user_facts" if steps.model.subject == "user" else "account_facts"
+            )
+        for name, body in ctes:
+            final = final.with_(name, as_=body, copy=False)
+        return final
+
+    def _facts(self) -> list[tuple[str, exp.Expression]]:
+        user_columns = [
+            exp.alias_(_latest_trait(name, "identify"), column)
+            for (scope, name), column in self.users.traits.items()
+            if scope == "user"
+        ]
+        user_columns += [
+            exp.alias_(_aggregate_sql(aggregate), column)
+            for aggregate, column in self.users.aggregates.items()
+        ]
+        users = template(
+            """
+            SELECT uid AS id, MIN(ts) AS first_seen,
+                MAX(ts) FILTER (WHERE type = 'track') AS last_active,
+                ARG_MAX(gid, (ts, seq)) FILTER (WHERE type = 'group') AS account_id
+            FROM m CROSS JOIN clock GROUP BY uid
+            """
+        )
+        assert isinstance(users, exp.Select)
+        users = users.select(*user_columns, copy=False)
+        # Every account trait either model reads, merged from every member's groups.
+        account_traits = {
+            name: column
+            for facts in (self.users, self.accounts)
+            for (scope, name), column in facts.traits.items()
+            if scope == "account"
+        }
+        groups = template("SELECT gid AS account_id FROM m WHERE type = 'group' GROUP BY gid")
+        assert isinstance(groups, exp.Select)
+        groups = groups.select(
+            *(
+                exp.alias_(_latest_trait(name, "group"), f"t_{i}")
+                for i, name in enumerate(account_traits)
+            ),
+            copy=False,
+        )
+        teams = template(
+            """
+            SELECT account_id, COUNT(*) FILTER (WHERE last_active IS NOT NULL) AS active
+            FROM users WHERE account_id IS NOT NULL GROUP BY account_id
+            """
+        )
+        trait_column = {name: f"t_{i}" for i, name in enumerate(account_traits)}
+        user_facts = template(
+            """
+            SELECT users.*, users.id AS user_id,
+                CASE WHEN users.account_id IS NULL THEN 1
+                    ELSE GREATEST(COALESCE(teams.active, 0), 1) END AS team_size,
+                clock.now_us
+            FROM users CROSS JOIN clock
+            LEFT JOIN teams ON teams.account_id = users.account_id
+            LEFT JOIN groups ON groups.account_id = users.account_id
+            """
+        )
+        assert isinstance(user_facts, exp.Select)
+        user_facts = user_facts.select(
+            *(
+                exp.alias_(exp.column(trait_column[name], "groups"), column)
+                for (scope, name), column in self.users.traits.items()
+                if scope == "account"
+            ),
+            copy=False,
+        )
+        ctes: list[tuple[str, exp.Expression]] = [
+            ("users", users),
+            ("groups", groups),
+            ("teams", teams),
+            ("user_facts", user_facts),
+        ]
+        if any(name == "account_facts" for name in self._sources()):
+            ctes += self._account_facts(trait_column)
+        return ctes
+
+    def _sources(self) -> list[str]:
+        return [
+            "user_facts" if steps.model.subject == "user" else "account_facts"
+            for _, steps in self.pending
+        ]
+
+    def _account_facts(self, trait_column: dict[str, str]) -> list[tuple[str, exp.Expression]]:
+        credited = template(
+            """
+            SELECT * FROM (
+                SELECT type, ts, event, props, ARG_MAX(gid, (ts, seq))
+                    FILTER (WHERE type = 'group')
+                    OVER (PARTITION BY uid ORDER BY seq
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS account_id
+                FROM m CROSS JOIN clock WHERE type IN ('group', 'track')
+            ) AS linked
+            WHERE type = 'track' AND account_id IS NOT NULL
+            """
+        )
+        tallies = template("SELECT account_id FROM credited CROSS JOIN clock GROUP BY account_id")
+        assert isinstance(tallies, exp.Select)
+        tallies = tallies.select(
+            *(
+                exp.alias_(_aggregate_sql(aggregate), column)
+                for aggregate, column in self.accounts.aggregates.items()
+            ),
+            copy=False,
+        )
+        facts = template(
+            """
+            SELECT groups.account_id AS id, groups.account_id,
+                CAST(NULL AS VARCHAR) AS user_id,
+                CAST(NULL AS BIGINT) AS last_active, CAST(NULL AS BIGINT) AS first_seen,
+                GREATEST(COALESCE(teams.active, 0), 1) AS team_size, clock.now_us
+            FROM groups CROSS JOIN clock
+            LEFT JOIN teams ON teams.account_id = groups.account_id
+            LEFT JOIN tallies ON tallies.account_id = groups.account_id
+            """
+        )
+        assert isinstance(facts, exp.Select)
+        facts = facts.select(
+            *(
+                exp.alias_(
+                    exp.column(trait_column[name], "groups")
+                    if scope == "account"
+                    else template("CAST(NULL AS JSON)"),
+                    column,
+                )
+                for (scope, name), column in self.accounts.traits.items()
+            ),
+            *(
+                exp.alias_(template("COALESCE(:c, 0)", c=exp.column(column, "tallies")), column)
+                for column in self.accounts.aggregates.values()
+            ),
+            copy=False,
+        )
+        return [("credited", credited), ("tallies", tallies), ("account_facts", facts)]
+
+
+class _ModelSteps:
+    """One model's scoring steps, compiled up front (so unknown facts are collected)."""
+
+    def __init__(self, model: Model, expressions: SqlExpressions, origin: str) -> None:
+        self.model = model
+        self.origin = origin
+        where = ("model", model.name)
+
+        def compile_(source: str, path: Sequence[str | int]) -> Value:
+            try:
+                return expressions.compile_source(source)
+            except Unsupported as exc:
+                raise _located(origin, (*where, *path), source, exc) from None
+
+        self.gate = None if model.gate is None else compile_(model.gate.source, ("gate",))
+        self.multiplier = (
+            None if model.multiplier is None else compile_(model.multiplier.source, ("multiplier",))
+        )
+        self.signals = []
+        for signal in model.signals:
+            key = "when" if signal.when is not None else "value"
+            expression = signal.when or signal.value
+            assert expression is not None
+            held = compile_(expression.source, ("signals", signal.name, key))
+            observed = None
+            if signal.when is not None and signal.observe is not None:
+                observed = compile_(signal.observe.source, ("signals", signal.name, key))
+            self.signals.append((signal, held, observed))
+        self.measured = {
+            part: [
+                (text, compile_(text, (part,)))
+                for text, _ in _measured_sides(compiled.source, model.subject)
+            ]
+            for part, compiled in (("gate", model.gate), ("multiplier", model.multiplier))
+            if compiled is not None
+        }
+        self.dnc = (
+            None
+            if model.do_not_contact is None
+            else compile_(model.do_not_contact.source, ("do_not_contact",))
+        )
+        self.routes = [
+            (route.route, compile_(route.when.source, ("routes", index, "when")))
+            for index, route in enumerate(model.routes)
+        ]
+
+    def ctes(self, name: str, source: str) -> list[tuple[str, exp.Expression]]:
+        gate = exp.true() if self.gate is None else truth(self.gate)
+        columns: list[exp.Expression] = [exp.alias_(gate, "gate_passed")]
+        reasons = []
+        for index, (signal, held, observed) in enumerate(self.signals):
+            earned_name = f"e_{index}"
+            if signal.when is not None:
+                fired = truth(held)
+                earned = exp.Case(
+                    ifs=[exp.If(this=fired, true=literal(float(signal.points)))],
+                    default=literal(0.0),
+                )
+                seen = (
+                    wrapped(observed)
+                    if observed is not None
+                    else template("json_object('v', :f)", f=fired)
+                )
+            else:
+                fired = None
+                number = held.sql if held.type is Type.NUMBER else None
+                finite = (
+                    template(":x IS NOT NULL AND isfinite(:x)", x=number)
+                    if number is not None
+                    else None
+                )
+                if held.type is Type.ANY:
+                    number = template(
+                        "CASE WHEN json_type(:j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                        "THEN CAST(:j AS DOUBLE) END",
+                        j=held.sql,
+                    )
+                    finite = template(":x IS NOT NULL", x=number)
+                earned = (
+                    literal(0.0)
+                    if number is None or finite is None
+                    else exp.Case(
+                        ifs=[
+                            exp.If(
+                                this=finite,
+                                true=template(
+                                    "CAST(:p AS DOUBLE) * :x",
+                                    p=literal(float(signal.points)),
+                                    x=number,
+                                ),
+                            )
+                        ],
+                        default=literal(0.0),
+                    )
+                )
+                seen = wrapped(held)
+            columns.append(exp.alias_(earned, earned_name))
+            fired_sql = fired if fired is not None else template(f"{earned_name} <> 0")
+            reasons.append(
+                template(
+                    "json_object('signal', :s, 'label', :l, 'points', :p, 'earned', "
+                    f"{earned_name}, 'fired', :f, 'observed', :o, 'needs', :n)",
+                    s=literal(signal.name),
+                    l=literal(signal.label),
+                    p=literal(float(signal.points)),
+                    f=fired_sql,
+                    o=seen,
+                    n=literal(signal.needs),
+                )
+            )
+        columns.append(
+            exp.alias_(
+                exp.Array(expressions=reasons) if reasons else template("CAST([] AS JSON[])"),
+                "reasons",
+            )
+        )
+        multiplier: exp.Expression = literal(1.0)
+        if self.multiplier is not None:
+            number = self.multiplier.sql if self.multiplier.type is Type.NUMBER else None
+            if self.multiplier.type is Type.ANY:
+                number = template(
+                    "CASE WHEN json_type(:j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                    "THEN CAST(:j AS DOUBLE) END",
+                    j=self.multiplier.sql,
+                )
+            if number is not None:
+                multiplier = template(
+                    "CASE WHEN :x IS NOT NULL AND isfinite(:x) THEN CAST(:x AS DOUBLE) "
+                    "ELSE CAST(1.0 AS DOUBLE) END",
+                    x=number,
+                )
+        columns.append(exp.alias_(multiplier, "multiplier"))
+        for part in ("gate", "multiplier"):
+            if part in self.measured:
+                values = [
+                    template(
+                        "json_object('text', :t, 'value', :v)", t=literal(text), v=wrapped(value)
+                    )
+                    for text, value in self.measured[part]
+                ]
+                columns.append(
+                    exp.alias_(
+                        exp.Array(expressions=values) if values else template("CAST([] AS JSON[])"),
+                        f"{part}_measured",
+                    )
+                )
+            else:
+                columns.append(exp.alias_(exp.Null(), f"{part}_measured"))
+        signals = template(f"SELECT * FROM {source}")
+        assert isinstance(signals, exp.Select)
+        signals = signals.select(*columns, copy=False)
+        raw = literal(0.0)
+        for index in range(len(self.signals)):
+            raw = exp.Add(this=raw, expression=exp.column(f"e_{index}"))
+        raw = exp.paren(raw)
+        totals = template(
+            "SELECT *, ROUND(:raw, 9) AS raw, CASE WHEN gate_passed "
+            "THEN ROUND(:raw * multiplier, 9) + CAST(0.0 AS DOUBLE) "
+            "ELSE CAST(0.0 AS DOUBLE) END AS score FROM signals_",
+            raw=raw,
+        )
+        tiers = self.model.tiers
+        tier = exp.Case(
+            ifs=[
+                exp.If(
+                    this=template("score >= :t", t=literal(float(threshold))),
+                    true=literal(tier_name),
+                )
+                for threshold, tier_name in reversed(tiers)
+            ],
+            default=literal(tiers[0][1]),
+        )
+        tiered = template("SELECT *, :tier AS tier FROM totals_", tier=tier)
+        route_ifs = []
+        if self.dnc is not None:
+            route_ifs.append(exp.If(this=truth(self.dnc), true=literal("do_not_contact")))
+        route_ifs += [exp.If(this=truth(when), true=literal(route)) for route, when in self.routes]
+        route = (
+            exp.Case(ifs=route_ifs, default=literal(self.model.default_route))
+            if route_ifs
+            else literal(self.model.default_route)
+        )
+        routed = template(
+            "SELECT id, account_id, score, tier, :route AS route, gate_passed, multiplier, raw, "
+            "reasons, gate_measured, multiplier_measured FROM tiered_",
+            route=route,
+        )
+        renames = {
+            "signals_": f"{name}_signals",
+            "totals_": f"{name}_totals",
+            "tiered_": f"{name}_tiered",
+        }
+        steps = [
+            (f"{name}_signals", signals),
+            (f"{name}_totals", totals),
+            (f"{name}_tiered", tiered),
+            (name, routed),
+        ]
+        for _, body in steps:
+            for table in body.find_all(exp.Table):
+                if table.name in renames:
+                    table.set("this", exp.to_identifier(renames[table.name]))
+        return steps
+
+
+def _located(origin: str, path: Sequence[str | int], source: str, error: Unsupported) -> RulesError:
+    """A ``RulesError`` at the construct, in the rules file when it can be read again."""
+    message = f"{error} (runs on {_ALL_ENGINES}, not in SQL)"
+    try:
+        from ..rules._loader import _decode  # noqa: PLC0415 - only to place an error
+        from pathlib import Path  # noqa: PLC0415
+
+        text = Path(origin).read_text(encoding="utf-8")
+        where, _ = _decode(text, origin, "json" if origin.endswith(".json") else "toml")
+        return where.in_value(tuple(path), _as_expression_error(message, error))
+    except (OSError, RulesError, KeyError):
+        return RulesError(f"{message}: {source!r}", path=origin, line=0, column=0)
+
+
+def _as_expression_error(message: str, error: Unsupported) -> Exception:
+    from ..rules._lexer import ExpressionError  # noqa: PLC0415
+
+    return ExpressionError(message, error.offset, error.length)
+
+
+def compile_rules(rules: Rules, *, now: int | None = None) -> list[Query]:
+    """One query per model of ``rules``, and the accounts' roll-up when there is one."""
+    queries = [compile_model(rules, name, now=now) for name in rules.models]
+    if rules.pqa is not None:
+        queries.append(compile_accounts(rules, now=now))
+    return queries
+
+
+def compile_model(rules: Rules, model: str | None = None, *, now: int | None = None) -> Query:
+    """The query that scores every subject of ``model`` (the primary one by default).
+
+    ``now`` is the evaluation time in µs (None: the engine's current time). Rows:
+    ``id, account_id, score, tier, route, gate_passed, multiplier, raw, reasons,
+    gate_measured, multiplier_measured`` (the last three JSON).
+    """
+    chosen = rules.model(model)
+    builder = _new_builder(rules, now)
+    name = builder.compile(chosen)
+    final = exp.select("*").from_(name).order_by("id")
+    return Query(chosen.name, chosen.subject, builder.build(final))
+
+
+def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
+    """The accounts' roll-up: each account named by a group, its PQA status and own score.
+
+    Rows: ``id, pqa, pql_users, members`` (JSON: member to tier under the PQA
+    model, empty without ``[pqa]``) and ``model, score`` for the first account
+    model (the columns of ``compile_model``, prefixed ``own_``), NULL without one.
+    """
+    builder = _new_builder(rules, now)
+    pqa = rules.pqa
+    accounts = template("SELECT DISTINCT gid AS id FROM m WHERE type = 'group'")
+    assert isinstance(accounts, exp.Select)
+    team = template(
+        "SELECT account_id, to_json(LIST(id ORDER BY id)) AS member_ids FROM users "
+        "WHERE account_id IS NOT NULL GROUP BY account_id"
+    )
+    final = (
+        exp.select(
+            "accounts_.id", template("COALESCE(team_.member_ids, CAST('[]' AS JSON)) AS member_ids")
+        )
+        .from_("accounts_")
+        .join("team_", on="team_.account_id = accounts_.id", join_type="left")
+    )
+    extra: list[tuple[str, exp.Expression]] = [("accounts_", accounts), ("team_", team)]
+    if pqa is not None:
+        user_model = rules.model(pqa.model)
+        name = builder.compile(user_model)
+        bar = user_model.rank(pqa.tier)
+        qualifying = [literal(tier) for _, tier in user_model.tiers[bar:]]
+        roll = template(
+            f"""
+            SELECT account_id,
+                COUNT(*) FILTER (WHERE tier IN :tiers) AS pql_users,
+                to_json(MAP(LIST(id ORDER BY id), LIST(tier ORDER BY id))) AS members
+            FROM {name} WHERE account_id IS NOT NULL GROUP BY account_id
+            """,
+            tiers=exp.Tuple(expressions=qualifying),
+        )
+        extra.append(("roll_", roll))
+        final = final.select(
+            template("COALESCE(roll_.pql_users, 0) >= :n AS pqa", n=literal(pqa.min_users)),
+            template("COALESCE(roll_.pql_users, 0) AS pql_users"),
+            template("COALESCE(roll_.members, CAST('{}' AS JSON)) AS members"),
+        ).join("roll_", on="roll_.account_id = accounts_.id", join_type="left")
+    else:
+        final = final.select(
+            template("FALSE AS pqa"),
+            template("0 AS pql_users"),
+            template("CAST('{}' AS JSON) AS members"),
+        )
+    own = next((m for m in rules.models.values() if m.subject == "account"), None)
+    if own is not None:
+        name = builder.compile(own)
+        final = final.select(
+            template(":m AS own_model", m=literal(own.name)),
+            *(
+                template(f"own_.{column} AS own_{column}")
+                for column in (
+                    "score",
+                    "tier",
+                    "route",
+                    "gate_passed",
+                    "multiplier",
+                    "raw",
+                    "reasons",
+                    "gate_measured",
+                    "multiplier_measured",
+                )
+            ),
+        ).join(f"{name} AS own_", on="own_.id = accounts_.id", join_type="left")
+    final = final.order_by("accounts_.id")
+    built = builder.build(final)
+    for cte_name, body in extra:
+        built = built.with_(cte_name, as_=body, copy=False)
+    return Query("accounts", "account", built)
+
+
+def _new_builder(rules: Rules, now: int | None) -> _Builder:
+    builder = _Builder(rules, now)
+    builder.pending = []
+    return builder

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
-
-pytest.importorskip("duckdb")
-pytest.importorskip("sqlglot")
 
 import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
 from pqlsdk._exceptions import RulesError
-from pqlsdk.cli import main
-from pqlsdk.warehouse import compile_model, compile_rules, score_file
+from pqlsdk.cli import _engine, main
+from pqlsdk.warehouse import _duckdb, compile_model, compile_rules, score_file
 
 from .conftest import ROOT, load_scenario, scenario_files, scenario_id
 
@@ -125,7 +124,7 @@ min_users = 1
 def test_an_event_name_made_of_sql_stays_a_literal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Names and values from rules and messages never become SQL: the query runs, the table stays."""
+    """Names and values from rules and messages never become SQL: the query runs, tables stay."""
     evil = "x'); DROP TABLE events; --"
     rules = tmp_path / "evil.json"
     signals = {
@@ -162,16 +161,13 @@ def test_an_event_name_made_of_sql_stays_a_literal(
         },
     ]
     events.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    import duckdb
-
-    from pqlsdk.warehouse import _duckdb
-
     connection = duckdb.connect()
     connection.execute("CREATE TABLE events (x INTEGER)")
     loaded = pqlsdk.rules.load(rules)
     query = compile_model(loaded, now=micros(FixedClock("2026-03-02T00:00:00Z").now()))
     with _duckdb.source(events) as (relation, _):
-        rows = _duckdb.run(connection, query, relation)
+        assert _duckdb.load(connection, relation) == 0
+    rows = _duckdb.run(connection, query)
     assert [(row["id"], row["score"]) for row in rows] == [("u'1", 7.0)]
     assert connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
     text = query.sql()
@@ -213,15 +209,15 @@ def test_a_construct_sql_cannot_compute_fails_at_compile_time(tmp_path: Path) ->
         compile_model(pqlsdk.rules.load(rules))
     error = caught.value
     assert (error.path, error.line, error.column) == (str(rules), 4, 16)
-    assert "infinite" in str(error) and "python" in str(error)
+    assert "infinite" in str(error)
+    assert "python" in str(error)
 
 
 def test_sql_command_prints_one_query_per_model(capsys: pytest.CaptureFixture[str]) -> None:
     """``pqlsdk sql RULES`` prints each model's query and the roll-up, which DuckDB parses."""
-    import duckdb
-
     out = _cli(capsys, "sql", str(RULES / "playbook.toml"))
-    assert out.count("-- model") == 2 and "-- accounts' roll-up" in out
+    assert out.count("-- model") == 2
+    assert "-- accounts' roll-up" in out
     queries = [q for q in out.split(";\n") if q.strip()]
     connection = duckdb.connect()
     for query in queries:  # prepares against an empty messages table: the text is valid SQL
@@ -236,8 +232,6 @@ def test_sql_command_prints_one_query_per_model(capsys: pytest.CaptureFixture[st
 
 def test_gzip_json_lines_score_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A gzipped JSON Lines file is read by DuckDB and scored as Python scores it."""
-    import gzip
-
     source = ROOT / "examples" / "events.jsonl"
     zipped = tmp_path / "events.jsonl.gz"
     zipped.write_bytes(gzip.compress(source.read_bytes()))
@@ -247,8 +241,6 @@ def test_gzip_json_lines_score_the_same(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_auto_engine_is_duckdb_when_the_extra_is_installed() -> None:
     """``--engine auto`` picks duckdb here (the extra is installed)."""
-    from pqlsdk.cli import _engine
-
     assert _engine("auto") == "duckdb"
     assert _engine("python") == "python"
 

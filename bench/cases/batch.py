@@ -242,7 +242,9 @@ def _pqlsdk(path: Path, out: Path) -> None:
     from pqlsdk.cli import main  # noqa: PLC0415 - run() imports it before the clock starts
 
     with out.open("w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
-        code = main(["score", str(PLAYBOOK), str(path), "--now", NOW, "--json"])
+        code = main(
+            ["score", str(PLAYBOOK), str(path), "--now", NOW, "--json", "--engine", "python"]
+        )
     if code != 0:
         raise SystemExit(f"pqlsdk score exited with {code}")
 

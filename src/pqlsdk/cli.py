@@ -271,10 +271,11 @@ def _score(
     rules = load(path)
     chosen = rules.model(model)  # fails early on a bad name
     if engine == "duckdb":
-        return _score_sql(rules, chosen.name, events, now=now, as_json=as_json)
+        return _score_sql(path, rules, chosen.name, events, now=now, as_json=as_json)
     history = History()
     fold(read(events, history), rules.aggregates, history)
     instant, when = _clock_for(now, history.now)
+    _say_when(now, history.now, when)
     _report_invalid(history)
     # Scores are made one at a time and written (or reduced to a table row) at
     # once: memory stays that of the users' state, however many users there are.
@@ -294,12 +295,14 @@ def _score(
         for account_id in sorted(history.groups)
     )
     members = {account_id: list(_members(history, account_id)) for account_id in history.groups}
-    _print_scores(rules, chosen.name, when, users, accounts, members, as_json=as_json)
+    _print_scores(
+        rules, chosen.name, when, users=users, accounts=accounts, members=members, as_json=as_json
+    )
     return 0
 
 
 def _clock_for(now: str | None, file_now: str | None) -> tuple[int, str]:
-    """The evaluation time in µs and as printed; says on stderr where it came from."""
+    """Return the evaluation time in µs and as printed."""
     # The wall clock to the second: the time printed is one --now can repeat exactly.
     at = now or file_now or datetime.now(UTC).replace(microsecond=0).isoformat()
     try:
@@ -307,22 +310,46 @@ def _clock_for(now: str | None, file_now: str | None) -> tuple[int, str]:
     except ValueError as exc:
         raise ConfigError(f"--now {at!r} is not an ISO-8601 instant with a timezone") from exc
     when = clock.now().isoformat().replace("+00:00", "Z")
-    if now is None:  # a file's messages scored against today is a common surprise
-        source = "the file's 'now'" if file_now else "now; pass --now to pin it"
-        print(f"pqlsdk: scored at {when} ({source})", file=sys.stderr)
     return micros(clock.now()), when
 
 
-def _score_sql(rules: Rules, model: str, events: Path, *, now: str | None, as_json: bool) -> int:
+def _say_when(now: str | None, file_now: str | None, when: str) -> None:
+    """Say on stderr where the evaluation time came from, unless --now gave it."""
+    if now is None:  # a file's messages scored against today is a common surprise
+        source = "the file's 'now'" if file_now else "now; pass --now to pin it"
+        print(f"pqlsdk: scored at {when} ({source})", file=sys.stderr)
+
+
+def _score_sql(
+    path: Path, rules: Rules, model: str, events: Path, *, now: str | None, as_json: bool
+) -> int:
     """``pqlsdk score --engine duckdb``: the same output, computed by the compiled SQL."""
-    from .warehouse._duckdb import source  # noqa: PLC0415 - the warehouse extra, on use
+    from .warehouse._duckdb import UnreadableError, source  # noqa: PLC0415 - the extra, on use
     from .warehouse._score import score_relation  # noqa: PLC0415
 
-    with source(events) as (relation, file_now):
-        instant, when = _clock_for(now, file_now)
-        scored = score_relation(rules, model, relation, now=instant)
+    try:
+        with source(events) as (relation, file_now):
+            instant, when = _clock_for(now, file_now)
+            scored = score_relation(rules, model, relation, now=instant)
+    except UnreadableError:
+        # DuckDB gives up on a whole file for one line that is not a message object;
+        # the python engine names that line, or refuses it and scores the rest.
+        return _score(path, events, now=now, as_json=as_json, model=model, engine="python")
+    _say_when(now, file_now, when)
+    if scored.refused:
+        # Rare: the reader says which and why, in the words of --engine python.
+        history = History()
+        for _ in read(events, history):
+            pass
+        _report_invalid(history)
     _print_scores(
-        rules, model, when, scored.users, scored.accounts, scored.members, as_json=as_json
+        rules,
+        model,
+        when,
+        users=scored.users,
+        accounts=scored.accounts,
+        members=scored.members,
+        as_json=as_json,
     )
     return 0
 
@@ -331,10 +358,10 @@ def _print_scores(
     rules: Rules,
     model: str,
     when: str,
+    *,
     users: Iterable[Score],
     accounts: Iterable[AccountScore],
     members: dict[str, list[str]],
-    *,
     as_json: bool,
 ) -> None:
     """Print users' and accounts' scores as a table or JSON, whichever engine made them."""

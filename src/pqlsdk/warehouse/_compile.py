@@ -25,7 +25,8 @@ Column names are the compiler's own (``u_0``, ``g_3``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from pathlib import Path
+from typing import Final, cast
 
 import attrs
 from sqlglot import exp
@@ -33,12 +34,21 @@ from sqlglot import exp
 from .._aggregates import Aggregate, Scope
 from .._exceptions import RulesError
 from .._scoring import _measured_sides
-from ..rules._compiler import Type
-from ..rules._model import Model, Rules
+from ..rules._compiler import Compiled, Type
+from ..rules._lexer import ExpressionError
+from ..rules._model import Model, Rules, Signal
 from ._expressions import SqlExpressions, Unsupported
-from ._values import Value, literal, template, truth, wrapped
+from ._values import Value, literal, select, template, truth, wrapped
 
-__all__ = ["DAY_US", "Query", "compile_accounts", "compile_model", "compile_rules"]
+__all__ = [
+    "DAY_US",
+    "MESSAGE_STEPS",
+    "Query",
+    "compile_accounts",
+    "compile_model",
+    "compile_rules",
+    "message_steps",
+]
 
 DAY_US: Final = 86_400_000_000
 _ALL_ENGINES: Final = "the python engine (pqlsdk score --engine python)"
@@ -55,11 +65,18 @@ class Query:
     select: exp.Select
 
     def sql(self, dialect: str = "duckdb", *, pretty: bool = True) -> str:
-        """The query's text in ``dialect``, over a table or view named ``messages``."""
+        """Return the query's text in ``dialect``, over a table or view named ``messages``."""
         return self.select.sql(dialect=dialect, pretty=pretty)
 
-    def over(self, relation: exp.Expression) -> Query:
-        """This query with ``messages`` defined as ``relation`` (a first CTE)."""
+    def without(self, names: Sequence[str]) -> Query:
+        """Return the query without the CTEs ``names``: tables of those names stand in."""
+        select = self.select.copy()
+        with_ = select.args["with_"]
+        with_.set("expressions", [cte for cte in with_.expressions if cte.alias not in names])
+        return Query(self.name, self.subject, select)
+
+    def over(self, relation: exp.Expr) -> Query:
+        """Return the query with ``messages`` defined as ``relation`` (a first CTE)."""
         select = self.select.copy()
         with_ = select.args["with_"]
         with_.set(
@@ -81,13 +98,13 @@ class _Facts:
         self.aggregates: dict[Aggregate, str] = {}
         self.days_since: Value | None = None
 
-    def trait(self, scope: Scope, name: str) -> exp.Expression:
+    def trait(self, scope: Scope, name: str) -> exp.Expr:
         key = (scope, name)
         if key not in self.traits:
             self.traits[key] = f"{scope[0]}_{len(self.traits)}"
         return exp.column(self.traits[key])
 
-    def aggregate(self, aggregate: Aggregate) -> exp.Expression:
+    def aggregate(self, aggregate: Aggregate) -> exp.Expr:
         if aggregate not in self.aggregates:
             self.aggregates[aggregate] = f"g_{len(self.aggregates)}"
         return exp.column(self.aggregates[aggregate])
@@ -113,16 +130,16 @@ class _Facts:
         return kinds[name]
 
 
-def _pointer(name: str) -> exp.Expression:
-    """A JSON pointer literal to the key ``name`` (``~`` and ``/`` escaped)."""
+def _pointer(name: str) -> exp.Expr:
+    """Return a JSON pointer literal to the key ``name`` (``~`` and ``/`` escaped)."""
     return literal("/" + name.replace("~", "~0").replace("/", "~1"))
 
 
-def _property(name: str) -> exp.Expression:
+def _property(name: str) -> exp.Expr:
     return template("json_extract(props, :p)", p=_pointer(name))
 
 
-def _filter_test(name: str, value: object) -> exp.Expression:
+def _filter_test(name: str, value: object) -> exp.Expr:
     """``properties[name] == value`` as ``Aggregate.matches`` decides it (bool is not 1)."""
     read = _property(name)
     if isinstance(value, bool):
@@ -134,9 +151,9 @@ def _filter_test(name: str, value: object) -> exp.Expression:
     return template(f"COALESCE({test}, FALSE)", p=read, v=literal(value))
 
 
-def _aggregate_sql(aggregate: Aggregate) -> exp.Expression:
-    """The aggregate over the tracks of one group (a user, or an account's credited tracks)."""
-    tests: list[exp.Expression] = [template("type = 'track'")]
+def _aggregate_sql(aggregate: Aggregate) -> exp.Expr:
+    """Compute the aggregate over one group's tracks (a user's, or an account's credited ones)."""
+    tests: list[exp.Expr] = [template("type = 'track'")]
     if aggregate.event is not None:
         tests.append(template("event = :e", e=literal(aggregate.event)))
     tests += [_filter_test(name, value) for name, value in aggregate.where]
@@ -157,8 +174,8 @@ def _aggregate_sql(aggregate: Aggregate) -> exp.Expression:
     return template("COUNT(DISTINCT :x) FILTER (WHERE :c)", x=what, c=condition)
 
 
-def _latest_trait(name: str, kind: str) -> exp.Expression:
-    """A trait merged by time: the value of the latest message carrying it."""
+def _latest_trait(name: str, kind: str) -> exp.Expr:
+    """Merge a trait by time: the value of the latest message carrying it."""
     value = template("json_extract(traits, :p)", p=_pointer(name))
     return template(
         "ARG_MAX(:v, (ts, seq)) FILTER (WHERE type = :k AND :v IS NOT NULL)",
@@ -167,31 +184,54 @@ def _latest_trait(name: str, kind: str) -> exp.Expression:
     )
 
 
-def _messages(now: int | None) -> list[tuple[str, exp.Expression]]:
-    """The accepted, de-duplicated messages of relation ``messages``, and the clock."""
-    now_sql = template("epoch_us(CURRENT_TIMESTAMP)") if now is None else literal(now)
-    clock = template("SELECT :now AS now_us", now=now_sql)
-    accepted = template(
+_ACCEPTED: Final = """
+    COALESCE(COALESCE(NULLIF(userId, ''), anonymousId) <> ''
+        AND regexp_full_match(
+            "timestamp",
+            '\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?'
+            || '([Zz]|[+-]\\d{2}:\\d{2})'
+        )
+        AND TRY_CAST("timestamp" AS TIMESTAMPTZ) IS NOT NULL
+        AND (type = 'identify' OR (type = 'track' AND event <> '')
+            OR (type = 'group' AND groupId <> '')), FALSE)
+"""
+"""What pqlsdk accepts of a message: an identity, a zoned timestamp, a known type's fields."""
+
+MESSAGE_STEPS: Final = ("parsed", "m")
+"""The CTEs that read relation ``messages``: an engine may hold them as tables instead."""
+
+
+def message_steps() -> list[tuple[str, exp.Expr]]:
+    """Select every message with whether it is accepted (``parsed``), then the kept ones (``m``).
+
+    ``m`` holds each ``messageId`` once (its first arrival), with the time ``ts``
+    in µs and the arrival order ``seq``. Neither depends on the clock or the
+    rules: an engine that scores several models reads the messages once.
+    """
+    parsed = template(
+        f"""
+        SELECT seq, type, COALESCE(NULLIF(userId, ''), anonymousId) AS uid, messageId AS mid,
+            epoch_us(TRY_CAST("timestamp" AS TIMESTAMPTZ)) AS ts, event, groupId AS gid,
+            COALESCE(properties, CAST('{{}}' AS JSON)) AS props,
+            COALESCE(traits, CAST('{{}}' AS JSON)) AS traits,
+            {_ACCEPTED} AS ok
+        FROM messages
+        """  # noqa: S608 - constant text
+    )
+    kept = template(
         """
-        SELECT * FROM (
-            SELECT seq, type, COALESCE(NULLIF(userId, ''), anonymousId) AS uid, messageId AS mid,
-                epoch_us(TRY_CAST("timestamp" AS TIMESTAMPTZ)) AS ts, event, groupId AS gid,
-                COALESCE(properties, CAST('{}' AS JSON)) AS props,
-                COALESCE(traits, CAST('{}' AS JSON)) AS traits
-            FROM messages
-            WHERE COALESCE(NULLIF(userId, ''), anonymousId) <> ''
-                AND regexp_full_match(
-                    "timestamp",
-                    '\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})'
-                )
-                AND (type = 'identify' OR (type = 'track' AND event <> '')
-                    OR (type = 'group' AND groupId <> ''))
-        ) AS valid
-        WHERE ts IS NOT NULL
+        SELECT seq, type, uid, mid, ts, event, gid, props, traits FROM parsed WHERE ok
         QUALIFY mid IS NULL OR ROW_NUMBER() OVER (PARTITION BY mid ORDER BY seq) = 1
         """
     )
-    return [("clock", clock), ("m", accepted)]
+    return [("parsed", parsed), ("m", kept)]
+
+
+def _messages(now: int | None) -> list[tuple[str, exp.Expr]]:
+    """Select the clock, then the accepted, de-duplicated messages of relation ``messages``."""
+    now_sql = template("epoch_us(CURRENT_TIMESTAMP)") if now is None else literal(now)
+    clock = template("SELECT :now AS now_us", now=now_sql)
+    return [("clock", clock), *message_steps()]
 
 
 class _Builder:
@@ -199,7 +239,7 @@ class _Builder:
 
     def __init__(self, rules: Rules, now: int | None) -> None:
         self.rules = rules
-        self.ctes: list[tuple[str, exp.Expression]] = _messages(now)
+        self.ctes: list[tuple[str, exp.Expr]] = _messages(now)
         self.users = _Facts("user")
         self.accounts = _Facts("account")
         self.models: dict[str, str] = {}
@@ -230,7 +270,7 @@ class _Builder:
             final = final.with_(name, as_=body, copy=False)
         return final
 
-    def _facts(self) -> list[tuple[str, exp.Expression]]:
+    def _facts(self) -> list[tuple[str, exp.Expr]]:
         user_columns = [
             exp.alias_(_latest_trait(name, "identify"), column)
             for (scope, name), column in self.users.traits.items()
@@ -240,7 +280,7 @@ class _Builder:
             exp.alias_(_aggregate_sql(aggregate), column)
             for aggregate, column in self.users.aggregates.items()
         ]
-        users = template(
+        users = select(
             """
             SELECT uid AS id, MIN(ts) AS first_seen,
                 MAX(ts) FILTER (WHERE type = 'track') AS last_active,
@@ -248,7 +288,6 @@ class _Builder:
             FROM m CROSS JOIN clock GROUP BY uid
             """
         )
-        assert isinstance(users, exp.Select)
         users = users.select(*user_columns, copy=False)
         # Every account trait either model reads, merged from every member's groups.
         account_traits = {
@@ -257,8 +296,7 @@ class _Builder:
             for (scope, name), column in facts.traits.items()
             if scope == "account"
         }
-        groups = template("SELECT gid AS account_id FROM m WHERE type = 'group' GROUP BY gid")
-        assert isinstance(groups, exp.Select)
+        groups = select("SELECT gid AS account_id FROM m WHERE type = 'group' GROUP BY gid")
         groups = groups.select(
             *(
                 exp.alias_(_latest_trait(name, "group"), f"t_{i}")
@@ -273,7 +311,7 @@ class _Builder:
             """
         )
         trait_column = {name: f"t_{i}" for i, name in enumerate(account_traits)}
-        user_facts = template(
+        user_facts = select(
             """
             SELECT users.*, users.id AS user_id,
                 CASE WHEN users.account_id IS NULL THEN 1
@@ -284,7 +322,6 @@ class _Builder:
             LEFT JOIN groups ON groups.account_id = users.account_id
             """
         )
-        assert isinstance(user_facts, exp.Select)
         user_facts = user_facts.select(
             *(
                 exp.alias_(exp.column(trait_column[name], "groups"), column)
@@ -293,7 +330,7 @@ class _Builder:
             ),
             copy=False,
         )
-        ctes: list[tuple[str, exp.Expression]] = [
+        ctes: list[tuple[str, exp.Expr]] = [
             ("users", users),
             ("groups", groups),
             ("teams", teams),
@@ -309,7 +346,7 @@ class _Builder:
             for _, steps in self.pending
         ]
 
-    def _account_facts(self, trait_column: dict[str, str]) -> list[tuple[str, exp.Expression]]:
+    def _account_facts(self, trait_column: dict[str, str]) -> list[tuple[str, exp.Expr]]:
         credited = template(
             """
             SELECT * FROM (
@@ -322,8 +359,7 @@ class _Builder:
             WHERE type = 'track' AND account_id IS NOT NULL
             """
         )
-        tallies = template("SELECT account_id FROM credited CROSS JOIN clock GROUP BY account_id")
-        assert isinstance(tallies, exp.Select)
+        tallies = select("SELECT account_id FROM credited CROSS JOIN clock GROUP BY account_id")
         tallies = tallies.select(
             *(
                 exp.alias_(_aggregate_sql(aggregate), column)
@@ -331,7 +367,7 @@ class _Builder:
             ),
             copy=False,
         )
-        facts = template(
+        facts = select(
             """
             SELECT groups.account_id AS id, groups.account_id,
                 CAST(NULL AS VARCHAR) AS user_id,
@@ -342,7 +378,6 @@ class _Builder:
             LEFT JOIN tallies ON tallies.account_id = groups.account_id
             """
         )
-        assert isinstance(facts, exp.Select)
         facts = facts.select(
             *(
                 exp.alias_(
@@ -383,8 +418,7 @@ class _ModelSteps:
         self.signals = []
         for signal in model.signals:
             key = "when" if signal.when is not None else "value"
-            expression = signal.when or signal.value
-            assert expression is not None
+            expression = cast(Compiled, signal.when or signal.value)  # one is set
             held = compile_(expression.source, ("signals", signal.name, key))
             observed = None
             if signal.when is not None and signal.observe is not None:
@@ -408,77 +442,84 @@ class _ModelSteps:
             for index, route in enumerate(model.routes)
         ]
 
-    def ctes(self, name: str, source: str) -> list[tuple[str, exp.Expression]]:
-        gate = exp.true() if self.gate is None else truth(self.gate)
-        columns: list[exp.Expression] = [exp.alias_(gate, "gate_passed")]
-        reasons = []
-        for index, (signal, held, observed) in enumerate(self.signals):
-            earned_name = f"e_{index}"
-            if signal.when is not None:
-                fired = truth(held)
-                earned = exp.Case(
-                    ifs=[exp.If(this=fired, true=literal(float(signal.points)))],
+    @staticmethod
+    def _signal(
+        index: int, signal: Signal, held: Value, observed: Value | None
+    ) -> tuple[exp.Expr, exp.Expr]:
+        """Compile one signal: its earned points (column ``e_<index>``) and its reason."""
+        earned_name = f"e_{index}"
+        if signal.when is not None:
+            fired = truth(held)
+            earned: exp.Expr = exp.Case(
+                ifs=[exp.If(this=fired, true=literal(float(signal.points)))],
+                default=literal(0.0),
+            )
+            seen = (
+                wrapped(observed)
+                if observed is not None
+                else template("json_object('v', :f)", f=fired)
+            )
+        else:
+            fired = None
+            number = held.sql if held.type is Type.NUMBER else None
+            finite = (
+                template(":x IS NOT NULL AND isfinite(:x)", x=number)
+                if number is not None
+                else None
+            )
+            if held.type is Type.ANY:
+                number = template(
+                    "CASE WHEN json_type(:j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                    "THEN CAST(:j AS DOUBLE) END",
+                    j=held.sql,
+                )
+                finite = template(":x IS NOT NULL", x=number)
+            earned = (
+                literal(0.0)
+                if number is None or finite is None
+                else exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=finite,
+                            true=template(
+                                "CAST(:p AS DOUBLE) * :x",
+                                p=literal(float(signal.points)),
+                                x=number,
+                            ),
+                        )
+                    ],
                     default=literal(0.0),
                 )
-                seen = (
-                    wrapped(observed)
-                    if observed is not None
-                    else template("json_object('v', :f)", f=fired)
-                )
-            else:
-                fired = None
-                number = held.sql if held.type is Type.NUMBER else None
-                finite = (
-                    template(":x IS NOT NULL AND isfinite(:x)", x=number)
-                    if number is not None
-                    else None
-                )
-                if held.type is Type.ANY:
-                    number = template(
-                        "CASE WHEN json_type(:j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-                        "THEN CAST(:j AS DOUBLE) END",
-                        j=held.sql,
-                    )
-                    finite = template(":x IS NOT NULL", x=number)
-                earned = (
-                    literal(0.0)
-                    if number is None or finite is None
-                    else exp.Case(
-                        ifs=[
-                            exp.If(
-                                this=finite,
-                                true=template(
-                                    "CAST(:p AS DOUBLE) * :x",
-                                    p=literal(float(signal.points)),
-                                    x=number,
-                                ),
-                            )
-                        ],
-                        default=literal(0.0),
-                    )
-                )
-                seen = wrapped(held)
-            columns.append(exp.alias_(earned, earned_name))
-            fired_sql = fired if fired is not None else template(f"{earned_name} <> 0")
-            reasons.append(
-                template(
-                    "json_object('signal', :s, 'label', :l, 'points', :p, 'earned', "
-                    f"{earned_name}, 'fired', :f, 'observed', :o, 'needs', :n)",
-                    s=literal(signal.name),
-                    l=literal(signal.label),
-                    p=literal(float(signal.points)),
-                    f=fired_sql,
-                    o=seen,
-                    n=literal(signal.needs),
-                )
             )
+            seen = wrapped(held)
+        fired_sql = fired if fired is not None else template(f"{earned_name} <> 0")
+        reason = template(
+            "json_object('signal', :s, 'label', :l, 'points', :p, 'earned', "
+            f"{earned_name}, 'fired', :f, 'observed', :o, 'needs', :n)",
+            s=literal(signal.name),
+            l=literal(signal.label),
+            p=literal(float(signal.points)),
+            f=fired_sql,
+            o=seen,
+            n=literal(signal.needs),
+        )
+        return exp.alias_(earned, earned_name), reason
+
+    def ctes(self, name: str, source: str) -> list[tuple[str, exp.Expr]]:
+        gate = exp.true() if self.gate is None else truth(self.gate)
+        columns: list[exp.Expr] = [exp.alias_(gate, "gate_passed")]
+        reasons = []
+        for index, (signal, held, observed) in enumerate(self.signals):
+            earned, reason = self._signal(index, signal, held, observed)
+            columns.append(earned)
+            reasons.append(reason)
         columns.append(
             exp.alias_(
                 exp.Array(expressions=reasons) if reasons else template("CAST([] AS JSON[])"),
                 "reasons",
             )
         )
-        multiplier: exp.Expression = literal(1.0)
+        multiplier: exp.Expr = literal(1.0)
         if self.multiplier is not None:
             number = self.multiplier.sql if self.multiplier.type is Type.NUMBER else None
             if self.multiplier.type is Type.ANY:
@@ -510,8 +551,7 @@ class _ModelSteps:
                 )
             else:
                 columns.append(exp.alias_(exp.Null(), f"{part}_measured"))
-        signals = template(f"SELECT * FROM {source}")
-        assert isinstance(signals, exp.Select)
+        signals = select(f"SELECT * FROM {source}")  # noqa: S608 - the compiler's own CTE name
         signals = signals.select(*columns, copy=False)
         raw = literal(0.0)
         for index in range(len(self.signals)):
@@ -568,11 +608,10 @@ class _ModelSteps:
 
 
 def _located(origin: str, path: Sequence[str | int], source: str, error: Unsupported) -> RulesError:
-    """A ``RulesError`` at the construct, in the rules file when it can be read again."""
+    """Place a ``RulesError`` at the construct, in the rules file when it can be read again."""
     message = f"{error} (runs on {_ALL_ENGINES}, not in SQL)"
     try:
         from ..rules._loader import _decode  # noqa: PLC0415 - only to place an error
-        from pathlib import Path  # noqa: PLC0415
 
         text = Path(origin).read_text(encoding="utf-8")
         where, _ = _decode(text, origin, "json" if origin.endswith(".json") else "toml")
@@ -581,9 +620,7 @@ def _located(origin: str, path: Sequence[str | int], source: str, error: Unsuppo
         return RulesError(f"{message}: {source!r}", path=origin, line=0, column=0)
 
 
-def _as_expression_error(message: str, error: Unsupported) -> Exception:
-    from ..rules._lexer import ExpressionError  # noqa: PLC0415
-
+def _as_expression_error(message: str, error: Unsupported) -> ExpressionError:
     return ExpressionError(message, error.offset, error.length)
 
 
@@ -596,7 +633,7 @@ def compile_rules(rules: Rules, *, now: int | None = None) -> list[Query]:
 
 
 def compile_model(rules: Rules, model: str | None = None, *, now: int | None = None) -> Query:
-    """The query that scores every subject of ``model`` (the primary one by default).
+    """Compile the query that scores every subject of ``model`` (the primary one by default).
 
     ``now`` is the evaluation time in µs (None: the engine's current time). Rows:
     ``id, account_id, score, tier, route, gate_passed, multiplier, raw, reasons,
@@ -610,7 +647,7 @@ def compile_model(rules: Rules, model: str | None = None, *, now: int | None = N
 
 
 def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
-    """The accounts' roll-up: each account named by a group, its PQA status and own score.
+    """Compile the accounts' roll-up: each account named by a group, its PQA and own score.
 
     Rows: ``id, pqa, pql_users, members`` (JSON: member to tier under the PQA
     model, empty without ``[pqa]``) and ``model, score`` for the first account
@@ -618,8 +655,7 @@ def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
     """
     builder = _new_builder(rules, now)
     pqa = rules.pqa
-    accounts = template("SELECT DISTINCT gid AS id FROM m WHERE type = 'group'")
-    assert isinstance(accounts, exp.Select)
+    accounts = select("SELECT DISTINCT gid AS id FROM m WHERE type = 'group'")
     team = template(
         "SELECT account_id, to_json(LIST(id ORDER BY id)) AS member_ids FROM users "
         "WHERE account_id IS NOT NULL GROUP BY account_id"
@@ -631,7 +667,7 @@ def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
         .from_("accounts_")
         .join("team_", on="team_.account_id = accounts_.id", join_type="left")
     )
-    extra: list[tuple[str, exp.Expression]] = [("accounts_", accounts), ("team_", team)]
+    extra: list[tuple[str, exp.Expr]] = [("accounts_", accounts), ("team_", team)]
     if pqa is not None:
         user_model = rules.model(pqa.model)
         name = builder.compile(user_model)
@@ -643,7 +679,7 @@ def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
                 COUNT(*) FILTER (WHERE tier IN :tiers) AS pql_users,
                 to_json(MAP(LIST(id ORDER BY id), LIST(tier ORDER BY id))) AS members
             FROM {name} WHERE account_id IS NOT NULL GROUP BY account_id
-            """,
+            """,  # noqa: S608 - the compiler's own CTE name
             tiers=exp.Tuple(expressions=qualifying),
         )
         extra.append(("roll_", roll))

@@ -10,22 +10,23 @@ equal timestamps go to the later arrival, as in process.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlglot import exp
 
 from .._exceptions import ConfigError
 from .._history import _is_message
-from ._compile import Query
+from ._compile import MESSAGE_STEPS, Query, message_steps
 from ._values import literal, template
 
-__all__ = ["connect", "messages_relation", "run", "source"]
+__all__ = ["UnreadableError", "connect", "load", "messages_relation", "run", "source"]
 
 _COLUMNS = (
     "{type: 'VARCHAR', userId: 'VARCHAR', anonymousId: 'VARCHAR', messageId: 'VARCHAR', "
@@ -35,7 +36,7 @@ _COLUMNS = (
 
 
 def connect() -> Any:
-    """A new in-memory DuckDB connection; ``ConfigError`` naming the extra if missing."""
+    """Open an in-memory DuckDB connection; ``ConfigError`` naming the extra if missing."""
     try:
         import duckdb  # noqa: PLC0415 - the warehouse extra, loaded on use
     except ImportError as exc:  # pragma: no cover - the test environment has the extra
@@ -45,32 +46,38 @@ def connect() -> Any:
     return duckdb.connect()
 
 
-def messages_relation(path: Path, *, gzipped: bool) -> exp.Expression:
+def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
     """``SELECT`` every line of a JSON Lines file as a message row, in file order."""
     return template(
-        "SELECT ordinality AS seq, * FROM read_json(:path, format := 'newline_delimited', "
+        "SELECT ordinality AS seq, * FROM read_json(:path, format := 'newline_delimited', "  # noqa: S608
         f"compression := :compression, columns := {_COLUMNS}) WITH ORDINALITY",
         path=literal(str(path)),
         compression=literal("gzip" if gzipped else "none"),
     )
 
 
+def _opened(path: Path) -> tuple[io.BufferedIOBase, bool]:
+    """Open ``path`` for reading, unzipped if it is gzip; and whether it was."""
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    # The caller closes the stream (its ``with``).
+    stream: io.BufferedIOBase = gzip.open(path, "rb") if gzipped else path.open("rb")  # noqa: SIM115
+    return stream, gzipped
+
+
 @contextmanager
-def source(path: Path) -> Iterator[tuple[exp.Expression, str | None]]:
-    """The messages of the file at ``path`` as a relation, and the file's own ``now``."""
+def source(path: Path) -> Iterator[tuple[exp.Expr, str | None]]:
+    """Yield the messages of the file at ``path`` as a relation, and the file's own ``now``."""
     try:
-        with path.open("rb") as raw:
-            head = raw.read(2)
-            gzipped = head == b"\x1f\x8b"
-            opened = gzip.open(path, "rb") if gzipped else path.open("rb")
-            with opened as stream:
+        opened, gzipped = _opened(path)
+        with opened as stream:
+            first = stream.readline()
+            while first and not first.strip():
                 first = stream.readline()
-                while first and not first.strip():
-                    first = stream.readline()
-                if not first or _is_message(first):
-                    yield messages_relation(path, gzipped=gzipped), None
-                    return
-                data = first + stream.read()
+            if not first or _is_message(first):
+                yield messages_relation(path, gzipped=gzipped), None
+                return
+            data = first + stream.read()
     except (OSError, EOFError) as exc:
         raise ConfigError(f"cannot read events {str(path)!r}: {exc}") from exc
     try:
@@ -88,16 +95,44 @@ def source(path: Path) -> Iterator[tuple[exp.Expression, str | None]]:
         lines = Path(folder) / "messages.jsonl"
         with lines.open("wb") as out:
             for item in items:
-                out.write(msgspec.json.encode(item) + b"\n")
+                # What is not an object is no message: an empty one keeps its place, refused.
+                out.write(msgspec.json.encode(item if isinstance(item, dict) else {}) + b"\n")
         yield messages_relation(lines, gzipped=False), now
 
 
-def run(connection: Any, query: Query, relation: exp.Expression) -> list[dict[str, Any]]:
-    """Run ``query`` over ``relation`` (the messages); return its rows as dicts."""
-    sql = query.over(relation).sql("duckdb", pretty=False)
+class UnreadableError(ConfigError):
+    """DuckDB could not read the messages (a line that is not a JSON object, mostly)."""
+
+
+def _execute(connection: Any, sql: str, error: type[ConfigError] = ConfigError) -> Any:
     try:
-        cursor = connection.execute(sql)
+        return connection.execute(sql)
     except Exception as exc:  # duckdb's errors: a file that is not JSON Lines, mostly
-        raise ConfigError(f"duckdb could not score the messages: {exc}") from exc
+        raise error(f"duckdb could not score the messages: {exc}") from exc
+
+
+def load(connection: Any, relation: exp.Expr) -> int:
+    """Read ``relation`` (the messages) once into temporary tables; return how many were refused.
+
+    Every query then reads the tables (``MESSAGE_STEPS``) instead of the file:
+    the users' and the accounts' queries share one parse of the messages.
+    """
+    for name, body in message_steps():
+        # The first step reads the messages: they are its own CTE.
+        step = cast(exp.Select, body).with_("messages", as_=relation) if name == "parsed" else body
+        create = exp.Create(
+            this=exp.to_table(name),
+            kind="TABLE",
+            expression=step,
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+        _execute(connection, create.sql("duckdb"), UnreadableError)
+    refused = _execute(connection, "SELECT count(*) FROM parsed WHERE NOT ok").fetchone()
+    return int(refused[0])
+
+
+def run(connection: Any, query: Query) -> list[dict[str, Any]]:
+    """Run ``query`` over the messages ``load`` read; return its rows as dicts."""
+    cursor = _execute(connection, query.without(MESSAGE_STEPS).sql("duckdb", pretty=False))
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

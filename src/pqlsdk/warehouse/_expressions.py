@@ -14,7 +14,7 @@ with its place in the expression, which the caller turns into a located
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from sqlglot import exp
 
@@ -62,12 +62,12 @@ class Unsupported(Exception):  # noqa: N818 - becomes a RulesError with its plac
 class FactColumns(Protocol):
     """Where a model's query keeps each fact an expression may read."""
 
-    def trait(self, scope: Scope, name: str) -> exp.Expression:
-        """The JSON column of a user's or account's trait (NULL when missing)."""
+    def trait(self, scope: Scope, name: str) -> exp.Expr:
+        """Return the JSON column of a user's or account's trait (NULL when missing)."""
         ...
 
-    def aggregate(self, aggregate: Aggregate) -> exp.Expression:
-        """The BIGINT column of an aggregate's value."""
+    def aggregate(self, aggregate: Aggregate) -> exp.Expr:
+        """Return the BIGINT column of an aggregate's value."""
         ...
 
     def fact(self, name: str) -> Value:
@@ -75,12 +75,12 @@ class FactColumns(Protocol):
         ...
 
     def variable(self, name: str) -> Value:
-        """A route variable: ``score``, ``tier``, ``gate_passed``, ``user_id``, ``account_id``."""
+        """Return a route variable (``score``, ``tier``, ``gate_passed``, ``user_id``...)."""
         ...
 
 
 _KINDS = (Type.NUMBER, Type.STRING, Type.BOOL)
-_READERS: dict[Type, Callable[[Value], exp.Expression | None]] = {
+_READERS: dict[Type, Callable[[Value], exp.Expr | None]] = {
     Type.NUMBER: number_of,
     Type.STRING: text_of,
     Type.BOOL: flag_of,
@@ -126,8 +126,8 @@ class SqlExpressions:
             return self._binary(node)
         if isinstance(node, Conditional):
             return self._conditional(node)
-        assert isinstance(node, Call)  # durations and lists only appear inside these
-        return self._call(node)
+        # Durations and lists only appear inside calls and ``in``: what is left is a call.
+        return self._call(cast(Call, node))
 
     def _unary(self, node: Unary) -> Value:
         operand = self.compile(node.operand)
@@ -155,7 +155,7 @@ class SqlExpressions:
             return Value(Type.NUMBER, exp.Null())
         integer = left.integer and right.integer
         if op in _ARITHMETIC:
-            sql: exp.Expression = exp.paren(_ARITHMETIC[op](this=grouped(a), expression=grouped(b)))
+            sql: exp.Expr = exp.paren(_ARITHMETIC[op](this=grouped(a), expression=grouped(b)))
         elif op == "/":
             # Division by zero is null, not infinity; Python's true division of ints
             # is a float, as DuckDB's ``/`` is.
@@ -178,7 +178,7 @@ class SqlExpressions:
         left = self.compile(node.left)
         negated = node.op == "not in"
         if isinstance(node.right, ListLiteral):
-            members: dict[Type, list[exp.Expression]] = {kind: [] for kind in _KINDS}
+            members: dict[Type, list[exp.Expr]] = {kind: [] for kind in _KINDS}
             for item in node.right.items:
                 value = self.compile(item)
                 if value.type in members:
@@ -198,15 +198,14 @@ class SqlExpressions:
                     tests.append(found)
             return Value(Type.BOOL, _any(tests), nullable=False)
         right = self.compile(node.right)
-        item = Value(Type.ANY, exp.column("item"))
+        element_json = Value(Type.ANY, exp.column("item"))
         tests = []
         for kind in _KINDS:
             read = _READERS[kind](left)
             if read is None:
                 continue
-            element = _READERS[kind](item)
-            assert element is not None
-            equal = exp.EQ(this=grouped(element), expression=grouped(read))
+            element = cast(exp.Expr, _READERS[kind](element_json))  # JSON reads as every kind
+            equal: exp.Expr = exp.EQ(this=grouped(element), expression=grouped(read))
             if kind is Type.NUMBER and left.nonfinite:
                 equal = exp.and_(equal, not_nan(read))
             found = template(
@@ -263,9 +262,7 @@ class SqlExpressions:
             return self._minmax("min", [low, values[2]])
         return self._minmax(node.name, values)
 
-    def _math(
-        self, values: Sequence[Value], build: Callable[[list[exp.Expression]], exp.Expression]
-    ) -> Value:
+    def _math(self, values: Sequence[Value], build: Callable[[list[exp.Expr]], exp.Expr]) -> Value:
         numbers = [number_of(value) for value in values]
         if any(number is None for number in numbers):
             return Value(Type.NUMBER, exp.Null())
@@ -285,7 +282,7 @@ class SqlExpressions:
         """
         better = "b < a" if name == "min" else "b > a"
 
-        def build(numbers: list[exp.Expression]) -> exp.Expression:
+        def build(numbers: list[exp.Expr]) -> exp.Expr:
             items = exp.Array(
                 expressions=[exp.cast(n, exp.DataType.build("DOUBLE")) for n in numbers]
             )
@@ -329,28 +326,27 @@ def _constant(value: object) -> Value:
         return Value(Type.BOOL, literal(value), nullable=False)
     if isinstance(value, str):
         return Value(Type.STRING, literal(value), nullable=False)
-    assert isinstance(value, int | float)
+    # The parser's constants are None, bool, str, int or float: a number here.
     return Value(Type.NUMBER, literal(value), integer=isinstance(value, int), nullable=False)
 
 
 def _as_number(value: Value) -> Value:
-    """A number operand as a typed SQL number (a trait read as one, NULL otherwise)."""
-    number = number_of(value)
-    assert number is not None
+    """Read a number operand as a typed SQL number (a trait read as one, NULL otherwise)."""
+    number = cast(exp.Expr, number_of(value))  # the caller checked it is a number
     return Value(Type.NUMBER, number, integer=value.integer)
 
 
-def _negate(condition: exp.Expression, negated: bool) -> exp.Expression:
+def _negate(condition: exp.Expr, negated: bool) -> exp.Expr:
     return exp.not_(condition) if negated else condition
 
 
-def _any(tests: Sequence[exp.Expression]) -> exp.Expression:
+def _any(tests: Sequence[exp.Expr]) -> exp.Expr:
     if not tests:
         return exp.false()
     return exp.paren(exp.or_(*(exp.paren(test) for test in tests)))
 
 
-def _compare(op: str, left: Value, right: Value) -> exp.Expression:
+def _compare(op: str, left: Value, right: Value) -> exp.Expr:
     """``left op right`` as Python's closures decide it: same kind, then compare."""
     if Type.NULL in (left.type, right.type):
         other = right if left.type is Type.NULL else left
@@ -362,7 +358,7 @@ def _compare(op: str, left: Value, right: Value) -> exp.Expression:
         a, b = _READERS[kind](left), _READERS[kind](right)
         if a is None or b is None:
             continue
-        test: exp.Expression = _OPERATORS[op](this=grouped(a), expression=grouped(b))
+        test: exp.Expr = _OPERATORS[op](this=grouped(a), expression=grouped(b))
         if kind is Type.NUMBER and (left.nonfinite or right.nonfinite):
             nan = exp.or_(exp.not_(not_nan(a)), exp.not_(not_nan(b)))
             if op == "!=":  # NaN differs from everything, as in Python
@@ -375,7 +371,7 @@ def _compare(op: str, left: Value, right: Value) -> exp.Expression:
 
 
 def _aggregate(source: str, node: Call, scope: Scope) -> Aggregate:
-    """The ``Aggregate`` the in-process compiler makes for this call: the same object."""
+    """Return the ``Aggregate`` the in-process compiler makes for this call: the same object."""
     text = source[node.offset : node.offset + node.length]
     (aggregate,) = compile_expression(text, scope=scope).aggregates
     return aggregate

@@ -33,6 +33,8 @@ class Scored:
     accounts: list[AccountScore]
     members: dict[str, list[str]]
     """Each account's members (by their latest group), sorted."""
+    refused: int = 0
+    """How many messages were refused (no identity, no zoned timestamp...)."""
 
 
 def _value(wrapped: Mapping[str, Any]) -> Any:
@@ -45,7 +47,7 @@ def _json(value: Any) -> Any:
 
 
 def _score(row: Mapping[str, Any], model: Model, now: int, prefix: str = "") -> Score:
-    """A query's row (columns named ``prefix`` + the ``Score`` field) as a ``Score``."""
+    """Read a query's row (columns named ``prefix`` + the ``Score`` field) as a ``Score``."""
 
     def get(name: str) -> Any:
         return row[prefix + name]
@@ -96,12 +98,13 @@ def score_file(rules: Rules, path: Path, *, now: int, model: str | None = None) 
         return score_relation(rules, rules.model(model).name, relation, now=now)
 
 
-def score_relation(rules: Rules, model: str, relation: exp.Expression, *, now: int) -> Scored:
+def score_relation(rules: Rules, model: str, relation: exp.Expr, *, now: int) -> Scored:
     """Score every user under ``model`` and every account of ``relation``'s messages."""
     chosen = rules.model(model)
     connection = _duckdb.connect()
-    rows = _duckdb.run(connection, compile_model(rules, chosen.name, now=now), relation)
-    account_rows = _duckdb.run(connection, compile_accounts(rules, now=now), relation)
+    refused = _duckdb.load(connection, relation)
+    rows = _duckdb.run(connection, compile_model(rules, chosen.name, now=now))
+    account_rows = _duckdb.run(connection, compile_accounts(rules, now=now))
     users = [_score(row, chosen, now) for row in rows]
     own = next((m for m in rules.models.values() if m.subject == "account"), None)
     accounts = []
@@ -120,4 +123,4 @@ def score_relation(rules: Rules, model: str, relation: exp.Expression, *, now: i
                 score=score,
             )
         )
-    return Scored(users, accounts, members)
+    return Scored(users, accounts, members, refused)

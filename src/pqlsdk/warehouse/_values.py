@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 import sqlglot
@@ -39,6 +39,7 @@ __all__ = [
     "literal",
     "not_nan",
     "number_of",
+    "select",
     "template",
     "text_of",
     "truth",
@@ -54,19 +55,19 @@ _SLOT: Final = "__slot_"
 
 
 @functools.lru_cache(maxsize=512)
-def _parsed(text: str) -> exp.Expression:
+def _parsed(text: str) -> exp.Expr:
     # DuckDB's dialect reads ``:name`` as an alias; the slots are columns until filled.
     return sqlglot.parse_one(_PLACEHOLDER.sub(_SLOT + r"\1", text), read="duckdb")
 
 
-def template(text: str, **parts: exp.Expression) -> exp.Expression:
+def template(text: str, **parts: exp.Expr) -> exp.Expr:
     """Build ``text`` (constant SQL, never data) with ``:name`` placeholders filled.
 
     Every value from a rules file or a history enters as an ``exp.Literal`` (or
     another syntax node) through ``parts``: nothing is pasted into SQL text.
     """
 
-    def fill(node: exp.Expression) -> exp.Expression:
+    def fill(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and not node.table and node.name.startswith(_SLOT):
             return grouped(parts[node.name[len(_SLOT) :]].copy())
         return node
@@ -74,8 +75,13 @@ def template(text: str, **parts: exp.Expression) -> exp.Expression:
     return _parsed(text).transform(fill)
 
 
-def literal(value: Any) -> exp.Expression:
-    """A SQL literal for a Python scalar: quoted and escaped by the syntax tree."""
+def select(text: str, **parts: exp.Expr) -> exp.Select:
+    """Build a ``SELECT`` from ``text`` as ``template`` does (``text`` is one)."""
+    return cast(exp.Select, template(text, **parts))
+
+
+def literal(value: Any) -> exp.Expr:
+    """Return a SQL literal for a Python scalar: quoted and escaped by the syntax tree."""
     if value is None:
         return exp.Null()
     if isinstance(value, bool):
@@ -101,7 +107,7 @@ _ATOMS: Final = (
 )
 
 
-def grouped(node: exp.Expression) -> exp.Expression:
+def grouped(node: exp.Expr) -> exp.Expr:
     """``node`` in parentheses unless it is atomic: a tree put inside another keeps its meaning."""
     return node if isinstance(node, _ATOMS) else exp.Paren(this=node)
 
@@ -116,14 +122,14 @@ class Value:
     """
 
     type: Type
-    sql: exp.Expression
+    sql: exp.Expr
     integer: bool = False
     nonfinite: bool = False
     nullable: bool = True
 
 
-def number_of(value: Value) -> exp.Expression | None:
-    """The value as a SQL number, NULL unless it is one; None if it never is."""
+def number_of(value: Value) -> exp.Expr | None:
+    """Read the value as a SQL number, NULL unless it is one; None if it never is."""
     if value.type is Type.NUMBER:
         return value.sql
     if value.type is Type.ANY:
@@ -135,8 +141,8 @@ def number_of(value: Value) -> exp.Expression | None:
     return None
 
 
-def text_of(value: Value) -> exp.Expression | None:
-    """The value as a SQL string, NULL unless it is one; None if it never is."""
+def text_of(value: Value) -> exp.Expr | None:
+    """Read the value as a SQL string, NULL unless it is one; None if it never is."""
     if value.type is Type.STRING:
         return value.sql
     if value.type is Type.ANY:
@@ -144,8 +150,8 @@ def text_of(value: Value) -> exp.Expression | None:
     return None
 
 
-def flag_of(value: Value) -> exp.Expression | None:
-    """The value as a SQL boolean, NULL unless it is one; None if it never is."""
+def flag_of(value: Value) -> exp.Expr | None:
+    """Read the value as a SQL boolean, NULL unless it is one; None if it never is."""
     if value.type is Type.BOOL:
         return value.sql
     if value.type is Type.ANY:
@@ -155,12 +161,12 @@ def flag_of(value: Value) -> exp.Expression | None:
     return None
 
 
-def coalesce_false(condition: exp.Expression) -> exp.Expression:
+def coalesce_false(condition: exp.Expr) -> exp.Expr:
     """``condition``, false where it is NULL: what Python's checks give."""
     return template("COALESCE(:c, FALSE)", c=condition)
 
 
-def truth(value: Value) -> exp.Expression:
+def truth(value: Value) -> exp.Expr:
     """Whether ``value`` is exactly true (what ``is True`` tests in Python)."""
     if value.type is Type.BOOL and not value.nullable:
         return value.sql
@@ -168,7 +174,7 @@ def truth(value: Value) -> exp.Expression:
     return exp.false() if flag is None else coalesce_false(flag)
 
 
-def is_null(value: Value) -> exp.Expression:
+def is_null(value: Value) -> exp.Expr:
     """Whether ``value`` is null (a missing trait, JSON null, a null result)."""
     if value.type is Type.NULL:
         return exp.true()
@@ -179,13 +185,13 @@ def is_null(value: Value) -> exp.Expression:
     return template(":x IS NULL", x=value.sql)
 
 
-def not_nan(number: exp.Expression) -> exp.Expression:
-    """True unless ``number`` is NaN (NULL stays NULL)."""
+def not_nan(number: exp.Expr) -> exp.Expr:
+    """Test that ``number`` is not NaN (NULL stays NULL)."""
     return template("NOT isnan(CAST(:x AS DOUBLE))", x=number)
 
 
-def json_of(value: Value) -> exp.Expression:
-    """The value as JSON, for results typed ``any``."""
+def json_of(value: Value) -> exp.Expr:
+    """Return the value as JSON, for results typed ``any``."""
     if value.type is Type.ANY:
         return value.sql
     if value.type is Type.NULL:
@@ -193,8 +199,8 @@ def json_of(value: Value) -> exp.Expression:
     return template("COALESCE(to_json(:x), CAST('null' AS JSON))", x=value.sql)
 
 
-def wrapped(value: Value) -> exp.Expression:
-    """The value for a reason: ``{"v": value}``, or ``{"x": "inf"}`` for a non-finite number.
+def wrapped(value: Value) -> exp.Expr:
+    """Wrap the value for a reason: ``{"v": value}``, or ``{"x": "inf"}`` for a non-finite number.
 
     JSON has no infinity; the reader turns ``x`` back into a float, so a reason
     still says ``inf`` the way the in-process engine does.

@@ -256,3 +256,125 @@ def test_import_pqlsdk_loads_no_warehouse() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+EVERY_CONSTRUCT = {
+    "model": {
+        "m": {
+            "tiers": {"low": 0, "mid": 2, "high": 6},
+            "gate": 'not (user.plan == "banned")',
+            "multiplier": "user.boost",
+            "do_not_contact": "user.dnc",
+            "routes": [{"route": "sales", "when": "score >= 6 and account.n >= 1"}],
+            "signals": {
+                "text_filter": {"when": 'count("a", p="x") >= 1', "points": 1},
+                "bool_filter": {"when": 'count("a", p=true) >= 1', "points": 1},
+                "number_filter": {"when": 'count("a", p=2) >= 1', "points": 1},
+                "breadth": {"value": 'distinct("a", "p", within=10d)', "points": 0.5},
+                "days": {"value": "active_days(within=3d) % 2", "points": 1},
+                "modulo": {"value": '7 % count("a")', "points": 0.25},
+                "in_mixed": {"when": 'count("a") in [1, null, "x", true]', "points": 1},
+                "text_in_trait": {"when": '"x" in user.tags', "points": 1},
+                "flag_in_trait": {"when": "true in user.tags", "points": 1},
+                "days_in_trait": {"when": "days_since_last_active() in user.tags", "points": 1},
+                "count_in_trait": {"when": 'count("a") in user.tags', "points": 1},
+                "not_in_trait": {"when": '"x" not in user.tags', "points": 1},
+                "trait_in_list": {"when": 'user.plan in ["x", "pro"]', "points": 1},
+                "number_in_texts": {"when": '1 in ["x"]', "points": 1},
+                "trait_or_number": {"value": "user.n if user.plan == 1 else 2", "points": 1},
+                "abs_trait": {"value": "abs(user.n)", "points": 1},
+                "nulls": {"when": "null == null and null != user.n", "points": 1},
+                "count_null": {
+                    "when": 'count("a") == null or (1 / count("a")) == null',
+                    "points": 1,
+                },
+                "trait_text": {"when": 'user.n == "x"', "points": 1},
+                "trait_value": {"value": "user.plan", "points": 1},
+                "nan_differs": {"when": "user.n != days_since_last_active()", "points": 1},
+                "infinite_differs": {
+                    "when": "days_since_last_active() != days_since_first_seen()",
+                    "points": 1,
+                },
+                "mixed_max": {"value": "max(1, 2.5) + min(1, 2)", "points": 1},
+                "infinite_max": {"value": "max(days_since_last_active(), 1)", "points": 1},
+                "seen": {"when": "days_since_first_seen() <= 30", "points": 1},
+                "negated": {"value": "-user.n", "points": 1},
+                "float_modulo": {"value": 'count("a") % 2.5', "points": 1},
+                "not_in_list": {"when": 'user.n not in ["x"]', "points": 1},
+                "int_or_float": {"value": "1 if user.n == 3 else 2.5", "points": 1},
+                "trait_or_negated": {
+                    "value": 'user.n if user.plan == "pro" else -user.n',
+                    "points": 1,
+                },
+                "in_trait_or_null": {
+                    "when": "1 in (user.tags if user.n == 3 else null)",
+                    "points": 1,
+                },
+            },
+        }
+    }
+}
+
+
+def _message(kind: str, user: str, day: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "userId": user,
+        "timestamp": f"2026-03-{day:02d}T10:00:00Z",
+        "messageId": f"{user}-{kind}-{day}-{len(fields)}-{json.dumps(fields, sort_keys=True)}",
+        **fields,
+    }
+
+
+EVERY_HISTORY = [
+    _message("identify", "u1", 1, traits={"plan": "pro", "boost": 2, "tags": ["x", 1, True]}),
+    _message("identify", "u2", 1, traits={"plan": 1, "n": 3, "tags": "x", "dnc": True}),
+    _message("identify", "u3", 1, traits={"plan": "banned", "boost": "high", "n": None}),
+    _message("identify", "u4", 1, traits={"tags": [None, 2.5, "y"], "n": "x"}),
+    _message("group", "u1", 2, groupId="acme", traits={"n": 4}),
+    _message("group", "u2", 2, groupId="acme"),
+    *(
+        _message("track", user, day, event="a", properties={"p": value})
+        for user in ("u1", "u2", "u3")
+        for day, value in ((3, "x"), (10, True), (12, 2), (13, 2.0), (14, None))
+    ),
+    _message("track", "u4", 5, event="b", properties={}),
+]
+
+
+def test_every_construct_scores_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One model using every construct of the language: both engines print the same JSON."""
+    rules = tmp_path / "every.json"
+    rules.write_text(json.dumps(EVERY_CONSTRUCT))
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n" + "".join(json.dumps(m) + "\n" for m in EVERY_HISTORY))
+    args = ["score", str(rules), str(events), "--json", "--now", "2026-03-15T12:00:00Z"]
+    python = _cli(capsys, *args, "--engine", "python")
+    assert _cli(capsys, *args, "--engine", "duckdb") == python
+    scores = {uid: user["score"] for uid, user in json.loads(python)["users"].items()}
+    assert scores["u3"] == 0.0  # the gate
+    assert len(set(scores.values())) == len(scores)  # the users differ: the test discriminates
+
+
+def test_a_refusal_is_placed_even_when_the_rules_file_is_gone(tmp_path: Path) -> None:
+    """The file moved since it loaded: the error still names it and the construct."""
+    rules = tmp_path / "r.toml"
+    rules.write_text(
+        "[model.m]\ntiers = { low = 0 }\n[model.m.signals]\n"
+        "s = { value = 'user.x if user.y == 1 else days_since_last_active()', points = 1 }\n"
+    )
+    loaded = pqlsdk.rules.load(rules)
+    rules.unlink()
+    with pytest.raises(RulesError) as caught:
+        compile_model(loaded)
+    assert caught.value.path == str(rules)
+    assert "days_since_last_active()" in str(caught.value)
+
+
+def test_sql_of_a_file_without_pqa_has_no_roll_up(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without [pqa] there is one query per model and no accounts' roll-up."""
+    out = _cli(capsys, "sql", str(RULES / "weighted.toml"))
+    assert "-- accounts' roll-up" not in out
+    assert out.count("-- model") == len(pqlsdk.rules.load(RULES / "weighted.toml").models)

@@ -38,7 +38,7 @@ from ..rules._compiler import Compiled, Type
 from ..rules._lexer import ExpressionError
 from ..rules._model import Model, Rules, Signal
 from ._expressions import SqlExpressions, Unsupported
-from ._values import Value, literal, select, template, truth, wrapped
+from ._values import Value, literal, number_of, select, template, truth, wrapped
 
 __all__ = [
     "DAY_US",
@@ -56,7 +56,10 @@ _ALL_ENGINES: Final = "the python engine (pqlsdk score --engine python)"
 
 @attrs.frozen
 class Query:
-    """A compiled query and what its rows hold."""
+    """A compiled query and what its rows hold.
+
+    Added in version 0.1.0.
+    """
 
     name: str
     """The model's name, or ``"accounts"`` for the roll-up."""
@@ -65,27 +68,20 @@ class Query:
     select: exp.Select
 
     def sql(self, dialect: str = "duckdb", *, pretty: bool = True) -> str:
-        """Return the query's text in ``dialect``, over a table or view named ``messages``."""
+        """Return the query's text in ``dialect``, over a table or view named ``messages``.
+
+        Added in version 0.1.0.
+        """
         return self.select.sql(dialect=dialect, pretty=pretty)
 
     def without(self, names: Sequence[str]) -> Query:
-        """Return the query without the CTEs ``names``: tables of those names stand in."""
+        """Return the query without the CTEs ``names``: tables of those names stand in.
+
+        Added in version 0.1.0.
+        """
         select = self.select.copy()
         with_ = select.args["with_"]
         with_.set("expressions", [cte for cte in with_.expressions if cte.alias not in names])
-        return Query(self.name, self.subject, select)
-
-    def over(self, relation: exp.Expr) -> Query:
-        """Return the query with ``messages`` defined as ``relation`` (a first CTE)."""
-        select = self.select.copy()
-        with_ = select.args["with_"]
-        with_.set(
-            "expressions",
-            [
-                exp.CTE(this=relation, alias=exp.TableAlias(this=exp.to_identifier("messages"))),
-                *with_.expressions,
-            ],
-        )
         return Query(self.name, self.subject, select)
 
 
@@ -142,12 +138,16 @@ def _property(name: str) -> exp.Expr:
 def _filter_test(name: str, value: object) -> exp.Expr:
     """``properties[name] == value`` as ``Aggregate.matches`` decides it (bool is not 1)."""
     read = _property(name)
+    # CASE, not AND: DuckDB may cast before it tests the type, and fail on the value.
     if isinstance(value, bool):
-        test = "json_type(:p) = 'BOOLEAN' AND CAST(:p AS BOOLEAN) = :v"
+        test = "CASE WHEN json_type(:p) = 'BOOLEAN' THEN CAST(:p AS BOOLEAN) = :v END"
     elif isinstance(value, str):
-        test = "json_type(:p) = 'VARCHAR' AND (:p ->> '$') = :v"
+        test = "CASE WHEN json_type(:p) = 'VARCHAR' THEN (:p ->> '$') = :v END"
     else:
-        test = "json_type(:p) IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND CAST(:p AS DOUBLE) = :v"
+        test = (
+            "CASE WHEN json_type(:p) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+            "THEN CAST(:p AS DOUBLE) = :v END"
+        )
     return template(f"COALESCE({test}, FALSE)", p=read, v=literal(value))
 
 
@@ -246,8 +246,6 @@ class _Builder:
 
     def compile(self, model: Model) -> str:
         """Add ``model``'s steps; return the name of its last CTE."""
-        if model.name in self.models:
-            return self.models[model.name]
         facts = self.users if model.subject == "user" else self.accounts
         scope: Scope = "user" if model.subject == "user" else "account"
         expressions = SqlExpressions(facts, scope)
@@ -461,35 +459,18 @@ class _ModelSteps:
             )
         else:
             fired = None
-            number = held.sql if held.type is Type.NUMBER else None
-            finite = (
-                template(":x IS NOT NULL AND isfinite(:x)", x=number)
-                if number is not None
-                else None
-            )
-            if held.type is Type.ANY:
-                number = template(
-                    "CASE WHEN json_type(:j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-                    "THEN CAST(:j AS DOUBLE) END",
-                    j=held.sql,
-                )
-                finite = template(":x IS NOT NULL", x=number)
-            earned = (
-                literal(0.0)
-                if number is None or finite is None
-                else exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=finite,
-                            true=template(
-                                "CAST(:p AS DOUBLE) * :x",
-                                p=literal(float(signal.points)),
-                                x=number,
-                            ),
-                        )
-                    ],
-                    default=literal(0.0),
-                )
+            # The rules' checker makes a value a number or a trait: it reads as a number.
+            number = cast(exp.Expr, number_of(held))
+            earned = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=template(":x IS NOT NULL AND isfinite(:x)", x=number),
+                        true=template(
+                            "CAST(:p AS DOUBLE) * :x", p=literal(float(signal.points)), x=number
+                        ),
+                    )
+                ],
+                default=literal(0.0),
             )
             seen = wrapped(held)
         fired_sql = fired if fired is not None else template(f"{earned_name} <> 0")
@@ -520,20 +501,12 @@ class _ModelSteps:
             )
         )
         multiplier: exp.Expr = literal(1.0)
-        if self.multiplier is not None:
-            number = self.multiplier.sql if self.multiplier.type is Type.NUMBER else None
-            if self.multiplier.type is Type.ANY:
-                number = template(
-                    "CASE WHEN json_type(:j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-                    "THEN CAST(:j AS DOUBLE) END",
-                    j=self.multiplier.sql,
-                )
-            if number is not None:
-                multiplier = template(
-                    "CASE WHEN :x IS NOT NULL AND isfinite(:x) THEN CAST(:x AS DOUBLE) "
-                    "ELSE CAST(1.0 AS DOUBLE) END",
-                    x=number,
-                )
+        if self.multiplier is not None:  # a number or a trait, as the checker allows
+            multiplier = template(
+                "CASE WHEN :x IS NOT NULL AND isfinite(:x) THEN CAST(:x AS DOUBLE) "
+                "ELSE CAST(1.0 AS DOUBLE) END",
+                x=cast(exp.Expr, number_of(self.multiplier)),
+            )
         columns.append(exp.alias_(multiplier, "multiplier"))
         for part in ("gate", "multiplier"):
             if part in self.measured:
@@ -625,7 +598,10 @@ def _as_expression_error(message: str, error: Unsupported) -> ExpressionError:
 
 
 def compile_rules(rules: Rules, *, now: int | None = None) -> list[Query]:
-    """One query per model of ``rules``, and the accounts' roll-up when there is one."""
+    """One query per model of ``rules``, and the accounts' roll-up when there is one.
+
+    Added in version 0.1.0.
+    """
     queries = [compile_model(rules, name, now=now) for name in rules.models]
     if rules.pqa is not None:
         queries.append(compile_accounts(rules, now=now))
@@ -638,6 +614,8 @@ def compile_model(rules: Rules, model: str | None = None, *, now: int | None = N
     ``now`` is the evaluation time in µs (None: the engine's current time). Rows:
     ``id, account_id, score, tier, route, gate_passed, multiplier, raw, reasons,
     gate_measured, multiplier_measured`` (the last three JSON).
+
+    Added in version 0.1.0.
     """
     chosen = rules.model(model)
     builder = _new_builder(rules, now)
@@ -652,6 +630,8 @@ def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
     Rows: ``id, pqa, pql_users, members`` (JSON: member to tier under the PQA
     model, empty without ``[pqa]``) and ``model, score`` for the first account
     model (the columns of ``compile_model``, prefixed ``own_``), NULL without one.
+
+    Added in version 0.1.0.
     """
     builder = _new_builder(rules, now)
     pqa = rules.pqa

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ import msgspec
 from sqlglot import exp
 
 from .._exceptions import ConfigError
-from .._history import _is_message
+from .._history import _is_message, document_items
 from ._compile import MESSAGE_STEPS, Query, message_steps
 from ._values import literal, template
 
@@ -80,17 +79,7 @@ def source(path: Path) -> Iterator[tuple[exp.Expr, str | None]]:
             data = first + stream.read()
     except (OSError, EOFError) as exc:
         raise ConfigError(f"cannot read events {str(path)!r}: {exc}") from exc
-    try:
-        document = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: neither JSON Lines nor a JSON document: {exc}") from exc
-    now = None
-    if isinstance(document, dict) and isinstance(document.get("events"), list):
-        now, items = document.get("now"), document["events"]
-    elif isinstance(document, list):
-        items = document
-    else:
-        raise ConfigError(f"{path}: a JSON document must be a list or have an 'events' list")
+    now, items = document_items(path, data)
     with tempfile.TemporaryDirectory(prefix="pqlsdk-") as folder:
         lines = Path(folder) / "messages.jsonl"
         with lines.open("wb") as out:

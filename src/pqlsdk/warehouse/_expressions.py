@@ -35,6 +35,7 @@ from ..rules._parser import (
 from ._values import (
     Value,
     coalesce_false,
+    dynamic,
     flag_of,
     grouped,
     is_null,
@@ -45,6 +46,7 @@ from ._values import (
     template,
     text_of,
     truth,
+    whole_of,
 )
 
 __all__ = ["FactColumns", "SqlExpressions", "Unsupported"]
@@ -149,11 +151,12 @@ class SqlExpressions:
         return self._arithmetic(node.op, left, right)
 
     def _arithmetic(self, op: str, left: Value, right: Value) -> Value:
-        a, b = number_of(left), number_of(right)
+        a, b = _as_number(left).sql, _as_number(right).sql
         nonfinite = left.nonfinite or right.nonfinite
-        if a is None or b is None:  # a string or bool operand: always null
-            return Value(Type.NUMBER, exp.Null())
         integer = left.integer and right.integer
+        whole = None
+        if op != "/" and (dynamic(left) or dynamic(right)):
+            whole = exp.and_(whole_of(left), whole_of(right))
         if op in _ARITHMETIC:
             sql: exp.Expr = exp.paren(_ARITHMETIC[op](this=grouped(a), expression=grouped(b)))
         elif op == "/":
@@ -172,7 +175,7 @@ class SqlExpressions:
             )
             if integer:
                 sql = exp.cast(sql, exp.DataType.build("BIGINT"))
-        return Value(Type.NUMBER, sql, integer=integer, nonfinite=nonfinite)
+        return Value(Type.NUMBER, sql, integer=integer, nonfinite=nonfinite, whole=whole)
 
     def _membership(self, node: Binary) -> Value:
         left = self.compile(node.left)
@@ -209,15 +212,16 @@ class SqlExpressions:
             if kind is Type.NUMBER and left.nonfinite:
                 equal = exp.and_(equal, not_nan(read))
             found = template(
-                "LENGTH(LIST_FILTER(CAST(:list AS JSON[]), LAMBDA item : COALESCE(:test, FALSE)))"
-                " > 0",
+                # The cast only sees an array: DuckDB's AND does not stop it failing.
+                "LENGTH(LIST_FILTER("
+                "CAST(CASE WHEN json_type(:list) = 'ARRAY' THEN :list END AS JSON[]), "
+                "LAMBDA item : COALESCE(:test, FALSE))) > 0",
                 list=right.sql,
                 test=equal,
             )
             tests.append(exp.and_(template(":x IS NOT NULL", x=read), _negate(found, negated)))
+        # Not a list literal: the checker leaves a trait (JSON), which may hold a list.
         is_list = template("json_type(:list) = 'ARRAY'", list=right.sql)
-        if right.type is not Type.ANY:  # only a trait can hold a list
-            return Value(Type.BOOL, exp.false(), nullable=False)
         return Value(Type.BOOL, coalesce_false(exp.and_(is_list, _any(tests))), nullable=False)
 
     def _conditional(self, node: Conditional) -> Value:
@@ -238,13 +242,22 @@ class SqlExpressions:
         else:
             then_sql, else_sql = then.sql, otherwise.sql
             result = kinds.pop() if kinds else Type.NULL
-        sql = exp.Case(ifs=[exp.If(this=truth(condition), true=then_sql)], default=else_sql)
+        test = truth(condition)
+        sql = exp.Case(ifs=[exp.If(this=test, true=then_sql)], default=else_sql)
+        whole = None
+        if result is Type.NUMBER and (
+            dynamic(then) or dynamic(otherwise) or then.integer != otherwise.integer
+        ):
+            whole = exp.Case(
+                ifs=[exp.If(this=test, true=whole_of(then))], default=whole_of(otherwise)
+            )
         return Value(
             result,
             sql,
             integer=then.integer and otherwise.integer,
             nonfinite=then.nonfinite or otherwise.nonfinite,
             nullable=then.nullable or otherwise.nullable,
+            whole=whole,
         )
 
     def _call(self, node: Call) -> Value:
@@ -256,67 +269,59 @@ class SqlExpressions:
             return self._columns.fact(node.name)
         values = [self.compile(arg) for arg in node.args]
         if node.name == "abs":
-            return self._math(values, lambda xs: exp.Abs(this=xs[0]))
+            return self._abs(values[0])
         if node.name == "clamp":
             low = self._minmax("max", values[:2])
             return self._minmax("min", [low, values[2]])
         return self._minmax(node.name, values)
 
-    def _math(self, values: Sequence[Value], build: Callable[[list[exp.Expr]], exp.Expr]) -> Value:
-        numbers = [number_of(value) for value in values]
-        if any(number is None for number in numbers):
-            return Value(Type.NUMBER, exp.Null())
+    def _abs(self, value: Value) -> Value:
+        # The rules' checker lets only numbers (and traits) reach abs(): it reads as one.
         return Value(
             Type.NUMBER,
-            build([n for n in numbers if n is not None]),
-            integer=all(v.integer for v in values),
-            nonfinite=any(v.nonfinite for v in values),
-            nullable=any(v.nullable for v in values),
+            exp.Abs(this=_as_number(value).sql),
+            integer=value.integer,
+            nonfinite=value.nonfinite,
+            nullable=value.nullable,
+            whole=whole_of(value) if dynamic(value) else None,
         )
 
     def _minmax(self, name: str, values: Sequence[Value]) -> Value:
-        """Python's ``min``/``max``: the first of the best by ``<``, null if any is not a number.
+        """Python's ``min``/``max``: the first of the best by ``<``, null if any is null.
 
         ``list_reduce`` walks the arguments in order as Python does, so a NaN
-        argument gives what Python gives (kept first, skipped later).
+        argument gives what Python gives (kept first, skipped later). Python
+        returns the winning argument itself, an int or a float: when the
+        arguments are not all of one kind, each carries whether it is an int
+        (``whole``), and the winner's says what a reason shows.
         """
-        better = "b < a" if name == "min" else "b > a"
-
-        def build(numbers: list[exp.Expr]) -> exp.Expr:
-            items = exp.Array(
-                expressions=[exp.cast(n, exp.DataType.build("DOUBLE")) for n in numbers]
-            )
-            return template(
-                "LIST_REDUCE(:items, LAMBDA a, b : CASE WHEN a IS NULL OR b IS NULL THEN NULL "
-                f"WHEN {better} AND NOT isnan(a) AND NOT isnan(b) THEN b ELSE a END)",
-                items=items,
-            )
-
-        mixed = any(v.integer for v in values) and not all(v.integer for v in values)
-        if (
-            mixed
-            and not any(v.nonfinite for v in values)
-            and all(number_of(v) is not None for v in values)
-        ):
-            # Python returns the winning argument itself, an int or a float: as JSON,
-            # the result keeps which (a reason shows 1, not 1.0).
-            items = exp.Array(expressions=[json_of(_as_number(v)) for v in values])
-            order = "<" if name == "min" else ">"
-            sql = template(
-                "LIST_REDUCE(:items, LAMBDA a, b : CASE WHEN a IS NULL OR b IS NULL THEN NULL "
-                f"WHEN CAST(b AS DOUBLE) {order} CAST(a AS DOUBLE) THEN b ELSE a END)",
-                items=items,
-            )
-            return Value(Type.ANY, sql)
-        value = self._math(values, build)
-        if value.integer and value.sql is not None and not isinstance(value.sql, exp.Null):
-            return Value(
-                Type.NUMBER,
-                exp.cast(value.sql, exp.DataType.build("BIGINT")),
-                integer=True,
-                nullable=value.nullable,
-            )
-        return value
+        better = "b.v < a.v" if name == "min" else "b.v > a.v"
+        integer = all(v.integer for v in values)
+        track = not integer and any(dynamic(v) or v.integer for v in values)
+        items = exp.Array(
+            expressions=[
+                template(
+                    "{'v': CAST(:x AS DOUBLE), 'w': :w}",
+                    x=_as_number(v).sql,
+                    w=whole_of(v) if track else exp.false(),
+                )
+                for v in values
+            ]
+        )
+        best = template(
+            "LIST_REDUCE(:items, LAMBDA a, b : CASE WHEN a.v IS NULL OR b.v IS NULL THEN NULL "
+            f"WHEN {better} AND NOT isnan(a.v) AND NOT isnan(b.v) THEN b ELSE a END)",
+            items=items,
+        )
+        number = template("struct_extract(:s, 'v')", s=best)
+        return Value(
+            Type.NUMBER,
+            exp.cast(number, exp.DataType.build("BIGINT")) if integer else number,
+            integer=integer,
+            nonfinite=any(v.nonfinite for v in values),
+            nullable=any(v.nullable for v in values),
+            whole=template("struct_extract(:s, 'w')", s=best) if track else None,
+        )
 
 
 def _constant(value: object) -> Value:
@@ -331,9 +336,13 @@ def _constant(value: object) -> Value:
 
 
 def _as_number(value: Value) -> Value:
-    """Read a number operand as a typed SQL number (a trait read as one, NULL otherwise)."""
-    number = cast(exp.Expr, number_of(value))  # the caller checked it is a number
-    return Value(Type.NUMBER, number, integer=value.integer)
+    """Read a number operand as a typed SQL number (a trait read as one, NULL otherwise).
+
+    The rules' checker lets only numbers, traits and null reach arithmetic and
+    the math functions: null reads as a NULL number.
+    """
+    number = number_of(value)
+    return Value(Type.NUMBER, exp.Null() if number is None else number, integer=value.integer)
 
 
 def _negate(condition: exp.Expr, negated: bool) -> exp.Expr:

@@ -27,7 +27,10 @@ __all__ = ["Scored", "score_file", "score_relation"]
 
 @attrs.frozen
 class Scored:
-    """What scoring a file gave: users under the model, accounts, the file's ``now``."""
+    """What scoring a file gave: users under the model, accounts, the file's ``now``.
+
+    Added in version 0.1.0.
+    """
 
     users: list[Score]
     accounts: list[AccountScore]
@@ -93,6 +96,8 @@ def score_file(rules: Rules, path: Path, *, now: int, model: str | None = None) 
     """Score every user under ``model`` and every account of the messages in ``path``.
 
     ``now`` is the evaluation time in µs.
+
+    Added in version 0.1.0.
     """
     with _duckdb.source(path) as (relation, _):
         return score_relation(rules, rules.model(model).name, relation, now=now)

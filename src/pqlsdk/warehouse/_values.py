@@ -32,6 +32,7 @@ __all__ = [
     "NUMBER_TYPES",
     "Value",
     "coalesce_false",
+    "dynamic",
     "flag_of",
     "grouped",
     "is_null",
@@ -43,6 +44,7 @@ __all__ = [
     "template",
     "text_of",
     "truth",
+    "whole_of",
     "wrapped",
 ]
 
@@ -119,6 +121,9 @@ class Value:
     ``integer``: a number that Python holds as an int (counts, int literals).
     ``nonfinite``: a number that may be infinite or NaN (``days_since_*``).
     ``nullable``: the SQL may be NULL.
+    ``whole``: for a number whose kind is only known at run time (it comes from a
+    trait, or from branches of both kinds), the SQL that tells whether Python
+    holds it as an int: a reason shows ``3``, not ``3.0``, as Python's does.
     """
 
     type: Type
@@ -126,6 +131,21 @@ class Value:
     integer: bool = False
     nonfinite: bool = False
     nullable: bool = True
+    whole: exp.Expr | None = None
+
+
+def whole_of(value: Value) -> exp.Expr:
+    """Tell whether ``value`` is a number that Python holds as an int."""
+    if value.type is Type.ANY:
+        return template("COALESCE(json_type(:j) IN ('BIGINT', 'UBIGINT'), FALSE)", j=value.sql)
+    if value.whole is not None:
+        return value.whole
+    return exp.Boolean(this=value.integer)
+
+
+def dynamic(value: Value) -> bool:
+    """Tell whether ``value``'s kind of number (int or float) is only known at run time."""
+    return value.type is Type.ANY or value.whole is not None
 
 
 def number_of(value: Value) -> exp.Expr | None:
@@ -196,6 +216,13 @@ def json_of(value: Value) -> exp.Expr:
         return value.sql
     if value.type is Type.NULL:
         return template("CAST('null' AS JSON)")
+    if value.whole is not None:
+        return template(
+            "COALESCE(CASE WHEN :w THEN to_json(CAST(:x AS BIGINT)) ELSE to_json(:x) END, "
+            "CAST('null' AS JSON))",
+            w=value.whole,
+            x=value.sql,
+        )
     return template("COALESCE(to_json(:x), CAST('null' AS JSON))", x=value.sql)
 
 
@@ -207,8 +234,9 @@ def wrapped(value: Value) -> exp.Expr:
     """
     if value.type is Type.NUMBER and value.nonfinite:
         return template(
-            "CASE WHEN :x IS NULL OR isfinite(:x) THEN json_object('v', :x) "
+            "CASE WHEN :x IS NULL OR isfinite(:x) THEN json_object('v', :j) "
             "ELSE json_object('x', CAST(:x AS VARCHAR)) END",
             x=value.sql,
+            j=json_of(value),
         )
     return template("json_object('v', :j)", j=json_of(value))

@@ -16,7 +16,7 @@ import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
 from pqlsdk._exceptions import RulesError
 from pqlsdk.cli import _engine, main
-from pqlsdk.warehouse import _duckdb, compile_model, compile_rules, score_file
+from pqlsdk.warehouse import _duckdb, compile_model, compile_plan, compile_rules, score_file
 
 from .conftest import ROOT, load_scenario, scenario_files, scenario_id
 
@@ -164,11 +164,12 @@ def test_an_event_name_made_of_sql_stays_a_literal(
     connection = duckdb.connect()
     connection.execute("CREATE TABLE events (x INTEGER)")
     loaded = pqlsdk.rules.load(rules)
-    query = compile_model(loaded, now=micros(FixedClock("2026-03-02T00:00:00Z").now()))
+    now = micros(FixedClock("2026-03-02T00:00:00Z").now())
+    query = compile_model(loaded, now=now)
     with _duckdb.source(events) as (relation, _):
-        assert _duckdb.load(connection, relation) == 0
-    rows = _duckdb.run(connection, query)
-    assert [(row["id"], row["score"]) for row in rows] == [("u'1", 7.0)]
+        ran = _duckdb.run(connection, compile_plan(loaded, now=now), relation)
+    assert ran.refused == 0
+    assert [(row["id"], row["score"]) for row in ran.users] == [("u'1", 7.0)]
     assert connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
     text = query.sql()
     assert "'x''); DROP TABLE events; --'" in text  # a quoted literal, its quote doubled

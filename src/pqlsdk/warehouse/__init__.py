@@ -24,7 +24,16 @@ except ImportError as exc:  # pragma: no cover - the test environment has the ex
         "pqlsdk.warehouse needs sqlglot and duckdb: pip install 'pqlsdk[warehouse]'"
     ) from exc
 
-from ._compile import Query, compile_accounts, compile_model, compile_rules
+from ._compile import Plan, Query, compile_accounts, compile_model, compile_plan, compile_rules
 from ._score import Scored, score_file
 
-__all__ = ["Query", "Scored", "compile_accounts", "compile_model", "compile_rules", "score_file"]
+__all__ = [
+    "Plan",
+    "Query",
+    "Scored",
+    "compile_accounts",
+    "compile_model",
+    "compile_plan",
+    "compile_rules",
+    "score_file",
+]

@@ -42,10 +42,11 @@ from ._values import Value, literal, number_of, select, template, truth, wrapped
 
 __all__ = [
     "DAY_US",
-    "MESSAGE_STEPS",
+    "Plan",
     "Query",
     "compile_accounts",
     "compile_model",
+    "compile_plan",
     "compile_rules",
     "message_steps",
 ]
@@ -73,16 +74,6 @@ class Query:
         Added in version 0.1.0.
         """
         return self.select.sql(dialect=dialect, pretty=pretty)
-
-    def without(self, names: Sequence[str]) -> Query:
-        """Return the query without the CTEs ``names``: tables of those names stand in.
-
-        Added in version 0.1.0.
-        """
-        select = self.select.copy()
-        with_ = select.args["with_"]
-        with_.set("expressions", [cte for cte in with_.expressions if cte.alias not in names])
-        return Query(self.name, self.subject, select)
 
 
 class _Facts:
@@ -131,13 +122,42 @@ def _pointer(name: str) -> exp.Expr:
     return literal("/" + name.replace("~", "~0").replace("/", "~1"))
 
 
-def _property(name: str) -> exp.Expr:
-    return template("json_extract(props, :p)", p=_pointer(name))
+class _Reads:
+    """Names the columns of ``parsed`` that hold the properties and traits the rules read.
+
+    Each is extracted from the message's JSON once, when the messages are read,
+    and nothing else of ``properties`` and ``traits`` is kept.
+    """
+
+    def __init__(self) -> None:
+        self.properties: dict[str, str] = {}
+        self.traits: dict[str, str] = {}
+
+    def property(self, name: str) -> exp.Expr:
+        """Return the column of property ``name`` (JSON; NULL when missing)."""
+        return exp.column(self.properties.setdefault(name, f"p_{len(self.properties)}"))
+
+    def trait(self, name: str) -> exp.Expr:
+        """Return the column of trait ``name`` (JSON; NULL when missing)."""
+        return exp.column(self.traits.setdefault(name, f"r_{len(self.traits)}"))
+
+    def columns(self) -> list[exp.Expr]:
+        """Select each property and trait read, from the message's JSON."""
+        return [
+            *(
+                exp.alias_(template("properties -> :p", p=_pointer(name)), column)
+                for name, column in self.properties.items()
+            ),
+            *(
+                exp.alias_(template("traits -> :p", p=_pointer(name)), column)
+                for name, column in self.traits.items()
+            ),
+        ]
 
 
-def _filter_test(name: str, value: object) -> exp.Expr:
+def _filter_test(name: str, value: object, reads: _Reads) -> exp.Expr:
     """``properties[name] == value`` as ``Aggregate.matches`` decides it (bool is not 1)."""
-    read = _property(name)
+    read = reads.property(name)
     # CASE, not AND: DuckDB may cast before it tests the type, and fail on the value.
     if isinstance(value, bool):
         test = "CASE WHEN json_type(:p) = 'BOOLEAN' THEN CAST(:p AS BOOLEAN) = :v END"
@@ -151,15 +171,15 @@ def _filter_test(name: str, value: object) -> exp.Expr:
     return template(f"COALESCE({test}, FALSE)", p=read, v=literal(value))
 
 
-def _aggregate_sql(aggregate: Aggregate) -> exp.Expr:
+def _aggregate_sql(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
     """Compute the aggregate over one group's tracks (a user's, or an account's credited ones)."""
     tests: list[exp.Expr] = [template("type = 'track'")]
     if aggregate.event is not None:
         tests.append(template("event = :e", e=literal(aggregate.event)))
-    tests += [_filter_test(name, value) for name, value in aggregate.where]
+    tests += [_filter_test(name, value, reads) for name, value in aggregate.where]
     if aggregate.field is not None:
         tests.append(
-            template("COALESCE(json_type(:f) <> 'NULL', FALSE)", f=_property(aggregate.field))
+            template("COALESCE(json_type(:f) <> 'NULL', FALSE)", f=reads.property(aggregate.field))
         )
     if aggregate.window is not None:  # now - t <= within: the far edge included
         tests.append(template("ts >= now_us - :w", w=literal(aggregate.window * 1_000_000)))
@@ -167,16 +187,16 @@ def _aggregate_sql(aggregate: Aggregate) -> exp.Expr:
     if aggregate.kind == "count":
         return template("COUNT(*) FILTER (WHERE :c)", c=condition)
     what = (
-        _property(aggregate.field)
+        reads.property(aggregate.field)
         if aggregate.kind == "distinct" and aggregate.field is not None
         else template("CAST(floor(ts / CAST(86400000000 AS DOUBLE)) AS BIGINT)")
     )
     return template("COUNT(DISTINCT :x) FILTER (WHERE :c)", x=what, c=condition)
 
 
-def _latest_trait(name: str, kind: str) -> exp.Expr:
+def _latest_trait(name: str, kind: str, reads: _Reads) -> exp.Expr:
     """Merge a trait by time: the value of the latest message carrying it."""
-    value = template("json_extract(traits, :p)", p=_pointer(name))
+    value = reads.trait(name)
     return template(
         "ARG_MAX(:v, (ts, seq)) FILTER (WHERE type = :k AND :v IS NOT NULL)",
         v=value,
@@ -184,54 +204,53 @@ def _latest_trait(name: str, kind: str) -> exp.Expr:
     )
 
 
-_ACCEPTED: Final = """
-    COALESCE(COALESCE(NULLIF(userId, ''), anonymousId) <> ''
-        AND regexp_full_match(
-            "timestamp",
-            '\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?'
-            || '([Zz]|[+-]\\d{2}:\\d{2})'
-        )
-        AND TRY_CAST("timestamp" AS TIMESTAMPTZ) IS NOT NULL
-        AND (type = 'identify' OR (type = 'track' AND event <> '')
-            OR (type = 'group' AND groupId <> '')), FALSE)
-"""
-"""What pqlsdk accepts of a message: an identity, a zoned timestamp, a known type's fields."""
-
-MESSAGE_STEPS: Final = ("parsed", "m")
-"""The CTEs that read relation ``messages``: an engine may hold them as tables instead."""
+_ZONED: Final = "\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})"
+"""An ISO-8601 instant with its zone: pqlsdk refuses a naive timestamp."""
 
 
-def message_steps() -> list[tuple[str, exp.Expr]]:
+def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
     """Select every message with whether it is accepted (``parsed``), then the kept ones (``m``).
 
-    ``m`` holds each ``messageId`` once (its first arrival), with the time ``ts``
-    in µs and the arrival order ``seq``. Neither depends on the clock or the
-    rules: an engine that scores several models reads the messages once.
+    ``parsed`` keeps, of each message, the fields scoring reads and the
+    properties and traits ``reads`` names; ``ok`` is whether pqlsdk accepts it
+    (an identity, a zoned timestamp, a track's event, a group's groupId). ``m``
+    holds the accepted ones, each ``messageId`` once (its first arrival), with
+    the time ``ts`` in µs and the arrival order ``seq``.
     """
-    parsed = template(
-        f"""
+    raw = select(
+        """
         SELECT seq, type, COALESCE(NULLIF(userId, ''), anonymousId) AS uid, messageId AS mid,
             epoch_us(TRY_CAST("timestamp" AS TIMESTAMPTZ)) AS ts, event, groupId AS gid,
-            COALESCE(properties, CAST('{{}}' AS JSON)) AS props,
-            COALESCE(traits, CAST('{{}}' AS JSON)) AS traits,
-            {_ACCEPTED} AS ok
+            regexp_full_match("timestamp", :zoned) AS zoned
         FROM messages
-        """  # noqa: S608 - constant text
-    )
-    kept = template(
+        """,
+        zoned=literal(_ZONED),
+    ).select(*reads.columns(), copy=False)
+    read = [*reads.properties.values(), *reads.traits.values()]
+    parsed = select(
         """
-        SELECT seq, type, uid, mid, ts, event, gid, props, traits FROM parsed WHERE ok
+        SELECT seq, type, uid, mid, ts, event, gid,
+            COALESCE(uid <> '' AND zoned AND ts IS NOT NULL
+                AND (type = 'identify' OR (type = 'track' AND event <> '')
+                    OR (type = 'group' AND gid <> '')), FALSE) AS ok
+        FROM raw
+        """
+    ).select(*read, copy=False)
+    parsed = parsed.with_("raw", as_=raw, copy=False)
+    kept = select(
+        """
+        SELECT seq, type, uid, mid, ts, event, gid FROM parsed WHERE ok
         QUALIFY mid IS NULL OR ROW_NUMBER() OVER (PARTITION BY mid ORDER BY seq) = 1
         """
-    )
+    ).select(*read, copy=False)
     return [("parsed", parsed), ("m", kept)]
 
 
-def _messages(now: int | None) -> list[tuple[str, exp.Expr]]:
+def _messages(now: int | None, reads: _Reads) -> list[tuple[str, exp.Expr]]:
     """Select the clock, then the accepted, de-duplicated messages of relation ``messages``."""
     now_sql = template("epoch_us(CURRENT_TIMESTAMP)") if now is None else literal(now)
     clock = template("SELECT :now AS now_us", now=now_sql)
-    return [("clock", clock), *message_steps()]
+    return [("clock", clock), *message_steps(reads)]
 
 
 class _Builder:
@@ -239,13 +258,16 @@ class _Builder:
 
     def __init__(self, rules: Rules, now: int | None) -> None:
         self.rules = rules
-        self.ctes: list[tuple[str, exp.Expr]] = _messages(now)
+        self.now = now
+        self.reads = _Reads()
         self.users = _Facts("user")
         self.accounts = _Facts("account")
         self.models: dict[str, str] = {}
 
     def compile(self, model: Model) -> str:
-        """Add ``model``'s steps; return the name of its last CTE."""
+        """Add ``model``'s steps (once); return the name of its last CTE."""
+        if model.name in self.models:  # the PQA model is often the one scored
+            return self.models[model.name]
         facts = self.users if model.subject == "user" else self.accounts
         scope: Scope = "user" if model.subject == "user" else "account"
         expressions = SqlExpressions(facts, scope)
@@ -257,25 +279,30 @@ class _Builder:
 
     pending: list[tuple[str, _ModelSteps]]
 
-    def build(self, final: exp.Select) -> exp.Select:
-        """Add the fact CTEs the compiled models need, then theirs, then ``final``."""
-        ctes = [*self.ctes, *self._facts()]
+    def steps(self) -> list[tuple[str, exp.Expr]]:
+        """List the CTEs: messages, the facts the compiled models need, then their steps."""
+        facts = self._facts()  # first: they name the properties and traits read
+        ctes = [*_messages(self.now, self.reads), *facts]
         for name, steps in self.pending:
             ctes += steps.ctes(
                 name, "user_facts" if steps.model.subject == "user" else "account_facts"
             )
-        for name, body in ctes:
+        return ctes
+
+    def build(self, final: exp.Select, extra: Sequence[tuple[str, exp.Expr]] = ()) -> exp.Select:
+        """Return ``final`` with every step, then ``extra``, as its CTEs."""
+        for name, body in [*self.steps(), *extra]:
             final = final.with_(name, as_=body, copy=False)
         return final
 
     def _facts(self) -> list[tuple[str, exp.Expr]]:
         user_columns = [
-            exp.alias_(_latest_trait(name, "identify"), column)
+            exp.alias_(_latest_trait(name, "identify", self.reads), column)
             for (scope, name), column in self.users.traits.items()
             if scope == "user"
         ]
         user_columns += [
-            exp.alias_(_aggregate_sql(aggregate), column)
+            exp.alias_(_aggregate_sql(aggregate, self.reads), column)
             for aggregate, column in self.users.aggregates.items()
         ]
         users = select(
@@ -297,7 +324,7 @@ class _Builder:
         groups = select("SELECT gid AS account_id FROM m WHERE type = 'group' GROUP BY gid")
         groups = groups.select(
             *(
-                exp.alias_(_latest_trait(name, "group"), f"t_{i}")
+                exp.alias_(_latest_trait(name, "group", self.reads), f"t_{i}")
                 for i, name in enumerate(account_traits)
             ),
             copy=False,
@@ -348,11 +375,11 @@ class _Builder:
         credited = template(
             """
             SELECT * FROM (
-                SELECT type, ts, event, props, ARG_MAX(gid, (ts, seq))
+                SELECT m.*, ARG_MAX(gid, (ts, seq))
                     FILTER (WHERE type = 'group')
                     OVER (PARTITION BY uid ORDER BY seq
                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS account_id
-                FROM m CROSS JOIN clock WHERE type IN ('group', 'track')
+                FROM m WHERE type IN ('group', 'track')
             ) AS linked
             WHERE type = 'track' AND account_id IS NOT NULL
             """
@@ -360,7 +387,7 @@ class _Builder:
         tallies = select("SELECT account_id FROM credited CROSS JOIN clock GROUP BY account_id")
         tallies = tallies.select(
             *(
-                exp.alias_(_aggregate_sql(aggregate), column)
+                exp.alias_(_aggregate_sql(aggregate, self.reads), column)
                 for aggregate, column in self.accounts.aggregates.items()
             ),
             copy=False,
@@ -634,6 +661,40 @@ def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
     Added in version 0.1.0.
     """
     builder = _new_builder(rules, now)
+    final, extra = _roll_up(builder, rules)
+    return Query("accounts", "account", builder.build(final, extra))
+
+
+@attrs.frozen
+class Plan:
+    """Scoring a model and the accounts in steps: each step may be held as a table.
+
+    ``steps`` are named selects, each reading relation ``messages`` or earlier
+    steps; ``users`` and ``accounts`` read the steps and give the rows of
+    ``compile_model`` and ``compile_accounts``. Both share one reading of the
+    messages and one computation of the facts and of the PQA model.
+
+    Added in version 0.1.0.
+    """
+
+    steps: list[tuple[str, exp.Expr]]
+    users: exp.Select
+    accounts: exp.Select
+
+
+def compile_plan(rules: Rules, model: str | None = None, *, now: int | None = None) -> Plan:
+    """Compile the steps that score ``model``'s subjects and the accounts, sharing their work.
+
+    Added in version 0.1.0.
+    """
+    builder = _new_builder(rules, now)
+    users = exp.select("*").from_(builder.compile(rules.model(model))).order_by("id")
+    accounts, extra = _roll_up(builder, rules)
+    return Plan([*builder.steps(), *extra], users, accounts)
+
+
+def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[str, exp.Expr]]]:
+    """Select the accounts' roll-up; return it and the CTEs it adds to ``builder``'s."""
     pqa = rules.pqa
     accounts = select("SELECT DISTINCT gid AS id FROM m WHERE type = 'group'")
     team = template(
@@ -694,11 +755,7 @@ def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
                 )
             ),
         ).join(f"{name} AS own_", on="own_.id = accounts_.id", join_type="left")
-    final = final.order_by("accounts_.id")
-    built = builder.build(final)
-    for cte_name, body in extra:
-        built = built.with_(cte_name, as_=body, copy=False)
-    return Query("accounts", "account", built)
+    return final.order_by("accounts_.id"), extra
 
 
 def _new_builder(rules: Rules, now: int | None) -> _Builder:

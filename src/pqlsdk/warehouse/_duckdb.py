@@ -15,17 +15,18 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+import attrs
 import msgspec
 from sqlglot import exp
 
 from .._exceptions import ConfigError
 from .._history import _is_message, document_items
-from ._compile import MESSAGE_STEPS, Query, message_steps
+from ._compile import Plan
 from ._values import literal, template
 
-__all__ = ["UnreadableError", "connect", "load", "messages_relation", "run", "source"]
+__all__ = ["Rows", "UnreadableError", "connect", "messages_relation", "run", "source"]
 
 _COLUMNS = (
     "{type: 'VARCHAR', userId: 'VARCHAR', anonymousId: 'VARCHAR', messageId: 'VARCHAR', "
@@ -100,28 +101,43 @@ def _execute(connection: Any, sql: str, error: type[ConfigError] = ConfigError) 
         raise error(f"duckdb could not score the messages: {exc}") from exc
 
 
-def load(connection: Any, relation: exp.Expr) -> int:
-    """Read ``relation`` (the messages) once into temporary tables; return how many were refused.
+def run(connection: Any, plan: Plan, relation: exp.Expr) -> Rows:
+    """Run ``plan`` over ``relation`` (the messages): each step becomes a temporary table.
 
-    Every query then reads the tables (``MESSAGE_STEPS``) instead of the file:
-    the users' and the accounts' queries share one parse of the messages.
+    The messages are read once, and the facts and the PQA model computed once,
+    for both the users' and the accounts' rows. Return how many messages were
+    refused, the users' rows and the accounts' rows (as dicts).
     """
-    for name, body in message_steps():
-        # The first step reads the messages: they are its own CTE.
-        step = cast(exp.Select, body).with_("messages", as_=relation) if name == "parsed" else body
+    for name, body in plan.steps:
+        step = body
+        if name == "parsed":  # the first step reads the messages: they are its CTE
+            step = exp.select("*").from_(
+                exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("p")))
+            )
+            step = step.with_("messages", as_=relation)
         create = exp.Create(
             this=exp.to_table(name),
             kind="TABLE",
             expression=step,
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
         )
-        _execute(connection, create.sql("duckdb"), UnreadableError)
+        _execute(
+            connection, create.sql("duckdb"), UnreadableError if name == "parsed" else ConfigError
+        )
     refused = _execute(connection, "SELECT count(*) FROM parsed WHERE NOT ok").fetchone()
-    return int(refused[0])
+    return Rows(int(refused[0]), _rows(connection, plan.users), _rows(connection, plan.accounts))
 
 
-def run(connection: Any, query: Query) -> list[dict[str, Any]]:
-    """Run ``query`` over the messages ``load`` read; return its rows as dicts."""
-    cursor = _execute(connection, query.without(MESSAGE_STEPS).sql("duckdb", pretty=False))
+@attrs.frozen
+class Rows:
+    """What running a plan gave: refused messages, users' rows, accounts' rows."""
+
+    refused: int
+    users: list[dict[str, Any]]
+    accounts: list[dict[str, Any]]
+
+
+def _rows(connection: Any, final: exp.Select) -> list[dict[str, Any]]:
+    cursor = _execute(connection, final.sql("duckdb"))
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

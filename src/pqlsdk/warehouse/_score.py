@@ -20,7 +20,7 @@ from .._clock import from_micros
 from .._scoring import AccountScore, Measured, Reason, Score
 from ..rules._model import Model, Rules
 from . import _duckdb
-from ._compile import compile_accounts, compile_model
+from ._compile import compile_plan
 
 __all__ = ["Scored", "score_file", "score_relation"]
 
@@ -107,9 +107,11 @@ def score_relation(rules: Rules, model: str, relation: exp.Expr, *, now: int) ->
     """Score every user under ``model`` and every account of ``relation``'s messages."""
     chosen = rules.model(model)
     connection = _duckdb.connect()
-    refused = _duckdb.load(connection, relation)
-    rows = _duckdb.run(connection, compile_model(rules, chosen.name, now=now))
-    account_rows = _duckdb.run(connection, compile_accounts(rules, now=now))
+    try:
+        ran = _duckdb.run(connection, compile_plan(rules, chosen.name, now=now), relation)
+    finally:
+        connection.close()
+    refused, rows, account_rows = ran.refused, ran.users, ran.accounts
     users = [_score(row, chosen, now) for row in rows]
     own = next((m for m in rules.models.values() if m.subject == "account"), None)
     accounts = []

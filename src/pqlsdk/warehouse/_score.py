@@ -8,12 +8,12 @@ they do not).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
+import msgspec
 from sqlglot import exp
 
 from .._clock import from_micros
@@ -27,7 +27,7 @@ __all__ = ["Scored", "score_file", "score_relation"]
 
 @attrs.frozen
 class Scored:
-    """What scoring a file gave: users under the model, accounts, the file's ``now``.
+    """What scoring a file gave: users under the model, accounts and their members.
 
     Added in version 0.1.0.
     """
@@ -46,7 +46,10 @@ def _value(wrapped: Mapping[str, Any]) -> Any:
 
 
 def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    return _decode(value) if isinstance(value, str) else value
+
+
+_decode = msgspec.json.Decoder().decode
 
 
 def _score(row: Mapping[str, Any], model: Model, now: int, prefix: str = "") -> Score:

@@ -237,12 +237,23 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
         """
     ).select(*read, copy=False)
     parsed = parsed.with_("raw", as_=raw, copy=False)
+    # Each messageId once: its first accepted arrival. Only repeated ids are looked
+    # up (a hash join), which costs less than numbering every message by id.
+    repeated = select(
+        """
+        SELECT mid, MIN(seq) AS first FROM parsed WHERE ok AND mid IS NOT NULL
+        GROUP BY mid HAVING COUNT(*) > 1
+        """
+    )
     kept = select(
         """
-        SELECT seq, type, uid, mid, ts, event, gid FROM parsed WHERE ok
-        QUALIFY mid IS NULL OR ROW_NUMBER() OVER (PARTITION BY mid ORDER BY seq) = 1
+        SELECT parsed.seq, parsed.type, parsed.uid, parsed.mid, parsed.ts, parsed.event,
+            parsed.gid
+        FROM parsed LEFT JOIN repeated ON parsed.mid = repeated.mid
+        WHERE parsed.ok AND (repeated.first IS NULL OR parsed.seq = repeated.first)
         """
-    ).select(*read, copy=False)
+    ).select(*(exp.column(column, "parsed") for column in read), copy=False)
+    kept = kept.with_("repeated", as_=repeated, copy=False)
     return [("parsed", parsed), ("m", kept)]
 
 
@@ -523,7 +534,10 @@ class _ModelSteps:
             reasons.append(reason)
         columns.append(
             exp.alias_(
-                exp.Array(expressions=reasons) if reasons else template("CAST([] AS JSON[])"),
+                # One JSON array: the reader decodes one document a row, not one a reason.
+                template("to_json(:r)", r=exp.Array(expressions=reasons))
+                if reasons
+                else template("CAST('[]' AS JSON)"),
                 "reasons",
             )
         )

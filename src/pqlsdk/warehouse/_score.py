@@ -68,7 +68,7 @@ def _score(row: Mapping[str, Any], model: Model, now: int, prefix: str = "") -> 
             _value(r["observed"]),
             r["needs"],
         )
-        for r in (_json(item) for item in get("reasons"))
+        for r in _json(get("reasons"))
     )
     measured: dict[str, Measured | None] = {}
     for part, expression in (("gate", model.gate), ("multiplier", model.multiplier)):

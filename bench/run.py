@@ -81,7 +81,7 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
         *(["cases/stores.py", "--store", store] for store in ("memory", "sqlite", "redis")),
         *(
             ["cases/batch.py", "--engine", engine, "--events", str(events)]
-            for engine in ("pqlsdk", "sqlite", "duckdb")
+            for engine in ("pqlsdk", "pqlsdk-duckdb", "sqlite", "duckdb")
         ),
         # Replay of the same file; the SQL engines' figures are batch.py's.
         ["cases/replay.py", "--engine", "pqlsdk", "--events", str(events)],
@@ -99,7 +99,7 @@ def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
     growthbook = ("decision", "growthbook", "")
     gate, decide = ("decision", "pqlsdk-gate", ""), ("decision", "pqlsdk-decide", "")
     small, large = (("score", "pqlsdk", f"memory, {n:,} events") for n in sizes)
-    ours, duckdb, sqlite = (("batch", e, f"{events:,} events") for e in ENGINES)
+    ours, duckdb, sqlite, compiled = (("batch", e, f"{events:,} events") for e in ENGINES)
     fastest = "/ fastest peer"
     return [
         Comparison(f"track(), sender live {fastest}", ("capture", "pqlsdk", "live"), live, "<= 0.33"),
@@ -115,11 +115,12 @@ def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
         Comparison("batch scoring throughput / DuckDB", ours, duckdb, ">= 0.5", higher_is_better=True),
         Comparison("batch scoring throughput / SQLite", ours, sqlite, ">= 5", higher_is_better=True),
         Comparison("batch scoring peak memory / DuckDB", ours, duckdb, "<= 0.2", "peak_rss_mib"),
+        Comparison("batch scoring --engine duckdb throughput / DuckDB", compiled, duckdb, ">= 0.8", higher_is_better=True),
         Comparison("import pqlsdk / import posthog", ("import", "pqlsdk", ""), ("import", "posthog", ""), "<= 0.5"),
     ]  # fmt: skip
 
 
-ENGINES = ("pqlsdk", "duckdb", "sqlite")
+ENGINES = ("pqlsdk", "duckdb", "sqlite", "pqlsdk-duckdb")
 
 
 def run_case(python: str, args: list[str], timeout: float) -> list[dict[str, Any]]:

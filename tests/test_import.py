@@ -52,6 +52,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         "stores",
         "testing",
         "transports",
+        "warehouse",
     }
     assert sorted(pqlsdk.__all__) == sorted(public | {"__version__"})
 

@@ -4,16 +4,19 @@ Each engine starts from the same JSON Lines file (``history.py``) and ends with
 every user's playbook score and tier; the time covers both, reading and parsing
 the file included:
 
-- ``pqlsdk``: ``pqlsdk score playbook.toml EVENTS --now NOW --json``, called in
-  process through ``pqlsdk.cli.main`` with its output written to a temporary file
-  (parsed afterwards, outside the time, for the checksum and the comparison).
+- ``pqlsdk``: ``pqlsdk score playbook.toml EVENTS --now NOW --json --engine python``,
+  called in process through ``pqlsdk.cli.main`` with its output written to a
+  temporary file (parsed afterwards, outside the time, for the checksum and the
+  comparison): the in-process engine.
+- ``pqlsdk-duckdb``: the same command with ``--engine duckdb``: the rules file
+  compiled to SQL (``pqlsdk.warehouse``) and run by DuckDB, reasons included.
 - ``sqlite``: stdlib ``sqlite3`` in memory; the raw lines go into a one-column
   table (``executemany``) and ONE query, which does the JSON parsing with ``->>``,
   computes every user's score and tier.
 - ``duckdb``: ONE query over ``read_json`` of the file (load and query together).
 
 Run ``python bench/cases/batch.py --engine sqlite --events 1000000`` (``--quick``:
-5,000 events). ``--compare`` runs all three engines on the same file in one
+5,000 events). ``--compare`` runs all four engines on the same file in one
 process and checks that every user's score (to 1e-6) and tier agree.
 
 The SQL is written by hand for this one model (``examples/rules/playbook.toml``,
@@ -45,7 +48,7 @@ from cases.history import NOW, NOW_MS, ensure
 ROOT = Path(__file__).resolve().parent.parent.parent
 PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
 DAY_MS = 86_400_000
-ENGINES = ("pqlsdk", "sqlite", "duckdb")
+ENGINES = ("pqlsdk", "pqlsdk-duckdb", "sqlite", "duckdb")
 
 Scores = dict[str, tuple[float, str]]
 
@@ -237,12 +240,12 @@ def _duckdb(path: Path, now_ms: int = NOW_MS) -> Scores:
     return {uid: (score, tier) for uid, score, tier in rows}
 
 
-def _pqlsdk(path: Path, out: Path) -> None:
-    """Write ``pqlsdk score --json`` of ``path`` to ``out``, as the command line would."""
+def _pqlsdk(path: Path, out: Path, engine: str = "python") -> None:
+    """Write ``pqlsdk score --json --engine ENGINE`` of ``path`` to ``out``, as the CLI would."""
     from pqlsdk.cli import main  # noqa: PLC0415 - run() imports it before the clock starts
 
     with out.open("w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
-        code = main(["score", str(PLAYBOOK), str(path), "--now", NOW, "--json"])
+        code = main(["score", str(PLAYBOOK), str(path), "--now", NOW, "--json", "--engine", engine])
     if code != 0:
         raise SystemExit(f"pqlsdk score exited with {code}")
 
@@ -260,21 +263,24 @@ def run(engine: str, path: Path) -> tuple[Scores, float, float]:
     output is written; reading that output back (for the checksum) is neither
     timed nor counted in the peak memory, which is read when the time ends.
     """
-    if engine == "duckdb":
+    ours = engine.startswith("pqlsdk")
+    if engine in ("duckdb", "pqlsdk-duckdb"):
         import duckdb  # noqa: F401, PLC0415
-    elif engine == "pqlsdk":
-        import pqlsdk.cli  # noqa: F401, PLC0415
+    if ours:
+        import pqlsdk.cli  # noqa: PLC0415
+    if engine == "pqlsdk-duckdb":
+        import pqlsdk.warehouse  # noqa: F401, PLC0415 - sqlglot too
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scores.json"
         start = time.perf_counter()
-        if engine == "pqlsdk":
-            _pqlsdk(path, out)
+        if ours:
+            _pqlsdk(path, out, "duckdb" if engine == "pqlsdk-duckdb" else "python")
             scores: Scores = {}
         else:
             scores = _sqlite(path) if engine == "sqlite" else _duckdb(path)
         seconds = time.perf_counter() - start
         peak = peak_rss_mib()
-        if engine == "pqlsdk":
+        if ours:
             scores = _read_pqlsdk(out)
     return scores, seconds, peak
 

@@ -22,7 +22,7 @@ import json
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -31,7 +31,7 @@ from ._exceptions import ConfigError, InvalidMessageError
 from .messages import MAX_MESSAGE_BYTES, Group, Message, check_decoded, convert
 from .stores._state import AccountState, UserState, apply
 
-__all__ = ["DEDUPE_WINDOW", "SHOWN_INVALID", "History", "fold", "read"]
+__all__ = ["DEDUPE_WINDOW", "SHOWN_INVALID", "History", "document_items", "fold", "read"]
 
 DEDUPE_WINDOW: Final = 100_000
 """How many recent ``messageId``s a history remembers to skip repeats."""
@@ -150,6 +150,16 @@ def _lines(
 
 def _document(path: Path, data: bytes, history: History) -> Iterator[Message]:
     """Yield the messages of a scenario-shaped object (``{"now", "events"}``) or array."""
+    history.now, items = document_items(path, data)
+    for number, item in enumerate(items, 1):
+        try:
+            yield convert(item)
+        except InvalidMessageError as exc:
+            history.refuse(exc.reason, f"{path}: message {number}", exc)
+
+
+def document_items(path: Path, data: bytes) -> tuple[str | None, list[Any]]:
+    """Return the ``now`` and the items of a scenario-shaped object, or an array's items."""
     try:
         document = json.loads(data)  # a scenario file is small: read whole
     except json.JSONDecodeError as exc:
@@ -159,17 +169,10 @@ def _document(path: Path, data: bytes, history: History) -> Iterator[Message]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc.reason}") from exc
     if isinstance(document, dict) and isinstance(document.get("events"), list):
-        history.now = document.get("now")
-        items = document["events"]
-    elif isinstance(document, list):
-        items = document
-    else:
-        raise ConfigError(f"{path}: a JSON document must be a list or have an 'events' list")
-    for number, item in enumerate(items, 1):
-        try:
-            yield convert(item)
-        except InvalidMessageError as exc:
-            history.refuse(exc.reason, f"{path}: message {number}", exc)
+        return document.get("now"), document["events"]
+    if isinstance(document, list):
+        return None, document
+    raise ConfigError(f"{path}: a JSON document must be a list or have an 'events' list")
 
 
 def fold(

@@ -34,7 +34,7 @@ from ._exceptions import ConfigError, PQLError, RulesError
 from ._history import History, fold, read
 from ._scoring import AccountScore, Score, score_account, score_subject
 from ._version import __version__
-from .rules import PQA, load
+from .rules import PQA, Rules, load
 from .stores import AccountState, UserState
 
 __all__ = ["main"]
@@ -144,6 +144,21 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     )
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.add_argument("--model", help="which model of the rules file (default: its primary)")
+    score.add_argument(
+        "--engine",
+        choices=("auto", "python", "duckdb"),
+        default="auto",
+        help="python: the in-process engine (the reference); duckdb: the rules compiled to "
+        "SQL, run by DuckDB (needs pqlsdk[warehouse]); auto (default): duckdb when installed",
+    )
+    sql = commands.add_parser(
+        "sql",
+        help="print the SQL a rules file compiles to",
+        description="Print one query per model (and the accounts' roll-up) over a table of "
+        "Segment messages named 'messages' (needs pqlsdk[warehouse]).",
+    )
+    sql.add_argument("rules", type=Path, help="the rules file (TOML or JSON)")
+    sql.add_argument("--dialect", choices=("duckdb",), default="duckdb")
     demo = commands.add_parser(
         "demo",
         help="run the whole loop and print the ranked PQL feed",
@@ -161,8 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _check(args.rules)
         if args.command == "score":
             return _score(
-                args.rules, args.events, now=args.now, as_json=args.json, model=args.model
+                args.rules,
+                args.events,
+                now=args.now,
+                as_json=args.json,
+                model=args.model,
+                engine=_engine(args.engine),
             )
+        if args.command == "sql":
+            return _sql(args.rules, args.dialect)
         if args.command == "collector":
             return _run_collector(args)
         if args.command == "replay":
@@ -218,22 +240,42 @@ def _check(path: Path) -> int:
     return 0
 
 
-def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: str | None) -> int:
+def _engine(name: str) -> str:
+    """``auto`` is duckdb when the warehouse extra is installed, else python."""
+    if name != "auto":
+        return name
+    import importlib.util  # noqa: PLC0415
+
+    found = all(importlib.util.find_spec(module) for module in ("sqlglot", "duckdb"))
+    return "duckdb" if found else "python"
+
+
+def _sql(path: Path, dialect: str) -> int:
+    from .warehouse import compile_rules  # noqa: PLC0415 - the warehouse extra, on use
+
+    for query in compile_rules(load(path)):
+        label = "accounts' roll-up" if query.name == "accounts" else f"model {query.name!r}"
+        print(f"-- {label}: one row per {query.subject}\n{query.sql(dialect)};\n")
+    return 0
+
+
+def _score(
+    path: Path,
+    events: Path,
+    *,
+    now: str | None,
+    as_json: bool,
+    model: str | None,
+    engine: str = "python",
+) -> int:
     rules = load(path)
     chosen = rules.model(model)  # fails early on a bad name
+    if engine == "duckdb":
+        return _score_sql(path, rules, chosen.name, events, now=now, as_json=as_json)
     history = History()
     fold(read(events, history), rules.aggregates, history)
-    # The wall clock to the second: the time printed is one --now can repeat exactly.
-    at = now or history.now or datetime.now(UTC).replace(microsecond=0).isoformat()
-    try:
-        clock = FixedClock(at)
-    except ValueError as exc:
-        raise ConfigError(f"--now {at!r} is not an ISO-8601 instant with a timezone") from exc
-    instant = micros(clock.now())
-    when = clock.now().isoformat().replace("+00:00", "Z")
-    if now is None:  # a file's messages scored against today is a common surprise
-        source = "the file's 'now'" if history.now else "now; pass --now to pin it"
-        print(f"pqlsdk: scored at {when} ({source})", file=sys.stderr)
+    instant, when = _clock_for(now, history.now)
+    _say_when(now, history.now, when)
     _report_invalid(history)
     # Scores are made one at a time and written (or reduced to a table row) at
     # once: memory stays that of the users' state, however many users there are.
@@ -252,21 +294,91 @@ def _score(path: Path, events: Path, *, now: str | None, as_json: bool, model: s
         )
         for account_id in sorted(history.groups)
     )
+    members = {account_id: list(_members(history, account_id)) for account_id in history.groups}
+    _print_scores(
+        rules, chosen.name, when, users=users, accounts=accounts, members=members, as_json=as_json
+    )
+    return 0
+
+
+def _clock_for(now: str | None, file_now: str | None) -> tuple[int, str]:
+    """Return the evaluation time in µs and as printed."""
+    # The wall clock to the second: the time printed is one --now can repeat exactly.
+    at = now or file_now or datetime.now(UTC).replace(microsecond=0).isoformat()
+    try:
+        clock = FixedClock(at)
+    except ValueError as exc:
+        raise ConfigError(f"--now {at!r} is not an ISO-8601 instant with a timezone") from exc
+    when = clock.now().isoformat().replace("+00:00", "Z")
+    return micros(clock.now()), when
+
+
+def _say_when(now: str | None, file_now: str | None, when: str) -> None:
+    """Say on stderr where the evaluation time came from, unless --now gave it."""
+    if now is None:  # a file's messages scored against today is a common surprise
+        source = "the file's 'now'" if file_now else "now; pass --now to pin it"
+        print(f"pqlsdk: scored at {when} ({source})", file=sys.stderr)
+
+
+def _score_sql(
+    path: Path, rules: Rules, model: str, events: Path, *, now: str | None, as_json: bool
+) -> int:
+    """``pqlsdk score --engine duckdb``: the same output, computed by the compiled SQL."""
+    from .warehouse._duckdb import UnreadableError, source  # noqa: PLC0415 - the extra, on use
+    from .warehouse._score import score_relation  # noqa: PLC0415
+
+    try:
+        with source(events) as (relation, file_now):
+            instant, when = _clock_for(now, file_now)
+            scored = score_relation(rules, model, relation, now=instant)
+    except UnreadableError:
+        # DuckDB gives up on a whole file for one line that is not a message object;
+        # the python engine names that line, or refuses it and scores the rest.
+        return _score(path, events, now=now, as_json=as_json, model=model, engine="python")
+    _say_when(now, file_now, when)
+    if scored.refused:
+        # Rare: the reader says which and why, in the words of --engine python.
+        history = History()
+        for _ in read(events, history):
+            pass
+        _report_invalid(history)
+    _print_scores(
+        rules,
+        model,
+        when,
+        users=scored.users,
+        accounts=scored.accounts,
+        members=scored.members,
+        as_json=as_json,
+    )
+    return 0
+
+
+def _print_scores(
+    rules: Rules,
+    model: str,
+    when: str,
+    *,
+    users: Iterable[Score],
+    accounts: Iterable[AccountScore],
+    members: dict[str, list[str]],
+    as_json: bool,
+) -> None:
+    """Print users' and accounts' scores as a table or JSON, whichever engine made them."""
     if not as_json:
-        print(f"Users by score under {chosen.name!r}, scored at {when}:")
+        print(f"Users by score under {model!r}, scored at {when}:")
         _print_table([_row(score) for score in users])
         # Members at the highest tiers first: those are what makes (or would make) a PQA.
         rank = rules.model(rules.pqa.model).rank if rules.pqa is not None else None
-        rows = [_account_row(account, _members(history, account.id), rank) for account in accounts]
+        rows = [_account_row(account, members.get(account.id, []), rank) for account in accounts]
         _print_accounts(rules.pqa, rows)
-        return 0
+        return
     out = sys.stdout
     out.write(f'{{\n  "now": {_json(when)},\n')
     _write_object(out, "users", ((score.id, score.to_dict()) for score in users))
     out.write(",\n")
     _write_object(out, "accounts", ((account.id, account.to_dict()) for account in accounts))
     out.write("\n}\n")
-    return 0
 
 
 def _report_invalid(history: History) -> None:

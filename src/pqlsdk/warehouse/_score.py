@@ -1,0 +1,136 @@
+"""Scores from the SQL backend, as the in-process engine's own objects.
+
+The rows the queries return become ``Score`` and ``AccountScore``: the command
+line prints them with the same code whichever engine computed them, so the two
+engines' output can only differ where their numbers do (and the tests check
+they do not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import msgspec
+from sqlglot import exp
+
+from .._clock import from_micros
+from .._scoring import AccountScore, Measured, Reason, Score
+from ..rules._model import Model, Rules
+from . import _duckdb
+from ._compile import compile_plan
+
+__all__ = ["Scored", "score_file", "score_relation"]
+
+
+@attrs.frozen
+class Scored:
+    """What scoring a file gave: users under the model, accounts and their members.
+
+    Added in version 0.1.0.
+    """
+
+    users: list[Score]
+    accounts: list[AccountScore]
+    members: dict[str, list[str]]
+    """Each account's members (by their latest group), sorted."""
+    refused: int = 0
+    """How many messages were refused (no identity, no zoned timestamp...)."""
+
+
+def _value(wrapped: Mapping[str, Any]) -> Any:
+    """Undo ``_values.wrapped``: ``{"v": value}`` or ``{"x": "inf"}``."""
+    return float(wrapped["x"]) if "x" in wrapped else wrapped["v"]
+
+
+def _json(value: Any) -> Any:
+    return _decode(value) if isinstance(value, str) else value
+
+
+_decode = msgspec.json.Decoder().decode
+
+
+def _score(row: Mapping[str, Any], model: Model, now: int, prefix: str = "") -> Score:
+    """Read a query's row (columns named ``prefix`` + the ``Score`` field) as a ``Score``."""
+
+    def get(name: str) -> Any:
+        return row[prefix + name]
+
+    reasons = tuple(
+        Reason(
+            r["signal"],
+            r["label"],
+            r["points"],
+            r["earned"],
+            r["fired"],
+            _value(r["observed"]),
+            r["needs"],
+        )
+        for r in _json(get("reasons"))
+    )
+    measured: dict[str, Measured | None] = {}
+    for part, expression in (("gate", model.gate), ("multiplier", model.multiplier)):
+        values = get(f"{part}_measured")
+        measured[part] = None
+        if expression is not None and values is not None:
+            items = [_json(item) for item in values]
+            pairs = tuple((item["text"], _value(item["value"])) for item in items)
+            measured[part] = Measured(expression.source, pairs)
+    return Score(
+        subject=model.subject,
+        id=row["id"],
+        model=model.name,
+        score=get("score"),
+        tier=get("tier"),
+        route=get("route"),
+        gate_passed=get("gate_passed"),
+        multiplier=get("multiplier"),
+        raw=get("raw"),
+        reasons=reasons,
+        at=from_micros(now),
+        gate_measured=measured["gate"],
+        multiplier_measured=measured["multiplier"],
+    )
+
+
+def score_file(rules: Rules, path: Path, *, now: int, model: str | None = None) -> Scored:
+    """Score every user under ``model`` and every account of the messages in ``path``.
+
+    ``now`` is the evaluation time in µs.
+
+    Added in version 0.1.0.
+    """
+    with _duckdb.source(path) as (relation, _):
+        return score_relation(rules, rules.model(model).name, relation, now=now)
+
+
+def score_relation(rules: Rules, model: str, relation: exp.Expr, *, now: int) -> Scored:
+    """Score every user under ``model`` and every account of ``relation``'s messages."""
+    chosen = rules.model(model)
+    connection = _duckdb.connect()
+    try:
+        ran = _duckdb.run(connection, compile_plan(rules, chosen.name, now=now), relation)
+    finally:
+        connection.close()
+    refused, rows, account_rows = ran.refused, ran.users, ran.accounts
+    users = [_score(row, chosen, now) for row in rows]
+    own = next((m for m in rules.models.values() if m.subject == "account"), None)
+    accounts = []
+    members: dict[str, list[str]] = {}
+    for row in account_rows:
+        members[row["id"]] = _json(row["member_ids"])
+        score = None
+        if own is not None:
+            score = _score(row, own, now, prefix="own_")
+        accounts.append(
+            AccountScore(
+                id=row["id"],
+                pqa=row["pqa"],
+                pql_users=row["pql_users"],
+                members=_json(row["members"]),
+                score=score,
+            )
+        )
+    return Scored(users, accounts, members, refused)

@@ -1,0 +1,381 @@
+"""The SQL backend (pqlsdk.warehouse, DuckDB): the same answers as the in-process engine."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import pqlsdk.rules
+from pqlsdk._clock import FixedClock, micros
+from pqlsdk._exceptions import RulesError
+from pqlsdk.cli import _engine, main
+from pqlsdk.warehouse import _duckdb, compile_model, compile_plan, compile_rules, score_file
+
+from .conftest import ROOT, load_scenario, scenario_files, scenario_id
+
+RULES = ROOT / "examples" / "rules"
+MODEL_FILES = {
+    "domain.md model 1": RULES / "playbook.toml",
+    "domain.md model 2": RULES / "weighted.toml",
+    "domain.md model 3": RULES / "sustained.toml",
+}
+
+
+def _scoring_files() -> list[Path]:
+    return [p for p in scenario_files() if "steps" not in load_scenario(p)]
+
+
+def _rules_for(data: dict[str, Any]) -> Path:
+    return next(path for name, path in MODEL_FILES.items() if data["model"].startswith(name))
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(list(args)) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", _scoring_files(), ids=scenario_id)
+def test_every_vector_scores_the_same_in_sql(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each vector's expectations hold under DuckDB, and every model's output equals Python's."""
+    data = load_scenario(path)
+    rules_path = _rules_for(data)
+    rules = pqlsdk.rules.load(rules_path)
+    for model in rules.models:
+        outputs = {
+            engine: _cli(
+                capsys,
+                "score",
+                str(rules_path),
+                str(path),
+                "--json",
+                "--model",
+                model,
+                "--engine",
+                engine,
+            )
+            for engine in ("python", "duckdb")
+        }
+        # Same users and accounts, scores, tiers, routes, reasons: the same text.
+        assert outputs["duckdb"] == outputs["python"]
+    printed = json.loads(outputs["duckdb"])
+    tables = [
+        _cli(capsys, "score", str(rules_path), str(path), "--engine", e)
+        for e in ("python", "duckdb")
+    ]
+    assert tables[0] == tables[1]
+    expect = data["expect"]
+    scored = score_file(rules, path, now=micros(FixedClock(data["now"]).now()))
+    users = {score.id: score for score in scored.users}
+    for user_id, wanted in expect.get("users", {}).items():
+        assert users[user_id].score == pytest.approx(wanted["score"], abs=1e-6)
+        assert users[user_id].tier == wanted["tier"]
+    for user_id, tier in expect.get("classes", {}).items():
+        assert users[user_id].tier == tier
+    for account_id, wanted in expect.get("accounts", {}).items():
+        got = printed["accounts"][account_id]
+        assert {"pqa": got["pqa"], "pql_users": got["pql_users"]} == wanted
+    if "ranking" in expect:
+        assert sorted(expect["ranking"], key=lambda uid: -users[uid].score) == expect["ranking"]
+
+
+def test_an_account_model_scores_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Account models (aggregates credited at arrival, team size) and [pqa] agree with Python."""
+    rules = tmp_path / "accounts.toml"
+    rules.write_text(
+        """
+[model.u]
+tiers = { low = 0, high = 20 }
+[model.u.signals]
+limit = { when = 'count("limit_hit") >= 1', points = 30 }
+[model.team]
+subject = "account"
+tiers = { small = 0, big = 10 }
+multiplier = 'team_size() / 2'
+[model.team.signals]
+busy = { value = 'count(within=30d)', points = 1 }
+fintech = { when = 'account.industry == "fintech"', points = 5 }
+who = { when = 'user.plan == null', points = 1 }
+[pqa]
+model = "u"
+tier = "high"
+min_users = 1
+"""
+    )
+    path = ROOT / "tests" / "scenarios" / "model1_edges.json"
+    outputs = [
+        _cli(capsys, "score", str(rules), str(path), "--json", "--engine", engine)
+        for engine in ("python", "duckdb")
+    ]
+    assert outputs[0] == outputs[1]
+    assert any(a.get("score") for a in json.loads(outputs[0])["accounts"].values())
+
+
+def test_an_event_name_made_of_sql_stays_a_literal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Names and values from rules and messages never become SQL: the query runs, tables stay."""
+    evil = "x'); DROP TABLE events; --"
+    rules = tmp_path / "evil.json"
+    signals = {
+        "a": {"when": f'count("{evil}", path="{evil}") >= 1', "points": 1},
+        "b": {"when": 'distinct("x", "it\'s") >= 1', "points": 2},
+        "c": {"when": 'user.quote == "a\\"b"', "points": 4},
+    }
+    spec = {"model": {"m": {"tiers": {"low": 0, "high": 1}, "signals": signals}}}
+    rules.write_text(json.dumps(spec))
+    events = tmp_path / "events.jsonl"
+    lines = [
+        {
+            "type": "track",
+            "userId": "u'1",
+            "event": evil,
+            "properties": {"path": evil, "it's": 1},
+            "timestamp": "2026-03-01T00:00:00Z",
+            "messageId": "m1",
+        },
+        {
+            "type": "track",
+            "userId": "u'1",
+            "event": "x",
+            "properties": {"it's": evil},
+            "timestamp": "2026-03-01T00:00:00Z",
+            "messageId": "m2",
+        },
+        {
+            "type": "identify",
+            "userId": "u'1",
+            "traits": {"quote": 'a"b'},
+            "timestamp": "2026-03-01T00:00:00Z",
+            "messageId": "m3",
+        },
+    ]
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE events (x INTEGER)")
+    loaded = pqlsdk.rules.load(rules)
+    now = micros(FixedClock("2026-03-02T00:00:00Z").now())
+    query = compile_model(loaded, now=now)
+    with _duckdb.source(events) as (relation, _):
+        ran = _duckdb.run(connection, compile_plan(loaded, now=now), relation)
+    assert ran.refused == 0
+    assert [(row["id"], row["score"]) for row in ran.users] == [("u'1", 7.0)]
+    assert connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    text = query.sql()
+    assert "'x''); DROP TABLE events; --'" in text  # a quoted literal, its quote doubled
+    assert text.count("DROP TABLE") == text.count("'x''); DROP TABLE events; --'")
+    python = _cli(
+        capsys,
+        "score",
+        str(rules),
+        str(events),
+        "--json",
+        "--now",
+        "2026-03-02T00:00:00Z",
+        "--engine",
+        "python",
+    )
+    duck = _cli(
+        capsys,
+        "score",
+        str(rules),
+        str(events),
+        "--json",
+        "--now",
+        "2026-03-02T00:00:00Z",
+        "--engine",
+        "duckdb",
+    )
+    assert python == duck
+
+
+def test_a_construct_sql_cannot_compute_fails_at_compile_time(tmp_path: Path) -> None:
+    """An 'if' mixing a trait with an infinite number is refused at file:line:col, naming python."""
+    rules = tmp_path / "r.toml"
+    rules.write_text(
+        "[model.m]\ntiers = { low = 0 }\n[model.m.signals]\n"
+        "s = { value = 'user.x if user.y == 1 else days_since_last_active()', points = 1 }\n"
+    )
+    with pytest.raises(RulesError) as caught:
+        compile_model(pqlsdk.rules.load(rules))
+    error = caught.value
+    assert (error.path, error.line, error.column) == (str(rules), 4, 16)
+    assert "infinite" in str(error)
+    assert "python" in str(error)
+
+
+def test_sql_command_prints_one_query_per_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """``pqlsdk sql RULES`` prints each model's query and the roll-up, which DuckDB parses."""
+    out = _cli(capsys, "sql", str(RULES / "playbook.toml"))
+    assert out.count("-- model") == 2
+    assert "-- accounts' roll-up" in out
+    queries = [q for q in out.split(";\n") if q.strip()]
+    connection = duckdb.connect()
+    for query in queries:  # prepares against an empty messages table: the text is valid SQL
+        connection.execute(
+            "CREATE OR REPLACE TABLE messages (seq BIGINT, type VARCHAR, userId VARCHAR, "
+            "anonymousId VARCHAR, messageId VARCHAR, groupId VARCHAR, event VARCHAR, "
+            '"timestamp" VARCHAR, properties JSON, traits JSON)'
+        )
+        assert connection.execute(query).fetchall() == []
+    assert len(compile_rules(pqlsdk.rules.load(RULES / "playbook.toml"))) == 3
+
+
+def test_gzip_json_lines_score_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A gzipped JSON Lines file is read by DuckDB and scored as Python scores it."""
+    source = ROOT / "examples" / "events.jsonl"
+    zipped = tmp_path / "events.jsonl.gz"
+    zipped.write_bytes(gzip.compress(source.read_bytes()))
+    args = ["score", str(RULES / "playbook.toml"), str(zipped), "--now", "2026-03-15T12:00:00Z"]
+    assert _cli(capsys, *args, "--engine", "duckdb") == _cli(capsys, *args, "--engine", "python")
+
+
+def test_auto_engine_is_duckdb_when_the_extra_is_installed() -> None:
+    """``--engine auto`` picks duckdb here (the extra is installed)."""
+    assert _engine("auto") == "duckdb"
+    assert _engine("python") == "python"
+
+
+def test_import_pqlsdk_loads_no_warehouse() -> None:
+    """``import pqlsdk`` (and its cli) loads neither sqlglot nor duckdb nor pqlsdk.warehouse."""
+    code = (
+        "import sys, pqlsdk, pqlsdk.cli, pqlsdk.rules\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlglot', 'duckdb')"
+        " or m.startswith('pqlsdk.warehouse')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+EVERY_CONSTRUCT = {
+    "model": {
+        "m": {
+            "tiers": {"low": 0, "mid": 2, "high": 6},
+            "gate": 'not (user.plan == "banned")',
+            "multiplier": "user.boost",
+            "do_not_contact": "user.dnc",
+            "routes": [{"route": "sales", "when": "score >= 6 and account.n >= 1"}],
+            "signals": {
+                "text_filter": {"when": 'count("a", p="x") >= 1', "points": 1},
+                "bool_filter": {"when": 'count("a", p=true) >= 1', "points": 1},
+                "number_filter": {"when": 'count("a", p=2) >= 1', "points": 1},
+                "breadth": {"value": 'distinct("a", "p", within=10d)', "points": 0.5},
+                "days": {"value": "active_days(within=3d) % 2", "points": 1},
+                "modulo": {"value": '7 % count("a")', "points": 0.25},
+                "in_mixed": {"when": 'count("a") in [1, null, "x", true]', "points": 1},
+                "text_in_trait": {"when": '"x" in user.tags', "points": 1},
+                "flag_in_trait": {"when": "true in user.tags", "points": 1},
+                "days_in_trait": {"when": "days_since_last_active() in user.tags", "points": 1},
+                "count_in_trait": {"when": 'count("a") in user.tags', "points": 1},
+                "not_in_trait": {"when": '"x" not in user.tags', "points": 1},
+                "trait_in_list": {"when": 'user.plan in ["x", "pro"]', "points": 1},
+                "number_in_texts": {"when": '1 in ["x"]', "points": 1},
+                "trait_or_number": {"value": "user.n if user.plan == 1 else 2", "points": 1},
+                "abs_trait": {"value": "abs(user.n)", "points": 1},
+                "nulls": {"when": "null == null and null != user.n", "points": 1},
+                "count_null": {
+                    "when": 'count("a") == null or (1 / count("a")) == null',
+                    "points": 1,
+                },
+                "trait_text": {"when": 'user.n == "x"', "points": 1},
+                "trait_value": {"value": "user.plan", "points": 1},
+                "nan_differs": {"when": "user.n != days_since_last_active()", "points": 1},
+                "infinite_differs": {
+                    "when": "days_since_last_active() != days_since_first_seen()",
+                    "points": 1,
+                },
+                "mixed_max": {"value": "max(1, 2.5) + min(1, 2)", "points": 1},
+                "infinite_max": {"value": "max(days_since_last_active(), 1)", "points": 1},
+                "seen": {"when": "days_since_first_seen() <= 30", "points": 1},
+                "negated": {"value": "-user.n", "points": 1},
+                "float_modulo": {"value": 'count("a") % 2.5', "points": 1},
+                "not_in_list": {"when": 'user.n not in ["x"]', "points": 1},
+                "int_or_float": {"value": "1 if user.n == 3 else 2.5", "points": 1},
+                "trait_or_negated": {
+                    "value": 'user.n if user.plan == "pro" else -user.n',
+                    "points": 1,
+                },
+                "in_trait_or_null": {
+                    "when": "1 in (user.tags if user.n == 3 else null)",
+                    "points": 1,
+                },
+            },
+        }
+    }
+}
+
+
+def _message(kind: str, user: str, day: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "userId": user,
+        "timestamp": f"2026-03-{day:02d}T10:00:00Z",
+        "messageId": f"{user}-{kind}-{day}-{len(fields)}-{json.dumps(fields, sort_keys=True)}",
+        **fields,
+    }
+
+
+EVERY_HISTORY = [
+    _message("identify", "u1", 1, traits={"plan": "pro", "boost": 2, "tags": ["x", 1, True]}),
+    _message("identify", "u2", 1, traits={"plan": 1, "n": 3, "tags": "x", "dnc": True}),
+    _message("identify", "u3", 1, traits={"plan": "banned", "boost": "high", "n": None}),
+    _message("identify", "u4", 1, traits={"tags": [None, 2.5, "y"], "n": "x"}),
+    _message("group", "u1", 2, groupId="acme", traits={"n": 4}),
+    _message("group", "u2", 2, groupId="acme"),
+    *(
+        _message("track", user, day, event="a", properties={"p": value})
+        for user in ("u1", "u2", "u3")
+        for day, value in ((3, "x"), (10, True), (12, 2), (13, 2.0), (14, None))
+    ),
+    _message("track", "u4", 5, event="b", properties={}),
+]
+
+
+def test_every_construct_scores_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One model using every construct of the language: both engines print the same JSON."""
+    rules = tmp_path / "every.json"
+    rules.write_text(json.dumps(EVERY_CONSTRUCT))
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n" + "".join(json.dumps(m) + "\n" for m in EVERY_HISTORY))
+    args = ["score", str(rules), str(events), "--json", "--now", "2026-03-15T12:00:00Z"]
+    python = _cli(capsys, *args, "--engine", "python")
+    assert _cli(capsys, *args, "--engine", "duckdb") == python
+    scores = {uid: user["score"] for uid, user in json.loads(python)["users"].items()}
+    assert scores["u3"] == 0.0  # the gate
+    assert len(set(scores.values())) == len(scores)  # the users differ: the test discriminates
+
+
+def test_a_refusal_is_placed_even_when_the_rules_file_is_gone(tmp_path: Path) -> None:
+    """The file moved since it loaded: the error still names it and the construct."""
+    rules = tmp_path / "r.toml"
+    rules.write_text(
+        "[model.m]\ntiers = { low = 0 }\n[model.m.signals]\n"
+        "s = { value = 'user.x if user.y == 1 else days_since_last_active()', points = 1 }\n"
+    )
+    loaded = pqlsdk.rules.load(rules)
+    rules.unlink()
+    with pytest.raises(RulesError) as caught:
+        compile_model(loaded)
+    assert caught.value.path == str(rules)
+    assert "days_since_last_active()" in str(caught.value)
+
+
+def test_sql_of_a_file_without_pqa_has_no_roll_up(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without [pqa] there is one query per model and no accounts' roll-up."""
+    out = _cli(capsys, "sql", str(RULES / "weighted.toml"))
+    assert "-- accounts' roll-up" not in out
+    assert out.count("-- model") == len(pqlsdk.rules.load(RULES / "weighted.toml").models)

@@ -51,6 +51,25 @@ def test_a_crossing_names_each_moment_as_the_user_saw_it(store_url: str) -> None
     assert crossing["moment_titles"] == [gate.moment.title, notice.title]
 
 
+def test_a_crossing_made_by_a_denied_gate_lists_the_prompt_it_showed(store_url: str) -> None:
+    """The attempt that tips a user into a tier is tracked after its prompt is shown."""
+    clock = pqlsdk.FixedClock("2026-03-15T12:00:00Z")
+    transport = RecordingTransport()
+    with pqlsdk.Client(
+        store=store_url, clock=clock, rules=PLAYBOOK, transport=transport, strict=True
+    ) as client:
+        client.identify("u", {"plan": "trial"})
+        client.track("u", "core_workflow_completed")
+        client.track("u", "limit_hit")  # 30: cold
+        for feature in ("reports", "dashboards", "exports"):
+            client.track("u", "feature_used", {"feature": feature})  # 40: warm
+        gate = client.gate("u", "sso")  # +20 premium attempt: 60, hot
+    assert gate.moment is not None
+    hot = [c for c in crossings(transport) if c["tier"] == "hot"]
+    assert [c["moments_seen"] for c in hot] == [["blocked_feature"]]
+    assert hot[0]["moment_titles"] == ["Single sign-on is on the Business plan"]
+
+
 def test_a_title_kept_for_the_feed_is_cut_but_the_user_sees_it_whole(
     store_url: str, tmp_path: Path
 ) -> None:

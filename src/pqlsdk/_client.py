@@ -374,13 +374,16 @@ class Client:
         )
         if allowed:
             return Gate(feature, True, reason, plan, None)
-        self.track(user_id, PREMIUM_ATTEMPT_EVENT, {"feature": feature})
         moment = None
         if rules.moments is not None:
             try:
                 moment = self._show(rules.moments, user_id, "gate", feature, now)
             except StoreError as exc:
                 self._error(exc)
+        # Tracked after the prompt is shown, in every delivery mode: when this attempt
+        # makes the user cross into a tier, the crossing lists the prompt among the
+        # moments seen (the intake thread would otherwise race the showing).
+        self.track(user_id, PREMIUM_ATTEMPT_EVENT, {"feature": feature})
         return Gate(feature, False, reason, plan, moment)
 
     def _fallback(self, feature: str, why: str) -> Gate:

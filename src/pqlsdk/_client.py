@@ -44,6 +44,7 @@ from ._scoring import (
     score_account,
     score_subject,
     standing,
+    standing_of,
 )
 from ._stats import Counters, Stats, logger
 from ._tiers import (
@@ -454,10 +455,7 @@ class Client:
 
         def standing_values() -> dict[str, Any]:
             score, tier, gate_passed = self._memo.get(
-                f"standing:{model.name}",
-                user_id,
-                now,
-                lambda: standing(model, user_id, user, account, now),
+                f"standing:{model.name}", user_id, now, lambda: standing_of(model, facts)
             )
             return {"score": score, "tier": tier, "gate_passed": gate_passed}
 

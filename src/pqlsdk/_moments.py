@@ -106,6 +106,8 @@ def held_out(user_id: str, kind: MomentKind) -> bool:
 
 def blocked(kind: MomentKind, history: Sequence[MomentRecord], moments: Moments, now: int) -> bool:
     """Whether a cap or a cooldown keeps ``kind`` from being shown at ``now`` (µs)."""
+    if not history:
+        return False  # nothing shown yet: every cap allows at least one, no cooldown runs
     if kind.cap is not None:
         limit, per = kind.cap
         if sum(1 for r in history if r.kind == kind.name and now - r.at < per) >= limit:

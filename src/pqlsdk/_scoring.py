@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 import msgspec
 
-from ._aggregates import Aggregate, aggregate_value
 from ._clock import from_micros
 from .rules._model import Model, Rules
 from .stores import AccountState, UserState
@@ -36,6 +35,7 @@ __all__ = [
     "score_subject",
     "show",
     "standing",
+    "standing_of",
 ]
 
 _DAY: Final = 86_400_000_000.0  # µs
@@ -240,10 +240,24 @@ class AccountScore(msgspec.Struct, frozen=True):
 _MISSING: Final = object()
 
 
+_NOTHING: Final[Mapping[str, Any]] = {}
+"""The traits and aggregates of a subject that is not there (never written to)."""
+
+
 class _Facts:
     """What expressions see about one subject at one instant (``rules.Facts``)."""
 
-    __slots__ = ("_account", "_derive", "_now", "_user", "_variables")
+    __slots__ = (
+        "_account",
+        "_derive",
+        "_user",
+        "_variables",
+        "account_aggregates",
+        "account_traits",
+        "now",
+        "user_aggregates",
+        "user_traits",
+    )
 
     def __init__(
         self,
@@ -255,28 +269,26 @@ class _Facts:
     ) -> None:
         self._user = user
         self._account = account
-        self._now = now
+        self.now = now
         self._variables = variables
         self._derive = derive
-
-    def aggregate(self, aggregate: Aggregate) -> int:
-        owner = self._user if aggregate.scope == "user" else self._account
-        state = None if owner is None else owner.aggregates.get(aggregate.key)
-        return aggregate_value(aggregate, state, self._now)
-
-    def user_trait(self, name: str) -> Any:
-        return None if self._user is None else self._user.traits.get(name)
-
-    def account_trait(self, name: str) -> Any:
-        return None if self._account is None else self._account.traits.get(name)
+        # Read once here, so that each expression's read is one attribute and one get.
+        if user is None:
+            self.user_traits = self.user_aggregates = _NOTHING
+        else:
+            self.user_traits, self.user_aggregates = user.traits, user.aggregates
+        if account is None:
+            self.account_traits = self.account_aggregates = _NOTHING
+        else:
+            self.account_traits, self.account_aggregates = account.traits, account.aggregates
 
     def days_since_last_active(self) -> float:
         last = None if self._user is None else self._user.last_active
-        return math.inf if last is None else (self._now - last) / _DAY
+        return math.inf if last is None else (self.now - last) / _DAY
 
     def days_since_first_seen(self) -> float:
         first = None if self._user is None else self._user.first_seen
-        return math.inf if first is None else (self._now - first) / _DAY
+        return math.inf if first is None else (self.now - first) / _DAY
 
     def team_size(self) -> int:
         return 1 if self._account is None else max(self._account.active_members, 1)
@@ -337,7 +349,7 @@ def score_subject(
         route=_route(model, facts, total, tier, gate_passed),
         gate_passed=gate_passed,
         multiplier=multiplier,
-        raw=round(raw, _DIGITS),
+        raw=_rounded(raw),
         reasons=tuple(reasons),
         at=from_micros(now),
     )
@@ -411,7 +423,15 @@ def standing(
     tier on every decision; this keeps both to the expressions the score needs,
     and to the gate alone for a subject that has not passed it (most of them).
     """
-    facts = _facts(model, subject_id, user, account, now)
+    return standing_of(model, _facts(model, subject_id, user, account, now))
+
+
+def standing_of(model: Model, facts: _Facts) -> tuple[float, str, bool]:
+    """``standing`` from facts already built about the subject (a decision's, say).
+
+    The model's expressions read no variables, so any facts about the subject
+    at the instant serve: a decision reads its user's state once, not twice.
+    """
     if model.gate is not None and model.gate.evaluate(facts) is not True:
         return 0.0, model.tier_for(0.0), False
     gate_passed, *_, total = _points(model, facts, gate_passed=True)
@@ -453,20 +473,26 @@ def _points(
         gate_passed = model.gate is None or model.gate.evaluate(facts) is True
     earned: list[float] = []
     measured: list[Any] = []
-    for signal in model.signals:
-        if signal.when is not None:
-            held = signal.when.evaluate(facts)
-            earned.append(signal.points if held is True else 0.0)
+    for points, when, run in model._signal_runs:
+        held = run(facts)
+        if when:
+            earned.append(points if held is True else 0.0)
         else:
-            held = signal.value.evaluate(facts) if signal.value is not None else None
-            earned.append(signal.points * held if _is_number(held) else 0.0)
+            earned.append(points * held if _is_number(held) else 0.0)
         measured.append(held)
     raw = sum(earned)
     multiplier = model.multiplier.evaluate(facts) if model.multiplier is not None else 1.0
     if not _is_number(multiplier):
         multiplier = 1.0  # a multiplier that cannot be computed leaves the score as is
-    total = round(raw * multiplier, _DIGITS) + 0.0 if gate_passed else 0.0
+    total = _rounded(raw * multiplier) + 0.0 if gate_passed else 0.0
     return gate_passed, earned, measured, raw, float(multiplier), total
+
+
+def _rounded(value: float) -> float:
+    """``round(value, 9)``: a whole float is its own rounding, and skips a decimal conversion."""
+    if type(value) is float and value.is_integer():
+        return value
+    return round(value, _DIGITS)
 
 
 def _route(model: Model, facts: _Facts, total: float, tier: str, gate_passed: bool) -> str:

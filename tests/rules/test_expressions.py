@@ -13,8 +13,26 @@ from pqlsdk.rules._compiler import Compiled, ExpressionError, Type, compile_expr
 NUMBER_VARIABLES = {"score": Type.NUMBER}
 
 
+NOW = 30 * 86_400_000_000  # µs: the instant the test facts describe
+
+
+def _state(aggregate: Aggregate, value: int) -> Any:
+    """A stored state whose value at NOW is ``value``, shaped as the store keeps it."""
+    if aggregate.tally:
+        return value
+    if aggregate.window is None:
+        return list(range(value))  # the values (or days) seen
+    if aggregate.kind == "count":
+        return [NOW] * value  # the times, inside the window
+    return {str(i): NOW for i in range(value)}  # the latest time per value (or day)
+
+
 class Facts:
-    """A subject's answers, held in plain dicts: the test data a compiled rule reads."""
+    """A subject's answers, held in plain dicts: the test data a compiled rule reads.
+
+    ``aggregates`` gives each aggregate's value; it is stored as the state a store
+    would keep for it, which is what compiled rules read.
+    """
 
     def __init__(
         self,
@@ -27,22 +45,16 @@ class Facts:
         first_seen: float = 30.0,
         team: int = 1,
     ) -> None:
-        self.aggregates = aggregates or {}
-        self.user = user or {}
-        self.account = account or {}
+        states = {a: _state(a, value) for a, value in (aggregates or {}).items()}
+        self.now = NOW
+        self.user_aggregates = {a.key: s for a, s in states.items() if a.scope == "user"}
+        self.account_aggregates = {a.key: s for a, s in states.items() if a.scope == "account"}
+        self.user_traits = user or {}
+        self.account_traits = account or {}
         self.variables = variables or {}
         self.last_active = last_active
         self.first_seen = first_seen
         self.team = team
-
-    def aggregate(self, aggregate: Aggregate) -> int:
-        return self.aggregates.get(aggregate, 0)
-
-    def user_trait(self, name: str) -> Any:
-        return self.user.get(name)
-
-    def account_trait(self, name: str) -> Any:
-        return self.account.get(name)
 
     def days_since_last_active(self) -> float:
         return self.last_active

@@ -31,7 +31,7 @@ from typing import Any, Final, cast
 
 import attrs
 
-from .._aggregates import Aggregate, Kind, Scalar, Scope
+from .._aggregates import Aggregate, Kind, Scalar, Scope, aggregate_value
 from ._facts import Facts
 from ._lexer import ExpressionError
 from ._parser import (
@@ -73,6 +73,7 @@ class Type(enum.Enum):
 
 
 _Run = Callable[[Facts], Any]
+_States = Callable[[Facts], Mapping[str, Any]]
 
 
 @attrs.frozen
@@ -161,6 +162,9 @@ class _Code:
     # ``run`` ignores the facts and returns ``value``: its users can specialise on it.
     constant: bool = False
     value: Any = None
+    # ``run`` is ``states(facts).get(key)`` (``or 0`` when exact: a tally), given as
+    # (states, key): a comparison with a constant reads it inline, one call fewer.
+    lookup: tuple[_States, str] | None = None
 
 
 _NUMBERS: Final = frozenset({int, float})
@@ -253,6 +257,13 @@ _FUNCTIONS: Final = (*_AGGREGATE_FUNCTIONS, *_FACT_FUNCTIONS, *_MATH)
 
 # Closures folded at compile time only have constant operands and never read facts.
 _NO_FACTS: Final = cast(Facts, None)
+# Where a trait or an aggregate state is found, by scope.
+_TRAITS: Final[Mapping[str, _States]] = MappingProxyType(
+    {scope: operator.attrgetter(f"{scope}_traits") for scope in ("user", "account")}
+)
+_AGGREGATES: Final[Mapping[str, _States]] = MappingProxyType(
+    {scope: operator.attrgetter(f"{scope}_aggregates") for scope in ("user", "account")}
+)
 
 
 class _Compiler:
@@ -315,11 +326,11 @@ class _Compiler:
         raise _error(f"unknown name '{node.name}'{did_you_mean(node.name, known)}", node)
 
     def _trait(self, node: Trait) -> _Code:
-        method = "user_trait" if node.scope == "user" else "account_trait"
+        traits, name = _TRAITS[node.scope], node.name
         # A declared type is checked here; the value is still checked at run time
         # (not exact), since the host may send anything.
-        declared = self._traits.get(f"{node.scope}.{node.name}", Type.ANY)
-        return _Code(declared, operator.methodcaller(method, node.name))
+        declared = self._traits.get(f"{node.scope}.{name}", Type.ANY)
+        return _Code(declared, lambda facts: traits(facts).get(name), lookup=(traits, name))
 
     def _literal(self, subject: Node, op: str, literal: Node, code: _Code) -> None:
         """Check a literal compared with a trait or a variable that has choices."""
@@ -451,7 +462,7 @@ class _Compiler:
         if isinstance(node.right, ListLiteral):
             members = self._members(node.right, node.left)
             return _derived(
-                Type.BOOL, _literal_membership(left.run, members, negated), [left], exact=True
+                Type.BOOL, _literal_membership(left, members, negated), [left], exact=True
             )
         right = self.compile(node.right)
         if right.type not in (Type.LIST, Type.ANY):
@@ -557,7 +568,19 @@ class _Compiler:
             scope=self._scope,
         )
         self.aggregates.add(aggregate)
-        return _Code(Type.NUMBER, operator.methodcaller("aggregate", aggregate), exact=True)
+        states, key = _AGGREGATES[aggregate.scope], aggregate.key
+        if aggregate.tally:  # the state is the count (None before the first event)
+            return _Code(
+                Type.NUMBER,
+                lambda facts: states(facts).get(key) or 0,
+                exact=True,
+                lookup=(states, key),
+            )
+        return _Code(
+            Type.NUMBER,
+            lambda facts: aggregate_value(aggregate, states(facts).get(key), facts.now),
+            exact=True,
+        )
 
     def _name_argument(self, node: Call, what: str, arg: Node) -> str:
         """Return an event or property name: a non-empty string known at compile time."""
@@ -695,6 +718,8 @@ def _comparison_run(op: str, kinds: Mapping[type, Type], left: _Code, right: _Co
     compare = _COMPARE[op]
     first, second, value = left.run, right.run, right.value
     if right.constant and right.exact:
+        if left.lookup is not None:  # the usual signal: a count or a trait against a literal
+            return _lookup_comparison(left.lookup, left.exact, compare, right)
         if left.exact:
             return lambda facts: compare(first(facts), value)
         types = _PYTHON_TYPES[right.type]
@@ -714,15 +739,38 @@ def _comparison_run(op: str, kinds: Mapping[type, Type], left: _Code, right: _Co
     return run
 
 
-def _literal_membership(
-    left: _Run, members: Mapping[Type, frozenset[Scalar]], negated: bool
+def _lookup_comparison(
+    lookup: tuple[_States, str], tally: bool, compare: Callable[[Any, Any], bool], right: _Code
 ) -> _Run:
-    def run(facts: Facts) -> bool:
-        value = left(facts)
-        kind = _EQUALITY_KINDS.get(type(value))
-        return kind is not None and (value in members[kind]) is not negated
+    """``left op constant`` where ``left`` is a trait or a tally, read inline."""
+    states, key = lookup
+    value = right.value
+    if tally:
+        return lambda facts: compare(states(facts).get(key) or 0, value)
+    types = _PYTHON_TYPES[right.type]
+    return lambda facts: type(item := states(facts).get(key)) in types and compare(item, value)
 
-    return run
+
+def _literal_membership(
+    left: _Code, members: Mapping[Type, frozenset[Scalar]], negated: bool
+) -> _Run:
+    """``x in [literals]``: the items of ``x``'s exact Python type, looked up by that type."""
+    by_type = {python: members[kind] for python, kind in _EQUALITY_KINDS.items()}
+    if left.lookup is not None and not left.exact:  # a trait, read inline
+        states, key = left.lookup
+
+        def run(facts: Facts) -> bool:
+            found = by_type.get(type(value := states(facts).get(key)))
+            return found is not None and (value in found) is not negated
+
+        return run
+    first = left.run
+
+    def run_any(facts: Facts) -> bool:
+        found = by_type.get(type(value := first(facts)))
+        return found is not None and (value in found) is not negated
+
+    return run_any
 
 
 def _value_membership(left: _Run, right: _Run, negated: bool) -> _Run:

@@ -248,13 +248,14 @@ class _Facts:
     """What expressions see about one subject at one instant (``rules.Facts``)."""
 
     __slots__ = (
-        "_account",
         "_derive",
-        "_user",
         "_variables",
         "account_aggregates",
         "account_traits",
+        "days_since_first_seen",
+        "days_since_last_active",
         "now",
+        "team_size",
         "user_aggregates",
         "user_traits",
     )
@@ -267,31 +268,24 @@ class _Facts:
         variables: dict[str, Any],
         derive: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self._user = user
-        self._account = account
         self.now = now
         self._variables = variables
         self._derive = derive
         # Read once here, so that each expression's read is one attribute and one get.
         if user is None:
             self.user_traits = self.user_aggregates = _NOTHING
+            self.days_since_last_active = self.days_since_first_seen = math.inf
         else:
             self.user_traits, self.user_aggregates = user.traits, user.aggregates
+            last, first = user.last_active, user.first_seen
+            self.days_since_last_active = math.inf if last is None else (now - last) / _DAY
+            self.days_since_first_seen = math.inf if first is None else (now - first) / _DAY
         if account is None:
             self.account_traits = self.account_aggregates = _NOTHING
+            self.team_size = 1
         else:
             self.account_traits, self.account_aggregates = account.traits, account.aggregates
-
-    def days_since_last_active(self) -> float:
-        last = None if self._user is None else self._user.last_active
-        return math.inf if last is None else (self.now - last) / _DAY
-
-    def days_since_first_seen(self) -> float:
-        first = None if self._user is None else self._user.first_seen
-        return math.inf if first is None else (self.now - first) / _DAY
-
-    def team_size(self) -> int:
-        return 1 if self._account is None else max(self._account.active_members, 1)
+            self.team_size = max(account.active_members, 1)
 
     def variable(self, name: str) -> Any:
         found = self._variables.get(name, _MISSING)
@@ -474,12 +468,11 @@ def _points(
     earned: list[float] = []
     measured: list[Any] = []
     for points, when, run in model._signal_runs:
-        held = run(facts)
+        measured.append(held := run(facts))
         if when:
             earned.append(points if held is True else 0.0)
         else:
             earned.append(points * held if _is_number(held) else 0.0)
-        measured.append(held)
     raw = sum(earned)
     multiplier = model.multiplier.evaluate(facts) if model.multiplier is not None else 1.0
     if not _is_number(multiplier):

@@ -52,18 +52,9 @@ class Facts:
         self.user_traits = user or {}
         self.account_traits = account or {}
         self.variables = variables or {}
-        self.last_active = last_active
-        self.first_seen = first_seen
-        self.team = team
-
-    def days_since_last_active(self) -> float:
-        return self.last_active
-
-    def days_since_first_seen(self) -> float:
-        return self.first_seen
-
-    def team_size(self) -> int:
-        return self.team
+        self.days_since_last_active = last_active
+        self.days_since_first_seen = first_seen
+        self.team_size = team
 
     def variable(self, name: str) -> Any:
         return self.variables.get(name)

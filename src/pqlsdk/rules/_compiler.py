@@ -251,7 +251,7 @@ _AGGREGATE_FUNCTIONS: Final = MappingProxyType(
         "active_days": _AggregateFunction("active_days", (), 0, filters=False),
     }
 )
-# Functions answered by the ``Facts`` method of the same name.
+# Functions answered by the ``Facts`` attribute of the same name.
 _FACT_FUNCTIONS: Final = ("days_since_last_active", "days_since_first_seen", "team_size")
 _FUNCTIONS: Final = (*_AGGREGATE_FUNCTIONS, *_FACT_FUNCTIONS, *_MATH)
 
@@ -518,7 +518,7 @@ class _Compiler:
         if node.name in _FACT_FUNCTIONS:
             _check_arity(node, 0, 0)
             _check_keywords(node, ())
-            return _Code(Type.NUMBER, operator.methodcaller(node.name), exact=True)
+            return _Code(Type.NUMBER, operator.attrgetter(node.name), exact=True)
         raise ExpressionError(
             f"unknown function '{node.name}'{did_you_mean(node.name, _FUNCTIONS)}",
             node.offset,
@@ -576,6 +576,8 @@ class _Compiler:
                 exact=True,
                 lookup=(states, key),
             )
+        if aggregate.window is None:  # the state lists the values (or days) seen
+            return _Code(Type.NUMBER, lambda facts: len(states(facts).get(key) or ()), exact=True)
         return _Code(
             Type.NUMBER,
             lambda facts: aggregate_value(aggregate, states(facts).get(key), facts.now),

@@ -4,10 +4,11 @@ Compiled expressions are closures over a ``Facts`` object. Scoring builds one
 per evaluation from stored state and the clock; replay and the CLI build theirs
 the same way, so there is one implementation of every rule.
 
-What is stored (traits, aggregate states, the instant) is plain data read once
-when the facts are built: a closure reads it with one attribute and one ``get``,
-not a method call per value, which is what keeps scoring a user to microseconds.
-What is derived from it (days since, team size, variables) is a method.
+What is stored (traits, aggregate states, the instant) and what follows from it
+alone (days since, team size) is plain data read once when the facts are built:
+a closure reads it with one attribute and one ``get``, not a method call per
+value, which is what keeps scoring a user to microseconds. Variables are asked
+for by name, as some are derived only when an expression reads them.
 """
 
 from __future__ import annotations
@@ -46,14 +47,17 @@ class Facts(Protocol):
         """The account's stored aggregate states, by ``Aggregate.key``."""
         ...
 
+    @property
     def days_since_last_active(self) -> float:
         """Fractional days since the latest track (``inf`` when never active)."""
         ...
 
+    @property
     def days_since_first_seen(self) -> float:
         """Fractional days since the earliest message (``inf`` when never seen)."""
         ...
 
+    @property
     def team_size(self) -> int:
         """Distinct active users of the subject's account, at least 1."""
         ...

@@ -9,6 +9,7 @@ failing store): it logs, counts and returns. Setup mistakes raise at once, and a
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -334,7 +335,7 @@ class Client:
                 "decide",
                 user_id,
                 now,
-                lambda: self._show(moments, user_id, "decide", None, now),
+                functools.partial(self._show, moments, user_id, "decide", None, now),
                 keep=_nothing,  # "nothing due" holds for a moment; a showing is never replayed
             )
         except StoreError as exc:
@@ -436,18 +437,17 @@ class Client:
         """
         rules = self._require_rules()
         user, account = self._state(user_id)
-        history = [] if user is None else user.moments
-        open_kinds = [
-            kind
-            for kind in moments.kinds
-            if kind.at == at and not blocked(kind, history, moments, now)
-        ]
+        open_kinds = moments.at(at)
+        if user is not None and user.moments:  # a user never shown a moment is never held back
+            history = user.moments
+            open_kinds = tuple(k for k in open_kinds if not blocked(k, history, moments, now))
         if not open_kinds:
             return None  # the common path: capped or cooling down; no scoring, no write
         model = rules.model(moments.model)
         traits = ({} if user is None else user.traits, {} if account is None else account.traits)
+        trial_end = traits[0].get(moments.trial_end)
         values: dict[str, Any] = {
-            "days_left": days_left(traits[0].get(moments.trial_end), now),
+            "days_left": None if trial_end is None else days_left(trial_end, now),
             "feature": feature,
             "plan": traits[0].get("plan"),
             "user_id": user_id,
@@ -455,7 +455,7 @@ class Client:
 
         def standing_values() -> dict[str, Any]:
             score, tier, gate_passed = self._memo.get(
-                f"standing:{model.name}", user_id, now, lambda: standing_of(model, facts)
+                f"standing:{model.name}", user_id, now, functools.partial(standing_of, model, facts)
             )
             return {"score": score, "tier": tier, "gate_passed": gate_passed}
 

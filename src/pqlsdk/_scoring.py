@@ -475,7 +475,8 @@ def _points(
             earned.append(points * held if _is_number(held) else 0.0)
     raw = sum(earned)
     multiplier = model.multiplier.evaluate(facts) if model.multiplier is not None else 1.0
-    if not _is_number(multiplier):
+    finite = math.isfinite(multiplier) if type(multiplier) is float else _is_number(multiplier)
+    if not finite:
         multiplier = 1.0  # a multiplier that cannot be computed leaves the score as is
     total = _rounded(raw * multiplier) + 0.0 if gate_passed else 0.0
     return gate_passed, earned, measured, raw, float(multiplier), total

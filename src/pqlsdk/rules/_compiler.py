@@ -501,12 +501,7 @@ class _Compiler:
                 f"got {then.type.value} and {otherwise.type.value}",
                 node,
             )
-        yes, test, no = then.run, condition.run, otherwise.run
-        run: _Run = (
-            (lambda facts: yes(facts) if test(facts) else no(facts))
-            if condition.exact
-            else (lambda facts: yes(facts) if test(facts) is True else no(facts))
-        )
+        run = _conditional_run(then, condition, otherwise)
         exact = then.exact and otherwise.exact
         return _derived(result, run, [then, condition, otherwise], exact=exact)
 
@@ -697,6 +692,16 @@ def _derived(type_: Type, run: _Run, operands: Sequence[_Code], *, exact: bool =
     if all(operand.constant for operand in operands):
         return _constant(type_, run(_NO_FACTS))
     return _Code(type_, run, exact=exact)
+
+
+def _conditional_run(then: _Code, condition: _Code, otherwise: _Code) -> _Run:
+    """Pick ``a if c else b``'s closure; a constant ``a`` (a multiplier's 1.0) is not called."""
+    yes, test, no, value = then.run, condition.run, otherwise.run, then.value
+    if not condition.exact:
+        return lambda facts: yes(facts) if test(facts) is True else no(facts)
+    if then.constant:
+        return lambda facts: value if test(facts) else no(facts)
+    return lambda facts: yes(facts) if test(facts) else no(facts)
 
 
 def _arithmetic_run(op: Callable[[Any, Any], Any], left: _Run, right: _Run) -> _Run:

@@ -155,13 +155,24 @@ class CapGroup(msgspec.Struct, frozen=True):
     per: int
 
 
-class Moments(msgspec.Struct, frozen=True):
+class Moments(msgspec.Struct, frozen=True, dict=True):
     """Every moment kind, highest priority first, and the caps they share."""
 
     model: str
     trial_end: str
     kinds: tuple[MomentKind, ...]
     caps: tuple[CapGroup, ...]
+
+    def at(self, place: str) -> tuple[MomentKind, ...]:
+        """Return the kinds shown at ``place`` (``"decide"`` or ``"gate"``), highest first."""
+        return self._by_place.get(place, ())
+
+    @functools.cached_property
+    def _by_place(self) -> dict[str, tuple[MomentKind, ...]]:
+        places: dict[str, list[MomentKind]] = {}
+        for kind in self.kinds:
+            places.setdefault(kind.at, []).append(kind)
+        return {place: tuple(kinds) for place, kinds in places.items()}
 
     @property
     def horizon(self) -> int:

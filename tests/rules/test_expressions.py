@@ -424,6 +424,28 @@ def test_aggregate_values_come_from_facts() -> None:
     assert expected == evaluate('count("a") + active_days(within=7d)', facts)
 
 
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('count("a") >= 3', True),
+        ('count("a") >= 4', False),
+        ('count("b") == 0', True),
+        ('count("a") + count("b")', 3),
+        ('distinct("f", "x") >= 2', True),
+    ],
+)
+def test_account_aggregates_are_read_from_the_account(source: str, expected: Any) -> None:
+    """An account model's counts (alone or compared with a literal) read the account's states."""
+    facts = Facts(
+        aggregates={
+            count("a", scope="account"): 3,
+            count("a"): 99,  # the user's own count of "a": not the account's
+            Aggregate("distinct", "f", field="x", scope="account"): 2,
+        }
+    )
+    assert expected == evaluate(source, facts, scope="account")
+
+
 def test_subject_functions() -> None:
     """days_since_last_active(), days_since_first_seen() and team_size() ask Facts."""
     facts = Facts(last_active=2.5, first_seen=40.0, team=4)

@@ -162,9 +162,9 @@ class _Code:
     # ``run`` ignores the facts and returns ``value``: its users can specialise on it.
     constant: bool = False
     value: Any = None
-    # ``run`` is ``states(facts).get(key)`` (``or 0`` when exact: a tally), given as
-    # (states, key): a comparison with a constant reads it inline, one call fewer.
-    lookup: tuple[_States, str] | None = None
+    # ``run`` reads one trait or tally, given as (scope, key): a comparison with a
+    # constant reads it inline, one call fewer. Exact for a tally, not for a trait.
+    lookup: tuple[Scope, str] | None = None
 
 
 _NUMBERS: Final = frozenset({int, float})
@@ -326,11 +326,12 @@ class _Compiler:
         raise _error(f"unknown name '{node.name}'{did_you_mean(node.name, known)}", node)
 
     def _trait(self, node: Trait) -> _Code:
-        traits, name = _TRAITS[node.scope], node.name
+        scope: Scope = "user" if node.scope == "user" else "account"
         # A declared type is checked here; the value is still checked at run time
         # (not exact), since the host may send anything.
-        declared = self._traits.get(f"{node.scope}.{name}", Type.ANY)
-        return _Code(declared, lambda facts: traits(facts).get(name), lookup=(traits, name))
+        declared = self._traits.get(f"{scope}.{node.name}", Type.ANY)
+        run = _TRAIT_READS[scope](node.name)
+        return _Code(declared, run, lookup=(scope, node.name))
 
     def _literal(self, subject: Node, op: str, literal: Node, code: _Code) -> None:
         """Check a literal compared with a trait or a variable that has choices."""
@@ -565,12 +566,8 @@ class _Compiler:
         self.aggregates.add(aggregate)
         states, key = _AGGREGATES[aggregate.scope], aggregate.key
         if aggregate.tally:  # the state is the count (None before the first event)
-            return _Code(
-                Type.NUMBER,
-                lambda facts: states(facts).get(key) or 0,
-                exact=True,
-                lookup=(states, key),
-            )
+            run = _TALLY_READS[aggregate.scope](key)
+            return _Code(Type.NUMBER, run, exact=True, lookup=(aggregate.scope, key))
         if aggregate.window is None:  # the state lists the values (or days) seen
             return _Code(Type.NUMBER, lambda facts: len(states(facts).get(key) or ()), exact=True)
         return _Code(
@@ -747,15 +744,59 @@ def _comparison_run(op: str, kinds: Mapping[type, Type], left: _Code, right: _Co
 
 
 def _lookup_comparison(
-    lookup: tuple[_States, str], tally: bool, compare: Callable[[Any, Any], bool], right: _Code
+    lookup: tuple[Scope, str], tally: bool, compare: Callable[[Any, Any], bool], right: _Code
 ) -> _Run:
     """``left op constant`` where ``left`` is a trait or a tally, read inline."""
-    states, key = lookup
-    value = right.value
+    scope, key = lookup
     if tally:
-        return lambda facts: compare(states(facts).get(key) or 0, value)
-    types = _PYTHON_TYPES[right.type]
-    return lambda facts: type(item := states(facts).get(key)) in types and compare(item, value)
+        return _TALLY_TESTS[scope](key, compare, right.value)
+    return _TRAIT_TESTS[scope](key, _PYTHON_TYPES[right.type], compare, right.value)
+
+
+# The reads of one trait or tally, and their comparisons with a literal, written out
+# per scope: nearly every signal of every score is one, and a plain attribute read
+# costs less than an ``attrgetter`` call.
+def _user_trait(key: str) -> _Run:
+    return lambda facts: facts.user_traits.get(key)
+
+
+def _account_trait(key: str) -> _Run:
+    return lambda facts: facts.account_traits.get(key)
+
+
+def _user_tally(key: str) -> _Run:
+    return lambda facts: facts.user_aggregates.get(key) or 0
+
+
+def _account_tally(key: str) -> _Run:
+    return lambda facts: facts.account_aggregates.get(key) or 0
+
+
+_Compare = Callable[[Any, Any], bool]
+
+
+def _user_tally_test(key: str, compare: _Compare, value: Any) -> _Run:
+    return lambda facts: compare(facts.user_aggregates.get(key) or 0, value)
+
+
+def _account_tally_test(key: str, compare: _Compare, value: Any) -> _Run:
+    return lambda facts: compare(facts.account_aggregates.get(key) or 0, value)
+
+
+def _user_trait_test(key: str, types: frozenset[type], compare: _Compare, value: Any) -> _Run:
+    return lambda facts: type(item := facts.user_traits.get(key)) in types and compare(item, value)
+
+
+def _account_trait_test(key: str, types: frozenset[type], compare: _Compare, value: Any) -> _Run:
+    return lambda facts: (
+        type(item := facts.account_traits.get(key)) in types and compare(item, value)
+    )
+
+
+_TRAIT_READS: Final = MappingProxyType({"user": _user_trait, "account": _account_trait})
+_TALLY_READS: Final = MappingProxyType({"user": _user_tally, "account": _account_tally})
+_TALLY_TESTS: Final = MappingProxyType({"user": _user_tally_test, "account": _account_tally_test})
+_TRAIT_TESTS: Final = MappingProxyType({"user": _user_trait_test, "account": _account_trait_test})
 
 
 def _literal_membership(
@@ -764,7 +805,7 @@ def _literal_membership(
     """``x in [literals]``: the items of ``x``'s exact Python type, looked up by that type."""
     by_type = {python: members[kind] for python, kind in _EQUALITY_KINDS.items()}
     if left.lookup is not None and not left.exact:  # a trait, read inline
-        states, key = left.lookup
+        states, key = _TRAITS[left.lookup[0]], left.lookup[1]
 
         def run(facts: Facts) -> bool:
             found = by_type.get(type(value := states(facts).get(key)))

@@ -88,8 +88,8 @@ class Model(msgspec.Struct, frozen=True, dict=True):
 
         Added in version 0.1.0.
         """
-        index = bisect.bisect_right(self._thresholds, score) - 1
-        return self.tiers[max(index, 0)][1]
+        index = bisect.bisect_right(self._thresholds, score)
+        return self.tiers[index - 1 if index else 0][1]
 
     @functools.cached_property
     def _thresholds(self) -> tuple[float, ...]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard
 import msgspec
 
 from ._clock import from_micros
+from .rules._facts import Facts
 from .rules._model import Model, Rules
 from .stores import AccountState, UserState
 
@@ -29,6 +30,7 @@ __all__ = [
     "Reason",
     "Score",
     "facts_for",
+    "facts_from",
     "plain",
     "reason_texts",
     "score_account",
@@ -273,7 +275,7 @@ class _Facts:
     days_since_first_seen: float
     team_size: int
     _variables: dict[str, Any]
-    _derive: Callable[[], dict[str, Any]] | None
+    _derive: Callable[[_Facts], dict[str, Any]] | None
 
     def variable(self, name: str) -> Any:
         found = self._variables.get(name, _MISSING)
@@ -285,7 +287,7 @@ class _Facts:
         """Every variable, the derived ones (costly: the score) computed on first need."""
         if self._derive is not None:
             derive, self._derive = self._derive, None
-            self._variables.update(derive())
+            self._variables.update(derive(self))
         return self._variables
 
     def bind(self, **values: Any) -> None:
@@ -408,7 +410,7 @@ def standing(
     return standing_of(model, _facts(model, subject_id, user, account, now))
 
 
-def standing_of(model: Model, facts: _Facts) -> tuple[float, str, bool]:
+def standing_of(model: Model, facts: Facts) -> tuple[float, str, bool]:
     """``standing`` from facts already built about the subject (a decision's, say).
 
     The model's expressions read no variables, so any facts about the subject
@@ -423,7 +425,8 @@ def standing_of(model: Model, facts: _Facts) -> tuple[float, str, bool]:
 def _facts(
     model: Model, subject_id: str, user: UserState | None, account: AccountState | None, now: int
 ) -> _Facts:
-    return facts_for(user, account, now, user_id=subject_id if model.subject == "user" else None)
+    user_id = subject_id if model.subject == "user" else None
+    return facts_from(user, account, now, {"user_id": user_id})
 
 
 def facts_for(
@@ -431,14 +434,25 @@ def facts_for(
     account: AccountState | None,
     now: int,
     *,
-    derive: Callable[[], dict[str, Any]] | None = None,
+    derive: Callable[[_Facts], dict[str, Any]] | None = None,
     **variables: Any,
 ) -> _Facts:
     """Facts about a subject at ``now`` (µs), with ``variables`` visible to expressions.
 
-    ``derive`` supplies more variables, computed only if an expression reads a
-    name ``variables`` lacks (the score, for a moment's ``when``).
+    ``derive`` supplies more variables from the facts, computed only if an
+    expression reads a name ``variables`` lacks (the score, for a moment's ``when``).
     """
+    return facts_from(user, account, now, variables, derive)
+
+
+def facts_from(
+    user: UserState | None,
+    account: AccountState | None,
+    now: int,
+    variables: dict[str, Any],
+    derive: Callable[[_Facts], dict[str, Any]] | None = None,
+) -> _Facts:
+    """``facts_for`` with the variables in a dict the facts may keep (and add to)."""
     variables["account_id"] = None if account is None else account.account_id
     facts = _new(_Facts)
     facts.now = now
@@ -467,7 +481,7 @@ _new = object.__new__
 
 
 def _points(
-    model: Model, facts: _Facts, *, gate_passed: bool | None = None
+    model: Model, facts: Facts, *, gate_passed: bool | None = None
 ) -> tuple[bool, list[float], list[Any], float, float, float]:
     """Evaluate the gate (unless the caller did), signals and multiplier.
 

@@ -3,8 +3,10 @@
 Every decision that does not depend on data is made here, once: names and
 functions are resolved, types are checked, aggregates are built, constants are
 folded and each operator picks the closure that fits what is known about its
-operands. What is left for evaluation is a tree of small closures that call
-``Facts`` methods and compare plain values; nothing is looked up by node type.
+operands. What is left for evaluation is a tree of small closures that read
+``Facts`` data and compare plain values; nothing is looked up by node type. The
+commonest shape, a trait or a count compared with a literal, is one closure that
+reads and compares inline: a signal costs one call.
 
 Closures never raise for data problems. A missing trait is ``null``; an operation
 whose operands have the wrong run-time type gives ``null`` (arithmetic) or false

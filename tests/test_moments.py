@@ -197,6 +197,33 @@ def test_low_scorers_get_activation_help_and_high_scorers_upgrades(
     assert (upgrade.kind, upgrade.title) == ("upgrade", "Upgrade, Ada")
 
 
+UNCAPPED = """
+[model.m]
+tiers = { low = 0 }
+[moment.tip]
+title = "A tip"
+"""
+
+
+def test_a_kind_without_a_cap_or_cooldown_shows_at_every_decision(
+    clock: pqlsdk.FixedClock,
+) -> None:
+    """Only a cap or a cooldown holds a kind back: without either, a user who has seen it
+    sees it again (decide() never replays a showing from its memo)."""
+    with pqlsdk.Client(
+        store="memory://", clock=clock, rules=rules.loads(UNCAPPED), strict=True
+    ) as client:
+        first = client.decide("u")
+        clock.advance(timedelta(minutes=1))
+        second = client.decide("u")
+        seen = client.user("u")
+    assert first is not None
+    assert second is not None
+    assert (first.kind, second.kind) == ("tip", "tip")
+    assert seen is not None
+    assert len(seen.moments) == 2
+
+
 HOLDOUT = """
 [model.m]
 tiers = { low = 0 }

@@ -13,6 +13,8 @@ import pytest
 
 import pqlsdk
 from pqlsdk import rules
+from pqlsdk._clock import micros
+from pqlsdk._scoring import standing
 
 from .conftest import ROOT
 
@@ -456,3 +458,33 @@ def test_an_explained_score_says_what_the_gate_and_multiplier_measured(
         '  gate count("core_workflow_completed") >= 1: 1, passed',
         "  x0.5: days_since_last_active() = 12",
     ]
+
+
+def test_scoring_calls_once_per_signal_not_once_per_value(clock: pqlsdk.FixedClock) -> None:
+    """Scoring reads the facts once, then evaluates each signal in one call.
+
+    Every Python call is a fixed cost on the request path (decide() scores with a
+    cold memo): a standing under the playbook takes one call per signal and a few
+    for the facts, the gate, the multiplier and the tier. Reading each value
+    through a method of its own took twice as many.
+    """
+    with client_with(clock) as client:
+        client.group("u", "acme", {"employees": 150, "industry": "fintech"})
+        make_hot(client, "u")
+        user, account = client.user("u"), client.account("acme")
+        assert client.rules is not None
+        model = client.rules.model("playbook")
+        now = micros(clock.now())
+        calls = 0
+
+        def count(frame: object, event: str, arg: object) -> None:
+            nonlocal calls
+            calls += event == "call"
+
+        sys.setprofile(count)
+        try:
+            score, tier, passed = standing(model, "u", user, account, now)
+        finally:
+            sys.setprofile(None)
+    assert (score, tier, passed) == (90.0, "burning", True)
+    assert calls <= len(model.signals) + 12

@@ -78,6 +78,11 @@ class Aggregate(msgspec.Struct, frozen=True, dict=True):
         )
         return ":".join(map(str, parts))
 
+    @property
+    def tally(self) -> bool:
+        """Whether this is an all-time count, whose stored state is its value (an int)."""
+        return self.kind == "count" and self.window is None
+
     def matches(self, event: str, properties: Mapping[str, Any]) -> bool:
         """Say whether a track of ``event`` with ``properties`` feeds this aggregate."""
         if self.event is not None and event != self.event:
@@ -123,12 +128,11 @@ def by_event(aggregates: frozenset[Aggregate]) -> dict[str | None, tuple[Step, .
 
 def _step(aggregate: Aggregate) -> Step:
     filtered = bool(aggregate.where) or aggregate.kind == "distinct"
-    tally = aggregate.kind == "count" and aggregate.window is None
     return (
         aggregate.key,
         aggregate.scope == "user",
         aggregate.matches if filtered else None,
-        None if tally else fold_for(aggregate),
+        None if aggregate.tally else fold_for(aggregate),
     )
 
 

@@ -9,9 +9,10 @@ failing store): it logs, counts and returns. Setup mistakes raise at once, and a
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -41,9 +42,11 @@ from ._scoring import (
     Reason,
     Score,
     facts_for,
+    facts_from,
     score_account,
     score_subject,
     standing,
+    standing_of,
 )
 from ._stats import Counters, Stats, logger
 from ._tiers import (
@@ -65,7 +68,8 @@ from .messages import (
     new_message_id,
 )
 from .rules import Model, Rules, load
-from .rules._model import PQA, Moments
+from .rules._facts import Facts
+from .rules._model import PQA, MomentKind, Moments
 from .stores import AccountState, Store, UserState, open_store
 from .stores._base import StoreUnavailableError, with_faults
 from .stores.buffered import BufferedStore
@@ -333,7 +337,7 @@ class Client:
                 "decide",
                 user_id,
                 now,
-                lambda: self._show(moments, user_id, "decide", None, now),
+                functools.partial(self._show, moments, user_id, "decide", None, now),
                 keep=_nothing,  # "nothing due" holds for a moment; a showing is never replayed
             )
         except StoreError as exc:
@@ -438,33 +442,23 @@ class Client:
         """
         rules = self._require_rules()
         user, account = self._state(user_id)
-        history = [] if user is None else user.moments
-        open_kinds = [
-            kind
-            for kind in moments.kinds
-            if kind.at == at and not blocked(kind, history, moments, now)
-        ]
+        open_kinds: Sequence[MomentKind] = moments.at(at)
+        if user is not None and user.moments:  # a user never shown a moment is never held back
+            history = user.moments
+            open_kinds = [k for k in open_kinds if not blocked(k, history, moments, now)]
         if not open_kinds:
             return None  # the common path: capped or cooling down; no scoring, no write
         model = rules.model(moments.model)
         traits = ({} if user is None else user.traits, {} if account is None else account.traits)
+        trial_end = traits[0].get(moments.trial_end)
         values: dict[str, Any] = {
-            "days_left": days_left(traits[0].get(moments.trial_end), now),
+            "days_left": None if trial_end is None else days_left(trial_end, now),
             "feature": feature,
             "plan": traits[0].get("plan"),
             "user_id": user_id,
         }
-
-        def standing_values() -> dict[str, Any]:
-            score, tier, gate_passed = self._memo.get(
-                f"standing:{model.name}",
-                user_id,
-                now,
-                lambda: standing(model, user_id, user, account, now),
-            )
-            return {"score": score, "tier": tier, "gate_passed": gate_passed}
-
-        facts = facts_for(user, account, now, derive=standing_values, **values)
+        derive = functools.partial(self._standing_values, model, user_id, now)
+        facts = facts_from(user, account, now, values, derive)
         candidates = [
             kind for kind in open_kinds if kind.when is None or kind.when.evaluate(facts) is True
         ]
@@ -482,6 +476,15 @@ class Client:
             return None
         self._emit(shown.to_message(user_id))
         return shown
+
+    def _standing_values(
+        self, model: Model, user_id: str, now: int, facts: Facts
+    ) -> dict[str, Any]:
+        """Return the score, tier and gate a decision's ``when`` reads, memoised briefly."""
+        score, tier, gate_passed = self._memo.get(
+            f"standing:{model.name}", user_id, now, functools.partial(standing_of, model, facts)
+        )
+        return {"score": score, "tier": tier, "gate_passed": gate_passed}
 
     def _state(self, user_id: str) -> tuple[UserState | None, AccountState | None]:
         user = self._store.user(user_id)

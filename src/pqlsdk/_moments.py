@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -106,25 +106,46 @@ def held_out(user_id: str, kind: MomentKind) -> bool:
 
 def blocked(kind: MomentKind, history: Sequence[MomentRecord], moments: Moments, now: int) -> bool:
     """Whether a cap or a cooldown keeps ``kind`` from being shown at ``now`` (µs)."""
+    if not history:
+        return False  # nothing shown yet: every cap allows at least one, no cooldown runs
+    name = kind.name
     if kind.cap is not None:
         limit, per = kind.cap
-        if sum(1 for r in history if r.kind == kind.name and now - r.at < per) >= limit:
+        if _shown(history, (name,), per, now, with_held_out=True) >= limit:
             return True
     for outcome, span in kind.cooldowns:
         for record in history:
             when = record.outcomes.get(outcome)
-            if record.kind == kind.name and when is not None and now - when < span:
+            if record.kind == name and when is not None and now - when < span:
                 return True
     for group in moments.caps:
-        if kind.name in group.kinds:
-            shown = sum(
-                1
-                for r in history
-                if r.kind in group.kinds and not r.held_out and now - r.at < group.per
-            )
-            if shown >= group.max:
-                return True
+        if name in group.kinds and _shown(history, group.kinds, group.per, now) >= group.max:
+            return True
     return False
+
+
+def _shown(
+    history: Sequence[MomentRecord],
+    kinds: Container[str],
+    per: int,
+    now: int,
+    *,
+    with_held_out: bool = False,
+) -> int:
+    """Count showings of ``kinds`` in the ``per`` µs before ``now`` (held-out ones if asked).
+
+    A plain loop, not sum() over a generator: this runs on every decision of a
+    user who has seen a moment, and a generator costs a resumption per record.
+    """
+    shown = 0
+    for record in history:
+        if (
+            record.kind in kinds
+            and now - record.at < per
+            and (with_held_out or not record.held_out)
+        ):
+            shown += 1
+    return shown
 
 
 def claim(

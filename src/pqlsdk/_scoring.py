@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 import msgspec
 
-from ._aggregates import Aggregate, aggregate_value
 from ._clock import from_micros
+from .rules._facts import Facts
 from .rules._model import Model, Rules
 from .stores import AccountState, UserState
 
@@ -30,12 +30,14 @@ __all__ = [
     "Reason",
     "Score",
     "facts_for",
+    "facts_from",
     "plain",
     "reason_texts",
     "score_account",
     "score_subject",
     "show",
     "standing",
+    "standing_of",
 ]
 
 _DAY: Final = 86_400_000_000.0  # µs
@@ -240,46 +242,40 @@ class AccountScore(msgspec.Struct, frozen=True):
 _MISSING: Final = object()
 
 
+_NOTHING: Final[Mapping[str, Any]] = {}
+"""The traits and aggregates of a subject that is not there (never written to)."""
+
+
 class _Facts:
-    """What expressions see about one subject at one instant (``rules.Facts``)."""
+    """What expressions see about one subject at one instant (``rules.Facts``).
 
-    __slots__ = ("_account", "_derive", "_now", "_user", "_variables")
+    Made by ``facts_for`` only, which fills the slots itself: calling a class with
+    an ``__init__`` costs about as much as a third of a score.
+    """
 
-    def __init__(
-        self,
-        user: UserState | None,
-        account: AccountState | None,
-        now: int,
-        variables: dict[str, Any],
-        derive: Callable[[], dict[str, Any]] | None = None,
-    ) -> None:
-        self._user = user
-        self._account = account
-        self._now = now
-        self._variables = variables
-        self._derive = derive
+    __slots__ = (
+        "_derive",
+        "_variables",
+        "account_aggregates",
+        "account_traits",
+        "days_since_first_seen",
+        "days_since_last_active",
+        "now",
+        "team_size",
+        "user_aggregates",
+        "user_traits",
+    )
 
-    def aggregate(self, aggregate: Aggregate) -> int:
-        owner = self._user if aggregate.scope == "user" else self._account
-        state = None if owner is None else owner.aggregates.get(aggregate.key)
-        return aggregate_value(aggregate, state, self._now)
-
-    def user_trait(self, name: str) -> Any:
-        return None if self._user is None else self._user.traits.get(name)
-
-    def account_trait(self, name: str) -> Any:
-        return None if self._account is None else self._account.traits.get(name)
-
-    def days_since_last_active(self) -> float:
-        last = None if self._user is None else self._user.last_active
-        return math.inf if last is None else (self._now - last) / _DAY
-
-    def days_since_first_seen(self) -> float:
-        first = None if self._user is None else self._user.first_seen
-        return math.inf if first is None else (self._now - first) / _DAY
-
-    def team_size(self) -> int:
-        return 1 if self._account is None else max(self._account.active_members, 1)
+    now: int
+    user_traits: Mapping[str, Any]
+    user_aggregates: Mapping[str, Any]
+    account_traits: Mapping[str, Any]
+    account_aggregates: Mapping[str, Any]
+    days_since_last_active: float
+    days_since_first_seen: float
+    team_size: int
+    _variables: dict[str, Any]
+    _derive: Callable[[_Facts], dict[str, Any]] | None
 
     def variable(self, name: str) -> Any:
         found = self._variables.get(name, _MISSING)
@@ -291,7 +287,7 @@ class _Facts:
         """Every variable, the derived ones (costly: the score) computed on first need."""
         if self._derive is not None:
             derive, self._derive = self._derive, None
-            self._variables.update(derive())
+            self._variables.update(derive(self))
         return self._variables
 
     def bind(self, **values: Any) -> None:
@@ -337,7 +333,7 @@ def score_subject(
         route=_route(model, facts, total, tier, gate_passed),
         gate_passed=gate_passed,
         multiplier=multiplier,
-        raw=round(raw, _DIGITS),
+        raw=_rounded(raw),
         reasons=tuple(reasons),
         at=from_micros(now),
     )
@@ -411,17 +407,26 @@ def standing(
     tier on every decision; this keeps both to the expressions the score needs,
     and to the gate alone for a subject that has not passed it (most of them).
     """
-    facts = _facts(model, subject_id, user, account, now)
+    return standing_of(model, _facts(model, subject_id, user, account, now))
+
+
+def standing_of(model: Model, facts: Facts) -> tuple[float, str, bool]:
+    """``standing`` from facts already built about the subject (a decision's, say).
+
+    The model's expressions read no variables, so any facts about the subject
+    at the instant serve: a decision reads its user's state once, not twice.
+    """
     if model.gate is not None and model.gate.evaluate(facts) is not True:
         return 0.0, model.tier_for(0.0), False
-    gate_passed, *_, total = _points(model, facts, gate_passed=True)
-    return total, model.tier_for(total), gate_passed
+    total = _points(model, facts, gate_passed=True)[5]  # (not a starred unpack: no list)
+    return total, model.tier_for(total), True
 
 
 def _facts(
     model: Model, subject_id: str, user: UserState | None, account: AccountState | None, now: int
 ) -> _Facts:
-    return facts_for(user, account, now, user_id=subject_id if model.subject == "user" else None)
+    user_id = subject_id if model.subject == "user" else None
+    return facts_from(user, account, now, {"user_id": user_id})
 
 
 def facts_for(
@@ -429,20 +434,54 @@ def facts_for(
     account: AccountState | None,
     now: int,
     *,
-    derive: Callable[[], dict[str, Any]] | None = None,
+    derive: Callable[[_Facts], dict[str, Any]] | None = None,
     **variables: Any,
 ) -> _Facts:
     """Facts about a subject at ``now`` (µs), with ``variables`` visible to expressions.
 
-    ``derive`` supplies more variables, computed only if an expression reads a
-    name ``variables`` lacks (the score, for a moment's ``when``).
+    ``derive`` supplies more variables from the facts, computed only if an
+    expression reads a name ``variables`` lacks (the score, for a moment's ``when``).
     """
+    return facts_from(user, account, now, variables, derive)
+
+
+def facts_from(
+    user: UserState | None,
+    account: AccountState | None,
+    now: int,
+    variables: dict[str, Any],
+    derive: Callable[[_Facts], dict[str, Any]] | None = None,
+) -> _Facts:
+    """``facts_for`` with the variables in a dict the facts may keep (and add to)."""
     variables["account_id"] = None if account is None else account.account_id
-    return _Facts(user, account, now, variables, derive)
+    facts = _new(_Facts)
+    facts.now = now
+    facts._variables = variables
+    facts._derive = derive
+    # Read once here, so that each expression's read is one attribute and one get.
+    if user is None:
+        facts.user_traits = facts.user_aggregates = _NOTHING
+        facts.days_since_last_active = facts.days_since_first_seen = math.inf
+    else:
+        facts.user_traits, facts.user_aggregates = user.traits, user.aggregates
+        last, first = user.last_active, user.first_seen
+        facts.days_since_last_active = math.inf if last is None else (now - last) / _DAY
+        facts.days_since_first_seen = math.inf if first is None else (now - first) / _DAY
+    if account is None:
+        facts.account_traits = facts.account_aggregates = _NOTHING
+        facts.team_size = 1
+    else:
+        facts.account_traits, facts.account_aggregates = account.traits, account.aggregates
+        members = account.active_members
+        facts.team_size = members if members > 1 else 1
+    return facts
+
+
+_new = object.__new__
 
 
 def _points(
-    model: Model, facts: _Facts, *, gate_passed: bool | None = None
+    model: Model, facts: Facts, *, gate_passed: bool | None = None
 ) -> tuple[bool, list[float], list[Any], float, float, float]:
     """Evaluate the gate (unless the caller did), signals and multiplier.
 
@@ -453,20 +492,26 @@ def _points(
         gate_passed = model.gate is None or model.gate.evaluate(facts) is True
     earned: list[float] = []
     measured: list[Any] = []
-    for signal in model.signals:
-        if signal.when is not None:
-            held = signal.when.evaluate(facts)
-            earned.append(signal.points if held is True else 0.0)
+    for points, when, run in model._signal_runs:
+        measured.append(held := run(facts))
+        if when:
+            earned.append(points if held is True else 0.0)
         else:
-            held = signal.value.evaluate(facts) if signal.value is not None else None
-            earned.append(signal.points * held if _is_number(held) else 0.0)
-        measured.append(held)
+            earned.append(points * held if _is_number(held) else 0.0)
     raw = sum(earned)
     multiplier = model.multiplier.evaluate(facts) if model.multiplier is not None else 1.0
-    if not _is_number(multiplier):
+    finite = math.isfinite(multiplier) if type(multiplier) is float else _is_number(multiplier)
+    if not finite:
         multiplier = 1.0  # a multiplier that cannot be computed leaves the score as is
-    total = round(raw * multiplier, _DIGITS) + 0.0 if gate_passed else 0.0
+    total = _rounded(raw * multiplier) + 0.0 if gate_passed else 0.0
     return gate_passed, earned, measured, raw, float(multiplier), total
+
+
+def _rounded(value: float) -> float:
+    """``round(value, 9)``: a whole float is its own rounding, and skips a decimal conversion."""
+    if type(value) is float and value.is_integer():
+        return value
+    return round(value, _DIGITS)
 
 
 def _route(model: Model, facts: _Facts, total: float, tier: str, gate_passed: bool) -> str:

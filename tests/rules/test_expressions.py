@@ -13,8 +13,26 @@ from pqlsdk.rules._compiler import Compiled, ExpressionError, Type, compile_expr
 NUMBER_VARIABLES = {"score": Type.NUMBER}
 
 
+NOW = 30 * 86_400_000_000  # µs: the instant the test facts describe
+
+
+def _state(aggregate: Aggregate, value: int) -> Any:
+    """A stored state whose value at NOW is ``value``, shaped as the store keeps it."""
+    if aggregate.tally:
+        return value
+    if aggregate.window is None:
+        return list(range(value))  # the values (or days) seen
+    if aggregate.kind == "count":
+        return [NOW] * value  # the times, inside the window
+    return {str(i): NOW for i in range(value)}  # the latest time per value (or day)
+
+
 class Facts:
-    """A subject's answers, held in plain dicts: the test data a compiled rule reads."""
+    """A subject's answers, held in plain dicts: the test data a compiled rule reads.
+
+    ``aggregates`` gives each aggregate's value; it is stored as the state a store
+    would keep for it, which is what compiled rules read.
+    """
 
     def __init__(
         self,
@@ -27,31 +45,16 @@ class Facts:
         first_seen: float = 30.0,
         team: int = 1,
     ) -> None:
-        self.aggregates = aggregates or {}
-        self.user = user or {}
-        self.account = account or {}
+        states = {a: _state(a, value) for a, value in (aggregates or {}).items()}
+        self.now = NOW
+        self.user_aggregates = {a.key: s for a, s in states.items() if a.scope == "user"}
+        self.account_aggregates = {a.key: s for a, s in states.items() if a.scope == "account"}
+        self.user_traits = user or {}
+        self.account_traits = account or {}
         self.variables = variables or {}
-        self.last_active = last_active
-        self.first_seen = first_seen
-        self.team = team
-
-    def aggregate(self, aggregate: Aggregate) -> int:
-        return self.aggregates.get(aggregate, 0)
-
-    def user_trait(self, name: str) -> Any:
-        return self.user.get(name)
-
-    def account_trait(self, name: str) -> Any:
-        return self.account.get(name)
-
-    def days_since_last_active(self) -> float:
-        return self.last_active
-
-    def days_since_first_seen(self) -> float:
-        return self.first_seen
-
-    def team_size(self) -> int:
-        return self.team
+        self.days_since_last_active = last_active
+        self.days_since_first_seen = first_seen
+        self.team_size = team
 
     def variable(self, name: str) -> Any:
         return self.variables.get(name)
@@ -419,6 +422,28 @@ def test_aggregate_values_come_from_facts() -> None:
     facts = Facts(aggregates={count("a"): 4, Aggregate("active_days", window=604_800): 2})
     expected = 6
     assert expected == evaluate('count("a") + active_days(within=7d)', facts)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('count("a") >= 3', True),
+        ('count("a") >= 4', False),
+        ('count("b") == 0', True),
+        ('count("a") + count("b")', 3),
+        ('distinct("f", "x") >= 2', True),
+    ],
+)
+def test_account_aggregates_are_read_from_the_account(source: str, expected: Any) -> None:
+    """An account model's counts (alone or compared with a literal) read the account's states."""
+    facts = Facts(
+        aggregates={
+            count("a", scope="account"): 3,
+            count("a"): 99,  # the user's own count of "a": not the account's
+            Aggregate("distinct", "f", field="x", scope="account"): 2,
+        }
+    )
+    assert expected == evaluate(source, facts, scope="account")
 
 
 def test_subject_functions() -> None:

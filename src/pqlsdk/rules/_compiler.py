@@ -3,8 +3,10 @@
 Every decision that does not depend on data is made here, once: names and
 functions are resolved, types are checked, aggregates are built, constants are
 folded and each operator picks the closure that fits what is known about its
-operands. What is left for evaluation is a tree of small closures that call
-``Facts`` methods and compare plain values; nothing is looked up by node type.
+operands. What is left for evaluation is a tree of small closures that read
+``Facts`` data and compare plain values; nothing is looked up by node type. The
+commonest shape, a trait or a count compared with a literal, is one closure that
+reads and compares inline: a signal costs one call.
 
 Closures never raise for data problems. A missing trait is ``null``; an operation
 whose operands have the wrong run-time type gives ``null`` (arithmetic) or false
@@ -31,7 +33,7 @@ from typing import Any, Final, cast
 
 import attrs
 
-from .._aggregates import Aggregate, Kind, Scalar, Scope
+from .._aggregates import Aggregate, Kind, Scalar, Scope, aggregate_value
 from ._facts import Facts
 from ._lexer import ExpressionError
 from ._parser import (
@@ -73,6 +75,7 @@ class Type(enum.Enum):
 
 
 _Run = Callable[[Facts], Any]
+_States = Callable[[Facts], Mapping[str, Any]]
 
 
 @attrs.frozen
@@ -161,6 +164,9 @@ class _Code:
     # ``run`` ignores the facts and returns ``value``: its users can specialise on it.
     constant: bool = False
     value: Any = None
+    # ``run`` reads one trait or tally, given as (scope, key): a comparison with a
+    # constant reads it inline, one call fewer. Exact for a tally, not for a trait.
+    lookup: tuple[Scope, str] | None = None
 
 
 _NUMBERS: Final = frozenset({int, float})
@@ -247,12 +253,19 @@ _AGGREGATE_FUNCTIONS: Final = MappingProxyType(
         "active_days": _AggregateFunction("active_days", (), 0, filters=False),
     }
 )
-# Functions answered by the ``Facts`` method of the same name.
+# Functions answered by the ``Facts`` attribute of the same name.
 _FACT_FUNCTIONS: Final = ("days_since_last_active", "days_since_first_seen", "team_size")
 _FUNCTIONS: Final = (*_AGGREGATE_FUNCTIONS, *_FACT_FUNCTIONS, *_MATH)
 
 # Closures folded at compile time only have constant operands and never read facts.
 _NO_FACTS: Final = cast(Facts, None)
+# Where a trait or an aggregate state is found, by scope.
+_TRAITS: Final[Mapping[str, _States]] = MappingProxyType(
+    {scope: operator.attrgetter(f"{scope}_traits") for scope in ("user", "account")}
+)
+_AGGREGATES: Final[Mapping[str, _States]] = MappingProxyType(
+    {scope: operator.attrgetter(f"{scope}_aggregates") for scope in ("user", "account")}
+)
 
 
 class _Compiler:
@@ -315,11 +328,12 @@ class _Compiler:
         raise _error(f"unknown name '{node.name}'{did_you_mean(node.name, known)}", node)
 
     def _trait(self, node: Trait) -> _Code:
-        method = "user_trait" if node.scope == "user" else "account_trait"
+        scope: Scope = "user" if node.scope == "user" else "account"
         # A declared type is checked here; the value is still checked at run time
         # (not exact), since the host may send anything.
-        declared = self._traits.get(f"{node.scope}.{node.name}", Type.ANY)
-        return _Code(declared, operator.methodcaller(method, node.name))
+        declared = self._traits.get(f"{scope}.{node.name}", Type.ANY)
+        run = _TRAIT_READS[scope](node.name)
+        return _Code(declared, run, lookup=(scope, node.name))
 
     def _literal(self, subject: Node, op: str, literal: Node, code: _Code) -> None:
         """Check a literal compared with a trait or a variable that has choices."""
@@ -451,7 +465,7 @@ class _Compiler:
         if isinstance(node.right, ListLiteral):
             members = self._members(node.right, node.left)
             return _derived(
-                Type.BOOL, _literal_membership(left.run, members, negated), [left], exact=True
+                Type.BOOL, _literal_membership(left, members, negated), [left], exact=True
             )
         right = self.compile(node.right)
         if right.type not in (Type.LIST, Type.ANY):
@@ -490,12 +504,7 @@ class _Compiler:
                 f"got {then.type.value} and {otherwise.type.value}",
                 node,
             )
-        yes, test, no = then.run, condition.run, otherwise.run
-        run: _Run = (
-            (lambda facts: yes(facts) if test(facts) else no(facts))
-            if condition.exact
-            else (lambda facts: yes(facts) if test(facts) is True else no(facts))
-        )
+        run = _conditional_run(then, condition, otherwise)
         exact = then.exact and otherwise.exact
         return _derived(result, run, [then, condition, otherwise], exact=exact)
 
@@ -507,7 +516,7 @@ class _Compiler:
         if node.name in _FACT_FUNCTIONS:
             _check_arity(node, 0, 0)
             _check_keywords(node, ())
-            return _Code(Type.NUMBER, operator.methodcaller(node.name), exact=True)
+            return _Code(Type.NUMBER, operator.attrgetter(node.name), exact=True)
         raise ExpressionError(
             f"unknown function '{node.name}'{did_you_mean(node.name, _FUNCTIONS)}",
             node.offset,
@@ -557,7 +566,17 @@ class _Compiler:
             scope=self._scope,
         )
         self.aggregates.add(aggregate)
-        return _Code(Type.NUMBER, operator.methodcaller("aggregate", aggregate), exact=True)
+        states, key = _AGGREGATES[aggregate.scope], aggregate.key
+        if aggregate.tally:  # the state is the count (None before the first event)
+            run = _TALLY_READS[aggregate.scope](key)
+            return _Code(Type.NUMBER, run, exact=True, lookup=(aggregate.scope, key))
+        if aggregate.window is None:  # the state lists the values (or days) seen
+            return _Code(Type.NUMBER, lambda facts: len(states(facts).get(key) or ()), exact=True)
+        return _Code(
+            Type.NUMBER,
+            lambda facts: aggregate_value(aggregate, states(facts).get(key), facts.now),
+            exact=True,
+        )
 
     def _name_argument(self, node: Call, what: str, arg: Node) -> str:
         """Return an event or property name: a non-empty string known at compile time."""
@@ -674,6 +693,16 @@ def _derived(type_: Type, run: _Run, operands: Sequence[_Code], *, exact: bool =
     return _Code(type_, run, exact=exact)
 
 
+def _conditional_run(then: _Code, condition: _Code, otherwise: _Code) -> _Run:
+    """Pick ``a if c else b``'s closure; a constant ``a`` (a multiplier's 1.0) is not called."""
+    yes, test, no, value = then.run, condition.run, otherwise.run, then.value
+    if not condition.exact:
+        return lambda facts: yes(facts) if test(facts) is True else no(facts)
+    if then.constant:
+        return lambda facts: value if test(facts) else no(facts)
+    return lambda facts: yes(facts) if test(facts) else no(facts)
+
+
 def _arithmetic_run(op: Callable[[Any, Any], Any], left: _Run, right: _Run) -> _Run:
     def run(facts: Facts) -> Any:
         a = left(facts)
@@ -695,6 +724,8 @@ def _comparison_run(op: str, kinds: Mapping[type, Type], left: _Code, right: _Co
     compare = _COMPARE[op]
     first, second, value = left.run, right.run, right.value
     if right.constant and right.exact:
+        if left.lookup is not None:  # the usual signal: a count or a trait against a literal
+            return _lookup_comparison(left.lookup, left.exact, compare, right)
         if left.exact:
             return lambda facts: compare(first(facts), value)
         types = _PYTHON_TYPES[right.type]
@@ -714,15 +745,82 @@ def _comparison_run(op: str, kinds: Mapping[type, Type], left: _Code, right: _Co
     return run
 
 
-def _literal_membership(
-    left: _Run, members: Mapping[Type, frozenset[Scalar]], negated: bool
+def _lookup_comparison(
+    lookup: tuple[Scope, str], tally: bool, compare: Callable[[Any, Any], bool], right: _Code
 ) -> _Run:
-    def run(facts: Facts) -> bool:
-        value = left(facts)
-        kind = _EQUALITY_KINDS.get(type(value))
-        return kind is not None and (value in members[kind]) is not negated
+    """``left op constant`` where ``left`` is a trait or a tally, read inline."""
+    scope, key = lookup
+    if tally:
+        return _TALLY_TESTS[scope](key, compare, right.value)
+    return _TRAIT_TESTS[scope](key, _PYTHON_TYPES[right.type], compare, right.value)
 
-    return run
+
+# The reads of one trait or tally, and their comparisons with a literal, written out
+# per scope: nearly every signal of every score is one, and a plain attribute read
+# costs less than an ``attrgetter`` call.
+def _user_trait(key: str) -> _Run:
+    return lambda facts: facts.user_traits.get(key)
+
+
+def _account_trait(key: str) -> _Run:
+    return lambda facts: facts.account_traits.get(key)
+
+
+def _user_tally(key: str) -> _Run:
+    return lambda facts: facts.user_aggregates.get(key) or 0
+
+
+def _account_tally(key: str) -> _Run:
+    return lambda facts: facts.account_aggregates.get(key) or 0
+
+
+_Compare = Callable[[Any, Any], bool]
+
+
+def _user_tally_test(key: str, compare: _Compare, value: Any) -> _Run:
+    return lambda facts: compare(facts.user_aggregates.get(key) or 0, value)
+
+
+def _account_tally_test(key: str, compare: _Compare, value: Any) -> _Run:
+    return lambda facts: compare(facts.account_aggregates.get(key) or 0, value)
+
+
+def _user_trait_test(key: str, types: frozenset[type], compare: _Compare, value: Any) -> _Run:
+    return lambda facts: type(item := facts.user_traits.get(key)) in types and compare(item, value)
+
+
+def _account_trait_test(key: str, types: frozenset[type], compare: _Compare, value: Any) -> _Run:
+    return lambda facts: (
+        type(item := facts.account_traits.get(key)) in types and compare(item, value)
+    )
+
+
+_TRAIT_READS: Final = MappingProxyType({"user": _user_trait, "account": _account_trait})
+_TALLY_READS: Final = MappingProxyType({"user": _user_tally, "account": _account_tally})
+_TALLY_TESTS: Final = MappingProxyType({"user": _user_tally_test, "account": _account_tally_test})
+_TRAIT_TESTS: Final = MappingProxyType({"user": _user_trait_test, "account": _account_trait_test})
+
+
+def _literal_membership(
+    left: _Code, members: Mapping[Type, frozenset[Scalar]], negated: bool
+) -> _Run:
+    """``x in [literals]``: the items of ``x``'s exact Python type, looked up by that type."""
+    by_type = {python: members[kind] for python, kind in _EQUALITY_KINDS.items()}
+    if left.lookup is not None and not left.exact:  # a trait, read inline
+        states, key = _TRAITS[left.lookup[0]], left.lookup[1]
+
+        def run(facts: Facts) -> bool:
+            found = by_type.get(type(value := states(facts).get(key)))
+            return found is not None and (value in found) is not negated
+
+        return run
+    first = left.run
+
+    def run_any(facts: Facts) -> bool:
+        found = by_type.get(type(value := first(facts)))
+        return found is not None and (value in found) is not negated
+
+    return run_any
 
 
 def _value_membership(left: _Run, right: _Run, negated: bool) -> _Run:

@@ -7,8 +7,9 @@ client swaps the reference, so a request thread always sees one whole version.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -61,7 +62,7 @@ class Route(msgspec.Struct, frozen=True):
     when: Compiled
 
 
-class Model(msgspec.Struct, frozen=True):
+class Model(msgspec.Struct, frozen=True, dict=True):
     """A compiled scoring model: one ``[model.<name>]`` table of a rules file.
 
     Gate, multiplier, signals, tiers and routes turn a user's or an account's
@@ -87,8 +88,27 @@ class Model(msgspec.Struct, frozen=True):
 
         Added in version 0.1.0.
         """
-        index = bisect.bisect_right([threshold for threshold, _ in self.tiers], score) - 1
-        return self.tiers[max(index, 0)][1]
+        index = bisect.bisect_right(self._thresholds, score)
+        return self.tiers[index - 1 if index else 0][1]
+
+    @functools.cached_property
+    def _thresholds(self) -> tuple[float, ...]:
+        return tuple(threshold for threshold, _ in self.tiers)
+
+    @functools.cached_property
+    def _signal_runs(self) -> tuple[tuple[float, bool, Callable[[Any], Any]], ...]:
+        """Each signal as ``(points, is_when, evaluate)`` of its ``when`` or its ``value``.
+
+        Scoring reads these rather than each signal's fields: taken apart once
+        per model, not once per signal per score. (The loader gives every signal
+        exactly one of ``when`` and ``value``.)
+        """
+        return tuple(
+            (s.points, True, s.when.evaluate)
+            if s.when is not None
+            else (s.points, False, cast("Compiled", s.value).evaluate)
+            for s in self.signals
+        )
 
     def rank(self, tier: str) -> int:
         """Return the position of ``tier`` from the bottom (0 for the lowest).
@@ -135,13 +155,24 @@ class CapGroup(msgspec.Struct, frozen=True):
     per: int
 
 
-class Moments(msgspec.Struct, frozen=True):
+class Moments(msgspec.Struct, frozen=True, dict=True):
     """Every moment kind, highest priority first, and the caps they share."""
 
     model: str
     trial_end: str
     kinds: tuple[MomentKind, ...]
     caps: tuple[CapGroup, ...]
+
+    def at(self, place: str) -> tuple[MomentKind, ...]:
+        """Return the kinds shown at ``place`` (``"decide"`` or ``"gate"``), highest first."""
+        return self._by_place.get(place, ())
+
+    @functools.cached_property
+    def _by_place(self) -> dict[str, tuple[MomentKind, ...]]:
+        places: dict[str, list[MomentKind]] = {}
+        for kind in self.kinds:
+            places.setdefault(kind.at, []).append(kind)
+        return {place: tuple(kinds) for place, kinds in places.items()}
 
     @property
     def horizon(self) -> int:

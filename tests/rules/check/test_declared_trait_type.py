@@ -118,9 +118,6 @@ def test_declared_traits_still_check_values_at_run_time() -> None:
 
     class Facts:
         def __init__(self, employees: object) -> None:
-            self.employees = employees
-
-        def account_trait(self, name: str) -> object:
-            return self.employees
+            self.account_traits = {"employees": employees}
 
     assert [evaluate(Facts(value)) for value in (250, "250", None)] == [True, False, False]

@@ -17,21 +17,18 @@ tests, so it is never flushed), for 10,000 users scaled to 100,000 (each
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _case import emit, quick
+from _redis import REDIS_URL, clean, throwaway_url
 
 if TYPE_CHECKING:
     import pqlsdk
-
-REDIS_URL = os.environ.get("PQLSDK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def rss_mib() -> float:
@@ -52,31 +49,6 @@ def redis_used_mib() -> float:
         server.close()
 
 
-def redis_url() -> str | None:
-    """A fresh prefix on the bench server, or None (with a note) when there is none."""
-    try:
-        import redis  # noqa: PLC0415
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:  # no redis-py or no server: either way, a note and no figure
-        print(f"memory: no Redis at {REDIS_URL} ({exc}); Redis figure left out", file=sys.stderr)
-        return None
-    separator = "&" if "?" in REDIS_URL else "?"
-    return f"{REDIS_URL}{separator}prefix=pqlsdk-memory-{uuid.uuid4().hex[:8]}"
-
-
-def clean(url: str) -> None:
-    """Delete every key under the run's prefix (never the whole database: tests share it)."""
-    import redis  # noqa: PLC0415
-
-    prefix = url.rsplit("prefix=", 1)[1]
-    server = redis.Redis.from_url(REDIS_URL)
-    keys = list(server.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        server.delete(*keys)
-    server.close()
-
-
 def populate(client: pqlsdk.Client, users: int) -> None:
     """The workload: identify, group and three tracks per user."""
     for n in range(users):
@@ -94,7 +66,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     users = (500 if quick() else 10_000) if args.store == "redis" else 2_000 if quick() else 100_000
-    redis = redis_url() if args.store == "redis" else None
+    redis = throwaway_url("memory") if args.store == "redis" else None
     if args.store == "redis" and redis is None:
         return
     import pqlsdk  # noqa: PLC0415 - measured from here on

@@ -22,10 +22,8 @@ Without redis-py or a server the Redis figures are left out, with a note.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -34,12 +32,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _case import emit, per_call, quick
+from _redis import clean, throwaway_url
 
 import pqlsdk
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
-REDIS_URL = os.environ.get("PQLSDK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 PACE = 100e-6
 EVENTS: list[tuple[str, dict[str, Any]]] = [
     ("feature_used", {"feature": "reports"}),
@@ -83,31 +81,6 @@ def measure(store: str, url: str, users: list[str], calls: int, warmup: int) -> 
             emit("stores", "pqlsdk", unit="us/call", variant="redis gate(), cache off", **found)
 
 
-def redis_url() -> str | None:
-    """A fresh prefix on the bench server, or None (with a note) when there is none."""
-    try:
-        import redis  # noqa: PLC0415 - the optional extra, only for this store
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:  # no redis-py or no server: either way, a note and no figures
-        print(f"stores: no Redis at {REDIS_URL} ({exc}); Redis figures left out", file=sys.stderr)
-        return None
-    separator = "&" if "?" in REDIS_URL else "?"
-    return f"{REDIS_URL}{separator}prefix=pqlsdk-bench-{uuid.uuid4().hex[:8]}"
-
-
-def clean(url: str) -> None:
-    """Delete every key under the run's prefix."""
-    import redis  # noqa: PLC0415
-
-    prefix = url.rsplit("prefix=", 1)[1]
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=("memory", "sqlite", "redis"), default="memory")
@@ -121,7 +94,7 @@ def main() -> None:
         elif args.store == "sqlite":
             measure("sqlite", f"sqlite:///{Path(tmp) / 'stores.db'}", users, calls, warmup)
         else:
-            url = redis_url()
+            url = throwaway_url("stores")
             if url is not None:
                 try:
                     measure("redis", url, users, calls, warmup)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ from pqlsdk import ConfigError, _lifecycle
 from pqlsdk._retry import RetryPolicy
 from pqlsdk.collector import _alerts
 from pqlsdk.collector._alerts import Alerter, JSONWebhook, SlackWebhook
+from tests.processes import free_port
 
 from .receiver import Receiver
 
@@ -107,13 +107,6 @@ def make_alerter(receiver: Receiver) -> Iterator[MakeAlerter]:
     yield make
     for alerter in made:
         alerter.close(1.0)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 # --- what the messages say ---------------------------------------------------------

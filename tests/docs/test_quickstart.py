@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.processes import Process, untraced_env
+from tests.processes import Process, free_port, untraced_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "quickstart.md"
@@ -39,13 +38,6 @@ CLONE = "/path/to/pqlsdk"  # where the page has the reader's clone
 def shell_commands(page: str) -> list[str]:
     blocks = re.findall(r"^```sh\n(.*?)^```", page, re.MULTILINE | re.DOTALL)
     return [line for block in blocks for line in block.splitlines() if line.strip()]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_the_page_gives_these_commands_files_and_answer() -> None:

@@ -8,7 +8,6 @@ shares settings with the unit tests in this process.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,12 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser import ARTIFACTS, chromium
+from tests.processes import free_port
 
 from .project import ROOT
 
 MANAGE = ROOT / "examples" / "django_project" / "manage.py"
 PROMPT = '[data-pqlsdk-kind="blocked_feature"]'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None:

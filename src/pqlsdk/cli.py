@@ -294,7 +294,7 @@ def _score(
         )
         for account_id in sorted(history.groups)
     )
-    members = {account_id: list(_members(history, account_id)) for account_id in history.groups}
+    members = {account_id: _member_ids(history, account_id) for account_id in history.groups}
     _print_scores(
         rules, chosen.name, when, users=users, accounts=accounts, members=members, as_json=as_json
     )
@@ -414,10 +414,13 @@ def _account_of(history: History, user: UserState) -> AccountState | None:
     return None if user.account_id is None else history.accounts.get(user.account_id)
 
 
-def _members(history: History, account_id: str) -> dict[str, UserState | None]:
+def _member_ids(history: History, account_id: str) -> list[str]:
     account = history.accounts.get(account_id)
-    members = [] if account is None else account.members
-    return {member: history.users.get(member) for member in members}
+    return [] if account is None else list(account.members)
+
+
+def _members(history: History, account_id: str) -> dict[str, UserState | None]:
+    return {member: history.users.get(member) for member in _member_ids(history, account_id)}
 
 
 _WHY = " " * 7

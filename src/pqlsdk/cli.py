@@ -252,10 +252,11 @@ def _engine(name: str) -> str:
 
 def _sql(path: Path, dialect: str) -> int:
     from .warehouse import compile_rules  # noqa: PLC0415 - the warehouse extra, on use
+    from .warehouse._dialects import DIALECTS  # noqa: PLC0415
 
-    for query in compile_rules(load(path)):
+    for query in compile_rules(load(path), dialect=DIALECTS[dialect]):
         label = "accounts' roll-up" if query.name == "accounts" else f"model {query.name!r}"
-        print(f"-- {label}: one row per {query.subject}\n{query.sql(dialect)};\n")
+        print(f"-- {label}: one row per {query.subject}\n{query.sql()};\n")
     return 0
 
 

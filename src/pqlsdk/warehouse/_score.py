@@ -75,7 +75,7 @@ def _score(row: Mapping[str, Any], model: Model, now: int, prefix: str = "") -> 
         values = get(f"{part}_measured")
         measured[part] = None
         if expression is not None and values is not None:
-            items = [_json(item) for item in values]
+            items = _json(values)
             pairs = tuple((item["text"], _value(item["value"])) for item in items)
             measured[part] = Measured(expression.source, pairs)
     return Score(

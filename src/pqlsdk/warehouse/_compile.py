@@ -217,16 +217,25 @@ _ZONED: Final = "\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+
 
 
 def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
-    """Select every message with whether it is accepted (``parsed``), then the kept ones (``m``).
+    """Select every message (``parsed``), the repeated ones (``dropped``), the rest (``m``).
 
     ``parsed`` keeps, of each message, the fields scoring reads and the
-    properties and traits ``reads`` names; ``ok`` is whether pqlsdk accepts it
-    (an identity, a zoned timestamp, a track's event, a group's groupId). ``m``
-    holds the accepted ones, each ``messageId`` once (its first arrival), with
-    the time ``ts`` in µs and the arrival order ``seq``.
+    properties and traits ``reads`` names, with the time ``ts`` in µs and the
+    arrival order ``seq``; a message pqlsdk refuses (no identity, no zoned
+    timestamp, a track without its event, a group without its groupId) has a
+    NULL ``type``. ``dropped`` lists the accepted messages whose ``messageId``
+    arrived, accepted, before: few or none. ``m`` holds the accepted messages
+    less those.
+
+    The messages are read in one pass, written once (``parsed``): ``m`` is a
+    filter over it, cheap enough to run for each step that reads it. The
+    repeated ids are found by a 64-bit key first (``Dialect.id_key``: grouping
+    numbers costs less than grouping text), then exactly, by the ids
+    themselves, among the few messages whose key repeats.
     """
+    dialect = reads.dialect
     # Quoted: the message's own names, exactly, in engines that fold unquoted ones.
-    ts, zoned = reads.dialect.instant_us(exp.column("timestamp", quoted=True), _ZONED)
+    ts, zoned = dialect.instant_us(exp.column("timestamp", quoted=True), _ZONED)
     raw = select(
         """
         SELECT seq, type, COALESCE(NULLIF("userId", ''), "anonymousId") AS uid,
@@ -239,32 +248,46 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
     read = [*reads.properties.values(), *reads.traits.values()]
     parsed = select(
         """
-        SELECT seq, type, uid, mid, ts, event, gid,
-            COALESCE(uid <> '' AND zoned AND ts IS NOT NULL
+        SELECT seq,
+            CASE WHEN uid <> '' AND zoned AND ts IS NOT NULL
                 AND (type = 'identify' OR (type = 'track' AND event <> '')
-                    OR (type = 'group' AND gid <> '')), FALSE) AS ok
+                    OR (type = 'group' AND gid <> '')) THEN type END AS type,
+            uid, mid, ts, event, gid
         FROM raw
         """
     ).select(*read, copy=False)
     parsed = parsed.with_("raw", as_=raw, copy=False)
-    # Each messageId once: its first accepted arrival. Only repeated ids are looked
-    # up (a hash join), which costs less than numbering every message by id.
-    repeated = select(
+    key = dialect.id_key(exp.column("mid"))
+    repeated_keys = select(
         """
-        SELECT mid, MIN(seq) AS first FROM parsed WHERE ok AND mid IS NOT NULL
+        SELECT :key AS id_key FROM parsed WHERE type IS NOT NULL AND mid IS NOT NULL
+        GROUP BY id_key HAVING COUNT(*) > 1
+        """,
+        key=key,
+    )
+    firsts = select(
+        """
+        SELECT mid, MIN(seq) AS first FROM parsed
+        WHERE type IS NOT NULL AND :key IN (SELECT id_key FROM repeated_keys)
         GROUP BY mid HAVING COUNT(*) > 1
+        """,
+        key=key,
+    )
+    dropped = select(
+        """
+        SELECT parsed.seq FROM parsed JOIN firsts ON parsed.mid = firsts.mid
+        WHERE parsed.type IS NOT NULL AND parsed.seq > firsts.first
         """
     )
+    dropped = dropped.with_("repeated_keys", as_=repeated_keys, copy=False)
+    dropped = dropped.with_("firsts", as_=firsts, copy=False)
     kept = select(
         """
-        SELECT parsed.seq, parsed.type, parsed.uid, parsed.mid, parsed.ts, parsed.event,
-            parsed.gid
-        FROM parsed LEFT JOIN repeated ON parsed.mid = repeated.mid
-        WHERE parsed.ok AND (repeated.first IS NULL OR parsed.seq = repeated.first)
+        SELECT * FROM parsed
+        WHERE type IS NOT NULL AND seq NOT IN (SELECT seq FROM dropped)
         """
-    ).select(*(exp.column(column, "parsed") for column in read), copy=False)
-    kept = kept.with_("repeated", as_=repeated, copy=False)
-    return [("parsed", parsed), ("m", kept)]
+    )
+    return [("parsed", parsed), ("dropped", dropped), ("m", kept)]
 
 
 def _messages(now: int | None, reads: _Reads) -> list[tuple[str, exp.Expr]]:

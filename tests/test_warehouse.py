@@ -402,3 +402,45 @@ def test_an_id_repeated_far_apart_counts_once_in_both(
     sql = _cli(capsys, "score", rules, str(events), "--now", now, "--json", "--engine", "duckdb")
     assert python == sql
     assert json.loads(python)["users"]["u"]["gate"]["passed"] is True
+
+
+def test_a_history_past_the_evaluation_time_counts_windows_as_in_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tracks after ``now``: a window keeps what the in-process engine kept, per user and account.
+
+    In process a window ends at the later of ``now`` and the latest matching
+    track (older tracks were dropped as newer ones arrived); the SQL agrees.
+    """
+    rules = tmp_path / "late.json"
+    windowed = {
+        "c": {"value": 'count("a", within=2d)', "points": 1},
+        "d": {"value": 'distinct("a", "p", within=2d)', "points": 10},
+        "e": {"value": "active_days(within=2d)", "points": 100},
+    }
+    rules.write_text(
+        json.dumps(
+            {
+                "model": {
+                    "m": {"tiers": {"low": 0}, "signals": windowed},
+                    "team": {"subject": "account", "tiers": {"low": 0}, "signals": windowed},
+                }
+            }
+        )
+    )
+    events = tmp_path / "events.jsonl"
+    history = [_message("group", "u", 1, groupId="acme")]
+    history += [
+        _message("track", "u", day, event="a", properties={"p": day % 3})
+        for day in (10, 11, 12, 20)
+    ]
+    history.append(_message("track", "v", 11, event="a", properties={"p": 1}))
+    events.write_text("".join(json.dumps(m) + "\n" for m in history))
+    args = ["score", str(rules), str(events), "--json", "--now", "2026-03-12T12:00:00Z"]
+    python = _cli(capsys, *args, "--engine", "python")
+    assert _cli(capsys, *args, "--engine", "duckdb") == python
+    printed = json.loads(python)
+    # Only the track of day 20 is within 2 days of u's latest track; v has none after now.
+    assert printed["users"]["u"]["score"] == 111.0
+    assert printed["users"]["v"]["score"] == 111.0
+    assert printed["accounts"]["acme"]["score"] == 111.0

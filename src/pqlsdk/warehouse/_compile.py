@@ -181,8 +181,8 @@ def _filter_test(name: str, value: object, reads: _Reads) -> exp.Expr:
     return template("COALESCE(:t, FALSE)", t=test)
 
 
-def _aggregate_sql(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
-    """Compute the aggregate over one group's tracks (a user's, or an account's credited ones)."""
+def _matching(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
+    """Whether a track feeds ``aggregate`` (``Aggregate.matches``), its window aside."""
     dialect = reads.dialect
     tests: list[exp.Expr] = [template("type = 'track'")]
     if aggregate.event is not None:
@@ -191,9 +191,26 @@ def _aggregate_sql(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
     if aggregate.field is not None:
         field = reads.property(aggregate.field)
         tests.append(template("COALESCE(NOT :n, FALSE)", n=dialect.json_is(field, "null")))
+    return exp.and_(*tests)
+
+
+def _aggregate_sql(
+    aggregate: Aggregate, reads: _Reads, horizon: exp.Expr | None = None
+) -> exp.Expr:
+    """Compute the aggregate over one group's tracks (a user's, or an account's credited ones).
+
+    A window counts the tracks at most ``window`` before ``horizon``: the
+    evaluation time ``now_us`` unless told otherwise (``_Windows``).
+    """
+    dialect = reads.dialect
+    condition = _matching(aggregate, reads)
     if aggregate.window is not None:  # now - t <= within: the far edge included
-        tests.append(template("ts >= now_us - :w", w=literal(aggregate.window * 1_000_000)))
-    condition = exp.and_(*tests)
+        edge = template(
+            "ts >= :h - :w",
+            h=horizon if horizon is not None else exp.column("now_us"),
+            w=literal(aggregate.window * 1_000_000),
+        )
+        condition = exp.and_(condition, edge)
     if aggregate.kind == "count":
         return template("COUNT(*) FILTER (WHERE :c)", c=condition)
     what = (
@@ -202,6 +219,107 @@ def _aggregate_sql(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
         else template("CAST(floor(ts / CAST(86400000000 AS DOUBLE)) AS BIGINT)")
     )
     return template("COUNT(DISTINCT :x) FILTER (WHERE :c)", x=what, c=condition)
+
+
+class _Windows:
+    """Windowed aggregates measured as the in-process engine measures them.
+
+    In process, a windowed aggregate drops, as each track arrives, the tracks
+    older than the latest matching one less the window (``_aggregates._count_within``,
+    ``_latest``); at ``now`` it counts those at most the window before ``now``.
+    Together: the tracks at most the window before ``max(now, M)``, ``M`` the
+    latest matching track. ``M`` is after ``now`` only for a history that goes
+    on past the evaluation time: then, and for those groups only, the aggregate
+    is counted again with that horizon (``redone``), and the group's count
+    replaced. Each group's ``M`` is one more ``MAX`` beside its counts.
+    """
+
+    def __init__(
+        self, name: str, key: str, aggregates: dict[Aggregate, str], reads: _Reads
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.reads = reads
+        self.windowed = {a: c for a, c in aggregates.items() if a.window is not None}
+
+    def latest(self) -> list[exp.Expr]:
+        """Columns for the counting step: each windowed aggregate's latest matching time."""
+        return [
+            exp.alias_(
+                template("MAX(ts) FILTER (WHERE :c)", c=_matching(aggregate, self.reads)),
+                f"x_{column}",
+            )
+            for aggregate, column in self.windowed.items()
+        ]
+
+    def steps(
+        self, counted: str, source: str, source_key: str, columns: Sequence[str]
+    ) -> list[tuple[str, exp.Expr]]:
+        """Return the steps giving ``self.name`` from ``counted`` (``columns``, the key first).
+
+        ``source`` is what ``counted`` grouped by ``source_key``; a group whose
+        latest matching track is after ``now`` has its windowed counts redone.
+        """
+        late = exp.or_(
+            *(
+                template(":x > now_us", x=exp.column(f"x_{column}"))
+                for column in self.windowed.values()
+            )
+        )
+        stale = select(f"SELECT {counted}.* FROM {counted} CROSS JOIN clock")  # noqa: S608 - own names
+        stale = stale.where(late, copy=False)
+        key = exp.column(source_key, source)
+        redone = (
+            exp.select(exp.alias_(key, "late_id"))
+            .from_(source)
+            .join(
+                f"stale_{self.name}",
+                on=exp.EQ(this=key, expression=exp.column(self.key, f"stale_{self.name}")),
+            )
+            .join("clock", join_type="cross")
+            .group_by(key)
+        )
+        redone = redone.select(
+            *(
+                exp.alias_(
+                    _aggregate_sql(
+                        aggregate,
+                        self.reads,
+                        template(
+                            "GREATEST(now_us, :x)",
+                            x=exp.column(f"x_{column}", f"stale_{self.name}"),
+                        ),
+                    ),
+                    column,
+                )
+                for aggregate, column in self.windowed.items()
+            ),
+            copy=False,
+        )
+        final = exp.select(
+            *(
+                exp.alias_(
+                    template(
+                        "COALESCE(:r, :c)",
+                        r=exp.column(column, f"redone_{self.name}"),
+                        c=exp.column(column, counted),
+                    )
+                    if column in self.windowed.values()
+                    else exp.column(column, counted),
+                    column,
+                )
+                for column in columns
+            )
+        ).from_(counted)
+        final = final.join(
+            f"redone_{self.name}",
+            on=exp.EQ(
+                this=exp.column("late_id", f"redone_{self.name}"),
+                expression=exp.column(self.key, counted),
+            ),
+            join_type="left",
+        )
+        return [(f"stale_{self.name}", stale), (f"redone_{self.name}", redone), (self.name, final)]
 
 
 def _latest_trait(name: str, kind: str, reads: _Reads) -> exp.Expr:
@@ -358,7 +476,14 @@ class _Builder:
             """,
             account=self.dialect.latest(exp.column("gid"), template("type = 'group'")),
         )
-        users = users.select(*user_columns, copy=False)
+        windows = _Windows("users", "id", self.users.aggregates, self.reads)
+        users = users.select(*user_columns, *windows.latest(), copy=False)
+        user_steps: list[tuple[str, exp.Expr]] = [("users", users)]
+        if windows.windowed:
+            columns = ["id", "first_seen", "last_active", "account_id"]
+            columns += [c for (scope, _), c in self.users.traits.items() if scope == "user"]
+            columns += list(self.users.aggregates.values())
+            user_steps = [("counted", users), *windows.steps("counted", "m", "uid", columns)]
         # Every account trait either model reads, merged from every member's groups.
         account_traits = {
             name: column
@@ -401,7 +526,7 @@ class _Builder:
             copy=False,
         )
         ctes: list[tuple[str, exp.Expr]] = [
-            ("users", users),
+            *user_steps,
             ("groups", groups),
             ("teams", teams),
             ("user_facts", user_facts),
@@ -419,13 +544,22 @@ class _Builder:
     def _account_facts(self, trait_column: dict[str, str]) -> list[tuple[str, exp.Expr]]:
         credited = self.dialect.credited()
         tallies = select("SELECT account_id FROM credited CROSS JOIN clock GROUP BY account_id")
+        windows = _Windows("tallies", "account_id", self.accounts.aggregates, self.reads)
         tallies = tallies.select(
             *(
                 exp.alias_(_aggregate_sql(aggregate, self.reads), column)
                 for aggregate, column in self.accounts.aggregates.items()
             ),
+            *windows.latest(),
             copy=False,
         )
+        tally_steps: list[tuple[str, exp.Expr]] = [("tallies", tallies)]
+        if windows.windowed:
+            columns = ["account_id", *self.accounts.aggregates.values()]
+            tally_steps = [
+                ("tallied", tallies),
+                *windows.steps("tallied", "credited", "account_id", columns),
+            ]
         facts = select(
             """
             SELECT groups.account_id AS id, groups.account_id,
@@ -453,7 +587,7 @@ class _Builder:
             ),
             copy=False,
         )
-        return [("credited", credited), ("tallies", tallies), ("account_facts", facts)]
+        return [("credited", credited), *tally_steps, ("account_facts", facts)]
 
 
 class _ModelSteps:

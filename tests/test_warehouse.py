@@ -16,7 +16,14 @@ import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
 from pqlsdk._exceptions import RulesError
 from pqlsdk.cli import _engine, main
-from pqlsdk.warehouse import _duckdb, compile_model, compile_plan, compile_rules, score_file
+from pqlsdk.warehouse import (
+    _dialects,
+    _duckdb,
+    compile_model,
+    compile_plan,
+    compile_rules,
+    score_file,
+)
 
 from .conftest import ROOT, load_scenario, scenario_files, scenario_id
 
@@ -444,3 +451,140 @@ def test_a_history_past_the_evaluation_time_counts_windows_as_in_process(
     assert printed["users"]["u"]["score"] == 111.0
     assert printed["users"]["v"]["score"] == 111.0
     assert printed["accounts"]["acme"]["score"] == 111.0
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """``{"a": {"a": ... {}}}``: ``depth`` objects inside the outer one."""
+    inner: dict[str, Any] = {}
+    for _ in range(depth):
+        inner = {"a": inner}
+    return inner
+
+
+def _refusable() -> list[dict[str, Any]]:
+    """Messages the python reader refuses field by field, beside ones it keeps that look alike."""
+    core = {"event": "core_workflow_completed"}
+    return [
+        _message("track", "kept", 1, **core),
+        {**_message("track", "n", 1, **core), "userId": 5},
+        {**_message("track", "a", 1, **core), "userId": None, "anonymousId": 7},
+        {**_message("track", "m", 1, **core), "messageId": 9},
+        _message("track", "e", 1, event=True),
+        _message("track", "g", 1, event="limit_hit", properties=_nested(11)),
+        _message("track", "kept", 2, event="limit_hit", properties=_nested(10)),
+        _message("track", "p", 1, event="core_workflow_completed", properties=[1]),
+        _message("identify", "t", 1, traits=_nested(11)),
+        _message("group", "kept", 1, groupId=12),
+        # Text that reads as JSON, kept: only the doubt is shared with the refused.
+        _message("track", "12345", 1, **core),
+        # Over 32 KiB, refused: checked because its userId is doubtful too.
+        _message("track", "67890", 1, event="x", properties={"big": "b" * 33_000}),
+    ]
+
+
+def test_messages_the_python_reader_refuses_field_by_field_are_refused_in_sql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A number for an id, properties nested too deep or not an object: refused by both.
+
+    DuckDB reads ids as text; the messages it cannot judge are checked again
+    with the python reader, so both engines keep the same messages and say so.
+    """
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(m) for m in _refusable()) + "\n\n")
+    rules = str(RULES / "playbook.toml")
+    args = ["score", rules, str(events), "--json", "--now", "2026-03-15T00:00:00Z"]
+    assert main([*args, "--engine", "python"]) == 0
+    python = capsys.readouterr()
+    assert main([*args, "--engine", "duckdb"]) == 0
+    duck = capsys.readouterr()
+    assert duck.out == python.out
+    assert duck.err == python.err
+    assert sorted(json.loads(duck.out)["users"]) == ["12345", "kept"]
+    assert "skipped 9 invalid message(s)" in duck.err
+
+
+def test_a_document_is_checked_message_by_message_as_the_python_reader_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scenario file's messages are the python reader's own: timestamps, sizes, types."""
+    accepted = [
+        {
+            **_message("track", "lower", 1, event="core_workflow_completed"),
+            "timestamp": "2026-03-01t10:00:00z",
+        },
+        {
+            **_message("track", "offset", 1, event="core_workflow_completed"),
+            "timestamp": "2026-03-01T10:00:00+0100",
+        },
+    ]
+    refused = [
+        _message(
+            "track", "big", 1, event="core_workflow_completed", properties={"b": "b" * 33_000}
+        ),
+        {
+            **_message("track", "hour", 1, event="core_workflow_completed"),
+            "timestamp": "2026-03-01T24:00:00Z",
+        },
+        {**_message("track", "nulls", 1, event="core_workflow_completed"), "properties": None},
+    ]
+    events = tmp_path / "scenario.json"
+    events.write_text(json.dumps({"now": "2026-03-15T00:00:00Z", "events": [*accepted, *refused]}))
+    args = ["score", str(RULES / "playbook.toml"), str(events), "--json"]
+    python = _cli(capsys, *args, "--engine", "python")
+    assert _cli(capsys, *args, "--engine", "duckdb") == python
+    assert sorted(json.loads(python)["users"]) == ["lower", "offset"]
+
+
+def test_an_engine_without_doubts_or_hashes_scores_the_same(tmp_path: Path) -> None:
+    """The base ``Dialect``'s defaults: repeated ids grouped as text, no message in doubt."""
+
+    class Plain(_dialects.DuckDB):
+        doubtful = _dialects.Dialect.doubtful
+        id_key = _dialects.Dialect.id_key
+
+    events = tmp_path / "events.jsonl"
+    first = _message("track", "u", 1, event="core_workflow_completed", messageId="dup")
+    events.write_text(
+        "".join(json.dumps(m) + "\n" for m in (first, {**first, "event": "limit_hit"}))
+    )
+    loaded = pqlsdk.rules.load(RULES / "playbook.toml")
+    now = micros(FixedClock("2026-03-15T00:00:00Z").now())
+    scores = []
+    for dialect in (_dialects.DUCKDB, Plain()):
+        with _duckdb.source(events) as (relation, _):
+            ran = _duckdb.run(
+                duckdb.connect(), compile_plan(loaded, now=now, dialect=dialect), relation
+            )
+        scores.append([(row["id"], row["score"], row["reasons"]) for row in ran.users])
+    assert scores[0] == scores[1]
+    assert "hash(" not in compile_model(loaded, now=now, dialect=Plain()).sql()
+
+
+def test_a_timestamp_of_an_uncommon_form_is_read_as_the_python_reader_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON Lines: ``t``/``z``, ``+0100``, 7 digits of fraction kept; hour 24, year 0 refused."""
+    core = {"event": "core_workflow_completed"}
+    forms = {
+        "lower": "2026-03-14t23:59:59.9999999z",
+        "compact": "2026-03-14T10:00:00+0100",
+        "hour": "2026-03-14T24:00:00Z",
+        "year": "0000-03-14T10:00:00Z",
+        "far": "2026-03-14T10:00:00+24:00",
+    }
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps({**_message("track", user, 1, **core), "timestamp": stamp}) + "\n"
+            for user, stamp in forms.items()
+        )
+    )
+    args = ["score", str(RULES / "playbook.toml"), str(events), "--json"]
+    args += ["--now", "2026-03-22T00:00:00Z"]
+    python = _cli(capsys, *args, "--engine", "python")
+    assert _cli(capsys, *args, "--engine", "duckdb") == python
+    users = json.loads(python)["users"]
+    assert sorted(users) == ["compact", "lower"]
+    # 7 days and a tenth of a microsecond: rounded up to the 7-day multiplier's edge.
+    assert users["lower"]["multiplier"] == 1.0

@@ -330,8 +330,17 @@ def _latest_trait(name: str, kind: str, reads: _Reads) -> exp.Expr:
     )
 
 
-_ZONED: Final = "\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})"
-"""An ISO-8601 instant with its zone: pqlsdk refuses a naive timestamp."""
+_ZONED: Final = (
+    "([1-8]\\d{3}|9[0-8]\\d{2}|99[0-8]\\d|0[1-9]\\d{2}|00[1-9]\\d)-\\d{2}-\\d{2}[T ]"
+    "([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d{1,6})?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)"
+)
+"""An ISO-8601 instant with its zone, of the form every engine and the python reader agree on.
+
+pqlsdk refuses a naive timestamp. Other forms the python reader judges on
+its own (``t``/``z``, ``+0100``, hour 24, more than 6 digits of fraction,
+years 0-9 and 9999): an engine refuses them, and marks them doubtful
+(``Dialect.doubtful``) where it can ask the python reader.
+"""
 
 
 def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
@@ -354,14 +363,24 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
     dialect = reads.dialect
     # Quoted: the message's own names, exactly, in engines that fold unquoted ones.
     ts, zoned = dialect.instant_us(exp.column("timestamp", quoted=True), _ZONED)
+    doubt = dialect.doubtful(
+        [
+            exp.column(name, quoted=True)
+            for name in ("userId", "anonymousId", "messageId", "event", "groupId")
+        ],
+        [exp.column("properties"), exp.column("traits")],
+        zoned,
+    )
     raw = select(
         """
         SELECT seq, type, COALESCE(NULLIF("userId", ''), "anonymousId") AS uid,
-            "messageId" AS mid, :ts AS ts, event, "groupId" AS gid, :zoned AS zoned
+            "messageId" AS mid, :ts AS ts, event, "groupId" AS gid, :zoned AS zoned,
+            :doubt AS doubt
         FROM messages
         """,
         ts=ts,
         zoned=zoned,
+        doubt=doubt,
     ).select(*reads.columns(), copy=False)
     read = [*reads.properties.values(), *reads.traits.values()]
     parsed = select(
@@ -370,7 +389,7 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
             CASE WHEN uid <> '' AND zoned AND ts IS NOT NULL
                 AND (type = 'identify' OR (type = 'track' AND event <> '')
                     OR (type = 'group' AND gid <> '')) THEN type END AS type,
-            uid, mid, ts, event, gid
+            uid, mid, ts, event, gid, doubt
         FROM raw
         """
     ).select(*read, copy=False)

@@ -22,6 +22,7 @@ from typing import Final, Literal, cast
 
 from sqlglot import exp
 
+from ..messages import MAX_DEPTH
 from ._values import literal, template
 
 __all__ = ["DIALECTS", "DUCKDB", "Construct", "Dialect", "DuckDB", "JsonKind"]
@@ -187,6 +188,23 @@ class Dialect(ABC):
         when ``array`` is not a JSON array.
         """
 
+    def doubtful(
+        self, texts: Sequence[exp.Expr], documents: Sequence[exp.Expr], zoned: exp.Expr
+    ) -> exp.Expr:
+        """Whether the python reader might judge a message otherwise: FALSE by default.
+
+        Where the messages come from a JSON file read by the engine, a field it
+        reads as text may have been a number (``"userId": 5``, which the python
+        reader refuses), an object may nest deeper than it allows, and a
+        timestamp that fails ``zoned`` (the common form) may be one it reads.
+        ``texts`` are such text fields, ``documents`` the JSON objects read
+        (properties, traits). TRUE for every message the python reader could
+        judge otherwise for them (and a few more): the runner has the python
+        reader judge those (``_duckdb.run``). An engine reading typed columns
+        needs no doubt.
+        """
+        return exp.false()
+
     def id_key(self, text: exp.Expr) -> exp.Expr:
         """Return a key of a ``messageId`` to find repeated ids by: equal for equal ids.
 
@@ -331,6 +349,26 @@ class DuckDB(Dialect):
             list=array,
             test=test,
         )
+
+    def doubtful(
+        self, texts: Sequence[exp.Expr], documents: Sequence[exp.Expr], zoned: exp.Expr
+    ) -> exp.Expr:
+        # A text that parses as JSON may have been a number, a bool, an object: the
+        # reader turned it into text. An object with more than MAX_DEPTH brackets
+        # (counted in its text, strings included) may nest too deep; one that is
+        # not an object is refused by the python reader. A timestamp of another form
+        # than the common one is read by the python reader.
+        tests = [self.template("json_valid(:t)", t=text) for text in texts]
+        tests += [
+            self.template(
+                "(left(:d, 1) <> '{' OR length(:d) - length(translate(:d, '{[', '')) > :n)",
+                d=document,
+                n=literal(MAX_DEPTH),
+            )
+            for document in documents
+        ]
+        tests.append(self.template("NOT :z", z=zoned))
+        return self.template("COALESCE(:t, FALSE)", t=exp.or_(*tests))
 
     def id_key(self, text: exp.Expr) -> exp.Expr:
         # A 64-bit hash: DuckDB groups a million of them faster than a million ids.

@@ -15,14 +15,25 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import msgspec
 from sqlglot import exp
 
-from .._exceptions import ConfigError
+from .._clock import micros
+from .._exceptions import ConfigError, InvalidMessageError
 from .._history import _is_message, document_items
+from ..messages import (
+    MAX_MESSAGE_BYTES,
+    Group,
+    Identify,
+    Message,
+    Track,
+    check_decoded,
+    convert,
+    encode,
+)
 from ._compile import Plan
 from ._values import literal, template
 
@@ -33,6 +44,10 @@ _COLUMNS = (
     "groupId: 'VARCHAR', event: 'VARCHAR', \"timestamp\": 'VARCHAR', properties: 'JSON', "
     "traits: 'JSON'}"
 )
+
+
+_LINES: Final = "pqlsdk_lines"
+"""The key, in a relation's ``meta``, of the JSON Lines file it reads."""
 
 
 def connect() -> Any:
@@ -50,12 +65,15 @@ def connect() -> Any:
 
 def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
     """``SELECT`` every line of a JSON Lines file as a message row, in file order."""
-    return template(
+    relation = template(
         "SELECT ordinality AS seq, * FROM read_json(:path, format := 'newline_delimited', "  # noqa: S608
         f"compression := :compression, columns := {_COLUMNS}) WITH ORDINALITY",
         path=literal(str(path)),
         compression=literal("gzip" if gzipped else "none"),
     )
+    # Where ``run`` reads a doubtful message again, with the python reader.
+    relation.meta[_LINES] = path
+    return relation
 
 
 def _opened(path: Path) -> tuple[io.BufferedIOBase, bool]:
@@ -87,18 +105,35 @@ def source(path: Path) -> Iterator[tuple[exp.Expr, str | None]]:
         lines = Path(folder) / "messages.jsonl"
         with lines.open("wb") as out:
             for item in items:
-                # What is not an object is no message: an empty one keeps its place, refused.
-                out.write(msgspec.json.encode(item if isinstance(item, dict) else {}) + b"\n")
+                out.write(_checked(item) + b"\n")
         yield messages_relation(lines, gzipped=False), now
+
+
+def _checked(item: Any) -> bytes:
+    """Return the message the python reader makes of a document's item, as JSON; ``{}`` if refused.
+
+    A document is small: each item is checked as ``pqlsdk._history`` checks it,
+    so DuckDB reads exactly the messages the python engine folds (a refused one
+    keeps its place as an empty object, which the SQL refuses too).
+    """
+    try:
+        return encode(convert(item))
+    except InvalidMessageError:
+        return b"{}"
 
 
 class UnreadableError(ConfigError):
     """DuckDB could not read the messages (a line that is not a JSON object, mostly)."""
 
 
-def _execute(connection: Any, sql: str, error: type[ConfigError] = ConfigError) -> Any:
+def _execute(
+    connection: Any,
+    sql: str,
+    error: type[ConfigError] = ConfigError,
+    parameters: list[Any] | None = None,
+) -> Any:
     try:
-        return connection.execute(sql)
+        return connection.execute(sql, parameters)
     except Exception as exc:  # duckdb's errors: a file that is not JSON Lines, mostly
         raise error(f"duckdb could not score the messages: {exc}") from exc
 
@@ -128,8 +163,71 @@ def run(connection: Any, plan: Plan, relation: exp.Expr) -> Rows:
         _execute(
             connection, create.sql("duckdb"), UnreadableError if name == "parsed" else ConfigError
         )
+        if name == "parsed":
+            _judge_doubtful(connection, relation)
     refused = _execute(connection, "SELECT count(*) FROM parsed WHERE type IS NULL").fetchone()
     return Rows(int(refused[0]), _rows(connection, plan.users), _rows(connection, plan.accounts))
+
+
+_decode_message: Final = msgspec.json.Decoder(Message).decode
+
+
+def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
+    """Have the python reader judge, in ``parsed``, the messages DuckDB cannot.
+
+    DuckDB reads ids as text (a number among them becomes text), does not
+    bound nesting, and reads one form of timestamp; ``parsed.doubt`` marks
+    every message the python reader might judge otherwise for that
+    (``Dialect.doubtful``), usually none. Those lines are read again and
+    checked as ``pqlsdk._history`` checks them; each gets the python reader's
+    verdict (``type`` NULL when refused) and time: the two engines keep the
+    same messages at the same instants.
+    """
+    found = _execute(connection, "SELECT seq FROM parsed WHERE doubt ORDER BY seq").fetchall()
+    if not found:
+        return
+    doubted = {seq for (seq,) in found}
+    path: Path = relation.meta[_LINES]
+    verdicts: list[tuple[int, str | None, int | None]] = []
+    opened, _ = _opened(path)
+    with opened as stream:
+        seq = 0
+        for line in stream:
+            if not line.strip():  # DuckDB skips blank lines: they have no seq
+                continue
+            seq += 1
+            if seq in doubted:
+                verdicts.append(_verdict(seq, _judged(line)))
+    seqs, kinds, times = zip(*verdicts, strict=True)
+    _execute(
+        connection,
+        "UPDATE parsed SET type = v.kind, ts = v.at FROM (SELECT "
+        "unnest(CAST(? AS BIGINT[])) AS seq, unnest(CAST(? AS VARCHAR[])) AS kind, "
+        "unnest(CAST(? AS BIGINT[])) AS at) AS v WHERE parsed.seq = v.seq",
+        parameters=[list(seqs), list(kinds), list(times)],
+    )
+
+
+_KINDS: Final = {Identify: "identify", Group: "group", Track: "track"}
+
+
+def _verdict(seq: int, message: Message | None) -> tuple[int, str | None, int | None]:
+    """``(seq, type, ts)`` of a judged message: NULLs for one refused."""
+    if message is None:
+        return seq, None, None
+    return seq, _KINDS[type(message)], micros(message.timestamp)
+
+
+def _judged(line: bytes) -> Message | None:
+    """Return the message the python reader makes of ``line`` (``_history._lines``), or None."""
+    try:
+        message = _decode_message(line)
+        size = len(line)
+        if size > MAX_MESSAGE_BYTES:
+            size -= line.endswith(b"\n") + line.endswith(b"\r\n")
+        return check_decoded(message, size)
+    except (msgspec.ValidationError, InvalidMessageError):
+        return None
 
 
 @attrs.frozen

@@ -363,25 +363,22 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
     dialect = reads.dialect
     # Quoted: the message's own names, exactly, in engines that fold unquoted ones.
     ts, zoned = dialect.instant_us(exp.column("timestamp", quoted=True), _ZONED)
-    doubt = dialect.doubtful(
-        [
-            exp.column(name, quoted=True)
-            for name in ("userId", "anonymousId", "messageId", "event", "groupId")
-        ],
-        [exp.column("properties"), exp.column("traits")],
-        zoned,
-    )
     raw = select(
         """
         SELECT seq, type, COALESCE(NULLIF("userId", ''), "anonymousId") AS uid,
             "messageId" AS mid, :ts AS ts, event, "groupId" AS gid, :zoned AS zoned,
-            :doubt AS doubt
+            "userId" AS user_text, "anonymousId" AS anonymous_text, properties, traits
         FROM messages
         """,
         ts=ts,
         zoned=zoned,
-        doubt=doubt,
     ).select(*reads.columns(), copy=False)
+    # Over raw's columns: each test computed once (zoned is a regular expression).
+    doubt = dialect.doubtful(
+        [exp.column(name) for name in ("user_text", "anonymous_text", "mid", "event", "gid")],
+        [exp.column("properties"), exp.column("traits")],
+        exp.column("zoned"),
+    )
     read = [*reads.properties.values(), *reads.traits.values()]
     parsed = select(
         """
@@ -389,9 +386,10 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
             CASE WHEN uid <> '' AND zoned AND ts IS NOT NULL
                 AND (type = 'identify' OR (type = 'track' AND event <> '')
                     OR (type = 'group' AND gid <> '')) THEN type END AS type,
-            uid, mid, ts, event, gid, doubt
+            uid, mid, ts, event, gid, :doubt AS doubt
         FROM raw
-        """
+        """,
+        doubt=doubt,
     ).select(*read, copy=False)
     parsed = parsed.with_("raw", as_=raw, copy=False)
     key = dialect.id_key(exp.column("mid"))

@@ -113,12 +113,12 @@ def start_worker(tmp_path: Path, collector: Collector, mode: str, options: list[
     return Worker(tmp_path, env, options)
 
 
-def send_tasks(folder: Path) -> None:
-    """Queue ``TASKS`` tasks through the broker, as a web app would."""
+def send_tasks(folder: Path, count: int = TASKS) -> None:
+    """Queue ``count`` tasks through the broker, as a web app would."""
     app = Celery("sender", set_as_current=False)
     app.conf.update(broker(folder))
     try:
-        for n in range(TASKS):
+        for n in range(count):
             app.send_task("track", args=(n,))
     finally:
         app.close()
@@ -181,3 +181,31 @@ def test_every_task_event_reaches_the_collector(
     assert received(collector) == pids, str(worker)
     assert len(set(pids.values())) >= processes, f"too few pool processes ran tasks:\n{worker}"
     assert os.getpid() not in pids.values()
+
+
+@pytest.mark.slow
+def test_replacement_processes_drain_in_full_at_a_warm_shutdown(
+    tmp_path: Path, collector: Collector
+) -> None:
+    """Processes forked to replace recycled ones deliver at the stop, even after a retry.
+
+    The first two processes run five tasks each and are replaced; the two left
+    go to the replacements, which hold their events until the stop. Celery has
+    the kernel SIGKILL a pool process when its parent *thread* ends, and billiard
+    forks replacements from its supervisor thread, which ends within a second of
+    a warm shutdown: a drain still waiting to retry would die with its events.
+    """
+    tasks = 2 * TASKS_PER_CHILD + 2
+    options = ["--max-tasks-per-child", str(TASKS_PER_CHILD)]
+    worker = start_worker(tmp_path, collector, "exit", options)
+    try:
+        send_tasks(tmp_path, tasks)
+        worker.wait_for(lambda: len(task_pids(tmp_path)) == tasks, f"{tasks} tasks done")
+        worker.wait_for(lambda: pool_settled(worker, tmp_path), "replaced pool processes")
+        collector.set_status(503, retry_after="2", times=2)  # each drain's first attempt
+        assert worker.stop() == 0, str(worker)
+    finally:
+        worker.kill()
+    pids = task_pids(tmp_path)
+    assert received(collector) == pids, str(worker)
+    assert len(set(pids.values())) >= 3, f"no replacement process ran a task:\n{worker}"

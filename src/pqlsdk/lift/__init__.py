@@ -18,6 +18,14 @@ from pqlsdk.lift import measure
 from __future__ import annotations
 
 from ._funnel import KindReport, MomentsReport, measure
-from ._interval import needed_per_arm, newcombe, verdict
+from ._interval import DETECT, needed_per_arm, newcombe, verdict
 
-__all__ = ["KindReport", "MomentsReport", "measure", "needed_per_arm", "newcombe", "verdict"]
+__all__ = [
+    "DETECT",
+    "KindReport",
+    "MomentsReport",
+    "measure",
+    "needed_per_arm",
+    "newcombe",
+    "verdict",
+]

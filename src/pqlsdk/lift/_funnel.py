@@ -77,18 +77,27 @@ class KindReport(msgspec.Struct, frozen=True):
 
     @property
     def eligible(self) -> int:
-        """Users a decision was made for: shown or held out."""
+        """Users a decision was made for: shown or held out.
+
+        Added in version 0.1.0.
+        """
         return self.shown + self.held_out
 
     @property
     def relative_lift(self) -> float | None:
-        """The lift as a share of the held-out rate (None when that rate is 0 or unknown)."""
+        """The lift as a share of the held-out rate (None when that rate is 0 or unknown).
+
+        Added in version 0.1.0.
+        """
         if self.lift is None or not self.rate_held_out:
             return None
         return self.lift / self.rate_held_out
 
     def as_json(self) -> dict[str, object]:
-        """Return the fields ``pqlsdk moments --json`` and ``/api/moments`` print for a kind."""
+        """Return the fields ``pqlsdk moments --json`` and ``/api/moments`` print for a kind.
+
+        Added in version 0.1.0.
+        """
         return {name: getattr(self, name) for name in _JSON_FIELDS}
 
 
@@ -107,7 +116,10 @@ class MomentsReport(msgspec.Struct, frozen=True):
     moments: dict[str, KindReport]
 
     def as_json(self) -> dict[str, object]:
-        """``{"window_days": ..., "moments": {KIND: {...}}}``: the shape the issue fixes."""
+        """Return ``{"window_days": ..., "moments": {KIND: {...}}}``, the report's JSON shape.
+
+        Added in version 0.1.0.
+        """
         days = self.window_days
         return {
             "window_days": int(days) if float(days).is_integer() else days,

@@ -30,7 +30,10 @@ from ..replay import wilson
 __all__ = ["DETECT", "needed_per_arm", "newcombe", "verdict"]
 
 DETECT: Final = 0.05
-"""The lift (5 points) the power estimate is for."""
+"""The lift (5 points) the power estimate is for.
+
+Added in version 0.1.0.
+"""
 _Z95: Final = 1.959963984540054  # two-sided 5 %
 _Z80: Final = 0.8416212335729143  # 80 % power
 
@@ -41,6 +44,8 @@ def newcombe(
     """Return the lift (shown rate minus held-out rate) and its 95 % interval, or None.
 
     None when an arm has no users: there is no rate to compare.
+
+    Added in version 0.1.0.
     """
     if shown == 0 or held == 0:
         return None
@@ -57,7 +62,9 @@ def needed_per_arm(pooled: float, detect: float = DETECT) -> int:
     """Users per arm to detect a ``detect`` lift over a ``pooled`` base rate (80 % power).
 
     The base rate is moved by ``detect`` upwards, or downwards when that would
-    pass 100 %. Rounded up to two significant figures: it is an estimate.
+    pass 100 %.
+
+    Added in version 0.1.0.
     """
     base = min(max(pooled, 0.0), 1.0)
     other = base + detect if base + detect <= 1 else base - detect
@@ -65,7 +72,7 @@ def needed_per_arm(pooled: float, detect: float = DETECT) -> int:
     root = _Z95 * math.sqrt(2 * mean * (1 - mean)) + _Z80 * math.sqrt(
         base * (1 - base) + other * (1 - other)
     )
-    return _two_figures(math.ceil(root * root / (detect * detect)))
+    return math.ceil(root * root / (detect * detect))
 
 
 def verdict(converted_shown: int, shown: int, converted_held: int, held: int) -> tuple[str, int]:
@@ -75,10 +82,13 @@ def verdict(converted_shown: int, shown: int, converted_held: int, held: int) ->
     excludes zero; "no difference detected" when it spans zero though both
     arms are as large as the power estimate asks; else "not enough users yet:
     about N more per arm to detect a 5-point lift".
+
+    Added in version 0.1.0.
     """
     total = shown + held
     pooled = (converted_shown + converted_held) / total if total else 0.0
-    more = max(0, needed_per_arm(pooled) - min(shown, held))
+    # Rounded up to two significant figures: it is an estimate, not a count.
+    more = _two_figures(max(0, needed_per_arm(pooled) - min(shown, held)))
     found = newcombe(converted_shown, shown, converted_held, held)
     if found is not None and found[1] > 0:
         return "shown converts better", more
@@ -94,6 +104,6 @@ def verdict(converted_shown: int, shown: int, converted_held: int, held: int) ->
 
 
 def _two_figures(number: int) -> int:
-    """Round ``number`` (positive) up to two significant figures: 1234 -> 1300."""
+    """Round ``number`` (0 or more) up to two significant figures: 1234 -> 1300."""
     step = int(10 ** max(len(str(number)) - 2, 0))
     return -(-number // step) * step

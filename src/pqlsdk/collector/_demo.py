@@ -152,9 +152,10 @@ def print_feed(demo: Demo, out: TextIO) -> None:
     quiet = [lead for lead in body["leads"] if lead["route"] == DO_NOT_CONTACT]
     cohort = demo.cohort
     print(
-        f"Simulated {cohort.users} users and {cohort.crowd} more trials over two weeks: "
-        f"{cohort.events} events, {cohort.gates_denied} premium gates denied, "
-        f"{cohort.moments_shown} moments shown ({DEMO_HOLDOUT} % held out of each kind).",
+        f"Simulated {cohort.users} users over two weeks: {cohort.events} events, "
+        f"{cohort.gates_denied} premium gates denied, {cohort.moments_shown} moments shown "
+        f"(with {cohort.crowd} more trials near their trial's end, {DEMO_HOLDOUT} % of users "
+        "held out of each moment kind).",
         file=out,
     )
     print(f"\nPQL feed ({len(leads)} leads to contact), ranked:", file=out)

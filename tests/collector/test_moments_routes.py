@@ -6,9 +6,11 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from pqlsdk import ConfigError, messages, rules
 from pqlsdk.cli import main
@@ -101,3 +103,25 @@ def test_rules_without_a_conversion_are_refused_at_start(tmp_path: Path) -> None
     path.write_text("[model.m]\ntiers = { low = 0 }\n[moment.a]\n")
     with pytest.raises(ConfigError, match=r"needs \[moment\.\*\] kinds and a \[moments\]"):
         create_app(str(tmp_path / "c.db"), write_keys=[WRITE_KEY], feed_keys=[FEED_KEY], rules=path)
+
+
+def test_the_collector_command_serves_moments_with_rules(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``pqlsdk collector --rules FILE`` serves /api/moments with that file's kinds."""
+    (tmp_path / "rules.toml").write_text(RULES)
+    seen: dict[str, Any] = {}
+
+    def run(app: Any, **options: Any) -> None:
+        served = Served(app)
+        served.start()
+        try:
+            seen["report"] = httpx.get(served.url + "/api/moments", auth=(FEED_KEY, "")).json()
+        finally:
+            served.stop()
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    args = ["collector", "--storage", str(tmp_path / "c.db"), "--write-key", WRITE_KEY]
+    args += ["--feed-key", FEED_KEY, "--rules", str(tmp_path / "rules.toml")]
+    assert main(args) == 0
+    assert list(seen["report"]["moments"]) == ["nudge", "wall"]

@@ -84,17 +84,15 @@ def test_the_page_draws_each_moment(measured: tuple[Served, Path]) -> None:
     assert '<rect class="interval"' in page.text
 
 
-def test_the_feed_links_to_the_moments_page(measured: tuple[Served, Path]) -> None:
-    """With rules, the feed has a link to /moments."""
+def test_the_feed_links_to_the_moments_page_only_with_rules(
+    measured: tuple[Served, Path], serve: Serve
+) -> None:
+    """With rules, the feed links to /moments; without, there is neither link nor route."""
     served, _ = measured
     assert 'href="/moments"' in httpx.get(served.url + "/feed", auth=(FEED_KEY, "")).text
-
-
-def test_without_rules_there_is_no_moments_page(serve: Serve) -> None:
-    """No rules: no route, and the feed does not link to it."""
-    served = serve(feed_keys=[FEED_KEY])
-    assert httpx.get(served.url + "/api/moments", auth=(FEED_KEY, "")).status_code == 404
-    assert 'href="/moments"' not in httpx.get(served.url + "/feed", auth=(FEED_KEY, "")).text
+    bare = serve(feed_keys=[FEED_KEY])
+    assert httpx.get(bare.url + "/api/moments", auth=(FEED_KEY, "")).status_code == 404
+    assert 'href="/moments"' not in httpx.get(bare.url + "/feed", auth=(FEED_KEY, "")).text
 
 
 def test_rules_without_a_conversion_are_refused_at_start(tmp_path: Path) -> None:

@@ -48,10 +48,11 @@ def _decisions(transport: RecordingTransport) -> list[tuple[str, str, dict[str, 
 
 
 def test_a_held_out_decision_is_a_message_at_a_showings_cadence() -> None:
-    """Three days of decide(): one held-out message a day, as a capped showing would be."""
+    """Three days of decide(): one held-out message a day, as a capped showing would be;
+    a user who is shown gets showings only: the arms never mix."""
     clock = pqlsdk.FixedClock("2026-03-01T09:00:00Z")
     transport = RecordingTransport()
-    user = _pick("nudge", held=True)
+    user, other = _pick("nudge", held=True), _pick("nudge", held=False)
     with pqlsdk.Client(
         store="memory://", clock=clock, rules=rules.loads(RULES), transport=transport
     ) as client:
@@ -60,8 +61,10 @@ def test_a_held_out_decision_is_a_message_at_a_showings_cadence() -> None:
                 assert client.decide(user) is None
                 clock.advance(timedelta(hours=1))
             clock.advance(timedelta(hours=20))
+        assert client.decide(other) is not None
         client.flush(timeout=5)
-    found = _decisions(transport)
+    *found, last = _decisions(transport)
+    assert (last[0], last[2]["kind"]) == ("pqlsdk_moment_shown", "nudge")
     assert [(event, at[:10]) for event, at, _ in found] == [
         ("pqlsdk_moment_held_out", "2026-03-01"),
         ("pqlsdk_moment_held_out", "2026-03-02"),
@@ -86,16 +89,3 @@ def test_a_held_out_gate_moment_names_the_feature() -> None:
     [(event, _, properties)] = _decisions(transport)
     assert event == "pqlsdk_moment_held_out"
     assert (properties["kind"], properties["feature"]) == ("wall", "sso")
-
-
-def test_a_shown_user_sends_no_held_out_message() -> None:
-    """The shown arm sends only ``pqlsdk_moment_shown``: the arms never mix."""
-    clock = pqlsdk.FixedClock("2026-03-01T09:00:00Z")
-    transport = RecordingTransport()
-    user = _pick("nudge", held=False)
-    with pqlsdk.Client(
-        store="memory://", clock=clock, rules=rules.loads(RULES), transport=transport
-    ) as client:
-        assert client.decide(user) is not None
-        client.flush(timeout=5)
-    assert [event for event, _, _ in _decisions(transport)] == ["pqlsdk_moment_shown"]

@@ -182,10 +182,10 @@ class _Measure:
     def after(self, instant: int, message: Message) -> None:
         """Place a decision or an outcome; look for conversions the message may have made."""
         user_id = message.subject
+        if user_id in self.watching:  # before placing a decision, which looks for itself
+            self.check(user_id, instant)
         if type(message) is Track and message.event.startswith("pqlsdk_moment_"):
             self.moment(instant, user_id, message)
-        if user_id in self.watching:
-            self.check(user_id, instant)
         if type(message) is Group:
             account = self.history.accounts.get(message.group_id)
             for member in () if account is None else account.members:

@@ -164,29 +164,26 @@ def test_a_repeated_message_id_is_skipped_within_the_window(tmp_path: Path) -> N
     assert (history.users["a"].tracks, history.duplicates) == (3, 2)
 
 
-def test_a_repeat_beyond_the_window_is_folded_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Only the latest DEDUPE_WINDOW ids are remembered; an older id counts again."""
-    monkeypatch.setattr(pqlsdk._history, "DEDUPE_WINDOW", 3)
+def test_a_repeat_far_apart_is_still_dropped(tmp_path: Path) -> None:
+    """Every id is remembered, as the SQL backend does: a repeat 200,000 messages on is a repeat."""
     path = tmp_path / "events.jsonl"
-    ids = ["m1", "m2", "m3", "m2", "m4", "m1"]  # m1 fell out when m4 came in; m2 did not
-    path.write_text("\n".join(line(messageId=i) for i in ids))
+    with path.open("w") as out:
+        out.write(line(messageId="first") + "\n")
+        out.writelines(line(messageId=f"m{i}") + "\n" for i in range(200_000))
+        out.write(line(messageId="first") + "\n")
     history = folded(path)
-    assert (history.users["a"].tracks, history.duplicates) == (5, 1)
+    assert (history.users["a"].tracks, history.duplicates) == (200_001, 1)
 
 
 # -- memory --------------------------------------------------------------------------
 
 
-def test_memory_does_not_grow_with_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_does_not_grow_with_events(tmp_path: Path) -> None:
     """100,000 events of 10 users fold in well under what holding them would take.
 
     Held in memory, 100,000 decoded messages take about 60 MiB and their ids alone
-    about 8 MiB; the fold keeps 10 users' state and a window of recent ids. The
-    window is made 10,000 ids here so that it turns over ten times in the file.
+    about 8 MiB; the fold keeps 10 users' state and each id's 64-bit hash.
     """
-    monkeypatch.setattr(pqlsdk._history, "DEDUPE_WINDOW", 10_000)
     path = tmp_path / "events.jsonl"
     with path.open("w") as out:
         for i in range(100_000):

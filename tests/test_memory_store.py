@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import pqlsdk
+import pqlsdk._digests
 from pqlsdk import messages
 from pqlsdk._aggregates import Aggregate
 from pqlsdk.messages import Group, Identify, Message, Track
@@ -113,7 +114,8 @@ def test_ids_whose_hashes_clash_are_both_kept(monkeypatch: pytest.MonkeyPatch) -
 
 def test_the_dedupe_index_holds_many_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the recent set's bound, ids move to the sorted array and still dedupe."""
-    monkeypatch.setattr(memory, "_RECENT", 8)
+    monkeypatch.setattr(pqlsdk._digests, "_RECENT", 8)
+    monkeypatch.setattr(pqlsdk._digests, "_SHARDS", 1)  # all 30 in one shard: it merges
     store = MemoryStore()
     tracks = [Track(user_id="u", event="e", timestamp=at(s), message_id=f"m{s}") for s in range(30)]
     assert record(store, *tracks) == 30

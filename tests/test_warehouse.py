@@ -380,3 +380,26 @@ def test_sql_of_a_file_without_pqa_has_no_roll_up(capsys: pytest.CaptureFixture[
     out = _cli(capsys, "sql", str(RULES / "weighted.toml"))
     assert "-- accounts' roll-up" not in out
     assert out.count("-- model") == len(pqlsdk.rules.load(RULES / "weighted.toml").models)
+
+
+def test_an_id_repeated_far_apart_counts_once_in_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both engines keep the first message of an id across the whole history.
+
+    An export concatenated with an overlapping one repeats ids far apart: here
+    the repeat comes 150,000 messages after the first.
+    """
+    events = tmp_path / "events.jsonl"
+    first = _message("track", "u", 1, event="core_workflow_completed", messageId="dup")
+    filler = {"type": "identify", "userId": "x", "timestamp": "2026-03-01T00:00:00Z"}
+    with events.open("w") as out:
+        out.write(json.dumps(first) + "\n")
+        out.writelines(json.dumps({**filler, "messageId": f"f{i}"}) + "\n" for i in range(150_000))
+        out.write(json.dumps({**first, "event": "limit_hit"}) + "\n")
+    rules = str(ROOT / "examples" / "rules" / "playbook.toml")
+    now = "2026-03-15T00:00:00Z"
+    python = _cli(capsys, "score", rules, str(events), "--now", now, "--json", "--engine", "python")
+    sql = _cli(capsys, "score", rules, str(events), "--now", now, "--json", "--engine", "duckdb")
+    assert python == sql
+    assert json.loads(python)["users"]["u"]["gate"]["passed"] is True

@@ -7,10 +7,10 @@ same ``apply()`` the stores use, then score with the same ``score_subject()``
 as the client. Only the storage differs: plain dictionaries, no message log,
 no locks, so a million events take a second or two.
 
-Memory grows with users and accounts, not with events: lines are decoded one
-at a time and dropped, and de-duplication by ``messageId`` remembers the
-latest ``DEDUPE_WINDOW`` ids (retried deliveries repeat an id within seconds,
-not across a whole history).
+Memory grows with users and accounts, and by 8 bytes an event: lines are
+decoded one at a time and dropped, and de-duplication by ``messageId`` keeps
+the first message of each id across the whole history, as the SQL backend
+does, remembering each id as a 64-bit hash (``pqlsdk._digests``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import gzip
 import io
 import itertools
 import json
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -27,14 +27,13 @@ from typing import Any, Final
 import msgspec
 
 from ._aggregates import Aggregate
+from ._digests import Digests, digest
 from ._exceptions import ConfigError, InvalidMessageError
 from .messages import MAX_MESSAGE_BYTES, Group, Message, check_decoded, convert
 from .stores._state import AccountState, UserState, apply
 
-__all__ = ["DEDUPE_WINDOW", "SHOWN_INVALID", "History", "document_items", "fold", "read"]
+__all__ = ["SHOWN_INVALID", "History", "document_items", "fold", "read"]
 
-DEDUPE_WINDOW: Final = 100_000
-"""How many recent ``messageId``s a history remembers to skip repeats."""
 
 SHOWN_INVALID: Final = 10
 """How many refused messages a history describes by place (the rest are counted)."""
@@ -187,19 +186,13 @@ def fold(
     load_user, load_account = history.users.__getitem__, history.accounts.__getitem__
     groups = history.groups
     aggregates = frozenset(aggregates)
-    # The window holds the ids' hashes: half the memory of the strings, and a
-    # false match needs two of 100,000 ids to collide in 64 bits.
-    seen: set[int] = set()
-    order: deque[int] = deque()
+    seen = Digests()
     for message in messages:
-        key = hash(message.message_id)
+        key = digest(message.message_id)
         if key in seen:
             history.duplicates += 1
             continue
         seen.add(key)
-        order.append(key)
-        if len(order) > DEDUPE_WINDOW:
-            seen.discard(order.popleft())
         apply(message, load_user, load_account, aggregates)
         if type(message) is Group:
             groups.add(message.group_id)

@@ -13,6 +13,9 @@
 - ``pqlsdk replay RULES EVENTS [--outcomes FILE] [--compare RULES] ...``: backtest
   rules on a history: tiers and bands, conversion per band, suggested thresholds
   (``pqlsdk.replay``).
+- ``pqlsdk moments RULES SOURCE [--now ISO] [--json]``: each moment kind's funnel
+  and lift against its holdout, from a history file or the collector's storage
+  (``pqlsdk.lift``).
 """
 
 from __future__ import annotations
@@ -192,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     demo.add_argument("--port", type=int, default=0, help="collector port (default: any free one)")
     _add_collector(commands)
     _add_replay(commands)
+    _add_moments(commands)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # Python 3.11's argparse gives ``score``'s optional events file its empty value
@@ -210,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             return _run_collector(args)
         if args.command == "replay":
             return _run_replay(args)
+        if args.command == "moments":
+            return _run_moments(args)
         return _demo(serve=args.serve, port=args.port)
     except RulesError as exc:
         print(exc, file=sys.stderr)
@@ -244,6 +250,18 @@ def _add_replay(commands: Any) -> None:
 
 def _run_replay(args: argparse.Namespace) -> int:
     from .replay._cli import run  # noqa: PLC0415 - replay loads on demand
+
+    return run(args)
+
+
+def _add_moments(commands: Any) -> None:
+    from .lift._cli import add_parser  # noqa: PLC0415 - the lift report loads on demand
+
+    add_parser(commands)
+
+
+def _run_moments(args: argparse.Namespace) -> int:
+    from .lift._cli import run  # noqa: PLC0415 - the lift report loads on demand
 
     return run(args)
 

@@ -12,9 +12,9 @@ tracked by the garbage collector, so a large store adds no work to its passes.
 - The log: sealed blocks of ``_BLOCK`` entries, each one zlib-compressed msgpack
   list (Segment JSON of one app repeats itself: a block shrinks about tenfold),
   and an open tail of plain entries.
-- The ``messageId`` dedupe: 64-bit hashes in one sorted ``array`` plus a small
-  set of recent ones (8 bytes an id). A hash seen before is checked against the
-  log itself, so a clash of hashes never drops a message.
+- The ``messageId`` dedupe: 64-bit hashes (``pqlsdk._digests``, 8 bytes an id).
+  A hash seen before is checked against the log itself, so a clash of hashes
+  never drops a message.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import bisect
 import itertools
 import threading
 import zlib
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Final, Generic, TypeVar
@@ -32,6 +31,7 @@ import msgspec
 
 from .._aggregates import Aggregate
 from .._clock import micros
+from .._digests import Digests, digest
 from .._exceptions import ConfigError
 from ..messages import Message, decode
 from ._base import Record, T
@@ -44,16 +44,14 @@ _BLOCK: Final = 512
 that a late message (inserted into its block) costs a millisecond."""
 _HOT: Final = 1_024
 """Decoded states kept per kind, the most recently written."""
-_RECENT: Final = 4_096
-"""Dedupe hashes held in a set before they join the sorted array (at least)."""
 
 _Entry = tuple[int, int, str, str, bytes]
 """(timestamp µs, arrival, subject, messageId, JSON): in time order, arrival
 order breaking ties."""
 _entries_decoder: Final = msgspec.msgpack.Decoder(list[_Entry])
 _S = TypeVar("_S", UserState, AccountState)
-_digest: Callable[[str], int] = hash
-"""An id's 64-bit hash (salted per process: the store never leaves it)."""
+_digest: Callable[[str], int] = digest
+"""An id's 64-bit hash (a name of its own so that a test can make ids clash)."""
 
 
 class _States(Generic[_S]):
@@ -106,19 +104,12 @@ class _Block(msgspec.Struct, frozen=True, gc=False):
 
 
 class _Ids:
-    """Which ``messageId``s the log holds, as 64-bit hashes (exact: see ``seen``)."""
+    """Which ``messageId``s the log holds, as 64-bit hashes (exact: see ``add``)."""
 
     def __init__(self) -> None:
-        self._sorted = array("q")
-        self._recent: set[int] = set()
+        self._digests = Digests()
         self._clashes: set[str] = set()
         """Ids logged whose hash another logged id has: checked by value."""
-
-    def __contains__(self, digest: int) -> bool:
-        if digest in self._recent:
-            return True
-        index = bisect.bisect_left(self._sorted, digest)
-        return index < len(self._sorted) and self._sorted[index] == digest
 
     def add(self, message_id: str, at: int, logged: Callable[[str, int], bool]) -> bool:
         """Add ``message_id`` (of a message at ``at``); False when the log already holds it.
@@ -127,25 +118,19 @@ class _Ids:
         """
         if message_id in self._clashes:
             return False
-        digest = _digest(message_id)
-        if digest in self:
+        hashed = _digest(message_id)
+        if hashed in self._digests:
             if logged(message_id, at):
                 return False
             self._clashes.add(message_id)  # a clash of hashes: another id
             return True
-        self._recent.add(digest)
-        if len(self._recent) > max(_RECENT, len(self._sorted) >> 4):
-            self._sorted = array("q", sorted(itertools.chain(self._sorted, self._recent)))
-            self._recent.clear()
+        self._digests.add(hashed)
         return True
 
     def discard(self, message_ids: Iterable[str]) -> None:
         """Forget ids pruned from the log."""
-        gone = {_digest(message_id) for message_id in message_ids}
         self._clashes.difference_update(message_ids)
-        self._recent -= gone
-        if gone.intersection(self._sorted):
-            self._sorted = array("q", (d for d in self._sorted if d not in gone))
+        self._digests.discard(_digest(message_id) for message_id in message_ids)
 
 
 class MemoryStore:

@@ -46,6 +46,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         "cli",
         "collector",
         "integrations",
+        "lift",
         "messages",
         "replay",
         "rules",

@@ -36,7 +36,17 @@ from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
 from ._ids import check_id, check_optional_id
 from ._intake import Intake
 from ._memo import Memo
-from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
+from ._moments import (
+    OUTCOMES,
+    Moment,
+    blocked,
+    claim,
+    days_left,
+    held_out_message,
+    mark,
+    outcome_message,
+    render,
+)
 from ._scoring import (
     AccountScore,
     Reason,
@@ -466,12 +476,14 @@ class Client:
             return None  # nothing due: no write
         names = {} if rules.entitlements is None else rules.entitlements.names
         variables = facts.variables()  # the score, if content needs it: outside the store's lock
-        shown = self._store.update_user(
+        shown, held = self._store.update_user(
             user_id,
             lambda state: claim(
                 state, candidates, moments, now, lambda k, r: render(k, r, variables, traits, names)
             ),
         )
+        for record in held:  # both arms reach the collector: lift needs the held-out one
+            self._emit(held_out_message(user_id, record, feature))
         if shown is None:
             return None
         self._emit(shown.to_message(user_id))

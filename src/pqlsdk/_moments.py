@@ -9,7 +9,9 @@ user at the same instant can never show more than a cap allows.
 Holdouts are drawn by hashing the user id with the kind: the same user is held
 out of the same kind in every process and after every restart. A held-out
 decision is recorded (and counts towards that kind's own cap, so it recurs at
-the cadence a real showing would) but never shown, so lift can be measured.
+the cadence a real showing would) but never shown, and sent to the collector as
+a ``pqlsdk_moment_held_out`` message, so both arms can be counted and lift measured
+(``pqlsdk.lift``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .rules._model import MomentKind, Moments
 from .stores import MomentRecord, UserState
 
 __all__ = [
+    "MOMENT_HELD_OUT_EVENT",
     "MOMENT_OUTCOME_EVENT",
     "MOMENT_SHOWN_EVENT",
     "OUTCOMES",
@@ -42,6 +45,7 @@ __all__ = [
 OUTCOMES: Final = frozenset({"shown", "clicked", "dismissed", "converted"})
 MOMENT_SHOWN_EVENT: Final = "pqlsdk_moment_shown"
 MOMENT_OUTCOME_EVENT: Final = "pqlsdk_moment_outcome"
+MOMENT_HELD_OUT_EVENT: Final = "pqlsdk_moment_held_out"
 _MAX_RECORDS: Final = 500  # per user: a hard bound on history, whatever the windows
 _DAY: Final = 86_400_000_000
 _PLACEHOLDER: Final = re.compile(r"\{([^{}]*)\}")
@@ -154,15 +158,18 @@ def claim(
     moments: Moments,
     now: int,
     show: Callable[[MomentKind, MomentRecord], Moment],
-) -> Moment | None:
+) -> tuple[Moment | None, tuple[MomentRecord, ...]]:
     """Pick the first candidate no cap, cooldown or holdout stops, record it, and show it.
 
     Runs inside the store's atomic update. Candidates come highest priority first.
-    Held-out kinds are recorded as held out and passed over. ``show`` renders the
-    winner (``render``); its record keeps the title, so a tier crossing later names
-    the moment as the user read it, at no second rendering and no second write.
+    Held-out kinds are recorded as held out and passed over; their records come
+    back beside the moment shown (if any), for the caller to send once the update
+    has landed. ``show`` renders the winner (``render``); its record keeps the
+    title, so a tier crossing later names the moment as the user read it, at no
+    second rendering and no second write.
     """
     _forget(state, now - max(moments.horizon, _DAY))
+    held: list[MomentRecord] = []
     for kind in candidates:
         if blocked(kind, state.moments, moments, now):
             continue
@@ -173,12 +180,14 @@ def claim(
             held_out=held_out(state.user_id, kind),
         )
         state.moments.append(record)
-        if not record.held_out:
-            shown = show(kind, record)
-            # A feature name may hold lone surrogates, which no store can encode.
-            record.title = shown.title[:_MAX_TITLE].encode(errors="replace").decode()
-            return shown
-    return None
+        if record.held_out:
+            held.append(record)
+            continue
+        shown = show(kind, record)
+        # A feature name may hold lone surrogates, which no store can encode.
+        record.title = shown.title[:_MAX_TITLE].encode(errors="replace").decode()
+        return shown, tuple(held)
+    return None, tuple(held)
 
 
 def mark(state: UserState, moment: str, outcome: str, now: int) -> MomentRecord | None:
@@ -237,6 +246,25 @@ def outcome_message(user_id: str, record: MomentRecord, outcome: str) -> Track:
         event=MOMENT_OUTCOME_EVENT,
         properties={"moment_id": record.id, "kind": record.kind, "outcome": outcome},
         timestamp=from_micros(record.outcomes[outcome]),
+    )
+
+
+def held_out_message(user_id: str, record: MomentRecord, feature: str | None) -> Track:
+    """Return the record of a held-out decision: where a showing would have been.
+
+    Its own event name, so that nothing counting ``pqlsdk_moment_shown`` counts
+    it, and ``held_out`` in its properties, so that a reader of one event knows.
+    """
+    return Track(
+        user_id=user_id,
+        event=MOMENT_HELD_OUT_EVENT,
+        properties={
+            "moment_id": record.id,
+            "kind": record.kind,
+            "feature": feature,
+            "held_out": True,
+        },
+        timestamp=from_micros(record.at),
     )
 
 

@@ -13,6 +13,9 @@
 - ``pqlsdk replay RULES EVENTS [--outcomes FILE] [--compare RULES] ...``: backtest
   rules on a history: tiers and bands, conversion per band, suggested thresholds
   (``pqlsdk.replay``).
+- ``pqlsdk moments RULES SOURCE [--now ISO] [--json]``: each moment kind's funnel
+  and lift against its holdout, from a history file or the collector's storage
+  (``pqlsdk.lift``).
 """
 
 from __future__ import annotations
@@ -134,8 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     score.add_argument(
         "events",
         type=Path,
+        nargs="?",
         help="the messages: JSON Lines, a JSON array, an object with an 'events' list "
-        "(and its 'now'), or gzip of any of these",
+        "(and its 'now'), or gzip of any of these (not with --engine postgres)",
     )
     score.add_argument(
         "--now",
@@ -146,10 +150,26 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     score.add_argument("--model", help="which model of the rules file (default: its primary)")
     score.add_argument(
         "--engine",
-        choices=("auto", "python", "duckdb"),
+        choices=("auto", "python", "duckdb", "postgres"),
         default="auto",
         help="python: the in-process engine (the reference); duckdb: the rules compiled to "
-        "SQL, run by DuckDB (needs pqlsdk[warehouse]); auto (default): duckdb when installed",
+        "SQL, run by DuckDB (needs pqlsdk[warehouse]); postgres: run in the PostgreSQL "
+        "database --dsn names (needs pqlsdk[warehouse,postgres]); auto (default): duckdb "
+        "when installed",
+    )
+    score.add_argument("--dsn", help="--engine postgres: the database's libpq URL")
+    score.add_argument(
+        "--table",
+        default="messages",
+        help="--engine postgres: the table of messages, the collector's (default: messages) "
+        "or one column per Segment field",
+    )
+    score.add_argument(
+        "--into",
+        metavar="TABLE",
+        help="also write one row per subject and model (subject, id, model, score, tier, "
+        "route, reasons, scored_at) into TABLE of the engine's database, replacing its rows "
+        "in one transaction",
     )
     sql = commands.add_parser(
         "sql",
@@ -158,7 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         "Segment messages named 'messages' (needs pqlsdk[warehouse]).",
     )
     sql.add_argument("rules", type=Path, help="the rules file (TOML or JSON)")
-    sql.add_argument("--dialect", choices=("duckdb",), default="duckdb")
+    sql.add_argument(
+        "--dialect",
+        choices=("duckdb", "postgres"),
+        default="duckdb",
+        help="the engine the SQL is written for (default: duckdb)",
+    )
     demo = commands.add_parser(
         "demo",
         help="run the whole loop and print the ranked PQL feed",
@@ -170,25 +195,27 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     demo.add_argument("--port", type=int, default=0, help="collector port (default: any free one)")
     _add_collector(commands)
     _add_replay(commands)
-    args = parser.parse_args(argv)
+    _add_moments(commands)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Python 3.11's argparse gives ``score``'s optional events file its empty value
+        # when an option comes first (``score RULES --now T EVENTS``): it is left over.
+        if args.command != "score" or args.events is not None or len(extra) > 1:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.events = Path(extra[0])
     try:
         if args.command == "check":
             return _check(args.rules)
         if args.command == "score":
-            return _score(
-                args.rules,
-                args.events,
-                now=args.now,
-                as_json=args.json,
-                model=args.model,
-                engine=_engine(args.engine),
-            )
+            return _score_command(args)
         if args.command == "sql":
             return _sql(args.rules, args.dialect)
         if args.command == "collector":
             return _run_collector(args)
         if args.command == "replay":
             return _run_replay(args)
+        if args.command == "moments":
+            return _run_moments(args)
         return _demo(serve=args.serve, port=args.port)
     except RulesError as exc:
         print(exc, file=sys.stderr)
@@ -227,6 +254,18 @@ def _run_replay(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_moments(commands: Any) -> None:
+    from .lift._cli import add_parser  # noqa: PLC0415 - the lift report loads on demand
+
+    add_parser(commands)
+
+
+def _run_moments(args: argparse.Namespace) -> int:
+    from .lift._cli import run  # noqa: PLC0415 - the lift report loads on demand
+
+    return run(args)
+
+
 def _check(path: Path) -> int:
     rules = load(path)
     for warning in rules.warnings:  # printed like errors, but the file is usable: exit 0
@@ -257,6 +296,72 @@ def _sql(path: Path, dialect: str) -> int:
     for query in compile_rules(load(path), dialect=DIALECTS[dialect]):
         label = "accounts' roll-up" if query.name == "accounts" else f"model {query.name!r}"
         print(f"-- {label}: one row per {query.subject}\n{query.sql()};\n")
+    return 0
+
+
+def _score_command(args: argparse.Namespace) -> int:
+    """``pqlsdk score``: check which source the engine reads, then score it."""
+    engine = _engine(args.engine)
+    if engine == "postgres":
+        if args.events is not None or args.dsn is None:
+            raise ConfigError(
+                "--engine postgres reads the table --dsn and --table name, not a file"
+            )
+        return _score_postgres(
+            args.rules,
+            args.dsn,
+            args.table,
+            now=args.now,
+            as_json=args.json,
+            model=args.model,
+            into=args.into,
+        )
+    if args.events is None:
+        raise ConfigError(f"--engine {engine} reads a file of messages: name it")
+    if args.dsn is not None or args.into is not None:
+        raise ConfigError("--dsn and --into need --engine postgres")
+    return _score(
+        args.rules, args.events, now=args.now, as_json=args.json, model=args.model, engine=engine
+    )
+
+
+def _score_postgres(
+    path: Path,
+    dsn: str,
+    table: str,
+    *,
+    now: str | None,
+    as_json: bool,
+    model: str | None,
+    into: str | None,
+) -> int:
+    """``pqlsdk score --engine postgres``: the compiled SQL run where the messages are stored."""
+    from .warehouse import _postgres  # noqa: PLC0415 - the extras, on use
+
+    rules = load(path)
+    chosen = rules.model(model).name
+    instant, when = _clock_for(now, None)
+    _say_when(now, None, when)
+    connection = _postgres.connect(dsn)
+    try:
+        scored = _postgres.score_table(rules, chosen, connection, table, now=instant)
+        if into is not None:
+            own = (account.score for account in scored.accounts if account.score is not None)
+            at = FixedClock(when).now()
+            _postgres.write_scores(connection, into, [*scored.users, *own], at=at)
+    finally:
+        connection.close()
+    if scored.refused:
+        print(f"pqlsdk: skipped {scored.refused} invalid message(s)", file=sys.stderr)
+    _print_scores(
+        rules,
+        chosen,
+        when,
+        users=scored.users,
+        accounts=scored.accounts,
+        members=scored.members,
+        as_json=as_json,
+    )
     return 0
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 
 from pqlsdk.cli import main
+from pqlsdk.collector._demo import running_demo
 
 
 def test_the_demo_prints_a_feed_a_rep_can_act_on(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,3 +49,22 @@ def test_each_printed_lead_lists_every_reason_so_its_points_add_up(
     for user_id, score, block in leads:
         points = sum(int(p) for p in re.findall(r"\(\+(\d+)\)$", block, flags=re.MULTILINE))
         assert points == float(score), f"{user_id}: reasons add to {points}, score {score}"
+
+
+def test_the_demo_measures_its_moments_on_first_run() -> None:
+    """The cohort draws holdouts and conversions: trial_ending has both arms and converters;
+    a kind with one arm shows no lift, its empty rates blank in the CSV."""
+    with running_demo() as demo:
+        auth = (demo.feed_key, "")
+        report = httpx.get(f"{demo.url}/api/moments", auth=auth, timeout=30).json()
+        page = httpx.get(f"{demo.url}/moments", auth=auth, timeout=30).text
+        table = httpx.get(f"{demo.url}/api/moments.csv", auth=auth, timeout=30).text
+        leads = demo.leads()
+    trial = report["moments"]["trial_ending"]
+    assert trial["shown"] > 0
+    assert trial["held_out"] > 0
+    assert trial["converted_shown"] > 0
+    assert trial["lift_low"] <= trial["lift"] <= trial["lift_high"]
+    assert "No lift yet: it needs users in both arms." in page
+    assert re.search(r"^upgrade_widget,(\d+,){7}[\d.]+,,,,,", table, re.MULTILINE)
+    assert not [lead for lead in leads if "crowd" in lead["subject_id"]]  # the crowd is no lead

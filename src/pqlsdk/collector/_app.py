@@ -23,6 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 
@@ -33,8 +34,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from .._clock import micros
 from .._exceptions import ConfigError, InvalidMessageError, StoreError
+from ..lift import MomentsReport, measure
 from ..messages import Message
+from ..rules import Rules
+from ..rules import load as load_rules
 from ._batch import (
     BadRequestError,
     BodyTooLargeError,
@@ -48,6 +53,7 @@ from ._batch import (
 from ._feed import DEFAULT_DEADLINES, feed_context, feed_csv, feed_json
 from ._keys import Keys
 from ._lead import DEFAULT_TIERS, Lead
+from ._lift_page import lift_context, lift_csv, lift_json
 from ._pages import templates
 from ._session import COOKIE, MAX_NAME, SESSION_SECONDS, Session, Sessions
 from ._storage import Storage, open_storage
@@ -189,14 +195,20 @@ class _Feed:
     """Largest form body accepted (bytes): a key, a name and a few ids."""
 
     def __init__(
-        self, storage: Storage, keys: Sequence[str], deadlines: Mapping[str, timedelta]
+        self,
+        storage: Storage,
+        keys: Sequence[str],
+        deadlines: Mapping[str, timedelta],
+        *,
+        moments: bool = False,
     ) -> None:
         self._storage = storage
         self._keys = Keys(keys, name="feed_keys")
         self._sessions = Sessions(keys)
         self._deadlines = dict(deadlines)
+        self._moments = moments
 
-    def _viewer(self, request: Request) -> _Viewer | None:
+    def viewer(self, request: Request) -> _Viewer | None:
         """Return who asks, from the Authorization header or the session cookie; None if nobody."""
         if self._keys.check(request.headers.get("authorization")):
             return _Viewer()
@@ -217,7 +229,7 @@ class _Feed:
 
     async def page(self, request: Request) -> Response:
         """Serve the ranked feed as HTML; send a browser without a session to sign in."""
-        viewer = self._viewer(request)
+        viewer = self.viewer(request)
         if viewer is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?{urlencode({'next': target})}", 303, _PRIVATE)
@@ -231,11 +243,12 @@ class _Feed:
         session = viewer.session
         context["signed_in"] = None if session is None else session.name
         context["csrf"] = None if session is None else self._sessions.csrf(session)
+        context["moments"] = self._moments
         return templates.TemplateResponse(request, "feed.html", context, headers=_PAGE)
 
     async def json(self, request: Request) -> Response:
         """Serve the ranked feed as JSON."""
-        if self._viewer(request) is None:
+        if self.viewer(request) is None:
             return _login()
         body = feed_json(
             await self._leads(request), now=datetime.now(UTC), deadlines=self._deadlines
@@ -244,7 +257,7 @@ class _Feed:
 
     async def csv(self, request: Request) -> Response:
         """Serve the ranked feed as a CSV download."""
-        if self._viewer(request) is None:
+        if self.viewer(request) is None:
             return _login()
         text = feed_csv(
             await self._leads(request), now=datetime.now(UTC), deadlines=self._deadlines
@@ -258,7 +271,7 @@ class _Feed:
         Only a session can do this, and only with the CSRF token its pages carry:
         a key in a header is for reading, and a browser sends a cached one by itself.
         """
-        viewer = self._viewer(request)
+        viewer = self.viewer(request)
         session = None if viewer is None else viewer.session
         if session is None:
             return _json(403, {"error": "sign in at /login to mark leads contacted"})
@@ -278,7 +291,7 @@ class _Feed:
     async def login_form(self, request: Request) -> Response:
         """Show the sign-in form (or go straight to the feed when already signed in)."""
         target = _local(request.query_params.get("next"))
-        if self._viewer(request) is not None:
+        if self.viewer(request) is not None:
             return RedirectResponse(target, 303, _PRIVATE)
         return self._login_page(request, target)
 
@@ -348,6 +361,45 @@ class _Feed:
         return {name: values[0] for name, values in fields.items()}
 
 
+class _Moments:
+    """The moments report's page and API, behind the feed's keys and sessions."""
+
+    def __init__(self, storage: Storage, rules: Rules, feed: _Feed) -> None:
+        self._storage = storage
+        self._rules = rules
+        self._feed = feed
+
+    def _report(self) -> MomentsReport:
+        """Measure every moment kind on the stored messages (in a worker thread)."""
+        pairs = ((micros(m.timestamp), m) for m in self._storage.messages())
+        return measure(self._rules, pairs)
+
+    async def page(self, request: Request) -> Response:
+        """Serve each moment's funnel and lift against its holdout, with pictures."""
+        if self._feed.viewer(request) is None:
+            target = request.url.path
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", 303, _PRIVATE)
+        report = await run_in_threadpool(self._report)
+        return templates.TemplateResponse(
+            request, "moments.html", lift_context(report), headers=_PAGE
+        )
+
+    async def json(self, request: Request) -> Response:
+        """Serve the moments report as JSON, in ``pqlsdk moments --json``'s shape."""
+        if self._feed.viewer(request) is None:
+            return _login()
+        report = await run_in_threadpool(self._report)
+        return Response(lift_json(report), media_type="application/json", headers=_PRIVATE)
+
+    async def csv(self, request: Request) -> Response:
+        """Serve the moments report as a CSV download, a row per kind."""
+        if self._feed.viewer(request) is None:
+            return _login()
+        report = await run_in_threadpool(self._report)
+        headers = {**_PRIVATE, "Content-Disposition": 'attachment; filename="pql-moments.csv"'}
+        return Response(lift_csv(report), media_type="text/csv", headers=headers)
+
+
 _BAD_FORM: Final[dict[str, str]] = {}
 """The form ``_Feed._form`` returns for a body it will not read (compared by identity)."""
 
@@ -380,6 +432,16 @@ def _login() -> Response:
     )
 
 
+def _measurable(rules: Rules | str | Path) -> Rules:
+    """Load ``rules`` if need be; refuse, now rather than per request, rules lift cannot use."""
+    loaded = rules if isinstance(rules, Rules) else load_rules(rules)
+    if loaded.moments is None or loaded.moments.conversion is None:
+        raise ConfigError(
+            f"{loaded.origin}: the moments report needs [moment.*] kinds and a [moments] conversion"
+        )
+    return loaded
+
+
 def create_app(
     storage_url: str,
     *,
@@ -389,6 +451,7 @@ def create_app(
     tiers: Sequence[str] = DEFAULT_TIERS,
     feed_keys: Sequence[str] = (),
     deadlines: Mapping[str, timedelta] = DEFAULT_DEADLINES,
+    rules: Rules | str | Path | None = None,
 ) -> Starlette:
     """Return the collector as an ASGI app that stores into ``storage_url``.
 
@@ -412,6 +475,11 @@ def create_app(
     ``deadlines`` says how soon each tier must hear from sales. Without feed
     keys those pages do not exist.
 
+    With ``rules`` too (a loaded ``Rules`` or a path, with moment kinds and a
+    ``[moments] conversion``), the feed links to ``GET /moments``: each moment's
+    funnel and lift against its holdout (``pqlsdk.lift``), also as
+    ``GET /api/moments`` (JSON) and ``GET /api/moments.csv``, behind the same keys.
+
     Added in version 0.1.0.
     """
     keys = Keys(write_keys)
@@ -421,6 +489,7 @@ def create_app(
         or max_body_bytes < 1
     ):
         raise ConfigError(f"max_body_bytes must be a positive int, got {max_body_bytes!r}")
+    measured = None if rules is None else _measurable(rules)
     storage = open_storage(storage_url, tiers=tiers)
     collector = _Collector(storage, keys, max_body_bytes=max_body_bytes, on_crossing=on_crossing)
 
@@ -436,7 +505,14 @@ def create_app(
         Route("/health", collector.health, methods=["GET"]),
     ]
     if feed_keys:
-        feed = _Feed(storage, feed_keys, deadlines)
+        feed = _Feed(storage, feed_keys, deadlines, moments=measured is not None)
+        if measured is not None:
+            lift = _Moments(storage, measured, feed)
+            routes += [
+                Route("/moments", lift.page, methods=["GET"]),
+                Route("/api/moments", lift.json, methods=["GET"]),
+                Route("/api/moments.csv", lift.csv, methods=["GET"]),
+            ]
         routes += [
             Route("/", feed.home, methods=["GET"]),
             Route("/login", feed.login_form, methods=["GET"]),

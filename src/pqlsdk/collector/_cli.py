@@ -89,6 +89,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--feed-url", help="the feed's public URL, linked from alerts")
     parser.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="rules file with [moments] conversion: serves /moments, each moment's lift",
+    )
+    parser.add_argument(
         "--do-not-contact",
         action="append",
         default=[],
@@ -112,7 +117,13 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(str(exc)) from exc
     alerter = _alerter(args)
-    app = create_app(args.storage, write_keys=keys, feed_keys=feed_keys, on_crossing=alerter)
+    app = create_app(
+        args.storage,
+        write_keys=keys,
+        feed_keys=feed_keys,
+        on_crossing=alerter,
+        rules=args.rules,
+    )
     try:
         uvicorn.run(app, host=args.host, port=args.port)
     finally:

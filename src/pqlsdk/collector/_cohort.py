@@ -5,7 +5,11 @@ host app would call it: sign-ups, ``identify``/``group``, product events, featur
 gates at premium features, and ``decide()`` on page views. It holds the three
 patterns of the domain's model 3 (a real PQL using the product on most days and
 inviting a team, a maybe, a single logger who did everything in one sitting),
-an existing customer, a do-not-contact user and some cold trials.
+an existing customer, a do-not-contact user and some cold trials. On request a
+crowd of trial users near their trial's end joins too: they meet the trial
+notice and the single sign-on wall, some upgrade a few days later (more often
+when shown a moment), and none of them is a lead, so the moments report has two
+arms to compare without crowding the feed.
 
 The timeline ends at the clock's "now", so the feed's deadlines are real: the
 last day's crossings are hours old, earlier ones days old and past due.
@@ -37,6 +41,8 @@ class Cohort:
     events: int
     gates_denied: int
     moments_shown: int
+    crowd: int = 0
+    """Trial users of the crowd (not leads: they never complete the core workflow)."""
 
 
 @attrs.frozen
@@ -122,8 +128,12 @@ def simulate(
     *,
     seed: int = 7,
     on_day: Callable[[int], object] = lambda day: None,
+    crowd: int = 0,
 ) -> Cohort:
-    """Play two weeks of the cohort through ``client``, ending at ``clock``'s current time."""
+    """Play two weeks of the cohort through ``client``, ending at ``clock``'s current time.
+
+    ``crowd`` more trial users join over the first ten days (see ``_Crowd``).
+    """
     rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not a secret
     end = clock.now()
     # Fourteen whole days back; the last of them is today, its activity in the
@@ -131,6 +141,7 @@ def simulate(
     start = end - timedelta(days=_DAYS)
     cast = _personas(rng)
     events = denied = shown = 0
+    extras = _Crowd(client, clock, start, crowd, rng)
     for persona in cast:
         clock.set(start + timedelta(days=persona.days_active[0]))
         trial_ends = (start + timedelta(days=_DAYS + 1)).isoformat().replace("+00:00", "Z")
@@ -162,6 +173,81 @@ def simulate(
                 denied += not gate.allowed
                 shown += gate.moment is not None
             shown += client.decide(persona.user_id) is not None
+        extras.day(day)
         on_day(day)
     clock.set(end)
-    return Cohort(users=len(cast), events=events, gates_denied=denied, moments_shown=shown)
+    return Cohort(
+        users=len(cast),
+        events=events + extras.events,
+        gates_denied=denied + extras.denied,
+        moments_shown=shown + extras.shown,
+        crowd=crowd,
+    )
+
+
+_CROWD_DAYS: Final = 10
+_UPGRADE_AFTER: Final = 3
+_BASE_RATE: Final = 0.08
+_LIFT: Final = {"trial_ending": 0.14, "blocked_feature": 0.08}
+"""What seeing each moment adds to a crowd user's chance of upgrading: the planted effect."""
+
+
+class _Crowd:
+    """Trial users two days from their trial's end, in the evenings after the personas.
+
+    Each joins on one of the first ten days, sees (or is held out of) the trial
+    notice, half also hit the single sign-on wall, some click or dismiss, and
+    three days later some upgrade (``plan`` becomes ``business``): 8 %, plus
+    the planted lift of each moment they were shown. None completes the core
+    workflow, so none ever scores or reaches the feed.
+    """
+
+    def __init__(
+        self, client: Client, clock: FixedClock, start: datetime, size: int, rng: random.Random
+    ) -> None:
+        self.client, self.clock, self.start, self.rng = client, clock, start, rng
+        self.joining: dict[int, list[int]] = {}
+        for i in range(size):
+            self.joining.setdefault(i % _CROWD_DAYS, []).append(i)
+        self.upgrading: dict[int, list[str]] = {}
+        self.events = self.denied = self.shown = 0
+
+    def day(self, day: int) -> None:
+        """Play the evening of ``day``: joiners first, then the day's upgrades."""
+        evening = self.start + timedelta(days=day, hours=18)
+        for slot, number in enumerate(self.joining.get(day, ())):
+            self.clock.set(evening + timedelta(minutes=10 * slot))
+            self.join(number, day)
+        for slot, user in enumerate(self.upgrading.get(day, ())):
+            self.clock.set(evening + timedelta(minutes=10 * slot + 5))
+            self.client.identify(user, {"plan": "business"})
+            self.events += 1
+
+    def join(self, number: int, day: int) -> None:
+        """Sign crowd user ``number`` up on ``day``; decide whether they will upgrade."""
+        client, rng = self.client, self.rng
+        user = f"crowd{number:03d}@example"
+        ends = (self.clock.now() + timedelta(days=2)).isoformat().replace("+00:00", "Z")
+        client.identify(user, {"plan": "trial", "trial_ends_at": ends})
+        client.track(user, "feature_used", {"feature": rng.choice(_FEATURES)})
+        self.events += 1
+        seen = []
+        moment = client.decide(user)
+        if number % 2 == 0:  # half of them also try single sign-on
+            gate = client.gate(user, "sso")
+            self.denied += 1
+            seen.append(gate.moment)
+        seen.append(moment)
+        chance = _BASE_RATE
+        for shown in seen:
+            if shown is None:
+                continue
+            self.shown += 1
+            chance += _LIFT.get(shown.kind, 0.0)
+            draw = rng.random()
+            if draw < 0.3:
+                client.record(user, shown.id, "clicked")
+            elif draw < 0.55:
+                client.record(user, shown.id, "dismissed")
+        if rng.random() < chance:
+            self.upgrading.setdefault(day + _UPGRADE_AFTER, []).append(user)

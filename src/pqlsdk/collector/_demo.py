@@ -9,11 +9,13 @@ prints the ranked PQL feed with its reasons and the feed's URL. With
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ import httpx
 from .._client import Client
 from .._clock import FixedClock
 from .._scoring import show
+from ..rules import Rules, loads
 from ._cohort import Cohort, simulate
 from ._extras import load
 from ._feed import DO_NOT_CONTACT
@@ -34,6 +37,22 @@ __all__ = ["RULES", "Demo", "running_demo"]
 
 RULES = Path(__file__).resolve().parents[3] / "examples" / "rules" / "playbook.toml"
 """The playbook rules file (model 1 of the domain, with gates and moments)."""
+DEMO_HOLDOUT = 20
+"""Percent of users the demo holds out of every moment kind, so /moments has two arms."""
+CROWD = 240
+"""Trial users the demo adds to the cohort, so /moments has numbers to compare."""
+
+
+def demo_rules(path: Path = RULES) -> Rules:
+    """Return the rules at ``path`` with ``DEMO_HOLDOUT`` on every moment kind without one.
+
+    The playbook holds no one out (its shared vectors say who sees what); the
+    demo does, so its moments page measures lift on first run.
+    """
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    for kind in data.get("moment", {}).values():
+        kind.setdefault("holdout", DEMO_HOLDOUT)
+    return loads(json.dumps(data), name=str(path), format="json")
 
 
 @attrs.frozen
@@ -75,11 +94,13 @@ def running_demo(
 
     directory = Path(tempfile.mkdtemp(prefix="pqlsdk-demo-"))
     write_key, feed_key = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    measured = demo_rules(rules)
     app = create_app(
         str(directory / "collector.db"),
         write_keys=[write_key],
         feed_keys=[feed_key],
         on_crossing=on_crossing,
+        rules=measured,
     )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     failures: list[BaseException] = []
@@ -105,12 +126,12 @@ def running_demo(
         with Client(
             store=f"sqlite:///{directory / 'host-app.db'}",
             clock=clock,
-            rules=rules,
+            rules=measured,
             endpoint=url,
             write_key=write_key,
             retention=None,
         ) as client:
-            cohort = simulate(client, clock)
+            cohort = simulate(client, clock, crowd=CROWD)
             client.flush(timeout=30)
         yield Demo(
             url=url, write_key=write_key, feed_key=feed_key, cohort=cohort, directory=directory
@@ -132,7 +153,9 @@ def print_feed(demo: Demo, out: TextIO) -> None:
     cohort = demo.cohort
     print(
         f"Simulated {cohort.users} users over two weeks: {cohort.events} events, "
-        f"{cohort.gates_denied} premium gates denied, {cohort.moments_shown} moments shown.",
+        f"{cohort.gates_denied} premium gates denied, {cohort.moments_shown} moments shown "
+        f"(with {cohort.crowd} more trials near their trial's end, {DEMO_HOLDOUT} % of users "
+        "held out of each moment kind).",
         file=out,
     )
     print(f"\nPQL feed ({len(leads)} leads to contact), ranked:", file=out)
@@ -149,6 +172,7 @@ def print_feed(demo: Demo, out: TextIO) -> None:
         file=out,
     )
     print(f"\nFeed: {demo.url}/feed", file=out)
+    print(f"Do the moments work? {demo.url}/moments", file=out)
     print(f"Sign in there with your name and the feed key: {demo.feed_key}", file=out)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Protocol, Self
@@ -40,6 +40,7 @@ __all__ = ["SQLStorage", "Storage", "StoreResult", "Transaction", "open_storage"
 
 _json_encode: Final = msgspec.json.Encoder().encode
 _json_decode: Final = msgspec.json.Decoder().decode
+_decode_message: Final = msgspec.json.Decoder(Message).decode
 _COLUMNS: Final = (*LEAD_COLUMNS, *CONTACT_COLUMNS)
 _SELECT_LEADS: Final = f"SELECT {', '.join(_COLUMNS)} FROM leads"  # noqa: S608 - constants
 _MAX_CONTACT_NAME: Final = 200
@@ -110,6 +111,13 @@ class Storage(Protocol):
 
     def count(self) -> int:
         """Return how many messages are stored.
+
+        Added in version 0.1.0.
+        """
+        ...
+
+    def messages(self, *, page: int = 5_000) -> Iterator[Message]:
+        """Yield every stored message in time order (then by ``messageId``), ``page`` rows a read.
 
         Added in version 0.1.0.
         """
@@ -359,6 +367,32 @@ class SQLStorage(ABC):
         with self._reading() as tx:
             ((count,),) = tx.query("SELECT count(*) FROM messages")
         return int(count)
+
+    def messages(self, *, page: int = 5_000) -> Iterator[Message]:
+        """Yield every stored message in time order (then by ``messageId``), ``page`` rows a read.
+
+        Reads go page by page from where the last one ended (keyset paging on the
+        ``(timestamp, message_id)`` order), so memory stays one page, the
+        connection is free between pages, and messages stored meanwhile at later
+        instants are read too. For reports (``pqlsdk moments``) over the whole history.
+        """
+        if page < 1:
+            raise ConfigError(f"page must be at least 1, got {page!r}")
+        after: tuple[Any, str] | None = None
+        while True:
+            sql = "SELECT timestamp, message_id, body FROM messages"
+            params: list[Any] = []
+            if after is not None:
+                sql += " WHERE timestamp > ? OR (timestamp = ? AND message_id > ?)"
+                params = [after[0], after[0], after[1]]
+            sql += " ORDER BY timestamp, message_id LIMIT ?"
+            with self._reading() as tx:
+                rows = tx.query(sql, [*params, page])
+            for _, _, body in rows:
+                yield _decode_message(body)  # both dialects give the JSON back as text
+            if len(rows) < page:
+                return
+            after = (rows[-1][0], rows[-1][1])
 
     def ping(self) -> None:
         """Raise ``StoreError`` unless the database answers a trivial query."""

@@ -28,8 +28,10 @@ What ``install()`` does:
   client in that process applies what it accepted, commits, and drains its
   outbox within its ``Delivery.shutdown_timeout`` (5 s by default). It needs no
   client: clients created in the parent before the fork (a module-level
-  client) and clients created in the pool process are all covered. The main
-  worker process exits normally, so ``atexit`` serves it (and the solo,
+  client) and clients created in the pool process are all covered. It first
+  clears the kill-with-parent signal Celery sets in pool processes: Linux
+  would send it mid-drain to a process forked to replace a recycled one. The
+  main worker process exits normally, so ``atexit`` serves it (and the solo,
   threads, gevent and eventlet pools).
 - With ``flush_after_task=client`` (or a function returning the client, or
   None while there is none yet) it also calls ``client.flush(timeout)`` after
@@ -51,6 +53,7 @@ its first event. Calling ``install()`` again replaces the previous hooks.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -62,6 +65,7 @@ from .._lifecycle import run_at_exit
 from .._stats import logger
 
 try:
+    from billiard.util import set_pdeathsig  # type: ignore[import-untyped]
     from celery import Celery, signals  # type: ignore[import-untyped]
 except ImportError as exc:
     raise ImportError(
@@ -134,7 +138,17 @@ def _finish_process(**_: Any) -> None:
 
     ``run_at_exit`` applies, commits and drains every live client within its
     ``shutdown_timeout`` and logs any one object's failure without stopping.
+
+    First the process stops asking to be killed with its parent. Celery sets
+    ``PR_SET_PDEATHSIG`` (SIGKILL) in each pool process, and Linux sends it
+    when the *thread* that forked the process ends: billiard forks the
+    replacement of a recycled process from its supervisor thread, which ends
+    early in a warm shutdown, while that process drains here. It would die
+    mid-drain, its events lost. The worker's main process still waits for every
+    pool process, and the drain is bounded, so nothing is left behind.
     """
+    with contextlib.suppress(OSError):  # not Linux: there is no such signal to clear
+        set_pdeathsig(0)
     run_at_exit()
 
 

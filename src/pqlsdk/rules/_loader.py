@@ -324,7 +324,16 @@ class _Compiler:
                     f"{did_you_mean(spec.pqa.tier, tiers)}",
                 )
             pqa = PQA(model=spec.pqa.model, tier=spec.pqa.tier, min_users=spec.pqa.min_users)
+        # Checked even without moment kinds: a mistake in it is a mistake in the file.
+        conversion = self.expr(
+            ("moments", "conversion"), spec.moments.conversion, Type.BOOL, "user"
+        )
+        window = self.duration(("moments", "conversion_window"), spec.moments.conversion_window)
         moments = self.moments(spec, models, primary) if spec.moment else None
+        if moments is not None:
+            moments = msgspec.structs.replace(
+                moments, conversion=conversion, conversion_window=window
+            )
         entitlements = None if spec.entitlements is None else self.entitlements(spec.entitlements)
         return Rules(
             models=models,

@@ -162,6 +162,10 @@ class Moments(msgspec.Struct, frozen=True, dict=True):
     trial_end: str
     kinds: tuple[MomentKind, ...]
     caps: tuple[CapGroup, ...]
+    conversion: Compiled | None = None
+    """What counts as converting, for the lift report (``pqlsdk moments``)."""
+    conversion_window: int = 14 * 86_400_000_000
+    """How long (µs) after a user's first exposure to a kind a conversion counts."""
 
     def at(self, place: str) -> tuple[MomentKind, ...]:
         """Return the kinds shown at ``place`` (``"decide"`` or ``"gate"``), highest first."""
@@ -266,6 +270,8 @@ class Rules(msgspec.Struct, frozen=True):
         needed = [model.aggregates for model in self.models.values()]
         if self.moments is not None:
             needed += [kind.when.aggregates for kind in self.moments.kinds if kind.when]
+            if self.moments.conversion is not None:
+                needed.append(self.moments.conversion.aggregates)
         if self.entitlements is not None:
             needed.append(self.entitlements.plan.aggregates)
         return frozenset().union(*needed)

@@ -133,6 +133,10 @@ class MomentsSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     trial_end: Name = "trial_ends_at"
     """The user trait holding the trial's end, for ``days_left``."""
     caps: Annotated[list[CapGroupSpec], msgspec.Meta(max_length=20)] = []
+    conversion: Source | None = None
+    """What counts as converting (a bool expression): the outcome moments' lift is measured on."""
+    conversion_window: DurationText = "14d"
+    """How long after a user's first showing (or held-out decision) a conversion counts."""
 
 
 class EntitlementsSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -713,8 +713,6 @@ class _ModelSteps:
             earned, reason = self._signal(index, signal, held, observed)
             columns.append(earned)
             reasons.append(reason)
-        # One JSON array: the reader decodes one document a row, not one a reason.
-        columns.append(exp.alias_(dialect.json_array(reasons), "reasons"))
         multiplier: exp.Expr = literal(1.0)
         if self.multiplier is not None:  # a number or a trait, as the checker allows
             number = cast(exp.Expr, number_of(self.multiplier, dialect))
@@ -747,10 +745,13 @@ class _ModelSteps:
         for index in range(len(self.signals)):
             raw = exp.Add(this=raw, expression=exp.column(f"e_{index}"))
         raw = exp.paren(raw)
+        # The reasons read the earned columns: a step after the one that names them.
+        # One JSON array: the reader decodes one document a row, not one a reason.
         totals = template(
-            "SELECT *, :rounded AS raw, CASE WHEN gate_passed "
+            "SELECT *, :reasons AS reasons, :rounded AS raw, CASE WHEN gate_passed "
             "THEN :scored + CAST(0.0 AS DOUBLE) "
             "ELSE CAST(0.0 AS DOUBLE) END AS score FROM signals_",
+            reasons=dialect.json_array(reasons),
             rounded=dialect.round9(raw),
             scored=dialect.round9(template(":raw * multiplier", raw=raw)),
         )
@@ -812,8 +813,8 @@ def _located(
         message = f"{error} (runs on {_ALL_ENGINES}, not in SQL)"
     else:
         able = [d.engine for d in DIALECTS.values() if error.construct not in d.refuses]
-        engines = ", ".join([_ALL_ENGINES, *(f"--engine {name}" for name in able)])
-        message = f"{error} (runs on {engines}, not on {dialect.engine})"
+        engines = " and ".join([_ALL_ENGINES, *(f"--engine {name}" for name in able)])
+        message = f"{error} (runs on {engines}; not on --engine {dialect.engine})"
     try:
         from ..rules._loader import _decode  # noqa: PLC0415 - only to place an error
 
@@ -857,7 +858,7 @@ def compile_model(
     chosen = rules.model(model)
     builder = _new_builder(rules, now, dialect)
     name = builder.compile(chosen)
-    final = exp.select("*").from_(name).order_by("id")
+    final = exp.select("*").from_(name).order_by(dialect.collated(exp.column("id")))
     return Query(chosen.name, chosen.subject, builder.build(final), dialect)
 
 
@@ -890,6 +891,8 @@ class Plan:
     steps: list[tuple[str, exp.Expr]]
     users: exp.Select
     accounts: exp.Select
+    dialect: Dialect = DUCKDB
+    """The engine the steps are written for."""
 
 
 def compile_plan(
@@ -900,9 +903,10 @@ def compile_plan(
     Added in version 0.1.0.
     """
     builder = _new_builder(rules, now, dialect)
-    users = exp.select("*").from_(builder.compile(rules.model(model))).order_by("id")
+    users = exp.select("*").from_(builder.compile(rules.model(model)))
+    users = users.order_by(dialect.collated(exp.column("id")))
     accounts, extra = _roll_up(builder, rules)
-    return Plan([*builder.steps(), *extra], users, accounts)
+    return Plan([*builder.steps(), *extra], users, accounts, dialect)
 
 
 def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[str, exp.Expr]]]:
@@ -969,7 +973,7 @@ def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[st
                 )
             ),
         ).join(f"{name} AS own_", on="own_.id = accounts_.id", join_type="left")
-    return final.order_by("accounts_.id"), extra
+    return final.order_by(dialect.collated(exp.column("id", "accounts_"))), extra
 
 
 def _new_builder(rules: Rules, now: int | None, dialect: Dialect) -> _Builder:

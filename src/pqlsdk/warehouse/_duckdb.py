@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-import attrs
 import msgspec
 from sqlglot import exp
 
@@ -35,6 +34,8 @@ from ..messages import (
     encode,
 )
 from ._compile import Plan
+from ._run import Rows, UnreadableError, execute
+from ._run import run as run_plan
 from ._values import literal, template
 
 __all__ = ["Rows", "UnreadableError", "connect", "messages_relation", "run", "source"]
@@ -122,51 +123,13 @@ def _checked(item: Any) -> bytes:
         return b"{}"
 
 
-class UnreadableError(ConfigError):
-    """DuckDB could not read the messages (a line that is not a JSON object, mostly)."""
-
-
-def _execute(
-    connection: Any,
-    sql: str,
-    error: type[ConfigError] = ConfigError,
-    parameters: list[Any] | None = None,
-) -> Any:
-    try:
-        return connection.execute(sql, parameters)
-    except Exception as exc:  # duckdb's errors: a file that is not JSON Lines, mostly
-        raise error(f"duckdb could not score the messages: {exc}") from exc
-
-
 def run(connection: Any, plan: Plan, relation: exp.Expr) -> Rows:
-    """Run ``plan`` over ``relation`` (the messages): each step becomes a temporary table.
+    """Run ``plan`` over ``relation`` (``_run.run``), the doubtful messages judged by python.
 
-    The messages are read once, and the facts and the PQA model computed once,
-    for both the users' and the accounts' rows. ``m`` (the accepted messages
-    less the repeated ones) is a view: a filter over ``parsed`` costs less than
-    writing a million rows again. Return how many messages were refused, the
-    users' rows and the accounts' rows (as dicts).
+    ``relation`` is one of ``messages_relation``: a JSON Lines file, whose
+    doubtful lines (``_judge_doubtful``) are read again.
     """
-    for name, body in plan.steps:
-        step = body
-        if name == "parsed":  # the first step reads the messages: they are its CTE
-            step = exp.select("*").from_(
-                exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("p")))
-            )
-            step = step.with_("messages", as_=relation)
-        create = exp.Create(
-            this=exp.to_table(name),
-            kind="VIEW" if name == "m" else "TABLE",
-            expression=step,
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        )
-        _execute(
-            connection, create.sql("duckdb"), UnreadableError if name == "parsed" else ConfigError
-        )
-        if name == "parsed":
-            _judge_doubtful(connection, relation)
-    refused = _execute(connection, "SELECT count(*) FROM parsed WHERE type IS NULL").fetchone()
-    return Rows(int(refused[0]), _rows(connection, plan.users), _rows(connection, plan.accounts))
+    return run_plan(connection, plan, relation, lambda: _judge_doubtful(connection, relation))
 
 
 _decode_message: Final = msgspec.json.Decoder(Message).decode
@@ -183,7 +146,7 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
     verdict (``type`` NULL when refused) and time: the two engines keep the
     same messages at the same instants.
     """
-    found = _execute(connection, "SELECT seq FROM parsed WHERE doubt ORDER BY seq").fetchall()
+    found = execute(connection, "SELECT seq FROM parsed WHERE doubt ORDER BY seq").fetchall()
     if not found:
         return
     doubted = {seq for (seq,) in found}
@@ -199,7 +162,7 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
             if seq in doubted:
                 verdicts.append(_verdict(seq, _judged(line)))
     seqs, kinds, times = zip(*verdicts, strict=True)
-    _execute(
+    execute(
         connection,
         "UPDATE parsed SET type = v.kind, ts = v.at FROM (SELECT "
         "unnest(CAST(? AS BIGINT[])) AS seq, unnest(CAST(? AS VARCHAR[])) AS kind, "
@@ -228,18 +191,3 @@ def _judged(line: bytes) -> Message | None:
         return check_decoded(message, size)
     except (msgspec.ValidationError, InvalidMessageError):
         return None
-
-
-@attrs.frozen
-class Rows:
-    """What running a plan gave: refused messages, users' rows, accounts' rows."""
-
-    refused: int
-    users: list[dict[str, Any]]
-    accounts: list[dict[str, Any]]
-
-
-def _rows(connection: Any, final: exp.Select) -> list[dict[str, Any]]:
-    cursor = _execute(connection, final.sql("duckdb"))
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

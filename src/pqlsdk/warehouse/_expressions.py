@@ -367,6 +367,8 @@ def _compare(op: str, left: Value, right: Value, dialect: Dialect) -> exp.Expr:
         a, b = _READERS[kind](left, dialect), _READERS[kind](right, dialect)
         if a is None or b is None:
             continue
+        if kind is Type.STRING and op not in ("==", "!="):  # Python orders by code point
+            a, b = dialect.collated(grouped(a)), dialect.collated(grouped(b))
         test: exp.Expr = _OPERATORS[op](this=grouped(a), expression=grouped(b))
         if kind is Type.NUMBER and (left.nonfinite or right.nonfinite):
             nan = exp.or_(exp.not_(not_nan(a, dialect)), exp.not_(not_nan(b, dialect)))

@@ -264,6 +264,17 @@ class DuckDB(Dialect):
         "array": "json_type(:j) = 'ARRAY'",
     }
 
+    _COMMON: Final = (
+        "([1-8]\\d{3}|9[0-8]\\d{2}|99[0-8]\\d|0[1-9]\\d{2}|00[1-9]\\d)-\\d{2}-\\d{2}[T ]"
+        "([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d{1,6})?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)"
+    )
+    """The timestamps DuckDB's cast reads as the python reader does.
+
+    Other forms (``t``/``z``, ``+0100``, hour 24, more than 6 digits of
+    fraction, years 0-9 and 9999, which an offset may move out of range) are
+    refused here and marked doubtful, for the python reader to judge.
+    """
+
     def json_field(self, document: exp.Expr, name: str) -> exp.Expr:
         pointer = literal("/" + name.replace("~", "~0").replace("/", "~1"))
         return self.template(":d -> :p", d=document, p=pointer)
@@ -306,7 +317,8 @@ class DuckDB(Dialect):
     def instant_us(self, text: exp.Expr, pattern: str) -> tuple[exp.Expr, exp.Expr]:
         return (
             self.template("epoch_us(TRY_CAST(:t AS TIMESTAMPTZ))", t=text),
-            self.template("regexp_full_match(:t, :p)", t=text, p=literal(pattern)),
+            # Narrower than ``pattern``: the form DuckDB's cast reads as Python does.
+            self.template("regexp_full_match(:t, :p)", t=text, p=literal(self._COMMON)),
         )
 
     def now_us(self) -> exp.Expr:

@@ -34,7 +34,7 @@ from ..messages import (
     encode,
 )
 from ._compile import Plan
-from ._run import Rows, UnreadableError, execute
+from ._run import Rows, UnreadableError
 from ._run import run as run_plan
 from ._values import literal, template
 
@@ -146,7 +146,8 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
     verdict (``type`` NULL when refused) and time: the two engines keep the
     same messages at the same instants.
     """
-    found = execute(connection, "SELECT seq FROM parsed WHERE doubt ORDER BY seq").fetchall()
+    # Over the runner's own table: a failure here is DuckDB's, not the file's.
+    found = connection.execute("SELECT seq FROM parsed WHERE doubt ORDER BY seq").fetchall()
     if not found:
         return
     doubted = {seq for (seq,) in found}
@@ -162,12 +163,11 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
             if seq in doubted:
                 verdicts.append(_verdict(seq, _judged(line)))
     seqs, kinds, times = zip(*verdicts, strict=True)
-    execute(
-        connection,
+    connection.execute(
         "UPDATE parsed SET type = v.kind, ts = v.at FROM (SELECT "
         "unnest(CAST(? AS BIGINT[])) AS seq, unnest(CAST(? AS VARCHAR[])) AS kind, "
         "unnest(CAST(? AS BIGINT[])) AS at) AS v WHERE parsed.seq = v.seq",
-        parameters=[list(seqs), list(kinds), list(times)],
+        [list(seqs), list(kinds), list(times)],
     )
 
 

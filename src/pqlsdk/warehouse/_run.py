@@ -16,7 +16,7 @@ from sqlglot import exp
 from .._exceptions import ConfigError
 from ._compile import Plan
 
-__all__ = ["Rows", "UnreadableError", "execute", "run"]
+__all__ = ["Rows", "UnreadableError", "run"]
 
 
 class UnreadableError(ConfigError):
@@ -37,14 +37,6 @@ def _execute(connection: Any, sql: str, engine: str, error: type[ConfigError] = 
         return connection.execute(sql)
     except Exception as exc:  # the driver's errors: a file that is not JSON Lines, mostly
         raise error(f"{engine} could not score the messages: {exc}") from exc
-
-
-def execute(connection: Any, sql: str, parameters: list[Any] | None = None) -> Any:
-    """Run ``sql`` (DuckDB's, with ``?`` for ``parameters``); ``ConfigError`` if it fails."""
-    try:
-        return connection.execute(sql, parameters)
-    except Exception as exc:  # duckdb's errors
-        raise ConfigError(f"duckdb could not score the messages: {exc}") from exc
 
 
 def run(

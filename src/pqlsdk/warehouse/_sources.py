@@ -158,13 +158,11 @@ class _Tables:
         self.kind = kind
         self.folder = folder
         if kind == "duckdb":
-            _run(
-                connection,
-                template(
-                    "ATTACH :path AS pqlsdk_source (READ_ONLY)",
-                    path=literal(str(source.path)),
-                ),
+            attach = exp.Attach(
+                this=exp.alias_(literal(str(source.path)), _SOURCE),
+                expressions=[exp.AttachOption(this=exp.var("READ_ONLY"))],
             )
+            _run(connection, attach)
 
     def names(self) -> list[str]:
         """List the tables (and views) of the database or folder, as named in it."""
@@ -277,7 +275,7 @@ class _Tables:
             raise ConfigError(f"{self.source.path} has no table {schema}.{name}")
         # A table's rowid is its insertion order; a view has none: its rows' order.
         order = "rowid" if kinds[0][0] == "BASE TABLE" else "ROW_NUMBER() OVER ()"
-        query = select("SELECT *, :o AS __pqlsdk_order FROM :t", o=template(order), t=where)
+        query = exp.select("*", exp.alias_(template(order), _ORDER)).from_(where)
         return self._described(query)
 
     def _sqlite(self, name: str) -> _Table:
@@ -373,8 +371,11 @@ def _instant(name: str, kind: str, *, naive_is_utc: bool) -> exp.Expr:
 
 def _json(name: str, kind: str) -> exp.Expr:
     """Read properties or traits as JSON: JSON as is, text parsed, other kinds converted."""
-    if kind == "JSON":
-        return _column(name)
+    if kind == "JSON":  # JSON text held as a JSON string (SQLite's TEXT) is parsed
+        return template(
+            "CASE WHEN json_type(:c) = 'VARCHAR' THEN CAST(:c ->> '$' AS JSON) ELSE :c END",
+            c=_column(name),
+        )
     if kind == "VARCHAR":
         return exp.cast(_column(name), "JSON")
     return exp.Anonymous(this="to_json", expressions=[_column(name)])
@@ -582,13 +583,11 @@ def _event_properties(tables: _Tables, names: Sequence[str]) -> exp.Expr | None:
         if "id" not in lower or "event" not in lower:
             continue  # not an event table: some other table kept beside them
         parts.append(
-            select(
-                "SELECT :name AS __event, :id AS __id, :properties AS __properties FROM (:q) AS e",
-                name=literal(name),
-                id=_text(lower["id"], table.types[lower["id"]]),
-                properties=_object(table, _custom(table)),
-                q=table.query,
-            )
+            exp.select(
+                exp.alias_(literal(name), "__event"),
+                exp.alias_(_text(lower["id"], table.types[lower["id"]]), "__id"),
+                exp.alias_(_object(table, _custom(table)), "__properties"),
+            ).from_(_aliased(table.query, "e"))
         )
     if not parts:
         return None
@@ -596,7 +595,12 @@ def _event_properties(tables: _Tables, names: Sequence[str]) -> exp.Expr | None:
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)
     # One row per message: a table written twice (a retried load) repeats ids.
-    return select(
-        "SELECT * FROM (:u) AS u QUALIFY ROW_NUMBER() OVER (PARTITION BY __event, __id) = 1",
-        u=union,
+    return (
+        exp.select("*")
+        .from_(_aliased(union, "u"))
+        .qualify(template("ROW_NUMBER() OVER (PARTITION BY __event, __id) = 1"))
     )
+
+
+def _aliased(query: exp.Expr, name: str) -> exp.Subquery:
+    return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(name)))

@@ -75,9 +75,10 @@ def _load(
     """Create ``table`` from ``rows`` through a JSON Lines file: DuckDB's fast way in."""
     lines = folder / f"{len(list(folder.iterdir()))}.jsonl"
     lines.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    spec = ", ".join(f"'{name}': '{kind}'" for name, kind in kinds.items())
+    quoted = {name.replace("'", "''"): kind for name, kind in kinds.items()}
+    spec = ", ".join(f"'{name}': '{kind}'" for name, kind in quoted.items())
     connection.execute(
-        f"CREATE TABLE {table} AS SELECT * FROM read_json('{lines}', "
+        f"CREATE TABLE {table} AS SELECT * FROM read_json('{lines}', "  # noqa: S608 - the test's own names
         f"format := 'newline_delimited', columns := {{{spec}}})"
     )
 
@@ -98,7 +99,7 @@ def as_parquet(events: list[dict[str, Any]], folder: Path) -> list[str]:
     """A Parquet file of messages, in arrival order (no seq column: the file's order)."""
     path = folder / "events.parquet"
     connection = _duckdb_messages(events, folder)
-    connection.execute(f"COPY (SELECT * EXCLUDE (seq) FROM m ORDER BY seq) TO '{path}'")
+    connection.execute(f"COPY (SELECT * EXCLUDE (seq) FROM m ORDER BY seq) TO '{path}'")  # noqa: S608 - the test's own names
     return [str(path)]
 
 
@@ -106,7 +107,7 @@ def as_csv(events: list[dict[str, Any]], folder: Path) -> list[str]:
     """A CSV export: properties and traits as JSON text columns."""
     path = folder / "events.csv"
     connection = _duckdb_messages(events, folder)
-    connection.execute(f"COPY (SELECT * EXCLUDE (seq) FROM m ORDER BY seq) TO '{path}' (HEADER)")
+    connection.execute(f"COPY (SELECT * EXCLUDE (seq) FROM m ORDER BY seq) TO '{path}' (HEADER)")  # noqa: S608 - the test's own names
     return [str(path)]
 
 
@@ -127,7 +128,7 @@ def as_sqlite_table(events: list[dict[str, Any]], folder: Path) -> list[str]:
     db = sqlite3.connect(path)
     names = ", ".join(re.sub(r"([A-Z])", r"_\1", f).lower() for f in FIELDS)
     db.execute(f"CREATE TABLE events ({names})")
-    db.executemany(f"INSERT INTO events VALUES ({', '.join('?' * 9)})", _rows(events))
+    db.executemany(f"INSERT INTO events VALUES ({', '.join('?' * 9)})", _rows(events))  # noqa: S608 - the test's own names
     db.commit()
     db.close()
     return [str(path)]
@@ -208,7 +209,7 @@ def as_rudderstack_sqlite(events: list[dict[str, Any]], folder: Path) -> list[st
             [json.dumps(v) if isinstance(v := row.get(c), list | dict) else v for c in columns]
             for row in rows
         ]
-        db.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(columns))})', values)
+        db.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(columns))})', values)  # noqa: S608 - the test's own names
     db.commit()
     db.close()
     return [str(path), "--layout", "rudderstack"]
@@ -304,12 +305,12 @@ def _message_table(tmp_path: Path, columns: str, *rows: tuple[Any, ...]) -> Path
     with duckdb.connect(str(path)) as connection:
         connection.execute(f"CREATE TABLE events ({columns})")
         for row in rows:
-            connection.execute(f"INSERT INTO events VALUES ({', '.join('?' * len(row))})", row)
+            connection.execute(f"INSERT INTO events VALUES ({', '.join('?' * len(row))})", row)  # noqa: S608 - the test's own names
     return path
 
 
 def _error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    assert main(list(args)) == 2  # noqa: PLR2004 - a usage error's status
+    assert main(list(args)) == 2
     return capsys.readouterr().err
 
 
@@ -331,8 +332,10 @@ def test_column_mapping_reads_other_names(
         + json.dumps(line | {"timestamp": "2026-03-01T11:00:00Z"})
         + "\n"
     )
-    rules = str(RULES / "playbook.toml")
-    common = ["score", rules, "--json", "--now", "2026-03-02T00:00:00Z"]
+    rules = tmp_path / "pro.json"
+    signal = {"when": 'count("limit_hit", plan="pro") >= 2', "points": 30}
+    rules.write_text(json.dumps({"model": {"m": {"tiers": {"low": 0}, "signals": {"s": signal}}}}))
+    common = ["score", str(rules), "--json", "--now", "2026-03-02T00:00:00Z"]
     mapped = [
         *("--column", "type=kind", "--column", "userId=uid", "--column", "timestamp=at"),
         *("--column", "event=name", "--column", "properties=props"),
@@ -412,7 +415,7 @@ def _expected(scored: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 def _read(connection: Any, what: str) -> list[tuple[Any, ...]]:
     rows = connection.execute(
-        f"SELECT subject, id, score, tier, route, reasons, scored_at, model FROM {what}"
+        f"SELECT subject, id, score, tier, route, reasons, scored_at, model FROM {what}"  # noqa: S608 - the test's own names
     ).fetchall()
     for row in rows:
         assert row[7] == "playbook"
@@ -460,7 +463,9 @@ def test_scores_written_into_the_source_database(
     _cli(capsys, *common, str(vector), "--into", "s", "--database", str(database))
     with duckdb.connect(str(database), read_only=True) as connection:
         assert _read(connection, "s") == _expected(json.loads(out))
-    assert "name a table" in _error(capsys, *common, str(vector), "--into", "a..b", "--database", str(database))
+    assert "name a table" in _error(
+        capsys, *common, str(vector), "--into", "a..b", "--database", str(database)
+    )
 
 
 def test_a_failed_write_leaves_the_old_table(

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+import sqlglot
 from sqlglot import exp
 
 from .._exceptions import ConfigError
 from .._scoring import AccountScore, Score
 from . import _duckdb
-from ._values import literal, select, template
+from ._values import literal, select
 
 __all__ = ["COLUMNS", "rows", "write_file", "write_table"]
 
@@ -48,10 +49,10 @@ _BATCH: Final = 50_000
 _FORMATS: Final = {".parquet": "parquet", ".csv": "csv"}
 
 _COPY: Final = {
-    "parquet": "COPY (SELECT * FROM scores ORDER BY subject DESC, id) TO :path (FORMAT parquet)",
-    "csv": "COPY (SELECT * FROM scores ORDER BY subject DESC, id) TO :path (FORMAT csv, HEADER)",
+    "parquet": "COPY (SELECT * FROM scores ORDER BY subject DESC, id) TO 'x' (FORMAT parquet)",
+    "csv": "COPY (SELECT * FROM scores ORDER BY subject DESC, id) TO 'x' (FORMAT csv, HEADER)",
 }
-"""Users first, then accounts, each by id: a file that diffs well from run to run."""
+"""Users first, then accounts, each by id (a file that diffs well); the path set after."""
 
 
 def rows(users: Iterable[Score], accounts: Iterable[AccountScore]) -> Iterator[dict[str, Any]]:
@@ -128,10 +129,8 @@ def write_file(path: Path, scored: Iterable[dict[str, Any]]) -> int:
     try:
         table = exp.to_table("scores")
         _fill(connection, table, scored)
-        copy = template(
-            _COPY[kind],
-            path=literal(str(temporary)),
-        )
+        copy = sqlglot.parse_one(_COPY[kind], read="duckdb")
+        copy.set("files", [literal(str(temporary))])
         connection.execute(copy.sql("duckdb"))
         count = _count(connection, table)
         os.replace(temporary, path)

@@ -493,3 +493,131 @@ def test_a_failed_write_leaves_the_old_table(
     assert seen == [[("old",)] * 3]
     with duckdb.connect(str(database), read_only=True) as connection:
         assert connection.execute("SELECT id FROM scores").fetchall() == [("old",)] * 3
+
+
+def test_a_tracks_table_with_a_column_per_property(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hand-made layout (tracks holding its properties, no ids, no received_at) scores too."""
+    path = tmp_path / "lake.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(
+            "CREATE TABLE tracks (user_id VARCHAR, event VARCHAR, timestamp VARCHAR, plan VARCHAR);"
+            "INSERT INTO tracks VALUES ('u1', 'limit_hit', '2026-03-01 10:00:00', 'pro'),"
+            " ('u1', 'limit_hit', '2026-03-01T11:00:00Z', NULL);"
+            "CREATE TABLE groups (user_id VARCHAR, group_id VARCHAR, timestamp TIMESTAMP,"
+            " employees BIGINT);"
+            "INSERT INTO groups VALUES ('u1', 'acme', '2026-03-01 09:00:00', 120);"
+            "CREATE TABLE notes (x INTEGER)"
+        )
+    jsonl = tmp_path / "same.jsonl"
+    lines = [
+        {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"employees": 120}},
+        {"type": "track", "userId": "u1", "event": "limit_hit", "properties": {"plan": "pro"}},
+        {"type": "track", "userId": "u1", "event": "limit_hit", "properties": {}},
+    ]
+    stamps = ("2026-03-01T09:00:00Z", "2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z")
+    jsonl.write_text(
+        "".join(
+            json.dumps(line | {"timestamp": at}) + "\n"
+            for line, at in zip(lines, stamps, strict=True)
+        )
+    )
+    rules = tmp_path / "r.json"
+    signals = {
+        "pro": {"when": 'count("limit_hit", plan="pro") >= 1', "points": 1},
+        "all": {"value": 'count("limit_hit")', "points": 10},
+        "big": {"when": "account.employees >= 100", "points": 100},
+    }
+    rules.write_text(json.dumps({"model": {"m": {"tiers": {"low": 0}, "signals": signals}}}))
+    common = ["score", str(rules), "--json", "--now", "2026-03-02T00:00:00Z"]
+    python = _cli(capsys, *common, str(jsonl), "--engine", "python")
+    assert json.loads(python)["users"]["u1"]["score"] == 121.0
+    assert _cli(capsys, *common, str(path), "--layout", "segment") == python
+
+
+def test_sources_refuse_what_they_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each misuse of a source says what is wrong and where, with exit status 2."""
+    rules = str(RULES / "playbook.toml")
+    jsonl = str(ROOT / "examples" / "events.jsonl")
+    events = load_scenario(ROOT / "tests" / "scenarios" / "stuck_and_pqa.json")["events"]
+    parquet = as_parquet(events, tmp_path)[0]
+    database = as_duckdb_table(events, tmp_path)[0]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    cases = {
+        "a JSON file holds Segment messages": [jsonl, "--table", "x"],
+        "No such file": [str(tmp_path / "gone.parquet")],
+        "a --layout has its names": [database, "--layout", "segment", "--column", "type=x"],
+        "a --layout is read from a DuckDB or SQLite database": [parquet, "--layout", "segment"],
+        "--table names a database's table": [parquet, "--table", "x"],
+        "holds *.parquet files; none": [str(tmp_path / "empty")],
+        "has no table nope.events": [database, "--table", "nope.events"],
+        "duckdb could not read the messages": [str(tmp_path / "broken.parquet")],
+    }
+    for expected, args in cases.items():
+        assert expected in _error(capsys, "score", rules, *args, "--engine", "duckdb")
+    qualified = [database, "--table", "main.events", "--now", "2026-03-15T12:00:00Z"]
+    assert _cli(capsys, "score", rules, *qualified, "--engine", "duckdb")
+
+
+def test_a_sqlite_view_is_read_in_its_own_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SQLite view has no rowid: its rows are read in the order it gives them."""
+    vector = ROOT / "tests" / "scenarios" / "stuck_and_pqa.json"
+    data = load_scenario(vector)
+    path = as_sqlite_table(data["events"], tmp_path)[0]
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE VIEW recent AS SELECT * FROM events")
+    common = ["score", str(RULES / "playbook.toml"), "--json", "--now", data["now"]]
+    python = _cli(capsys, *common, str(vector), "--engine", "python")
+    assert _cli(capsys, *common, path, "--table", "recent", "--engine", "duckdb") == python
+
+
+def test_a_csv_with_bad_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A naive timestamp is refused and counted; properties that are not JSON stop the run."""
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "type,userId,event,timestamp,properties\n"
+        'track,u1,limit_hit,2026-03-01T10:00:00,"{}"\n'
+        'track,u2,limit_hit,2026-03-01T10:00:00Z,"{}"\n'
+    )
+    common = ["score", str(RULES / "playbook.toml"), str(path), "--now", "2026-03-02T00:00:00Z"]
+    assert main([*common, "--engine", "duckdb"]) == 0
+    assert "skipped 1 invalid message(s)" in capsys.readouterr().err
+    path.write_text("type,userId,event,timestamp,properties\ntrack,u1,x,2026-03-01T10:00:00Z,{\n")
+    assert "could not score the messages" in _error(capsys, *common, "--engine", "duckdb")
+
+
+def test_account_scores_and_write_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An account model's scores are rows too; a folder or database that cannot take them fails."""
+    rules = tmp_path / "accounts.toml"
+    rules.write_text(
+        '[model.u]\ntiers = { low = 0 }\n[model.u.signals]\nany = { value = "count()", points = 1 }'
+        '\n[model.team]\nsubject = "account"\ntiers = { small = 0 }\n[model.team.signals]\n'
+        'busy = { value = "count()", points = 2 }\n'
+    )
+    vector = ROOT / "tests" / "scenarios" / "stuck_and_pqa.json"
+    out = tmp_path / "scores.parquet"
+    common = ["score", str(rules), str(vector), "--json"]
+    scored = json.loads(_cli(capsys, *common, "--output", str(out)))
+    with duckdb.connect() as connection:
+        accounts = connection.execute(
+            f"SELECT id, score FROM '{out}' WHERE subject = 'account' ORDER BY id"  # noqa: S608 - the test's own names
+        ).fetchall()
+    assert accounts == sorted((a, v["score"]) for a, v in scored["accounts"].items())
+    assert accounts  # the rules score accounts: the rows are there
+    missing = str(tmp_path / "no" / "scores.csv")
+    assert "cannot write" in _error(capsys, *common, "--output", missing)
+    into = ["--into", "scores", "--database"]
+    assert "is not a DuckDB database" in _error(capsys, *common, *into, str(vector))
+    nowhere = str(tmp_path / "no" / "crm.duckdb")
+    assert "cannot open" in _error(capsys, *common, *into, nowhere, "--engine", "python")
+    assert "--into nope.scores" in _error(
+        capsys, *common, "--into", "nope.scores", "--database", str(tmp_path / "c.duckdb")
+    )

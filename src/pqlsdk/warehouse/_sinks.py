@@ -25,6 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from .._exceptions import ConfigError
+from .._formats import sniff
 from .._scoring import AccountScore, Score
 from . import _duckdb
 from ._values import literal, select
@@ -134,7 +135,7 @@ def write_file(path: Path, scored: Iterable[dict[str, Any]]) -> int:
         connection.execute(copy.sql("duckdb"))
         count = _count(connection, table)
         os.replace(temporary, path)
-    except OSError as exc:
+    except Exception as exc:  # duckdb's errors and the rename's: a folder that is not there
         raise ConfigError(f"cannot write {str(path)!r}: {exc}") from exc
     finally:
         connection.close()
@@ -157,6 +158,9 @@ def _table_name(name: str) -> exp.Table:
 def write_table(database: Path, name: str, scored: Iterable[dict[str, Any]]) -> int:
     """Replace table ``name`` of the DuckDB file ``database`` with the rows, atomically."""
     table = _table_name(name)
+    if database.exists() and sniff(database) != "duckdb":
+        # DuckDB opens some other files too (and would keep the table in memory only).
+        raise ConfigError(f"--into {name}: {str(database)!r} is not a DuckDB database")
     try:
         import duckdb  # noqa: PLC0415 - the warehouse extra, loaded on use
 
@@ -172,8 +176,6 @@ def write_table(database: Path, name: str, scored: Iterable[dict[str, Any]]) -> 
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-    except ConfigError:
-        raise
     except Exception as exc:  # duckdb's errors: a schema that does not exist, mostly
         raise ConfigError(f"--into {name}: {exc}") from exc
     finally:

@@ -136,8 +136,6 @@ def messages(connection: Any, source: Source) -> Iterator[tuple[exp.Expr, str | 
         with _duckdb.source(source.path) as found:
             yield found
         return
-    if not source.path.exists():
-        raise ConfigError(f"cannot read events {str(source.path)!r}: no such file or folder")
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pqlsdk-")))
         tables = _Tables(connection, source, kind, folder)
@@ -320,8 +318,6 @@ def _sqlite(path: Path) -> Iterator[sqlite3.Connection]:
         raise ConfigError(f"cannot read {str(path)!r}: {exc}") from exc
     try:
         yield db
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot read {str(path)!r}: {exc}") from exc
     finally:
         db.close()
 

@@ -502,9 +502,10 @@ def test_a_tracks_table_with_a_column_per_property(
     path = tmp_path / "lake.duckdb"
     with duckdb.connect(str(path)) as connection:
         connection.execute(
-            "CREATE TABLE tracks (user_id VARCHAR, event VARCHAR, timestamp VARCHAR, plan VARCHAR);"
-            "INSERT INTO tracks VALUES ('u1', 'limit_hit', '2026-03-01 10:00:00', 'pro'),"
-            " ('u1', 'limit_hit', '2026-03-01T11:00:00Z', NULL);"
+            "CREATE TABLE tracks (id VARCHAR, user_id VARCHAR, event VARCHAR, timestamp VARCHAR,"
+            " plan VARCHAR);"
+            "INSERT INTO tracks VALUES ('m1', 'u1', 'limit_hit', '2026-03-01 10:00:00', 'pro'),"
+            " ('m2', 'u1', 'limit_hit', '2026-03-01T11:00:00Z', NULL);"
             "CREATE TABLE groups (user_id VARCHAR, group_id VARCHAR, timestamp TIMESTAMP,"
             " employees BIGINT);"
             "INSERT INTO groups VALUES ('u1', 'acme', '2026-03-01 09:00:00', 120);"
@@ -563,18 +564,29 @@ def test_sources_refuse_what_they_cannot_read(
     assert _cli(capsys, "score", rules, *qualified, "--engine", "duckdb")
 
 
-def test_a_sqlite_view_is_read_in_its_own_order(
+def test_a_sqlite_table_without_rowid_is_read_by_its_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A SQLite view has no rowid: its rows are read in the order it gives them."""
+    """A SQLite table WITHOUT ROWID has no rowid: its seq column (its key) orders it."""
     vector = ROOT / "tests" / "scenarios" / "stuck_and_pqa.json"
     data = load_scenario(vector)
     path = as_sqlite_table(data["events"], tmp_path)[0]
     with sqlite3.connect(path) as db:
-        db.execute("CREATE VIEW recent AS SELECT * FROM events")
+        db.execute("CREATE TABLE keyed (seq INTEGER PRIMARY KEY, rest) WITHOUT ROWID")
+        db.execute("INSERT INTO keyed SELECT rowid, 0 FROM events")
+        db.execute(
+            "CREATE TABLE messages AS SELECT keyed.seq, events.* FROM keyed "
+            "JOIN events ON events.rowid = keyed.seq ORDER BY keyed.seq DESC"
+        )
+        db.execute(
+            "CREATE TABLE backwards (seq INTEGER PRIMARY KEY, type, user_id, "
+            "anonymous_id, message_id, group_id, event, timestamp, properties, traits)"
+            " WITHOUT ROWID"
+        )
+        db.execute("INSERT INTO backwards SELECT * FROM messages")
     common = ["score", str(RULES / "playbook.toml"), "--json", "--now", data["now"]]
     python = _cli(capsys, *common, str(vector), "--engine", "python")
-    assert _cli(capsys, *common, path, "--table", "recent", "--engine", "duckdb") == python
+    assert _cli(capsys, *common, path, "--table", "backwards", "--engine", "duckdb") == python
 
 
 def test_a_csv_with_bad_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

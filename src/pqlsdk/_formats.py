@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final, Literal
 
-__all__ = ["PYTHON_READS", "Format", "sniff"]
+from ._exceptions import ConfigError
+
+__all__ = ["PYTHON_READS", "Format", "python_reads", "sniff"]
 
 Format = Literal["json", "parquet", "csv", "duckdb", "sqlite", "folder"]
 
@@ -51,3 +53,15 @@ def sniff(path: Path) -> Format:
         return "duckdb"
     name = path.name.lower().removesuffix(".gz")
     return _NAMED.get(Path(name).suffix, "json")
+
+
+def python_reads(path: Path, option: str | None) -> None:
+    """Refuse, naming the duckdb engine, a source (or ``option``) the python engine cannot read."""
+    kind = sniff(path)
+    if kind in PYTHON_READS and option is None:
+        return
+    what = f"{option} is" if option else f"{path} is a {kind} source:"
+    raise ConfigError(
+        f"{what} read by the duckdb engine only: the python engine reads JSON messages; "
+        "pass --engine duckdb (needs pqlsdk[warehouse]: pip install 'pqlsdk[warehouse]')"
+    )

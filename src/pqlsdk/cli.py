@@ -374,43 +374,22 @@ def _score(
 
 
 def _python_reads(events: Path, where: _Where) -> None:
-    """Refuse, naming the duckdb engine, a source the in-process engine cannot read."""
-    from ._formats import PYTHON_READS, sniff  # noqa: PLC0415 - only score needs it
+    from ._formats import python_reads  # noqa: PLC0415 - only score needs it
 
-    kind = sniff(events)
-    flag = where.reading()
-    if kind in PYTHON_READS and flag is None:
-        return
-    what = f"{flag} is" if flag else f"{events} is a {kind} source:"
-    raise ConfigError(
-        f"{what} read by the duckdb engine only: the python engine reads JSON messages; "
-        "pass --engine duckdb (needs pqlsdk[warehouse]: pip install 'pqlsdk[warehouse]')"
-    )
+    python_reads(events, where.reading())
 
 
 def _write_scores(
     events: Path, where: _Where, users: Iterable[Score], accounts: Iterable[AccountScore]
 ) -> None:
-    """Write the scores to ``--output`` and ``--into``, and say so on stderr."""
     if not (where.output or where.into):
         return
-    from ._formats import sniff  # noqa: PLC0415 - only score needs it
-    from .warehouse import _sinks  # noqa: PLC0415 - the warehouse extra, on use
+    from .warehouse._sinks import write_scores  # noqa: PLC0415 - the warehouse extra, on use
 
-    if where.output is not None:
-        count = _sinks.write_file(where.output, _sinks.rows(users, accounts))
-        print(f"pqlsdk: wrote {count} score(s) to {where.output}", file=sys.stderr)
-    if where.into is not None:
-        database = where.database
-        if database is None:
-            if sniff(events) != "duckdb":
-                raise ConfigError(
-                    f"--into {where.into}: the messages are not in a DuckDB database; "
-                    "name one with --database FILE"
-                )
-            database = events
-        count = _sinks.write_table(database, where.into, _sinks.rows(users, accounts))
-        print(f"pqlsdk: wrote {count} score(s) into {where.into} of {database}", file=sys.stderr)
+    for line in write_scores(
+        events, users, accounts, output=where.output, into=where.into, database=where.database
+    ):
+        print(f"pqlsdk: {line}", file=sys.stderr)
 
 
 def _clock_for(now: str | None, file_now: str | None) -> tuple[int, str]:

@@ -30,7 +30,7 @@ from .._scoring import AccountScore, Score
 from . import _duckdb
 from ._values import literal, select
 
-__all__ = ["COLUMNS", "rows", "write_file", "write_table"]
+__all__ = ["COLUMNS", "rows", "write_file", "write_scores", "write_table"]
 
 COLUMNS: Final = (
     ("subject", "VARCHAR"),
@@ -181,3 +181,34 @@ def write_table(database: Path, name: str, scored: Iterable[dict[str, Any]]) -> 
     finally:
         connection.close()
     return count
+
+
+def write_scores(
+    events: Path,
+    users: Iterable[Score],
+    accounts: Iterable[AccountScore],
+    *,
+    output: Path | None,
+    into: str | None,
+    database: Path | None,
+) -> list[str]:
+    """Write ``pqlsdk score``'s ``--output`` and ``--into``; return what was written, to say.
+
+    ``--into`` writes into ``database``, else into ``events`` when the messages
+    came from a DuckDB database.
+    """
+    said = []
+    if output is not None:
+        count = write_file(output, rows(users, accounts))
+        said.append(f"wrote {count} score(s) to {output}")
+    if into is not None:
+        if database is None:
+            if sniff(events) != "duckdb":
+                raise ConfigError(
+                    f"--into {into}: the messages are not in a DuckDB database; "
+                    "name one with --database FILE"
+                )
+            database = events
+        count = write_table(database, into, rows(users, accounts))
+        said.append(f"wrote {count} score(s) into {into} of {database}")
+    return said

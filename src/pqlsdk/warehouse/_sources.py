@@ -282,7 +282,7 @@ class _Tables:
             quoted = '"' + name.replace('"', '""') + '"'  # a name read from the file itself
             try:
                 cursor = db.execute(f"SELECT * FROM {quoted} ORDER BY rowid")  # noqa: S608
-            except sqlite3.OperationalError:  # a view, or a table WITHOUT ROWID
+            except sqlite3.OperationalError:  # a table WITHOUT ROWID (or a view of several)
                 cursor = db.execute(f"SELECT * FROM {quoted}")  # noqa: S608
             names = [column[0] for column in cursor.description]
             encode = msgspec.json.Encoder().encode

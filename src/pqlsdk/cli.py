@@ -255,9 +255,9 @@ def _engine(name: str) -> str:
 def _add_sources(score: argparse.ArgumentParser) -> None:
     """Add the duckdb engine's sources and the outputs of ``pqlsdk score`` (docs/warehouse.md)."""
     where = score.add_argument_group(
-        "sources and outputs (duckdb engine)",
-        "EVENTS may also be a Parquet or CSV file, a folder of Parquet files, or a DuckDB or "
-        "SQLite database.",
+        "sources (duckdb engine) and outputs (either engine)",
+        "EVENTS may also be a Parquet or CSV file, a folder of Parquet files, or a DuckDB\n"
+        "or SQLite database (docs/warehouse.md).",
     )
     where.add_argument("--table", help="the database's table of messages (schema.table allowed)")
     where.add_argument(

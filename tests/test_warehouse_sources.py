@@ -535,6 +535,9 @@ def test_a_tracks_table_with_a_column_per_property(
     python = _cli(capsys, *common, str(jsonl), "--engine", "python")
     assert json.loads(python)["users"]["u1"]["score"] == 121.0
     assert _cli(capsys, *common, str(path), "--layout", "segment") == python
+    with duckdb.connect(str(path)) as connection:  # the shape: no ids at all
+        connection.execute("ALTER TABLE tracks DROP COLUMN id")
+    assert _cli(capsys, *common, str(path), "--layout", "segment") == python
 
 
 def test_sources_refuse_what_they_cannot_read(

@@ -73,6 +73,24 @@ def scenario_id(path: Path, root: Path = ROOT) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL URL (``tests/postgres.py``), once it answers; skip (in CI, fail) if not."""
+    import psycopg  # noqa: PLC0415 - only the PostgreSQL cases need it
+
+    from .postgres import POSTGRES_URL  # noqa: PLC0415
+
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL at {POSTGRES_URL} is not available: {exc}".strip()
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
 def load_scenario(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data

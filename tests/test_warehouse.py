@@ -290,6 +290,7 @@ EVERY_CONSTRUCT = {
                     "points": 1,
                 },
                 "trait_text": {"when": 'user.n == "x"', "points": 1},
+                "text_order": {"when": 'user.plan >= "pro"', "points": 1.5},
                 "trait_value": {"value": "user.plan", "points": 1},
                 "nan_differs": {"when": "user.n != days_since_last_active()", "points": 1},
                 "infinite_differs": {

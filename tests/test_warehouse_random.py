@@ -1,11 +1,12 @@
-"""Random rules files and histories: the DuckDB backend answers as the in-process engine does.
+"""Random rules files and histories: the SQL backends answer as the in-process engine does.
 
 Hypothesis writes a rules file (signals over count/distinct/active_days with
 filters and windows, trait comparisons, membership, arithmetic, min/max/clamp/abs,
 conditionals, a gate, a multiplier, tiers, routes, an account model, [pqa]) and a
 small history (tracks, identifies, groups; equal timestamps, repeated
 messageIds, traits of every JSON type), scores it with ``--engine python`` and
-``--engine duckdb``, and compares the JSON outputs value by value.
+``--engine duckdb`` (and, on fewer examples, ``--engine postgres`` over the
+history in a table), and compares the JSON outputs value by value.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ import io
 import json
 import math
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pqlsdk.cli import main
+
+from .postgres import fresh_schema, load_messages
 
 NOW = "2026-03-15T12:00:00Z"
 EVENTS = ["a", "b", "c"]
@@ -191,14 +197,17 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
     return message
 
 
-def _score(rules: Path, events: Path, engine: str) -> dict[str, Any] | None:
-    """Score with ``engine``; None when the rules file is refused (exit 1)."""
+def _score(rules: Path, events: Path | str, engine: str) -> dict[str, Any] | None:
+    """Score with ``engine`` (postgres: ``events`` is the DSN); None when rules are refused."""
     out, err = io.StringIO(), io.StringIO()
+    source = ["--dsn", str(events), "--table", "history"] if engine == "postgres" else [events]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["score", str(rules), str(events), "--json", "--now", NOW, "--engine", engine])
+        code = main(
+            ["score", str(rules), *map(str, source), "--json", "--now", NOW, "--engine", engine]
+        )
     if code == 1:
-        # Only what the SQL cannot compute is refused by the duckdb engine alone.
-        assert engine == "python" or "not in SQL" in err.getvalue(), err.getvalue()
+        # Only what an engine's SQL cannot compute is refused by that engine alone.
+        assert engine == "python" or "runs on the python engine" in err.getvalue(), err.getvalue()
         return None
     assert code == 0, err.getvalue()
     parsed: dict[str, Any] = json.loads(out.getvalue())
@@ -245,3 +254,41 @@ def test_random_rules_and_histories_score_the_same(
         duck = _score(rules, events, "duckdb")
         if duck is not None:  # None: refused at compile time, never a different answer
             _same(python, duck)
+
+
+@pytest.fixture(scope="module")
+def postgres_database(postgres_server: str) -> Iterator[tuple[str, psycopg.Connection[Any]]]:
+    """A fresh schema's URL, and one connection to it that loads each history."""
+    with fresh_schema(postgres_server) as url, psycopg.connect(url, autocommit=True) as conn:
+        yield url, conn
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+@given(spec=rules_files(), history=st.lists(messages(), max_size=25))
+def test_random_rules_and_histories_score_the_same_in_postgres(
+    postgres_database: tuple[str, psycopg.Connection[Any]],
+    spec: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> None:
+    """The same on PostgreSQL, over the history loaded into a table (fewer examples)."""
+    url, conn = postgres_database
+    with tempfile.TemporaryDirectory() as folder:
+        rules = Path(folder) / "rules.json"
+        rules.write_text(json.dumps(spec))
+        events = Path(folder) / "events.jsonl"
+        events.write_text("".join(json.dumps(message) + "\n" for message in history))
+        python = _score(rules, events, "python")
+        if python is None:
+            return
+        load_messages(conn, "history", history)
+        postgres = _score(rules, url, "postgres")
+        if postgres is not None:
+            _same(python, postgres)

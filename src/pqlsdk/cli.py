@@ -137,8 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     score.add_argument(
         "events",
         type=Path,
+        nargs="?",
         help="the messages: JSON Lines, a JSON array, an object with an 'events' list "
-        "(and its 'now'), or gzip of any of these",
+        "(and its 'now'), or gzip of any of these (not with --engine postgres)",
     )
     score.add_argument(
         "--now",
@@ -149,11 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     score.add_argument("--model", help="which model of the rules file (default: its primary)")
     score.add_argument(
         "--engine",
-        choices=("auto", "python", "duckdb"),
+        choices=("auto", "python", "duckdb", "postgres"),
         default="auto",
         help="python: the in-process engine (the reference); duckdb: the rules compiled to "
-        "SQL, run by DuckDB (needs pqlsdk[warehouse]); auto (default): duckdb when installed",
+        "SQL, run by DuckDB (needs pqlsdk[warehouse]); postgres: run in the PostgreSQL "
+        "database --dsn names (needs pqlsdk[warehouse,postgres]); auto (default): duckdb "
+        "when installed",
     )
+    score.add_argument("--dsn", help="--engine postgres: the database's libpq URL")
     _add_sources(score)
     sql = commands.add_parser(
         "sql",
@@ -162,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         "Segment messages named 'messages' (needs pqlsdk[warehouse]).",
     )
     sql.add_argument("rules", type=Path, help="the rules file (TOML or JSON)")
-    sql.add_argument("--dialect", choices=("duckdb",), default="duckdb")
+    sql.add_argument(
+        "--dialect",
+        choices=("duckdb", "postgres"),
+        default="duckdb",
+        help="the engine the SQL is written for (default: duckdb)",
+    )
     demo = commands.add_parser(
         "demo",
         help="run the whole loop and print the ranked PQL feed",
@@ -175,20 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     _add_collector(commands)
     _add_replay(commands)
     _add_moments(commands)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Python 3.11's argparse gives ``score``'s optional events file its empty value
+        # when an option comes first (``score RULES --now T EVENTS``): it is left over.
+        if args.command != "score" or args.events is not None or len(extra) > 1:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.events = Path(extra[0])
     try:
         if args.command == "check":
             return _check(args.rules)
         if args.command == "score":
-            return _score(
-                args.rules,
-                args.events,
-                now=args.now,
-                as_json=args.json,
-                model=args.model,
-                engine=_engine(args.engine),
-                where=_Where.of(args),
-            )
+            return _score_command(args)
         if args.command == "sql":
             return _sql(args.rules, args.dialect)
         if args.command == "collector":
@@ -277,7 +284,11 @@ def _add_sources(score: argparse.ArgumentParser) -> None:
         "EVENTS may also be a Parquet or CSV file, a folder of Parquet files, or a DuckDB\n"
         "or SQLite database (docs/warehouse.md).",
     )
-    where.add_argument("--table", help="the database's table of messages (schema.table allowed)")
+    where.add_argument(
+        "--table",
+        help="the database's table of messages (schema.table allowed); --engine postgres: "
+        "the collector's table (default: messages) or one with a column per Segment field",
+    )
     where.add_argument(
         "--layout",
         choices=("segment", "rudderstack"),
@@ -297,7 +308,9 @@ def _add_sources(score: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--into",
         metavar="TABLE",
-        help="also write the scores into TABLE of the DuckDB database (replaced atomically)",
+        help="also write one row per subject and model (subject, id, model, score, tier, "
+        "route, reasons, scored_at) into TABLE of the engine's database (the DuckDB file, "
+        "or --dsn's), replaced in one transaction",
     )
     where.add_argument(
         "--database", type=Path, metavar="FILE", help="the DuckDB file for --into (default: EVENTS)"
@@ -321,14 +334,21 @@ class _Where:
         names = ("table", "layout", "schema", "column", "output", "into", "database")
         return cls(**{name: getattr(args, name) for name in names})
 
-    def reading(self) -> str | None:
-        """Return the first option only the duckdb engine reads, as typed; None if none is."""
-        for flag, value in (
-            ("--table", self.table),
+    def reading(self, *, postgres: bool = False) -> str | None:
+        """Return the first option only the duckdb engine reads, as typed; None if none is.
+
+        ``postgres``: the options the postgres engine cannot take (it reads ``--table``).
+        """
+        options: list[tuple[str, object]] = [
             ("--layout", self.layout),
             ("--schema", self.schema),
             ("--column", self.column),
-        ):
+        ]
+        if postgres:
+            options += [("--output", self.output), ("--database", self.database)]
+        else:
+            options.insert(0, ("--table", self.table))
+        for flag, value in options:
             if value:
                 return flag
         return None
@@ -336,10 +356,91 @@ class _Where:
 
 def _sql(path: Path, dialect: str) -> int:
     from .warehouse import compile_rules  # noqa: PLC0415 - the warehouse extra, on use
+    from .warehouse._dialects import DIALECTS  # noqa: PLC0415
 
-    for query in compile_rules(load(path)):
+    for query in compile_rules(load(path), dialect=DIALECTS[dialect]):
         label = "accounts' roll-up" if query.name == "accounts" else f"model {query.name!r}"
-        print(f"-- {label}: one row per {query.subject}\n{query.sql(dialect)};\n")
+        print(f"-- {label}: one row per {query.subject}\n{query.sql()};\n")
+    return 0
+
+
+def _score_command(args: argparse.Namespace) -> int:
+    """``pqlsdk score``: check which source the engine reads, then score it."""
+    engine = _engine(args.engine)
+    where = _Where.of(args)
+    if engine == "postgres":
+        if args.events is not None or args.dsn is None:
+            raise ConfigError(
+                "--engine postgres reads the table --dsn and --table name, not a file"
+            )
+        unread = where.reading(postgres=True)
+        if unread is not None:
+            raise ConfigError(f"{unread} reads a file or a DuckDB database: not --engine postgres")
+        return _score_postgres(
+            args.rules,
+            args.dsn,
+            where.table or "messages",
+            now=args.now,
+            as_json=args.json,
+            model=args.model,
+            into=args.into,
+        )
+    if args.events is None:
+        raise ConfigError(f"--engine {engine} reads a file of messages: name it")
+    if args.dsn is not None:
+        raise ConfigError("--dsn needs --engine postgres")
+    if where.into is not None:
+        from .warehouse._sinks import into_database  # noqa: PLC0415 - the extra, on use
+
+        into_database(args.events, where.into, where.database)  # said before scoring
+    return _score(
+        args.rules,
+        args.events,
+        now=args.now,
+        as_json=args.json,
+        model=args.model,
+        engine=engine,
+        where=where,
+    )
+
+
+def _score_postgres(
+    path: Path,
+    dsn: str,
+    table: str,
+    *,
+    now: str | None,
+    as_json: bool,
+    model: str | None,
+    into: str | None,
+) -> int:
+    """``pqlsdk score --engine postgres``: the compiled SQL run where the messages are stored."""
+    from .warehouse import _postgres  # noqa: PLC0415 - the extras, on use
+
+    rules = load(path)
+    chosen = rules.model(model).name
+    instant, when = _clock_for(now, None)
+    _say_when(now, None, when)
+    connection = _postgres.connect(dsn)
+    try:
+        scored = _postgres.score_table(rules, chosen, connection, table, now=instant)
+        if into is not None:
+            own = (account.score for account in scored.accounts if account.score is not None)
+            at = FixedClock(when).now()
+            _postgres.write_scores(connection, into, [*scored.users, *own], at=at)
+    finally:
+        connection.close()
+    if scored.refused:
+        print(f"pqlsdk: skipped {scored.refused} invalid message(s)", file=sys.stderr)
+    _print_scores(
+        rules,
+        chosen,
+        when,
+        users=scored.users,
+        accounts=scored.accounts,
+        members=scored.members,
+        as_json=as_json,
+    )
     return 0
 
 

@@ -1,9 +1,7 @@
 """Fixtures for the collector: real SQLite files, real PostgreSQL schemas, a real server.
 
-PostgreSQL comes from ``PQLSDK_TEST_POSTGRES_URL`` (default: a local server with
-trust auth). Each test gets a fresh schema, selected through the URL's
-``search_path`` and dropped afterwards. Without a server the PostgreSQL cases
-are skipped, except under ``CI=true``, where a missing server is a failure.
+PostgreSQL is the suite's server (``tests/postgres.py``): each test gets a fresh
+schema, selected through the URL's ``search_path`` and dropped afterwards.
 
 The collector runs under uvicorn on 127.0.0.1 (a free port) in a background
 thread, and is stopped through uvicorn's own graceful shutdown, which also runs
@@ -12,8 +10,6 @@ the app's lifespan and so closes its storage.
 
 from __future__ import annotations
 
-import os
-import secrets
 import sys
 import threading
 import time
@@ -21,29 +17,19 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import psycopg
 import pytest
 import uvicorn
-from psycopg import sql
 
 from pqlsdk import messages
 from pqlsdk._tiers import TIER_CHANGED_EVENT
 from pqlsdk.collector import create_app
 
-POSTGRES_URL = os.environ.get(
-    "PQLSDK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+from ..postgres import fresh_schema
+
 WRITE_KEY = "wk-test"
 OTHER_KEY = "wk-other"
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
-
-
-def with_options(url: str, **params: str) -> str:
-    """Add libpq parameters to a ``postgresql://`` URL."""
-    query = "&".join(f"{name}={quote(value, safe='')}" for name, value in params.items())
-    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 def block(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
@@ -54,34 +40,11 @@ def block(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     monkeypatch.setitem(sys.modules, package, None)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    """The PostgreSQL URL, once it answers; skip (or, in CI, fail) when it does not."""
-    try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL at {POSTGRES_URL} is not available: {exc}".strip()
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return POSTGRES_URL
-
-
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A URL whose connections work in a fresh schema of their own; dropped after the test."""
-    schema = f"pqlsdk_test_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    yield with_options(postgres_server, options=f"-csearch_path={schema}", application_name=schema)
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        # Storage a test failed to close must not keep the schema locked.
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (schema,),
-        )
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with fresh_schema(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -37,6 +37,7 @@ from .._scoring import _measured_sides
 from ..rules._compiler import Compiled, Type
 from ..rules._lexer import ExpressionError
 from ..rules._model import Model, Rules, Signal
+from ._dialects import DIALECTS, DUCKDB, Dialect, JsonKind
 from ._expressions import SqlExpressions, Unsupported
 from ._values import Value, literal, number_of, select, template, truth, wrapped
 
@@ -67,20 +68,26 @@ class Query:
     subject: str
     """``"user"`` or ``"account"``."""
     select: exp.Select
+    dialect: Dialect = DUCKDB
+    """The engine the query was compiled for."""
 
-    def sql(self, dialect: str = "duckdb", *, pretty: bool = True) -> str:
-        """Return the query's text in ``dialect``, over a table or view named ``messages``.
+    def sql(self, dialect: str | None = None, *, pretty: bool = True) -> str:
+        """Return the query's text, over a table or view named ``messages``.
+
+        In the SQL of the engine it was compiled for; ``dialect`` (sqlglot's
+        name) only transpiles that text, which another engine may not run.
 
         Added in version 0.1.0.
         """
-        return self.select.sql(dialect=dialect, pretty=pretty)
+        return self.select.sql(dialect=dialect or self.dialect.name, pretty=pretty)
 
 
 class _Facts:
     """Names the columns each fact lives in, collecting what a model reads."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, dialect: Dialect) -> None:
         self.prefix = prefix
+        self.dialect = dialect
         self.traits: dict[tuple[Scope, str], str] = {}
         self.aggregates: dict[Aggregate, str] = {}
         self.days_since: Value | None = None
@@ -117,11 +124,6 @@ class _Facts:
         return kinds[name]
 
 
-def _pointer(name: str) -> exp.Expr:
-    """Return a JSON pointer literal to the key ``name`` (``~`` and ``/`` escaped)."""
-    return literal("/" + name.replace("~", "~0").replace("/", "~1"))
-
-
 class _Reads:
     """Names the columns of ``parsed`` that hold the properties and traits the rules read.
 
@@ -129,7 +131,8 @@ class _Reads:
     and nothing else of ``properties`` and ``traits`` is kept.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
         self.properties: dict[str, str] = {}
         self.traits: dict[str, str] = {}
 
@@ -143,13 +146,14 @@ class _Reads:
 
     def columns(self) -> list[exp.Expr]:
         """Select each property and trait read, from the message's JSON."""
+        field = self.dialect.json_field
         return [
             *(
-                exp.alias_(template("properties -> :p", p=_pointer(name)), column)
+                exp.alias_(field(exp.column("properties"), name), column)
                 for name, column in self.properties.items()
             ),
             *(
-                exp.alias_(template("traits -> :p", p=_pointer(name)), column)
+                exp.alias_(field(exp.column("traits"), name), column)
                 for name, column in self.traits.items()
             ),
         ]
@@ -158,36 +162,42 @@ class _Reads:
 def _filter_test(name: str, value: object, reads: _Reads) -> exp.Expr:
     """``properties[name] == value`` as ``Aggregate.matches`` decides it (bool is not 1)."""
     read = reads.property(name)
-    # CASE, not AND: DuckDB may cast before it tests the type, and fail on the value.
+    dialect = reads.dialect
+    # CASE, not AND: an engine may cast before it tests the type, and fail on the value.
+    kind: JsonKind
     if isinstance(value, bool):
-        test = "CASE WHEN json_type(:p) = 'BOOLEAN' THEN CAST(:p AS BOOLEAN) = :v END"
+        kind, typed = "boolean", dialect.json_flag(read)
     elif isinstance(value, str):
-        test = "CASE WHEN json_type(:p) = 'VARCHAR' THEN (:p ->> '$') = :v END"
+        kind, typed = "string", dialect.json_text(read)
     else:
-        test = (
-            "CASE WHEN json_type(:p) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-            "THEN CAST(:p AS DOUBLE) = :v END"
-        )
-    return template(f"COALESCE({test}, FALSE)", p=read, v=literal(value))
+        kind, typed = "number", dialect.json_number(read)
+    test = exp.Case(
+        ifs=[
+            exp.If(
+                this=dialect.json_is(read, kind), true=exp.EQ(this=typed, expression=literal(value))
+            )
+        ]
+    )
+    return template("COALESCE(:t, FALSE)", t=test)
 
 
 def _aggregate_sql(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
     """Compute the aggregate over one group's tracks (a user's, or an account's credited ones)."""
+    dialect = reads.dialect
     tests: list[exp.Expr] = [template("type = 'track'")]
     if aggregate.event is not None:
         tests.append(template("event = :e", e=literal(aggregate.event)))
     tests += [_filter_test(name, value, reads) for name, value in aggregate.where]
     if aggregate.field is not None:
-        tests.append(
-            template("COALESCE(json_type(:f) <> 'NULL', FALSE)", f=reads.property(aggregate.field))
-        )
+        field = reads.property(aggregate.field)
+        tests.append(template("COALESCE(NOT :n, FALSE)", n=dialect.json_is(field, "null")))
     if aggregate.window is not None:  # now - t <= within: the far edge included
         tests.append(template("ts >= now_us - :w", w=literal(aggregate.window * 1_000_000)))
     condition = exp.and_(*tests)
     if aggregate.kind == "count":
         return template("COUNT(*) FILTER (WHERE :c)", c=condition)
     what = (
-        reads.property(aggregate.field)
+        dialect.distinct_key(reads.property(aggregate.field))
         if aggregate.kind == "distinct" and aggregate.field is not None
         else template("CAST(floor(ts / CAST(86400000000 AS DOUBLE)) AS BIGINT)")
     )
@@ -197,10 +207,8 @@ def _aggregate_sql(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
 def _latest_trait(name: str, kind: str, reads: _Reads) -> exp.Expr:
     """Merge a trait by time: the value of the latest message carrying it."""
     value = reads.trait(name)
-    return template(
-        "ARG_MAX(:v, (ts, seq)) FILTER (WHERE type = :k AND :v IS NOT NULL)",
-        v=value,
-        k=literal(kind),
+    return reads.dialect.latest(
+        value, template("type = :k AND :v IS NOT NULL", v=value, k=literal(kind))
     )
 
 
@@ -217,14 +225,16 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
     holds the accepted ones, each ``messageId`` once (its first arrival), with
     the time ``ts`` in µs and the arrival order ``seq``.
     """
+    # Quoted: the message's own names, exactly, in engines that fold unquoted ones.
+    ts, zoned = reads.dialect.instant_us(exp.column("timestamp", quoted=True), _ZONED)
     raw = select(
         """
-        SELECT seq, type, COALESCE(NULLIF(userId, ''), anonymousId) AS uid, messageId AS mid,
-            epoch_us(TRY_CAST("timestamp" AS TIMESTAMPTZ)) AS ts, event, groupId AS gid,
-            regexp_full_match("timestamp", :zoned) AS zoned
+        SELECT seq, type, COALESCE(NULLIF("userId", ''), "anonymousId") AS uid,
+            "messageId" AS mid, :ts AS ts, event, "groupId" AS gid, :zoned AS zoned
         FROM messages
         """,
-        zoned=literal(_ZONED),
+        ts=ts,
+        zoned=zoned,
     ).select(*reads.columns(), copy=False)
     read = [*reads.properties.values(), *reads.traits.values()]
     parsed = select(
@@ -259,7 +269,7 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
 
 def _messages(now: int | None, reads: _Reads) -> list[tuple[str, exp.Expr]]:
     """Select the clock, then the accepted, de-duplicated messages of relation ``messages``."""
-    now_sql = template("epoch_us(CURRENT_TIMESTAMP)") if now is None else literal(now)
+    now_sql = reads.dialect.now_us() if now is None else literal(now)
     clock = template("SELECT :now AS now_us", now=now_sql)
     return [("clock", clock), *message_steps(reads)]
 
@@ -267,12 +277,13 @@ def _messages(now: int | None, reads: _Reads) -> list[tuple[str, exp.Expr]]:
 class _Builder:
     """Collects the CTEs of one query: the shared facts, then each model's steps."""
 
-    def __init__(self, rules: Rules, now: int | None) -> None:
+    def __init__(self, rules: Rules, now: int | None, dialect: Dialect) -> None:
         self.rules = rules
         self.now = now
-        self.reads = _Reads()
-        self.users = _Facts("user")
-        self.accounts = _Facts("account")
+        self.dialect = dialect
+        self.reads = _Reads(dialect)
+        self.users = _Facts("user", dialect)
+        self.accounts = _Facts("account", dialect)
         self.models: dict[str, str] = {}
 
     def compile(self, model: Model) -> str:
@@ -281,8 +292,8 @@ class _Builder:
             return self.models[model.name]
         facts = self.users if model.subject == "user" else self.accounts
         scope: Scope = "user" if model.subject == "user" else "account"
-        expressions = SqlExpressions(facts, scope)
-        steps = _ModelSteps(model, expressions, self.rules.origin)
+        expressions = SqlExpressions(facts, scope, self.dialect)
+        steps = _ModelSteps(model, expressions, self.rules.origin, self.dialect)
         name = f"model_{len(self.models)}"
         self.models[model.name] = name
         self.pending.append((name, steps))
@@ -319,10 +330,10 @@ class _Builder:
         users = select(
             """
             SELECT uid AS id, MIN(ts) AS first_seen,
-                MAX(ts) FILTER (WHERE type = 'track') AS last_active,
-                ARG_MAX(gid, (ts, seq)) FILTER (WHERE type = 'group') AS account_id
+                MAX(ts) FILTER (WHERE type = 'track') AS last_active, :account AS account_id
             FROM m CROSS JOIN clock GROUP BY uid
-            """
+            """,
+            account=self.dialect.latest(exp.column("gid"), template("type = 'group'")),
         )
         users = users.select(*user_columns, copy=False)
         # Every account trait either model reads, merged from every member's groups.
@@ -383,18 +394,7 @@ class _Builder:
         ]
 
     def _account_facts(self, trait_column: dict[str, str]) -> list[tuple[str, exp.Expr]]:
-        credited = template(
-            """
-            SELECT * FROM (
-                SELECT m.*, ARG_MAX(gid, (ts, seq))
-                    FILTER (WHERE type = 'group')
-                    OVER (PARTITION BY uid ORDER BY seq
-                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS account_id
-                FROM m WHERE type IN ('group', 'track')
-            ) AS linked
-            WHERE type = 'track' AND account_id IS NOT NULL
-            """
-        )
+        credited = self.dialect.credited()
         tallies = select("SELECT account_id FROM credited CROSS JOIN clock GROUP BY account_id")
         tallies = tallies.select(
             *(
@@ -436,16 +436,19 @@ class _Builder:
 class _ModelSteps:
     """One model's scoring steps, compiled up front (so unknown facts are collected)."""
 
-    def __init__(self, model: Model, expressions: SqlExpressions, origin: str) -> None:
+    def __init__(
+        self, model: Model, expressions: SqlExpressions, origin: str, dialect: Dialect
+    ) -> None:
         self.model = model
         self.origin = origin
+        self.dialect = dialect
         where = ("model", model.name)
 
         def compile_(source: str, path: Sequence[str | int]) -> Value:
             try:
                 return expressions.compile_source(source)
             except Unsupported as exc:
-                raise _located(origin, (*where, *path), source, exc) from None
+                raise _located(origin, (*where, *path), source, exc, dialect) from None
 
         self.gate = None if model.gate is None else compile_(model.gate.source, ("gate",))
         self.multiplier = (
@@ -478,31 +481,33 @@ class _ModelSteps:
             for index, route in enumerate(model.routes)
         ]
 
-    @staticmethod
     def _signal(
-        index: int, signal: Signal, held: Value, observed: Value | None
+        self, index: int, signal: Signal, held: Value, observed: Value | None
     ) -> tuple[exp.Expr, exp.Expr]:
         """Compile one signal: its earned points (column ``e_<index>``) and its reason."""
+        dialect = self.dialect
         earned_name = f"e_{index}"
         if signal.when is not None:
-            fired = truth(held)
+            fired = truth(held, dialect)
             earned: exp.Expr = exp.Case(
                 ifs=[exp.If(this=fired, true=literal(float(signal.points)))],
                 default=literal(0.0),
             )
             seen = (
-                wrapped(observed)
+                wrapped(observed, dialect)
                 if observed is not None
-                else template("json_object('v', :f)", f=fired)
+                else dialect.json_object([("v", fired)])
             )
         else:
             fired = None
             # The rules' checker makes a value a number or a trait: it reads as a number.
-            number = cast(exp.Expr, number_of(held))
+            number = cast(exp.Expr, number_of(held, dialect))
             earned = exp.Case(
                 ifs=[
                     exp.If(
-                        this=template(":x IS NOT NULL AND isfinite(:x)", x=number),
+                        this=exp.and_(
+                            template(":x IS NOT NULL", x=number), dialect.is_finite(number)
+                        ),
                         true=template(
                             "CAST(:p AS DOUBLE) * :x", p=literal(float(signal.points)), x=number
                         ),
@@ -510,59 +515,54 @@ class _ModelSteps:
                 ],
                 default=literal(0.0),
             )
-            seen = wrapped(held)
+            seen = wrapped(held, dialect)
         fired_sql = fired if fired is not None else template(f"{earned_name} <> 0")
-        reason = template(
-            "json_object('signal', :s, 'label', :l, 'points', :p, 'earned', "
-            f"{earned_name}, 'fired', :f, 'observed', :o, 'needs', :n)",
-            s=literal(signal.name),
-            l=literal(signal.label),
-            p=literal(float(signal.points)),
-            f=fired_sql,
-            o=seen,
-            n=literal(signal.needs),
+        reason = dialect.json_object(
+            [
+                ("signal", literal(signal.name)),
+                ("label", literal(signal.label)),
+                ("points", literal(float(signal.points))),
+                ("earned", exp.column(earned_name)),
+                ("fired", fired_sql),
+                ("observed", seen),
+                ("needs", literal(signal.needs)),
+            ]
         )
         return exp.alias_(earned, earned_name), reason
 
     def ctes(self, name: str, source: str) -> list[tuple[str, exp.Expr]]:
-        gate = exp.true() if self.gate is None else truth(self.gate)
+        dialect = self.dialect
+        gate = exp.true() if self.gate is None else truth(self.gate, dialect)
         columns: list[exp.Expr] = [exp.alias_(gate, "gate_passed")]
         reasons = []
         for index, (signal, held, observed) in enumerate(self.signals):
             earned, reason = self._signal(index, signal, held, observed)
             columns.append(earned)
             reasons.append(reason)
-        columns.append(
-            exp.alias_(
-                # One JSON array: the reader decodes one document a row, not one a reason.
-                template("to_json(:r)", r=exp.Array(expressions=reasons))
-                if reasons
-                else template("CAST('[]' AS JSON)"),
-                "reasons",
-            )
-        )
         multiplier: exp.Expr = literal(1.0)
         if self.multiplier is not None:  # a number or a trait, as the checker allows
-            multiplier = template(
-                "CASE WHEN :x IS NOT NULL AND isfinite(:x) THEN CAST(:x AS DOUBLE) "
-                "ELSE CAST(1.0 AS DOUBLE) END",
-                x=cast(exp.Expr, number_of(self.multiplier)),
+            number = cast(exp.Expr, number_of(self.multiplier, dialect))
+            multiplier = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.and_(
+                            template(":x IS NOT NULL", x=number), dialect.is_finite(number)
+                        ),
+                        true=template("CAST(:x AS DOUBLE)", x=number),
+                    )
+                ],
+                default=template("CAST(1.0 AS DOUBLE)"),
             )
         columns.append(exp.alias_(multiplier, "multiplier"))
         for part in ("gate", "multiplier"):
             if part in self.measured:
                 values = [
-                    template(
-                        "json_object('text', :t, 'value', :v)", t=literal(text), v=wrapped(value)
+                    dialect.json_object(
+                        [("text", literal(text)), ("value", wrapped(value, dialect))]
                     )
                     for text, value in self.measured[part]
                 ]
-                columns.append(
-                    exp.alias_(
-                        exp.Array(expressions=values) if values else template("CAST([] AS JSON[])"),
-                        f"{part}_measured",
-                    )
-                )
+                columns.append(exp.alias_(dialect.json_array(values), f"{part}_measured"))
             else:
                 columns.append(exp.alias_(exp.Null(), f"{part}_measured"))
         signals = select(f"SELECT * FROM {source}")  # noqa: S608 - the compiler's own CTE name
@@ -571,11 +571,15 @@ class _ModelSteps:
         for index in range(len(self.signals)):
             raw = exp.Add(this=raw, expression=exp.column(f"e_{index}"))
         raw = exp.paren(raw)
+        # The reasons read the earned columns: a step after the one that names them.
+        # One JSON array: the reader decodes one document a row, not one a reason.
         totals = template(
-            "SELECT *, ROUND(:raw, 9) AS raw, CASE WHEN gate_passed "
-            "THEN ROUND(:raw * multiplier, 9) + CAST(0.0 AS DOUBLE) "
+            "SELECT *, :reasons AS reasons, :rounded AS raw, CASE WHEN gate_passed "
+            "THEN :scored + CAST(0.0 AS DOUBLE) "
             "ELSE CAST(0.0 AS DOUBLE) END AS score FROM signals_",
-            raw=raw,
+            reasons=dialect.json_array(reasons),
+            rounded=dialect.round9(raw),
+            scored=dialect.round9(template(":raw * multiplier", raw=raw)),
         )
         tiers = self.model.tiers
         tier = exp.Case(
@@ -591,8 +595,10 @@ class _ModelSteps:
         tiered = template("SELECT *, :tier AS tier FROM totals_", tier=tier)
         route_ifs = []
         if self.dnc is not None:
-            route_ifs.append(exp.If(this=truth(self.dnc), true=literal("do_not_contact")))
-        route_ifs += [exp.If(this=truth(when), true=literal(route)) for route, when in self.routes]
+            route_ifs.append(exp.If(this=truth(self.dnc, dialect), true=literal("do_not_contact")))
+        route_ifs += [
+            exp.If(this=truth(when, dialect), true=literal(route)) for route, when in self.routes
+        ]
         route = (
             exp.Case(ifs=route_ifs, default=literal(self.model.default_route))
             if route_ifs
@@ -621,9 +627,20 @@ class _ModelSteps:
         return steps
 
 
-def _located(origin: str, path: Sequence[str | int], source: str, error: Unsupported) -> RulesError:
-    """Place a ``RulesError`` at the construct, in the rules file when it can be read again."""
-    message = f"{error} (runs on {_ALL_ENGINES}, not in SQL)"
+def _located(
+    origin: str, path: Sequence[str | int], source: str, error: Unsupported, dialect: Dialect
+) -> RulesError:
+    """Place a ``RulesError`` at the construct, in the rules file when it can be read again.
+
+    The message says which engines can run it: the python engine always, and
+    the SQL engines that do not refuse the construct.
+    """
+    if error.construct is None:
+        message = f"{error} (runs on {_ALL_ENGINES}, not in SQL)"
+    else:
+        able = [d.engine for d in DIALECTS.values() if error.construct not in d.refuses]
+        engines = " and ".join([_ALL_ENGINES, *(f"--engine {name}" for name in able)])
+        message = f"{error} (runs on {engines}; not on --engine {dialect.engine})"
     try:
         from ..rules._loader import _decode  # noqa: PLC0415 - only to place an error
 
@@ -638,18 +655,24 @@ def _as_expression_error(message: str, error: Unsupported) -> ExpressionError:
     return ExpressionError(message, error.offset, error.length)
 
 
-def compile_rules(rules: Rules, *, now: int | None = None) -> list[Query]:
+def compile_rules(
+    rules: Rules, *, now: int | None = None, dialect: Dialect = DUCKDB
+) -> list[Query]:
     """One query per model of ``rules``, and the accounts' roll-up when there is one.
+
+    ``dialect`` is the engine the queries are written for (``_dialects.DIALECTS``).
 
     Added in version 0.1.0.
     """
-    queries = [compile_model(rules, name, now=now) for name in rules.models]
+    queries = [compile_model(rules, name, now=now, dialect=dialect) for name in rules.models]
     if rules.pqa is not None:
-        queries.append(compile_accounts(rules, now=now))
+        queries.append(compile_accounts(rules, now=now, dialect=dialect))
     return queries
 
 
-def compile_model(rules: Rules, model: str | None = None, *, now: int | None = None) -> Query:
+def compile_model(
+    rules: Rules, model: str | None = None, *, now: int | None = None, dialect: Dialect = DUCKDB
+) -> Query:
     """Compile the query that scores every subject of ``model`` (the primary one by default).
 
     ``now`` is the evaluation time in µs (None: the engine's current time). Rows:
@@ -659,13 +682,13 @@ def compile_model(rules: Rules, model: str | None = None, *, now: int | None = N
     Added in version 0.1.0.
     """
     chosen = rules.model(model)
-    builder = _new_builder(rules, now)
+    builder = _new_builder(rules, now, dialect)
     name = builder.compile(chosen)
-    final = exp.select("*").from_(name).order_by("id")
-    return Query(chosen.name, chosen.subject, builder.build(final))
+    final = exp.select("*").from_(name).order_by(dialect.collated(exp.column("id")))
+    return Query(chosen.name, chosen.subject, builder.build(final), dialect)
 
 
-def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
+def compile_accounts(rules: Rules, *, now: int | None = None, dialect: Dialect = DUCKDB) -> Query:
     """Compile the accounts' roll-up: each account named by a group, its PQA and own score.
 
     Rows: ``id, pqa, pql_users, members`` (JSON: member to tier under the PQA
@@ -674,9 +697,9 @@ def compile_accounts(rules: Rules, *, now: int | None = None) -> Query:
 
     Added in version 0.1.0.
     """
-    builder = _new_builder(rules, now)
+    builder = _new_builder(rules, now, dialect)
     final, extra = _roll_up(builder, rules)
-    return Query("accounts", "account", builder.build(final, extra))
+    return Query("accounts", "account", builder.build(final, extra), dialect)
 
 
 @attrs.frozen
@@ -694,26 +717,33 @@ class Plan:
     steps: list[tuple[str, exp.Expr]]
     users: exp.Select
     accounts: exp.Select
+    dialect: Dialect = DUCKDB
+    """The engine the steps are written for."""
 
 
-def compile_plan(rules: Rules, model: str | None = None, *, now: int | None = None) -> Plan:
+def compile_plan(
+    rules: Rules, model: str | None = None, *, now: int | None = None, dialect: Dialect = DUCKDB
+) -> Plan:
     """Compile the steps that score ``model``'s subjects and the accounts, sharing their work.
 
     Added in version 0.1.0.
     """
-    builder = _new_builder(rules, now)
-    users = exp.select("*").from_(builder.compile(rules.model(model))).order_by("id")
+    builder = _new_builder(rules, now, dialect)
+    users = exp.select("*").from_(builder.compile(rules.model(model)))
+    users = users.order_by(dialect.collated(exp.column("id")))
     accounts, extra = _roll_up(builder, rules)
-    return Plan([*builder.steps(), *extra], users, accounts)
+    return Plan([*builder.steps(), *extra], users, accounts, dialect)
 
 
 def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[str, exp.Expr]]]:
     """Select the accounts' roll-up; return it and the CTEs it adds to ``builder``'s."""
     pqa = rules.pqa
     accounts = select("SELECT DISTINCT gid AS id FROM m WHERE type = 'group'")
+    dialect = builder.dialect
     team = template(
-        "SELECT account_id, to_json(LIST(id ORDER BY id)) AS member_ids FROM users "
-        "WHERE account_id IS NOT NULL GROUP BY account_id"
+        "SELECT account_id, :ids AS member_ids FROM users "
+        "WHERE account_id IS NOT NULL GROUP BY account_id",
+        ids=dialect.json_agg(exp.column("id")),
     )
     final = (
         exp.select(
@@ -731,11 +761,11 @@ def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[st
         roll = template(
             f"""
             SELECT account_id,
-                COUNT(*) FILTER (WHERE tier IN :tiers) AS pql_users,
-                to_json(MAP(LIST(id ORDER BY id), LIST(tier ORDER BY id))) AS members
+                COUNT(*) FILTER (WHERE tier IN :tiers) AS pql_users, :members AS members
             FROM {name} WHERE account_id IS NOT NULL GROUP BY account_id
             """,  # noqa: S608 - the compiler's own CTE name
             tiers=exp.Tuple(expressions=qualifying),
+            members=dialect.json_map_agg(exp.column("id"), exp.column("tier")),
         )
         extra.append(("roll_", roll))
         final = final.select(
@@ -769,10 +799,10 @@ def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[st
                 )
             ),
         ).join(f"{name} AS own_", on="own_.id = accounts_.id", join_type="left")
-    return final.order_by("accounts_.id"), extra
+    return final.order_by(dialect.collated(exp.column("id", "accounts_"))), extra
 
 
-def _new_builder(rules: Rules, now: int | None) -> _Builder:
-    builder = _Builder(rules, now)
+def _new_builder(rules: Rules, now: int | None, dialect: Dialect) -> _Builder:
+    builder = _Builder(rules, now, dialect)
     builder.pending = []
     return builder

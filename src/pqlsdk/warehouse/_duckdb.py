@@ -17,13 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import attrs
 import msgspec
 from sqlglot import exp
 
 from .._exceptions import ConfigError
 from .._history import _is_message, document_items
-from ._compile import Plan
+from ._run import Rows, UnreadableError, run
 from ._values import literal, template
 
 __all__ = ["Rows", "UnreadableError", "connect", "messages_relation", "run", "source"]
@@ -88,56 +87,3 @@ def source(path: Path) -> Iterator[tuple[exp.Expr, str | None]]:
                 # What is not an object is no message: an empty one keeps its place, refused.
                 out.write(msgspec.json.encode(item if isinstance(item, dict) else {}) + b"\n")
         yield messages_relation(lines, gzipped=False), now
-
-
-class UnreadableError(ConfigError):
-    """DuckDB could not read the messages (a line that is not a JSON object, mostly)."""
-
-
-def _execute(connection: Any, sql: str, error: type[ConfigError] = ConfigError) -> Any:
-    try:
-        return connection.execute(sql)
-    except Exception as exc:  # duckdb's errors: a file that is not JSON Lines, mostly
-        raise error(f"duckdb could not score the messages: {exc}") from exc
-
-
-def run(connection: Any, plan: Plan, relation: exp.Expr) -> Rows:
-    """Run ``plan`` over ``relation`` (the messages): each step becomes a temporary table.
-
-    The messages are read once, and the facts and the PQA model computed once,
-    for both the users' and the accounts' rows. Return how many messages were
-    refused, the users' rows and the accounts' rows (as dicts).
-    """
-    for name, body in plan.steps:
-        step = body
-        if name == "parsed":  # the first step reads the messages: they are its CTE
-            step = exp.select("*").from_(
-                exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("p")))
-            )
-            step = step.with_("messages", as_=relation)
-        create = exp.Create(
-            this=exp.to_table(name),
-            kind="TABLE",
-            expression=step,
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        )
-        _execute(
-            connection, create.sql("duckdb"), UnreadableError if name == "parsed" else ConfigError
-        )
-    refused = _execute(connection, "SELECT count(*) FROM parsed WHERE NOT ok").fetchone()
-    return Rows(int(refused[0]), _rows(connection, plan.users), _rows(connection, plan.accounts))
-
-
-@attrs.frozen
-class Rows:
-    """What running a plan gave: refused messages, users' rows, accounts' rows."""
-
-    refused: int
-    users: list[dict[str, Any]]
-    accounts: list[dict[str, Any]]
-
-
-def _rows(connection: Any, final: exp.Select) -> list[dict[str, Any]]:
-    cursor = _execute(connection, final.sql("duckdb"))
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -14,7 +14,7 @@ with its place in the expression, which the caller turns into a located
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from sqlglot import exp
 
@@ -49,16 +49,26 @@ from ._values import (
     whole_of,
 )
 
+if TYPE_CHECKING:
+    from ._dialects import Construct, Dialect
+
 __all__ = ["FactColumns", "SqlExpressions", "Unsupported"]
 
 
 class Unsupported(Exception):  # noqa: N818 - becomes a RulesError with its place
-    """A construct the SQL backend cannot compute to the in-process answer."""
+    """A construct the SQL backend cannot compute to the in-process answer.
 
-    def __init__(self, message: str, offset: int, length: int) -> None:
+    ``construct`` names what some engines can compute (``Dialect.refuses``);
+    None when no SQL engine can.
+    """
+
+    def __init__(
+        self, message: str, offset: int, length: int, construct: Construct | None = None
+    ) -> None:
         super().__init__(message)
         self.offset = offset
         self.length = length
+        self.construct = construct
 
 
 class FactColumns(Protocol):
@@ -82,7 +92,7 @@ class FactColumns(Protocol):
 
 
 _KINDS = (Type.NUMBER, Type.STRING, Type.BOOL)
-_READERS: dict[Type, Callable[[Value], exp.Expr | None]] = {
+_READERS: dict[Type, Callable[[Value, Dialect], exp.Expr | None]] = {
     Type.NUMBER: number_of,
     Type.STRING: text_of,
     Type.BOOL: flag_of,
@@ -105,9 +115,10 @@ _ARITHMETIC: dict[str, type[exp.Binary]] = {
 class SqlExpressions:
     """Compiles expressions of one model (one scope) against its fact columns."""
 
-    def __init__(self, columns: FactColumns, scope: Scope) -> None:
+    def __init__(self, columns: FactColumns, scope: Scope, dialect: Dialect) -> None:
         self._columns = columns
         self._scope = scope
+        self._dialect = dialect
         self._source = ""
 
     def compile_source(self, source: str) -> Value:
@@ -134,50 +145,54 @@ class SqlExpressions:
     def _unary(self, node: Unary) -> Value:
         operand = self.compile(node.operand)
         if node.op == "not":
-            return Value(Type.BOOL, exp.Not(this=exp.paren(truth(operand))), nullable=False)
-        return self._arithmetic("-", _constant(0), operand)
+            return Value(
+                Type.BOOL, exp.Not(this=exp.paren(truth(operand, self._dialect))), nullable=False
+            )
+        return self._arithmetic("-", _constant(0), operand, node)
 
     def _binary(self, node: Binary) -> Value:
         if node.op in ("and", "or"):
             left, right = self.compile(node.left), self.compile(node.right)
             joined = exp.and_ if node.op == "and" else exp.or_
-            sql = exp.paren(joined(exp.paren(truth(left)), exp.paren(truth(right))))
+            d = self._dialect
+            sql = exp.paren(joined(exp.paren(truth(left, d)), exp.paren(truth(right, d))))
             return Value(Type.BOOL, sql, nullable=False)
         if node.op in ("in", "not in"):
             return self._membership(node)
         left, right = self.compile(node.left), self.compile(node.right)
         if node.op in _OPERATORS:
-            return Value(Type.BOOL, _compare(node.op, left, right), nullable=False)
-        return self._arithmetic(node.op, left, right)
+            return Value(Type.BOOL, _compare(node.op, left, right, self._dialect), nullable=False)
+        return self._arithmetic(node.op, left, right, node)
 
-    def _arithmetic(self, op: str, left: Value, right: Value) -> Value:
-        a, b = _as_number(left).sql, _as_number(right).sql
+    def _arithmetic(self, op: str, left: Value, right: Value, node: Node) -> Value:
+        dialect = self._dialect
+        a, b = _as_number(left, dialect).sql, _as_number(right, dialect).sql
         nonfinite = left.nonfinite or right.nonfinite
         integer = left.integer and right.integer
         whole = None
         if op != "/" and (dynamic(left) or dynamic(right)):
-            whole = exp.and_(whole_of(left), whole_of(right))
+            whole = exp.and_(whole_of(left, dialect), whole_of(right, dialect))
         if op in _ARITHMETIC:
             sql: exp.Expr = exp.paren(_ARITHMETIC[op](this=grouped(a), expression=grouped(b)))
         elif op == "/":
             # Division by zero is null, not infinity; Python's true division of ints
-            # is a float, as DuckDB's ``/`` is.
-            sql = template("(:a / NULLIF(:b, 0))", a=a, b=b)
+            # is a float.
+            sql = dialect.divide(a, b)
             integer = False
         else:
-            # Python's %: the result takes the divisor's sign (C's fmod takes the dividend's).
-            sql = template(
-                "(CASE WHEN fmod(:a, NULLIF(:b, 0)) <> 0 "
-                "AND (fmod(:a, :b) < 0) <> (:b < 0) "
-                "THEN fmod(:a, :b) + :b ELSE fmod(:a, NULLIF(:b, 0)) END)",
-                a=a,
-                b=b,
-            )
-            if integer:
-                sql = exp.cast(sql, exp.DataType.build("BIGINT"))
+            if not integer and "float_modulo" in dialect.refuses:
+                raise Unsupported(
+                    f"'%' on a number that may not be an int has no exact form in "
+                    f"{dialect.engine} (Python's % on floats is C's fmod)",
+                    node.offset,
+                    node.length,
+                    "float_modulo",
+                )
+            sql = dialect.modulo(a, b, integer=integer)
         return Value(Type.NUMBER, sql, integer=integer, nonfinite=nonfinite, whole=whole)
 
     def _membership(self, node: Binary) -> Value:
+        dialect = self._dialect
         left = self.compile(node.left)
         negated = node.op == "not in"
         if isinstance(node.right, ListLiteral):
@@ -188,7 +203,7 @@ class SqlExpressions:
                     members[value.type].append(value.sql)
             tests = []
             for kind, items in members.items():
-                read = _READERS[kind](left)
+                read = _READERS[kind](left, dialect)
                 if read is None:
                     continue
                 found = (
@@ -204,24 +219,17 @@ class SqlExpressions:
         element_json = Value(Type.ANY, exp.column("item"))
         tests = []
         for kind in _KINDS:
-            read = _READERS[kind](left)
+            read = _READERS[kind](left, dialect)
             if read is None:
                 continue
-            element = cast(exp.Expr, _READERS[kind](element_json))  # JSON reads as every kind
+            element = cast(exp.Expr, _READERS[kind](element_json, dialect))  # JSON: every kind
             equal: exp.Expr = exp.EQ(this=grouped(element), expression=grouped(read))
             if kind is Type.NUMBER and left.nonfinite:
-                equal = exp.and_(equal, not_nan(read))
-            found = template(
-                # The cast only sees an array: DuckDB's AND does not stop it failing.
-                "LENGTH(LIST_FILTER("
-                "CAST(CASE WHEN json_type(:list) = 'ARRAY' THEN :list END AS JSON[]), "
-                "LAMBDA item : COALESCE(:test, FALSE))) > 0",
-                list=right.sql,
-                test=equal,
-            )
+                equal = exp.and_(equal, not_nan(read, dialect))
+            found = dialect.any_element(right.sql, equal)
             tests.append(exp.and_(template(":x IS NOT NULL", x=read), _negate(found, negated)))
         # Not a list literal: the checker leaves a trait (JSON), which may hold a list.
-        is_list = template("json_type(:list) = 'ARRAY'", list=right.sql)
+        is_list = dialect.json_is(right.sql, "array")
         return Value(Type.BOOL, coalesce_false(exp.and_(is_list, _any(tests))), nullable=False)
 
     def _conditional(self, node: Conditional) -> Value:
@@ -237,19 +245,20 @@ class SqlExpressions:
                     node.offset,
                     node.length,
                 )
-            then_sql, else_sql = json_of(then), json_of(otherwise)
+            then_sql, else_sql = json_of(then, self._dialect), json_of(otherwise, self._dialect)
             result = Type.ANY
         else:
             then_sql, else_sql = then.sql, otherwise.sql
             result = kinds.pop() if kinds else Type.NULL
-        test = truth(condition)
+        test = truth(condition, self._dialect)
         sql = exp.Case(ifs=[exp.If(this=test, true=then_sql)], default=else_sql)
         whole = None
         if result is Type.NUMBER and (
             dynamic(then) or dynamic(otherwise) or then.integer != otherwise.integer
         ):
             whole = exp.Case(
-                ifs=[exp.If(this=test, true=whole_of(then))], default=whole_of(otherwise)
+                ifs=[exp.If(this=test, true=whole_of(then, self._dialect))],
+                default=whole_of(otherwise, self._dialect),
             )
         return Value(
             result,
@@ -279,48 +288,39 @@ class SqlExpressions:
         # The rules' checker lets only numbers (and traits) reach abs(): it reads as one.
         return Value(
             Type.NUMBER,
-            exp.Abs(this=_as_number(value).sql),
+            exp.Abs(this=_as_number(value, self._dialect).sql),
             integer=value.integer,
             nonfinite=value.nonfinite,
             nullable=value.nullable,
-            whole=whole_of(value) if dynamic(value) else None,
+            whole=whole_of(value, self._dialect) if dynamic(value) else None,
         )
 
     def _minmax(self, name: str, values: Sequence[Value]) -> Value:
         """Python's ``min``/``max``: the first of the best by ``<``, null if any is null.
 
-        ``list_reduce`` walks the arguments in order as Python does, so a NaN
+        The dialect walks the arguments in order as Python does, so a NaN
         argument gives what Python gives (kept first, skipped later). Python
         returns the winning argument itself, an int or a float: when the
         arguments are not all of one kind, each carries whether it is an int
         (``whole``), and the winner's says what a reason shows.
         """
-        better = "b.v < a.v" if name == "min" else "b.v > a.v"
+        dialect = self._dialect
         integer = all(v.integer for v in values)
         track = not integer and any(dynamic(v) or v.integer for v in values)
-        items = exp.Array(
-            expressions=[
-                template(
-                    "{'v': CAST(:x AS DOUBLE), 'w': :w}",
-                    x=_as_number(v).sql,
-                    w=whole_of(v) if track else exp.false(),
-                )
+        number, whole = dialect.best(
+            name,
+            [
+                (_as_number(v, dialect).sql, whole_of(v, dialect) if track else exp.false())
                 for v in values
-            ]
+            ],
         )
-        best = template(
-            "LIST_REDUCE(:items, LAMBDA a, b : CASE WHEN a.v IS NULL OR b.v IS NULL THEN NULL "
-            f"WHEN {better} AND NOT isnan(a.v) AND NOT isnan(b.v) THEN b ELSE a END)",
-            items=items,
-        )
-        number = template("struct_extract(:s, 'v')", s=best)
         return Value(
             Type.NUMBER,
             exp.cast(number, exp.DataType.build("BIGINT")) if integer else number,
             integer=integer,
             nonfinite=any(v.nonfinite for v in values),
             nullable=any(v.nullable for v in values),
-            whole=template("struct_extract(:s, 'w')", s=best) if track else None,
+            whole=whole if track else None,
         )
 
 
@@ -335,13 +335,13 @@ def _constant(value: object) -> Value:
     return Value(Type.NUMBER, literal(value), integer=isinstance(value, int), nullable=False)
 
 
-def _as_number(value: Value) -> Value:
+def _as_number(value: Value, dialect: Dialect) -> Value:
     """Read a number operand as a typed SQL number (a trait read as one, NULL otherwise).
 
     The rules' checker lets only numbers, traits and null reach arithmetic and
     the math functions: null reads as a NULL number.
     """
-    number = number_of(value)
+    number = number_of(value, dialect)
     return Value(Type.NUMBER, exp.Null() if number is None else number, integer=value.integer)
 
 
@@ -355,21 +355,23 @@ def _any(tests: Sequence[exp.Expr]) -> exp.Expr:
     return exp.paren(exp.or_(*(exp.paren(test) for test in tests)))
 
 
-def _compare(op: str, left: Value, right: Value) -> exp.Expr:
+def _compare(op: str, left: Value, right: Value, dialect: Dialect) -> exp.Expr:
     """``left op right`` as Python's closures decide it: same kind, then compare."""
     if Type.NULL in (left.type, right.type):
         other = right if left.type is Type.NULL else left
-        null = is_null(other)
+        null = is_null(other, dialect)
         return null if op == "==" else exp.paren(exp.not_(null))
     kinds = _KINDS if op in ("==", "!=") else (Type.NUMBER, Type.STRING)
     tests = []
     for kind in kinds:
-        a, b = _READERS[kind](left), _READERS[kind](right)
+        a, b = _READERS[kind](left, dialect), _READERS[kind](right, dialect)
         if a is None or b is None:
             continue
+        if kind is Type.STRING and op not in ("==", "!="):  # Python orders by code point
+            a, b = dialect.collated(grouped(a)), dialect.collated(grouped(b))
         test: exp.Expr = _OPERATORS[op](this=grouped(a), expression=grouped(b))
         if kind is Type.NUMBER and (left.nonfinite or right.nonfinite):
-            nan = exp.or_(exp.not_(not_nan(a)), exp.not_(not_nan(b)))
+            nan = exp.or_(exp.not_(not_nan(a, dialect)), exp.not_(not_nan(b, dialect)))
             if op == "!=":  # NaN differs from everything, as in Python
                 both = exp.and_(template(":a IS NOT NULL", a=a), template(":b IS NOT NULL", b=b))
                 test = exp.and_(both, exp.paren(exp.or_(test, nan)))

@@ -21,8 +21,9 @@ from .._scoring import AccountScore, Measured, Reason, Score
 from ..rules._model import Model, Rules
 from . import _duckdb
 from ._compile import compile_plan
+from ._run import Rows
 
-__all__ = ["Scored", "score_file", "score_relation"]
+__all__ = ["Scored", "score_file", "score_relation", "scored_rows"]
 
 
 @attrs.frozen
@@ -62,8 +63,9 @@ def _score(row: Mapping[str, Any], model: Model, now: int, prefix: str = "") -> 
         Reason(
             r["signal"],
             r["label"],
-            r["points"],
-            r["earned"],
+            # Floats in Python; an engine's JSON may print 30.0 as 30.
+            float(r["points"]),
+            float(r["earned"]),
             r["fired"],
             _value(r["observed"]),
             r["needs"],
@@ -75,7 +77,7 @@ def _score(row: Mapping[str, Any], model: Model, now: int, prefix: str = "") -> 
         values = get(f"{part}_measured")
         measured[part] = None
         if expression is not None and values is not None:
-            items = [_json(item) for item in values]
+            items = _json(values)
             pairs = tuple((item["text"], _value(item["value"])) for item in items)
             measured[part] = Measured(expression.source, pairs)
     return Score(
@@ -123,6 +125,12 @@ def score_relation(
     finally:
         if own_connection:
             connection.close()
+    return scored_rows(rules, chosen.name, ran, now=now)
+
+
+def scored_rows(rules: Rules, model: str, ran: Rows, *, now: int) -> Scored:
+    """Read the rows a plan gave (any engine's) as ``Score`` and ``AccountScore`` objects."""
+    chosen = rules.model(model)
     refused, rows, account_rows = ran.refused, ran.users, ran.accounts
     users = [_score(row, chosen, now) for row in rows]
     own = next((m for m in rules.models.values() if m.subject == "account"), None)

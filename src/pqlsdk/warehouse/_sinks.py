@@ -183,6 +183,21 @@ def write_table(database: Path, name: str, scored: Iterable[dict[str, Any]]) -> 
     return count
 
 
+def into_database(events: Path, into: str, database: Path | None) -> Path:
+    """Return the DuckDB file ``--into`` writes to: ``database``, else the messages' own.
+
+    Checked before scoring too, so that a missing ``--database`` is said at once.
+    """
+    if database is not None:
+        return database
+    if sniff(events) != "duckdb":
+        raise ConfigError(
+            f"--into {into}: the messages are not in a DuckDB database; "
+            "name one with --database FILE"
+        )
+    return events
+
+
 def write_scores(
     events: Path,
     users: Iterable[Score],
@@ -202,13 +217,7 @@ def write_scores(
         count = write_file(output, rows(users, accounts))
         said.append(f"wrote {count} score(s) to {output}")
     if into is not None:
-        if database is None:
-            if sniff(events) != "duckdb":
-                raise ConfigError(
-                    f"--into {into}: the messages are not in a DuckDB database; "
-                    "name one with --database FILE"
-                )
-            database = events
+        database = into_database(events, into, database)
         count = write_table(database, into, rows(users, accounts))
         said.append(f"wrote {count} score(s) into {into} of {database}")
     return said

@@ -13,14 +13,16 @@ type allows:
 Every comparison is then "the kinds match and the values compare", one kind at a
 time, and ``COALESCE(..., FALSE)`` makes a comparison with null false, as in
 Python. NaN (``inf - inf`` when a ``days_since_*`` is infinite) is guarded where
-it can occur: DuckDB orders NaN above every number, Python compares it false.
+it can occur: SQL engines order NaN above every number, Python compares it false.
+What differs between engines (reading JSON, writing it) is asked of the query's
+``Dialect``.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 import sqlglot
@@ -28,8 +30,10 @@ from sqlglot import exp
 
 from ..rules._compiler import Type
 
+if TYPE_CHECKING:
+    from ._dialects import Dialect
+
 __all__ = [
-    "NUMBER_TYPES",
     "Value",
     "coalesce_false",
     "dynamic",
@@ -48,23 +52,21 @@ __all__ = [
     "wrapped",
 ]
 
-NUMBER_TYPES: Final = ("BIGINT", "UBIGINT", "DOUBLE")
-"""What DuckDB's ``json_type`` says for a JSON number."""
-
-
 _PLACEHOLDER: Final = re.compile(r"(?<![:\w]):([a-z_]\w*)")
 _SLOT: Final = "__slot_"
 
 
 @functools.lru_cache(maxsize=512)
-def _parsed(text: str) -> exp.Expr:
+def _parsed(text: str, read: str) -> exp.Expr:
     # DuckDB's dialect reads ``:name`` as an alias; the slots are columns until filled.
-    return sqlglot.parse_one(_PLACEHOLDER.sub(_SLOT + r"\1", text), read="duckdb")
+    return sqlglot.parse_one(_PLACEHOLDER.sub(_SLOT + r"\1", text), read=read)
 
 
-def template(text: str, **parts: exp.Expr) -> exp.Expr:
+def template(text: str, *, read: str = "duckdb", **parts: exp.Expr) -> exp.Expr:
     """Build ``text`` (constant SQL, never data) with ``:name`` placeholders filled.
 
+    ``text`` is read as SQL of dialect ``read``: the engine-neutral SQL the
+    compiler writes itself reads as DuckDB's, and each ``Dialect`` reads its own.
     Every value from a rules file or a history enters as an ``exp.Literal`` (or
     another syntax node) through ``parts``: nothing is pasted into SQL text.
     """
@@ -74,12 +76,12 @@ def template(text: str, **parts: exp.Expr) -> exp.Expr:
             return grouped(parts[node.name[len(_SLOT) :]].copy())
         return node
 
-    return _parsed(text).transform(fill)
+    return _parsed(text, read).transform(fill)
 
 
 def select(text: str, **parts: exp.Expr) -> exp.Select:
     """Build a ``SELECT`` from ``text`` as ``template`` does (``text`` is one)."""
-    return cast(exp.Select, template(text, **parts))
+    return cast(exp.Select, template(text, read="duckdb", **parts))
 
 
 def literal(value: Any) -> exp.Expr:
@@ -134,10 +136,10 @@ class Value:
     whole: exp.Expr | None = None
 
 
-def whole_of(value: Value) -> exp.Expr:
+def whole_of(value: Value, dialect: Dialect) -> exp.Expr:
     """Tell whether ``value`` is a number that Python holds as an int."""
     if value.type is Type.ANY:
-        return template("COALESCE(json_type(:j) IN ('BIGINT', 'UBIGINT'), FALSE)", j=value.sql)
+        return coalesce_false(dialect.json_is(value.sql, "integer"))
     if value.whole is not None:
         return value.whole
     return exp.Boolean(this=value.integer)
@@ -148,37 +150,36 @@ def dynamic(value: Value) -> bool:
     return value.type is Type.ANY or value.whole is not None
 
 
-def number_of(value: Value) -> exp.Expr | None:
+def number_of(value: Value, dialect: Dialect) -> exp.Expr | None:
     """Read the value as a SQL number, NULL unless it is one; None if it never is."""
     if value.type is Type.NUMBER:
         return value.sql
     if value.type is Type.ANY:
-        return template(
-            "CASE WHEN json_type(:j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-            "THEN CAST(:j AS DOUBLE) END",
-            j=value.sql,
-        )
+        return _when(dialect.json_is(value.sql, "number"), dialect.json_number(value.sql))
     return None
 
 
-def text_of(value: Value) -> exp.Expr | None:
+def text_of(value: Value, dialect: Dialect) -> exp.Expr | None:
     """Read the value as a SQL string, NULL unless it is one; None if it never is."""
     if value.type is Type.STRING:
         return value.sql
     if value.type is Type.ANY:
-        return template("CASE WHEN json_type(:j) = 'VARCHAR' THEN :j ->> '$' END", j=value.sql)
+        return _when(dialect.json_is(value.sql, "string"), dialect.json_text(value.sql))
     return None
 
 
-def flag_of(value: Value) -> exp.Expr | None:
+def flag_of(value: Value, dialect: Dialect) -> exp.Expr | None:
     """Read the value as a SQL boolean, NULL unless it is one; None if it never is."""
     if value.type is Type.BOOL:
         return value.sql
     if value.type is Type.ANY:
-        return template(
-            "CASE WHEN json_type(:j) = 'BOOLEAN' THEN CAST(:j AS BOOLEAN) END", j=value.sql
-        )
+        return _when(dialect.json_is(value.sql, "boolean"), dialect.json_flag(value.sql))
     return None
+
+
+def _when(test: exp.Expr, then: exp.Expr) -> exp.Expr:
+    """``CASE WHEN test THEN then END``: the read only runs on JSON of its kind."""
+    return exp.Case(ifs=[exp.If(this=test, true=then)])
 
 
 def coalesce_false(condition: exp.Expr) -> exp.Expr:
@@ -186,57 +187,65 @@ def coalesce_false(condition: exp.Expr) -> exp.Expr:
     return template("COALESCE(:c, FALSE)", c=condition)
 
 
-def truth(value: Value) -> exp.Expr:
+def truth(value: Value, dialect: Dialect) -> exp.Expr:
     """Whether ``value`` is exactly true (what ``is True`` tests in Python)."""
     if value.type is Type.BOOL and not value.nullable:
         return value.sql
-    flag = flag_of(value)
+    flag = flag_of(value, dialect)
     return exp.false() if flag is None else coalesce_false(flag)
 
 
-def is_null(value: Value) -> exp.Expr:
+def is_null(value: Value, dialect: Dialect) -> exp.Expr:
     """Whether ``value`` is null (a missing trait, JSON null, a null result)."""
     if value.type is Type.NULL:
         return exp.true()
     if value.type is Type.ANY:
-        return template("(:j IS NULL OR json_type(:j) = 'NULL')", j=value.sql)
+        return exp.paren(
+            exp.or_(template(":j IS NULL", j=value.sql), dialect.json_is(value.sql, "null"))
+        )
     if not value.nullable:
         return exp.false()
     return template(":x IS NULL", x=value.sql)
 
 
-def not_nan(number: exp.Expr) -> exp.Expr:
+def not_nan(number: exp.Expr, dialect: Dialect) -> exp.Expr:
     """Test that ``number`` is not NaN (NULL stays NULL)."""
-    return template("NOT isnan(CAST(:x AS DOUBLE))", x=number)
+    return exp.not_(dialect.is_nan(template("CAST(:x AS DOUBLE)", x=number)))
 
 
-def json_of(value: Value) -> exp.Expr:
+def json_of(value: Value, dialect: Dialect) -> exp.Expr:
     """Return the value as JSON, for results typed ``any``."""
     if value.type is Type.ANY:
         return value.sql
     if value.type is Type.NULL:
         return template("CAST('null' AS JSON)")
+    double = value.type is Type.NUMBER and not value.integer
     if value.whole is not None:
-        return template(
-            "COALESCE(CASE WHEN :w THEN to_json(CAST(:x AS BIGINT)) ELSE to_json(:x) END, "
-            "CAST('null' AS JSON))",
-            w=value.whole,
-            x=value.sql,
+        json = exp.Case(
+            ifs=[
+                exp.If(
+                    this=value.whole,
+                    true=dialect.json_of(template("CAST(:x AS BIGINT)", x=value.sql), double=False),
+                )
+            ],
+            default=dialect.json_of(value.sql, double=True),
         )
-    return template("COALESCE(to_json(:x), CAST('null' AS JSON))", x=value.sql)
+        return template("COALESCE(:j, CAST('null' AS JSON))", j=json)
+    return template(
+        "COALESCE(:j, CAST('null' AS JSON))", j=dialect.json_of(value.sql, double=double)
+    )
 
 
-def wrapped(value: Value) -> exp.Expr:
+def wrapped(value: Value, dialect: Dialect) -> exp.Expr:
     """Wrap the value for a reason: ``{"v": value}``, or ``{"x": "inf"}`` for a non-finite number.
 
     JSON has no infinity; the reader turns ``x`` back into a float, so a reason
     still says ``inf`` the way the in-process engine does.
     """
     if value.type is Type.NUMBER and value.nonfinite:
-        return template(
-            "CASE WHEN :x IS NULL OR isfinite(:x) THEN json_object('v', :j) "
-            "ELSE json_object('x', CAST(:x AS VARCHAR)) END",
-            x=value.sql,
-            j=json_of(value),
+        finite = exp.or_(template(":x IS NULL", x=value.sql), dialect.is_finite(value.sql))
+        return exp.Case(
+            ifs=[exp.If(this=finite, true=dialect.json_object([("v", json_of(value, dialect))]))],
+            default=dialect.json_object([("x", template("CAST(:x AS VARCHAR)", x=value.sql))]),
         )
-    return template("json_object('v', :j)", j=json_of(value))
+    return dialect.json_object([("v", json_of(value, dialect))])

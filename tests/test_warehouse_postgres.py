@@ -329,7 +329,9 @@ def _row(score: dict[str, Any]) -> tuple[Any, ...]:
         (["--engine", "postgres", "EVENTS"], "not a file"),
         (["--engine", "postgres"], "not a file"),
         (["--engine", "duckdb"], "name it"),
-        (["EVENTS", "--engine", "duckdb", "--into", "t"], "need --engine postgres"),
+        (["EVENTS", "--engine", "duckdb", "--into", "t"], "name one with --database"),
+        (["--engine", "postgres", "--dsn", "x", "--layout", "segment"], "not --engine postgres"),
+        (["--engine", "postgres", "--dsn", "x", "--output", "s.csv"], "not --engine postgres"),
         (["--now", "2026-03-15T12:00:00Z", "EVENTS", "--engine", "duckdb", "--dsn", "x"], "need"),
         (["--engine", "postgres", "--dsn", "postgresql://nobody@127.0.0.1:1/x"], "cannot connect"),
     ],
@@ -341,7 +343,9 @@ def test_score_says_which_source_an_engine_reads(
     events = str(ROOT / "examples" / "events.jsonl")
     argv = [events if arg == "EVENTS" else arg for arg in args]
     assert main(["score", str(RULES / "playbook.toml"), *argv]) == 2
-    assert message in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert message in printed.err
+    assert not printed.out  # said before any scoring
 
 
 @pytest.mark.parametrize(

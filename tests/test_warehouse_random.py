@@ -263,7 +263,7 @@ def postgres_database(postgres_server: str) -> Iterator[tuple[str, psycopg.Conne
 
 
 @settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[
         HealthCheck.too_slow,

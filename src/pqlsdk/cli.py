@@ -158,19 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         "when installed",
     )
     score.add_argument("--dsn", help="--engine postgres: the database's libpq URL")
-    score.add_argument(
-        "--table",
-        default="messages",
-        help="--engine postgres: the table of messages, the collector's (default: messages) "
-        "or one column per Segment field",
-    )
-    score.add_argument(
-        "--into",
-        metavar="TABLE",
-        help="also write one row per subject and model (subject, id, model, score, tier, "
-        "route, reasons, scored_at) into TABLE of the engine's database, replacing its rows "
-        "in one transaction",
-    )
+    _add_sources(score)
     sql = commands.add_parser(
         "sql",
         help="print the SQL a rules file compiles to",
@@ -289,6 +277,83 @@ def _engine(name: str) -> str:
     return "duckdb" if found else "python"
 
 
+def _add_sources(score: argparse.ArgumentParser) -> None:
+    """Add the duckdb engine's sources and the outputs of ``pqlsdk score`` (docs/warehouse.md)."""
+    where = score.add_argument_group(
+        "sources (duckdb engine) and outputs (either engine)",
+        "EVENTS may also be a Parquet or CSV file, a folder of Parquet files, or a DuckDB\n"
+        "or SQLite database (docs/warehouse.md).",
+    )
+    where.add_argument(
+        "--table",
+        help="the database's table of messages (schema.table allowed); --engine postgres: "
+        "the collector's table (default: messages) or one with a column per Segment field",
+    )
+    where.add_argument(
+        "--layout",
+        choices=("segment", "rudderstack"),
+        help="read the warehouse layout: identifies, groups, tracks and one table per event",
+    )
+    where.add_argument("--schema", help="the layout's schema in a DuckDB database (default main)")
+    where.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="the column holding a message field, e.g. userId=uid (repeatable)",
+    )
+    where.add_argument(
+        "--output", type=Path, metavar="FILE", help="also write the scores to FILE.parquet or .csv"
+    )
+    where.add_argument(
+        "--into",
+        metavar="TABLE",
+        help="also write one row per subject and model (subject, id, model, score, tier, "
+        "route, reasons, scored_at) into TABLE of the engine's database (the DuckDB file, "
+        "or --dsn's), replaced in one transaction",
+    )
+    where.add_argument(
+        "--database", type=Path, metavar="FILE", help="the DuckDB file for --into (default: EVENTS)"
+    )
+
+
+class _Where:
+    """Where ``pqlsdk score`` reads messages from and writes scores to, beyond EVENTS."""
+
+    def __init__(self, **options: Any) -> None:
+        self.table: str | None = options.get("table")
+        self.layout: str | None = options.get("layout")
+        self.schema: str | None = options.get("schema")
+        self.column: list[str] = options.get("column") or []
+        self.output: Path | None = options.get("output")
+        self.into: str | None = options.get("into")
+        self.database: Path | None = options.get("database")
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> _Where:
+        names = ("table", "layout", "schema", "column", "output", "into", "database")
+        return cls(**{name: getattr(args, name) for name in names})
+
+    def reading(self, *, postgres: bool = False) -> str | None:
+        """Return the first option only the duckdb engine reads, as typed; None if none is.
+
+        ``postgres``: the options the postgres engine cannot take (it reads ``--table``).
+        """
+        options: list[tuple[str, object]] = [
+            ("--layout", self.layout),
+            ("--schema", self.schema),
+            ("--column", self.column),
+        ]
+        if postgres:
+            options += [("--output", self.output), ("--database", self.database)]
+        else:
+            options.insert(0, ("--table", self.table))
+        for flag, value in options:
+            if value:
+                return flag
+        return None
+
+
 def _sql(path: Path, dialect: str) -> int:
     from .warehouse import compile_rules  # noqa: PLC0415 - the warehouse extra, on use
     from .warehouse._dialects import DIALECTS  # noqa: PLC0415
@@ -302,15 +367,19 @@ def _sql(path: Path, dialect: str) -> int:
 def _score_command(args: argparse.Namespace) -> int:
     """``pqlsdk score``: check which source the engine reads, then score it."""
     engine = _engine(args.engine)
+    where = _Where.of(args)
     if engine == "postgres":
         if args.events is not None or args.dsn is None:
             raise ConfigError(
                 "--engine postgres reads the table --dsn and --table name, not a file"
             )
+        unread = where.reading(postgres=True)
+        if unread is not None:
+            raise ConfigError(f"{unread} reads a file or a DuckDB database: not --engine postgres")
         return _score_postgres(
             args.rules,
             args.dsn,
-            args.table,
+            where.table or "messages",
             now=args.now,
             as_json=args.json,
             model=args.model,
@@ -318,10 +387,20 @@ def _score_command(args: argparse.Namespace) -> int:
         )
     if args.events is None:
         raise ConfigError(f"--engine {engine} reads a file of messages: name it")
-    if args.dsn is not None or args.into is not None:
-        raise ConfigError("--dsn and --into need --engine postgres")
+    if args.dsn is not None:
+        raise ConfigError("--dsn needs --engine postgres")
+    if where.into is not None:
+        from .warehouse._sinks import into_database  # noqa: PLC0415 - the extra, on use
+
+        into_database(args.events, where.into, where.database)  # said before scoring
     return _score(
-        args.rules, args.events, now=args.now, as_json=args.json, model=args.model, engine=engine
+        args.rules,
+        args.events,
+        now=args.now,
+        as_json=args.json,
+        model=args.model,
+        engine=engine,
+        where=where,
     )
 
 
@@ -373,11 +452,14 @@ def _score(
     as_json: bool,
     model: str | None,
     engine: str = "python",
+    where: _Where | None = None,
 ) -> int:
+    where = where or _Where()
     rules = load(path)
     chosen = rules.model(model)  # fails early on a bad name
     if engine == "duckdb":
-        return _score_sql(path, rules, chosen.name, events, now=now, as_json=as_json)
+        return _score_sql(path, rules, chosen.name, events, now=now, as_json=as_json, where=where)
+    _python_reads(events, where)
     history = History()
     fold(read(events, history), rules.aggregates, history)
     instant, when = _clock_for(now, history.now)
@@ -385,11 +467,11 @@ def _score(
     _report_invalid(history)
     # Scores are made one at a time and written (or reduced to a table row) at
     # once: memory stays that of the users' state, however many users there are.
-    users = (
+    users: Iterable[Score] = (
         score_subject(chosen, user_id, state, _account_of(history, state), instant, explain=True)
         for user_id, state in sorted(history.users.items())
     )
-    accounts = (
+    accounts: Iterable[AccountScore] = (
         score_account(
             rules,
             history.accounts.get(account_id),
@@ -400,11 +482,33 @@ def _score(
         )
         for account_id in sorted(history.groups)
     )
+    if where.output or where.into:  # written twice: kept
+        users, accounts = list(users), list(accounts)
     members = {account_id: _member_ids(history, account_id) for account_id in history.groups}
     _print_scores(
         rules, chosen.name, when, users=users, accounts=accounts, members=members, as_json=as_json
     )
+    _write_scores(events, where, users, accounts)
     return 0
+
+
+def _python_reads(events: Path, where: _Where) -> None:
+    from ._formats import python_reads  # noqa: PLC0415 - only score needs it
+
+    python_reads(events, where.reading())
+
+
+def _write_scores(
+    events: Path, where: _Where, users: Iterable[Score], accounts: Iterable[AccountScore]
+) -> None:
+    if not (where.output or where.into):
+        return
+    from .warehouse._sinks import write_scores  # noqa: PLC0415 - the warehouse extra, on use
+
+    for line in write_scores(
+        events, users, accounts, output=where.output, into=where.into, database=where.database
+    ):
+        print(f"pqlsdk: {line}", file=sys.stderr)
 
 
 def _clock_for(now: str | None, file_now: str | None) -> tuple[int, str]:
@@ -427,27 +531,53 @@ def _say_when(now: str | None, file_now: str | None, when: str) -> None:
 
 
 def _score_sql(
-    path: Path, rules: Rules, model: str, events: Path, *, now: str | None, as_json: bool
+    path: Path,
+    rules: Rules,
+    model: str,
+    events: Path,
+    *,
+    now: str | None,
+    as_json: bool,
+    where: _Where,
 ) -> int:
     """``pqlsdk score --engine duckdb``: the same output, computed by the compiled SQL."""
-    from .warehouse._duckdb import UnreadableError, source  # noqa: PLC0415 - the extra, on use
+    from ._formats import sniff  # noqa: PLC0415 - only score needs it
+    from .warehouse import _duckdb, _sources  # noqa: PLC0415 - the extra, on use
     from .warehouse._score import score_relation  # noqa: PLC0415
 
+    source = _sources.Source(
+        events,
+        table=where.table,
+        layout=where.layout,
+        schema=where.schema,
+        columns=_sources.columns_option(where.column),
+    )
+    connection = _duckdb.connect()
     try:
-        with source(events) as (relation, file_now):
+        with _sources.messages(connection, source) as (relation, file_now):
             instant, when = _clock_for(now, file_now)
-            scored = score_relation(rules, model, relation, now=instant)
-    except UnreadableError:
+            scored = score_relation(rules, model, relation, now=instant, connection=connection)
+    except _duckdb.UnreadableError:
+        if sniff(events) != "json":
+            raise
         # DuckDB gives up on a whole file for one line that is not a message object;
         # the python engine names that line, or refuses it and scores the rest.
         return _score(path, events, now=now, as_json=as_json, model=model, engine="python")
+    finally:
+        connection.close()
     _say_when(now, file_now, when)
-    if scored.refused:
+    if scored.refused and sniff(events) == "json":
         # Rare: the reader says which and why, in the words of --engine python.
         history = History()
         for _ in read(events, history):
             pass
         _report_invalid(history)
+    elif scored.refused:
+        print(
+            f"pqlsdk: skipped {scored.refused} invalid message(s): without a userId or an "
+            "anonymousId, a timestamp with a time zone, a track's event or a group's groupId",
+            file=sys.stderr,
+        )
     _print_scores(
         rules,
         model,
@@ -457,6 +587,7 @@ def _score_sql(
         members=scored.members,
         as_json=as_json,
     )
+    _write_scores(events, where, scored.users, scored.accounts)
     return 0
 
 

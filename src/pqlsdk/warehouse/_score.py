@@ -108,14 +108,23 @@ def score_file(rules: Rules, path: Path, *, now: int, model: str | None = None) 
         return score_relation(rules, rules.model(model).name, relation, now=now)
 
 
-def score_relation(rules: Rules, model: str, relation: exp.Expr, *, now: int) -> Scored:
-    """Score every user under ``model`` and every account of ``relation``'s messages."""
+def score_relation(
+    rules: Rules, model: str, relation: exp.Expr, *, now: int, connection: Any = None
+) -> Scored:
+    """Score every user under ``model`` and every account of ``relation``'s messages.
+
+    ``connection`` is the one ``relation`` reads through (a source attached to
+    it); without one, a connection of its own, closed after.
+    """
     chosen = rules.model(model)
-    connection = _duckdb.connect()
+    own_connection = connection is None
+    if own_connection:
+        connection = _duckdb.connect()
     try:
         ran = _duckdb.run(connection, compile_plan(rules, chosen.name, now=now), relation)
     finally:
-        connection.close()
+        if own_connection:
+            connection.close()
     return scored_rows(rules, chosen.name, ran, now=now)
 
 

@@ -126,7 +126,7 @@ def _checked(item: Any) -> bytes:
 def run(connection: Any, plan: Plan, relation: exp.Expr) -> Rows:
     """Run ``plan`` over ``relation`` (``_run.run``), the doubtful messages judged by python.
 
-    ``relation`` is one of ``messages_relation``: a JSON Lines file, whose
+    When ``relation`` is one of ``messages_relation`` (a JSON Lines file), its
     doubtful lines (``_judge_doubtful``) are read again.
     """
     return run_plan(connection, plan, relation, lambda: _judge_doubtful(connection, relation))
@@ -146,12 +146,14 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
     verdict (``type`` NULL when refused) and time: the two engines keep the
     same messages at the same instants.
     """
+    path: Path | None = relation.meta.get(_LINES)
+    if path is None:  # a table or a Parquet file: typed, and no python reader reads it
+        return
     # Over the runner's own table: a failure here is DuckDB's, not the file's.
     found = connection.execute("SELECT seq FROM parsed WHERE doubt ORDER BY seq").fetchall()
     if not found:
         return
     doubted = {seq for (seq,) in found}
-    path: Path = relation.meta[_LINES]
     verdicts: list[tuple[int, str | None, int | None]] = []
     opened, _ = _opened(path)
     with opened as stream:

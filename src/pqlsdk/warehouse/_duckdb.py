@@ -60,8 +60,20 @@ def connect() -> Any:
             "the duckdb engine needs duckdb: pip install 'pqlsdk[warehouse]'"
         ) from exc
     # Every query orders what it needs by ``seq``: a table need not keep arrival order,
-    # which lets DuckDB write its steps in parallel and with less memory.
-    return duckdb.connect(config={"preserve_insertion_order": False})
+    # which lets DuckDB write its steps in parallel and with less memory. Past
+    # MEMORY_LIMIT the steps' tables go to files in the temporary directory: ten
+    # million messages take 2 GiB of memory at most, Python's scores included.
+    return duckdb.connect(
+        config={
+            "preserve_insertion_order": False,
+            "memory_limit": MEMORY_LIMIT,
+            "temp_directory": str(Path(tempfile.gettempdir()) / "pqlsdk-duckdb"),
+        }
+    )
+
+
+MEMORY_LIMIT: Final = "1GB"
+"""What DuckDB may hold in memory before it writes its tables to temporary files."""
 
 
 def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:

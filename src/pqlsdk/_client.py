@@ -35,6 +35,7 @@ from ._exceptions import (
 from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
 from ._ids import check_id, check_optional_id
 from ._intake import Intake
+from ._journal import Journal
 from ._memo import Memo
 from ._moments import OUTCOMES, Moment, blocked, claim, days_left, mark, outcome_message, render
 from ._scoring import (
@@ -205,8 +206,20 @@ class Client:
         # path. Strict clients (tests), caller-mode delivery (no threads) and sync
         # durability (committed before the call returns) apply inline.
         self._intake: Intake | None = None
+        self._journal: Journal | None = None
         if not strict and options.mode == "background" and options.durability == "buffered":
-            self._intake = Intake(self._apply_pending)
+            buffered = self._store if isinstance(self._store, BufferedStore) else None
+            if buffered is not None:
+                self._journal = Journal(buffered.inner.path)
+            self._intake = Intake(
+                self._apply_pending,
+                journal=self._journal,
+                max_bytes=options.backlog_bytes,
+                # Not a method: the intake thread must not keep the client alive.
+                on_fault=functools.partial(_journal_fault, self._counters),
+            )
+            if buffered is not None and self._journal is not None:
+                self._replay(buffered, self._journal, self._intake)
         self._prune(micros(self._clock.now()))
         if rules is not None:
             self.load_rules(rules)
@@ -755,6 +768,8 @@ class Client:
             return FlushResult(0, 0) if self._pipeline is None else self._pipeline.close(timeout)
         finally:
             self._store.close()
+            if self._journal is not None:
+                self._journal.close()
             self._counters.log_rest()  # drops and errors whose log line was still held back
 
     async def aflush(self, timeout: float | None = 10.0) -> FlushResult:
@@ -873,6 +888,25 @@ class Client:
             self._drop("closed", ClosedError("the client is closed"))
         else:
             self._intake.put(record[1])
+
+    def _replay(self, store: BufferedStore, journal: Journal, intake: Intake) -> None:
+        """Record what processes that died left in their journals, and commit it.
+
+        Each commit then releases what it made durable; the claimed journals go
+        with the first commit (recording is idempotent: what they had committed
+        before dying is skipped, and queued for the collector only once).
+        """
+        store.follow(lambda: intake.applied, journal.release)
+        records = []
+        for data in journal.claim_orphans():
+            try:
+                records.append((decode_checked(data), data))
+            except msgspec.DecodeError:
+                self._counters.dropped("journal_corrupt", "a journal record cannot be read")
+        if records:
+            logger.info("recording %d message(s) that a process which died left", len(records))
+            self._write(records)
+        store.commit()
 
     def _settle(self) -> None:
         """Apply every message this client accepted and has not yet recorded."""
@@ -1057,6 +1091,11 @@ class Client:
             raise exc
         if not isinstance(exc, StoreUnavailableError):
             self._counters.error("store_error", str(exc))
+
+
+def _journal_fault(counters: Counters, reason: str, detail: str) -> None:
+    """Count a journal write error (the message was kept, without its crash safety)."""
+    counters.error(reason, detail)
 
 
 def _dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:

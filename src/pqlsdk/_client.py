@@ -9,6 +9,7 @@ failing store): it logs, counts and returns. Setup mistakes raise at once, and a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -919,8 +920,13 @@ class Client:
         One at a time, as ``track()`` would have: each message's tier crossing is
         its own (a burst from cold to burning reports warm, hot and burning).
         """
-        for data in chunk:
-            self._write([(decode_checked(data), data)])
+        records = [(decode_checked(data), data) for data in chunk]
+        if isinstance(self._store, BufferedStore):
+            # On a fault each record asks for itself, and counts its own fault.
+            with contextlib.suppress(StoreError):
+                self._store.look_up([message.message_id for message, _ in records])
+        for record in records:
+            self._write([record])
 
     def _write(self, records: list[tuple[Message, bytes]]) -> int:
         if not records:

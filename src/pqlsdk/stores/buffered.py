@@ -102,6 +102,9 @@ class BufferedStore:
         self._accounts: dict[str, bytes] = {}
         self._waiting: Counter[_Key] = Counter()
         self._buffered_ids: set[str] = set()
+        # Ids looked up at once by ``look_up()`` (asked, and found in the file), until a commit.
+        self._asked: set[str] = set()
+        self._logged: set[str] = set()
         self._thread: threading.Thread | None = None
         self._oldest: float | None = None  # monotonic time the oldest buffered message came
 
@@ -152,8 +155,9 @@ class BufferedStore:
                 self._oldest = time.monotonic()
             overdue = time.monotonic() - self._oldest >= self._interval
             for message, data in records:
-                if message.message_id in self._buffered_ids or self._inner.has_message(
-                    message.message_id
+                mid = message.message_id
+                if mid in self._buffered_ids or (
+                    mid in self._logged if mid in self._asked else self._inner.has_message(mid)
                 ):
                     continue  # recording is idempotent, buffered or not
                 self._buffered_ids.add(message.message_id)
@@ -173,6 +177,19 @@ class BufferedStore:
         if overdue:
             self.commit()  # outside the lock: commit() takes the commit lock first
         return added
+
+    def look_up(self, message_ids: list[str]) -> None:
+        """Ask the file at once which of ``message_ids`` it holds, for the records that follow.
+
+        The intake records a chunk of messages one at a time (each its own tier
+        check); one query for the chunk replaces one per message. The answers
+        hold until the next commit (after it, the file is asked again).
+
+        Added in version 0.1.0.
+        """
+        logged = self._inner.logged(message_ids)
+        with self._lock:
+            self._asked, self._logged = set(message_ids), logged
 
     def _load_user(self, user_id: str) -> UserState | None:
         found = self._users.get(user_id)
@@ -201,6 +218,7 @@ class BufferedStore:
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._oldest = None
+            self._asked, self._logged = set(), set()
             follower = self._follower
             mark = 0 if follower is None else follower[0]()
         if not batch:

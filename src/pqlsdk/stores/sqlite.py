@@ -380,6 +380,14 @@ class SQLiteStore:
             ).fetchone()
         return found is not None
 
+    def logged(self, message_ids: list[str]) -> set[str]:
+        """Which of ``message_ids`` the log holds (one query per few hundred).
+
+        Added in version 0.1.0.
+        """
+        with self._use("read") as conn:
+            return _logged(conn, message_ids)
+
     def enqueue(self, messages: Iterable[bytes]) -> None:
         """Queue encoded messages for the collector (pqlsdk's own records).
 

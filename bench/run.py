@@ -76,6 +76,8 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
     runs = [
         *capture,
         *decide,
+        # Intake capacity and a 100,000-call burst's tail on the default store.
+        ["cases/intake.py", "--sink", sink],
         *(["cases/score.py", "--store", store] for store in ("memory", "sqlite")),
         # Figures only: track(), gate() and decide() on memory, SQLite and Redis.
         *(["cases/stores.py", "--store", store] for store in ("memory", "sqlite", "redis")),
@@ -95,6 +97,7 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
 def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
     """The targets of issue 8, each a ratio from the same run."""
     live = ("capture", "posthog", "live"), ("capture", "segment", "live")
+    burst = ("capture", "posthog", "live, burst"), ("capture", "segment", "live, burst")
     quiet = ("capture", "posthog", "disabled"), ("capture", "segment", "disabled")
     growthbook = ("decision", "growthbook", "")
     gate, decide = ("decision", "pqlsdk-gate", ""), ("decision", "pqlsdk-decide", "")
@@ -106,6 +109,8 @@ def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
         Comparison(f"track(), memory store, sender live {fastest}", ("capture", "pqlsdk-memory", "live"), live, "<= 0.33"),
         Comparison(f"track(), sending disabled {fastest}", ("capture", "pqlsdk", "disabled"), quiet, "<= 0.33"),
         Comparison(f"track() p99.9, sender live {fastest}", ("capture", "pqlsdk", "live"), live, "<= 1.0", "p999"),
+        Comparison(f"track() p99.9, burst, sender live {fastest}", ("capture", "pqlsdk", "live, burst"), burst, "<= 0.1", "p999"),
+        Comparison(f"track() longest call, burst, sender live {fastest}", ("capture", "pqlsdk", "live, burst"), burst, "<= 0.4", "longest"),
         Comparison("gate() / GrowthBook is_on()", gate, growthbook, "<= 1.0"),
         Comparison("decide() / GrowthBook is_on()", decide, growthbook, "<= 1.0"),
         Comparison("decide(), memo cold / GrowthBook is_on()", ("decision", "pqlsdk-decide", "memo cold"), growthbook, "<= 1.0"),

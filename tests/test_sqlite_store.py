@@ -16,6 +16,7 @@ import pytest
 
 import pqlsdk
 from pqlsdk import _lifecycle as lifecycle
+from pqlsdk.messages import Track, check
 from pqlsdk.stores import SQLiteStore, open_store
 from pqlsdk.stores import sqlite as sqlite_module
 from pqlsdk.stores.sqlite import SCHEMA_VERSION
@@ -275,3 +276,17 @@ def test_memory_store_describes_itself() -> None:
     store = open_store("memory://")
     store.close()
     assert (store.url, repr(store)) == ("memory://", "MemoryStore(users=0, messages=0)")
+
+
+def test_a_batch_records_each_message_once_logged_or_repeated(tmp_path: Path) -> None:
+    """One transaction with a message already in the log and another one twice: each counts once."""
+    store = SQLiteStore(tmp_path / "s.db")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def tick(message_id: str) -> tuple[pqlsdk.messages.Message, bytes]:
+        return check(Track(user_id="u", event="tick", timestamp=at, message_id=message_id))
+
+    assert store.record([tick("a")], outbox=True) == 1
+    assert store.record([tick("a"), tick("b"), tick("b")], outbox=True) == 1
+    assert (store.count(), store.outbox_size(), store.user("u").tracks) == (2, 2, 2)  # type: ignore[union-attr]
+    store.close()

@@ -72,6 +72,9 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
     - ``flush_at`` / ``flush_interval`` / ``max_batch_bytes``: when a batch goes.
     - ``max_queue`` / ``on_full`` / ``block_timeout``: the memory outbox's bound
       and what happens at it.
+    - ``backlog_bytes`` (buffered SQLite stores): how many bytes of accepted
+      messages may wait for the intake (in memory, and in the journal on disk)
+      before a call waits for it (16 MiB, some 80,000 calls; nothing is dropped).
     - ``retry``: backoff and budget per batch. ``shutdown_timeout``: the atexit
       drain's budget. ``lease``: how long a sender holds SQLite or Redis outbox entries.
 
@@ -87,6 +90,7 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
     max_queue: int = 10_000
     on_full: FullPolicy = "drop_newest"
     block_timeout: float = 0.05
+    backlog_bytes: int = 16 << 20
     retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
     shutdown_timeout: float = 5.0
     lease: float = 60.0
@@ -95,7 +99,7 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
         for name in ("buffer_interval", "flush_interval", "shutdown_timeout", "lease"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Delivery.{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("flush_at", "max_batch_bytes", "max_queue"):
+        for name in ("flush_at", "max_batch_bytes", "max_queue", "backlog_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(
                     f"Delivery.{name} must be at least 1, got {getattr(self, name)!r}"

@@ -9,6 +9,7 @@ failing store): it logs, counts and returns. Setup mistakes raise at once, and a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -35,6 +36,7 @@ from ._exceptions import (
 from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
 from ._ids import check_id, check_optional_id
 from ._intake import Intake
+from ._journal import Journal
 from ._memo import Memo
 from ._moments import (
     OUTCOMES,
@@ -215,8 +217,20 @@ class Client:
         # path. Strict clients (tests), caller-mode delivery (no threads) and sync
         # durability (committed before the call returns) apply inline.
         self._intake: Intake | None = None
+        self._journal: Journal | None = None
         if not strict and options.mode == "background" and options.durability == "buffered":
-            self._intake = Intake(self._apply_pending)
+            buffered = self._store if isinstance(self._store, BufferedStore) else None
+            if buffered is not None:
+                self._journal = Journal(buffered.inner.path)
+            self._intake = Intake(
+                self._apply_pending,
+                journal=self._journal,
+                max_bytes=options.backlog_bytes,
+                # Not a method: the intake thread must not keep the client alive.
+                on_fault=functools.partial(_journal_fault, self._counters),
+            )
+            if buffered is not None and self._journal is not None:
+                self._replay(buffered, self._journal, self._intake)
         self._prune(micros(self._clock.now()))
         if rules is not None:
             self.load_rules(rules)
@@ -767,6 +781,8 @@ class Client:
             return FlushResult(0, 0) if self._pipeline is None else self._pipeline.close(timeout)
         finally:
             self._store.close()
+            if self._journal is not None:
+                self._journal.close()
             self._counters.log_rest()  # drops and errors whose log line was still held back
 
     async def aflush(self, timeout: float | None = 10.0) -> FlushResult:
@@ -886,6 +902,25 @@ class Client:
         else:
             self._intake.put(record[1])
 
+    def _replay(self, store: BufferedStore, journal: Journal, intake: Intake) -> None:
+        """Record what processes that died left in their journals, and commit it.
+
+        Each commit then releases what it made durable; the claimed journals go
+        with the first commit (recording is idempotent: what they had committed
+        before dying is skipped, and queued for the collector only once).
+        """
+        store.follow(lambda: intake.applied, journal.release)
+        records = []
+        for data in journal.claim_orphans():
+            try:
+                records.append((decode_checked(data), data))
+            except msgspec.DecodeError:
+                self._counters.dropped("journal_corrupt", "a journal record cannot be read")
+        if records:
+            logger.info("recording %d message(s) that a process which died left", len(records))
+            self._write(records)
+        store.commit()
+
     def _settle(self) -> None:
         """Apply every message this client accepted and has not yet recorded."""
         if self._intake is not None:
@@ -897,8 +932,13 @@ class Client:
         One at a time, as ``track()`` would have: each message's tier crossing is
         its own (a burst from cold to burning reports warm, hot and burning).
         """
-        for data in chunk:
-            self._write([(decode_checked(data), data)])
+        records = [(decode_checked(data), data) for data in chunk]
+        if isinstance(self._store, BufferedStore):
+            # On a fault each record asks for itself, and counts its own fault.
+            with contextlib.suppress(StoreError):
+                self._store.look_up([message.message_id for message, _ in records])
+        for record in records:
+            self._write([record])
 
     def _write(self, records: list[tuple[Message, bytes]]) -> int:
         if not records:
@@ -1069,6 +1109,11 @@ class Client:
             raise exc
         if not isinstance(exc, StoreUnavailableError):
             self._counters.error("store_error", str(exc))
+
+
+def _journal_fault(counters: Counters, reason: str, detail: str) -> None:
+    """Count a journal write error (the message was kept, without its crash safety)."""
+    counters.error(reason, detail)
 
 
 def _dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:

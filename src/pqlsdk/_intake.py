@@ -14,13 +14,22 @@ whatever is still pending, in its own thread, under the same lock as the intake
 thread: messages are applied once each and in the order they were accepted.
 
 Bounds: at most ``max_pending`` messages wait (1,000: a request burst fits,
-and what a SIGKILL can lose beyond a buffered store's window stays a few tens of
-milliseconds of applying). Past that the accepting call
-sleeps in steps of a fraction of a millisecond (handing the GIL to the intake
-thread) until there is room, and after ``_THROTTLE`` seconds applies a chunk
-itself: memory stays bounded, nothing is dropped, a producer faster than the
-intake is slowed to its pace, and no single call pays for the whole backlog. Pending items are
-encoded bytes, not object graphs, so they add no work to GC passes.
+and what a SIGKILL can lose stays a few tens of milliseconds of applying).
+Past that the accepting call sleeps in steps of a fraction of a millisecond
+(handing the GIL to the intake thread) until there is room, and after
+``_THROTTLE`` seconds applies a chunk itself: memory stays bounded, nothing is
+dropped, a producer faster than the intake is slowed to its pace, and no
+single call pays for the whole backlog. Pending items are encoded bytes, not
+object graphs, so they add no work to GC passes.
+
+With a journal (a buffered SQLite store: see ``_journal``), the call also
+writes the message to the journal file before it returns, so a SIGKILL loses
+nothing that was accepted, and the bound is ``max_bytes`` of messages rather
+than a count (``Delivery.backlog_bytes``, 16 MiB: some 80,000 calls): a burst
+far faster than the intake piles up and is applied at the intake's pace, and
+only past the bound do calls wait as above. A journal that cannot be written
+(a full disk) costs the crash safety of that message, not the message: it is
+queued all the same and the fault counted (``journal_error``).
 
 After ``fork()`` the child forgets what its parent had pending (the parent applies
 it) and starts its own thread on first use; at exit, pending messages are applied
@@ -37,6 +46,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from ._journal import Journal
 from ._lifecycle import APPLY, install_sigterm, unwatch, watch
 from ._stats import logger
 
@@ -71,11 +81,18 @@ class Intake:
         *,
         max_pending: int = 1_000,
         gather: float = 0.002,
+        journal: Journal | None = None,
+        max_bytes: int = 16 << 20,
+        on_fault: Callable[[str, str], None] | None = None,
     ) -> None:
         """Hand pending messages to ``apply`` (in order, a chunk at a time).
 
         ``apply`` must not raise for run-time faults: it counts them (the client's
         ``_write`` does); anything it does raise is logged and the chunk is lost.
+        With a ``journal``, each message is written to it before ``put()``
+        returns, and up to ``max_bytes`` of messages (not ``max_pending``)
+        wait; ``on_fault(reason, detail)`` is told of journal write errors
+        (``journal_error``).
         """
         # The intake thread must not keep a dropped client alive: a bound method is
         # held weakly, and strongly (``_hold``) only while messages wait for it.
@@ -84,6 +101,9 @@ class Intake:
         )
         self._max_pending = max_pending
         self._gather = gather
+        self._journal = journal
+        self._max_bytes = max_bytes
+        self._on_fault = on_fault or _log_fault
         self._reset()
         watch(self, exit_phase=APPLY)
 
@@ -95,19 +115,46 @@ class Intake:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._hold: Callable[[list[bytes]], None] | None = None
+        self._waiting = 0  # bytes of the messages pending
+        self._applied = 0  # messages applied (or lost to a failed apply) since the reset
+
+    @property
+    def applied(self) -> int:
+        """How many messages were applied: the journal's records up to this one are in the store."""
+        return self._applied
 
     def put(self, data: bytes) -> None:
         """Accept one encoded message; the intake thread applies it within milliseconds."""
         pending = self._pending
-        pending.append(data)
+        journal = self._journal
+        if journal is None:
+            pending.append(data)
+        else:
+            self._journaled(journal, data)
+        self._waiting += len(data)
         if self._hold is None:  # keep the client alive until this is applied
             self._hold = self._apply()
-        if len(pending) >= self._max_pending:
+        if self._full():
             self._throttle()
         elif not self._wake.is_set():
             if self._thread is None:
                 self._start()
             self._wake.set()
+
+    def _journaled(self, journal: Journal, data: bytes) -> None:
+        """Write ``data`` to the journal and queue it, in one order for every thread."""
+        with journal.lock:
+            try:
+                journal.append(data)
+            except OSError as exc:  # queued all the same: only its crash safety is lost
+                self._on_fault("journal_error", f"cannot write the journal: {exc}")
+            self._pending.append(data)
+
+    def _full(self) -> bool:
+        """Whether the pending messages reached their bound (bytes with a journal, else a count)."""
+        if self._journal is None:
+            return len(self._pending) >= self._max_pending
+        return self._waiting >= self._max_bytes
 
     def pending(self) -> int:
         """How many accepted messages (and flush markers) wait to be applied."""
@@ -140,6 +187,7 @@ class Intake:
                 self._owner = me
                 try:
                     chunk = [pending.popleft() for _ in range(min(_CHUNK, left, len(pending)))]
+                    self._waiting -= sum(len(item) for item in chunk if type(item) is bytes)
                     if not chunk:
                         return  # another thread applied them
                     left -= len(chunk)
@@ -160,6 +208,8 @@ class Intake:
                 apply(messages)
         except Exception:  # a bug, not a fault: log it and keep the thread alive
             logger.exception("pqlsdk: applying %d message(s) failed", len(messages))
+        finally:
+            self._applied += len(messages)
         for item in chunk:
             if type(item) is _Marker:
                 item.reached = True
@@ -194,9 +244,9 @@ class Intake:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._wake.set()
             deadline = time.monotonic() + _THROTTLE
-            while len(self._pending) >= self._max_pending and time.monotonic() < deadline:
+            while self._full() and time.monotonic() < deadline:
                 time.sleep(_STEP)
-        if len(self._pending) >= self._max_pending:
+        if self._full():
             self.drain(limit=_CHUNK)
 
     def _start(self) -> None:
@@ -227,8 +277,15 @@ class Intake:
 
     def after_fork(self) -> None:
         """Forget the parent's pending messages (it applies them) and its thread."""
+        if self._journal is not None:
+            self._journal.after_fork()
         self._reset()
 
     def at_exit(self) -> None:
         """Apply what is pending before stores commit and outboxes drain."""
         self.drain()
+
+
+def _log_fault(reason: str, detail: str) -> None:
+    """Tell the host's logs of a journal fault when nobody counts them."""
+    logger.warning("pqlsdk: %s (%s)", detail, reason)

@@ -20,10 +20,14 @@ collector, so the overlay costs a decode per read and an encode per write
 instead (about a microsecond each, on the recording thread).
 
 What can be lost: a SIGKILL or power cut loses at most the last ``interval`` of
-messages. When the writer thread falls behind (a busy process starves it of the
-GIL: SQLite releases the GIL around every statement, and a thread waiting to
-get it back waits up to the switch interval each time), the recording caller
-commits inline as soon as the oldest buffered message is ``interval`` old: the
+messages recorded here, unless they are journaled: a client's calls are (see
+``pqlsdk._journal``; ``follow()`` tells the journal what each commit made
+durable), so for them a SIGKILL loses nothing.
+
+When the writer thread falls behind (a busy process starves it of the GIL:
+SQLite releases the GIL around every statement, and a thread waiting to get it
+back waits up to the switch interval each time), the recording caller commits
+inline as soon as the oldest buffered message is ``interval`` old: the
 producer pays for its own backlog, and the window holds.
 
 A normal exit commits everything (``atexit``), and so does SIGTERM when nobody
@@ -82,6 +86,7 @@ class BufferedStore:
         self._outbox = outbox
         self._on_commit = on_commit
         self._on_error = on_error
+        self._follower: tuple[Callable[[], int], Callable[[int], None]] | None = None
         self._reset()
         watch(self, exit_phase=COMMIT)
 
@@ -97,8 +102,22 @@ class BufferedStore:
         self._accounts: dict[str, bytes] = {}
         self._waiting: Counter[_Key] = Counter()
         self._buffered_ids: set[str] = set()
+        # Ids looked up at once by ``look_up()`` (asked, and found in the file), until a commit.
+        self._asked: set[str] = set()
+        self._logged: set[str] = set()
         self._thread: threading.Thread | None = None
         self._oldest: float | None = None  # monotonic time the oldest buffered message came
+
+    def follow(self, mark: Callable[[], int], durable: Callable[[int], None]) -> None:
+        """After each commit, call ``durable`` with what ``mark()`` said as the batch was taken.
+
+        For a journal: ``mark()`` counts the messages recorded so far, and once
+        a commit holding them all succeeds, their journal records can go.
+        Only after a successful commit, an empty one included.
+
+        Added in version 0.1.0.
+        """
+        self._follower = (mark, durable)
 
     @property
     def inner(self) -> SQLiteStore:
@@ -136,8 +155,9 @@ class BufferedStore:
                 self._oldest = time.monotonic()
             overdue = time.monotonic() - self._oldest >= self._interval
             for message, data in records:
-                if message.message_id in self._buffered_ids or self._inner.has_message(
-                    message.message_id
+                mid = message.message_id
+                if mid in self._buffered_ids or (
+                    mid in self._logged if mid in self._asked else self._inner.has_message(mid)
                 ):
                     continue  # recording is idempotent, buffered or not
                 self._buffered_ids.add(message.message_id)
@@ -157,6 +177,19 @@ class BufferedStore:
         if overdue:
             self.commit()  # outside the lock: commit() takes the commit lock first
         return added
+
+    def look_up(self, message_ids: list[str]) -> None:
+        """Ask the file at once which of ``message_ids`` it holds, for the records that follow.
+
+        The intake records a chunk of messages one at a time (each its own tier
+        check); one query for the chunk replaces one per message. The answers
+        hold until the next commit (after it, the file is asked again).
+
+        Added in version 0.1.0.
+        """
+        logged = self._inner.logged(message_ids)
+        with self._lock:
+            self._asked, self._logged = set(message_ids), logged
 
     def _load_user(self, user_id: str) -> UserState | None:
         found = self._users.get(user_id)
@@ -185,7 +218,12 @@ class BufferedStore:
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._oldest = None
+            self._asked, self._logged = set(), set()
+            follower = self._follower
+            mark = 0 if follower is None else follower[0]()
         if not batch:
+            if follower is not None:
+                follower[1](mark)
             return 0
         try:
             self._inner.record(
@@ -204,6 +242,8 @@ class BufferedStore:
             return 0
         with self._lock:
             self._forget(batch)
+        if follower is not None:
+            follower[1](mark)
         if self._on_commit is not None:
             self._on_commit(len(batch))
         return len(batch)

@@ -79,6 +79,8 @@ Added in version 0.1.0.
 """
 
 _PAGE: Final = 1000
+_IDS: Final = 500
+"""Message ids looked up per statement (SQLite allows 999 parameters at the least)."""
 _SELECT_STATE: Final = {
     "user": "SELECT state FROM users WHERE user_id = ?",
     "account": "SELECT state FROM accounts WHERE account_id = ?",
@@ -220,34 +222,39 @@ class SQLiteStore:
         """Append and fold ``records`` in one ``BEGIN IMMEDIATE`` transaction.
 
         With ``outbox``, new messages are also queued for the collector in the
-        same transaction: recorded and queued, or neither.
+        same transaction: recorded and queued, or neither. A buffered store
+        commits thousands at once, so the statements are per table, not per
+        message: one lookup of the ids already logged per ``_IDS`` messages,
+        then one ``executemany`` each for the log, the outbox and the states.
 
         Added in version 0.1.0.
         """
+        records = list(records)
         with self._use("write") as conn, _immediate(conn):
             load_user, users = cached(lambda key: self._load(conn, "user", key))
             load_account, accounts = cached(lambda key: self._load(conn, "account", key))
-
-            added = 0
             aggregates = self._refresh_aggregates(conn)
-            for message, data in records:
-                inserted = conn.execute(
-                    "INSERT OR IGNORE INTO messages (message_id, subject, ts, body) "
-                    "VALUES (?, ?, ?, ?)",
-                    (message.message_id, message.subject, micros(message.timestamp), data),
-                ).rowcount
-                if not inserted:
-                    continue
-                if outbox:
-                    conn.execute("INSERT INTO outbox (body) VALUES (?)", (data,))
+            seen = _logged(conn, [message.message_id for message, _ in records])
+            new: list[Record] = []
+            for record in records:
+                if record[0].message_id not in seen:  # not logged, nor earlier in this batch
+                    seen.add(record[0].message_id)
+                    new.append(record)
+            conn.executemany(
+                "INSERT OR IGNORE INTO messages (message_id, subject, ts, body) "
+                "VALUES (?, ?, ?, ?)",
+                [(m.message_id, m.subject, micros(m.timestamp), data) for m, data in new],
+            )
+            if outbox:
+                conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(d,) for _, d in new])
+            for message, _ in new:
                 changes = apply(message, load_user, load_account, aggregates)
                 for user in changes.users:
                     users[user.user_id] = user
                 for account in changes.accounts:
                     accounts[account.account_id] = account
-                added += 1
             _write_states(conn, users, accounts)
-            return added
+            return len(new)
 
     def _refresh_aggregates(self, conn: sqlite3.Connection) -> frozenset[Aggregate]:
         """Re-read the registry when another process added to it (it only grows)."""
@@ -373,6 +380,14 @@ class SQLiteStore:
             ).fetchone()
         return found is not None
 
+    def logged(self, message_ids: list[str]) -> set[str]:
+        """Which of ``message_ids`` the log holds (one query per few hundred).
+
+        Added in version 0.1.0.
+        """
+        with self._use("read") as conn:
+            return _logged(conn, message_ids)
+
     def enqueue(self, messages: Iterable[bytes]) -> None:
         """Queue encoded messages for the collector (pqlsdk's own records).
 
@@ -478,6 +493,17 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"
+
+
+def _logged(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+    """Which of ``ids`` the log holds already, ``_IDS`` per statement."""
+    found: set[str] = set()
+    for at in range(0, len(ids), _IDS):
+        chunk = ids[at : at + _IDS]
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT message_id FROM messages WHERE message_id IN ({marks})"  # noqa: S608 - only ? marks
+        found.update(row[0] for row in conn.execute(query, chunk))
+    return found
 
 
 def _write_states(

@@ -1,0 +1,211 @@
+"""The journal: accepted calls on disk until committed, never a wait below its bound.
+
+Real files next to a real SQLite store; the SIGKILL end to end test is in
+``tests/delivery/test_journal.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import pqlsdk
+from pqlsdk._intake import Intake
+from pqlsdk._journal import Journal
+from pqlsdk.messages import Track, check
+
+
+def journals(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.journal.*"))
+
+
+def journaled(folder: Path) -> int:
+    return sum(path.stat().st_size for path in journals(folder))
+
+
+def tick(i: int) -> bytes:
+    at = datetime.now(UTC)
+    return check(
+        Track(user_id="u", event="tick", properties={"i": i}, timestamp=at, message_id=f"m-{i}")
+    )[1]
+
+
+def client_on(folder: Path, **delivery: object) -> pqlsdk.Client:
+    return pqlsdk.Client(
+        store=f"sqlite:///{folder}/s.db",
+        delivery=pqlsdk.Delivery(**delivery),  # type: ignore[arg-type]
+    )
+
+
+def dead_journal(folder: Path, records: list[bytes], *, commit_first: int = 0) -> None:
+    """Leave the journal of a process that died, having committed ``commit_first`` records."""
+    script = """
+        import os, sys
+        from pathlib import Path
+        from pqlsdk._journal import Journal
+        journal = Journal(Path(sys.argv[1]))
+        for data in sys.stdin.buffer.read().split(b"\\0"):
+            with journal.lock:
+                journal.append(data)
+        os._exit(0)
+    """
+    if commit_first:
+        with client_on(folder) as client:
+            for i in range(commit_first):
+                client.track("u", "tick", {"i": i}, message_id=f"m-{i}")
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), str(folder / "s.db")],
+        input=b"\0".join(records),
+        check=True,
+    )
+
+
+def test_a_call_is_in_the_journal_when_it_returns(tmp_path: Path) -> None:
+    """Before any apply or commit, the call's bytes are in the journal file."""
+    client = client_on(tmp_path, buffer_interval=3600)
+    client.track("u", "tick", message_id="m-1")
+    assert b'"m-1"' in b"".join(path.read_bytes() for path in journals(tmp_path))
+    client.close()
+
+
+def test_a_commit_releases_the_journal_and_close_deletes_it(tmp_path: Path) -> None:
+    """Committed records leave the journal; a closed client leaves no journal file."""
+    client = client_on(tmp_path, buffer_interval=3600)
+    client.track("u", "tick")
+    client.flush()
+    assert journaled(tmp_path) == 0
+    client.close()
+    assert journals(tmp_path) == []
+
+
+def test_a_dead_process_journal_is_recorded_at_open(tmp_path: Path) -> None:
+    """A new client records what a process that died left in its journal, and deletes it."""
+    dead_journal(tmp_path, [tick(i) for i in range(3)])
+    with client_on(tmp_path) as client:
+        assert client.user("u").tracks == 3  # type: ignore[union-attr]
+    assert journals(tmp_path) == []
+
+
+def test_replay_skips_what_the_dead_process_had_committed(tmp_path: Path) -> None:
+    """Recording is idempotent by messageId: a record committed before the death counts once."""
+    dead_journal(tmp_path, [tick(i) for i in range(4)], commit_first=2)
+    with client_on(tmp_path) as client:
+        assert client.user("u").tracks == 4  # type: ignore[union-attr]
+
+
+def test_a_torn_or_unreadable_record_is_left_out_and_counted(tmp_path: Path) -> None:
+    """A record that is not a message is counted as dropped; a torn last one is not read."""
+    dead_journal(tmp_path, [tick(0), b"not json"])
+    with journals(tmp_path)[0].open("ab") as torn:
+        torn.write(b"\x20\x00\x00\x00{")
+    with client_on(tmp_path) as client:
+        assert client.user("u").tracks == 1  # type: ignore[union-attr]
+        assert client.stats().dropped == {"journal_corrupt": 1}
+
+
+def test_a_live_process_journal_is_left_alone(tmp_path: Path) -> None:
+    """Another live client's journal (here: this process's) is not replayed."""
+    first = client_on(tmp_path, buffer_interval=3600)
+    first._intake._closed = True  # type: ignore[union-attr]  # keep it unapplied
+    first.track("u", "tick")
+    with client_on(tmp_path) as second:
+        assert second.user("u") is None
+    first.close()
+
+
+def test_files_that_only_look_like_journals_are_left_alone(tmp_path: Path) -> None:
+    """A name with the journal's marker but no holder in it is not someone's journal."""
+    (tmp_path / "s.db.journal.notes.txt").write_text("mine")
+    with client_on(tmp_path) as client:
+        assert client.user("u") is None
+    assert (tmp_path / "s.db.journal.notes.txt").exists()
+
+
+def test_a_backlog_past_its_bound_waits_for_the_intake_and_drops_nothing(tmp_path: Path) -> None:
+    """Past ``backlog_bytes`` of waiting calls, a call waits (then applies a chunk itself)."""
+    client = client_on(tmp_path, backlog_bytes=600)
+    client._intake._gather = 60.0  # type: ignore[union-attr]  # the intake thread stays away
+    for i in range(10):
+        client.track("u", "tick", {"i": i})
+    assert client._intake.pending() < 10  # type: ignore[union-attr]
+    assert client.stats().dropped == {}
+    assert client.user("u").tracks == 10  # type: ignore[union-attr]
+    client.close()
+
+
+def test_a_journal_that_cannot_be_written_keeps_the_message(tmp_path: Path) -> None:
+    """A file name past the file system's limit: the call is kept, the fault counted."""
+    long = tmp_path / ("s" * 200 + ".db")
+    client = pqlsdk.Client(store=f"sqlite:///{long}")
+    client.track("u", "tick")
+    assert client.user("u").tracks == 1  # type: ignore[union-attr]
+    assert client.stats().errors == {"journal_error": 1}
+    client.close()
+
+
+def test_journals_go_to_new_files_and_committed_ones_are_deleted(tmp_path: Path) -> None:
+    """Past a segment's size appends open the next file; a release deletes the earlier whole."""
+    journal = Journal(tmp_path / "s.db")
+    big = b"x" * (5 << 20)
+    for _ in range(3):
+        with journal.lock:
+            journal.append(big)
+    assert len(journals(tmp_path)) == 2
+    journal.release(2)
+    assert len(journals(tmp_path)) == 1
+    assert journal.pending_bytes() == (5 << 20) + 4
+    journal.release(3)
+    assert journal.pending_bytes() == 0
+    journal.close()
+    assert journals(tmp_path) == []
+
+
+def test_a_forked_child_writes_its_own_journal(tmp_path: Path) -> None:
+    """After fork() the child appends to a file of its own; the parent's stays the parent's."""
+    client = client_on(tmp_path, buffer_interval=3600)
+    client.track("u", "tick", {"who": "parent"})
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its exit status is the test
+        client.track("u", "tick", {"who": "child"})
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    contents = sorted(path.read_bytes() for path in journals(tmp_path))
+    assert [b'"parent"' in c for c in contents] == [False, True]
+    assert [b'"child"' in c for c in contents] == [True, False]
+    client.close()
+
+
+def test_an_intake_reset_after_fork_starts_a_new_journal_file(tmp_path: Path) -> None:
+    """What a forked child's intake does (run here, where coverage sees it): new file, old kept."""
+    journal = Journal(tmp_path / "s.db")
+    intake = Intake(lambda chunk: None, journal=journal, gather=60.0)
+    intake.put(b"parent")
+    intake.after_fork()
+    intake.put(b"child")
+    assert sorted(path.read_bytes()[4:] for path in journals(tmp_path)) == [b"child", b"parent"]
+    intake.close()
+    journal.close()
+
+
+def test_a_journal_reset_before_any_append_opens_nothing(tmp_path: Path) -> None:
+    """A child forked before its parent's first call has no file to close, and makes none."""
+    journal = Journal(tmp_path / "s.db")
+    journal.after_fork()
+    assert journals(tmp_path) == []
+
+
+def test_a_journal_fault_nobody_counts_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An intake whose journal cannot be written, and no fault handler, logs it and goes on."""
+    applied: list[bytes] = []
+    intake = Intake(applied.extend, journal=Journal(tmp_path / ("s" * 250)))
+    intake.put(b"kept")
+    intake.close()
+    assert (applied, "cannot write the journal" in caplog.text) == ([b"kept"], True)

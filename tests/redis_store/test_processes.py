@@ -24,7 +24,7 @@ from .workload import ACCOUNTS, NOW, PLAYBOOK, messages, setup
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 TEAM = Aggregate("count", "x", scope="account")
 WRITERS = 4
-PER_WRITER = 10_000
+PER_WRITER = 2_500
 
 
 def test_threads_racing_on_one_user_lose_nothing(store: RedisStore) -> None:
@@ -53,7 +53,7 @@ def test_threads_racing_on_one_user_lose_nothing(store: RedisStore) -> None:
 
 @pytest.mark.slow
 def test_four_processes_give_the_single_process_result(make_url: Callable[[], str]) -> None:
-    """4 processes x 10,000 messages for overlapping users: every aggregate and score is exact."""
+    """4 processes x 2,500 messages for overlapping users: every aggregate and score is exact."""
     url = make_url()
     clock = pqlsdk.FixedClock(NOW)
     with pqlsdk.Client(store=url, clock=clock, rules=PLAYBOOK, strict=True) as client:

@@ -39,7 +39,7 @@ from .._aggregates import Aggregate, Scope
 from .._moments import MOMENT_HELD_OUT_EVENT, MOMENT_OUTCOME_EVENT, MOMENT_SHOWN_EVENT
 from ..lift._funnel import conversion_of
 from ..rules._model import Rules
-from ..rules._parser import Call, Conditional, Keyword, ListLiteral, Node, Trait, parse
+from ..rules._parser import Call, Conditional, ListLiteral, Node, Trait, parse
 from . import _duckdb
 from ._compile import Plan, _located, _matching, _Reads, message_steps
 from ._dialects import DUCKDB
@@ -144,8 +144,7 @@ def _nodes(node: Node) -> Iterator[Node]:
             getattr(node, name) for name in ("operand", "left", "right") if hasattr(node, name)
         )
     for child in children:
-        if not isinstance(child, Keyword):
-            yield from _nodes(child)
+        yield from _nodes(child)
 
 
 def _refuse(source: str) -> None:
@@ -193,6 +192,7 @@ def compile_moments(rules: Rules, *, now: int | None = None) -> Plan:
     except Unsupported as exc:
         raise _located(rules.origin, ("moments", "conversion"), source, exc, dialect) from None
     kind, outcome = reads.property("kind"), reads.property("outcome")
+    marks = running.marks()  # before ``parsed``: they name the properties and traits it reads
     (_, parsed), *_ = message_steps(reads)
     upto = exp.true() if now is None else template("ts <= :n", n=literal(now))
     kept = select(
@@ -239,7 +239,7 @@ def compile_moments(rules: Rules, *, now: int | None = None) -> Plan:
     )
     marked = select(
         "SELECT uid, ts, seq FROM kept WHERE uid IN (SELECT uid FROM decisions)"
-    ).select(*running.marks(), copy=False)
+    ).select(*marks, copy=False)
     facts = select("SELECT uid, ts, seq FROM marked").select(*running.running(), copy=False)
     checks = select("SELECT uid, ts, seq, :holds AS holds FROM facts", holds=holds)
     arms = select(

@@ -53,6 +53,7 @@ class _Counted:
                 yield row
 
         self.storage.positioned = positioned  # type: ignore[method-assign]
+        self.cache = MomentsCache(self.storage, rules.loads(RULES))
 
     def taken(self) -> int:
         """Rows read since the last call."""
@@ -66,13 +67,18 @@ def _whole(storage: Any) -> MomentsReport:
     return measure(rules.loads(RULES), pairs)
 
 
+@pytest.fixture
+def counted(tmp_path: Path) -> Iterator[_Counted]:
+    opened = _Counted(tmp_path / "collector.db")
+    yield opened
+    opened.storage.close()
+
+
 def test_a_request_reads_only_what_was_stored_since(
-    history: list[dict[str, Any]], tmp_path: Path
+    history: list[dict[str, Any]], counted: _Counted
 ) -> None:
     """New messages show in the next report; old ones are not read again; none: none read."""
-    counted = _Counted(tmp_path / "collector.db")
-    storage = counted.storage
-    cache = MomentsCache(storage, rules.loads(RULES))
+    storage, cache = counted.storage, counted.cache
     early, late = _split(history, "2026-03-04")
     storage.store(early)
     first = cache.report()
@@ -85,26 +91,21 @@ def test_a_request_reads_only_what_was_stored_since(
     assert counted.taken() == 0
     assert second == _whole(storage)
     assert second.moments["nudge"].converted_shown > 0
-    storage.close()
 
 
 def test_a_message_stored_late_makes_the_fold_start_again(
-    history: list[dict[str, Any]], tmp_path: Path
+    history: list[dict[str, Any]], counted: _Counted
 ) -> None:
     """A message timestamped before what was read is folded in its place: all is read again."""
-    counted = _Counted(tmp_path / "collector.db")
-    storage = counted.storage
-    cache = MomentsCache(storage, rules.loads(RULES))
     early, late = _split(history, "2026-03-04")
     behind, early = early[-1:], early[:-1]
-    storage.store([*early, *late])
-    cache.report()
+    counted.storage.store([*early, *late])
+    counted.cache.report()
     counted.taken()
-    storage.store(behind)
-    report = cache.report()
+    counted.storage.store(behind)
+    report = counted.cache.report()
     assert counted.taken() == len(history)
-    assert report == _whole(storage)
-    storage.close()
+    assert report == _whole(counted.storage)
 
 
 def test_the_api_shows_messages_stored_after_the_first_request(

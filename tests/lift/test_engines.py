@@ -15,19 +15,7 @@ from pqlsdk.collector import open_storage
 
 from .cohort import RULES, build
 
-KINDS = """
-[model.m]
-tiers = { low = 0 }
-
-[moment.nudge]
-holdout = 50
-title = "Upgrade?"
-
-[moment.wall]
-holdout = 50
-title = "Locked"
-"""
-WINDOW = 'conversion_window = "7d"\n'
+COHORTS = "conversion = 'count(\"subscription_started\") >= 1'"
 EVIL = "x'); DROP TABLE kept; --"
 DAY = 86_400
 
@@ -132,7 +120,8 @@ CONVERSIONS = [
 def write(tmp_path: Path, conversion: str, messages: list[dict[str, Any]]) -> tuple[str, str]:
     """A rules file with ``conversion`` and a JSON Lines history of ``messages``."""
     rules = tmp_path / "rules.toml"
-    rules.write_text(f"[moments]\nconversion = {json.dumps(conversion)}\n{WINDOW}{KINDS}")
+    # The cohort's rules (a 7-day window, kinds nudge and wall), another conversion.
+    rules.write_text(RULES.replace(COHORTS, f"conversion = {json.dumps(conversion)}"))
     history = tmp_path / "edges.jsonl"
     history.write_text("".join(json.dumps(m) + "\n" for m in messages))
     return str(rules), str(history)
@@ -229,7 +218,8 @@ def test_a_conversion_sql_cannot_follow_is_an_error_at_its_place(
     assert main(["moments", rules, history, "--json", "--engine", "duckdb"]) == 1
     err = capsys.readouterr().err
     column = f"conversion = {json.dumps(conversion)}".index(place) + 1
-    assert err.startswith(f"{rules}:2:{column}: ")
+    line = RULES.splitlines().index(COHORTS) + 1
+    assert err.startswith(f"{rules}:{line}:{column}: ")
     assert construct in err
     assert "--engine python" in err
     python = moments(capsys, rules, history, "--json", "--engine", "python")

@@ -37,7 +37,7 @@ from sqlglot import exp
 
 from .._aggregates import Aggregate, Scope
 from .._moments import MOMENT_HELD_OUT_EVENT, MOMENT_OUTCOME_EVENT, MOMENT_SHOWN_EVENT
-from ..lift._funnel import conversion_of
+from ..lift._funnel import KindReport, conversion_of
 from ..rules._model import Rules
 from ..rules._parser import Call, Conditional, ListLiteral, Node, Trait, parse
 from . import _duckdb
@@ -51,14 +51,8 @@ __all__ = ["Counts", "compile_moments", "count_moments"]
 _ROWS: Final = "PARTITION BY uid ORDER BY ts, seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
 """The frame of a running fact: the user's messages so far, in the order they are folded."""
 _MOVING: Final = frozenset({"days_since_last_active", "days_since_first_seen", "team_size"})
-_COUNTED: Final = (
-    "shown",
-    "held_out",
-    "clicked",
-    "dismissed",
-    "converted_shown",
-    "converted_held_out",
-)
+_COUNTED: Final = KindReport.__struct_fields__[:6]
+"""The counts ``counted`` takes, in its order: shown, held out ... converted held out."""
 
 Counts = tuple[dict[str, list[int]], int, int]
 """Each kind's six counts (``pqlsdk.lift.counted``), the latest instant read, refused messages."""

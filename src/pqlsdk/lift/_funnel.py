@@ -316,11 +316,17 @@ class Running:
         self._seen = Digests()
 
     def feed(self, ordered: Iterable[tuple[int, Message]]) -> None:
-        """Fold (µs, message) pairs that follow, in time order, those fed before."""
+        """Fold (µs, message) pairs that follow, in time order, those fed before.
+
+        Added in version 0.1.0.
+        """
         fold(self._run.stream(ordered), self._aggregates, self._run.history, self._seen)
 
     def report(self) -> MomentsReport:
-        """Return the report on every message fed so far."""
+        """Return the report on every message fed so far.
+
+        Added in version 0.1.0.
+        """
         return self._run.report()
 
 

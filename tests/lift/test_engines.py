@@ -12,7 +12,9 @@ import pytest
 from pqlsdk import messages
 from pqlsdk.cli import main
 from pqlsdk.collector import open_storage
+from pqlsdk.testing import RecordingTransport
 
+from ..test_moments import PLAYBOOK, _step_files, run_moment_steps
 from .cohort import RULES, build
 
 COHORTS = "conversion = 'count(\"subscription_started\") >= 1'"
@@ -288,3 +290,17 @@ def test_the_collectors_storage_is_read_by_python(
     assert "is the collector's storage, which --engine python reads" in capsys.readouterr().err
     python = moments(capsys, rules, str(storage), "--json", "--engine", "python")
     assert moments(capsys, rules, str(storage), "--json") == python
+
+
+@pytest.mark.parametrize("vector", _step_files(), ids=lambda path: path.name)
+def test_every_moments_vector_gives_the_same_report(
+    vector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The messages a client sends playing a moments vector, measured under the playbook."""
+    transport = RecordingTransport()
+    run_moment_steps(vector, "memory://", transport=transport)
+    history = tmp_path / "sent.jsonl"
+    history.write_text("".join(json.dumps(m) + "\n" for m in transport.messages))
+    python = moments(capsys, str(PLAYBOOK), str(history), "--json", "--engine", "python")
+    assert moments(capsys, str(PLAYBOOK), str(history), "--json", "--engine", "duckdb") == python
+    assert json.loads(python)["moments"]["blocked_feature"]["shown"] > 0

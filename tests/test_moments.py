@@ -43,12 +43,15 @@ def test_moment_steps_hold(path: Path, store_kind: str, tmp_path: Path) -> None:
     run_moment_steps(path, "memory://" if store_kind == "memory" else f"sqlite:///{tmp_path}/m.db")
 
 
-def run_moment_steps(path: Path, url: str) -> None:
-    """Play a moments vector's steps on a client over the store at ``url`` (any store's tests)."""
+def run_moment_steps(path: Path, url: str, **options: Any) -> None:
+    """Play a moments vector's steps on a client over the store at ``url`` (any store's tests).
+
+    ``options`` go to the client (a transport, to keep the messages it sends).
+    """
     data = load_scenario(path)
     clock = pqlsdk.FixedClock(data["steps"][0]["at"])
     with pqlsdk.Client(
-        store=url, clock=clock, rules=PLAYBOOK, strict=True, retention=None
+        store=url, clock=clock, rules=PLAYBOOK, strict=True, retention=None, **options
     ) as client:
         client.ingest(data["events"])
         for number, step in enumerate(data["steps"]):

@@ -178,15 +178,20 @@ def fold(
     messages: Iterable[Message],
     aggregates: Collection[Aggregate],
     history: History | None = None,
+    seen: Digests | None = None,
 ) -> History:
-    """Fold ``messages`` into the users' and accounts' state, as a store would."""
+    """Fold ``messages`` into the users' and accounts' state, as a store would.
+
+    ``seen`` holds the ``messageId`` digests folded before: a fold resumed in
+    batches (the collector's moments report) passes the same one each time.
+    """
     history = history or History()
     # The states live in the history's dictionaries, which make missing ones:
     # apply() changes them in place and nothing needs writing back.
     load_user, load_account = history.users.__getitem__, history.accounts.__getitem__
     groups = history.groups
     aggregates = frozenset(aggregates)
-    seen = Digests()
+    seen = Digests() if seen is None else seen
     for message in messages:
         key = digest(message.message_id)
         if key in seen:

@@ -13,25 +13,7 @@ from pqlsdk import rules
 from pqlsdk._moments import held_out
 from pqlsdk.testing import RecordingTransport
 
-RULES = """
-[model.m]
-tiers = { low = 0 }
-
-[entitlements]
-plans = { free = [], business = ["sso"] }
-default_plan = "free"
-
-[moment.nudge]
-holdout = 50
-cap = { max = 1, per = "24h" }
-title = "hi"
-
-[moment.wall]
-at = "gate"
-holdout = 50
-cap = { max = 1, per = "24h" }
-title = "{feature} is on Business"
-"""
+from .cohort import RULES
 
 
 def _pick(kind_name: str, *, held: bool) -> str:
@@ -56,6 +38,8 @@ def test_a_held_out_decision_is_a_message_at_a_showings_cadence() -> None:
     with pqlsdk.Client(
         store="memory://", clock=clock, rules=rules.loads(RULES), transport=transport
     ) as client:
+        for someone in (user, other):  # the cohort's nudge is for visitors
+            client.track(someone, "visited")
         for _ in range(3):
             for _ in range(4):  # four visits a day; the cap lets one decision through
                 assert client.decide(user) is None

@@ -34,9 +34,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .._clock import micros
 from .._exceptions import ConfigError, InvalidMessageError, StoreError
-from ..lift import MomentsReport, measure
+from ..lift import MomentsReport
 from ..messages import Message
 from ..rules import Rules
 from ..rules import load as load_rules
@@ -53,6 +52,7 @@ from ._batch import (
 from ._feed import DEFAULT_DEADLINES, feed_context, feed_csv, feed_json
 from ._keys import Keys
 from ._lead import DEFAULT_TIERS, Lead
+from ._lift_cache import MomentsCache
 from ._lift_page import lift_context, lift_csv, lift_json
 from ._pages import templates
 from ._session import COOKIE, MAX_NAME, SESSION_SECONDS, Session, Sessions
@@ -365,14 +365,12 @@ class _Moments:
     """The moments report's page and API, behind the feed's keys and sessions."""
 
     def __init__(self, storage: Storage, rules: Rules, feed: _Feed) -> None:
-        self._storage = storage
-        self._rules = rules
+        self._cache = MomentsCache(storage, rules)
         self._feed = feed
 
     def _report(self) -> MomentsReport:
-        """Measure every moment kind on the stored messages (in a worker thread)."""
-        pairs = ((micros(m.timestamp), m) for m in self._storage.messages())
-        return measure(self._rules, pairs)
+        """Report on the stored messages, folding only the new ones (in a worker thread)."""
+        return self._cache.report()
 
     async def page(self, request: Request) -> Response:
         """Serve each moment's funnel and lift against its holdout, with pictures."""

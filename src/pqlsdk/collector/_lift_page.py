@@ -1,7 +1,7 @@
 """The collector's ``/moments`` page and ``/api/moments``: each moment's funnel and lift.
 
-The numbers come from ``pqlsdk.lift`` over the stored messages (a full pass on
-each request, in a worker thread), so the page, the API and ``pqlsdk moments``
+The numbers come from ``pqlsdk.lift`` over the stored messages (folded on as
+they arrive, ``_lift_cache``, in a worker thread), so the page, the API and ``pqlsdk moments``
 on the same storage always agree. The pictures are inline SVG drawn by the
 template from the geometry computed here (no script, nothing loaded): per kind,
 the funnel as bars (eligible, shown, clicked, dismissed, held out, and each

@@ -81,6 +81,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE leads ADD COLUMN contacted_by TEXT",
         "ALTER TABLE leads ADD COLUMN contacted_at {timestamp}",
     ),
+    # 3: messages in time order, read from a place on (keyset paging, and the
+    # moments report reading only what was stored since its last request).
+    ("CREATE INDEX messages_by_time ON messages (timestamp, message_id)",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 """The schema version this pqlsdk writes."""

@@ -36,7 +36,18 @@ from ._schema import (
     migration,
 )
 
-__all__ = ["SQLStorage", "Storage", "StoreResult", "Transaction", "open_storage", "storable"]
+__all__ = [
+    "Position",
+    "SQLStorage",
+    "Storage",
+    "StoreResult",
+    "Transaction",
+    "open_storage",
+    "storable",
+]
+
+Position = tuple[Any, str]
+"""A stored message's place in time order: its timestamp as the database holds it, its id."""
 
 _json_encode: Final = msgspec.json.Encoder().encode
 _json_decode: Final = msgspec.json.Decoder().decode
@@ -109,8 +120,8 @@ class Storage(Protocol):
         """
         ...
 
-    def count(self) -> int:
-        """Return how many messages are stored.
+    def count(self, *, upto: Position | None = None) -> int:
+        """Return how many messages are stored (at or before ``upto`` in time order, if given).
 
         Added in version 0.1.0.
         """
@@ -118,6 +129,15 @@ class Storage(Protocol):
 
     def messages(self, *, page: int = 5_000) -> Iterator[Message]:
         """Yield every stored message in time order (then by ``messageId``), ``page`` rows a read.
+
+        Added in version 0.1.0.
+        """
+        ...
+
+    def positioned(
+        self, *, after: Position | None = None, page: int = 5_000
+    ) -> Iterator[tuple[Position, Message]]:
+        """Yield the messages after ``after`` (all without it) in time order, with their places.
 
         Added in version 0.1.0.
         """
@@ -362,10 +382,19 @@ class SQLStorage(ABC):
             found = tx.query(MARK_CONTACTED, (by, when, subject, subject_id, model))
         return self.lead(subject, subject_id, model=model) if found else None
 
-    def count(self) -> int:
-        """Return how many messages are stored."""
+    def count(self, *, upto: Position | None = None) -> int:
+        """Return how many messages are stored (at or before ``upto`` in time order, if given).
+
+        With ``upto``, an index range (``messages_by_time``) is counted: no
+        message is read, which is what lets a report check that nothing
+        arrived late behind the place it has read to.
+        """
+        sql, params = "SELECT count(*) FROM messages", []
+        if upto is not None:
+            sql += " WHERE (timestamp, message_id) <= (?, ?)"
+            params = list(upto)
         with self._reading() as tx:
-            ((count,),) = tx.query("SELECT count(*) FROM messages")
+            ((count,),) = tx.query(sql, params)
         return int(count)
 
     def messages(self, *, page: int = 5_000) -> Iterator[Message]:
@@ -376,20 +405,31 @@ class SQLStorage(ABC):
         connection is free between pages, and messages stored meanwhile at later
         instants are read too. For reports (``pqlsdk moments``) over the whole history.
         """
+        return (message for _, message in self.positioned(page=page))
+
+    def positioned(
+        self, *, after: Position | None = None, page: int = 5_000
+    ) -> Iterator[tuple[Position, Message]]:
+        """Yield the messages after ``after`` (all without it) in time order, with their places.
+
+        A place is the ``(timestamp, message_id)`` pair as stored: pass the last
+        one read as ``after`` to read only what sorts after it, as the
+        collector's moments report does on each request (``_lift_cache``).
+        """
         if page < 1:
             raise ConfigError(f"page must be at least 1, got {page!r}")
-        after: tuple[Any, str] | None = None
         while True:
             sql = "SELECT timestamp, message_id, body FROM messages"
             params: list[Any] = []
             if after is not None:
-                sql += " WHERE timestamp > ? OR (timestamp = ? AND message_id > ?)"
-                params = [after[0], after[0], after[1]]
+                sql += " WHERE (timestamp, message_id) > (?, ?)"
+                params = list(after)
             sql += " ORDER BY timestamp, message_id LIMIT ?"
             with self._reading() as tx:
                 rows = tx.query(sql, [*params, page])
-            for _, _, body in rows:
-                yield _decode_message(body)  # both dialects give the JSON back as text
+            for at, message_id, body in rows:
+                # Both dialects give the JSON back as text.
+                yield (at, message_id), _decode_message(body)
             if len(rows) < page:
                 return
             after = (rows[-1][0], rows[-1][1])

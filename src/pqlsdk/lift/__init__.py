@@ -17,13 +17,14 @@ from pqlsdk.lift import measure
 
 from __future__ import annotations
 
-from ._funnel import KindReport, MomentsReport, measure
+from ._funnel import KindReport, MomentsReport, Running, measure
 from ._interval import DETECT, needed_per_arm, newcombe, verdict
 
 __all__ = [
     "DETECT",
     "KindReport",
     "MomentsReport",
+    "Running",
     "measure",
     "needed_per_arm",
     "newcombe",

@@ -14,10 +14,12 @@ from typing import TextIO
 import msgspec
 
 from .._clock import from_micros
-from .._history import History
+from .._exceptions import ConfigError, RulesError
+from .._history import History, read
 from ..rules import load
-from ._funnel import KindReport, MomentsReport, measure
-from ._sources import ordered
+from ..rules._model import Rules
+from ._funnel import KindReport, MomentsReport, conversion_of, counted, measure
+from ._sources import is_storage, ordered
 
 __all__ = ["add_parser", "run", "write_text"]
 
@@ -53,6 +55,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--now", help="read messages up to this instant, ISO-8601 (default: the latest message)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "python", "duckdb"),
+        default="auto",
+        help="python: fold the history in process (the reference); duckdb: count in SQL, run "
+        "by DuckDB over a history file (JSON Lines, gzip, Parquet...; needs "
+        "pqlsdk[warehouse]); auto (default): duckdb when installed, the source is a file and "
+        "the conversion compiles to SQL, else python",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,16 +72,84 @@ def run(args: argparse.Namespace) -> int:
 
     rules = load(args.rules)
     now = None if args.now is None else _clock_for(args.now, None)[0]
-    history = History()
-    with ordered(args.source, history) as pairs:
-        report = measure(rules, pairs, now=now, history=history)
-    _report_invalid(history)
+    report = None
+    if _engine_for(args.engine, args.source) == "duckdb":
+        report = _in_sql(rules, args.source, now, chosen=args.engine == "duckdb")
+    if report is None:
+        history = History()
+        with ordered(args.source, history) as pairs:
+            report = measure(rules, pairs, now=now, history=history)
+        _report_invalid(history)
     if args.json:
         text = msgspec.json.format(msgspec.json.encode(report.as_json()), indent=2).decode()
         sys.stdout.write(text + "\n")
     else:
         write_text(report, sys.stdout)
     return 0
+
+
+def _engine_for(name: str, source: str) -> str:
+    """Pick the engine as ``pqlsdk score`` does; the collector's storage is python's to read."""
+    from ..cli import _engine  # noqa: PLC0415 - the CLI's own choice of engine
+
+    if name == "duckdb" and is_storage(source):
+        raise ConfigError(
+            f"--engine duckdb reads a history file; {source!r} is the collector's storage, "
+            "which --engine python reads"
+        )
+    return "python" if is_storage(source) else _engine(name)
+
+
+def _in_sql(rules: Rules, source: str, now: int | None, *, chosen: bool) -> MomentsReport | None:
+    """Make the report with DuckDB counting; None where the python engine must make it.
+
+    That is: a conversion the SQL cannot follow when the engine was not
+    ``chosen`` (with ``--engine duckdb`` it is an error at its place), or a
+    JSON file DuckDB cannot read, whose bad line the python reader names.
+    """
+    from .._formats import sniff  # noqa: PLC0415 - only the SQL engine needs these
+    from ..warehouse import _duckdb, _sources  # noqa: PLC0415
+    from ..warehouse._moments import compile_moments, count_moments  # noqa: PLC0415
+
+    try:
+        plan = compile_moments(rules, now=now)
+    except RulesError:
+        if chosen:
+            raise
+        return None
+    path = Path(source)
+    connection = _duckdb.connect()
+    try:
+        with _sources.messages(connection, _sources.Source(path)) as (relation, _):
+            counts, at, refused = count_moments(plan, relation, connection)
+    except _duckdb.UnreadableError:
+        if sniff(path) != "json":
+            raise
+        return None
+    finally:
+        connection.close()
+    if refused:
+        say_refused(path, refused)
+    _, window, kinds = conversion_of(rules)
+    return counted(kinds, counts, window=window, at=at if now is None else now)
+
+
+def say_refused(path: Path, refused: int) -> None:
+    """Say on stderr which messages the SQL refused: named by the python reader in a JSON file."""
+    from .._formats import sniff  # noqa: PLC0415 - only the SQL engine needs it
+    from ..cli import _report_invalid  # noqa: PLC0415 - the CLI's own words
+
+    if sniff(path) != "json":
+        print(
+            f"pqlsdk: skipped {refused} invalid message(s): without a userId or an "
+            "anonymousId, a timestamp with a time zone, a track's event or a group's groupId",
+            file=sys.stderr,
+        )
+        return
+    history = History()  # rare: the reader says which and why
+    for _ in read(path, history):
+        pass
+    _report_invalid(history)
 
 
 def write_text(report: MomentsReport, out: TextIO) -> None:

@@ -28,12 +28,13 @@ Memory grows with users and exposures, never with messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 import msgspec
 
 from .._aggregates import Aggregate
+from .._digests import Digests
 from .._exceptions import ConfigError
 from .._history import History, fold
 from .._moments import MOMENT_HELD_OUT_EVENT, MOMENT_OUTCOME_EVENT, MOMENT_SHOWN_EVENT
@@ -43,7 +44,7 @@ from ..rules._compiler import Compiled
 from ..rules._model import Rules
 from ._interval import newcombe, verdict
 
-__all__ = ["KindReport", "MomentsReport", "measure"]
+__all__ = ["KindReport", "MomentsReport", "Running", "conversion_of", "counted", "measure"]
 
 _DAY: Final = 86_400_000_000
 _NEVER: Final = 1 << 62  # µs: later than any instant
@@ -127,6 +128,22 @@ class MomentsReport(msgspec.Struct, frozen=True):
         }
 
 
+def conversion_of(rules: Rules) -> tuple[Compiled, int, list[str]]:
+    """Return the conversion, its window (µs) and the kinds of ``rules``, for either engine.
+
+    ``ConfigError`` when the rules have no moments or no conversion: nothing to measure.
+    """
+    moments = rules.moments
+    if moments is None:
+        raise ConfigError(f"no [moment.*] tables in {rules.origin}: nothing to measure")
+    if moments.conversion is None:
+        raise ConfigError(
+            f"no [moments] conversion in {rules.origin}: say what counts as converting, "
+            "e.g. conversion = 'count(\"subscription_started\") >= 1'"
+        )
+    return moments.conversion, moments.conversion_window, [kind.name for kind in moments.kinds]
+
+
 class _Arm:
     """One user's place in one kind: arm, exposure, outcomes, conversion."""
 
@@ -143,17 +160,7 @@ class _Measure:
     """One pass's moving parts: the history folded so far and every user's arms."""
 
     def __init__(self, rules: Rules, now: int | None, history: History) -> None:
-        moments = rules.moments
-        if moments is None:
-            raise ConfigError(f"no [moment.*] tables in {rules.origin}: nothing to measure")
-        if moments.conversion is None:
-            raise ConfigError(
-                f"no [moments] conversion in {rules.origin}: say what counts as converting, "
-                "e.g. conversion = 'count(\"subscription_started\") >= 1'"
-            )
-        self.conversion: Compiled = moments.conversion
-        self.window = moments.conversion_window
-        self.kinds = [kind.name for kind in moments.kinds]
+        self.conversion, self.window, self.kinds = conversion_of(rules)
         self.now = _NEVER if now is None else now
         self.latest = -1
         self.history = history
@@ -235,8 +242,8 @@ class _Measure:
         return self.conversion.evaluate(facts) is True
 
     def report(self) -> MomentsReport:
-        """Count each kind's arms: the kinds of the rules first, then any others seen."""
-        counts: dict[str, list[int]] = {kind: [0] * 6 for kind in self.kinds}
+        """Count each kind's arms: shown, held out, clicked, dismissed, converted of each arm."""
+        counts: dict[str, list[int]] = {}
         for arms in self.arms.values():
             for kind, arm in arms.items():
                 row = counts.setdefault(kind, [0] * 6)
@@ -248,12 +255,25 @@ class _Measure:
                     row[2] += arm.clicked
                     row[3] += arm.dismissed
                     row[4] += arm.converted
-        order = self.kinds + sorted(set(counts) - set(self.kinds))
-        return MomentsReport(
-            window_days=self.window / _DAY,
-            at=self.latest if self.now == _NEVER else self.now,
-            moments={kind: _kind_report(counts[kind]) for kind in order},
-        )
+        at = self.latest if self.now == _NEVER else self.now
+        return counted(self.kinds, counts, window=self.window, at=at)
+
+
+def counted(
+    kinds: Sequence[str], counts: Mapping[str, Sequence[int]], *, window: int, at: int
+) -> MomentsReport:
+    """Build the report from each kind's counts, whichever engine counted them.
+
+    ``counts`` maps a kind to its users shown, held out, clicked, dismissed,
+    converted shown and converted held out. The kinds of the rules come first
+    (with zeros when nobody was decided for), then any others seen, by name.
+    """
+    order = [*kinds, *sorted(set(counts) - set(kinds))]
+    return MomentsReport(
+        window_days=window / _DAY,
+        at=at,
+        moments={kind: _kind_report(counts.get(kind, (0,) * 6)) for kind in order},
+    )
 
 
 def _kind_report(row: Sequence[int]) -> KindReport:
@@ -278,6 +298,38 @@ def _kind_report(row: Sequence[int]) -> KindReport:
     )
 
 
+class Running:
+    """A moments report folded in batches: each batch continues the time order of the last.
+
+    ``measure`` is one batch. The collector keeps one of these and feeds it only
+    the messages stored since its last report, when they sort after every
+    message fed so far (``pqlsdk.collector``).
+
+    Added in version 0.1.0.
+    """
+
+    def __init__(
+        self, rules: Rules, *, now: int | None = None, history: History | None = None
+    ) -> None:
+        self._run = _Measure(rules, now, history or History())
+        self._aggregates: frozenset[Aggregate] = rules.aggregates
+        self._seen = Digests()
+
+    def feed(self, ordered: Iterable[tuple[int, Message]]) -> None:
+        """Fold (µs, message) pairs that follow, in time order, those fed before.
+
+        Added in version 0.1.0.
+        """
+        fold(self._run.stream(ordered), self._aggregates, self._run.history, self._seen)
+
+    def report(self) -> MomentsReport:
+        """Return the report on every message fed so far.
+
+        Added in version 0.1.0.
+        """
+        return self._run.report()
+
+
 def measure(
     rules: Rules,
     ordered: Iterable[tuple[int, Message]],
@@ -294,7 +346,6 @@ def measure(
 
     Added in version 0.1.0.
     """
-    run = _Measure(rules, now, history or History())
-    aggregates: frozenset[Aggregate] = rules.aggregates
-    fold(run.stream(ordered), aggregates, run.history)
-    return run.report()
+    running = Running(rules, now=now, history=history)
+    running.feed(ordered)
+    return running.report()

@@ -55,9 +55,13 @@ def test_a_user_costs_under_a_kibibyte(monkeypatch: pytest.MonkeyPatch) -> None:
     assert grown / users < 1_024
 
 
-def test_late_messages_keep_time_order_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Messages arriving in any order come back in time order once blocks are sealed."""
+@pytest.mark.parametrize("late", [0, 3, 64], ids=["sealed-at-once", "sealed-when-3", "held"])
+def test_late_messages_keep_time_order_across_blocks(
+    monkeypatch: pytest.MonkeyPatch, late: int
+) -> None:
+    """Messages arriving in any order come back in time order, late ones sealed or held."""
     monkeypatch.setattr(memory, "_BLOCK", 4)
+    monkeypatch.setattr(memory, "_LATE", late)
     store = MemoryStore()
     seconds = list(range(40))
     random.Random(7).shuffle(seconds)
@@ -66,6 +70,25 @@ def test_late_messages_keep_time_order_across_blocks(monkeypatch: pytest.MonkeyP
     assert [m.timestamp for m in store.messages()] == [at(s) for s in range(40)]
     assert [m.timestamp for m in store.messages("u1")] == [at(s) for s in range(1, 40, 3)]
     assert store.count() == 40
+
+
+def test_a_backfill_is_not_compressed_once_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users backfilled one after another (each late to the last): blocks seal per 64 late ones."""
+    sealed = 0
+    seal = memory._Block.seal
+
+    def counted(entries: list[memory._Entry]) -> memory._Block:
+        nonlocal sealed
+        sealed += 1
+        return seal(entries)
+
+    monkeypatch.setattr(memory._Block, "seal", counted)
+    store = MemoryStore()
+    for user in range(20):
+        record(store, *(Track(user_id=f"u{user}", event="e", timestamp=at(s)) for s in range(100)))
+    assert store.count() == 2_000
+    assert [m.timestamp for m in store.messages("u7")] == [at(s) for s in range(100)]
+    assert sealed < 2_000 // 64 * 2
 
 
 def test_prune_drops_whole_and_partial_blocks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,10 @@ tracked by the garbage collector, so a large store adds no work to its passes.
   on read (about a microsecond).
 - The log: sealed blocks of ``_BLOCK`` entries, each one zlib-compressed msgpack
   list (Segment JSON of one app repeats itself: a block shrinks about tenfold),
-  and an open tail of plain entries.
+  and an open tail of plain entries. A late message (older than the tail: a
+  backfill, a replayed history) joins its block's short uncompressed list of
+  late entries; the block is sealed again only when that list is full, so a
+  backfill costs microseconds a message, not a compression each.
 - The ``messageId`` dedupe: 64-bit hashes (``pqlsdk._digests``, 8 bytes an id).
   A hash seen before is checked against the log itself, so a clash of hashes
   never drops a message.
@@ -20,6 +23,7 @@ tracked by the garbage collector, so a large store adds no work to its passes.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import threading
 import zlib
@@ -42,6 +46,8 @@ __all__ = ["MemoryStore"]
 _BLOCK: Final = 512
 """Log entries per compressed block: large enough to compress well, small enough
 that a late message (inserted into its block) costs a millisecond."""
+_LATE: Final = 64
+"""Late entries a block holds uncompressed before it is sealed again with them."""
 _HOT: Final = 1_024
 """Decoded states kept per kind, the most recently written."""
 
@@ -88,19 +94,31 @@ class _States(Generic[_S]):
 
 
 class _Block(msgspec.Struct, frozen=True, gc=False):
-    """A sealed run of log entries in time order, compressed."""
+    """A sealed run of log entries in time order, compressed, and its late entries.
+
+    Immutable: a late entry makes a new block sharing ``data``, so a reader
+    holding the old one (reads take no lock) sees a consistent run.
+    """
 
     first: tuple[int, int]
     last: tuple[int, int]
-    count: int
     data: bytes
+    late: tuple[_Entry, ...] = ()
+    """Entries inserted after sealing, in order; at most ``_LATE``."""
 
     @classmethod
     def seal(cls, entries: list[_Entry]) -> _Block:
-        return cls(entries[0][:2], entries[-1][:2], len(entries), zlib.compress(encode(entries)))
+        return cls(entries[0][:2], entries[-1][:2], zlib.compress(encode(entries)))
 
     def entries(self) -> list[_Entry]:
-        return _entries_decoder.decode(zlib.decompress(self.data))
+        sealed = _entries_decoder.decode(zlib.decompress(self.data))
+        return list(heapq.merge(sealed, self.late)) if self.late else sealed
+
+    def with_late(self, entry: _Entry) -> _Block:
+        """Return a copy of this block with ``entry`` among its late entries."""
+        late = list(self.late)
+        bisect.insort(late, entry)
+        return _Block(min(self.first, entry[:2]), max(self.last, entry[:2]), self.data, tuple(late))
 
 
 class _Ids:
@@ -200,7 +218,12 @@ class MemoryStore:
     def _insert_late(self, entry: _Entry) -> None:
         """Insert an entry older than the tail into its block (split when it doubles)."""
         index = max(bisect.bisect_right(self._firsts, entry[:2]) - 1, 0)
-        entries = self._blocks[index].entries()
+        block = self._blocks[index]
+        if len(block.late) < _LATE:
+            self._blocks[index] = block = block.with_late(entry)
+            self._firsts[index] = block.first
+            return
+        entries = block.entries()
         bisect.insort(entries, entry)
         parts = [entries[:_BLOCK], entries[_BLOCK:]] if len(entries) >= 2 * _BLOCK else [entries]
         blocks = [_Block.seal(part) for part in parts]

@@ -56,7 +56,7 @@ from ._bands import Bands
 from ._ends import Ends, HistoryEnds
 from ._outcomes import Conversion
 
-__all__ = ["REORDER_WINDOW", "Checkpoint", "Replay", "Standing", "place_converters", "replay"]
+__all__ = ["REORDER_WINDOW", "Checkpoint", "Replay", "Standing", "end_of", "place_converters", "replay"]
 
 REORDER_WINDOW: Final = 10_000
 """Messages held back to fold a nearly-ordered file in time order.
@@ -293,7 +293,7 @@ class _Run:
         self.counts["events"] = events
         if self.last is not None:  # the whole history went on to then: see place_converters
             self.convert_before(self.last)
-        self.end = self.at if self.at is not None else _end(history, self.counts["latest"])
+        self.end = self.at if self.at is not None else end_of(history.now, self.counts["latest"])
         if self.fixed_end is not None:
             self.end = self.fixed_end
         for conversion in queue[self.position :]:
@@ -420,19 +420,18 @@ class _Run:
         )
 
 
-def _end(history: History, latest: int) -> int:
+def end_of(now: str | None, latest: int) -> int:
     """Return the evaluation time without ``--at``: the file's ``now``, else its latest message.
 
     ``pqlsdk score`` falls back to the wall clock; a replay of last year's events
-    should not find everyone lapsed, so it ends where the history ends.
+    should not find everyone lapsed, so it ends where the history ends
+    (``latest``, µs; -1 for a history without messages: then the wall clock).
     """
-    if history.now is not None:
+    if now is not None:
         try:
-            return micros(FixedClock(history.now).now())
+            return micros(FixedClock(now).now())
         except ValueError as exc:
-            raise ConfigError(
-                f"the events' 'now' {history.now!r} is not an ISO-8601 instant"
-            ) from exc
+            raise ConfigError(f"the events' 'now' {now!r} is not an ISO-8601 instant") from exc
     return latest if latest >= 0 else micros(datetime.now(UTC))
 
 

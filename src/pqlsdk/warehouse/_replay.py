@@ -142,6 +142,7 @@ class _SqlRun:
         self.relation = relation
         self.at = at
         self.stop = _NEVER if at is None else at
+        self.sorted = False
         create(connection, "parsed", compiled.parsed, DUCKDB, relation=relation)
         _duckdb._judge_doubtful(connection, relation)
 
@@ -154,7 +155,24 @@ class _SqlRun:
         return found
 
     def in_order(self) -> bool:
-        """Whether the reorder window folds every message in time order (see the module)."""
+        """Whether the reorder window folds every message in time order (see the module).
+
+        Also notes whether the file is in time order already (``self.sorted``):
+        then folding order is arrival order, and nothing need be sorted.
+        """
+        (unsorted,) = self.one(
+            select(
+                """
+                SELECT COUNT(*) FROM (
+                    SELECT ts, LAG(ts) OVER (ORDER BY seq) AS previous
+                    FROM parsed WHERE type IS NOT NULL
+                ) AS ordered WHERE previous > ts
+                """
+            )
+        )
+        self.sorted = int(unsorted) == 0
+        if self.sorted:
+            return True
         (late,) = self.one(
             select(
                 """
@@ -245,7 +263,7 @@ class _SqlRun:
             del standings[key]
         timeline = []
         if every is not None and first is not None and first < self.stop:
-            timeline = self.timeline(models[0], every, first, last_folded, end, finals[0][1])
+            timeline = self.timeline(models[0], every, (first, last_folded, end), finals[0][1])
         return Replay(
             models=tuple(models),
             bands=tuple((Bands.of_tiers(m), Bands.of_edges(edges)) for m in models),
@@ -281,16 +299,25 @@ class _SqlRun:
             """
         ).with_("candidates", as_=candidates, copy=False)
         create(self.connection, "dropped", dropped, DUCKDB)
+        # In a file in time order, arrival order is folding order: a view will do.
+        order = "seq" if self.sorted else "ROW_NUMBER() OVER (ORDER BY ts, seq)"
         folded = select(
-            """
-            SELECT ROW_NUMBER() OVER (ORDER BY ts, seq) AS seq, seq AS line_seq,
-                type, uid, mid, ts, event, gid, doubt
+            f"""
+            SELECT {order} AS seq, seq AS line_seq, type, uid, mid, ts, event, gid, doubt
             FROM parsed
             WHERE type IS NOT NULL AND ts < :stop AND seq NOT IN (SELECT seq FROM dropped)
-            """,
+            """,  # noqa: S608 - the engine's own text
             stop=literal(self.stop),
         ).select(*self.compiled.columns, copy=False)
-        create(self.connection, "folded", folded, DUCKDB)
+        kind = "VIEW" if self.sorted else "TABLE"
+        self.connection.execute(
+            exp.Create(
+                this=exp.to_table("folded"),
+                kind=kind,
+                expression=folded,
+                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+            ).sql("duckdb")
+        )
 
     def evaluate(
         self, now: int, before: int | None, *, first_only: bool = False
@@ -394,34 +421,46 @@ class _SqlRun:
         self,
         model: Model,
         every: int,
-        first: int,
-        last: int,
-        end: int,
+        span: tuple[int, int, int],
         final: dict[str, dict[str, Any]],
     ) -> list[Checkpoint]:
-        """The users per tier at each ``--every`` instant, and how many changed tier."""
-        instants = []
-        instant = (first // every + 1) * every
-        while instant <= last or instant < end:
-            instants.append(instant)
-            instant += every
+        """The users per tier at each ``--every`` instant, and how many changed tier.
+
+        ``span``: the first message's time, the last folded one's, the evaluation
+        time. Each instant is the first model's query over the messages before
+        it, at it: one statement, written once, the instant its parameter.
+        """
+        first, last, end = span
+        builder, name, _ = self.compiled.names[0]
+        query = exp.select("id", "tier").from_(name)
+        steps = [
+            ("clock", select("SELECT CAST(? AS BIGINT) AS now_us")),
+            ("m", select("SELECT * FROM folded WHERE ts < (SELECT now_us FROM clock)")),
+            *self.compiled.steps[id(builder)],
+        ]
+        for step, body in steps:
+            query = query.with_(step, as_=body)
+        # Planned once: the query is long, and the messages before one instant few.
+        self.connection.execute(f"PREPARE checkpoint AS {query.sql('duckdb')}")
         timeline: list[Checkpoint] = []
         before: dict[str, str] = {}
-        for instant in [*instants, None]:
-            if instant is None:
-                found = {uid: row["tier"] for uid, row in final.items()}
-                instant = end
-            else:
-                found = {
-                    uid: row["tier"]
-                    for uid, row in self.evaluate(instant, instant, first_only=True)[0][1].items()
-                }
-            tiers = dict.fromkeys((name for _, name in model.tiers), 0)
-            tiers.update(Counter(found.values()))
-            changed = sum(1 for uid, tier in found.items() if before.get(uid, tier) != tier)
-            before |= found
-            timeline.append(Checkpoint(instant, tiers, changed))
+        instant = (first // every + 1) * every
+        while instant <= last or instant < end:
+            found = dict(self.connection.execute(f"EXECUTE checkpoint({instant:d})").fetchall())
+            timeline.append(_checkpoint(model, instant, found, before))
+            instant += every
+        found = {uid: row["tier"] for uid, row in final.items()}
+        timeline.append(_checkpoint(model, end, found, before))
         return timeline
+
+
+def _checkpoint(model: Model, at: int, found: dict[str, str], before: dict[str, str]) -> Checkpoint:
+    """Count ``found`` (user to tier) per tier and the changes since ``before``; update it."""
+    tiers = dict.fromkeys((name for _, name in model.tiers), 0)
+    tiers.update(Counter(found.values()))
+    changed = sum(1 for uid, tier in found.items() if before.get(uid, tier) != tier)
+    before |= found
+    return Checkpoint(at, tiers, changed)
 
 
 class _RowEnds:

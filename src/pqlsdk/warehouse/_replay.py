@@ -38,8 +38,8 @@ from .._history import History, read
 from .._scoring import Score
 from ..replay._bands import Bands
 from ..replay._outcomes import Conversion
+from ..replay import _run
 from ..replay._run import (
-    REORDER_WINDOW,
     Checkpoint,
     Replay,
     Standing,
@@ -182,7 +182,7 @@ class _SqlRun:
                     FROM parsed WHERE type IS NOT NULL
                 ) AS windowed WHERE before > ts
                 """,
-                w=literal(REORDER_WINDOW + 1),
+                w=literal(_run.REORDER_WINDOW + 1),
             )
         )
         return int(late) == 0
@@ -397,7 +397,7 @@ class _SqlRun:
         names the reason, which the python reader alone knows: when there are
         refused messages, it reads the file as far again.
         """
-        read_up_to = folded + REORDER_WINDOW  # the accepted message read last, from 0
+        read_up_to = folded + _run.REORDER_WINDOW  # the accepted message read last, from 0
         limit = _NEVER
         if self.at is not None and read_up_to < accepted:
             (limit,) = self.one(

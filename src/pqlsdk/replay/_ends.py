@@ -26,15 +26,15 @@ class Ends(Protocol):
     """
 
     def user_ids(self) -> Iterable[str]:
-        """Every user of the history, in no particular order."""
+        """Return every user of the history, in no particular order."""
         ...  # pragma: no cover - a protocol
 
     def tier(self, model: Model, user_id: str) -> str:
-        """The user's tier under ``model``."""
+        """Return the user's tier under ``model``."""
         ...  # pragma: no cover - a protocol
 
     def score(self, model: Model, user_id: str) -> Score:
-        """The user's score under ``model``, with its reasons."""
+        """Return the user's score under ``model``, with its reasons."""
         ...  # pragma: no cover - a protocol
 
 

@@ -56,7 +56,15 @@ from ._bands import Bands
 from ._ends import Ends, HistoryEnds
 from ._outcomes import Conversion
 
-__all__ = ["REORDER_WINDOW", "Checkpoint", "Replay", "Standing", "end_of", "place_converters", "replay"]
+__all__ = [
+    "REORDER_WINDOW",
+    "Checkpoint",
+    "Replay",
+    "Standing",
+    "end_of",
+    "place_converters",
+    "replay",
+]
 
 REORDER_WINDOW: Final = 10_000
 """Messages held back to fold a nearly-ordered file in time order.

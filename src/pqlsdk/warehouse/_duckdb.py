@@ -199,7 +199,7 @@ def lines_at(path: Path, seqs: Collection[int]) -> Iterator[tuple[int, bytes]]:
 
 
 def lines_of(relation: exp.Expr) -> Path | None:
-    """The JSON Lines file ``relation`` reads (``messages_relation``), or None."""
+    """Return the JSON Lines file ``relation`` reads (``messages_relation``), or None."""
     path: Path | None = relation.meta.get(_LINES)
     return path
 

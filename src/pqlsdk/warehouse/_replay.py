@@ -29,16 +29,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sqlglot import exp
 
 from .._aggregates import Aggregate
 from .._history import History, read
 from .._scoring import Score
+from ..replay import _run
 from ..replay._bands import Bands
 from ..replay._outcomes import Conversion
-from ..replay import _run
 from ..replay._run import (
     Checkpoint,
     Replay,
@@ -203,8 +203,9 @@ class _SqlRun:
         folded, latest, beyond, first, last_folded, accepted = self.one(
             select(
                 """
-                SELECT COUNT(*) FILTER (WHERE ts < :stop), MAX(ts), MIN(ts) FILTER (WHERE ts >= :stop),
-                    MIN(ts), MAX(ts) FILTER (WHERE ts < :stop), COUNT(*)
+                SELECT COUNT(*) FILTER (WHERE ts < :stop), MAX(ts),
+                    MIN(ts) FILTER (WHERE ts >= :stop), MIN(ts),
+                    MAX(ts) FILTER (WHERE ts < :stop), COUNT(*)
                 FROM parsed WHERE type IS NOT NULL
                 """,
                 stop=stop,
@@ -213,7 +214,7 @@ class _SqlRun:
         end = self.at if self.at is not None else end_of(file_now, -1 if latest is None else latest)
         self.fold()
         (duplicates,) = self.one(select("SELECT COUNT(*) FROM dropped"))
-        finals = self.evaluate(end, None)
+        finals = self.evaluate(end)
         ends = _RowEnds(finals, end)
         standings: dict[tuple[str, str], Standing] = {}
         if conversions:
@@ -309,37 +310,20 @@ class _SqlRun:
             """,  # noqa: S608 - the engine's own text
             stop=literal(self.stop),
         ).select(*self.compiled.columns, copy=False)
-        kind = "VIEW" if self.sorted else "TABLE"
-        self.connection.execute(
-            exp.Create(
-                this=exp.to_table("folded"),
-                kind=kind,
-                expression=folded,
-                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-            ).sql("duckdb")
-        )
+        create(self.connection, "folded", folded, DUCKDB, view=self.sorted)
 
-    def evaluate(
-        self, now: int, before: int | None, *, first_only: bool = False
-    ) -> list[tuple[Model, dict[str, dict[str, Any]]]]:
-        """Score the models over the folded messages (those before ``before``) at ``now``.
-
-        Return each model (in the order given) with its rows by user id.
-        """
+    def evaluate(self, now: int) -> list[tuple[Model, dict[str, dict[str, Any]]]]:
+        """Score every model over the folded messages at ``now``: each with its rows by user."""
         clock = template("SELECT :now AS now_us", now=literal(now))
-        create(self.connection, "clock", clock, DUCKDB, replace=True)
-        kept = select("SELECT * FROM folded")
-        if before is not None:
-            kept = kept.where(template("ts < :t", t=literal(before)), copy=False)
-        create(self.connection, "m", kept, DUCKDB, replace=True)
+        create(self.connection, "clock", clock, DUCKDB)
+        create(self.connection, "m", select("SELECT * FROM folded"), DUCKDB)
         found: list[tuple[Model, dict[str, dict[str, Any]]]] = []
-        names = self.compiled.names[:1] if first_only else self.compiled.names
         done: set[int] = set()
-        for builder, name, model in names:
+        for builder, name, model in self.compiled.names:
             if id(builder) not in done:  # each rules file's steps, once
                 done.add(id(builder))
                 for step, body in self.compiled.steps[id(builder)]:
-                    create(self.connection, step, body, DUCKDB, replace=True)
+                    create(self.connection, step, body, DUCKDB, replace=True)  # per rules file
             scored = rows(self.connection, exp.select("*").from_(name), DUCKDB)
             found.append((model, {row["id"]: row for row in scored}))
         return found
@@ -369,8 +353,7 @@ class _SqlRun:
                 """
             )
         )
-        path = _duckdb.lines_of(self.relation)
-        assert path is not None  # source() reads files only
+        path = cast(Path, _duckdb.lines_of(self.relation))  # source() reads files only
         lines = dict(_duckdb.lines_at(path, {seq for seq, _ in found}))
         for seq, ts in found:
             yield ts, _duckdb.judged(lines[seq])
@@ -391,7 +374,7 @@ class _SqlRun:
         return {uid: (int(most), int(total)) for uid, most, total in found}
 
     def skipped(self, events: Path, folded: int, accepted: int) -> dict[str, int]:
-        """The refused messages the python engine reads before it stops, by reason.
+        """Count, by reason, the refused messages the python engine reads before it stops.
 
         It stops at ``--at``, having read ``REORDER_WINDOW`` messages ahead; it
         names the reason, which the python reader alone knows: when there are
@@ -424,7 +407,7 @@ class _SqlRun:
         span: tuple[int, int, int],
         final: dict[str, dict[str, Any]],
     ) -> list[Checkpoint]:
-        """The users per tier at each ``--every`` instant, and how many changed tier.
+        """Count the users per tier at each ``--every`` instant, and those who changed tier.
 
         ``span``: the first message's time, the last folded one's, the evaluation
         time. Each instant is the first model's query over the messages before

@@ -57,7 +57,7 @@ def run(
     """
     dialect = plan.dialect
     for name, body in plan.steps:
-        create(connection, name, body, dialect, relation=relation)
+        create(connection, name, body, dialect, relation=relation if name == "parsed" else None)
         if name == "parsed" and judge is not None:
             judge()
     refused = _execute(
@@ -78,27 +78,29 @@ def create(
     *,
     relation: exp.Expr | None = None,
     replace: bool = False,
+    view: bool = False,
 ) -> None:
-    """Hold step ``name`` as a temporary table (``m``: a view); ``parsed`` reads ``relation``.
+    """Hold step ``name`` as a temporary table (``m``: a view); ``relation``: ``parsed``'s input.
 
-    ``replace``: the step is run again (another instant of a replay, another rules file).
+    ``replace``: the step is run again (another instant of a replay, another rules file);
+    ``view``: a view whatever its name (a filter read once costs less than a table).
     """
     step = body
-    if name == "parsed":  # the first step reads the messages: they are its CTE
+    if relation is not None:  # the first step (``parsed``) reads the messages: its CTE
         step = exp.select("*").from_(
             exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("p")))
         )
         step = step.with_("messages", as_=relation)
-    create = exp.Create(
+    statement = exp.Create(
         this=exp.to_table(name),
-        kind="VIEW" if name == "m" else "TABLE",
+        kind="VIEW" if view or name == "m" else "TABLE",
         expression=step,
         replace=replace,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
     _execute(
         connection,
-        create.sql(dialect.name),
+        statement.sql(dialect.name),
         dialect.engine,
         UnreadableError if name == "parsed" else ConfigError,
     )

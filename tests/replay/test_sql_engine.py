@@ -19,17 +19,18 @@ from pqlsdk.cli import main
 from pqlsdk.replay import _run
 
 from ..conftest import load_scenario, scenario_files, scenario_id
+from ..test_warehouse import MODEL_FILES
 from .conftest import PLAYBOOK, RULES, group, replay_json, track, write_lines
-
-_MODELS = {
-    "domain.md model 1": RULES / "playbook.toml",
-    "domain.md model 2": RULES / "weighted.toml",
-    "domain.md model 3": RULES / "sustained.toml",
-}
 
 
 def _vectors() -> list[Path]:
     return [p for p in scenario_files() if "steps" not in load_scenario(p)]
+
+
+def _rules(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    return path
 
 
 def _both(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
@@ -62,7 +63,7 @@ def test_every_vector_replays_the_same_on_both_engines(
 ) -> None:
     """Tables, conversion, suggestions, tier changes, loggers: the same JSON and text."""
     data = load_scenario(path)
-    rules = next(p for name, p in _MODELS.items() if data["model"].startswith(name))
+    rules = next(p for name, p in MODEL_FILES.items() if data["model"].startswith(name))
     outcomes = _outcomes(data, tmp_path / "outcomes.csv")
     args = [rules, path, "--outcomes", outcomes, "--compare", RULES / "weighted.toml"]
     printed = replay_json(capsys, *args)
@@ -157,10 +158,10 @@ def test_users_under_an_account_model_are_the_python_engines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Only the python engine scores users under an account model: it does, for both."""
-    rules = tmp_path / "accounts.toml"
-    rules.write_text(
+    rules = _rules(
+        tmp_path,
         '[model.team]\nsubject = "account"\ntiers = { small = 0, big = 2 }\n'
-        "[model.team.signals]\nbusy = { value = 'count()', points = 1 }\n"
+        "[model.team.signals]\nbusy = { value = 'count()', points = 1 }\n",
     )
     events = write_lines(
         tmp_path / "e.jsonl",
@@ -174,10 +175,10 @@ def test_a_rule_sql_cannot_compute_is_refused_at_its_place(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--engine duckdb compiles the rules first: an error at file:line:col, never an answer."""
-    rules = tmp_path / "r.toml"
-    rules.write_text(
+    rules = _rules(
+        tmp_path,
         "[model.m]\ntiers = { low = 0 }\n[model.m.signals]\n"
-        "s = { value = 'user.x if user.y == 1 else days_since_last_active()', points = 1 }\n"
+        "s = { value = 'user.x if user.y == 1 else days_since_last_active()', points = 1 }\n",
     )
     events = write_lines(tmp_path / "e.jsonl", [track("a", "x", "2026-03-01T00:00:00Z")])
     assert main(["replay", str(rules), str(events), "--engine", "duckdb"]) != 0

@@ -72,13 +72,15 @@ def replay_sql(
     conversions: dict[tuple[str, str], Conversion] | None = None,
     at: int | None = None,
     every: int | None = None,
+    share: float | None = None,
 ) -> Replay | None:
     """Replay ``events`` under ``models`` in DuckDB; None when only the python engine can.
 
     ``models`` are the replayed model and ``--compare``'s, each with its rules
-    file; ``sustained`` the single loggers' model. The arguments are those of
-    ``pqlsdk.replay.replay``. A rule the SQL cannot compute raises ``RulesError``
-    at its place in the rules file.
+    file; ``sustained`` the single loggers' model, computed only when a user
+    has ``share`` of their tracks on one day (any user, without ``share``).
+    The other arguments are those of ``pqlsdk.replay.replay``. A rule the SQL
+    cannot compute raises ``RulesError`` at its place in the rules file.
 
     Added in version 0.1.0.
     """
@@ -90,6 +92,7 @@ def replay_sql(
     try:
         with _duckdb.source(events) as (relation, file_now):
             run = _SqlRun(connection, compiled, relation, at=at)
+            run.replayed = len(models)
             if not run.in_order():
                 return None
             return run.replay(
@@ -100,6 +103,7 @@ def replay_sql(
                 conversions=conversions or {},
                 file_now=file_now,
                 every=every,
+                share=share,
             )
     except _duckdb.UnreadableError:
         # DuckDB gives up on a whole file for one line that is not a message
@@ -143,6 +147,7 @@ class _SqlRun:
         self.at = at
         self.stop = _NEVER if at is None else at
         self.sorted = False
+        self.replayed = len(compiled.names)
         create(connection, "parsed", compiled.parsed, DUCKDB, relation=relation)
         _duckdb._judge_doubtful(connection, relation)
 
@@ -197,6 +202,7 @@ class _SqlRun:
         conversions: dict[tuple[str, str], Conversion],
         file_now: str | None,
         every: int | None,
+        share: float | None,
     ) -> Replay:
         """Fold, score and place everyone; return what ``pqlsdk.replay.replay`` would."""
         stop = literal(self.stop)
@@ -212,10 +218,9 @@ class _SqlRun:
             )
         )
         end = self.at if self.at is not None else end_of(file_now, -1 if latest is None else latest)
-        self.fold()
-        (duplicates,) = self.one(select("SELECT COUNT(*) FROM dropped"))
-        finals = self.evaluate(end)
-        ends = _RowEnds(finals, end)
+        duplicates = self.fold()
+        self.evaluate(end)
+        finals = [(model, self.scored(model)) for model in models]
         standings: dict[tuple[str, str], Standing] = {}
         if conversions:
             last = beyond if beyond is not None else latest
@@ -232,10 +237,9 @@ class _SqlRun:
             uid
             for (uid,) in self.all(select("SELECT uid FROM folded GROUP BY uid ORDER BY MIN(seq)"))
         ]
-        first_rows = finals[: len(models)]
         for uid in users:
             if ("user", uid) not in standings:
-                found = [rows_of[uid] for _, rows_of in first_rows]
+                found = [rows_of[uid] for _, rows_of in finals]
                 standings["user", uid] = Standing(
                     "user", uid, [r["score"] for r in found], [r["tier"] for r in found], end
                 )
@@ -245,14 +249,14 @@ class _SqlRun:
         }
         watched = {c.id for c in conversions.values() if c.subject == "account"}
         members: dict[str, list[str]] = {}
-        for uid, row in first_rows[0][1].items():
+        for uid, row in finals[0][1].items():
             if row["account_id"] is not None:
                 members.setdefault(row["account_id"], []).append(uid)
         for account_id in sorted(groups | watched):
             if ("account", account_id) not in standings:
                 scores = [
                     max([0.0, *(rows_of[m]["score"] for m in members.get(account_id, ()))])
-                    for _, rows_of in first_rows
+                    for _, rows_of in finals
                 ]
                 tiers = [m.tier_for(s) for m, s in zip(models, scores, strict=True)]
                 standings["account", account_id] = Standing(
@@ -265,6 +269,7 @@ class _SqlRun:
         timeline = []
         if every is not None and first is not None and first < self.stop:
             timeline = self.timeline(models[0], every, (first, last_folded, end), finals[0][1])
+        busiest = self.busiest()
         return Replay(
             models=tuple(models),
             bands=tuple((Bands.of_tiers(m), Bands.of_edges(edges)) for m in models),
@@ -274,14 +279,17 @@ class _SqlRun:
             late=0,
             unmatched=len(unmatched),
             timeline=timeline,
-            busiest_day=self.busiest(),
-            ends=ends,
+            busiest_day=busiest,
+            ends=_RowEnds(finals + self.loggers(busiest, share), end),
             skipped=self.skipped(events, int(folded), int(accepted)),
-            duplicates=int(duplicates),
+            duplicates=duplicates,
         )
 
-    def fold(self) -> None:
-        """Hold the folded messages (``folded``): in folding order, each ``messageId`` once."""
+    def fold(self) -> int:
+        """Hold the folded messages (``folded``): in folding order, each ``messageId`` once.
+
+        Return how many repeated an id (and are left out).
+        """
         key = DUCKDB.id_key(exp.column("mid"))
         candidates = select(
             "SELECT seq, ts, mid, :key AS id_key FROM parsed "
@@ -300,33 +308,53 @@ class _SqlRun:
             """
         ).with_("candidates", as_=candidates, copy=False)
         create(self.connection, "dropped", dropped, DUCKDB)
+        (repeated,) = self.one(select("SELECT COUNT(*) FROM dropped"))
         # In a file in time order, arrival order is folding order: a view will do.
         order = "seq" if self.sorted else "ROW_NUMBER() OVER (ORDER BY ts, seq)"
         folded = select(
             f"""
             SELECT {order} AS seq, seq AS line_seq, type, uid, mid, ts, event, gid, doubt
-            FROM parsed
-            WHERE type IS NOT NULL AND ts < :stop AND seq NOT IN (SELECT seq FROM dropped)
+            FROM parsed WHERE type IS NOT NULL AND ts < :stop
             """,  # noqa: S608 - the engine's own text
             stop=literal(self.stop),
         ).select(*self.compiled.columns, copy=False)
+        if repeated:  # every step reads the view: no filter where there is nothing to drop
+            folded = folded.where("seq NOT IN (SELECT seq FROM dropped)", copy=False)
         create(self.connection, "folded", folded, DUCKDB, view=self.sorted)
+        return int(repeated)
 
-    def evaluate(self, now: int) -> list[tuple[Model, dict[str, dict[str, Any]]]]:
-        """Score every model over the folded messages at ``now``: each with its rows by user."""
+    def evaluate(self, now: int) -> None:
+        """Score at ``now`` over every folded message: the models' rows come from ``scored``."""
         clock = template("SELECT :now AS now_us", now=literal(now))
         create(self.connection, "clock", clock, DUCKDB)
         create(self.connection, "m", select("SELECT * FROM folded"), DUCKDB)
-        found: list[tuple[Model, dict[str, dict[str, Any]]]] = []
-        done: set[int] = set()
-        for builder, name, model in self.compiled.names:
-            if id(builder) not in done:  # each rules file's steps, once
-                done.add(id(builder))
+        self.held: int | None = None  # whose steps the tables hold: a rules file's
+        self.found: dict[int, dict[str, dict[str, Any]]] = {}
+
+    def loggers(
+        self, busiest: dict[str, tuple[int, int]], share: float | None
+    ) -> list[tuple[Model, dict[str, dict[str, Any]]]]:
+        """Return the single loggers' model and its rows, when any user is one by ``share``."""
+        extra = self.compiled.names[self.replayed :]
+        if share is not None and all(most < share * total for most, total in busiest.values()):
+            return []  # nobody to show under it: not computed
+        return [(model, self.scored(model)) for _, _, model in extra]
+
+    def scored(self, model: Model) -> dict[str, dict[str, Any]]:
+        """Return ``model``'s rows by user id at the evaluation time, computed once, when asked.
+
+        The single loggers' model is asked for only when there are single loggers.
+        """
+        index = next(i for i, (_, _, m) in enumerate(self.compiled.names) if m is model)
+        if index not in self.found:
+            builder, name, _ = self.compiled.names[index]
+            if self.held != id(builder):  # each rules file's steps: the same table names
+                self.held = id(builder)
                 for step, body in self.compiled.steps[id(builder)]:
-                    create(self.connection, step, body, DUCKDB, replace=True)  # per rules file
-            scored = rows(self.connection, exp.select("*").from_(name), DUCKDB)
-            found.append((model, {row["id"]: row for row in scored}))
-        return found
+                    create(self.connection, step, body, DUCKDB, replace=True)
+            rows_of = rows(self.connection, exp.select("*").from_(name), DUCKDB)
+            self.found[index] = {row["id"]: row for row in rows_of}
+        return self.found[index]
 
     def converters(
         self, conversions: dict[tuple[str, str], Conversion]
@@ -449,15 +477,15 @@ def _checkpoint(model: Model, at: int, found: dict[str, str], before: dict[str, 
 class _RowEnds:
     """``Ends`` from the rows of the compiled models at the evaluation time."""
 
-    def __init__(self, finals: list[tuple[Model, dict[str, dict[str, Any]]]], at: int) -> None:
-        self.finals = finals
+    def __init__(self, scored: list[tuple[Model, dict[str, dict[str, Any]]]], at: int) -> None:
+        self.found = scored
         self.at = at
 
     def _row(self, model: Model, user_id: str) -> dict[str, Any]:
-        return next(rows_of for m, rows_of in self.finals if m is model)[user_id]
+        return next(rows_of for m, rows_of in self.found if m is model)[user_id]
 
     def user_ids(self) -> Iterator[str]:
-        return iter(self.finals[0][1])
+        return iter(self.found[0][1])
 
     def tier(self, model: Model, user_id: str) -> str:
         tier: str = self._row(model, user_id)["tier"]

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             conversions=conversions,
             at=at,
             every=every,
-            share=args.logger_share,
+            loggers=(args.logger_share, tier),
         )
     if result is None:  # the python engine, asked for or the only one that can
         result = replay(

@@ -69,16 +69,16 @@ def replay_sql(
     *,
     sustained: tuple[Rules, Model] | None = None,
     edges: Sequence[float],
+    loggers: tuple[float, str],
     conversions: dict[tuple[str, str], Conversion] | None = None,
     at: int | None = None,
     every: int | None = None,
-    share: float | None = None,
 ) -> Replay | None:
     """Replay ``events`` under ``models`` in DuckDB; None when only the python engine can.
 
     ``models`` are the replayed model and ``--compare``'s, each with its rules
-    file; ``sustained`` the single loggers' model, computed only when a user
-    has ``share`` of their tracks on one day (any user, without ``share``).
+    file; ``sustained`` the single loggers' model, computed only for the single
+    loggers ``loggers`` finds (the share of tracks on one day, the lowest tier).
     The other arguments are those of ``pqlsdk.replay.replay``. A rule the SQL
     cannot compute raises ``RulesError`` at its place in the rules file.
 
@@ -103,7 +103,7 @@ def replay_sql(
                 conversions=conversions or {},
                 file_now=file_now,
                 every=every,
-                share=share,
+                loggers=loggers,
             )
     except _duckdb.UnreadableError:
         # DuckDB gives up on a whole file for one line that is not a message
@@ -202,7 +202,7 @@ class _SqlRun:
         conversions: dict[tuple[str, str], Conversion],
         file_now: str | None,
         every: int | None,
-        share: float | None,
+        loggers: tuple[float, str],
     ) -> Replay:
         """Fold, score and place everyone; return what ``pqlsdk.replay.replay`` would."""
         stop = literal(self.stop)
@@ -280,7 +280,7 @@ class _SqlRun:
             unmatched=len(unmatched),
             timeline=timeline,
             busiest_day=busiest,
-            ends=_RowEnds(finals + self.loggers(busiest, share), end),
+            ends=_RowEnds(finals + self.loggers(finals[0], busiest, loggers), end),
             skipped=self.skipped(events, int(folded), int(accepted)),
             duplicates=duplicates,
         )
@@ -332,12 +332,50 @@ class _SqlRun:
         self.found: dict[int, dict[str, dict[str, Any]]] = {}
 
     def loggers(
-        self, busiest: dict[str, tuple[int, int]], share: float | None
+        self,
+        first: tuple[Model, dict[str, dict[str, Any]]],
+        busiest: dict[str, tuple[int, int]],
+        loggers: tuple[float, str],
     ) -> list[tuple[Model, dict[str, dict[str, Any]]]]:
-        """Return the single loggers' model and its rows, when any user is one by ``share``."""
+        """Return the single loggers' model and its rows, for the single loggers at least.
+
+        A single logger (``_loggers``) has ``share`` of their tracks on one day
+        and ``tier`` or above under the first model (``loggers``). When the
+        model is another rules file's, only the
+        single loggers are scored, from their messages and their accounts'
+        members' (nobody else's change their scores): a few users, not all.
+        """
         extra = self.compiled.names[self.replayed :]
-        if share is not None and all(most < share * total for most, total in busiest.values()):
+        if not extra:
+            return []
+        (share, tier), (model, found) = loggers, first
+        bar = model.rank(tier)
+        wanted = [
+            uid
+            for uid, (most, total) in busiest.items()
+            if most >= share * total and model.rank(found[uid]["tier"]) >= bar
+        ]
+        if not wanted:
             return []  # nobody to show under it: not computed
+        if self.held != id(extra[0][0]):
+            self.connection.execute(
+                "CREATE OR REPLACE TEMPORARY TABLE wanted AS "
+                "SELECT unnest(CAST(? AS VARCHAR[])) AS uid",
+                [wanted],
+            )
+            kept = select(
+                """
+                SELECT * FROM folded WHERE uid IN (
+                    SELECT uid FROM wanted
+                    UNION
+                    SELECT uid FROM folded WHERE type = 'group' AND gid IN (
+                        SELECT gid FROM folded WHERE type = 'group'
+                            AND uid IN (SELECT uid FROM wanted)
+                    )
+                )
+                """
+            )
+            create(self.connection, "m", kept, DUCKDB, replace=True)
         return [(model, self.scored(model)) for _, _, model in extra]
 
     def scored(self, model: Model) -> dict[str, dict[str, Any]]:

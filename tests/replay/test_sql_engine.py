@@ -21,6 +21,7 @@ from pqlsdk.replay import _run
 from ..conftest import load_scenario, scenario_files, scenario_id
 from ..test_warehouse import MODEL_FILES
 from .conftest import PLAYBOOK, RULES, group, replay_json, track, write_lines
+from .test_loggers import _history
 
 
 def _vectors() -> list[Path]:
@@ -184,3 +185,15 @@ def test_a_rule_sql_cannot_compute_is_refused_at_its_place(
     assert main(["replay", str(rules), str(events), "--engine", "duckdb"]) != 0
     assert f"{rules}:4:16: an 'if' that mixes a trait" in capsys.readouterr().err
     assert main(["replay", str(rules), str(events), "--engine", "python"]) == 0
+
+
+def test_a_sustained_model_beside_the_replayed_one_is_scored_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One rules file holding both models: the single loggers' model comes from the same steps."""
+    sustained = (RULES / "sustained.toml").read_text()
+    both = _rules(
+        tmp_path, PLAYBOOK.read_text() + sustained[sustained.index("[model.sustained]") :]
+    )
+    loggers = replay_json(capsys, both, _history(tmp_path))["single_loggers"]
+    assert [(u["user"], u["sustained"]["tier"]) for u in loggers["users"]] == [("sol", "skip")]

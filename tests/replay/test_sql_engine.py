@@ -104,7 +104,7 @@ def test_conversions_after_the_files_now_are_placed_as_python_places_them(
         group("b", "acme", "2026-03-01T00:00:01Z"),
         track("a", "core_workflow_completed", "2026-03-01T00:00:02Z"),
         track("b", "checkout_started", "2026-03-02T00:00:00Z"),
-        track("a", "demo_requested", "2026-03-09T00:00:00Z"),
+        track("zed", "demo_requested", "2026-03-09T00:00:00Z"),  # nobody the converters know
     ]
     events = tmp_path / "e.json"
     events.write_text(json.dumps({"now": "2026-03-03T00:00:00Z", "events": messages}))
@@ -124,13 +124,15 @@ def test_refused_messages_are_counted_as_far_as_python_reads(
     """With ``--at``, the python reader stops a window past it: later refusals are not counted."""
     monkeypatch.setattr(_run, "REORDER_WINDOW", 2)
     lines = [track("a", "page_viewed", f"2026-03-0{day}T00:00:00Z") for day in range(1, 10)]
-    lines.insert(1, {"type": "track", "userId": "a", "timestamp": "2026-03-01T01:00:00Z"})
-    lines.insert(8, {"type": "track", "timestamp": "2026-03-07T01:00:00Z", "event": "x"})
+    refused = {"type": "track", "userId": "a", "timestamp": "2026-03-01T01:00:00Z"}  # no event
+    for place in (7, 4, 1):  # after days 1, 3 and 6
+        lines.insert(place, refused)
     events = write_lines(tmp_path / "e.jsonl", lines)
+    # Stopping at day 3, the reader has read day 5 (two ahead): two refusals, not the third.
     early = replay_json(capsys, PLAYBOOK, events, "--at", "2026-03-03T00:00:00Z")
-    assert sum(early["skipped"].values()) == 1
+    assert sum(early["skipped"].values()) == 2
     everything = replay_json(capsys, PLAYBOOK, events, "--at", "2026-03-08T00:00:00Z")
-    assert sum(everything["skipped"].values()) == 2
+    assert sum(everything["skipped"].values()) == 3
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])

@@ -85,8 +85,11 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
             ["cases/batch.py", "--engine", engine, "--events", str(events)]
             for engine in ("pqlsdk", "pqlsdk-duckdb", "sqlite", "duckdb")
         ),
-        # Replay of the same file; the SQL engines' figures are batch.py's.
-        ["cases/replay.py", "--engine", "pqlsdk", "--events", str(events)],
+        # Replay of the same file on both engines; the SQL queries' figures are batch.py's.
+        *(
+            ["cases/replay.py", "--engine", engine, "--events", str(events)]
+            for engine in ("pqlsdk", "pqlsdk-duckdb")
+        ),
         *(["cases/imports.py", "--module", module] for module in ("pqlsdk", "posthog")),
         *(["cases/memory.py", "--store", store] for store in ("memory", "sqlite", "redis")),
         *(["cases/web.py", "--framework", framework] for framework in ("flask", "django")),
@@ -121,6 +124,7 @@ def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
         Comparison("batch scoring throughput / SQLite", ours, sqlite, ">= 5", higher_is_better=True),
         Comparison("batch scoring peak memory / DuckDB", ours, duckdb, "<= 0.2", "peak_rss_mib"),
         Comparison("batch scoring --engine duckdb throughput / DuckDB", compiled, duckdb, ">= 0.8", higher_is_better=True),
+        Comparison("replay --engine duckdb throughput / --engine python", ("replay", "pqlsdk-duckdb", f"{events:,} events"), ("replay", "pqlsdk", f"{events:,} events"), ">= 5", higher_is_better=True),
         Comparison("import pqlsdk / import posthog", ("import", "pqlsdk", ""), ("import", "posthog", ""), "<= 0.5"),
     ]  # fmt: skip
 

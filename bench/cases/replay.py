@@ -5,9 +5,11 @@ child process so that generating it never counts in this process's peak memory.
 Engines, each from the JSON Lines file to every user's playbook tier, reading and
 parsing included:
 
-- ``pqlsdk``: ``pqlsdk replay playbook.toml EVENTS --at NOW --json`` in process
-  (tables per tier and band, single loggers, every user's score), its JSON
-  written to a temporary file;
+- ``pqlsdk``: ``pqlsdk replay playbook.toml EVENTS --at NOW --json --engine python``
+  in process (tables per tier and band, single loggers, every user's score), its
+  JSON written to a temporary file;
+- ``pqlsdk-duckdb``: the same command with ``--engine duckdb`` (the rules compiled
+  to SQL, ``pqlsdk.warehouse``), its output byte for byte the python engine's;
 - ``sqlite`` and ``duckdb``: the playbook as ONE query, ``batch.py``'s SQL and
   runners (imported from there, not copied).
 
@@ -71,13 +73,15 @@ def rss_mib() -> float:
     return pages * 4096 / 2**20
 
 
-def replay(path: Path, outcome_file: Path | None) -> tuple[Scores, float, float]:
+def replay(
+    path: Path, outcome_file: Path | None, engine: str = "python"
+) -> tuple[Scores, float, float]:
     """Run ``pqlsdk replay`` on ``path``; return every user's (score, tier), seconds, peak MiB."""
     from pqlsdk.cli import main  # noqa: PLC0415 - imported before the clock starts
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "replay.json"
-        args = ["replay", str(PLAYBOOK), str(path), "--at", NOW, "--json"]
+        args = ["replay", str(PLAYBOOK), str(path), "--at", NOW, "--json", "--engine", engine]
         if outcome_file is not None:
             args += ["--outcomes", str(outcome_file)]
         start = time.perf_counter()
@@ -104,7 +108,10 @@ def main() -> int:
     events = args.events or (5_000 if quick() else 1_000_000)
     path = history(events, args.data)
     import pqlsdk.cli  # noqa: PLC0415 - imports are not timed
-    import pqlsdk.replay._cli  # noqa: F401, PLC0415
+    import pqlsdk.replay._cli  # noqa: PLC0415
+
+    if args.engine == "pqlsdk-duckdb":
+        import pqlsdk.warehouse._replay  # noqa: F401, PLC0415
 
     baseline = rss_mib()
 
@@ -118,6 +125,8 @@ def main() -> int:
             return 0
         if args.engine == "pqlsdk":
             scores, seconds, peak = replay(path, outcome_file)
+        elif args.engine == "pqlsdk-duckdb":
+            scores, seconds, peak = replay(path, outcome_file, engine="duckdb")
         else:
             scores, seconds, peak = run_sql(args.engine, path)
     variant = f"{events:,} events" + (", outcomes" if args.outcomes else "")

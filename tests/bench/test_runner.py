@@ -51,6 +51,7 @@ def test_quick_mode_measures_every_case_and_writes_the_report(tmp_path: Path) ->
         ("web_added", "flask"),
         ("web_added", "django"),
         ("replay", "pqlsdk"),
+        ("replay", "pqlsdk-duckdb"),
         ("stores", "pqlsdk"),
         ("intake_capacity", "pqlsdk"),
     ]:

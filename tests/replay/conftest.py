@@ -19,9 +19,17 @@ PLAYBOOK = RULES / "playbook.toml"
 
 
 def replay_json(capsys: pytest.CaptureFixture[str], *args: str | Path) -> dict[str, Any]:
-    """Run ``pqlsdk replay ... --json`` and return what it printed."""
-    assert main(["replay", *(str(a) for a in args), "--json"]) == 0
-    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    """Run ``pqlsdk replay ... --json`` on both engines; check they print the same; return it.
+
+    Every history a replay test writes is a parity case: the duckdb engine must
+    print, byte for byte, what the python engine (the reference) prints.
+    """
+    printed = []
+    for engine in ("python", "duckdb"):
+        assert main(["replay", *(str(a) for a in args), "--json", "--engine", engine]) == 0
+        printed.append(capsys.readouterr().out)
+    assert printed[1] == printed[0]
+    data: dict[str, Any] = json.loads(printed[0])
     return data
 
 

@@ -36,7 +36,8 @@ def test_an_empty_history_reports_nobody(
     """No events: no users, no accounts, an empty report, and still exit 0."""
     (tmp_path / "empty.jsonl").write_text("")
     report = tmp_path / "r.html"
-    data = replay_json(capsys, PLAYBOOK, tmp_path / "empty.jsonl", "--report", report)
+    at = ["--at", "2026-03-15T12:00:00Z"]  # without it, each run ends at its own wall clock
+    data = replay_json(capsys, PLAYBOOK, tmp_path / "empty.jsonl", "--report", report, *at)
     assert (data["events"], data["users"], data["accounts"]) == (0, 0, 0)
     assert data["tables"] == [{"model": "playbook", "rules": "playbook.toml"}]
     assert "<svg" not in report.read_text()

@@ -101,10 +101,11 @@ def test_progress_shows_on_a_terminal_only(
     )
     monkeypatch.setattr(_run, "_PROGRESS_EVERY", 8)
     monkeypatch.setattr(_run, "_PROGRESS_SECONDS", 0.0)
-    replay_json(capsys, PLAYBOOK, events)
+    python = ["replay", str(PLAYBOOK), str(events), "--json", "--engine", "python"]
+    assert main(python) == 0
     assert capsys.readouterr().err == ""
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
-    assert main(["replay", str(PLAYBOOK), str(events), "--json"]) == 0
+    assert main(python) == 0
     assert "\rreplaying: 8 events" in terminal.getvalue()
     assert terminal.getvalue().endswith("replayed 40 events" + " " * 40 + "\n")

@@ -7,6 +7,7 @@ execute it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +72,13 @@ def add_parser(subparsers: Any) -> None:
     when.add_argument("--at", help="evaluation time (ISO-8601); later events are not folded")
     when.add_argument("--every", help="also count tiers at every interval, e.g. 1d or 12h")
     parser.add_argument("--report", type=Path, help="write an HTML report with charts here")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "python", "duckdb"),
+        default="auto",
+        help="python: the in-process engine (the reference); duckdb: the rules compiled to "
+        "SQL (pip install 'pqlsdk[warehouse]'); auto (default): duckdb when installed",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--model", help="which model of RULES (default: its primary)")
     parser.add_argument(
@@ -114,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         models.append(other.model())
         origins.append(str(args.compare))
         aggregates |= other.aggregates
-    sustained = _sustained(args.sustained, args.rules, rules, other)
+    found = _sustained(args.sustained, args.rules, rules, other)
+    sustained = None if found is None else found[1]
     if sustained is not None:
         aggregates |= sustained.aggregates
     try:
@@ -130,16 +139,35 @@ def run(args: argparse.Namespace) -> int:
         known = ", ".join(name for _, name in model.tiers)
         raise ConfigError(f"--tier {named!r}: model {model.name!r} has {known}") from None
     conversions = None if args.outcomes is None else load_outcomes(args.outcomes)
-    result = replay(
-        args.events,
-        models,
-        aggregates,
-        edges=edges,
-        conversions=conversions,
-        at=None if args.at is None else _instant(args.at),
-        every=None if args.every is None else _every(args.every),
-        progress=sys.stderr,
-    )
+    at = None if args.at is None else _instant(args.at)
+    every = None if args.every is None else _every(args.every)
+    result = None
+    if _engine(args.engine) == "duckdb":
+        from ..warehouse._replay import replay_sql  # noqa: PLC0415 - the warehouse extra
+
+        sources = [(rules, model)] + ([] if other is None else [(other, models[1])])
+        result = replay_sql(
+            args.events,
+            sources,
+            aggregates,
+            sustained=found,
+            edges=edges,
+            conversions=conversions,
+            at=at,
+            every=every,
+            loggers=(args.logger_share, tier),
+        )
+    if result is None:  # the python engine, asked for or the only one that can
+        result = replay(
+            args.events,
+            models,
+            aggregates,
+            edges=edges,
+            conversions=conversions,
+            at=at,
+            every=every,
+            progress=sys.stderr,
+        )
     data = summarize(
         result,
         origins=origins,
@@ -158,17 +186,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sustained(path: Path | None, origin: Path, rules: Rules, other: Rules | None) -> Model | None:
-    """Find the sustained-usage model single loggers are shown under."""
+def _engine(name: str) -> str:
+    """``auto`` is duckdb when the warehouse extra is installed, else python."""
+    if name != "auto":
+        return name
+    found = all(importlib.util.find_spec(module) for module in ("sqlglot", "duckdb"))
+    return "duckdb" if found else "python"
+
+
+def _sustained(
+    path: Path | None, origin: Path, rules: Rules, other: Rules | None
+) -> tuple[Rules, Model] | None:
+    """Find the sustained-usage model single loggers are shown under, and its rules file."""
     if path is not None:
-        return load(path).model()
+        loaded = load(path)
+        return loaded, loaded.model()
     for found in (rules, other):
         if found is not None and _SUSTAINED in found.models:
-            return found.models[_SUSTAINED]
+            return found, found.models[_SUSTAINED]
     beside = origin.parent / f"{_SUSTAINED}.toml"
     if beside.exists():
         try:
-            return load(beside).model()
+            loaded = load(beside)
+            return loaded, loaded.model()
         except RulesError:
             return None  # a broken neighbour does not stop a replay of other rules
     return None

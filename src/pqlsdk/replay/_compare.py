@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._scoring import Score, score_subject, standing
+from .._scoring import Score
 from ._run import Replay
 
 __all__ = ["tier_changes"]
@@ -17,18 +17,12 @@ __all__ = ["tier_changes"]
 
 def tier_changes(replay: Replay) -> list[dict[str, Any]]:
     """Return every user whose tier under the first model differs from the second's."""
-    first, second = replay.models[0], replay.models[1]
-    history, at = replay.history, replay.at
+    first, second, ends = replay.models[0], replay.models[1], replay.ends
     changed = []
-    for user_id in sorted(history.users):
-        user = history.users[user_id]
-        account = None if user.account_id is None else history.accounts.get(user.account_id)
-        if (
-            standing(first, user_id, user, account, at)[1]
-            == standing(second, user_id, user, account, at)[1]
-        ):
+    for user_id in sorted(ends.user_ids()):
+        if ends.tier(first, user_id) == ends.tier(second, user_id):
             continue
-        scores = [score_subject(m, user_id, user, account, at) for m in (first, second)]
+        scores = [ends.score(m, user_id) for m in (first, second)]
         changed.append({"user": user_id, "under": [_side(score) for score in scores]})
     return changed
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._scoring import score_subject
 from ..rules._model import Model
 from ._run import Replay
 
@@ -23,15 +22,13 @@ def single_loggers(
     replay: Replay, *, share: float, tier: str, sustained: Model | None
 ) -> list[dict[str, Any]]:
     """Return the single loggers at or above ``tier``, highest score first."""
-    model, history, at = replay.models[0], replay.history, replay.at
+    model, ends = replay.models[0], replay.ends
     bar = model.rank(tier)
     found = []
     for user_id, (busiest, total) in replay.busiest_day.items():
         if busiest < share * total:
             continue
-        user = history.users[user_id]
-        account = None if user.account_id is None else history.accounts.get(user.account_id)
-        score = score_subject(model, user_id, user, account, at)
+        score = ends.score(model, user_id)
         if model.rank(score.tier) < bar:
             continue
         entry: dict[str, Any] = {
@@ -43,7 +40,7 @@ def single_loggers(
             "tier": score.tier,
         }
         if sustained is not None:
-            other = score_subject(sustained, user_id, user, account, at)
+            other = ends.score(sustained, user_id)
             entry["sustained"] = {
                 "model": other.model,
                 "score": other.score,

@@ -53,9 +53,18 @@ from ..messages import Group, Message, Track
 from ..rules._model import Model
 from ..stores import AccountState, UserState
 from ._bands import Bands
+from ._ends import Ends, HistoryEnds
 from ._outcomes import Conversion
 
-__all__ = ["REORDER_WINDOW", "Checkpoint", "Replay", "Standing", "replay"]
+__all__ = [
+    "REORDER_WINDOW",
+    "Checkpoint",
+    "Replay",
+    "Standing",
+    "end_of",
+    "place_converters",
+    "replay",
+]
 
 REORDER_WINDOW: Final = 10_000
 """Messages held back to fold a nearly-ordered file in time order.
@@ -112,7 +121,6 @@ class Replay:
     models: tuple[Model, ...]
     bands: tuple[tuple[Bands, Bands], ...]
     """Per model: its tiers, and the fixed score bands."""
-    history: History
     at: int
     """The evaluation time (µs)."""
     standings: dict[tuple[str, str], Standing]
@@ -123,6 +131,14 @@ class Replay:
     timeline: list[Checkpoint]
     busiest_day: dict[str, tuple[int, int]]
     """Per user: tracks on their busiest UTC day, and tracks in all."""
+    ends: Ends
+    """Every user's score at the evaluation time, with reasons, on demand."""
+    skipped: dict[str, int]
+    """Refused messages by reason (``invalid``, ``missing_identity``...)."""
+    duplicates: int
+    """Messages folded that repeated an earlier ``messageId``."""
+    history: History | None = None
+    """The folded state (the python engine's; None from the duckdb engine)."""
 
 
 class _Watch:
@@ -188,6 +204,32 @@ def replay(
     return run.finish()
 
 
+def place_converters(
+    ordered: Iterable[tuple[int, Message]],
+    models: Sequence[Model],
+    aggregates: Collection[Aggregate],
+    *,
+    edges: Sequence[float],
+    conversions: dict[tuple[str, str], Conversion],
+    end: int,
+    last: int | None,
+) -> dict[tuple[str, str], Standing]:
+    """Place the converters from the part of a history that can move them; ``replay``'s rules.
+
+    ``ordered`` holds, in folding order and without a repeated ``messageId``,
+    the messages of the converters and of everyone who ever shared an account
+    with one (nobody else's messages change their scores). The whole history
+    ran to ``last`` (µs; None if it held no message) and is evaluated at
+    ``end``: a conversion by ``last`` is placed at its time, a later one at
+    ``min(its time, end)``, as ``replay`` places them. The duckdb engine
+    (``pqlsdk.warehouse``) scores everyone else in SQL.
+    """
+    run = _Run(models, edges, conversions, at=None, every=None, progress=None)
+    run.last, run.fixed_end = last, end
+    fold(run.stream(ordered), aggregates, run.history)
+    return run.standings
+
+
 class _Run:
     """One replay's moving parts: the history, the conversions due, the checkpoints."""
 
@@ -221,6 +263,8 @@ class _Run:
         self.counts = {"events": 0, "late": 0, "latest": -1}
         self.end = 0
         self.ticker = _Progress(progress, self.history)
+        self.last: int | None = None
+        self.fixed_end: int | None = None
 
     def stream(self, ordered: Iterable[tuple[int, Message]]) -> Iterator[Message]:
         """Yield the messages to fold, looking at the state between them.
@@ -255,7 +299,11 @@ class _Run:
         if applied is not None and history.duplicates == duplicates:
             after(*applied)
         self.counts["events"] = events
-        self.end = self.at if self.at is not None else _end(history, self.counts["latest"])
+        if self.last is not None:  # the whole history went on to then: see place_converters
+            self.convert_before(self.last)
+        self.end = self.at if self.at is not None else end_of(history.now, self.counts["latest"])
+        if self.fixed_end is not None:
+            self.end = self.fixed_end
         for conversion in queue[self.position :]:
             self.snapshot(conversion, min(conversion.at, self.end))
         if self.every is not None and self.next_check is not None:
@@ -367,6 +415,9 @@ class _Run:
             models=tuple(models),
             bands=self.bands,
             history=history,
+            ends=HistoryEnds(history, end),
+            skipped=dict(history.skipped),
+            duplicates=history.duplicates,
             at=end,
             standings=standings,
             events=self.counts["events"],
@@ -377,19 +428,18 @@ class _Run:
         )
 
 
-def _end(history: History, latest: int) -> int:
+def end_of(now: str | None, latest: int) -> int:
     """Return the evaluation time without ``--at``: the file's ``now``, else its latest message.
 
     ``pqlsdk score`` falls back to the wall clock; a replay of last year's events
-    should not find everyone lapsed, so it ends where the history ends.
+    should not find everyone lapsed, so it ends where the history ends
+    (``latest``, µs; -1 for a history without messages: then the wall clock).
     """
-    if history.now is not None:
+    if now is not None:
         try:
-            return micros(FixedClock(history.now).now())
+            return micros(FixedClock(now).now())
         except ValueError as exc:
-            raise ConfigError(
-                f"the events' 'now' {history.now!r} is not an ISO-8601 instant"
-            ) from exc
+            raise ConfigError(f"the events' 'now' {now!r} is not an ISO-8601 instant") from exc
     return latest if latest >= 0 else micros(datetime.now(UTC))
 
 

@@ -46,17 +46,16 @@ def summarize(
 
     Added in version 0.1.0.
     """
-    history = replay.history
     kinds = [k for k in ("user", "account") if any(True for _ in _of(replay, k))]
     data: dict[str, Any] = {
         "rules": origins,
         "models": [m.name for m in replay.models],
         "at": iso(replay.at),
         "events": replay.events,
-        "users": len(history.users),
+        "users": sum(1 for key in replay.standings if key[0] == "user"),
         "accounts": sum(1 for key in replay.standings if key[0] == "account"),
-        "skipped": dict(history.skipped),
-        "duplicates": history.duplicates,
+        "skipped": replay.skipped,
+        "duplicates": replay.duplicates,
         "late": replay.late,
         "outcomes": outcomes,
         "tables": [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -38,7 +38,17 @@ from ._run import Rows, UnreadableError
 from ._run import run as run_plan
 from ._values import literal, template
 
-__all__ = ["Rows", "UnreadableError", "connect", "messages_relation", "run", "source"]
+__all__ = [
+    "Rows",
+    "UnreadableError",
+    "connect",
+    "judged",
+    "lines_at",
+    "lines_of",
+    "messages_relation",
+    "run",
+    "source",
+]
 
 _COLUMNS = (
     "{type: 'VARCHAR', userId: 'VARCHAR', anonymousId: 'VARCHAR', messageId: 'VARCHAR', "
@@ -158,24 +168,14 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
     verdict (``type`` NULL when refused) and time: the two engines keep the
     same messages at the same instants.
     """
-    path: Path | None = relation.meta.get(_LINES)
+    path = lines_of(relation)
     if path is None:  # a table or a Parquet file: typed, and no python reader reads it
         return
     # Over the runner's own table: a failure here is DuckDB's, not the file's.
     found = connection.execute("SELECT seq FROM parsed WHERE doubt ORDER BY seq").fetchall()
     if not found:
         return
-    doubted = {seq for (seq,) in found}
-    verdicts: list[tuple[int, str | None, int | None]] = []
-    opened, _ = _opened(path)
-    with opened as stream:
-        seq = 0
-        for line in stream:
-            if not line.strip():  # DuckDB skips blank lines: they have no seq
-                continue
-            seq += 1
-            if seq in doubted:
-                verdicts.append(_verdict(seq, _judged(line)))
+    verdicts = [_verdict(seq, judged(line)) for seq, line in lines_at(path, {s for (s,) in found})]
     seqs, kinds, times = zip(*verdicts, strict=True)
     connection.execute(
         "UPDATE parsed SET type = v.kind, ts = v.at FROM (SELECT "
@@ -183,6 +183,25 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
         "unnest(CAST(? AS BIGINT[])) AS at) AS v WHERE parsed.seq = v.seq",
         [list(seqs), list(kinds), list(times)],
     )
+
+
+def lines_at(path: Path, seqs: Collection[int]) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(seq, line)`` for the lines of a JSON Lines file whose ``seq`` is in ``seqs``."""
+    opened, _ = _opened(path)
+    with opened as stream:
+        seq = 0
+        for line in stream:
+            if not line.strip():  # DuckDB skips blank lines: they have no seq
+                continue
+            seq += 1
+            if seq in seqs:
+                yield seq, line
+
+
+def lines_of(relation: exp.Expr) -> Path | None:
+    """Return the JSON Lines file ``relation`` reads (``messages_relation``), or None."""
+    path: Path | None = relation.meta.get(_LINES)
+    return path
 
 
 _KINDS: Final = {Identify: "identify", Group: "group", Track: "track"}
@@ -195,7 +214,7 @@ def _verdict(seq: int, message: Message | None) -> tuple[int, str | None, int | 
     return seq, _KINDS[type(message)], micros(message.timestamp)
 
 
-def _judged(line: bytes) -> Message | None:
+def judged(line: bytes) -> Message | None:
     """Return the message the python reader makes of ``line`` (``_history._lines``), or None."""
     try:
         message = _decode_message(line)

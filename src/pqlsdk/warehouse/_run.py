@@ -15,8 +15,9 @@ from sqlglot import exp
 
 from .._exceptions import ConfigError
 from ._compile import Plan
+from ._dialects import Dialect
 
-__all__ = ["Rows", "UnreadableError", "run"]
+__all__ = ["Rows", "UnreadableError", "create", "rows", "run"]
 
 
 class UnreadableError(ConfigError):
@@ -56,24 +57,7 @@ def run(
     """
     dialect = plan.dialect
     for name, body in plan.steps:
-        step = body
-        if name == "parsed":  # the first step reads the messages: they are its CTE
-            step = exp.select("*").from_(
-                exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("p")))
-            )
-            step = step.with_("messages", as_=relation)
-        create = exp.Create(
-            this=exp.to_table(name),
-            kind="VIEW" if name == "m" else "TABLE",
-            expression=step,
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        )
-        _execute(
-            connection,
-            create.sql(dialect.name),
-            dialect.engine,
-            UnreadableError if name == "parsed" else ConfigError,
-        )
+        create(connection, name, body, dialect, relation=relation if name == "parsed" else None)
         if name == "parsed" and judge is not None:
             judge()
     refused = _execute(
@@ -84,6 +68,47 @@ def run(
         _rows(connection, plan.users, dialect.name, dialect.engine),
         _rows(connection, plan.accounts, dialect.name, dialect.engine),
     )
+
+
+def create(
+    connection: Any,
+    name: str,
+    body: exp.Expr,
+    dialect: Dialect,
+    *,
+    relation: exp.Expr | None = None,
+    replace: bool = False,
+    view: bool = False,
+) -> None:
+    """Hold step ``name`` as a temporary table (``m``: a view); ``relation``: ``parsed``'s input.
+
+    ``replace``: the step is run again (another instant of a replay, another rules file);
+    ``view``: a view whatever its name (a filter read once costs less than a table).
+    """
+    step = body
+    if relation is not None:  # the first step (``parsed``) reads the messages: its CTE
+        step = exp.select("*").from_(
+            exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("p")))
+        )
+        step = step.with_("messages", as_=relation)
+    statement = exp.Create(
+        this=exp.to_table(name),
+        kind="VIEW" if view or name == "m" else "TABLE",
+        expression=step,
+        replace=replace,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+    _execute(
+        connection,
+        statement.sql(dialect.name),
+        dialect.engine,
+        UnreadableError if name == "parsed" else ConfigError,
+    )
+
+
+def rows(connection: Any, final: exp.Select, dialect: Dialect) -> list[dict[str, Any]]:
+    """Run ``final``; return its rows as dicts."""
+    return _rows(connection, final, dialect.name, dialect.engine)
 
 
 def _rows(connection: Any, final: exp.Select, name: str, engine: str) -> list[dict[str, Any]]:

@@ -24,7 +24,9 @@ def throwaway_url(case: str) -> str | None:
         print(f"{case}: no Redis at {REDIS_URL} ({exc}); Redis figures left out", file=sys.stderr)
         return None
     separator = "&" if "?" in REDIS_URL else "?"
-    return f"{REDIS_URL}{separator}prefix=pqlsdk-{case}-{uuid.uuid4().hex[:8]}"
+    # A generous timeout: on a loaded machine a round trip can pass the store's 0.1 s
+    # default, which would start an outage (buffered writes) in the middle of a figure.
+    return f"{REDIS_URL}{separator}timeout=5&prefix=pqlsdk-{case}-{uuid.uuid4().hex[:8]}"
 
 
 def clean(url: str) -> None:

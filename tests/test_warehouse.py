@@ -15,7 +15,8 @@ import pytest
 import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
 from pqlsdk._exceptions import RulesError
-from pqlsdk.cli import _engine, main
+from pqlsdk._score_cli import _engine
+from pqlsdk.cli import main
 from pqlsdk.warehouse import (
     _dialects,
     _duckdb,

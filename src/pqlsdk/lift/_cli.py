@@ -57,14 +57,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``pqlsdk moments``; return the exit status."""
-    from ..cli import _clock_for, _report_invalid  # noqa: PLC0415 - the CLI's own helpers
+    from .._score_cli import clock_for  # noqa: PLC0415 - the CLI's own helpers
+    from .._score_table import report_invalid  # noqa: PLC0415
 
     rules = load(args.rules)
-    now = None if args.now is None else _clock_for(args.now, None)[0]
+    now = None if args.now is None else clock_for(args.now, None)[0]
     history = History()
     with ordered(args.source, history) as pairs:
         report = measure(rules, pairs, now=now, history=history)
-    _report_invalid(history)
+    report_invalid(history)
     if args.json:
         text = msgspec.json.format(msgspec.json.encode(report.as_json()), indent=2).decode()
         sys.stdout.write(text + "\n")

@@ -45,6 +45,19 @@ examples:
 """
 
 
+_DIALECTS = (
+    "duckdb",
+    "postgres",
+    "spark",
+    "databricks",
+    "snowflake",
+    "bigquery",
+    "clickhouse",
+    "trino",
+)
+"""``pqlsdk sql --dialect``: the SQL engines, then dialects sqlglot translates DuckDB's query to."""
+
+
 def add_parsers(commands: Any) -> None:
     """Add ``score`` and ``sql`` to ``commands`` (an argparse subparsers action)."""
     score = commands.add_parser(
@@ -71,12 +84,13 @@ def add_parsers(commands: Any) -> None:
     score.add_argument("--model", help="which model of the rules file (default: its primary)")
     score.add_argument(
         "--engine",
-        choices=("auto", "python", "duckdb", "postgres"),
+        choices=("auto", "python", "duckdb", "postgres", "spark"),
         default="auto",
         help="python: the in-process engine (the reference); duckdb: the rules compiled to "
         "SQL, run by DuckDB (needs pqlsdk[warehouse]); postgres: run in the PostgreSQL "
-        "database --dsn names (needs pqlsdk[warehouse,postgres]); auto (default): duckdb "
-        "when installed",
+        "database --dsn names (needs pqlsdk[warehouse,postgres]); spark: run by Apache "
+        "Spark's spark.sql, in local mode unless a session is active (needs "
+        "pqlsdk[warehouse,spark]); auto (default): duckdb when installed",
     )
     score.add_argument("--dsn", help="--engine postgres: the database's libpq URL")
     _add_sources(score)
@@ -89,9 +103,11 @@ def add_parsers(commands: Any) -> None:
     sql.add_argument("rules", type=Path, help="the rules file (TOML or JSON)")
     sql.add_argument(
         "--dialect",
-        choices=("duckdb", "postgres"),
+        choices=_DIALECTS,
         default="duckdb",
-        help="the engine the SQL is written for (default: duckdb)",
+        help="the engine the SQL is written for (default: duckdb); duckdb, postgres, spark "
+        "and databricks are the engines pqlsdk checks against --engine python; the others "
+        "are DuckDB's query translated by sqlglot, to check on a sample before use",
     )
 
 
@@ -191,11 +207,20 @@ class _Where:
 
 def _sql(path: Path, dialect: str) -> int:
     from .warehouse import compile_rules  # noqa: PLC0415 - the warehouse extra, on use
-    from .warehouse._dialects import DIALECTS  # noqa: PLC0415
+    from .warehouse._engines import DIALECTS  # noqa: PLC0415
 
-    for query in compile_rules(load(path), dialect=DIALECTS[dialect]):
+    # Databricks runs Spark SQL; the other dialects get DuckDB's query, translated.
+    engine = DIALECTS.get("spark" if dialect == "databricks" else dialect)
+    translated = engine is None
+    if translated:
+        print(
+            f"-- Translated from DuckDB's SQL to {dialect}'s by sqlglot: pqlsdk does not run it.\n"
+            "-- Check its scores against `pqlsdk score --engine python` on a sample first.\n"
+        )
+    for query in compile_rules(load(path), dialect=engine or DIALECTS["duckdb"]):
         label = "accounts' roll-up" if query.name == "accounts" else f"model {query.name!r}"
-        print(f"-- {label}: one row per {query.subject}\n{query.sql()};\n")
+        text = query.sql(dialect if translated or dialect == "databricks" else None)
+        print(f"-- {label}: one row per {query.subject}\n{text};\n")
     return 0
 
 
@@ -282,6 +307,8 @@ def _score(
     chosen = rules.model(model)  # fails early on a bad name
     if engine == "duckdb":
         return _score_sql(path, rules, chosen.name, events, now=now, as_json=as_json, where=where)
+    if engine == "spark":
+        return _score_spark(rules, chosen.name, events, now=now, as_json=as_json, where=where)
     _python_reads(events, where)
     history = History()
     fold(read(events, history), rules.aggregates, history)
@@ -385,6 +412,25 @@ def _score_sql(
         return _score(path, events, now=now, as_json=as_json, model=model, engine="python")
     finally:
         connection.close()
+    _say_when(now, file_now, when)
+    _print_scored(rules, model, when, scored, as_json=as_json, events=events)
+    _write_scores(events, where, scored.users, scored.accounts)
+    return 0
+
+
+def _score_spark(
+    rules: Rules, model: str, events: Path, *, now: str | None, as_json: bool, where: _Where
+) -> int:
+    """``pqlsdk score --engine spark``: the same output, computed by Spark's ``spark.sql``."""
+    from .warehouse import _spark  # noqa: PLC0415 - the extras, on use
+
+    unread = where.reading() or ("--into" if where.into else None)
+    if unread is not None:
+        raise ConfigError(f"{unread} reads or writes a DuckDB database: not --engine spark")
+    spark = _spark.session()
+    frame, file_now = _spark.read_messages(spark, events)
+    instant, when = clock_for(now, file_now)
+    scored = _spark.score_frame(spark, rules, model, frame, now=instant)
     _say_when(now, file_now, when)
     _print_scored(rules, model, when, scored, as_json=as_json, events=events)
     _write_scores(events, where, scored.users, scored.accounts)

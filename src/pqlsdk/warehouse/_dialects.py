@@ -9,7 +9,7 @@ JSON for the reasons. The tree is then written out in the engine's own SQL by
 sqlglot (``Dialect.name``).
 
 Adding an engine is one subclass of ``Dialect`` with every method below, and an
-entry in ``DIALECTS``. Each method documents what its SQL must compute: the
+entry in ``_engines.DIALECTS``. Each method documents what its SQL must compute: the
 in-process engine's answer, to the bit, or the construct goes into ``refuses``
 and the compiler names it as an error at its place in the rules file.
 """
@@ -26,7 +26,6 @@ from ..messages import MAX_DEPTH
 from ._values import literal, template
 
 __all__ = [
-    "DIALECTS",
     "DUCKDB",
     "POSTGRES",
     "Construct",
@@ -34,6 +33,7 @@ __all__ = [
     "DuckDB",
     "JsonKind",
     "Postgres",
+    "object_text",
 ]
 
 JsonKind = Literal["null", "boolean", "string", "number", "integer", "array"]
@@ -68,6 +68,10 @@ class Dialect(ABC):
     def template(self, text: str, **parts: exp.Expr) -> exp.Expr:
         """Parse ``text`` (constant SQL of this dialect) with ``:name`` placeholders filled."""
         return template(text, read=self.name, **parts)
+
+    def written(self, tree: exp.Expr, *, pretty: bool = False) -> str:
+        """Write ``tree`` (the compiler's) as this engine's SQL text."""
+        return tree.sql(self.name, pretty=pretty)
 
     # JSON, read ------------------------------------------------------------
 
@@ -298,7 +302,7 @@ class DuckDB(Dialect):
         return self.template("to_json(:x)", x=value)
 
     def json_object(self, pairs: Sequence[tuple[str, exp.Expr]]) -> exp.Expr:
-        text, parts = _object_text("json_object", pairs)
+        text, parts = object_text("json_object", pairs)
         return self.template(text, **parts)
 
     def json_array(self, items: Sequence[exp.Expr]) -> exp.Expr:
@@ -503,7 +507,7 @@ class Postgres(Dialect):
         )
 
     def json_object(self, pairs: Sequence[tuple[str, exp.Expr]]) -> exp.Expr:
-        text, parts = _object_text("json_build_object", pairs)
+        text, parts = object_text("json_build_object", pairs)
         return self.template(text, **parts)
 
     def json_array(self, items: Sequence[exp.Expr]) -> exp.Expr:
@@ -705,7 +709,7 @@ _PLAIN_INSTANT: Final = (
 24:00 or leap second, offsets within 15:59, microseconds at most (no rounding)."""
 
 
-def _object_text(
+def object_text(
     function: str, pairs: Sequence[tuple[str, exp.Expr]]
 ) -> tuple[str, dict[str, exp.Expr]]:
     """``function(:k0, :v0, ...)`` and its parts: keys enter as literals, never as text."""
@@ -718,6 +722,3 @@ def _object_text(
 DUCKDB: Final = DuckDB()
 
 POSTGRES: Final = Postgres()
-
-DIALECTS: Final[dict[str, Dialect]] = {DUCKDB.name: DUCKDB, POSTGRES.name: POSTGRES}
-"""Every engine the compiler writes SQL for, by sqlglot's name of its dialect."""

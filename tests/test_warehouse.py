@@ -95,13 +95,7 @@ def test_every_vector_scores_the_same_in_sql(
         assert sorted(expect["ranking"], key=lambda uid: -users[uid].score) == expect["ranking"]
 
 
-def test_an_account_model_scores_the_same(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Account models (aggregates credited at arrival, team size) and [pqa] agree with Python."""
-    rules = tmp_path / "accounts.toml"
-    rules.write_text(
-        """
+ACCOUNT_RULES = """
 [model.u]
 tiers = { low = 0, high = 20 }
 [model.u.signals]
@@ -119,7 +113,15 @@ model = "u"
 tier = "high"
 min_users = 1
 """
-    )
+"""A user model, an account model (aggregates credited at arrival, team size) and [pqa]."""
+
+
+def test_an_account_model_scores_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Account models (aggregates credited at arrival, team size) and [pqa] agree with Python."""
+    rules = tmp_path / "accounts.toml"
+    rules.write_text(ACCOUNT_RULES)
     path = ROOT / "tests" / "scenarios" / "model1_edges.json"
     outputs = [
         _cli(capsys, "score", str(rules), str(path), "--json", "--engine", engine)

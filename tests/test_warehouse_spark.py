@@ -9,9 +9,6 @@ tests in their own step (``pytest -m spark``).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +23,10 @@ from pqlsdk.cli import main
 from pqlsdk.warehouse import compile_model
 from pqlsdk.warehouse._dialect_spark import SPARK
 from pqlsdk.warehouse._spark import read_messages, score_spark
+from pqlsdk.warehouse._spark import session as spark_session
 
 from .conftest import ROOT, load_scenario, scenario_files, scenario_id
-from .test_warehouse import EVERY_CONSTRUCT, EVERY_HISTORY, MODEL_FILES
+from .test_warehouse import ACCOUNT_RULES, EVERY_CONSTRUCT, EVERY_HISTORY, MODEL_FILES
 
 pytestmark = pytest.mark.spark
 
@@ -38,16 +36,14 @@ NOW = "2026-03-15T12:00:00Z"
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
-    """One local SparkSession for every test: one core, one shuffle partition, no UI."""
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("pqlsdk-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .getOrCreate()
-    )
+    """One local SparkSession for every test: one core, one shuffle partition, no UI.
+
+    Started by ``_spark.session`` as the command line starts its own, when none is active.
+    """
+    assert SparkSession.getActiveSession() is None
+    session = spark_session("local[1]", {"spark.sql.shuffle.partitions": "1"})
     session.sparkContext.setLogLevel("ERROR")
+    assert session.conf.get("spark.ui.enabled") == "false"
     yield session
     session.stop()
 
@@ -98,6 +94,19 @@ def test_every_construct_scores_the_same_on_spark(
     assert _cli(capsys, *args, "--engine", "spark") == _cli(capsys, *args, "--engine", "python")
 
 
+def test_an_account_model_scores_the_same_on_spark(
+    spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Account models (tracks credited at arrival, team size) and [pqa]: Python's JSON."""
+    rules = tmp_path / "accounts.toml"
+    rules.write_text(ACCOUNT_RULES)
+    path = ROOT / "tests" / "scenarios" / "model1_edges.json"
+    args = ["score", str(rules), str(path), "--json"]
+    out = _cli(capsys, *args, "--engine", "spark")
+    assert out == _cli(capsys, *args, "--engine", "python")
+    assert any(account.get("score") for account in json.loads(out[0])["accounts"].values())
+
+
 def test_an_event_name_made_of_sql_stays_a_literal_on_spark(
     spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -132,7 +141,7 @@ def test_an_event_name_made_of_sql_stays_a_literal_on_spark(
 def test_invalid_messages_are_refused_and_reported_as_python_does(
     spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Messages the python reader refuses are refused by Spark too, and said the same way."""
+    """Refused messages are refused by Spark too and said the same way; --output is the same."""
     good = {"type": "track", "userId": "u1", "event": "e", "timestamp": "2026-03-01T00:00:00Z"}
     lines = [
         json.dumps(good),
@@ -145,15 +154,21 @@ def test_invalid_messages_are_refused_and_reported_as_python_does(
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
     args = ["score", str(RULES / "playbook.toml"), str(events), "--now", NOW]
-    spark_out = _cli(capsys, *args, "--engine", "spark")
-    assert spark_out == _cli(capsys, *args, "--engine", "python")
-    assert "skipped 3 invalid message(s)" in spark_out[1]
+    written = {engine: tmp_path / f"{engine}.csv" for engine in ("spark", "python")}
+    outputs = {
+        engine: _cli(capsys, *args, "--engine", engine, "--output", str(path))
+        for engine, path in written.items()
+    }
+    assert outputs["spark"][0] == outputs["python"][0]  # the table
+    assert outputs["spark"][1] == outputs["python"][1].replace("python.csv", "spark.csv")
+    assert "skipped 3 invalid message(s)" in outputs["spark"][1]
+    assert written["spark"].read_text() == written["python"].read_text()
 
 
 def test_score_spark_reads_a_table_and_returns_lazy_frames(
     spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A table without seq or traits, properties as VARIANT; or a DataFrame: Python's scores."""
+    """A table without seq or traits, properties as VARIANT: lazy frames of Python's scores."""
     rules = pqlsdk.rules.load(RULES / "playbook.toml")
     events = tmp_path / "events.jsonl"
     with (ROOT / "examples" / "events.jsonl").open() as source:
@@ -167,28 +182,28 @@ def test_score_spark_reads_a_table_and_returns_lazy_frames(
         "PARSE_JSON(properties) AS properties",
     ).createOrReplaceTempView("segment_events")
     now = micros(FixedClock(NOW).now())
-    users, accounts = score_spark(spark, rules, "segment_events", now=now)
+    users, accounts = score_spark(spark, rules, "segment_events", model="stuck", now=now)
     assert isinstance(users, DataFrame)
     assert isinstance(accounts, DataFrame)
-    stuck, _ = score_spark(spark, rules, frame, model="stuck", now=now)
-    for model, scored in (("playbook", users), ("stuck", stuck)):
-        out, _ = _cli(
-            capsys,
-            "score",
-            str(RULES / "playbook.toml"),
-            str(events),
-            "--json",
-            "--now",
-            NOW,
-            "--engine",
-            "python",
-            "--model",
-            model,
-        )
-        python = json.loads(out)
-        got = {row["id"]: (row["score"], row["tier"]) for row in scored.collect()}
-        assert got == {uid: (u["score"], u["tier"]) for uid, u in python["users"].items()}
-    assert {row["id"] for row in accounts.collect()} == set(python["accounts"])
+    assert "reasons" in users.columns  # analysed, not run: a lazy frame
+    out, _ = _cli(
+        capsys,
+        "score",
+        str(RULES / "playbook.toml"),
+        str(events),
+        "--json",
+        "--now",
+        NOW,
+        "--engine",
+        "python",
+        "--model",
+        "stuck",
+    )
+    python = json.loads(out)
+    got = {row["id"]: (row["score"], row["tier"]) for row in users.collect()}
+    assert got == {uid: (user["score"], user["tier"]) for uid, user in python["users"].items()}
+    from_frame, _ = score_spark(spark, rules, frame, model="stuck", now=now)
+    assert from_frame.columns == users.columns
 
 
 def test_options_spark_cannot_take_are_refused(
@@ -214,16 +229,3 @@ def test_a_construct_no_sql_computes_fails_at_its_place_for_spark(tmp_path: Path
     error = caught.value
     assert (error.path, error.line, error.column) == (str(rules), 4, 16)
     assert "python" in str(error)
-
-
-def test_the_command_line_starts_its_own_local_session(tmp_path: Path) -> None:
-    """In a fresh process (no session active) --engine spark starts one: Python's table."""
-    args = ["score", str(RULES / "playbook.toml"), str(ROOT / "examples" / "events.jsonl")]
-    args += ["--now", NOW]
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-
-    def run(engine: str) -> str:
-        command = [sys.executable, "-m", "pqlsdk", *args, "--engine", engine]
-        return subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
-
-    assert run("spark") == run("python")

@@ -249,6 +249,10 @@ def _score_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--engine {engine} reads a file of messages: name it")
     if args.dsn is not None:
         raise ConfigError("--dsn needs --engine postgres")
+    if engine == "spark":
+        unread = where.reading() or ("--into" if where.into else None)
+        if unread is not None:
+            raise ConfigError(f"{unread} reads or writes a DuckDB database: not --engine spark")
     if where.into is not None:
         from .warehouse._sinks import into_database  # noqa: PLC0415 - the extra, on use
 
@@ -424,9 +428,6 @@ def _score_spark(
     """``pqlsdk score --engine spark``: the same output, computed by Spark's ``spark.sql``."""
     from .warehouse import _spark  # noqa: PLC0415 - the extras, on use
 
-    unread = where.reading() or ("--into" if where.into else None)
-    if unread is not None:
-        raise ConfigError(f"{unread} reads or writes a DuckDB database: not --engine spark")
     spark = _spark.session()
     frame, file_now = _spark.read_messages(spark, events)
     instant, when = clock_for(now, file_now)

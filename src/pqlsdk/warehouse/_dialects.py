@@ -33,7 +33,6 @@ __all__ = [
     "DuckDB",
     "JsonKind",
     "Postgres",
-    "object_text",
 ]
 
 JsonKind = Literal["null", "boolean", "string", "number", "integer", "array"]
@@ -302,7 +301,7 @@ class DuckDB(Dialect):
         return self.template("to_json(:x)", x=value)
 
     def json_object(self, pairs: Sequence[tuple[str, exp.Expr]]) -> exp.Expr:
-        text, parts = object_text("json_object", pairs)
+        text, parts = _object_text("json_object", pairs)
         return self.template(text, **parts)
 
     def json_array(self, items: Sequence[exp.Expr]) -> exp.Expr:
@@ -507,7 +506,7 @@ class Postgres(Dialect):
         )
 
     def json_object(self, pairs: Sequence[tuple[str, exp.Expr]]) -> exp.Expr:
-        text, parts = object_text("json_build_object", pairs)
+        text, parts = _object_text("json_build_object", pairs)
         return self.template(text, **parts)
 
     def json_array(self, items: Sequence[exp.Expr]) -> exp.Expr:
@@ -709,7 +708,7 @@ _PLAIN_INSTANT: Final = (
 24:00 or leap second, offsets within 15:59, microseconds at most (no rounding)."""
 
 
-def object_text(
+def _object_text(
     function: str, pairs: Sequence[tuple[str, exp.Expr]]
 ) -> tuple[str, dict[str, exp.Expr]]:
     """``function(:k0, :v0, ...)`` and its parts: keys enter as literals, never as text."""

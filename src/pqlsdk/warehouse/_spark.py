@@ -14,7 +14,7 @@ accepted ones reach Spark as the reader made them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,8 +45,11 @@ MESSAGES_SCHEMA: Final = (
 _encode: Final = msgspec.json.Encoder().encode
 
 
-def session() -> Any:
-    """Return the active SparkSession, or a local one; ``ConfigError`` naming the extra."""
+def session(master: str = "local[*]", config: Mapping[str, str] | None = None) -> Any:
+    """Return the active SparkSession, else a new one on ``master``; ``ConfigError`` if no pyspark.
+
+    ``config``: settings for a new session (an active one is used as it is).
+    """
     try:
         from pyspark.sql import SparkSession  # noqa: PLC0415 - the spark extra, on use
     except ImportError as exc:  # pragma: no cover - the test environment has the extra
@@ -54,13 +57,11 @@ def session() -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    return (
-        SparkSession.builder.master("local[*]")
-        .appName("pqlsdk")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
+    builder = SparkSession.builder.master(master).appName("pqlsdk")
+    settings = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+    for key, value in {**settings, **(config or {})}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 def _messages(spark: Any, table: str) -> exp.Select:

@@ -25,6 +25,8 @@ from pqlsdk.warehouse import (
     compile_rules,
     score_file,
 )
+from pqlsdk.warehouse._dialect_spark import SPARK
+from pqlsdk.warehouse._dialects import DUCKDB, Dialect
 
 from .conftest import ROOT, load_scenario, scenario_files, scenario_id
 
@@ -209,7 +211,10 @@ def test_an_event_name_made_of_sql_stays_a_literal(
     assert python == duck
 
 
-def test_a_construct_sql_cannot_compute_fails_at_compile_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialect", [DUCKDB, SPARK], ids=lambda d: d.name)
+def test_a_construct_sql_cannot_compute_fails_at_compile_time(
+    tmp_path: Path, dialect: Dialect
+) -> None:
     """An 'if' mixing a trait with an infinite number is refused at file:line:col, naming python."""
     rules = tmp_path / "r.toml"
     rules.write_text(
@@ -217,7 +222,7 @@ def test_a_construct_sql_cannot_compute_fails_at_compile_time(tmp_path: Path) ->
         "s = { value = 'user.x if user.y == 1 else days_since_last_active()', points = 1 }\n"
     )
     with pytest.raises(RulesError) as caught:
-        compile_model(pqlsdk.rules.load(rules))
+        compile_model(pqlsdk.rules.load(rules), dialect=dialect)
     error = caught.value
     assert (error.path, error.line, error.column) == (str(rules), 4, 16)
     assert "infinite" in str(error)

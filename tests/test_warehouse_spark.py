@@ -18,7 +18,6 @@ from pyspark.sql import DataFrame, SparkSession
 
 import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
-from pqlsdk._exceptions import RulesError
 from pqlsdk.cli import main
 from pqlsdk.warehouse import compile_model
 from pqlsdk.warehouse._dialect_spark import SPARK
@@ -215,17 +214,3 @@ def test_options_spark_cannot_take_are_refused(
     for option in (["--table", "t"], ["--into", "scores"]):
         assert main(["score", rules, events, "--engine", "spark", *option]) == 2
         assert f"{option[0]} reads or writes a DuckDB database" in capsys.readouterr().err
-
-
-def test_a_construct_no_sql_computes_fails_at_its_place_for_spark(tmp_path: Path) -> None:
-    """A refused construct names file:line:col and the engines that can run it."""
-    rules = tmp_path / "r.toml"
-    rules.write_text(
-        "[model.m]\ntiers = { low = 0 }\n[model.m.signals]\n"
-        "s = { value = 'user.x if user.y == 1 else days_since_last_active()', points = 1 }\n"
-    )
-    with pytest.raises(RulesError) as caught:
-        compile_model(pqlsdk.rules.load(rules), dialect=SPARK)
-    error = caught.value
-    assert (error.path, error.line, error.column) == (str(rules), 4, 16)
-    assert "python" in str(error)

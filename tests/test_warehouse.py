@@ -15,7 +15,8 @@ import pytest
 import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
 from pqlsdk._exceptions import RulesError
-from pqlsdk.cli import _engine, main
+from pqlsdk._formats import auto_engine
+from pqlsdk.cli import main
 from pqlsdk.warehouse import (
     _dialects,
     _duckdb,
@@ -24,6 +25,8 @@ from pqlsdk.warehouse import (
     compile_rules,
     score_file,
 )
+from pqlsdk.warehouse._dialect_spark import SPARK
+from pqlsdk.warehouse._dialects import DUCKDB, Dialect
 
 from .conftest import ROOT, load_scenario, scenario_files, scenario_id
 
@@ -94,13 +97,7 @@ def test_every_vector_scores_the_same_in_sql(
         assert sorted(expect["ranking"], key=lambda uid: -users[uid].score) == expect["ranking"]
 
 
-def test_an_account_model_scores_the_same(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Account models (aggregates credited at arrival, team size) and [pqa] agree with Python."""
-    rules = tmp_path / "accounts.toml"
-    rules.write_text(
-        """
+ACCOUNT_RULES = """
 [model.u]
 tiers = { low = 0, high = 20 }
 [model.u.signals]
@@ -118,7 +115,15 @@ model = "u"
 tier = "high"
 min_users = 1
 """
-    )
+"""A user model, an account model (aggregates credited at arrival, team size) and [pqa]."""
+
+
+def test_an_account_model_scores_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Account models (aggregates credited at arrival, team size) and [pqa] agree with Python."""
+    rules = tmp_path / "accounts.toml"
+    rules.write_text(ACCOUNT_RULES)
     path = ROOT / "tests" / "scenarios" / "model1_edges.json"
     outputs = [
         _cli(capsys, "score", str(rules), str(path), "--json", "--engine", engine)
@@ -206,7 +211,10 @@ def test_an_event_name_made_of_sql_stays_a_literal(
     assert python == duck
 
 
-def test_a_construct_sql_cannot_compute_fails_at_compile_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialect", [DUCKDB, SPARK], ids=lambda d: d.name)
+def test_a_construct_sql_cannot_compute_fails_at_compile_time(
+    tmp_path: Path, dialect: Dialect
+) -> None:
     """An 'if' mixing a trait with an infinite number is refused at file:line:col, naming python."""
     rules = tmp_path / "r.toml"
     rules.write_text(
@@ -214,7 +222,7 @@ def test_a_construct_sql_cannot_compute_fails_at_compile_time(tmp_path: Path) ->
         "s = { value = 'user.x if user.y == 1 else days_since_last_active()', points = 1 }\n"
     )
     with pytest.raises(RulesError) as caught:
-        compile_model(pqlsdk.rules.load(rules))
+        compile_model(pqlsdk.rules.load(rules), dialect=dialect)
     error = caught.value
     assert (error.path, error.line, error.column) == (str(rules), 4, 16)
     assert "infinite" in str(error)
@@ -249,8 +257,8 @@ def test_gzip_json_lines_score_the_same(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_auto_engine_is_duckdb_when_the_extra_is_installed() -> None:
     """``--engine auto`` picks duckdb here (the extra is installed)."""
-    assert _engine("auto") == "duckdb"
-    assert _engine("python") == "python"
+    assert auto_engine("auto") == "duckdb"
+    assert auto_engine("python") == "python"
 
 
 def test_import_pqlsdk_loads_no_warehouse() -> None:

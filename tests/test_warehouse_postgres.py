@@ -258,7 +258,10 @@ def test_a_float_modulo_is_refused_for_postgres_at_its_place(tmp_path: Path) -> 
         compile_model(loaded, dialect=POSTGRES)
     error = caught.value
     assert (error.path, error.line, error.column) == (str(rules), 4, 26)
-    assert "--engine python) and --engine duckdb; not on --engine postgres" in str(error)
+    assert (
+        "--engine python) and --engine duckdb and --engine spark; not on --engine postgres"
+        in str(error)
+    )
 
 
 def test_sql_for_postgres_runs_there(

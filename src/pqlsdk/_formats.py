@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 from ._exceptions import ConfigError
 
-__all__ = ["PYTHON_READS", "Format", "python_reads", "sniff"]
+__all__ = ["PYTHON_READS", "Format", "auto_engine", "python_reads", "sniff"]
 
 Format = Literal["json", "parquet", "csv", "duckdb", "sqlite", "folder"]
 
@@ -65,3 +65,17 @@ def python_reads(path: Path, option: str | None) -> None:
         f"{what} read by the duckdb engine only: the python engine reads JSON messages; "
         "pass --engine duckdb (needs pqlsdk[warehouse]: pip install 'pqlsdk[warehouse]')"
     )
+
+
+def auto_engine(name: str) -> str:
+    """Say which engine ``--engine NAME`` runs: ``auto`` is duckdb when the extra is installed.
+
+    Every history command (``score``, ``replay``, ``moments``) chooses the same
+    way, and finds the ``warehouse`` extra without importing it.
+    """
+    if name != "auto":
+        return name
+    import importlib.util  # noqa: PLC0415 - only auto asks
+
+    found = all(importlib.util.find_spec(module) for module in ("sqlglot", "duckdb"))
+    return "duckdb" if found else "python"

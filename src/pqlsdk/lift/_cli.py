@@ -15,7 +15,8 @@ import msgspec
 
 from .._clock import from_micros
 from .._exceptions import ConfigError, RulesError
-from .._history import History, read
+from .._formats import auto_engine
+from .._history import History
 from ..rules import load
 from ..rules._model import Rules
 from ._funnel import KindReport, MomentsReport, conversion_of, counted, measure
@@ -68,10 +69,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``pqlsdk moments``; return the exit status."""
-    from ..cli import _clock_for, _report_invalid  # noqa: PLC0415 - the CLI's own helpers
+    from .._score_cli import clock_for  # noqa: PLC0415 - the CLI's own helpers
+    from .._score_table import report_invalid  # noqa: PLC0415
 
     rules = load(args.rules)
-    now = None if args.now is None else _clock_for(args.now, None)[0]
+    now = None if args.now is None else clock_for(args.now, None)[0]
     report = None
     if _engine_for(args.engine, args.source) == "duckdb":
         report = _in_sql(rules, args.source, now, chosen=args.engine == "duckdb")
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         history = History()
         with ordered(args.source, history) as pairs:
             report = measure(rules, pairs, now=now, history=history)
-        _report_invalid(history)
+        report_invalid(history)
     if args.json:
         text = msgspec.json.format(msgspec.json.encode(report.as_json()), indent=2).decode()
         sys.stdout.write(text + "\n")
@@ -90,14 +92,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _engine_for(name: str, source: str) -> str:
     """Pick the engine as ``pqlsdk score`` does; the collector's storage is python's to read."""
-    from ..cli import _engine  # noqa: PLC0415 - the CLI's own choice of engine
-
     if name == "duckdb" and is_storage(source):
         raise ConfigError(
             f"--engine duckdb reads a history file; {source!r} is the collector's storage, "
             "which --engine python reads"
         )
-    return "python" if is_storage(source) else _engine(name)
+    return "python" if is_storage(source) else auto_engine(name)
 
 
 def _in_sql(rules: Rules, source: str, now: int | None, *, chosen: bool) -> MomentsReport | None:
@@ -108,6 +108,7 @@ def _in_sql(rules: Rules, source: str, now: int | None, *, chosen: bool) -> Mome
     JSON file DuckDB cannot read, whose bad line the python reader names.
     """
     from .._formats import sniff  # noqa: PLC0415 - only the SQL engine needs these
+    from .._score_table import say_refused  # noqa: PLC0415
     from ..warehouse import _duckdb, _sources  # noqa: PLC0415
     from ..warehouse._moments import compile_moments, count_moments  # noqa: PLC0415
 
@@ -128,28 +129,9 @@ def _in_sql(rules: Rules, source: str, now: int | None, *, chosen: bool) -> Mome
         return None
     finally:
         connection.close()
-    if refused:
-        say_refused(path, refused)
+    say_refused(refused, path)
     _, window, kinds = conversion_of(rules)
     return counted(kinds, counts, window=window, at=at if now is None else now)
-
-
-def say_refused(path: Path, refused: int) -> None:
-    """Say on stderr which messages the SQL refused: named by the python reader in a JSON file."""
-    from .._formats import sniff  # noqa: PLC0415 - only the SQL engine needs it
-    from ..cli import _report_invalid  # noqa: PLC0415 - the CLI's own words
-
-    if sniff(path) != "json":
-        print(
-            f"pqlsdk: skipped {refused} invalid message(s): without a userId or an "
-            "anonymousId, a timestamp with a time zone, a track's event or a group's groupId",
-            file=sys.stderr,
-        )
-        return
-    history = History()  # rare: the reader says which and why
-    for _ in read(path, history):
-        pass
-    _report_invalid(history)
 
 
 def write_text(report: MomentsReport, out: TextIO) -> None:

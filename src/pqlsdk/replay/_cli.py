@@ -7,7 +7,6 @@ execute it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ import msgspec
 from .._aggregates import Aggregate
 from .._clock import micros
 from .._exceptions import ConfigError, RulesError
+from .._formats import auto_engine
 from ..rules import load
 from ..rules._lexer import parse_duration
 from ..rules._model import Model, Rules
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     at = None if args.at is None else _instant(args.at)
     every = None if args.every is None else _every(args.every)
     result = None
-    if _engine(args.engine) == "duckdb":
+    if auto_engine(args.engine) == "duckdb":
         from ..warehouse._replay import replay_sql  # noqa: PLC0415 - the warehouse extra
 
         sources = [(rules, model)] + ([] if other is None else [(other, models[1])])
@@ -184,14 +184,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_text(data, sys.stdout)
     return 0
-
-
-def _engine(name: str) -> str:
-    """``auto`` is duckdb when the warehouse extra is installed, else python."""
-    if name != "auto":
-        return name
-    found = all(importlib.util.find_spec(module) for module in ("sqlglot", "duckdb"))
-    return "duckdb" if found else "python"
 
 
 def _sustained(

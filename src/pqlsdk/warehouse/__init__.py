@@ -9,8 +9,10 @@ compute identically is refused when the query is built, with its place in the
 rules file: never a different answer.
 
 sqlglot builds the query as a syntax tree (rules are data: names and values
-enter as literals); DuckDB runs it in process over files of messages.
-``pqlsdk score --engine duckdb`` and ``pqlsdk sql RULES`` use this package.
+enter as literals); DuckDB runs it in process over files of messages,
+PostgreSQL where the collector stores them, Spark (``score_spark``, the
+``spark`` extra) where a warehouse keeps them. ``pqlsdk score --engine
+duckdb|postgres|spark`` and ``pqlsdk sql RULES`` use this package.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - the test environment has the ex
 
 from ._compile import Plan, Query, compile_accounts, compile_model, compile_plan, compile_rules
 from ._score import Scored, score_file
+from ._spark import score_spark
 
 __all__ = [
     "Plan",
@@ -36,4 +39,5 @@ __all__ = [
     "compile_plan",
     "compile_rules",
     "score_file",
+    "score_spark",
 ]

@@ -37,7 +37,8 @@ from .._scoring import _measured_sides
 from ..rules._compiler import Compiled, Type
 from ..rules._lexer import ExpressionError
 from ..rules._model import Model, Rules, Signal
-from ._dialects import DIALECTS, DUCKDB, Dialect, JsonKind
+from ._dialects import DUCKDB, Dialect, JsonKind
+from ._engines import DIALECTS
 from ._expressions import SqlExpressions, Unsupported
 from ._values import Value, literal, number_of, select, template, truth, wrapped
 
@@ -79,7 +80,9 @@ class Query:
 
         Added in version 0.1.0.
         """
-        return self.select.sql(dialect=dialect or self.dialect.name, pretty=pretty)
+        if dialect is None:
+            return self.dialect.written(self.select, pretty=pretty)
+        return self.select.sql(dialect=dialect, pretty=pretty)
 
 
 class _Facts:
@@ -825,7 +828,7 @@ def compile_rules(
 ) -> list[Query]:
     """One query per model of ``rules``, and the accounts' roll-up when there is one.
 
-    ``dialect`` is the engine the queries are written for (``_dialects.DIALECTS``).
+    ``dialect`` is the engine the queries are written for (``_engines.DIALECTS``).
 
     Added in version 0.1.0.
     """

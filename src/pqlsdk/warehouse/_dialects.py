@@ -9,7 +9,7 @@ JSON for the reasons. The tree is then written out in the engine's own SQL by
 sqlglot (``Dialect.name``).
 
 Adding an engine is one subclass of ``Dialect`` with every method below, and an
-entry in ``DIALECTS``. Each method documents what its SQL must compute: the
+entry in ``_engines.DIALECTS``. Each method documents what its SQL must compute: the
 in-process engine's answer, to the bit, or the construct goes into ``refuses``
 and the compiler names it as an error at its place in the rules file.
 """
@@ -26,7 +26,6 @@ from ..messages import MAX_DEPTH
 from ._values import literal, template
 
 __all__ = [
-    "DIALECTS",
     "DUCKDB",
     "POSTGRES",
     "Construct",
@@ -68,6 +67,10 @@ class Dialect(ABC):
     def template(self, text: str, **parts: exp.Expr) -> exp.Expr:
         """Parse ``text`` (constant SQL of this dialect) with ``:name`` placeholders filled."""
         return template(text, read=self.name, **parts)
+
+    def written(self, tree: exp.Expr, *, pretty: bool = False) -> str:
+        """Write ``tree`` (the compiler's) as this engine's SQL text."""
+        return tree.sql(self.name, pretty=pretty)
 
     # JSON, read ------------------------------------------------------------
 
@@ -718,6 +721,3 @@ def _object_text(
 DUCKDB: Final = DuckDB()
 
 POSTGRES: Final = Postgres()
-
-DIALECTS: Final[dict[str, Dialect]] = {DUCKDB.name: DUCKDB, POSTGRES.name: POSTGRES}
-"""Every engine the compiler writes SQL for, by sqlglot's name of its dialect."""

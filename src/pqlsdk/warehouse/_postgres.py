@@ -19,19 +19,19 @@ transaction, so a reader (a CRM sync) sees the old rows or the new, never a mix.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any, Final, cast
 
 import msgspec
 from sqlglot import exp
 
 from .._exceptions import ConfigError
-from .._scoring import Score
+from .._scoring import AccountScore, Score
 from ..rules._model import Rules
 from ._compile import compile_plan
 from ._dialects import POSTGRES
 from ._run import run
 from ._score import Scored, scored_rows
+from ._sinks import rows
 from ._values import template
 
 __all__ = ["SCORE_COLUMNS", "connect", "relation", "score_table", "write_scores"]
@@ -178,15 +178,18 @@ def score_table(
     return scored_rows(rules, model, ran, now=now)
 
 
-def write_scores(connection: Any, into: str, scores: Iterable[Score], *, at: datetime) -> int:
-    """Replace table ``into`` with one row per score, in one transaction; return the count.
+def write_scores(
+    connection: Any, into: str, users: Iterable[Score], accounts: Iterable[AccountScore]
+) -> int:
+    """Replace table ``into`` with one row per score (``_sinks.rows``), in one transaction.
 
     The table is created when missing (``SCORE_COLUMNS``, keyed by subject, id
     and model); its rows are deleted and written again before the commit.
+    Return how many rows were written.
     """
     target = _table(into).sql("postgres")
     definition = ", ".join(f"{name} {kind} NOT NULL" for name, kind in SCORE_COLUMNS)
-    names = ", ".join(name for name, _ in SCORE_COLUMNS)
+    names = [name for name, _ in SCORE_COLUMNS]
     written = 0
     with connection.transaction():
         # The names are the compiler's and a parsed table name: no value is pasted.
@@ -194,10 +197,10 @@ def write_scores(connection: Any, into: str, scores: Iterable[Score], *, at: dat
             f"CREATE TABLE IF NOT EXISTS {target} ({definition}, PRIMARY KEY (subject, id, model))"
         )
         connection.execute(f"DELETE FROM {target}")  # noqa: S608
-        with connection.cursor().copy(f"COPY {target} ({names}) FROM STDIN") as copy:
-            for score in scores:
-                reasons = _encode(score.to_dict()["reasons"]).decode()
-                row = (score.subject, score.id, score.model, score.score, score.tier)
-                copy.write_row((*row, score.route, reasons, at))
+        copied = f"COPY {target} ({', '.join(names)}) FROM STDIN"
+        with connection.cursor().copy(copied) as copy:
+            for row in rows(users, accounts):
+                row["reasons"] = _encode(row["reasons"]).decode()
+                copy.write_row([row[name] for name in names])
                 written += 1
     return written

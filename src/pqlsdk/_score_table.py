@@ -1,0 +1,188 @@
+"""``pqlsdk score``'s output: users and accounts ranked with why, as a table or JSON.
+
+Whichever engine computed the scores (python, duckdb, postgres, spark), they are
+``Score`` and ``AccountScore`` objects printed by this one module: the engines'
+outputs can only differ where their numbers do.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+from ._formats import sniff
+from ._history import History, read
+from ._scoring import AccountScore, Score
+from .rules import PQA, Rules
+
+__all__ = ["print_scores", "report_invalid", "say_refused"]
+
+
+def print_scores(
+    rules: Rules,
+    model: str,
+    when: str,
+    *,
+    users: Iterable[Score],
+    accounts: Iterable[AccountScore],
+    members: dict[str, list[str]],
+    as_json: bool,
+) -> None:
+    """Print users' and accounts' scores as a table or JSON, whichever engine made them."""
+    if not as_json:
+        print(f"Users by score under {model!r}, scored at {when}:")
+        _print_table([_row(score) for score in users])
+        # Members at the highest tiers first: those are what makes (or would make) a PQA.
+        rank = rules.model(rules.pqa.model).rank if rules.pqa is not None else None
+        rows = [_account_row(account, members.get(account.id, []), rank) for account in accounts]
+        _print_accounts(rules.pqa, rows)
+        return
+    out = sys.stdout
+    out.write(f'{{\n  "now": {_json(when)},\n')
+    _write_object(out, "users", ((score.id, score.to_dict()) for score in users))
+    out.write(",\n")
+    _write_object(out, "accounts", ((account.id, account.to_dict()) for account in accounts))
+    out.write("\n}\n")
+
+
+def say_refused(refused: int, events: Path | None) -> None:
+    """Say on stderr how many messages an SQL engine refused, and why.
+
+    ``events``: the file the engine read, if any. In a JSON file the python
+    reader names each refused message, in the words of ``--engine python``
+    (rare, so reading the file again is cheap enough); elsewhere a count.
+    """
+    if not refused:
+        return
+    if events is not None and sniff(events) == "json":
+        history = History()
+        for _ in read(events, history):
+            pass
+        report_invalid(history)
+        return
+    print(
+        f"pqlsdk: skipped {refused} invalid message(s): without a userId or an "
+        "anonymousId, a timestamp with a time zone, a track's event or a group's groupId",
+        file=sys.stderr,
+    )
+
+
+def report_invalid(history: History) -> None:
+    """Say on stderr which messages were skipped: the first few by place, then a count."""
+    total = sum(history.skipped.values())
+    if not total:
+        return
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in history.skipped.most_common())
+    lines = [f"pqlsdk: skipped {total} invalid message(s) ({reasons}):"]
+    lines += [f"  {place}" for place in history.invalid]
+    if total > len(history.invalid):
+        lines.append(f"  ... and {total - len(history.invalid)} more invalid message(s)")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _json(value: Any, indent: int = 0) -> str:
+    """``value`` as indented JSON, its inner lines indented by ``indent`` more spaces."""
+    text = msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
+    return text.replace("\n", "\n" + " " * indent) if indent else text
+
+
+def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, Any]]) -> None:
+    """Write ``"name": {...}`` item by item, formatted as ``json.dumps(indent=2)`` would."""
+    out.write(f'  "{name}": {{')
+    separator = "\n"
+    for key, value in items:
+        out.write(f"{separator}    {_json(key)}: {_json(value, 4)}")
+        separator = ",\n"
+    out.write("\n  }" if separator != "\n" else "}")
+
+
+_WHY = " " * 7
+"""How far a row's explanation is indented: under the subject's id."""
+
+
+def _why(score: Score) -> str:
+    """Why a score is what it is, for the table: gate and multiplier, then what fired."""
+    lines = []
+    # Past a closed gate the score is 0 whatever the multiplier: only the gate matters.
+    shown = (
+        (score.gate_text(),)
+        if not score.gate_passed
+        else (score.gate_text(), score.multiplier_text())
+    )
+    measured = "; ".join(text for text in shown if text)
+    if not score.gate_passed:
+        measured += " (score 0)"
+    if measured:
+        lines.append(f"{_WHY}{measured}")
+    fired = sorted((r for r in score.reasons if r.fired), key=lambda r: -abs(r.earned))
+    lines += [f"{_WHY}+ {reason}" for reason in fired]
+    if not fired:
+        lines.append(f"{_WHY}no signal fired")
+    return "\n".join(lines)
+
+
+_Row = tuple[float, str, str, str, str]
+"""A ranked table's row: score, user id, tier, route, and why (lines to print under it)."""
+
+
+def _row(score: Score) -> _Row:
+    return score.score, score.id, score.tier, score.route, _why(score)
+
+
+def _print_table(rows: list[_Row]) -> None:
+    ranked = sorted(rows, key=lambda row: (-row[0], row[1]))
+    width = max([4, *(len(row[1]) for row in ranked)])
+    print(f"{'#':>3}  {'user':<{width}}  {'score':>8}  {'tier':<9} route")
+    for rank, (points, user_id, tier, route, why) in enumerate(ranked, 1):
+        print(f"{rank:>3}  {user_id:<{width}}  {points:>8.2f}  {tier:<9} {route}")
+        print(why)
+
+
+_AccountRow = tuple[bool, int, float, str, int, str, str]
+"""An account's row: PQA, qualifying members, own score, id, member count, members, why."""
+
+_SHOWN_MEMBERS = 5
+"""Members listed on an account's row; the rest are counted."""
+
+
+def _account_row(
+    account: AccountScore, members: Iterable[str], rank: Callable[[str], int] | None
+) -> _AccountRow:
+    tiers = account.members
+    ordered = list(members)
+    if rank is not None:
+        ordered.sort(key=lambda member: -rank(tiers[member]))
+    named = [f"{member} {tiers[member]}" if tiers else member for member in ordered]
+    shown = ", ".join(named[:_SHOWN_MEMBERS])
+    if len(named) > _SHOWN_MEMBERS:
+        shown += f", +{len(named) - _SHOWN_MEMBERS} more"
+    own = account.score
+    why = ""
+    if own is not None:
+        why = f"{_WHY}{own.model}: {own.score:.2f} {own.tier} -> {own.route}\n{_why(own)}"
+    points = own.score if own is not None else 0.0
+    return account.pqa, account.pql_users, points, account.id, len(named), shown or "-", why
+
+
+def _print_accounts(pqa: PQA | None, rows: list[_AccountRow]) -> None:
+    if not rows:
+        return
+    ranked = sorted(rows, key=lambda row: (not row[0], -row[1], -row[2], row[3]))
+    rule = (
+        "no [pqa] in the rules"
+        if pqa is None
+        else f"a PQA has {pqa.min_users} or more members {pqa.tier} or above under {pqa.model!r}"
+    )
+    print(f"\nAccounts ({rule}):")
+    width = max([7, *(len(row[3]) for row in ranked)])
+    print(f"{'#':>3}  {'account':<{width}}  {'PQA':<4} {'qualifying':<10}  members")
+    for rank, (is_pqa, qualifying, _, account_id, size, members, why) in enumerate(ranked, 1):
+        flag = "-" if pqa is None else "yes" if is_pqa else "no"
+        count = "-" if pqa is None else f"{qualifying} of {size}"
+        print(f"{rank:>3}  {account_id:<{width}}  {flag:<4} {count:<10}  {members}")
+        if why:
+            print(why)

@@ -6,9 +6,13 @@ Real journal files next to a real SQLite store. The intake thread is kept away
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import resource
+import signal
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -175,4 +179,55 @@ def test_an_intake_nobody_counts_for_logs_its_drops(
     with caplog.at_level(logging.WARNING, logger="pqlsdk"):
         intake.put(b"mm")
     assert "dropped 1 message(s)" in caplog.text
+    intake.close()
+
+
+@contextlib.contextmanager
+def file_size_limit(size: int) -> Iterator[None]:
+    """Writes past ``size`` bytes fail in this process, as on a full disk (RLIMIT_FSIZE)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_message_the_journal_could_not_take_keeps_everyone_s_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write cut short leaves no torn record, and commits release no unread message.
+
+    One file per record, so a release one place too far would delete a message
+    still waiting in the journal only.
+    """
+    monkeypatch.setattr(_journal, "_SEGMENT", 1)
+    applied = Applied()
+    faults: list[str] = []
+    intake = Intake(
+        applied.apply,
+        journal=Journal(tmp_path / "s.db"),
+        memory_bytes=100,
+        gather=60.0,
+        on_fault=lambda reason, detail: faults.append(reason),
+        on_drop=applied.drop,
+    )
+    journal = intake._journal
+    assert journal is not None
+    sent = [b"%03d" % i + b"." * 60 for i in range(12)]
+    for data in sent[:5]:
+        intake.put(data)
+    with file_size_limit(8):  # less than a record: the write is cut short
+        intake.put(sent[5])
+    for data in sent[6:]:
+        intake.put(data)
+    assert faults == ["journal_error"]
+    intake.drain(limit=6)
+    journal.release(intake.applied)  # the store committed what was applied
+    intake.drain()
+    assert applied.messages == sent
+    assert applied.drops == []
+    assert all(path.stat().st_size != 8 for path in tmp_path.glob("s.db.journal.*"))
     intake.close()

@@ -10,7 +10,8 @@ written through the death of the process; only a machine crash can lose the
 last writes the kernel had not flushed yet.
 
 Records are framed by a 4-byte length. Each record gets a sequence number
-(how many were appended before it, plus one); after the store commits every
+(how many appends were tried before it, plus one: one that failed still takes
+its place, as the intake counts every message it applies); after the store commits every
 message up to one of them, ``release()`` gives the space back: whole files
 (segments) are deleted, and the file being written is truncated once
 everything in it is committed. Nothing is ever rewritten, so a record is on
@@ -32,6 +33,7 @@ truncates a file, never across a commit. A forked child starts its own files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import secrets
@@ -79,15 +81,18 @@ class Journal:
 
     def append(self, data: bytes) -> tuple[int, int]:
         """Write one record (the lock is held by the caller); return where: segment and offset."""
+        # Its place in the order, written or not: the intake counts it applied either way.
+        self._written += 1
         fd = self._fd
         if fd is None or self._size >= _SEGMENT:
             fd = self._rotate()
         record = _HEADER.pack(len(data)) + data
         at = self._size
-        os.write(fd, record)
+        if os.write(fd, record) < len(record):  # the disk filled mid-record: no torn record
+            os.ftruncate(fd, at)
+            raise OSError(errno.ENOSPC, "the journal's write was cut short")
         self._size += len(record)
         self._held += len(record)
-        self._written += 1
         return self._segment, at
 
     def read(self, segment: int, offset: int, count: int) -> tuple[list[bytes], int, int]:
@@ -125,7 +130,9 @@ class Journal:
         """Close the file being written (kept until released) and open the next."""
         if self._fd is not None:
             os.close(self._fd)
-            self._closed.append((self._path(self._segment), self._size, self._written))
+            self._fd = None  # not a closed descriptor if the next cannot be opened
+            # Its last record is the one before the record being appended.
+            self._closed.append((self._path(self._segment), self._size, self._written - 1))
             self._segment += 1
         self._fd = os.open(self._path(self._segment), _FLAGS, 0o600)
         self._size = 0

@@ -110,6 +110,13 @@ def test_a_deleted_journal_counts_its_messages_as_lost(tmp_path: Path) -> None:
     assert [data[:3] for data in applied.messages] == [b"000", b"001"]
     assert applied.drops == [("journal_lost", 3)]
     assert (intake.pending(), intake.applied) == (0, 5)
+    intake._memory_bytes = 0  # now nothing at all is in memory
+    intake.put(b"005")
+    for path in tmp_path.glob("s.db.journal.*"):
+        path.unlink()
+    intake.drain()
+    assert applied.drops[-1] == ("journal_lost", 1)
+    assert (intake.pending(), intake.applied) == (0, 6)
     intake.close()
 
 

@@ -13,7 +13,7 @@ Reads must see every write the same client accepted, so a read (``score()``,
 whatever is still pending, in its own thread, under the same lock as the intake
 thread: messages are applied once each and in the order they were accepted.
 
-Bounds: at most ``max_pending`` messages wait (1,000: a request burst fits,
+Bounds, without a journal: at most ``max_pending`` messages wait (1,000: a request burst fits,
 and what a SIGKILL can lose stays a few tens of milliseconds of applying).
 Past that the accepting call sleeps in steps of a fraction of a millisecond
 (handing the GIL to the intake thread) until there is room, and after
@@ -154,6 +154,7 @@ class Intake:
         self._spilled = 0  # messages pending in the journal only
         self._spills = 0  # the ``_Spill`` items standing for them in the queue
         self._applied = 0  # messages applied (or lost to a failed apply) since the reset
+        self._passed = 0  # messages of the chunk being taken that the journal lost
 
     @property
     def applied(self) -> int:
@@ -262,8 +263,10 @@ class Intake:
                 self._owner = me
                 try:
                     chunk = self._take(min(_CHUNK, left))
-                    if not chunk:
-                        return  # another thread applied them
+                    if not chunk:  # another thread applied them, or the journal lost them
+                        self._applied += self._passed
+                        self._passed = 0
+                        return
                     left -= len(chunk)
                     self._apply_chunk(chunk)
                 finally:
@@ -320,7 +323,7 @@ class Intake:
                 self._waiting -= spill.size
                 spill.size = 0
         if lost:
-            self._applied += lost  # their places in the journal are passed
+            self._passed += lost  # their places in the journal count as applied with the chunk
             self._on_drop(
                 "journal_lost", "the journal was deleted before its messages were applied", lost
             )
@@ -334,7 +337,8 @@ class Intake:
         except Exception:  # a bug, not a fault: log it and keep the thread alive
             logger.exception("pqlsdk: applying %d message(s) failed", len(messages))
         finally:
-            self._applied += len(messages)
+            self._applied += len(messages) + self._passed
+            self._passed = 0
         for item in chunk:
             if type(item) is _Marker:
                 item.reached = True

@@ -127,18 +127,6 @@ def test_files_that_only_look_like_journals_are_left_alone(tmp_path: Path) -> No
     assert (tmp_path / "s.db.journal.notes.txt").exists()
 
 
-def test_a_backlog_past_its_bound_waits_for_the_intake_and_drops_nothing(tmp_path: Path) -> None:
-    """Past ``backlog_bytes`` of waiting calls, a call waits (then applies a chunk itself)."""
-    client = client_on(tmp_path, backlog_bytes=600)
-    client._intake._gather = 60.0  # type: ignore[union-attr]  # the intake thread stays away
-    for i in range(10):
-        client.track("u", "tick", {"i": i})
-    assert client._intake.pending() < 10  # type: ignore[union-attr]
-    assert client.stats().dropped == {}
-    assert client.user("u").tracks == 10  # type: ignore[union-attr]
-    client.close()
-
-
 def test_a_journal_that_cannot_be_written_keeps_the_message(tmp_path: Path) -> None:
     """A file name past the file system's limit: the call is kept, the fault counted."""
     long = tmp_path / ("s" * 200 + ".db")

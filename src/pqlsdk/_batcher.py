@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -70,11 +70,16 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
       normal exit loses nothing); ``"sync"`` commits each message to the outbox
       before the call returns.
     - ``flush_at`` / ``flush_interval`` / ``max_batch_bytes``: when a batch goes.
-    - ``max_queue`` / ``on_full`` / ``block_timeout``: the memory outbox's bound
-      and what happens at it.
-    - ``backlog_bytes`` (buffered SQLite stores): how many bytes of accepted
-      messages may wait for the intake (in memory, and in the journal on disk)
-      before a call waits for it (16 MiB, some 80,000 calls; nothing is dropped).
+    - ``max_queue``: the memory outbox's bound. ``backlog_bytes`` (buffered
+      SQLite stores): how many bytes of accepted messages may wait for the
+      intake in its journal on disk (256 MiB, over a million calls; only the
+      first 16 MiB are also held in memory).
+    - ``on_full`` / ``block_timeout``: what happens at either bound, never an
+      unbounded stall: ``"drop_newest"`` drops the new message,
+      ``"drop_oldest"`` makes room by dropping the oldest queued for the
+      collector (the journal never drops what it accepted: there it drops the
+      new one), ``"block"`` waits up to ``block_timeout`` seconds for room, then
+      drops the new one. Every drop is counted and logged.
     - ``retry``: backoff and budget per batch. ``shutdown_timeout``: the atexit
       drain's budget. ``lease``: how long a sender holds SQLite or Redis outbox entries.
 
@@ -90,7 +95,7 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
     max_queue: int = 10_000
     on_full: FullPolicy = "drop_newest"
     block_timeout: float = 0.05
-    backlog_bytes: int = 16 << 20
+    backlog_bytes: int = 256 << 20
     retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
     shutdown_timeout: float = 5.0
     lease: float = 60.0
@@ -104,6 +109,9 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
                 raise ConfigError(
                     f"Delivery.{name} must be at least 1, got {getattr(self, name)!r}"
                 )
+        if self.on_full not in get_args(FullPolicy):
+            choices = ", ".join(map(repr, get_args(FullPolicy)))
+            raise ConfigError(f"Delivery.on_full must be one of {choices}, got {self.on_full!r}")
         if self.block_timeout < 0:
             raise ConfigError(f"Delivery.block_timeout must be >= 0, got {self.block_timeout!r}")
 

@@ -226,8 +226,11 @@ class Client:
                 self._apply_pending,
                 journal=self._journal,
                 max_bytes=options.backlog_bytes,
+                on_full=options.on_full,
+                block_timeout=options.block_timeout,
                 # Not a method: the intake thread must not keep the client alive.
                 on_fault=functools.partial(_journal_fault, self._counters),
+                on_drop=self._counters.dropped,
             )
             if buffered is not None and self._journal is not None:
                 self._replay(buffered, self._journal, self._intake)

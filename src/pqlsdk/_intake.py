@@ -13,7 +13,7 @@ Reads must see every write the same client accepted, so a read (``score()``,
 whatever is still pending, in its own thread, under the same lock as the intake
 thread: messages are applied once each and in the order they were accepted.
 
-Bounds: at most ``max_pending`` messages wait (1,000: a request burst fits,
+Bounds, without a journal: at most ``max_pending`` messages wait (1,000: a request burst fits,
 and what a SIGKILL can lose stays a few tens of milliseconds of applying).
 Past that the accepting call sleeps in steps of a fraction of a millisecond
 (handing the GIL to the intake thread) until there is room, and after
@@ -24,12 +24,20 @@ object graphs, so they add no work to GC passes.
 
 With a journal (a buffered SQLite store: see ``_journal``), the call also
 writes the message to the journal file before it returns, so a SIGKILL loses
-nothing that was accepted, and the bound is ``max_bytes`` of messages rather
-than a count (``Delivery.backlog_bytes``, 16 MiB: some 80,000 calls): a burst
-far faster than the intake piles up and is applied at the intake's pace, and
-only past the bound do calls wait as above. A journal that cannot be written
-(a full disk) costs the crash safety of that message, not the message: it is
-queued all the same and the fault counted (``journal_error``).
+nothing that was accepted, and the bounds are in bytes. Up to ``memory_bytes``
+(16 MiB, some 80,000 calls) of waiting messages are also kept in memory; past
+that, messages go to the journal only and the intake reads them back from the
+file when it reaches them (a ``_Spill`` in the queue stands for them, so they
+keep their place among the others and are applied once each): a burst far
+faster than the intake piles up on disk, not in the process. Only past
+``max_bytes`` of messages waiting (``Delivery.backlog_bytes``, 256 MiB) does
+``on_full`` apply, and never as an unbounded stall: ``"block"`` waits up to
+``block_timeout`` for the intake to make room, then drops the message; the
+others drop it at once (what was accepted is never dropped to make room).
+Each drop is counted (``backlog_full``) and logged. A journal that cannot be
+written (a full disk) costs the crash safety of that message, not the
+message: it is queued in memory all the same and the fault counted
+(``journal_error``).
 
 After ``fork()`` the child forgets what its parent had pending (the parent applies
 it) and starts its own thread on first use; at exit, pending messages are applied
@@ -44,7 +52,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from ._journal import Journal
 from ._lifecycle import APPLY, install_sigterm, unwatch, watch
@@ -72,6 +80,19 @@ class _Marker:
         self.reached = False
 
 
+class _Spill:
+    """Stands in the queue for messages that are in the journal only, from a place on."""
+
+    __slots__ = ("offset", "ready", "segment", "size", "unread")
+
+    def __init__(self, segment: int, offset: int) -> None:
+        self.segment = segment  # where the next message not yet read back starts
+        self.offset = offset
+        self.unread = 0  # messages in the journal from there on (appends add to them)
+        self.size = 0  # and their bytes
+        self.ready: deque[bytes] = deque()  # read back, not yet taken
+
+
 class Intake:
     """Encoded messages accepted by the client and not yet applied."""
 
@@ -82,17 +103,24 @@ class Intake:
         max_pending: int = 1_000,
         gather: float = 0.002,
         journal: Journal | None = None,
-        max_bytes: int = 16 << 20,
+        max_bytes: int = 256 << 20,
+        memory_bytes: int = 16 << 20,
+        on_full: str = "drop_newest",
+        block_timeout: float = 0.05,
         on_fault: Callable[[str, str], None] | None = None,
+        on_drop: Callable[[str, str, int], None] | None = None,
     ) -> None:
         """Hand pending messages to ``apply`` (in order, a chunk at a time).
 
         ``apply`` must not raise for run-time faults: it counts them (the client's
         ``_write`` does); anything it does raise is logged and the chunk is lost.
         With a ``journal``, each message is written to it before ``put()``
-        returns, and up to ``max_bytes`` of messages (not ``max_pending``)
-        wait; ``on_fault(reason, detail)`` is told of journal write errors
-        (``journal_error``).
+        returns, up to ``memory_bytes`` of them are also kept in memory, and up
+        to ``max_bytes`` of messages (not ``max_pending``) wait; past that,
+        ``on_full`` and ``block_timeout`` apply. ``on_fault(reason, detail)`` is
+        told of journal write errors (``journal_error``) and ``on_drop(reason,
+        detail)`` of each message dropped (``backlog_full``, or
+        ``journal_lost``: journal files deleted before they were read back).
         """
         # The intake thread must not keep a dropped client alive: a bound method is
         # held weakly, and strongly (``_hold``) only while messages wait for it.
@@ -103,20 +131,30 @@ class Intake:
         self._gather = gather
         self._journal = journal
         self._max_bytes = max_bytes
+        self._memory_bytes = memory_bytes
+        self._block = on_full == "block"
+        self._block_timeout = block_timeout
         self._on_fault = on_fault or _log_fault
+        self._on_drop = on_drop or _log_drop
         self._reset()
         watch(self, exit_phase=APPLY)
 
     def _reset(self) -> None:
-        self._pending: deque[bytes | _Marker] = deque()
+        self._pending: deque[bytes | _Marker | _Spill] = deque()
         self._lock = threading.RLock()
         self._owner: int | None = None  # the thread applying, while it applies
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._hold: Callable[[list[bytes]], None] | None = None
-        self._waiting = 0  # bytes of the messages pending
+        # Accounts kept under the journal's lock (or this one), appends and takes alike.
+        self._books = threading.Lock() if self._journal is None else self._journal.lock
+        self._waiting = 0  # bytes of the messages pending (in memory or the journal only)
+        self._memory = 0  # bytes of the messages pending in memory
+        self._spilled = 0  # messages pending in the journal only
+        self._spills = 0  # the ``_Spill`` items standing for them in the queue
         self._applied = 0  # messages applied (or lost to a failed apply) since the reset
+        self._passed = 0  # messages of the chunk being taken that the journal lost
 
     @property
     def applied(self) -> int:
@@ -125,40 +163,77 @@ class Intake:
 
     def put(self, data: bytes) -> None:
         """Accept one encoded message; the intake thread applies it within milliseconds."""
-        pending = self._pending
         journal = self._journal
         if journal is None:
-            pending.append(data)
+            self._pending.append(data)
+        elif self._waiting + len(data) > self._max_bytes and not self._room(len(data)):
+            self._on_drop("backlog_full", "the journal's backlog is full: message dropped", 1)
+            return
         else:
             self._journaled(journal, data)
-        self._waiting += len(data)
         if self._hold is None:  # keep the client alive until this is applied
             self._hold = self._apply()
-        if self._full():
+        if journal is None and self._full():
             self._throttle()
         elif not self._wake.is_set():
             if self._thread is None:
                 self._start()
             self._wake.set()
 
+    def _room(self, size: int) -> bool:
+        """Under ``on_full="block"``, wait up to ``block_timeout`` for the intake to make room.
+
+        Never from the intake's own work (a callback that tracks): it would wait for itself.
+        """
+        if not self._block or threading.get_ident() in (self._owner, self._thread_id()):
+            return False
+        if self._thread is None:
+            self._start()
+        self._wake.set()
+        deadline = time.monotonic() + self._block_timeout
+        while time.monotonic() < deadline:
+            time.sleep(_STEP)
+            if self._waiting + size <= self._max_bytes:
+                return True
+        return False
+
     def _journaled(self, journal: Journal, data: bytes) -> None:
-        """Write ``data`` to the journal and queue it, in one order for every thread."""
+        """Write ``data`` to the journal and queue it, in one order for every thread.
+
+        Past ``memory_bytes`` in memory, or while the newest messages are in the
+        journal only, it joins them there; a message that could not be written
+        is queued in memory, after them.
+        """
         with journal.lock:
+            pending = self._pending
+            tail = pending[-1] if pending else None
+            spill = tail if isinstance(tail, _Spill) else None
             try:
-                journal.append(data)
+                at = journal.append(data)
             except OSError as exc:  # queued all the same: only its crash safety is lost
                 self._on_fault("journal_error", f"cannot write the journal: {exc}")
-            self._pending.append(data)
+            else:
+                if spill is not None or self._memory >= self._memory_bytes:
+                    if spill is None:
+                        spill = _Spill(*at)
+                        pending.append(spill)
+                        self._spills += 1
+                    spill.unread += 1
+                    spill.size += len(data)
+                    self._spilled += 1
+                    self._waiting += len(data)
+                    return
+            pending.append(data)
+            self._memory += len(data)
+            self._waiting += len(data)
 
     def _full(self) -> bool:
-        """Whether the pending messages reached their bound (bytes with a journal, else a count)."""
-        if self._journal is None:
-            return len(self._pending) >= self._max_pending
-        return self._waiting >= self._max_bytes
+        """Whether the pending messages (no journal) reached their bound."""
+        return len(self._pending) >= self._max_pending
 
     def pending(self) -> int:
         """How many accepted messages (and flush markers) wait to be applied."""
-        return len(self._pending)
+        return len(self._pending) - self._spills + self._spilled
 
     def drain(self, *, limit: int | None = None) -> None:
         """Apply what was pending when called (or its oldest ``limit``), in this thread.
@@ -176,7 +251,8 @@ class Intake:
         me = threading.get_ident()
         if self._owner == me:
             return
-        left = len(pending) if limit is None else min(limit, len(pending))
+        waiting = self.pending()
+        left = waiting if limit is None else min(limit, waiting)
         if not left:
             with self._lock:  # nothing to take: wait out the chunk another thread applies
                 return
@@ -186,10 +262,11 @@ class Intake:
                 # finds the queue empty also finds the chunk still being applied.
                 self._owner = me
                 try:
-                    chunk = [pending.popleft() for _ in range(min(_CHUNK, left, len(pending)))]
-                    self._waiting -= sum(len(item) for item in chunk if type(item) is bytes)
-                    if not chunk:
-                        return  # another thread applied them
+                    chunk = self._take(min(_CHUNK, left))
+                    if not chunk:  # another thread applied them, or the journal lost them
+                        self._applied += self._passed
+                        self._passed = 0
+                        return
                     left -= len(chunk)
                     self._apply_chunk(chunk)
                 finally:
@@ -200,6 +277,57 @@ class Intake:
             if pending:  # pragma: no cover - a put between the two lines above: a race window
                 self._hold = self._apply()
 
+    def _take(self, count: int) -> list[bytes | _Marker]:
+        """Take up to ``count`` items off the front of the queue (the lock is held)."""
+        pending = self._pending
+        taken: list[bytes | _Marker] = []
+        memory = spilled = size = 0
+        while pending and len(taken) < count:
+            head = pending[0]
+            if not isinstance(head, _Spill):
+                pending.popleft()
+                taken.append(head)
+                if type(head) is bytes:
+                    memory += len(head)
+                continue
+            if not head.ready:
+                self._read_back(head)
+            while head.ready and len(taken) < count:
+                data = head.ready.popleft()
+                taken.append(data)
+                spilled += 1
+                size += len(data)
+            with self._books:
+                if not head.ready and not head.unread:
+                    pending.popleft()  # appends from now on start a new one
+                    self._spills -= 1
+        with self._books:
+            self._memory -= memory
+            self._spilled -= spilled
+            self._waiting -= memory + size
+        return taken
+
+    def _read_back(self, spill: _Spill) -> None:
+        """Read the next messages of ``spill`` from the journal; count those that are gone."""
+        journal = cast("Journal", self._journal)  # only a journal spills
+        unread = spill.unread
+        records, spill.segment, spill.offset = journal.read(spill.segment, spill.offset, unread)
+        spill.ready.extend(records)
+        size = sum(len(data) for data in records)
+        lost = 0 if records else unread
+        with self._books:
+            spill.unread -= len(records) + lost
+            spill.size -= size
+            if lost:
+                self._spilled -= lost
+                self._waiting -= spill.size
+                spill.size = 0
+        if lost:
+            self._passed += lost  # their places in the journal count as applied with the chunk
+            self._on_drop(
+                "journal_lost", "the journal was deleted before its messages were applied", lost
+            )
+
     def _apply_chunk(self, chunk: list[bytes | _Marker]) -> None:
         messages = [item for item in chunk if type(item) is bytes]
         apply = self._apply()
@@ -209,7 +337,8 @@ class Intake:
         except Exception:  # a bug, not a fault: log it and keep the thread alive
             logger.exception("pqlsdk: applying %d message(s) failed", len(messages))
         finally:
-            self._applied += len(messages)
+            self._applied += len(messages) + self._passed
+            self._passed = 0
         for item in chunk:
             if type(item) is _Marker:
                 item.reached = True
@@ -289,3 +418,8 @@ class Intake:
 def _log_fault(reason: str, detail: str) -> None:
     """Tell the host's logs of a journal fault when nobody counts them."""
     logger.warning("pqlsdk: %s (%s)", detail, reason)
+
+
+def _log_drop(reason: str, detail: str, count: int) -> None:
+    """Tell the host's logs of dropped messages when nobody counts them."""
+    logger.warning("pqlsdk: dropped %d message(s): %s (%s)", count, detail, reason)

@@ -10,7 +10,8 @@ written through the death of the process; only a machine crash can lose the
 last writes the kernel had not flushed yet.
 
 Records are framed by a 4-byte length. Each record gets a sequence number
-(how many were appended before it, plus one); after the store commits every
+(how many appends were tried before it, plus one: one that failed still takes
+its place, as the intake counts every message it applies); after the store commits every
 message up to one of them, ``release()`` gives the space back: whole files
 (segments) are deleted, and the file being written is truncated once
 everything in it is committed. Nothing is ever rewritten, so a record is on
@@ -32,6 +33,7 @@ truncates a file, never across a commit. A forked child starts its own files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import secrets
@@ -47,6 +49,8 @@ __all__ = ["Journal"]
 
 _SEGMENT: Final = 8 << 20
 """Bytes after which appends go to a new file, so released files can be deleted whole."""
+_READ: Final = 1 << 20
+"""Bytes read back at once when a backlog is re-read from the journal."""
 _HEADER: Final = struct.Struct("<I")
 _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
@@ -75,17 +79,47 @@ class Journal:
     def _path(self, segment: int | str) -> Path:
         return self._store.with_name(f"{self._prefix}{self._token}.{segment}")
 
-    def append(self, data: bytes) -> int:
-        """Write one record (the lock is held by the caller); return its sequence number."""
+    def append(self, data: bytes) -> tuple[int, int]:
+        """Write one record (the lock is held by the caller); return where: segment and offset."""
+        # Its place in the order, written or not: the intake counts it applied either way.
+        self._written += 1
         fd = self._fd
         if fd is None or self._size >= _SEGMENT:
             fd = self._rotate()
         record = _HEADER.pack(len(data)) + data
-        os.write(fd, record)
+        at = self._size
+        if os.write(fd, record) < len(record):  # the disk filled mid-record: no torn record
+            os.ftruncate(fd, at)
+            raise OSError(errno.ENOSPC, "the journal's write was cut short")
         self._size += len(record)
         self._held += len(record)
-        self._written += 1
-        return self._written
+        return self._segment, at
+
+    def read(self, segment: int, offset: int, count: int) -> tuple[list[bytes], int, int]:
+        """Read back up to ``count`` records appended from ``(segment, offset)`` on.
+
+        For the intake, which keeps only a bounded amount of a backlog in memory
+        and takes the rest from here. The records asked for were written whole
+        (their ``append()`` returned) and are not released yet. Reads at most
+        one block (``_READ`` bytes, or one record if larger); returns the
+        records and where the next one starts. None at all means the files are
+        gone (deleted under the process): the caller counts them as lost.
+        """
+        while segment <= self._segment:
+            try:
+                with self._path(segment).open("rb") as file:
+                    file.seek(offset)
+                    data = file.read(_READ)
+                    if len(data) >= _HEADER.size:  # a record larger than a block
+                        (size,) = _HEADER.unpack_from(data)
+                        data += file.read(max(0, _HEADER.size + size - len(data)))
+            except FileNotFoundError:
+                data = b""
+            records = _records(data)[:count]
+            if records:
+                return records, segment, offset + sum(_HEADER.size + len(r) for r in records)
+            segment, offset = segment + 1, 0  # the rest is in the next file
+        return [], segment, offset
 
     @property
     def lock(self) -> threading.Lock:
@@ -96,7 +130,9 @@ class Journal:
         """Close the file being written (kept until released) and open the next."""
         if self._fd is not None:
             os.close(self._fd)
-            self._closed.append((self._path(self._segment), self._size, self._written))
+            self._fd = None  # not a closed descriptor if the next cannot be opened
+            # Its last record is the one before the record being appended.
+            self._closed.append((self._path(self._segment), self._size, self._written - 1))
             self._segment += 1
         self._fd = os.open(self._path(self._segment), _FLAGS, 0o600)
         self._size = 0

@@ -30,7 +30,7 @@ assert pqlsdk.Delivery() == pqlsdk.Delivery(
     max_queue=10_000,
     on_full="drop_newest",  # or "drop_oldest", "block"
     block_timeout=0.05,
-    backlog_bytes=16 << 20,  # SQLite stores: accepted calls waiting for the intake
+    backlog_bytes=256 << 20,  # SQLite stores: accepted calls waiting in the journal
     retry=RetryPolicy(base=0.5, cap=30.0, budget=300.0, max_attempts=None),
     shutdown_timeout=5.0,
     lease=60.0,

@@ -25,8 +25,9 @@ from pqlsdk.warehouse import (
     compile_rules,
     score_file,
 )
+from pqlsdk.warehouse._dialect_duckdb import DUCKDB, DuckDB
 from pqlsdk.warehouse._dialect_spark import SPARK
-from pqlsdk.warehouse._dialects import DUCKDB, Dialect
+from pqlsdk.warehouse._dialects import Dialect
 
 from .conftest import ROOT, load_scenario, scenario_files, scenario_id
 
@@ -548,7 +549,7 @@ def test_a_document_is_checked_message_by_message_as_the_python_reader_does(
 def test_an_engine_without_doubts_or_hashes_scores_the_same(tmp_path: Path) -> None:
     """The base ``Dialect``'s defaults: repeated ids grouped as text, no message in doubt."""
 
-    class Plain(_dialects.DuckDB):
+    class Plain(DuckDB):
         doubtful = _dialects.Dialect.doubtful
         id_key = _dialects.Dialect.id_key
 
@@ -560,7 +561,7 @@ def test_an_engine_without_doubts_or_hashes_scores_the_same(tmp_path: Path) -> N
     loaded = pqlsdk.rules.load(RULES / "playbook.toml")
     now = micros(FixedClock("2026-03-15T00:00:00Z").now())
     scores = []
-    for dialect in (_dialects.DUCKDB, Plain()):
+    for dialect in (DUCKDB, Plain()):
         with _duckdb.source(events) as (relation, _):
             ran = _duckdb.run(
                 duckdb.connect(), compile_plan(loaded, now=now, dialect=dialect), relation

@@ -20,7 +20,8 @@ from pqlsdk.cli import main
 from pqlsdk.collector import open_storage
 from pqlsdk.messages import decode
 from pqlsdk.warehouse import compile_model
-from pqlsdk.warehouse._dialects import DUCKDB, POSTGRES
+from pqlsdk.warehouse._dialect_duckdb import DUCKDB
+from pqlsdk.warehouse._dialect_postgres import POSTGRES
 
 from .conftest import ROOT, load_scenario, scenario_id
 from .postgres import fresh_schema, load_messages

@@ -37,7 +37,8 @@ from .._scoring import _measured_sides
 from ..rules._compiler import Compiled, Type
 from ..rules._lexer import ExpressionError
 from ..rules._model import Model, Rules, Signal
-from ._dialects import DUCKDB, Dialect, JsonKind
+from ._dialect_duckdb import DUCKDB
+from ._dialects import Dialect, JsonKind
 from ._engines import DIALECTS
 from ._expressions import SqlExpressions, Unsupported
 from ._values import Value, literal, number_of, select, template, truth, wrapped

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from ._dialect_duckdb import DUCKDB
+from ._dialect_postgres import POSTGRES
 from ._dialect_spark import SPARK
-from ._dialects import DUCKDB, POSTGRES, Dialect
+from ._dialects import Dialect
 
 __all__ = ["DIALECTS"]
 

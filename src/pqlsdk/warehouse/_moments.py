@@ -42,7 +42,7 @@ from ..rules._model import Rules
 from ..rules._parser import Call, Conditional, ListLiteral, Node, Trait, parse
 from . import _duckdb
 from ._compile import Plan, _located, _matching, _Reads, message_steps
-from ._dialects import DUCKDB
+from ._dialect_duckdb import DUCKDB
 from ._expressions import SqlExpressions, Unsupported, _aggregate
 from ._values import Value, literal, select, template, truth
 

@@ -28,7 +28,7 @@ from .._exceptions import ConfigError
 from .._scoring import AccountScore, Score
 from ..rules._model import Rules
 from ._compile import compile_plan
-from ._dialects import POSTGRES
+from ._dialect_postgres import POSTGRES
 from ._run import run
 from ._score import Scored, scored_rows
 from ._sinks import rows

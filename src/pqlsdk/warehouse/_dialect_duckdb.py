@@ -1,0 +1,206 @@
+"""DuckDB's SQL: the pieces ``Dialect`` leaves to each engine (see ``_dialects``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, cast
+
+from sqlglot import exp
+
+from ..messages import MAX_DEPTH
+from ._dialects import Dialect, JsonKind, object_text
+from ._values import literal
+
+__all__ = ["DUCKDB", "DuckDB"]
+
+
+class DuckDB(Dialect):
+    """DuckDB, embedded: JSON pointers, ``ARG_MAX`` over ``(ts, seq)``, lists and lambdas."""
+
+    name = "duckdb"
+    engine = "duckdb"
+
+    _TYPES: Final = {
+        "null": "json_type(:j) = 'NULL'",
+        "boolean": "json_type(:j) = 'BOOLEAN'",
+        "string": "json_type(:j) = 'VARCHAR'",
+        "number": "json_type(:j) IN ('BIGINT', 'UBIGINT', 'DOUBLE')",
+        "integer": "json_type(:j) IN ('BIGINT', 'UBIGINT')",
+        "array": "json_type(:j) = 'ARRAY'",
+    }
+
+    _COMMON: Final = (
+        "([1-8]\\d{3}|9[0-8]\\d{2}|99[0-8]\\d|0[1-9]\\d{2}|00[1-9]\\d)-\\d{2}-\\d{2}[T ]"
+        "([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d{1,6})?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)"
+    )
+    """The timestamps DuckDB's cast reads as the python reader does.
+
+    Other forms (``t``/``z``, ``+0100``, hour 24, more than 6 digits of
+    fraction, years 0-9 and 9999, which an offset may move out of range) are
+    refused here and marked doubtful, for the python reader to judge.
+    """
+
+    def json_field(self, document: exp.Expr, name: str) -> exp.Expr:
+        pointer = literal("/" + name.replace("~", "~0").replace("/", "~1"))
+        return self.template(":d -> :p", d=document, p=pointer)
+
+    def json_is(self, value: exp.Expr, kind: JsonKind) -> exp.Expr:
+        return self.template(self._TYPES[kind], j=value)
+
+    def json_number(self, value: exp.Expr) -> exp.Expr:
+        return self.template("CAST(:j AS DOUBLE)", j=value)
+
+    def json_text(self, value: exp.Expr) -> exp.Expr:
+        return self.template(":j ->> '$'", j=value)
+
+    def json_flag(self, value: exp.Expr) -> exp.Expr:
+        return self.template("CAST(:j AS BOOLEAN)", j=value)
+
+    def distinct_key(self, value: exp.Expr) -> exp.Expr:
+        return value
+
+    def json_of(self, value: exp.Expr, *, double: bool) -> exp.Expr:
+        return self.template("to_json(:x)", x=value)
+
+    def json_object(self, pairs: Sequence[tuple[str, exp.Expr]]) -> exp.Expr:
+        text, parts = object_text("json_object", pairs)
+        return self.template(text, **parts)
+
+    def json_array(self, items: Sequence[exp.Expr]) -> exp.Expr:
+        if not items:
+            return self.template("CAST('[]' AS JSON)")
+        return self.template("to_json(:r)", r=exp.Array(expressions=list(items)))
+
+    def json_agg(self, value: exp.Expr) -> exp.Expr:
+        return self.template("to_json(LIST(:v ORDER BY :v))", v=value)
+
+    def json_map_agg(self, key: exp.Expr, value: exp.Expr) -> exp.Expr:
+        return self.template(
+            "to_json(MAP(LIST(:k ORDER BY :k), LIST(:v ORDER BY :k)))", k=key, v=value
+        )
+
+    def instant_us(self, text: exp.Expr, pattern: str) -> tuple[exp.Expr, exp.Expr]:
+        return (
+            self.template("epoch_us(TRY_CAST(:t AS TIMESTAMPTZ))", t=text),
+            # Narrower than ``pattern``: the form DuckDB's cast reads as Python does.
+            self.template("regexp_full_match(:t, :p)", t=text, p=literal(self._COMMON)),
+        )
+
+    def now_us(self) -> exp.Expr:
+        return self.template("epoch_us(CURRENT_TIMESTAMP)")
+
+    def is_finite(self, number: exp.Expr) -> exp.Expr:
+        return self.template("isfinite(:x)", x=number)
+
+    def is_nan(self, number: exp.Expr) -> exp.Expr:
+        return self.template("isnan(:x)", x=number)
+
+    def divide(self, dividend: exp.Expr, divisor: exp.Expr) -> exp.Expr:
+        # DuckDB's ``/`` is true division, of BIGINTs too.
+        return self.template("(:a / NULLIF(:b, 0))", a=dividend, b=divisor)
+
+    def modulo(self, dividend: exp.Expr, divisor: exp.Expr, *, integer: bool) -> exp.Expr:
+        # C's fmod takes the dividend's sign: move a nonzero result to the divisor's.
+        sql = self.template(
+            "(CASE WHEN fmod(:a, NULLIF(:b, 0)) <> 0 "
+            "AND (fmod(:a, :b) < 0) <> (:b < 0) "
+            "THEN fmod(:a, :b) + :b ELSE fmod(:a, NULLIF(:b, 0)) END)",
+            a=dividend,
+            b=divisor,
+        )
+        return exp.cast(sql, exp.DataType.build("BIGINT")) if integer else sql
+
+    def round9(self, number: exp.Expr) -> exp.Expr:
+        return self.template("ROUND(:x, 9)", x=number)
+
+    def best(
+        self, name: str, items: Sequence[tuple[exp.Expr, exp.Expr]]
+    ) -> tuple[exp.Expr, exp.Expr]:
+        # ``list_reduce`` walks the items in order, as Python does.
+        better = "b.v < a.v" if name == "min" else "b.v > a.v"
+        array = exp.Array(
+            expressions=[
+                self.template("{'v': CAST(:x AS DOUBLE), 'w': :w}", x=number, w=whole)
+                for number, whole in items
+            ]
+        )
+        winner = self.template(
+            "LIST_REDUCE(:items, LAMBDA a, b : CASE WHEN a.v IS NULL OR b.v IS NULL THEN NULL "
+            f"WHEN {better} AND NOT isnan(a.v) AND NOT isnan(b.v) THEN b ELSE a END)",
+            items=array,
+        )
+        return (
+            self.template("struct_extract(:s, 'v')", s=winner),
+            self.template("struct_extract(:s, 'w')", s=winner),
+        )
+
+    def any_element(self, array: exp.Expr, test: exp.Expr) -> exp.Expr:
+        return self.template(
+            # The cast only sees an array: DuckDB's AND does not stop it failing.
+            "LENGTH(LIST_FILTER("
+            "CAST(CASE WHEN json_type(:list) = 'ARRAY' THEN :list END AS JSON[]), "
+            "LAMBDA item : COALESCE(:test, FALSE))) > 0",
+            list=array,
+            test=test,
+        )
+
+    def doubtful(
+        self, texts: Sequence[exp.Expr], documents: Sequence[exp.Expr], zoned: exp.Expr
+    ) -> exp.Expr:
+        # A text that parses as JSON may have been a number, a bool, an object: the
+        # reader turned it into text. An object with more than MAX_DEPTH brackets
+        # (counted in its text, strings included) may nest too deep; one that is
+        # not an object is refused by the python reader. A timestamp of another form
+        # than the common one is read by the python reader.
+        # Only a text that starts as a JSON number, string, object or array (or is a
+        # bool) is parsed: CASE, so that the ids of the usual kind cost a comparison.
+        tests = [
+            self.template(
+                "CASE WHEN :t < ':' OR starts_with(:t, '[') OR starts_with(:t, '{') "
+                "OR :t IN ('true', 'false') THEN json_valid(:t) ELSE FALSE END",
+                t=text,
+            )
+            for text in texts
+        ]
+        # DuckDB writes JSON without spaces: a nested object or array follows a colon,
+        # and the (costlier) count is only for objects that have one: CASE, not OR,
+        # which DuckDB would evaluate whole.
+        tests += [
+            self.template(
+                "CASE WHEN NOT starts_with(:d, '{') THEN TRUE "
+                "WHEN contains(:d, ':{') OR contains(:d, ':[') "
+                "THEN length(:d) - length(translate(:d, '{[', '')) > :n ELSE FALSE END",
+                d=document,
+                n=literal(MAX_DEPTH),
+            )
+            for document in documents
+        ]
+        tests.append(self.template("NOT :z", z=zoned))
+        return self.template("COALESCE(:t, FALSE)", t=exp.or_(*tests))
+
+    def id_key(self, text: exp.Expr) -> exp.Expr:
+        # A 64-bit hash: DuckDB groups a million of them faster than a million ids.
+        return self.template("hash(:t)", t=text)
+
+    def latest(self, value: exp.Expr, condition: exp.Expr) -> exp.Expr:
+        return self.template("ARG_MAX(:v, (ts, seq)) FILTER (WHERE :c)", v=value, c=condition)
+
+    def credited(self) -> exp.Select:
+        return cast(
+            exp.Select,
+            self.template(
+                """
+                SELECT * FROM (
+                    SELECT m.*, ARG_MAX(gid, (ts, seq))
+                        FILTER (WHERE type = 'group')
+                        OVER (PARTITION BY uid ORDER BY seq
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS account_id
+                    FROM m WHERE type IN ('group', 'track')
+                ) AS linked
+                WHERE type = 'track' AND account_id IS NOT NULL
+                """
+            ),
+        )
+
+
+DUCKDB: Final = DuckDB()

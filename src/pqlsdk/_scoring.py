@@ -416,10 +416,7 @@ def standing_of(model: Model, facts: Facts) -> tuple[float, str, bool]:
     The model's expressions read no variables, so any facts about the subject
     at the instant serve: a decision reads its user's state once, not twice.
     """
-    if model.gate is not None and model.gate.evaluate(facts) is not True:
-        return 0.0, model.tier_for(0.0), False
-    total = _points(model, facts, gate_passed=True)[5]  # (not a starred unpack: no list)
-    return total, model.tier_for(total), True
+    return model._standing(facts)
 
 
 def _facts(

@@ -96,6 +96,17 @@ class Model(msgspec.Struct, frozen=True, dict=True):
         return tuple(threshold for threshold, _ in self.tiers)
 
     @functools.cached_property
+    def _standing(self) -> Callable[[Any], tuple[float, str, bool]]:
+        """The score, tier and gate as one compiled function of the facts (``_inline``).
+
+        Built on first use, once per model: what ``decide()`` and tier crossings
+        compute for every user they look at.
+        """
+        from ._inline import standing_function  # noqa: PLC0415 - loads with the compiler
+
+        return standing_function(self)
+
+    @functools.cached_property
     def _signal_runs(self) -> tuple[tuple[float, bool, Callable[[Any], Any]], ...]:
         """Each signal as ``(points, is_when, evaluate)`` of its ``when`` or its ``value``.
 

@@ -68,9 +68,13 @@ class Memo:
             return answer
         with self._lock:
             if generation == self._generation:
-                if len(self._memo) >= self._maxsize:
-                    self._memo.clear()
-                self._memo.setdefault(user_id, {})[name] = (now, answer)
+                memo = self._memo
+                answers = memo.get(user_id)
+                if answers is None:  # (not setdefault: no new dict for every answer kept)
+                    if len(memo) >= self._maxsize:
+                        memo.clear()
+                    answers = memo[user_id] = {}
+                answers[name] = (now, answer)
         return answer
 
     def forget(self, user_ids: Iterable[str]) -> None:

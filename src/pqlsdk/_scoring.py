@@ -12,12 +12,14 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from ._clock import from_micros
 from .rules._facts import Facts
+from .rules._inline import is_number as _is_number
+from .rules._inline import rounded as _rounded
 from .rules._model import Model, Rules
 from .stores import AccountState, UserState
 
@@ -41,7 +43,6 @@ __all__ = [
 ]
 
 _DAY: Final = 86_400_000_000.0  # µs
-_DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.5000000000000004
 
 
 class Reason(msgspec.Struct, frozen=True, gc=False):
@@ -504,13 +505,6 @@ def _points(
     return gate_passed, earned, measured, raw, float(multiplier), total
 
 
-def _rounded(value: float) -> float:
-    """``round(value, 9)``: a whole float is its own rounding, and skips a decimal conversion."""
-    if type(value) is float and value.is_integer():
-        return value
-    return round(value, _DIGITS)
-
-
 def _route(model: Model, facts: _Facts, total: float, tier: str, gate_passed: bool) -> str:
     """Route a scored subject: do-not-contact first, then the first matching rule."""
     facts.bind(score=total, tier=tier, gate_passed=gate_passed)
@@ -562,10 +556,6 @@ def _account_model(rules: Rules, name: str | None) -> Model | None:
     if name is not None:
         return rules.model(name)
     return next((m for m in rules.models.values() if m.subject == "account"), None)
-
-
-def _is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def show(value: Any) -> str:

@@ -338,7 +338,9 @@ class _Compiler:
         if node.name in self._variables:
             name = node.name
             inline = template("f.variable({name})", name=name)
-            return _Code(self._variables[name], operator.methodcaller("variable", name), inline=inline)
+            return _Code(
+                self._variables[name], operator.methodcaller("variable", name), inline=inline
+            )
         if node.name in _FUNCTIONS:
             raise _error(f"'{node.name}' is a function; call it like {node.name}(...)", node)
         known = (*self._variables, "true", "false", "null")
@@ -407,11 +409,11 @@ class _Compiler:
             raise _error(f"'not' needs a boolean, got {operand.type.value}", node.operand)
         if operand.exact:
             inline = template("not {a}", a=_of(operand))
-            run: _Run = lambda facts: not inner(facts)  # noqa: E731
+            negation: _Run = lambda facts: not inner(facts)  # noqa: E731
         else:
             inline = template("{a} is not True", a=_of(operand))
-            run = lambda facts: inner(facts) is not True  # noqa: E731
-        return _derived(Type.BOOL, run, [operand], exact=True, inline=inline)
+            negation = lambda facts: inner(facts) is not True  # noqa: E731
+        return _derived(Type.BOOL, negation, [operand], exact=True, inline=inline)
 
     def _binary(self, node: Binary) -> _Code:
         return self._binaries[node.op](node)
@@ -477,8 +479,8 @@ class _Compiler:
             Type.ANY not in (left.type, right.type) and left.type is not right.type
         ):
             raise _error(f"cannot compare {left.type.value} with {right.type.value}", node)
-        run, inline = _comparison_run(node.op, kinds, left, right)
-        return _derived(Type.BOOL, run, [left, right], exact=True, inline=inline)
+        run, compared = _comparison_run(node.op, kinds, left, right)
+        return _derived(Type.BOOL, run, [left, right], exact=True, inline=compared)
 
     def _membership(self, node: Binary) -> _Code:
         left = self.compile(node.left)
@@ -602,7 +604,12 @@ class _Compiler:
             inline = template(f"len({state} or ())", key=key)
             run = lambda facts: len(states(facts).get(key) or ())  # noqa: E731
             return _Code(Type.NUMBER, run, exact=True, inline=inline)
-        inline = template(f"{{value}}({{aggregate}}, {state}, F_now)", value=aggregate_value, aggregate=aggregate, key=key)
+        inline = template(
+            f"{{value}}({{aggregate}}, {state}, F_now)",
+            value=aggregate_value,
+            aggregate=aggregate,
+            key=key,
+        )
         return _Code(
             Type.NUMBER,
             lambda facts: aggregate_value(aggregate, states(facts).get(key), facts.now),
@@ -739,9 +746,7 @@ def _derived(
     return _Code(type_, run, exact=exact, inline=inline)
 
 
-def _conditional_run(
-    then: _Code, condition: _Code, otherwise: _Code
-) -> tuple[_Run, Inline]:
+def _conditional_run(then: _Code, condition: _Code, otherwise: _Code) -> tuple[_Run, Inline]:
     """Pick ``a if c else b``'s closure; a constant ``a`` (a multiplier's 1.0) is not called."""
     yes, test, no, value = then.run, condition.run, otherwise.run, then.value
     parts = {"a": _of(then), "c": _of(condition), "b": _of(otherwise)}
@@ -780,7 +785,9 @@ def _comparison_run(
     exact = template(f"{{a}} {op} {{b}}", **parts)
     if right.exact:
         types = _PYTHON_TYPES[right.type]
-        checked = template(f"type({{t}} := {{a}}) in {{types}} and {{t}} {op} {{b}}", types=types, **parts)
+        checked = template(
+            f"type({{t}} := {{a}}) in {{types}} and {{t}} {op} {{b}}", types=types, **parts
+        )
     if right.constant and right.exact:
         inline = exact if left.exact else checked
         if left.lookup is not None:  # the usual signal: a count or a trait against a literal

@@ -51,13 +51,13 @@ def _fresh() -> str:
 
 
 def bound(value: object) -> Inline:
-    """The text of a value known at compile time (a literal, a key, a set of items)."""
+    """Bind a value known at compile time (a literal, a key, a set of items) to a name."""
     name = _fresh()
     return Inline(name, {name: value})
 
 
 def called(run: Callable[[Any], Any]) -> Inline:
-    """The text of a closure without a template: it is called on the facts."""
+    """Call a closure that has no template on the facts."""
     name = _fresh()
     return Inline(f"{name}(f)", {name: run})
 

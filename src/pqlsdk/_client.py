@@ -58,7 +58,6 @@ from ._scoring import (
     score_account,
     score_subject,
     standing,
-    standing_of,
 )
 from ._stats import Counters, Stats, logger
 from ._tiers import (
@@ -80,7 +79,6 @@ from .messages import (
     new_message_id,
 )
 from .rules import Model, Rules, load
-from .rules._facts import Facts
 from .rules._model import PQA, MomentKind, Moments
 from .stores import AccountState, Store, UserState, open_store
 from .stores._base import StoreUnavailableError, with_faults
@@ -361,7 +359,12 @@ class Client:
                 "decide",
                 user_id,
                 now,
-                functools.partial(self._show, moments, user_id, "decide", None, now),
+                self._show,
+                moments,
+                user_id,
+                "decide",
+                None,
+                now,
                 keep=_nothing,  # "nothing due" holds for a moment; a showing is never replayed
             )
         except StoreError as exc:
@@ -481,8 +484,9 @@ class Client:
             "plan": traits[0].get("plan"),
             "user_id": user_id,
         }
-        derive = functools.partial(self._standing_values, model, user_id, now)
-        facts = facts_from(user, account, now, values, derive)
+        # The score, tier and gate, computed only if a ``when`` reads one: one compiled
+        # call per model, cheaper than memoising it (the "nothing due" answer is memoised).
+        facts = facts_from(user, account, now, values, model._standing_variables)
         candidates = [
             kind for kind in open_kinds if kind.when is None or kind.when.evaluate(facts) is True
         ]
@@ -502,15 +506,6 @@ class Client:
             return None
         self._emit(shown.to_message(user_id))
         return shown
-
-    def _standing_values(
-        self, model: Model, user_id: str, now: int, facts: Facts
-    ) -> dict[str, Any]:
-        """Return the score, tier and gate a decision's ``when`` reads, memoised briefly."""
-        score, tier, gate_passed = self._memo.get(
-            f"standing:{model.name}", user_id, now, functools.partial(standing_of, model, facts)
-        )
-        return {"score": score, "tier": tier, "gate_passed": gate_passed}
 
     def _state(self, user_id: str) -> tuple[UserState | None, AccountState | None]:
         user = self._store.user(user_id)

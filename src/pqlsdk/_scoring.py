@@ -39,7 +39,6 @@ __all__ = [
     "score_subject",
     "show",
     "standing",
-    "standing_of",
 ]
 
 _DAY: Final = 86_400_000_000.0  # µs
@@ -406,18 +405,11 @@ def standing(
 
     Tier crossings are checked after every recorded message and moments read the
     tier on every decision; this keeps both to the expressions the score needs,
-    and to the gate alone for a subject that has not passed it (most of them).
+    and to the gate alone for a subject that has not passed it (most of them),
+    in one compiled call per model (``rules._inline``). The model's expressions
+    read no variables, so a decision's facts serve too (``Model._standing``).
     """
-    return standing_of(model, _facts(model, subject_id, user, account, now))
-
-
-def standing_of(model: Model, facts: Facts) -> tuple[float, str, bool]:
-    """``standing`` from facts already built about the subject (a decision's, say).
-
-    The model's expressions read no variables, so any facts about the subject
-    at the instant serve: a decision reads its user's state once, not twice.
-    """
-    return model._standing(facts)
+    return model._standing(_facts(model, subject_id, user, account, now))
 
 
 def _facts(

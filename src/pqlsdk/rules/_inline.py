@@ -96,7 +96,7 @@ def standing_function(model: Model) -> Callable[[Any], tuple[float, str, bool]]:
     """Compile ``model``'s score, tier and gate into one function of the facts.
 
     Computes exactly what evaluating the gate, then each signal and the
-    multiplier in turn, gives (``_scoring.standing_of``): the same values, summed
+    multiplier in turn, gives (``_scoring._points``): the same values, summed
     by ``sum`` over the same sequence, rounded the same way.
     """
     names: dict[str, Any] = {

@@ -107,6 +107,17 @@ class Model(msgspec.Struct, frozen=True, dict=True):
         return standing_function(self)
 
     @functools.cached_property
+    def _standing_variables(self) -> Callable[[Any], dict[str, Any]]:
+        """The standing as the variables a moment's ``when`` reads (``score``, ``tier``...)."""
+        standing = self._standing
+
+        def variables(facts: Any) -> dict[str, Any]:
+            score, tier, gate_passed = standing(facts)
+            return {"score": score, "tier": tier, "gate_passed": gate_passed}
+
+        return variables
+
+    @functools.cached_property
     def _signal_runs(self) -> tuple[tuple[float, bool, Callable[[Any], Any]], ...]:
         """Each signal as ``(points, is_when, evaluate)`` of its ``when`` or its ``value``.
 

@@ -487,8 +487,9 @@ class Client:
         # The score, tier and gate, computed only if a ``when`` reads one: one compiled
         # call per model, cheaper than memoising it (the "nothing due" answer is memoised).
         facts = facts_from(user, account, now, values, model._standing_variables)
+        whens = moments._whens
         candidates = [
-            kind for kind in open_kinds if kind.when is None or kind.when.evaluate(facts) is True
+            kind for kind in open_kinds if kind.when is None or whens[kind.name](facts) is True
         ]
         if not candidates:
             return None  # nothing due: no write

@@ -24,9 +24,19 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeGuard
 
 if TYPE_CHECKING:
+    from ._compiler import Compiled
     from ._model import Model
 
-__all__ = ["Inline", "bound", "called", "is_number", "rounded", "standing_function", "template"]
+__all__ = [
+    "Inline",
+    "bound",
+    "called",
+    "expression_function",
+    "is_number",
+    "rounded",
+    "standing_function",
+    "template",
+]
 
 _DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.5000000000000004
 _FACT: Final = re.compile(r"\bF_(\w+)")
@@ -137,19 +147,30 @@ def standing_function(model: Model) -> Callable[[Any], tuple[float, str, bool]]:
         "_total = _rounded(_raw * _m) + 0.0",
         "return _total, _tiers[_bisect(_thresholds, _total)], True",
     ]
-    body = "\n".join(lines)
-    reads = sorted(set(_FACT.findall(body)))
+    return _function(f"<model {model.name}>", lines, names)
+
+
+def expression_function(expression: Compiled) -> Callable[[Any], Any]:
+    """Compile one expression into a single function of the facts: one call, not a tree."""
+    if expression.inline is None:
+        return expression.evaluate
+    found = expression.inline
+    return _function(f"<expression {expression.source!r}>", [f"return {found.text}"], found.names)
+
+
+def _function(origin: str, lines: list[str], names: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """Compile ``lines`` as the body of ``run(f)``, bound names free, facts read once up front."""
+    reads = sorted(set(_FACT.findall("\n".join(lines))))
     prologue = [f"F_{attribute} = f.{attribute}" for attribute in reads]
-    parameters = ", ".join(names)
-    source = "\n".join(
+    text = "\n".join(
         [
-            f"def _make({parameters}):",
-            "    def standing(f):",
+            f"def _make({', '.join(names)}):",
+            "    def run(f):",
             *(f"        {line}" for line in [*prologue, *lines]),
-            "    return standing",
+            "    return run",
         ]
     )
     namespace: dict[str, Any] = {}
-    exec(compile(source, f"<model {model.name}>", "exec"), namespace)  # noqa: S102
-    made: Callable[[Any], tuple[float, str, bool]] = namespace["_make"](**names)
+    exec(compile(text, origin, "exec"), namespace)  # noqa: S102 - text made from templates only
+    made: Callable[[Any], Any] = namespace["_make"](**names)
     return made

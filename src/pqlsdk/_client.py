@@ -343,8 +343,9 @@ class Client:
         Added in version 0.1.0.
         """
         # The hot path makes no call before the memo: decide() answers in about a microsecond.
-        moments = None if self._rules is None else self._rules.moments
-        if moments is None:
+        rules = self._rules
+        moments = None if rules is None else rules.moments
+        if rules is None or moments is None:
             self._missing_moments()
         if not (type(user_id) is str and user_id and user_id.isascii()):  # an id already
             try:
@@ -360,9 +361,9 @@ class Client:
                 user_id,
                 now,
                 self._show,
+                rules,
                 moments,
                 user_id,
-                "decide",
                 None,
                 now,
                 keep=_nothing,  # "nothing due" holds for a moment; a showing is never replayed
@@ -408,7 +409,7 @@ class Client:
         moment = None
         if rules.moments is not None:
             try:
-                moment = self._show(rules.moments, user_id, "gate", feature, now)
+                moment = self._show(rules, rules.moments, user_id, feature, now)
             except StoreError as exc:
                 self._error(exc)
         # Tracked after the prompt is shown, in every delivery mode: when this attempt
@@ -458,7 +459,7 @@ class Client:
         return True
 
     def _show(
-        self, moments: Moments, user_id: str, at: str, feature: str | None, now: int
+        self, rules: Rules, moments: Moments, user_id: str, feature: str | None, now: int
     ) -> Moment | None:
         """Find a due moment from a snapshot, then claim a showing atomically.
 
@@ -466,10 +467,11 @@ class Client:
         before any expression runs, and the score is computed only if a ``when``
         asks for ``score``, ``tier`` or ``gate_passed``. Most calls end at the
         caps (the user already saw today's moment) and cost a few microseconds.
+        ``rules`` are those the caller read ``moments`` from: one version throughout.
+        A ``feature`` is the one a gate denied (kinds ``at = "gate"``); None is decide().
         """
-        rules = self._require_rules()
         user, account = self._state(user_id)
-        open_kinds: Sequence[MomentKind] = moments.at(at)
+        open_kinds: Sequence[MomentKind] = moments.at("decide" if feature is None else "gate")
         if user is not None and user.moments:  # a user never shown a moment is never held back
             history = user.moments
             open_kinds = [k for k in open_kinds if not blocked(k, history, moments, now)]

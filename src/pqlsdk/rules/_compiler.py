@@ -51,6 +51,7 @@ from ._parser import (
     Unary,
     parse,
 )
+from ._reads import TALLY_READS, TALLY_TESTS, TRAIT_READS, TRAIT_TESTS
 
 __all__ = [
     "Choices",
@@ -351,7 +352,7 @@ class _Compiler:
         # A declared type is checked here; the value is still checked at run time
         # (not exact), since the host may send anything.
         declared = self._traits.get(f"{scope}.{node.name}", Type.ANY)
-        run = _TRAIT_READS[scope](node.name)
+        run = TRAIT_READS[scope](node.name)
         inline = template(f"F_{scope}_traits.get({{key}})", key=node.name)
         return _Code(declared, run, lookup=(scope, node.name), inline=inline)
 
@@ -597,7 +598,7 @@ class _Compiler:
         states, key = _AGGREGATES[aggregate.scope], aggregate.key
         state = f"F_{aggregate.scope}_aggregates.get({{key}})"
         if aggregate.tally:  # the state is the count (None before the first event)
-            run = _TALLY_READS[aggregate.scope](key)
+            run = TALLY_READS[aggregate.scope](key)
             inline = template(f"{state} or 0", key=key)
             return _Code(Type.NUMBER, run, exact=True, lookup=(aggregate.scope, key), inline=inline)
         if aggregate.window is None:  # the state lists the values (or days) seen
@@ -818,54 +819,8 @@ def _lookup_comparison(
     """``left op constant`` where ``left`` is a trait or a tally, read inline."""
     scope, key = lookup
     if tally:
-        return _TALLY_TESTS[scope](key, compare, right.value)
-    return _TRAIT_TESTS[scope](key, _PYTHON_TYPES[right.type], compare, right.value)
-
-
-# The reads of one trait or tally, and their comparisons with a literal, written out
-# per scope: nearly every signal of every score is one, and a plain attribute read
-# costs less than an ``attrgetter`` call.
-def _user_trait(key: str) -> _Run:
-    return lambda facts: facts.user_traits.get(key)
-
-
-def _account_trait(key: str) -> _Run:
-    return lambda facts: facts.account_traits.get(key)
-
-
-def _user_tally(key: str) -> _Run:
-    return lambda facts: facts.user_aggregates.get(key) or 0
-
-
-def _account_tally(key: str) -> _Run:
-    return lambda facts: facts.account_aggregates.get(key) or 0
-
-
-_Compare = Callable[[Any, Any], bool]
-
-
-def _user_tally_test(key: str, compare: _Compare, value: Any) -> _Run:
-    return lambda facts: compare(facts.user_aggregates.get(key) or 0, value)
-
-
-def _account_tally_test(key: str, compare: _Compare, value: Any) -> _Run:
-    return lambda facts: compare(facts.account_aggregates.get(key) or 0, value)
-
-
-def _user_trait_test(key: str, types: frozenset[type], compare: _Compare, value: Any) -> _Run:
-    return lambda facts: type(item := facts.user_traits.get(key)) in types and compare(item, value)
-
-
-def _account_trait_test(key: str, types: frozenset[type], compare: _Compare, value: Any) -> _Run:
-    return lambda facts: (
-        type(item := facts.account_traits.get(key)) in types and compare(item, value)
-    )
-
-
-_TRAIT_READS: Final = MappingProxyType({"user": _user_trait, "account": _account_trait})
-_TALLY_READS: Final = MappingProxyType({"user": _user_tally, "account": _account_tally})
-_TALLY_TESTS: Final = MappingProxyType({"user": _user_tally_test, "account": _account_tally_test})
-_TRAIT_TESTS: Final = MappingProxyType({"user": _user_trait_test, "account": _account_trait_test})
+        return TALLY_TESTS[scope](key, compare, right.value)
+    return TRAIT_TESTS[scope](key, _PYTHON_TYPES[right.type], compare, right.value)
 
 
 def _literal_membership(

@@ -102,23 +102,25 @@ def is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def standing_function(model: Model) -> Callable[[Any], tuple[float, str, bool]]:
+def standing_function(model: Model, *, variables: bool = False) -> Callable[[Any], Any]:
     """Compile ``model``'s score, tier and gate into one function of the facts.
 
     Computes exactly what evaluating the gate, then each signal and the
     multiplier in turn, gives (``_scoring._points``): the same values, summed
-    by ``sum`` over the same sequence, rounded the same way.
+    by ``sum`` over the same sequence, rounded the same way. It returns them as
+    a tuple, or with ``variables`` as the dict a moment's ``when`` reads them from.
     """
+    answer = '{{"score": {0}, "tier": {1}, "gate_passed": {2}}}' if variables else "{0}, {1}, {2}"
     names: dict[str, Any] = {
         "_sum": sum,
         "_is_number": is_number,
         "_isfinite": math.isfinite,
-        "_rounded": rounded,
         "_bisect": bisect.bisect_right,
         "_thresholds": tuple(threshold for threshold, _ in model.tiers),
         # tier_for: the tier below the insertion point, or the lowest one.
         "_tiers": tuple(model.tiers[max(i - 1, 0)][1] for i in range(len(model.tiers) + 1)),
-        "_zero": (0.0, model.tier_for(0.0), False),
+        "_round": round,
+        "_low": model.tier_for(0.0),
     }
     lines: list[str] = []
 
@@ -128,7 +130,8 @@ def standing_function(model: Model) -> Callable[[Any], tuple[float, str, bool]]:
         return f"({found.text})"
 
     if model.gate is not None:
-        lines.append(f"if {inline(model.gate)} is not True: return _zero")
+        lines.append(f"if {inline(model.gate)} is not True:")
+        lines.append("    return " + answer.format("0.0", "_low", "False"))
     earned = []
     for index, signal in enumerate(model.signals):
         points, result = f"_p{index}", f"_e{index}"
@@ -144,8 +147,11 @@ def standing_function(model: Model) -> Callable[[Any], tuple[float, str, bool]]:
     lines += [
         f"_m = {multiplier}",
         "if not (_isfinite(_m) if type(_m) is float else _is_number(_m)): _m = 1.0",
-        "_total = _rounded(_raw * _m) + 0.0",
-        "return _total, _tiers[_bisect(_thresholds, _total)], True",
+        "_total = _raw * _m",  # rounded() written out: one call fewer
+        "if not (type(_total) is float and _total.is_integer()):",
+        f"    _total = _round(_total, {_DIGITS})",
+        "_total = _total + 0.0",
+        "return " + answer.format("_total", "_tiers[_bisect(_thresholds, _total)]", "True"),
     ]
     return _function(f"<model {model.name}>", lines, names)
 

@@ -109,13 +109,9 @@ class Model(msgspec.Struct, frozen=True, dict=True):
     @functools.cached_property
     def _standing_variables(self) -> Callable[[Any], dict[str, Any]]:
         """The standing as the variables a moment's ``when`` reads (``score``, ``tier``...)."""
-        standing = self._standing
+        from ._inline import standing_function  # noqa: PLC0415 - loads with the compiler
 
-        def variables(facts: Any) -> dict[str, Any]:
-            score, tier, gate_passed = standing(facts)
-            return {"score": score, "tier": tier, "gate_passed": gate_passed}
-
-        return variables
+        return standing_function(self, variables=True)
 
     @functools.cached_property
     def _signal_runs(self) -> tuple[tuple[float, bool, Callable[[Any], Any]], ...]:

@@ -58,7 +58,6 @@ from ._scoring import (
     score_account,
     score_subject,
     standing,
-    standing_of,
 )
 from ._stats import Counters, Stats, logger
 from ._tiers import (
@@ -80,7 +79,6 @@ from .messages import (
     new_message_id,
 )
 from .rules import Model, Rules, load
-from .rules._facts import Facts
 from .rules._model import PQA, MomentKind, Moments
 from .stores import AccountState, Store, UserState, open_store
 from .stores._base import StoreUnavailableError, with_faults
@@ -348,8 +346,9 @@ class Client:
         Added in version 0.1.0.
         """
         # The hot path makes no call before the memo: decide() answers in about a microsecond.
-        moments = None if self._rules is None else self._rules.moments
-        if moments is None:
+        rules = self._rules
+        moments = None if rules is None else rules.moments
+        if rules is None or moments is None:
             self._missing_moments()
         if not (type(user_id) is str and user_id and user_id.isascii()):  # an id already
             try:
@@ -364,7 +363,12 @@ class Client:
                 "decide",
                 user_id,
                 now,
-                functools.partial(self._show, moments, user_id, "decide", None, now),
+                self._show,
+                rules,
+                moments,
+                user_id,
+                None,
+                now,
                 keep=_nothing,  # "nothing due" holds for a moment; a showing is never replayed
             )
         except StoreError as exc:
@@ -408,7 +412,7 @@ class Client:
         moment = None
         if rules.moments is not None:
             try:
-                moment = self._show(rules.moments, user_id, "gate", feature, now)
+                moment = self._show(rules, rules.moments, user_id, feature, now)
             except StoreError as exc:
                 self._error(exc)
         # Tracked after the prompt is shown, in every delivery mode: when this attempt
@@ -458,7 +462,7 @@ class Client:
         return True
 
     def _show(
-        self, moments: Moments, user_id: str, at: str, feature: str | None, now: int
+        self, rules: Rules, moments: Moments, user_id: str, feature: str | None, now: int
     ) -> Moment | None:
         """Find a due moment from a snapshot, then claim a showing atomically.
 
@@ -466,10 +470,11 @@ class Client:
         before any expression runs, and the score is computed only if a ``when``
         asks for ``score``, ``tier`` or ``gate_passed``. Most calls end at the
         caps (the user already saw today's moment) and cost a few microseconds.
+        ``rules`` are those the caller read ``moments`` from: one version throughout.
+        A ``feature`` is the one a gate denied (kinds ``at = "gate"``); None is decide().
         """
-        rules = self._require_rules()
         user, account = self._state(user_id)
-        open_kinds: Sequence[MomentKind] = moments.at(at)
+        open_kinds: Sequence[MomentKind] = moments.at("decide" if feature is None else "gate")
         if user is not None and user.moments:  # a user never shown a moment is never held back
             history = user.moments
             open_kinds = [k for k in open_kinds if not blocked(k, history, moments, now)]
@@ -484,10 +489,12 @@ class Client:
             "plan": traits[0].get("plan"),
             "user_id": user_id,
         }
-        derive = functools.partial(self._standing_values, model, user_id, now)
-        facts = facts_from(user, account, now, values, derive)
+        # The score, tier and gate, computed only if a ``when`` reads one: one compiled
+        # call per model, cheaper than memoising it (the "nothing due" answer is memoised).
+        facts = facts_from(user, account, now, values, model._standing_variables)
+        whens = moments._whens
         candidates = [
-            kind for kind in open_kinds if kind.when is None or kind.when.evaluate(facts) is True
+            kind for kind in open_kinds if kind.when is None or whens[kind.name](facts) is True
         ]
         if not candidates:
             return None  # nothing due: no write
@@ -505,15 +512,6 @@ class Client:
             return None
         self._emit(shown.to_message(user_id))
         return shown
-
-    def _standing_values(
-        self, model: Model, user_id: str, now: int, facts: Facts
-    ) -> dict[str, Any]:
-        """Return the score, tier and gate a decision's ``when`` reads, memoised briefly."""
-        score, tier, gate_passed = self._memo.get(
-            f"standing:{model.name}", user_id, now, functools.partial(standing_of, model, facts)
-        )
-        return {"score": score, "tier": tier, "gate_passed": gate_passed}
 
     def _state(self, user_id: str) -> tuple[UserState | None, AccountState | None]:
         user = self._store.user(user_id)

@@ -1,10 +1,10 @@
 """A short-lived memo of per-user answers that ``decide()`` needs at request rate.
 
-``decide()`` runs on page views, far more often than a user's state changes. Two
-of its answers are worth keeping for a moment: a user's standing (score, tier,
-gate) under a model, which a ``when`` reading the tier needs and which costs a
-full scoring; and "nothing is due", which is what most calls find. The memo
-keeps each for ``TTL`` (one second of the client's clock) and forgets a user's
+``decide()`` runs on page views, far more often than a user's state changes. Its
+answer "nothing is due", which is what most calls find, is worth keeping for a
+moment. (A user's standing is not kept: it is one compiled call per model, about
+what keeping it would cost on every decision that is not memoised.) The memo
+keeps an answer for ``TTL`` (one second of the client's clock) and forgets a user's
 as soon as this client applies one of their messages, a group message of their
 account, or an outcome they recorded, so a client always decides on its own
 latest writes.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 __all__ = ["TTL", "Memo"]
 
@@ -49,28 +49,33 @@ class Memo:
         name: str,
         user_id: str,
         now: int,
-        compute: Callable[[], _T],
-        *,
+        compute: Callable[..., _T],
+        *args: Any,
         keep: Callable[[_T], bool] | None = None,
     ) -> _T:
-        """Return ``user_id``'s answer ``name`` at ``now`` (µs), memoised or computed.
+        """Return ``user_id``'s answer ``name`` at ``now`` (µs), memoised or ``compute(*args)``.
 
         A computed answer is kept unless ``keep`` says otherwise (``decide()``
-        keeps "nothing due", never a moment it just showed).
+        keeps "nothing due", never a moment it just showed). The arguments are
+        passed through rather than bound in a partial: no object made per call.
         """
         answers = self._memo.get(user_id)
         found = None if answers is None else answers.get(name)
         if found is not None and 0 <= now - found[0] <= self._ttl:
             return found[1]  # type: ignore[return-value]  # stored by this method for name
         generation = self._generation
-        answer = compute()
+        answer = compute(*args)
         if keep is not None and not keep(answer):
             return answer
         with self._lock:
             if generation == self._generation:
-                if len(self._memo) >= self._maxsize:
-                    self._memo.clear()
-                self._memo.setdefault(user_id, {})[name] = (now, answer)
+                memo = self._memo
+                answers = memo.get(user_id)
+                if answers is None:  # (not setdefault: no new dict for every answer kept)
+                    if len(memo) >= self._maxsize:
+                        memo.clear()
+                    answers = memo[user_id] = {}
+                answers[name] = (now, answer)
         return answer
 
     def forget(self, user_ids: Iterable[str]) -> None:

@@ -12,12 +12,14 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from ._clock import from_micros
 from .rules._facts import Facts
+from .rules._inline import is_number as _is_number
+from .rules._inline import rounded as _rounded
 from .rules._model import Model, Rules
 from .stores import AccountState, UserState
 
@@ -37,11 +39,9 @@ __all__ = [
     "score_subject",
     "show",
     "standing",
-    "standing_of",
 ]
 
 _DAY: Final = 86_400_000_000.0  # µs
-_DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.5000000000000004
 
 
 class Reason(msgspec.Struct, frozen=True, gc=False):
@@ -405,21 +405,11 @@ def standing(
 
     Tier crossings are checked after every recorded message and moments read the
     tier on every decision; this keeps both to the expressions the score needs,
-    and to the gate alone for a subject that has not passed it (most of them).
+    and to the gate alone for a subject that has not passed it (most of them),
+    in one compiled call per model (``rules._inline``). The model's expressions
+    read no variables, so a decision's facts serve too (``Model._standing``).
     """
-    return standing_of(model, _facts(model, subject_id, user, account, now))
-
-
-def standing_of(model: Model, facts: Facts) -> tuple[float, str, bool]:
-    """``standing`` from facts already built about the subject (a decision's, say).
-
-    The model's expressions read no variables, so any facts about the subject
-    at the instant serve: a decision reads its user's state once, not twice.
-    """
-    if model.gate is not None and model.gate.evaluate(facts) is not True:
-        return 0.0, model.tier_for(0.0), False
-    total = _points(model, facts, gate_passed=True)[5]  # (not a starred unpack: no list)
-    return total, model.tier_for(total), True
+    return model._standing(_facts(model, subject_id, user, account, now))
 
 
 def _facts(
@@ -507,13 +497,6 @@ def _points(
     return gate_passed, earned, measured, raw, float(multiplier), total
 
 
-def _rounded(value: float) -> float:
-    """``round(value, 9)``: a whole float is its own rounding, and skips a decimal conversion."""
-    if type(value) is float and value.is_integer():
-        return value
-    return round(value, _DIGITS)
-
-
 def _route(model: Model, facts: _Facts, total: float, tier: str, gate_passed: bool) -> str:
     """Route a scored subject: do-not-contact first, then the first matching rule."""
     facts.bind(score=total, tier=tier, gate_passed=gate_passed)
@@ -565,10 +548,6 @@ def _account_model(rules: Rules, name: str | None) -> Model | None:
     if name is not None:
         return rules.model(name)
     return next((m for m in rules.models.values() if m.subject == "account"), None)
-
-
-def _is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def show(value: Any) -> str:

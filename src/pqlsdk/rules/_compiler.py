@@ -35,6 +35,7 @@ import attrs
 
 from .._aggregates import Aggregate, Kind, Scalar, Scope, aggregate_value
 from ._facts import Facts
+from ._inline import Inline, bound, called, template
 from ._lexer import ExpressionError
 from ._parser import (
     Binary,
@@ -50,6 +51,7 @@ from ._parser import (
     Unary,
     parse,
 )
+from ._reads import TALLY_READS, TALLY_TESTS, TRAIT_READS, TRAIT_TESTS
 
 __all__ = [
     "Choices",
@@ -119,6 +121,8 @@ class Compiled:
     aggregates: frozenset[Aggregate]
     evaluate: _Run
     literals: tuple[TraitLiteral, ...] = ()
+    inline: Inline | None = None
+    """The same computation as text, for a model's one function (``_inline``)."""
 
 
 _NO_VARIABLES: Final[Mapping[str, Type]] = MappingProxyType({})
@@ -149,7 +153,12 @@ def compile_expression(
     if expect not in (None, Type.ANY) and code.type not in (expect, Type.ANY):
         raise _error(f"expected a {expect.value} expression, got {code.type.value}", tree)
     return Compiled(
-        source, code.type, frozenset(compiler.aggregates), code.run, tuple(compiler.literals)
+        source,
+        code.type,
+        frozenset(compiler.aggregates),
+        code.run,
+        tuple(compiler.literals),
+        code.inline,
     )
 
 
@@ -167,6 +176,13 @@ class _Code:
     # ``run`` reads one trait or tally, given as (scope, key): a comparison with a
     # constant reads it inline, one call fewer. Exact for a tally, not for a trait.
     lookup: tuple[Scope, str] | None = None
+    # ``run``'s computation as text (``_inline``), where the shape has a template.
+    inline: Inline | None = None
+
+
+def _of(code: _Code) -> Inline:
+    """``code``'s text: its template, or a call of its closure."""
+    return called(code.run) if code.inline is None else code.inline
 
 
 _NUMBERS: Final = frozenset({int, float})
@@ -321,7 +337,11 @@ class _Compiler:
 
     def _name(self, node: Name) -> _Code:
         if node.name in self._variables:
-            return _Code(self._variables[node.name], operator.methodcaller("variable", node.name))
+            name = node.name
+            inline = template("f.variable({name})", name=name)
+            return _Code(
+                self._variables[name], operator.methodcaller("variable", name), inline=inline
+            )
         if node.name in _FUNCTIONS:
             raise _error(f"'{node.name}' is a function; call it like {node.name}(...)", node)
         known = (*self._variables, "true", "false", "null")
@@ -332,8 +352,9 @@ class _Compiler:
         # A declared type is checked here; the value is still checked at run time
         # (not exact), since the host may send anything.
         declared = self._traits.get(f"{scope}.{node.name}", Type.ANY)
-        run = _TRAIT_READS[scope](node.name)
-        return _Code(declared, run, lookup=(scope, node.name))
+        run = TRAIT_READS[scope](node.name)
+        inline = template(f"F_{scope}_traits.get({{key}})", key=node.name)
+        return _Code(declared, run, lookup=(scope, node.name), inline=inline)
 
     def _literal(self, subject: Node, op: str, literal: Node, code: _Code) -> None:
         """Check a literal compared with a trait or a variable that has choices."""
@@ -388,8 +409,12 @@ class _Compiler:
         if operand.type not in _BOOLEAN:
             raise _error(f"'not' needs a boolean, got {operand.type.value}", node.operand)
         if operand.exact:
-            return _derived(Type.BOOL, lambda facts: not inner(facts), [operand], exact=True)
-        return _derived(Type.BOOL, lambda facts: inner(facts) is not True, [operand], exact=True)
+            inline = template("not {a}", a=_of(operand))
+            negation: _Run = lambda facts: not inner(facts)  # noqa: E731
+        else:
+            inline = template("{a} is not True", a=_of(operand))
+            negation = lambda facts: inner(facts) is not True  # noqa: E731
+        return _derived(Type.BOOL, negation, [operand], exact=True, inline=inline)
 
     def _binary(self, node: Binary) -> _Code:
         return self._binaries[node.op](node)
@@ -414,7 +439,9 @@ class _Compiler:
                 if exact
                 else (lambda facts: first(facts) is True or second(facts) is True)
             )
-        return _derived(Type.BOOL, run, [left, right], exact=True)
+        pattern = f"{{a}} {node.op} {{b}}" if exact else f"{{a}} is True {node.op} {{b}} is True"
+        inline = template(pattern, a=_of(left), b=_of(right))
+        return _derived(Type.BOOL, run, [left, right], exact=True, inline=inline)
 
     def _arithmetic(self, node: Binary) -> _Code:
         left, right = self.compile(node.left), self.compile(node.right)
@@ -433,14 +460,16 @@ class _Compiler:
         if Type.NULL in (left.type, right.type):
             if node.op not in ("==", "!="):
                 raise _error("null can only be compared with == or !=", node)
-            other = (right if left.type is Type.NULL else left).run
+            code = right if left.type is Type.NULL else left
+            other = code.run
             equal = node.op == "=="
             run: _Run = (
                 (lambda facts: other(facts) is None)
                 if equal
                 else (lambda facts: other(facts) is not None)
             )
-            return _derived(Type.BOOL, run, [left, right], exact=True)
+            inline = template("{a} is None" if equal else "{a} is not None", a=_of(code))
+            return _derived(Type.BOOL, run, [left, right], exact=True, inline=inline)
         equality = node.op in ("==", "!=")
         kinds = _EQUALITY_KINDS if equality else _ORDER_KINDS
         allowed = {*kinds.values(), Type.ANY}
@@ -451,8 +480,8 @@ class _Compiler:
             Type.ANY not in (left.type, right.type) and left.type is not right.type
         ):
             raise _error(f"cannot compare {left.type.value} with {right.type.value}", node)
-        run = _comparison_run(node.op, kinds, left, right)
-        return _derived(Type.BOOL, run, [left, right], exact=True)
+        run, compared = _comparison_run(node.op, kinds, left, right)
+        return _derived(Type.BOOL, run, [left, right], exact=True, inline=compared)
 
     def _membership(self, node: Binary) -> _Code:
         left = self.compile(node.left)
@@ -464,9 +493,8 @@ class _Compiler:
         negated = node.op == "not in"
         if isinstance(node.right, ListLiteral):
             members = self._members(node.right, node.left)
-            return _derived(
-                Type.BOOL, _literal_membership(left, members, negated), [left], exact=True
-            )
+            run, inline = _literal_membership(left, members, negated)
+            return _derived(Type.BOOL, run, [left], exact=True, inline=inline)
         right = self.compile(node.right)
         if right.type not in (Type.LIST, Type.ANY):
             raise _error(
@@ -504,9 +532,9 @@ class _Compiler:
                 f"got {then.type.value} and {otherwise.type.value}",
                 node,
             )
-        run = _conditional_run(then, condition, otherwise)
+        run, inline = _conditional_run(then, condition, otherwise)
         exact = then.exact and otherwise.exact
-        return _derived(result, run, [then, condition, otherwise], exact=exact)
+        return _derived(result, run, [then, condition, otherwise], exact=exact, inline=inline)
 
     def _call(self, node: Call) -> _Code:
         if node.name in _AGGREGATE_FUNCTIONS:
@@ -516,7 +544,8 @@ class _Compiler:
         if node.name in _FACT_FUNCTIONS:
             _check_arity(node, 0, 0)
             _check_keywords(node, ())
-            return _Code(Type.NUMBER, operator.attrgetter(node.name), exact=True)
+            inline = Inline(f"F_{node.name}", {})
+            return _Code(Type.NUMBER, operator.attrgetter(node.name), exact=True, inline=inline)
         raise ExpressionError(
             f"unknown function '{node.name}'{did_you_mean(node.name, _FUNCTIONS)}",
             node.offset,
@@ -567,15 +596,26 @@ class _Compiler:
         )
         self.aggregates.add(aggregate)
         states, key = _AGGREGATES[aggregate.scope], aggregate.key
+        state = f"F_{aggregate.scope}_aggregates.get({{key}})"
         if aggregate.tally:  # the state is the count (None before the first event)
-            run = _TALLY_READS[aggregate.scope](key)
-            return _Code(Type.NUMBER, run, exact=True, lookup=(aggregate.scope, key))
+            run = TALLY_READS[aggregate.scope](key)
+            inline = template(f"{state} or 0", key=key)
+            return _Code(Type.NUMBER, run, exact=True, lookup=(aggregate.scope, key), inline=inline)
         if aggregate.window is None:  # the state lists the values (or days) seen
-            return _Code(Type.NUMBER, lambda facts: len(states(facts).get(key) or ()), exact=True)
+            inline = template(f"len({state} or ())", key=key)
+            run = lambda facts: len(states(facts).get(key) or ())  # noqa: E731
+            return _Code(Type.NUMBER, run, exact=True, inline=inline)
+        inline = template(
+            f"{{value}}({{aggregate}}, {state}, F_now)",
+            value=aggregate_value,
+            aggregate=aggregate,
+            key=key,
+        )
         return _Code(
             Type.NUMBER,
             lambda facts: aggregate_value(aggregate, states(facts).get(key), facts.now),
             exact=True,
+            inline=inline,
         )
 
     def _name_argument(self, node: Call, what: str, arg: Node) -> str:
@@ -683,24 +723,41 @@ def _unify(then: Type, otherwise: Type) -> Type | None:
 
 
 def _constant(type_: Type, value: Any) -> _Code:
-    return _Code(type_, lambda _facts: value, exact=value is not None, constant=True, value=value)
+    return _Code(
+        type_,
+        lambda _facts: value,
+        exact=value is not None,
+        constant=True,
+        value=value,
+        inline=bound(value),
+    )
 
 
-def _derived(type_: Type, run: _Run, operands: Sequence[_Code], *, exact: bool = False) -> _Code:
+def _derived(
+    type_: Type,
+    run: _Run,
+    operands: Sequence[_Code],
+    *,
+    exact: bool = False,
+    inline: Inline | None = None,
+) -> _Code:
     """Build an operation's code, folded to a constant when every operand is one."""
     if all(operand.constant for operand in operands):
         return _constant(type_, run(_NO_FACTS))
-    return _Code(type_, run, exact=exact)
+    return _Code(type_, run, exact=exact, inline=inline)
 
 
-def _conditional_run(then: _Code, condition: _Code, otherwise: _Code) -> _Run:
+def _conditional_run(then: _Code, condition: _Code, otherwise: _Code) -> tuple[_Run, Inline]:
     """Pick ``a if c else b``'s closure; a constant ``a`` (a multiplier's 1.0) is not called."""
     yes, test, no, value = then.run, condition.run, otherwise.run, then.value
+    parts = {"a": _of(then), "c": _of(condition), "b": _of(otherwise)}
     if not condition.exact:
-        return lambda facts: yes(facts) if test(facts) is True else no(facts)
+        inline = template("{a} if {c} is True else {b}", **parts)
+        return lambda facts: yes(facts) if test(facts) is True else no(facts), inline
+    inline = template("{a} if {c} else {b}", **parts)
     if then.constant:
-        return lambda facts: value if test(facts) else no(facts)
-    return lambda facts: yes(facts) if test(facts) else no(facts)
+        return lambda facts: value if test(facts) else no(facts), inline
+    return lambda facts: yes(facts) if test(facts) else no(facts), inline
 
 
 def _arithmetic_run(op: Callable[[Any, Any], Any], left: _Run, right: _Run) -> _Run:
@@ -717,24 +774,35 @@ def _arithmetic_run(op: Callable[[Any, Any], Any], left: _Run, right: _Run) -> _
     return run
 
 
-def _comparison_run(op: str, kinds: Mapping[type, Type], left: _Code, right: _Code) -> _Run:
+def _comparison_run(
+    op: str, kinds: Mapping[type, Type], left: _Code, right: _Code
+) -> tuple[_Run, Inline | None]:
     """Pick the cheapest closure for ``left op right`` that is safe for their values."""
     if (left.exact and not right.exact) or left.constant:
         left, right, op = right, left, _REFLECTED[op]
     compare = _COMPARE[op]
     first, second, value = left.run, right.run, right.value
-    if right.constant and right.exact:
-        if left.lookup is not None:  # the usual signal: a count or a trait against a literal
-            return _lookup_comparison(left.lookup, left.exact, compare, right)
-        if left.exact:
-            return lambda facts: compare(first(facts), value)
-        types = _PYTHON_TYPES[right.type]
-        return lambda facts: type(item := first(facts)) in types and compare(item, value)
-    if left.exact and right.exact:
-        return lambda facts: compare(first(facts), second(facts))
+    parts = {"a": _of(left), "b": _of(right)}
+    exact = template(f"{{a}} {op} {{b}}", **parts)
     if right.exact:
         types = _PYTHON_TYPES[right.type]
-        return lambda facts: type(item := first(facts)) in types and compare(item, second(facts))
+        checked = template(
+            f"type({{t}} := {{a}}) in {{types}} and {{t}} {op} {{b}}", types=types, **parts
+        )
+    if right.constant and right.exact:
+        inline = exact if left.exact else checked
+        if left.lookup is not None:  # the usual signal: a count or a trait against a literal
+            return _lookup_comparison(left.lookup, left.exact, compare, right), inline
+        if left.exact:
+            return lambda facts: compare(first(facts), value), inline
+        return lambda facts: type(item := first(facts)) in types and compare(item, value), inline
+    if left.exact and right.exact:
+        return lambda facts: compare(first(facts), second(facts)), exact
+    if right.exact:
+        run_checked: _Run = lambda facts: (  # noqa: E731
+            type(item := first(facts)) in types and compare(item, second(facts))
+        )
+        return run_checked, checked
 
     def run(facts: Facts) -> bool:
         a = first(facts)
@@ -742,7 +810,7 @@ def _comparison_run(op: str, kinds: Mapping[type, Type], left: _Code, right: _Co
         kind = kinds.get(type(a))
         return kind is not None and kind is kinds.get(type(b)) and compare(a, b)
 
-    return run
+    return run, None
 
 
 def _lookup_comparison(
@@ -751,61 +819,21 @@ def _lookup_comparison(
     """``left op constant`` where ``left`` is a trait or a tally, read inline."""
     scope, key = lookup
     if tally:
-        return _TALLY_TESTS[scope](key, compare, right.value)
-    return _TRAIT_TESTS[scope](key, _PYTHON_TYPES[right.type], compare, right.value)
-
-
-# The reads of one trait or tally, and their comparisons with a literal, written out
-# per scope: nearly every signal of every score is one, and a plain attribute read
-# costs less than an ``attrgetter`` call.
-def _user_trait(key: str) -> _Run:
-    return lambda facts: facts.user_traits.get(key)
-
-
-def _account_trait(key: str) -> _Run:
-    return lambda facts: facts.account_traits.get(key)
-
-
-def _user_tally(key: str) -> _Run:
-    return lambda facts: facts.user_aggregates.get(key) or 0
-
-
-def _account_tally(key: str) -> _Run:
-    return lambda facts: facts.account_aggregates.get(key) or 0
-
-
-_Compare = Callable[[Any, Any], bool]
-
-
-def _user_tally_test(key: str, compare: _Compare, value: Any) -> _Run:
-    return lambda facts: compare(facts.user_aggregates.get(key) or 0, value)
-
-
-def _account_tally_test(key: str, compare: _Compare, value: Any) -> _Run:
-    return lambda facts: compare(facts.account_aggregates.get(key) or 0, value)
-
-
-def _user_trait_test(key: str, types: frozenset[type], compare: _Compare, value: Any) -> _Run:
-    return lambda facts: type(item := facts.user_traits.get(key)) in types and compare(item, value)
-
-
-def _account_trait_test(key: str, types: frozenset[type], compare: _Compare, value: Any) -> _Run:
-    return lambda facts: (
-        type(item := facts.account_traits.get(key)) in types and compare(item, value)
-    )
-
-
-_TRAIT_READS: Final = MappingProxyType({"user": _user_trait, "account": _account_trait})
-_TALLY_READS: Final = MappingProxyType({"user": _user_tally, "account": _account_tally})
-_TALLY_TESTS: Final = MappingProxyType({"user": _user_tally_test, "account": _account_tally_test})
-_TRAIT_TESTS: Final = MappingProxyType({"user": _user_trait_test, "account": _account_trait_test})
+        return TALLY_TESTS[scope](key, compare, right.value)
+    return TRAIT_TESTS[scope](key, _PYTHON_TYPES[right.type], compare, right.value)
 
 
 def _literal_membership(
     left: _Code, members: Mapping[Type, frozenset[Scalar]], negated: bool
-) -> _Run:
+) -> tuple[_Run, Inline]:
     """``x in [literals]``: the items of ``x``'s exact Python type, looked up by that type."""
     by_type = {python: members[kind] for python, kind in _EQUALITY_KINDS.items()}
+    inline = template(
+        "({tf} := {by}.get(type({t} := {a}))) is not None and ({t} in {tf}) is not {negated}",
+        by=by_type,
+        a=_of(left),
+        negated=negated,
+    )
     if left.lookup is not None and not left.exact:  # a trait, read inline
         states, key = _TRAITS[left.lookup[0]], left.lookup[1]
 
@@ -813,14 +841,14 @@ def _literal_membership(
             found = by_type.get(type(value := states(facts).get(key)))
             return found is not None and (value in found) is not negated
 
-        return run
+        return run, inline
     first = left.run
 
     def run_any(facts: Facts) -> bool:
         found = by_type.get(type(value := first(facts)))
         return found is not None and (value in found) is not negated
 
-    return run_any
+    return run_any, inline
 
 
 def _value_membership(left: _Run, right: _Run, negated: bool) -> _Run:

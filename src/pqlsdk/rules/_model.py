@@ -96,6 +96,24 @@ class Model(msgspec.Struct, frozen=True, dict=True):
         return tuple(threshold for threshold, _ in self.tiers)
 
     @functools.cached_property
+    def _standing(self) -> Callable[[Any], tuple[float, str, bool]]:
+        """The score, tier and gate as one compiled function of the facts (``_inline``).
+
+        Built on first use, once per model: what ``decide()`` and tier crossings
+        compute for every user they look at.
+        """
+        from ._inline import standing_function  # noqa: PLC0415 - loads with the compiler
+
+        return standing_function(self)
+
+    @functools.cached_property
+    def _standing_variables(self) -> Callable[[Any], dict[str, Any]]:
+        """The standing as the variables a moment's ``when`` reads (``score``, ``tier``...)."""
+        from ._inline import standing_function  # noqa: PLC0415 - loads with the compiler
+
+        return standing_function(self, variables=True)
+
+    @functools.cached_property
     def _signal_runs(self) -> tuple[tuple[float, bool, Callable[[Any], Any]], ...]:
         """Each signal as ``(points, is_when, evaluate)`` of its ``when`` or its ``value``.
 
@@ -170,6 +188,17 @@ class Moments(msgspec.Struct, frozen=True, dict=True):
     def at(self, place: str) -> tuple[MomentKind, ...]:
         """Return the kinds shown at ``place`` (``"decide"`` or ``"gate"``), highest first."""
         return self._by_place.get(place, ())
+
+    @functools.cached_property
+    def _whens(self) -> dict[str, Callable[[Any], Any]]:
+        """Each kind's ``when`` as one compiled function, by kind (built on first decision).
+
+        A ``when`` of three comparisons is one call rather than a tree of five;
+        kinds without a ``when`` are always due and have no entry.
+        """
+        from ._inline import expression_function  # noqa: PLC0415 - loads with the compiler
+
+        return {k.name: expression_function(k.when) for k in self.kinds if k.when is not None}
 
     @functools.cached_property
     def _by_place(self) -> dict[str, tuple[MomentKind, ...]]:

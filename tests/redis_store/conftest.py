@@ -16,6 +16,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ import pytest
 redis = pytest.importorskip("redis")
 
 from pqlsdk.stores.redis import RedisStore  # noqa: E402 - after the extra is known to be there
+from pqlsdk.stores.redis._write import STEPS, Write  # noqa: E402
 
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -78,6 +80,43 @@ def store(redis_store_url: str) -> Iterator[RedisStore]:
     opened = RedisStore.from_url(redis_store_url)
     yield opened
     opened.close()
+
+
+class Died(BaseException):
+    """The writer's process died: no handler of the store's catches it, as none runs on a kill."""
+
+
+@contextmanager
+def when_a_writer_has_done(step: str, then: Callable[[], None]) -> Iterator[None]:
+    """Run ``then`` once, in the first write that has done ``step`` of a user's write.
+
+    The seam is ``Write.after``: ``then`` raising ``Died`` plays a process that
+    dies there (``dies_after``); ``then`` writing plays another writer of the
+    same user in between.
+    """
+    assert step in STEPS
+    done: list[str] = []
+
+    def after(self: Write, reached: str) -> None:
+        if reached == step and not done:
+            done.append(reached)
+            then()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Write, "after", after)
+        yield
+    assert done == [step], f"no write reached {step!r}"
+
+
+@contextmanager
+def dies_after(step: str) -> Iterator[None]:
+    """Play a writer whose process dies once its write has done ``step``."""
+
+    def die() -> None:
+        raise Died
+
+    with pytest.raises(Died), when_a_writer_has_done(step, die):
+        yield
 
 
 class Server:

@@ -22,7 +22,7 @@ from pqlsdk.stores.redis import RedisStore
 from ..conftest import ROOT
 from ..delivery.collector import Collector
 from ..processes import untraced_env
-from .conftest import Server
+from .conftest import Server, when_a_writer_has_done
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 FAST = pqlsdk.Delivery(
@@ -183,12 +183,18 @@ def test_a_lease_stops_at_max_bytes_but_takes_at_least_one(store: RedisStore) ->
 
 
 def test_a_message_is_queued_once_however_often_it_is_logged(store: RedisStore) -> None:
-    """Step 3 run again (a writer died before trimming) or a replayed message queues nothing."""
-    _, pending, reads = store._record_user("u", [track(1)], queue=True)
-    store._drain("u", pending, reads)
-    store._drain("u", pending, reads)  # the next writer finds the work not yet trimmed
+    """Step 3 run again (another writer logged the same work first) or a replayed message
+    queues nothing."""
+    other = RedisStore(store.client, prefix=store.prefix)  # another process's writer
+
+    def another_writer_drains_first() -> None:
+        assert other.record([track(2)], outbox=True) == 1  # logs m1, which it found pending, too
+
+    with when_a_writer_has_done("accounts", another_writer_drains_first):
+        assert store.record([track(1)], outbox=True) == 1
     assert store.record([track(1)], outbox=True) == 0
-    assert (store.count(), store.outbox_size()) == (1, 1)
+    assert (store.count(), store.outbox_size()) == (2, 2)
+    other.close()
 
 
 def test_only_a_delivering_clients_messages_are_queued(store: RedisStore) -> None:

@@ -1,0 +1,279 @@
+"""The Redis store's write: a message folded into its user, then its accounts, then the log.
+
+Why three steps: a message touching a user and their account spans two slots,
+and no Redis Cluster transaction spans two slots. So each step is atomic in
+one slot and idempotent, and what is left after step 1 waits in the user's
+*pending* list, which every writer of that user drains oldest first:
+
+1. ``fold_user``, in the user's slot: the messageId is checked and recorded,
+   the user's state changes, and a pending entry is appended holding the
+   message, the user's state just before it and the accounts it touches;
+2. ``apply_account``, in each such account's slot: the entries not applied
+   there yet are applied in order, from the saved user state, and the account
+   remembers per member the last pending number it applied;
+3. the ``log`` script, in the ``{log}`` slot: the messages join the log (and,
+   when their client delivers, the outbox: once, since a member already
+   logged queues nothing); then the applied entries leave the pending list.
+
+A process that dies between steps leaves its work to the user's next write.
+``docs/redis.md`` tells the whole story; ``Write.after`` is the seam the crash
+tests use to play such a death.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Final
+
+import msgspec
+
+from ..._clock import micros
+from ...messages import Group, Track, decode_checked
+from .._base import Record
+from .._state import AccountState, UserState, apply, decode_account, decode_user, encode
+from ._cache import ReadCache
+from ._log import Log
+from ._scripts import BIAS, HEADER, SEQ_WIDTH, Keys, Server
+
+STEPS: Final = ("user", "accounts")
+"""The steps after which ``Write.after`` is called (the log's step ends the write)."""
+
+_Read = tuple[bytes | None, bytes | None, bytes | None]
+"""An account's state, version and the last pending number of the writing user applied."""
+
+
+class _Pending(msgspec.Struct, array_like=True, gc=False):
+    """Work left after a message was folded into its user: the log, and its accounts."""
+
+    member: bytes
+    """The message's log member: header, then its JSON."""
+    before: bytes | None
+    """The user's state just before the message (None: the user was new)."""
+    accounts: list[str]
+    queue: bool = False
+    """Whether the message joins the outbox with the log (its client delivers)."""
+
+
+_decode_pending = msgspec.msgpack.Decoder(_Pending).decode
+
+
+class Write:
+    """The store's writes of recorded messages, one user at a time."""
+
+    def __init__(self, server: Server, keys: Keys, log: Log, cache: ReadCache) -> None:
+        self._server = server
+        self._redis = server.client
+        self._keys = keys
+        self._log = log
+        self._cache = cache
+        self._stamp_lock = threading.Lock()
+        self._last_stamp = 0
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may be held)."""
+        self._stamp_lock = threading.Lock()
+
+    def after(self, step: str) -> None:
+        """Mark that one user's write has done ``step`` (one of ``STEPS``): do nothing.
+
+        The seam for crash tests: they patch it to raise, playing a process
+        that dies there, or to run another writer in between.
+        """
+
+    def _stamp(self) -> int:
+        """Return an arrival stamp: nanoseconds, strictly increasing within this process."""
+        with self._stamp_lock:
+            self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+            return self._last_stamp
+
+    def write(self, batch: list[Record], done: list[tuple[str, int]], *, queue: bool) -> int:
+        """Write ``batch`` one user at a time, appending (user, new messages) to ``done``.
+
+        With ``queue``, the new messages join the outbox in step 3.
+        """
+        by_user: dict[str, list[Record]] = {}
+        for record in batch:
+            by_user.setdefault(record[0].subject, []).append(record)
+        for user_id, items in by_user.items():
+            try:
+                new, pending, reads = self.fold_user(user_id, items, queue=queue)
+                self.after("user")
+                self.drain(user_id, pending, reads)
+            finally:
+                self._cache.forget(("u", user_id))
+            done.append((user_id, new))
+        return sum(new for _, new in done)
+
+    def fold_user(
+        self, user_id: str, items: list[Record], *, queue: bool = False
+    ) -> tuple[int, list[bytes], dict[str, _Read]]:
+        """Step 1: fold the new messages into the user and queue what follows.
+
+        Returns how many messages were new, the user's pending list after, and
+        the accounts the new messages touch as read right after the write (the
+        same round trip: step 2 usually needs no read of its own).
+        """
+        user_key, ids_key = self._keys.user(user_id), self._keys.user(user_id, ":ids")
+        pending_key = self._keys.user(user_id, ":pending")
+        ids = [message.message_id for message, _ in items]
+
+        def attempt() -> tuple[bool, tuple[int, list[bytes], dict[str, _Read]]]:
+            pipe: Any = self._redis.pipeline(transaction=False)
+            pipe.hmget(user_key, "s", "v", "n")
+            pipe.zmscore(ids_key, ids)
+            pipe.hlen(self._keys.registry)
+            (raw, version, seq), known, registered = pipe.execute()
+            if registered != len(self._log.aggregates):
+                self._log.refresh()  # another process registered more
+            aggregates = self._log.aggregates
+            user = None if raw is None else decode_user(raw)
+            number = int(seq or 0)
+            entries: list[bytes] = []
+            times: dict[str, int] = {}
+            touched: dict[str, None] = {}
+
+            def load_user(_: str) -> UserState | None:
+                return user
+
+            def load_account(key: str) -> AccountState:
+                return _stand_in(key, user_id)
+
+            cutoff = self._log.cutoff
+            for (message, data), score in zip(items, known, strict=True):
+                if message.message_id in times or (
+                    score is not None and (cutoff is None or score >= cutoff)
+                ):
+                    continue  # recorded before, and not pruned since
+                at = micros(message.timestamp)
+                touches = type(message) is Group or (
+                    type(message) is Track and user is not None and user.account_id is not None
+                )
+                before = None if user is None or not touches else encode(user)
+                changes = apply(message, load_user, load_account, aggregates)
+                user = changes.users[0]
+                number += 1
+                member = HEADER.pack(at + BIAS, self._stamp()) + data
+                accounts = [account.account_id for account in changes.accounts]
+                touched.update(dict.fromkeys(accounts))
+                entries.append(
+                    f"{number:0{SEQ_WIDTH}x}".encode()
+                    + encode(_Pending(member, before, accounts, queue))
+                )
+                times[message.message_id] = at
+            pipe = self._redis.pipeline(transaction=False)
+            keys = [user_key, ids_key, pending_key]
+            args = [
+                version or 0,
+                b"" if user is None else encode(user),
+                number,
+                "" if cutoff is None else cutoff,
+                "" if self._log.keep is None else self._log.keep,
+                len(entries),
+                *(part for item in times.items() for part in item),
+                *entries,
+            ]
+            self._server.eval(pipe, "fold_user", keys, args)
+            for account_id in touched:
+                pipe.hmget(self._keys.account(account_id), "s", "v")
+                pipe.hget(self._keys.account(account_id, ":seen"), user_id)
+            written, *rest = pipe.execute()
+            if written[0] == 0:
+                return False, (0, [], {})
+            reads = {
+                account_id: (*rest[2 * i], rest[2 * i + 1]) for i, account_id in enumerate(touched)
+            }
+            return True, (len(entries), written[1:], reads)
+
+        return self._server.optimistic(user_key, attempt)
+
+    def drain(self, user_id: str, pending: list[bytes], reads: dict[str, _Read]) -> None:
+        """Apply the user's ``pending`` entries to their accounts and the log (steps 2, 3)."""
+        if not pending:
+            return
+        entries = [
+            (int(item[:SEQ_WIDTH], 16), _decode_pending(item[SEQ_WIDTH:])) for item in pending
+        ]
+        by_account: dict[str, list[tuple[int, _Pending]]] = {}
+        for number, entry in entries:
+            for account_id in dict.fromkeys(entry.accounts):
+                by_account.setdefault(account_id, []).append((number, entry))
+        for account_id, work in by_account.items():
+            self.apply_account(account_id, user_id, work, reads.get(account_id))
+        self.after("accounts")
+        keys, args = [self._keys.user(user_id, ":pending")], [pending[-1][:SEQ_WIDTH]]
+        members = dict.fromkeys(
+            (entry.member, b"1" if entry.queue else b"0") for _, entry in entries
+        )
+        log_keys = [self._keys.log, self._keys.outbox, self._keys.ready, self._keys.outbox_seq]
+        log_args = [part for pair in members for part in pair]
+
+        def attempt() -> tuple[bool, None]:
+            pipe: Any = self._redis.pipeline(transaction=False)
+            self._server.eval(pipe, "log", log_keys, log_args)
+            self._server.eval(pipe, "trim", keys, args)
+            pipe.execute()
+            return True, None
+
+        self._server.optimistic(keys[0], attempt)
+
+    def apply_account(
+        self, account_id: str, user_id: str, work: list[tuple[int, _Pending]], read: _Read | None
+    ) -> None:
+        """Step 2 for one account: apply the entries it has not applied yet, in order.
+
+        ``read`` is the account as step 1 read it, if it did; later attempts read again.
+        """
+        account_key = self._keys.account(account_id)
+        seen_key = self._keys.account(account_id, ":seen")
+        first = [read]
+
+        def attempt() -> tuple[bool, None]:
+            found = first.pop() if first else None
+            if found is None:
+                pipe: Any = self._redis.pipeline(transaction=False)
+                pipe.hmget(account_key, "s", "v")
+                pipe.hget(seen_key, user_id)
+                (raw, version), applied = pipe.execute()
+            else:
+                raw, version, applied = found
+            todo = [(number, entry) for number, entry in work if number > int(applied or 0)]
+            if not todo:
+                return True, None
+            account = AccountState(account_id=account_id) if raw is None else decode_account(raw)
+            before: UserState | None = None
+
+            def load_user(_: str) -> UserState | None:
+                return before
+
+            def load_account(key: str) -> AccountState:
+                return account if key == account_id else _stand_in(key, user_id)
+
+            for _, entry in todo:
+                before = None if entry.before is None else decode_user(entry.before)
+                apply(
+                    decode_checked(entry.member[HEADER.size :]),
+                    load_user,
+                    load_account,
+                    self._log.aggregates,
+                )
+            written = self._server.eval(
+                self._redis,
+                "swap",
+                [account_key, seen_key],
+                [version or 0, encode(account), user_id, todo[-1][0]],
+            )
+            return written == 1, None
+
+        try:
+            self._server.optimistic(account_key, attempt)
+        finally:
+            self._cache.forget(("a", account_id))
+
+
+def _stand_in(account_id: str, user_id: str) -> AccountState:
+    """Return an account whose changes are thrown away: the user's step needs its shape only.
+
+    It lists the user as a member, so a user leaving it can be removed.
+    """
+    return AccountState(account_id=account_id, members=[user_id])

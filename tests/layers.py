@@ -10,6 +10,7 @@ silently fall behind the code.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Final
@@ -127,26 +128,34 @@ def allowed(layer: str) -> set[str]:
     return seen
 
 
+def imported_names(module: str) -> Iterator[tuple[str, str]]:
+    """Each ``(source, name)`` that ``module`` imports anywhere in its body (functions
+    and ``TYPE_CHECKING`` blocks included), relative imports resolved; ``import x.y``
+    gives ``("x.y", "")``.
+    """
+    path = modules()[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, "") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            yield from ((source, alias.name) for alias in node.names)
+
+
 def imports(module: str) -> set[str]:
-    """The pqlsdk modules ``module`` imports anywhere in its body (functions and
-    ``TYPE_CHECKING`` blocks included: a deferred import is still a dependency).
+    """The pqlsdk modules ``module`` imports anywhere in its body: a deferred import is
+    still a dependency.
 
     ``from pkg import name`` counts as importing ``pkg.name`` when that is a module,
     else ``pkg``.
     """
-    path = modules()[module]
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            for alias in node.names:
-                sub = f"{target}.{alias.name}"
-                found.add(sub if sub in modules() else target)
-    return {name for name in found if name in modules()}
+    found = set()
+    for source, name in imported_names(module):
+        sub = f"{source}.{name}"
+        found.add(sub if sub in modules() else source)
+    return found & set(modules())

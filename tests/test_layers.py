@@ -6,9 +6,7 @@ a deferred import still makes the lower layer depend on the higher one.
 
 from __future__ import annotations
 
-import ast
-
-from tests.layers import IMPORTS, MEMBERS, allowed, imports, layer_of, modules
+from tests.layers import IMPORTS, MEMBERS, allowed, imported_names, imports, layer_of, modules
 
 # (importer, imported) pairs that break the layers today, each with the reason it stays.
 # Empty: add one only with the issue that will remove it.
@@ -78,24 +76,14 @@ _PACKAGES = {name for name, path in modules().items() if path.name == "__init__.
 
 def test_no_module_imports_another_package_s_private_names() -> None:
     """A ``_name`` is its package's business: another package gets a public or shared one."""
-    reached = []
-    for name, path in modules().items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                source = ".".join(base + ([node.module] if node.module else []))
-            else:
-                source = node.module or ""
-            for alias in node.names:
-                private = alias.name.startswith("_") and not alias.name.startswith("__")
-                if (
-                    private
-                    and f"{source}.{alias.name}" not in modules()
-                    and _package(source) != _package(name)
-                    and (name, source, alias.name) not in PRIVATE_EXCEPTIONS
-                ):
-                    reached.append(f"{name} imports {source}.{alias.name}")
+    reached = [
+        f"{name} imports {source}.{imported}"
+        for name in modules()
+        for source, imported in imported_names(name)
+        if imported.startswith("_")
+        and not imported.startswith("__")
+        and f"{source}.{imported}" not in modules()
+        and _package(source) != _package(name)
+        and (name, source, imported) not in PRIVATE_EXCEPTIONS
+    ]
     assert reached == []

@@ -1,8 +1,8 @@
-"""Every error pqlsdk raises, under one root.
+"""The root of every error pqlsdk raises, and most of the tree under it.
 
 Hosts can catch everything pqlsdk raises with ``except pqlsdk.PQLError``, or a
 narrower class; each class also subclasses the builtin that fits, so generic
-handlers (``except ValueError``) keep working:
+handlers (``except ValueError``) keep working.
 
 The whole tree, the classes other modules define included (``ClosedError``,
 ``StoreUnavailableError``...), is drawn on docs/architecture.md ("Errors"),

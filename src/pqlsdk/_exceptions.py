@@ -1,25 +1,13 @@
-"""Every error pqlsdk raises, under one root.
+"""The root of every error pqlsdk raises, and most of the tree under it.
 
 Hosts can catch everything pqlsdk raises with ``except pqlsdk.PQLError``, or a
 narrower class; each class also subclasses the builtin that fits, so generic
-handlers (``except ValueError``) keep working:
+handlers (``except ValueError``) keep working.
 
-```text
-PQLError
-├── ConfigError (ValueError)            bad options or store URL, at construction
-│   └── RulesError                      a rules file that does not load (file:line:col)
-├── InvalidMessageError (ValueError)    a message (or call) pqlsdk refuses
-│   ├── InvalidIdError (TypeError)      an id that is not a non-empty str or an int
-│   ├── MissingIdentityError            neither userId nor anonymousId
-│   ├── NaiveTimestampError             a datetime without a timezone
-│   ├── NotJSONError (TypeError)        a value JSON cannot carry, or too deep
-│   └── MessageTooLargeError            encoded message over the size limit
-├── StoreError (OSError)                the local store failed at run time
-│   └── SchemaVersionError              the store file is newer than this pqlsdk
-└── DeliveryError                       a batch did not reach the collector
-    ├── RetryableDeliveryError          try again later (network, 408, 429, 5xx)
-    └── BatchRejectedError              the collector refused it (other 4xx): drop
-```
+The whole tree, the classes other modules define included (``ClosedError``,
+``StoreUnavailableError``...), is drawn on docs/architecture.md ("Errors"),
+generated from the classes and checked by tests/docs/test_architecture.py, so
+it is not drawn again here where it could fall behind.
 
 Setup mistakes (``ConfigError``) are always raised. Run-time faults
 (``InvalidMessageError``, ``StoreError``) are raised only by a client in strict

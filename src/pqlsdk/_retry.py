@@ -16,7 +16,8 @@ Why it looks like this:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -25,7 +26,10 @@ from ._exceptions import ConfigError
 if TYPE_CHECKING:
     import random
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "retry_after_seconds", "retryable_status"]
+
+# Statuses that say "not now" rather than "never"; every 5xx is retryable too.
+_RETRYABLE_STATUSES: Final = frozenset({408, 429})
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, gc=False):
@@ -89,3 +93,39 @@ class RetryPolicy(msgspec.Struct, frozen=True, gc=False):
         if self.max_attempts is not None and attempt >= self.max_attempts:
             return False
         return elapsed + next_delay < self.budget
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP error status says "not now" (408, 429, any 5xx) rather than "never".
+
+    Shared by the SDK's delivery and the collector's alerts, so both give up on
+    the same answers.
+    """
+    return status in _RETRYABLE_STATUSES or status >= 500
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Return the wait a ``Retry-After`` header asks for, in seconds, or None.
+
+    Accept delta-seconds (``"120"``) or an HTTP date; a date in the past means no
+    wait (0.0). A missing, negative, non-finite or unreadable value is None: the
+    retry policy then decides alone.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415 - rare: a date, not seconds
+
+    try:
+        when = parsedate_to_datetime(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        # "-0000" dates parse naive; HTTP dates are always GMT.
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

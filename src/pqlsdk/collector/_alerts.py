@@ -47,11 +47,10 @@ import msgspec
 
 from .._exceptions import ConfigError
 from .._lifecycle import DRAIN, unwatch, watch
-from .._retry import RetryPolicy
+from .._retry import RetryPolicy, retry_after_seconds, retryable_status
 from .._scoring import reason_texts, show
 from .._stats import logger
 from .._version import __version__
-from ..transports.http import _RETRYABLE_STATUSES, _retry_after
 
 __all__ = ["EVENT_TYPE", "Alerter", "JSONWebhook", "SlackWebhook", "Webhook"]
 
@@ -436,11 +435,11 @@ class Alerter:
                 with sender.lock:
                     sender.counts["sent"] += 1
                 return None
-            if status < 500 and status not in _RETRYABLE_STATUSES:
+            if not retryable_status(status):
                 self._failed(sender, f"{host} refused an alert with HTTP {status}")
                 return None
             problem = f"HTTP {status}"
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         delay = self._retry.delay(job.sends - 1, retry_after=retry_after, rng=self._rng)
         elapsed = time.monotonic() - job.started
         if self._retry.allows(job.sends, elapsed, delay):

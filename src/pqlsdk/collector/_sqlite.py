@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigError, StoreError
-from ..stores.sqlite import _immediate
+from ..stores._transactions import immediate
 from ._lead import DEFAULT_TIERS
 from ._storage import SQLStorage, Transaction
 
@@ -103,7 +103,7 @@ class SQLiteStorage(SQLStorage):
 
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
-        with self._use("write") as conn, _immediate(conn):
+        with self._use("write") as conn, immediate(conn):
             yield _SQLiteTransaction(conn)
 
     @contextmanager

@@ -40,6 +40,7 @@ from ._state import (
     encode,
     rebuild,
 )
+from ._transactions import immediate
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -89,18 +90,6 @@ _SELECT_STATE: Final = {
 # Connections inherited through fork() are parked here, never closed: closing one
 # in the child could checkpoint or remove the parent's WAL file under it.
 _orphans: list[sqlite3.Connection] = []
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken before any read."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 class SQLiteStore:
@@ -170,7 +159,7 @@ class SQLiteStore:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version == SCHEMA_VERSION:
             return
-        with _immediate(conn):
+        with immediate(conn):
             # Read again under the write lock: another process may have migrated.
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
@@ -230,7 +219,7 @@ class SQLiteStore:
         Added in version 0.1.0.
         """
         records = list(records)
-        with self._use("write") as conn, _immediate(conn):
+        with self._use("write") as conn, immediate(conn):
             load_user, users = cached(lambda key: self._load(conn, "user", key))
             load_account, accounts = cached(lambda key: self._load(conn, "account", key))
             aggregates = self._refresh_aggregates(conn)
@@ -277,7 +266,7 @@ class SQLiteStore:
 
         Added in version 0.1.0.
         """
-        with self._use("rebuild") as conn, _immediate(conn):
+        with self._use("rebuild") as conn, immediate(conn):
             new = frozenset(aggregates) - self._refresh_aggregates(conn)
             if new:
                 conn.executemany(
@@ -306,7 +295,7 @@ class SQLiteStore:
 
         Added in version 0.1.0.
         """
-        with self._use("write") as conn, _immediate(conn):
+        with self._use("write") as conn, immediate(conn):
             state = self._load(conn, "user", user_id) or UserState(user_id=user_id)
             result = change(state)
             _write_states(conn, {user_id: state}, {})
@@ -317,7 +306,7 @@ class SQLiteStore:
 
         Added in version 0.1.0.
         """
-        with self._use("write") as conn, _immediate(conn):
+        with self._use("write") as conn, immediate(conn):
             state = self._load(conn, "account", account_id) or AccountState(account_id=account_id)
             result = change(state)
             _write_states(conn, {}, {account_id: state})
@@ -393,7 +382,7 @@ class SQLiteStore:
 
         Added in version 0.1.0.
         """
-        with self._use("write") as conn, _immediate(conn):
+        with self._use("write") as conn, immediate(conn):
             conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(m,) for m in messages])
 
     def lease(
@@ -406,7 +395,7 @@ class SQLiteStore:
         Added in version 0.1.0.
         """
         holder = identity()
-        with self._use("write") as conn, _immediate(conn):
+        with self._use("write") as conn, immediate(conn):
             rows = conn.execute(
                 "SELECT seq, body FROM outbox WHERE lease_until < ? ORDER BY seq LIMIT ?",
                 (now, max_count),
@@ -441,7 +430,7 @@ class SQLiteStore:
         dead = [holder for (holder,) in held if gone(holder)]
         if not dead:
             return {}
-        with self._use("write") as conn, _immediate(conn):
+        with self._use("write") as conn, immediate(conn):
             return {
                 holder: conn.execute(
                     "UPDATE outbox SET lease_until = 0, holder = '' WHERE holder = ?", (holder,)
@@ -459,7 +448,7 @@ class SQLiteStore:
             if delete
             else "UPDATE outbox SET lease_until = 0, holder = '' WHERE seq = ?"
         )
-        with self._use("write") as conn, _immediate(conn):
+        with self._use("write") as conn, immediate(conn):
             conn.executemany(statement, [(key,) for key in keys])
 
     def outbox_size(self) -> int:

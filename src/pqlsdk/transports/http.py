@@ -17,10 +17,7 @@ key or the batch: they end up in the host application's logs.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from gzip import compress
 from typing import Final, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from .._exceptions import BatchRejectedError, ConfigError, DeliveryError, RetryableDeliveryError
+from .._retry import retry_after_seconds, retryable_status
 from .._version import __version__
 from ._base import Batch
 
@@ -43,9 +41,6 @@ _LIMITS: Final = httpx.Limits(max_connections=4, max_keepalive_connections=2)
 # zlib's default level: close to level 9's size at a fraction of the CPU, which
 # is spent on the host's machine.
 _GZIP_LEVEL: Final = 6
-
-# Statuses that say "not now" rather than "never"; every 5xx is retryable too.
-_RETRYABLE_STATUSES: Final = frozenset({408, 429})
 
 
 _ClientT = TypeVar("_ClientT", httpx.Client, httpx.AsyncClient)
@@ -236,32 +231,7 @@ def _delivery_error(exc: httpx.RequestError | httpx.HTTPStatusError, host: str) 
     response = exc.response
     status = response.status_code
     message = f"collector {host} answered {status} {response.reason_phrase}".rstrip()
-    if status in _RETRYABLE_STATUSES or status >= 500:
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+    if retryable_status(status):
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         return RetryableDeliveryError(message, status=status, retry_after=retry_after)
     return BatchRejectedError(message, status=status)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Return the wait a ``Retry-After`` header asks for, in seconds, or None.
-
-    Accept delta-seconds (``"120"``) or an HTTP date; a date in the past means no
-    wait (0.0). A missing, negative, non-finite or unreadable value is None: the
-    retry policy then decides alone.
-    """
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = parsedate_to_datetime(value)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        # "-0000" dates parse naive; HTTP dates are always GMT.
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

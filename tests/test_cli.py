@@ -138,6 +138,19 @@ def test_score_json_carries_the_gate_the_multiplier_and_labelled_reasons(
     ]
 
 
+def test_score_json_of_many_users_is_formatted_as_json_dumps_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json is printed in chunks of users: past a chunk's end it reads as ``json.dumps``."""
+    events = tmp_path / "events.jsonl"
+    users = [*(f"u{n}" for n in range(300)), "zoë"]  # more than a chunk (256), and not ASCII
+    events.write_text("".join(line(user, "limit_hit") + "\n" for user in users))
+    assert main(["score", PLAYBOOK, str(events), "--json", "--now", T]) == 0
+    out = capsys.readouterr().out
+    assert sorted(json.loads(out)["users"]) == sorted(users)
+    assert out == json.dumps(json.loads(out), indent=2, ensure_ascii=False) + "\n"
+
+
 HOT = ["limit_hit", "demo_requested"]
 NORTHWIND = [
     # Two burning members and a cold one make Northwind a PQA; Maybe Labs has one hot member.

@@ -6,7 +6,9 @@ folded and each operator picks the closure that fits what is known about its
 operands. What is left for evaluation is a tree of small closures that read
 ``Facts`` data and compare plain values; nothing is looked up by node type. The
 commonest shape, a trait or a count compared with a literal, is one closure that
-reads and compares inline: a signal costs one call.
+reads and compares inline: a signal costs one call. This module walks the tree
+and checks it; the closures are built in ``_closures``, function calls and the
+aggregates they collect are compiled in ``_calls``.
 
 Closures never raise for data problems. A missing trait is ``null``; an operation
 whose operands have the wrong run-time type gives ``null`` (arithmetic) or false
@@ -24,18 +26,33 @@ trait with literals of two types.
 
 from __future__ import annotations
 
-import difflib
-import enum
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import attrs
 
-from .._aggregates import Aggregate, Kind, Scalar, Scope, aggregate_value
-from ._facts import Facts
-from ._inline import Inline, bound, called, template
+from .._aggregates import Aggregate, Scalar, Scope
+from ._calls import _FUNCTIONS, _Calls
+from ._closures import (
+    _ARITHMETIC,
+    _COMPARE,
+    _ORDERED,
+    _REFLECTED,
+    _arithmetic_run,
+    _Code,
+    _comparison_run,
+    _conditional_run,
+    _constant,
+    _derived,
+    _literal_membership,
+    _of,
+    _Run,
+    _value_membership,
+)
+from ._errors import _error, did_you_mean
+from ._inline import Inline, template
 from ._lexer import ExpressionError
 from ._parser import (
     Binary,
@@ -43,7 +60,6 @@ from ._parser import (
     Conditional,
     Constant,
     Duration,
-    Keyword,
     ListLiteral,
     Name,
     Node,
@@ -51,7 +67,8 @@ from ._parser import (
     Unary,
     parse,
 )
-from ._reads import TALLY_READS, TALLY_TESTS, TRAIT_READS, TRAIT_TESTS
+from ._reads import TRAIT_READS
+from ._types import _BOOLEAN, _EQUALITY_KINDS, _NUMERIC, _ORDER_KINDS, Type, _type_of, _unify
 
 __all__ = [
     "Choices",
@@ -62,22 +79,6 @@ __all__ = [
     "compile_expression",
     "did_you_mean",
 ]
-
-
-class Type(enum.Enum):
-    """The static type of an expression; ``ANY`` (a trait) checks against every type."""
-
-    NUMBER = "number"
-    STRING = "string"
-    BOOL = "bool"
-    DURATION = "duration"
-    LIST = "list"
-    ANY = "any"
-    NULL = "null"
-
-
-_Run = Callable[[Facts], Any]
-_States = Callable[[Facts], Mapping[str, Any]]
 
 
 @attrs.frozen
@@ -162,129 +163,7 @@ def compile_expression(
     )
 
 
-@attrs.frozen
-class _Code:
-    """A compiled sub-expression: its type, its closure, and what is known before run time."""
-
-    type: Type
-    run: _Run
-    # The value is never null and always of ``type``: its users can skip run-time checks.
-    exact: bool = False
-    # ``run`` ignores the facts and returns ``value``: its users can specialise on it.
-    constant: bool = False
-    value: Any = None
-    # ``run`` reads one trait or tally, given as (scope, key): a comparison with a
-    # constant reads it inline, one call fewer. Exact for a tally, not for a trait.
-    lookup: tuple[Scope, str] | None = None
-    # ``run``'s computation as text (``_inline``), where the shape has a template.
-    inline: Inline | None = None
-
-
-def _of(code: _Code) -> Inline:
-    """``code``'s text: its template, or a call of its closure."""
-    return called(code.run) if code.inline is None else code.inline
-
-
-_NUMBERS: Final = frozenset({int, float})
-_SEQUENCES: Final = frozenset({list, tuple})
-# What run-time values ``==`` (and ``in``) and ``<`` accept, keyed by exact Python
-# type: bool is its own kind, so true is never equal to 1.
-_EQUALITY_KINDS: Final[Mapping[type, Type]] = MappingProxyType(
-    {int: Type.NUMBER, float: Type.NUMBER, str: Type.STRING, bool: Type.BOOL}
-)
-_ORDER_KINDS: Final[Mapping[type, Type]] = MappingProxyType(
-    {int: Type.NUMBER, float: Type.NUMBER, str: Type.STRING}
-)
-_PYTHON_TYPES: Final[Mapping[Type, frozenset[type]]] = MappingProxyType(
-    {Type.NUMBER: _NUMBERS, Type.STRING: frozenset({str}), Type.BOOL: frozenset({bool})}
-)
-_NUMERIC: Final = frozenset({Type.NUMBER, Type.ANY})
-_BOOLEAN: Final = frozenset({Type.BOOL, Type.ANY})
-
-_COMPARE: Final[Mapping[str, Callable[[Any, Any], bool]]] = MappingProxyType(
-    {
-        "==": operator.eq,
-        "!=": operator.ne,
-        "<": operator.lt,
-        "<=": operator.le,
-        ">": operator.gt,
-        ">=": operator.ge,
-    }
-)
-# ``c < x`` is ``x > c``: lets a constant always sit on the right.
-_REFLECTED: Final = MappingProxyType(
-    {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-)
-_ORDERED: Final = MappingProxyType({op: _COMPARE[op] for op in ("<", "<=", ">", ">=")})
-_ARITHMETIC: Final[Mapping[str, Callable[[Any, Any], Any]]] = MappingProxyType(
-    {
-        "+": operator.add,
-        "-": operator.sub,
-        "*": operator.mul,
-        "/": operator.truediv,
-        "%": operator.mod,
-    }
-)
-
-
-def _clamp(x: Any, low: Any, high: Any) -> Any:
-    return min(max(x, low), high)
-
-
-@attrs.frozen
-class _Math:
-    """A numeric function: what it computes and how many arguments it takes."""
-
-    function: Callable[..., Any]
-    minimum: int
-    maximum: int | None
-
-
-_MATH: Final = MappingProxyType(
-    {
-        "min": _Math(min, 2, None),
-        "max": _Math(max, 2, None),
-        "clamp": _Math(_clamp, 3, 3),
-        "abs": _Math(abs, 1, 1),
-    }
-)
-
-
-@attrs.frozen
-class _AggregateFunction:
-    """An aggregate function: its positional arguments, and whether it takes filters."""
-
-    kind: Kind
-    positional: tuple[str, ...]
-    required: int
-    filters: bool
-
-
-_AGGREGATE_FUNCTIONS: Final = MappingProxyType(
-    {
-        "count": _AggregateFunction("count", ("event name",), 0, filters=True),
-        "distinct": _AggregateFunction(
-            "distinct", ("event name", "property name"), 2, filters=True
-        ),
-        "active_days": _AggregateFunction("active_days", (), 0, filters=False),
-    }
-)
-# Functions answered by the ``Facts`` attribute of the same name.
-_FACT_FUNCTIONS: Final = ("days_since_last_active", "days_since_first_seen", "team_size")
-_FUNCTIONS: Final = (*_AGGREGATE_FUNCTIONS, *_FACT_FUNCTIONS, *_MATH)
-
-# Closures folded at compile time only have constant operands and never read facts.
-_NO_FACTS: Final = cast(Facts, None)
-# Where a trait or an aggregate state is found, by scope.
-_TRAITS: Final[Mapping[str, _States]] = MappingProxyType(
-    {scope: operator.attrgetter(f"{scope}_traits") for scope in ("user", "account")}
-)
-_AGGREGATES: Final[Mapping[str, _States]] = MappingProxyType(
-    {scope: operator.attrgetter(f"{scope}_aggregates") for scope in ("user", "account")}
-)
-
-
-class _Compiler:
+class _Compiler(_Calls):
     """Compiles one expression's tree, collecting the aggregates it reads."""
 
     def __init__(
@@ -535,332 +414,3 @@ class _Compiler:
         run, inline = _conditional_run(then, condition, otherwise)
         exact = then.exact and otherwise.exact
         return _derived(result, run, [then, condition, otherwise], exact=exact, inline=inline)
-
-    def _call(self, node: Call) -> _Code:
-        if node.name in _AGGREGATE_FUNCTIONS:
-            return self._aggregate(node, _AGGREGATE_FUNCTIONS[node.name])
-        if node.name in _MATH:
-            return self._math(node, _MATH[node.name])
-        if node.name in _FACT_FUNCTIONS:
-            _check_arity(node, 0, 0)
-            _check_keywords(node, ())
-            inline = Inline(f"F_{node.name}", {})
-            return _Code(Type.NUMBER, operator.attrgetter(node.name), exact=True, inline=inline)
-        raise ExpressionError(
-            f"unknown function '{node.name}'{did_you_mean(node.name, _FUNCTIONS)}",
-            node.offset,
-            len(node.name),
-        )
-
-    def _math(self, node: Call, math: _Math) -> _Code:
-        _check_arity(node, math.minimum, math.maximum)
-        _check_keywords(node, ())
-        codes = [self.compile(arg) for arg in node.args]
-        for code, arg in zip(codes, node.args, strict=True):
-            if code.type not in _NUMERIC:
-                raise _error(f"{node.name}() needs numbers, got {code.type.value}", arg)
-        runs = tuple(code.run for code in codes)
-        function = math.function
-
-        def run(facts: Facts) -> Any:
-            values = [each(facts) for each in runs]
-            for value in values:
-                if type(value) not in _NUMBERS:
-                    return None
-            return function(*values)
-
-        return _derived(Type.NUMBER, run, codes, exact=all(code.exact for code in codes))
-
-    def _aggregate(self, node: Call, function: _AggregateFunction) -> _Code:
-        _check_arity(node, function.required, len(function.positional))
-        if not function.filters:
-            _check_keywords(node, ("within",))
-        names = [
-            self._name_argument(node, what, arg)
-            for what, arg in zip(function.positional, node.args, strict=False)
-        ]
-        window = None
-        where: dict[str, Scalar] = {}
-        for keyword in node.keywords:
-            if keyword.name == "within":
-                window = self._window(keyword)
-            else:
-                where[keyword.name] = self._filter(keyword)
-        aggregate = Aggregate(
-            kind=function.kind,
-            event=names[0] if names else None,
-            where=tuple((name, where[name]) for name in sorted(where)),
-            field=names[1] if len(names) > 1 else None,
-            window=window,
-            scope=self._scope,
-        )
-        self.aggregates.add(aggregate)
-        states, key = _AGGREGATES[aggregate.scope], aggregate.key
-        state = f"F_{aggregate.scope}_aggregates.get({{key}})"
-        if aggregate.tally:  # the state is the count (None before the first event)
-            run = TALLY_READS[aggregate.scope](key)
-            inline = template(f"{state} or 0", key=key)
-            return _Code(Type.NUMBER, run, exact=True, lookup=(aggregate.scope, key), inline=inline)
-        if aggregate.window is None:  # the state lists the values (or days) seen
-            inline = template(f"len({state} or ())", key=key)
-            run = lambda facts: len(states(facts).get(key) or ())  # noqa: E731
-            return _Code(Type.NUMBER, run, exact=True, inline=inline)
-        inline = template(
-            f"{{value}}({{aggregate}}, {state}, F_now)",
-            value=aggregate_value,
-            aggregate=aggregate,
-            key=key,
-        )
-        return _Code(
-            Type.NUMBER,
-            lambda facts: aggregate_value(aggregate, states(facts).get(key), facts.now),
-            exact=True,
-            inline=inline,
-        )
-
-    def _name_argument(self, node: Call, what: str, arg: Node) -> str:
-        """Return an event or property name: a non-empty string known at compile time."""
-        code = self.compile(arg)
-        if code.constant and type(code.value) is str and code.value:
-            return code.value
-        got = "an empty string" if code.value == "" else code.type.value
-        raise _error(f"{node.name}() needs the {what} as a quoted string, got {got}", arg)
-
-    def _window(self, keyword: Keyword) -> int:
-        value = keyword.value
-        if not isinstance(value, Duration):
-            raise _error(f"within= needs a duration like 7d, got {self._describe(value)}", value)
-        if value.seconds <= 0:
-            raise _error("within= needs a duration longer than zero", value)
-        return value.seconds
-
-    def _filter(self, keyword: Keyword) -> Scalar:
-        """Return a filter's value: a string, number or bool known at compile time."""
-        value = keyword.value
-        if isinstance(value, Duration | ListLiteral):
-            got = self._describe(value)
-        else:
-            code = self.compile(value)
-            if code.constant and code.value is not None:
-                return cast("Scalar", code.value)
-            got = code.type.value
-        hint = did_you_mean(keyword.name, ("within",)) if got == "duration" else ""
-        raise _error(
-            f"{keyword.name}= needs a string, number or bool literal, got {got}{hint}", value
-        )
-
-    def _describe(self, node: Node) -> str:
-        """Name the type of ``node`` for a message, durations and lists included."""
-        if isinstance(node, Duration):
-            return Type.DURATION.value
-        if isinstance(node, ListLiteral):
-            return Type.LIST.value
-        return self.compile(node).type.value
-
-
-def _check_arity(node: Call, minimum: int, maximum: int | None) -> None:
-    """Refuse too many or too few positional arguments, the way Python words it."""
-    given = len(node.args)
-    if maximum is not None and given > maximum:
-        bound = "" if minimum == maximum else "at most "
-        raise _error(
-            f"{node.name}() takes {bound}{_arguments(maximum)} ({given} given)",
-            node.args[maximum],
-        )
-    if given < minimum:
-        message = (
-            f"{node.name}() needs at least {minimum} arguments"
-            if maximum is None
-            else f"{node.name}() takes {_arguments(minimum)} ({given} given)"
-        )
-        raise _error(message, node)
-
-
-def _arguments(count: int) -> str:
-    return f"{count} positional argument{'' if count == 1 else 's'}"
-
-
-def _check_keywords(node: Call, allowed: Sequence[str]) -> None:
-    """Refuse keywords a function without property filters does not take."""
-    for keyword in node.keywords:
-        if keyword.name not in allowed:
-            raise _error(
-                f"{node.name}() got an unexpected keyword argument '{keyword.name}'"
-                f"{did_you_mean(keyword.name, allowed)}",
-                keyword,
-            )
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the candidate closest to ``word``, or ``""``."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1)
-    return f"; did you mean '{matches[0]}'?" if matches else ""
-
-
-def _error(message: str, node: Node | Keyword) -> ExpressionError:
-    return ExpressionError(message, node.offset, node.length)
-
-
-def _type_of(value: Scalar) -> Type:
-    if value is None:
-        return Type.NULL
-    if isinstance(value, bool):
-        return Type.BOOL
-    if isinstance(value, str):
-        return Type.STRING
-    return Type.NUMBER
-
-
-def _unify(then: Type, otherwise: Type) -> Type | None:
-    """Return the type of ``a if c else b``: null fits either side, any fits all."""
-    if then is otherwise or otherwise is Type.NULL:
-        return then
-    if then is Type.NULL:
-        return otherwise
-    if Type.ANY in (then, otherwise):
-        return Type.ANY
-    return None
-
-
-def _constant(type_: Type, value: Any) -> _Code:
-    return _Code(
-        type_,
-        lambda _facts: value,
-        exact=value is not None,
-        constant=True,
-        value=value,
-        inline=bound(value),
-    )
-
-
-def _derived(
-    type_: Type,
-    run: _Run,
-    operands: Sequence[_Code],
-    *,
-    exact: bool = False,
-    inline: Inline | None = None,
-) -> _Code:
-    """Build an operation's code, folded to a constant when every operand is one."""
-    if all(operand.constant for operand in operands):
-        return _constant(type_, run(_NO_FACTS))
-    return _Code(type_, run, exact=exact, inline=inline)
-
-
-def _conditional_run(then: _Code, condition: _Code, otherwise: _Code) -> tuple[_Run, Inline]:
-    """Pick ``a if c else b``'s closure; a constant ``a`` (a multiplier's 1.0) is not called."""
-    yes, test, no, value = then.run, condition.run, otherwise.run, then.value
-    parts = {"a": _of(then), "c": _of(condition), "b": _of(otherwise)}
-    if not condition.exact:
-        inline = template("{a} if {c} is True else {b}", **parts)
-        return lambda facts: yes(facts) if test(facts) is True else no(facts), inline
-    inline = template("{a} if {c} else {b}", **parts)
-    if then.constant:
-        return lambda facts: value if test(facts) else no(facts), inline
-    return lambda facts: yes(facts) if test(facts) else no(facts), inline
-
-
-def _arithmetic_run(op: Callable[[Any, Any], Any], left: _Run, right: _Run) -> _Run:
-    def run(facts: Facts) -> Any:
-        a = left(facts)
-        b = right(facts)
-        if type(a) not in _NUMBERS or type(b) not in _NUMBERS:
-            return None
-        try:
-            return op(a, b)
-        except ArithmeticError:  # x / 0, x % 0, or an int too large for a float
-            return None
-
-    return run
-
-
-def _comparison_run(
-    op: str, kinds: Mapping[type, Type], left: _Code, right: _Code
-) -> tuple[_Run, Inline | None]:
-    """Pick the cheapest closure for ``left op right`` that is safe for their values."""
-    if (left.exact and not right.exact) or left.constant:
-        left, right, op = right, left, _REFLECTED[op]
-    compare = _COMPARE[op]
-    first, second, value = left.run, right.run, right.value
-    parts = {"a": _of(left), "b": _of(right)}
-    exact = template(f"{{a}} {op} {{b}}", **parts)
-    if right.exact:
-        types = _PYTHON_TYPES[right.type]
-        checked = template(
-            f"type({{t}} := {{a}}) in {{types}} and {{t}} {op} {{b}}", types=types, **parts
-        )
-    if right.constant and right.exact:
-        inline = exact if left.exact else checked
-        if left.lookup is not None:  # the usual signal: a count or a trait against a literal
-            return _lookup_comparison(left.lookup, left.exact, compare, right), inline
-        if left.exact:
-            return lambda facts: compare(first(facts), value), inline
-        return lambda facts: type(item := first(facts)) in types and compare(item, value), inline
-    if left.exact and right.exact:
-        return lambda facts: compare(first(facts), second(facts)), exact
-    if right.exact:
-        run_checked: _Run = lambda facts: (  # noqa: E731
-            type(item := first(facts)) in types and compare(item, second(facts))
-        )
-        return run_checked, checked
-
-    def run(facts: Facts) -> bool:
-        a = first(facts)
-        b = second(facts)
-        kind = kinds.get(type(a))
-        return kind is not None and kind is kinds.get(type(b)) and compare(a, b)
-
-    return run, None
-
-
-def _lookup_comparison(
-    lookup: tuple[Scope, str], tally: bool, compare: Callable[[Any, Any], bool], right: _Code
-) -> _Run:
-    """``left op constant`` where ``left`` is a trait or a tally, read inline."""
-    scope, key = lookup
-    if tally:
-        return TALLY_TESTS[scope](key, compare, right.value)
-    return TRAIT_TESTS[scope](key, _PYTHON_TYPES[right.type], compare, right.value)
-
-
-def _literal_membership(
-    left: _Code, members: Mapping[Type, frozenset[Scalar]], negated: bool
-) -> tuple[_Run, Inline]:
-    """``x in [literals]``: the items of ``x``'s exact Python type, looked up by that type."""
-    by_type = {python: members[kind] for python, kind in _EQUALITY_KINDS.items()}
-    inline = template(
-        "({tf} := {by}.get(type({t} := {a}))) is not None and ({t} in {tf}) is not {negated}",
-        by=by_type,
-        a=_of(left),
-        negated=negated,
-    )
-    if left.lookup is not None and not left.exact:  # a trait, read inline
-        states, key = _TRAITS[left.lookup[0]], left.lookup[1]
-
-        def run(facts: Facts) -> bool:
-            found = by_type.get(type(value := states(facts).get(key)))
-            return found is not None and (value in found) is not negated
-
-        return run, inline
-    first = left.run
-
-    def run_any(facts: Facts) -> bool:
-        found = by_type.get(type(value := first(facts)))
-        return found is not None and (value in found) is not negated
-
-    return run_any, inline
-
-
-def _value_membership(left: _Run, right: _Run, negated: bool) -> _Run:
-    """``x in y`` where ``y`` is only known at run time (a trait or a list variable)."""
-
-    def run(facts: Facts) -> bool:
-        value = left(facts)
-        items = right(facts)
-        kind = _EQUALITY_KINDS.get(type(value))
-        if kind is None or type(items) not in _SEQUENCES:
-            return False
-        found = any(_EQUALITY_KINDS.get(type(item)) is kind and item == value for item in items)
-        return found is not negated
-
-    return run

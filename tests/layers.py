@@ -41,7 +41,6 @@ MEMBERS: Final[dict[str, tuple[str, ...]]] = {
     "delivery": (
         "pqlsdk.transports.",
         "pqlsdk._outbox",
-        "pqlsdk._redis_outbox",
         "pqlsdk._delivery_log",
         "pqlsdk._batcher",
         "pqlsdk._delivery",

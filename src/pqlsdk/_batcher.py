@@ -51,10 +51,11 @@ from ._exceptions import (
     StoreError,
 )
 from ._lifecycle import DRAIN, unwatch, watch
-from ._outbox import FullPolicy, Leased, Outbox
+from ._outbox import FullPolicy
 from ._retry import RetryPolicy
 from ._stats import Counters, logger
 from .messages import new_message_id
+from .stores._outbox import Leased, Outbox
 from .transports import AsyncTransport, Batch, Transport
 
 __all__ = ["Batcher", "Delivery", "FlushResult"]

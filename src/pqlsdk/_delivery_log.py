@@ -26,8 +26,8 @@ import threading
 from typing import Final
 
 from ._exceptions import StoreError
-from ._outbox import Outbox
 from ._stats import Counters, Throttle, logger
+from .stores._outbox import Outbox
 
 __all__ = ["DeliveryLog"]
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 import pytest
 
 import pqlsdk
-from pqlsdk._redis_outbox import RedisOutbox
 from pqlsdk._retry import RetryPolicy
 from pqlsdk.messages import Track, check
 from pqlsdk.stores._base import StoreUnavailableError
 from pqlsdk.stores.redis import RedisStore
+from pqlsdk.stores.redis._outbox import RedisOutbox
 
 from ..conftest import ROOT
 from ..delivery.collector import Collector

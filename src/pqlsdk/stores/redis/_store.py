@@ -39,7 +39,7 @@ from ._options import (
     DEFAULT_PROBE_INTERVAL,
     read_url,
 )
-from ._outbox import Lease, ServerOutbox
+from ._outbox import Lease, RedisOutbox, ServerOutbox
 from ._scripts import Keys, Server
 from ._write import Write
 
@@ -426,6 +426,13 @@ class RedisStore:
         """
         with self._sending("read"):
             return self._outbox.size()
+
+    def outbox(self, *, lease: float) -> RedisOutbox:
+        """Return the outbox on the server, shared by every process of every host.
+
+        Added in version 0.1.0.
+        """
+        return RedisOutbox(self, lease=lease)
 
     def when_queued(self, callback: Callable[[int], None] | None) -> None:
         """Call ``callback(count)`` when a replay after an outage queues messages.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, Literal
 
 from ._stats import Counters
-from .stores._outbox import Item, Leased
+from .stores._outbox import Item, Lease
 
 __all__ = ["FullPolicy", "MemoryOutbox"]
 
@@ -75,7 +75,7 @@ class MemoryOutbox:
             return True
         return False
 
-    def take(self, max_count: int, max_bytes: int) -> Leased | None:
+    def take(self, max_count: int, max_bytes: int) -> Lease | None:
         """Lease from the front of the queue."""
         with self._lock:
             taken: list[tuple[int, bytes]] = []
@@ -90,15 +90,15 @@ class MemoryOutbox:
             if not taken:
                 return None
             self._leased += len(taken)
-            return Leased(tuple(k for k, _ in taken), tuple(d for _, d in taken))
+            return Lease(tuple(k for k, _ in taken), tuple(d for _, d in taken))
 
-    def ack(self, leased: Leased) -> None:
+    def ack(self, leased: Lease) -> None:
         """Forget leased messages and wake blocked producers."""
         with self._lock:
             self._leased -= len(leased.keys)
             self._room.notify_all()
 
-    def release(self, leased: Leased) -> None:
+    def release(self, leased: Lease) -> None:
         """Put leased messages back at the front, in their order."""
         with self._lock:
             self._leased -= len(leased.keys)

@@ -27,7 +27,7 @@ import msgspec
 
 from .._stats import logger
 
-__all__ = ["Item", "Leased", "Outbox", "OutboxTable", "SQLiteOutbox"]
+__all__ = ["Item", "Lease", "Outbox", "OutboxTable", "SQLiteOutbox"]
 
 _LOOK_EVERY: Final = 1.0
 """Seconds between two looks for dead senders' leases while a sender finds nothing free."""
@@ -35,11 +35,21 @@ Item = tuple[str, bytes]
 """A message id and the message's JSON."""
 
 
-class Leased(msgspec.Struct, frozen=True, gc=False):
-    """Messages taken for one delivery attempt; ``keys`` identify them in the outbox."""
+class Lease(msgspec.Struct, frozen=True, gc=False):
+    """Messages one sender took for one delivery attempt, from any store's outbox.
+
+    ``keys`` identify them in the outbox (row or entry numbers), ``messages``
+    are their JSON, in the same order. ``until`` is set by the Redis outbox:
+    the lease's end in milliseconds by Redis's clock, which also names the
+    lease, so releasing it never frees entries another sender took after it
+    ended (0 elsewhere: a SQLite lease names its holder in the table).
+
+    Added in version 0.1.0.
+    """
 
     keys: tuple[int, ...]
     messages: tuple[bytes, ...]
+    until: int = 0
 
 
 class Outbox(Protocol):
@@ -63,15 +73,15 @@ class Outbox(Protocol):
         """Queue ``items``; return how many were kept (a full memory outbox drops)."""
         ...
 
-    def take(self, max_count: int, max_bytes: int) -> Leased | None:
+    def take(self, max_count: int, max_bytes: int) -> Lease | None:
         """Lease the oldest messages, up to ``max_count`` and ``max_bytes`` together."""
         ...
 
-    def ack(self, leased: Leased) -> None:
+    def ack(self, leased: Lease) -> None:
         """Forget messages the collector accepted (or that were rejected for good)."""
         ...
 
-    def release(self, leased: Leased) -> None:
+    def release(self, leased: Lease) -> None:
         """Give leased messages back, to be taken again later, in order."""
         ...
 
@@ -160,7 +170,7 @@ class SQLiteOutbox:
         self._store.enqueue(data for _, data in items)
         return len(items)
 
-    def take(self, max_count: int, max_bytes: int) -> Leased | None:
+    def take(self, max_count: int, max_bytes: int) -> Lease | None:
         """Lease the oldest rows no live sender holds.
 
         When none is free, at most every ``_LOOK_EVERY`` seconds, it looks for
@@ -173,13 +183,13 @@ class SQLiteOutbox:
             rows = self._store.lease(max_count, max_bytes, now=now, until=now + self._lease)
         if not rows:
             return None
-        return Leased(tuple(k for k, _ in rows), tuple(d for _, d in rows))
+        return Lease(tuple(k for k, _ in rows), tuple(d for _, d in rows))
 
-    def ack(self, leased: Leased) -> None:
+    def ack(self, leased: Lease) -> None:
         """Delete delivered (or rejected) rows."""
         self._store.unlease(leased.keys, delete=True)
 
-    def release(self, leased: Leased) -> None:
+    def release(self, leased: Lease) -> None:
         """Make rows available to any sender again."""
         self._store.unlease(leased.keys, delete=False)
 

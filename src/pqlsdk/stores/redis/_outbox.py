@@ -21,30 +21,12 @@ are replayed.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Protocol, cast
 
-import attrs
-
 from ..._exceptions import StoreError
-from .._outbox import Item, Leased
+from .._outbox import Item, Lease
 from ._scripts import Keys, Server
-
-
-@attrs.frozen
-class Lease:
-    """Outbox entries one sender holds: ``(number, message JSON)`` pairs, until ``until``.
-
-    ``until`` is the lease's end in milliseconds by Redis's clock; it also
-    names the lease, so releasing it never frees entries another sender took
-    after it ended.
-
-    Added in version 0.1.0.
-    """
-
-    until: int
-    entries: list[tuple[int, bytes]]
 
 
 class ServerOutbox:
@@ -84,7 +66,11 @@ class ServerOutbox:
             ),
         )
         until, rest = int(reply[0]), reply[1:]
-        return Lease(until, [(int(rest[i]), rest[i + 1]) for i in range(0, len(rest), 2)])
+        return Lease(
+            tuple(int(rest[i]) for i in range(0, len(rest), 2)),
+            tuple(rest[i + 1] for i in range(0, len(rest), 2)),
+            until,
+        )
 
     def ack(self, keys: Iterable[int]) -> None:
         """Delete entries."""
@@ -108,20 +94,6 @@ class ServerOutbox:
         return int(self._redis.hlen(self._keys.outbox))
 
 
-class Held(Protocol):
-    """Entries one sender holds, and the end of its lease (which also names the lease)."""
-
-    @property
-    def until(self) -> int:
-        """The lease's end, by the server's clock."""
-        ...
-
-    @property
-    def entries(self) -> list[tuple[int, bytes]]:
-        """``(number, message)`` pairs, oldest first."""
-        ...
-
-
 class OutboxServer(Protocol):
     """A store whose server keeps an outbox shared by every host (the Redis store)."""
 
@@ -139,7 +111,7 @@ class OutboxServer(Protocol):
         """Queue encoded messages."""
         ...
 
-    def lease(self, max_count: int, max_bytes: int, seconds: float) -> Held:
+    def lease(self, max_count: int, max_bytes: int, seconds: float) -> Lease:
         """Lease the oldest entries no sender holds, for ``seconds``."""
         ...
 
@@ -178,8 +150,6 @@ class RedisOutbox:
     def __init__(self, store: OutboxServer, *, lease: float) -> None:
         self._store = store
         self._lease = lease
-        self._lock = threading.Lock()
-        self._held: dict[tuple[int, ...], int] = {}  # leased keys -> the lease's end
         self._size = 0  # the last size Redis reported
 
     @property
@@ -196,36 +166,25 @@ class RedisOutbox:
         self._store.enqueue(data for _, data in items)
         return len(items)
 
-    def take(self, max_count: int, max_bytes: int) -> Leased | None:
+    def take(self, max_count: int, max_bytes: int) -> Lease | None:
         """Lease the oldest entries no live sender holds; None while Redis is away."""
         try:
-            held = self._store.lease(max_count, max_bytes, self._lease)
+            lease = self._store.lease(max_count, max_bytes, self._lease)
         except StoreError:
             return None
-        if not held.entries:
-            return None
-        keys = tuple(key for key, _ in held.entries)
-        with self._lock:
-            self._held[keys] = held.until
-        return Leased(keys, tuple(data for _, data in held.entries))
+        return lease if lease.keys else None
 
-    def _forget(self, leased: Leased) -> int:
-        with self._lock:
-            return self._held.pop(leased.keys, 0)
-
-    def ack(self, leased: Leased) -> None:
+    def ack(self, lease: Lease) -> None:
         """Delete delivered (or rejected) entries."""
-        self._forget(leased)
         # On a fault the lease ends, another sender sends them again, and the collector
         # drops the duplicates.
         with contextlib.suppress(StoreError):
-            self._store.ack(leased.keys)
+            self._store.ack(lease.keys)
 
-    def release(self, leased: Leased) -> None:
+    def release(self, lease: Lease) -> None:
         """Make entries available to any sender again (unless another took them meanwhile)."""
-        until = self._forget(leased)
         with contextlib.suppress(StoreError):  # the lease ends by itself
-            self._store.release(until, leased.keys)
+            self._store.release(lease.until, lease.keys)
 
     def pending(self) -> int:
         """Entries on the server (as last read, while Redis is away) plus this process's buffer."""
@@ -234,9 +193,7 @@ class RedisOutbox:
         return self._size + self._store.buffered
 
     def forget_inherited(self) -> None:
-        """In a forked child: the parent's leases are the parent's to end."""
-        self._lock = threading.Lock()
-        self._held = {}
+        """In a forked child: nothing to forget; each lease carries its end (``Lease.until``)."""
 
     def when_queued(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(count)`` when the store's replay after an outage queues messages."""

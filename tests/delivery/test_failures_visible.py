@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import pqlsdk
-from pqlsdk._delivery_log import DeliveryLog
+from pqlsdk._delivery._log import DeliveryLog
 from pqlsdk._exceptions import StoreError
 from pqlsdk._retry import RetryPolicy
 from pqlsdk._stats import Counters

@@ -13,21 +13,25 @@ they leave:
   to ``endpoint`` unless a transport is given);
 - at open, the outbox takes back what senders that died on this host held, and
   what an earlier run left starts being sent at once.
+
+Delivery is one package: this wiring, the sender (``_batcher``), what it tells
+the logs (``_log``) and the in-process queue (``_outbox``). The durable
+outboxes belong to their stores (``pqlsdk.stores._outbox``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from .._exceptions import ConfigError, DeliveryError, StoreError
+from .._stats import Counters
+from ..messages import Message
+from ..stores import Store
+from ..stores.buffered import BufferedStore
+from ..stores.sqlite import SQLiteStore
+from ..transports import AsyncTransport, Transport
 from ._batcher import Batcher, Delivery, FlushResult
-from ._exceptions import ConfigError, DeliveryError, StoreError
 from ._outbox import MemoryOutbox
-from ._stats import Counters
-from .messages import Message
-from .stores import Store
-from .stores.buffered import BufferedStore
-from .stores.sqlite import SQLiteStore
-from .transports import AsyncTransport, Transport
 
 __all__ = ["Pipeline", "prepare_store"]
 
@@ -157,6 +161,6 @@ def make_transport(
         if write_key is not None:
             raise ConfigError("write_key= needs endpoint= (the collector's URL)")
         return None, False
-    from .transports.http import HTTPTransport  # noqa: PLC0415 - httpx only when delivering
+    from ..transports.http import HTTPTransport  # noqa: PLC0415 - httpx only when delivering
 
     return HTTPTransport(endpoint, write_key or ""), True

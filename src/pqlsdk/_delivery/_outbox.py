@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, Literal
 
-from ._stats import Counters
-from .stores._outbox import Item, Lease
+from .._stats import Counters
+from ..stores._outbox import Item, Lease
 
 __all__ = ["FullPolicy", "MemoryOutbox"]
 

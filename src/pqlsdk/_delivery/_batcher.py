@@ -42,21 +42,21 @@ from typing import Literal, get_args
 
 import msgspec
 
-from ._delivery_log import DeliveryLog
-from ._exceptions import (
+from .._exceptions import (
     BatchRejectedError,
     ConfigError,
     DeliveryError,
     RetryableDeliveryError,
     StoreError,
 )
-from ._lifecycle import DRAIN, unwatch, watch
+from .._lifecycle import DRAIN, unwatch, watch
+from .._retry import RetryPolicy
+from .._stats import Counters, logger
+from ..messages import new_message_id
+from ..stores._outbox import Lease, Outbox
+from ..transports import AsyncTransport, Batch, Transport
+from ._log import DeliveryLog
 from ._outbox import FullPolicy
-from ._retry import RetryPolicy
-from ._stats import Counters, logger
-from .messages import new_message_id
-from .stores._outbox import Lease, Outbox
-from .transports import AsyncTransport, Batch, Transport
 
 __all__ = ["Batcher", "Delivery", "FlushResult"]
 

@@ -40,11 +40,7 @@ MEMBERS: Final[dict[str, tuple[str, ...]]] = {
     "moments": ("pqlsdk._moments", "pqlsdk._gating", "pqlsdk._tiers"),
     "delivery": (
         "pqlsdk.transports.",
-        "pqlsdk._outbox",
-        "pqlsdk._redis_outbox",
-        "pqlsdk._delivery_log",
-        "pqlsdk._batcher",
-        "pqlsdk._delivery",
+        "pqlsdk._delivery.",
     ),
     "warehouse": ("pqlsdk.warehouse.",),
     "client": (

@@ -6,9 +6,9 @@ environment read, and httpx is not imported until delivery needs it.
 
 from __future__ import annotations
 
-from ._batcher import Delivery, FlushResult
 from ._client import DEFAULT_STORE, Client, ClosedError
 from ._clock import Clock, FixedClock, SystemClock
+from ._delivery._batcher import Delivery, FlushResult
 from ._exceptions import (
     BatchRejectedError,
     ConfigError,

@@ -21,9 +21,9 @@ from typing import Any, Final, Literal, NoReturn, ParamSpec, Self, TypeVar
 
 import msgspec
 
-from ._batcher import Delivery, FlushResult
 from ._clock import Clock, SystemClock, micros
 from ._delivery import Pipeline, make_transport, prepare_store
+from ._delivery._batcher import Delivery, FlushResult
 from ._exceptions import (
     ConfigError,
     DeliveryError,
@@ -1161,7 +1161,7 @@ def _empty_score(
 
 
 async def _to_thread(call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-    """Await ``asyncio.to_thread``, imported on first use (see ``_batcher._sleep``)."""
+    """Await ``asyncio.to_thread``, imported on first use (see ``_delivery._batcher._sleep``)."""
     import asyncio  # noqa: PLC0415 - asyncio costs tens of milliseconds at import
 
     return await asyncio.to_thread(call, *args, **kwargs)

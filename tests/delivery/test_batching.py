@@ -14,10 +14,11 @@ import pytest
 import pqlsdk
 from pqlsdk import _lifecycle as lifecycle
 from pqlsdk import messages
-from pqlsdk._batcher import Batcher, Delivery
-from pqlsdk._outbox import MemoryOutbox, SQLiteOutbox
+from pqlsdk._delivery._batcher import Batcher, Delivery
+from pqlsdk._delivery._outbox import MemoryOutbox
 from pqlsdk._retry import RetryPolicy
 from pqlsdk._stats import Counters
+from pqlsdk.stores._outbox import SQLiteOutbox
 from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 from pqlsdk.testing import RecordingTransport

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import pqlsdk
-from pqlsdk._delivery_log import DeliveryLog
+from pqlsdk._delivery._log import DeliveryLog
 from pqlsdk._exceptions import StoreError
-from pqlsdk._outbox import SQLiteOutbox
 from pqlsdk._retry import RetryPolicy
 from pqlsdk._stats import Counters
+from pqlsdk.stores._outbox import SQLiteOutbox
 from pqlsdk.stores.sqlite import SQLiteStore
 from pqlsdk.testing import RecordingTransport
 

@@ -10,9 +10,9 @@ import logging
 import pytest
 
 from pqlsdk import messages
-from pqlsdk._delivery_log import DeliveryLog
+from pqlsdk._delivery._log import DeliveryLog
+from pqlsdk._delivery._outbox import MemoryOutbox
 from pqlsdk._exceptions import StoreError
-from pqlsdk._outbox import MemoryOutbox
 from pqlsdk._stats import Counters
 from pqlsdk.stores._outage import Outage
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 import pytest
 
 import pqlsdk
-from pqlsdk._redis_outbox import RedisOutbox
 from pqlsdk._retry import RetryPolicy
 from pqlsdk.messages import Track, check
 from pqlsdk.stores._base import StoreUnavailableError
 from pqlsdk.stores.redis import RedisStore
+from pqlsdk.stores.redis._outbox import RedisOutbox
 
 from ..conftest import ROOT
 from ..delivery.collector import Collector
@@ -160,24 +160,24 @@ def test_leases_keep_hosts_apart_and_end(store: RedisStore) -> None:
     store.record([track(n) for n in range(5)], outbox=True)
     first = store.lease(3, 10**6, 0.2)
     second = store.lease(10, 10**6, 0.2)
-    assert [k for k, _ in first.entries] == [1, 2, 3]
-    assert [k for k, _ in second.entries] == [4, 5]
-    assert store.lease(10, 10**6, 0.2).entries == []
+    assert list(first.keys) == [1, 2, 3]
+    assert list(second.keys) == [4, 5]
+    assert store.lease(10, 10**6, 0.2).keys == ()
     time.sleep(0.25)
     again = store.lease(10, 10**6, 5)
-    assert [k for k, _ in again.entries] == [1, 2, 3, 4, 5]  # oldest first, as queued
+    assert list(again.keys) == [1, 2, 3, 4, 5]  # oldest first, as queued
     store.release(first.until, [1, 2, 3])  # the first lease ended: it frees nothing
-    assert store.lease(10, 10**6, 5).entries == []
+    assert store.lease(10, 10**6, 5).keys == ()
     store.release(again.until, [1, 2])
-    assert [k for k, _ in store.lease(10, 10**6, 5).entries] == [1, 2]
+    assert list(store.lease(10, 10**6, 5).keys) == [1, 2]
     store.ack([1, 2, 3, 4, 5])
     assert store.outbox_size() == 0
 
 
 def test_a_lease_stops_at_max_bytes_but_takes_at_least_one(store: RedisStore) -> None:
     store.enqueue([b"x" * 100, b"y" * 100, b"z"])
-    assert [body for _, body in store.lease(10, 50, 1).entries] == [b"x" * 100]
-    assert [body for _, body in store.lease(10, 150, 1).entries] == [b"y" * 100, b"z"]
+    assert list(store.lease(10, 50, 1).messages) == [b"x" * 100]
+    assert list(store.lease(10, 150, 1).messages) == [b"y" * 100, b"z"]
     store.enqueue([])
     assert store.outbox_size() == 3
 
@@ -200,7 +200,7 @@ def test_a_message_is_queued_once_however_often_it_is_logged(store: RedisStore) 
 def test_only_a_delivering_clients_messages_are_queued(store: RedisStore) -> None:
     store.record([track(1)])
     store.record([track(2)], outbox=True)
-    assert [body for _, body in store.lease(10, 10**6, 1).entries] == [track(2)[1]]
+    assert list(store.lease(10, 10**6, 1).messages) == [track(2)[1]]
 
 
 def test_outbox_size_is_every_hosts_and_shows_in_flush(
@@ -288,3 +288,17 @@ def test_a_closed_stores_outbox_takes_nothing(redis_store_url: str) -> None:
     opened = RedisStore.from_url(redis_store_url)
     assert opened.outbox_size() == 1
     opened.close()
+
+
+def test_a_redis_lease_is_the_lease_every_outbox_hands_the_sender(redis_store_url: str) -> None:
+    """One name for a lease: the store's public ``Lease`` is the sender's, with its end."""
+    from pqlsdk.stores import _outbox  # noqa: PLC0415 - the private home of the one lease
+    from pqlsdk.stores.redis import Lease  # noqa: PLC0415
+
+    store = RedisStore.from_url(redis_store_url)
+    store.enqueue([b"{}"])
+    lease = RedisOutbox(store, lease=1).take(10, 10**6)
+    store.close()
+    assert Lease is _outbox.Lease
+    assert isinstance(lease, Lease)
+    assert (lease.messages, lease.until > 0) == ((b"{}",), True)

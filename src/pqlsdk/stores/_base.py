@@ -24,6 +24,7 @@ from .._aggregates import Aggregate
 from .._exceptions import StoreError
 from .._stats import Stats
 from ..messages import Message
+from ._outbox import Outbox
 from ._state import AccountState, UserState
 
 __all__ = [
@@ -144,6 +145,18 @@ class Store(Protocol):
 
     def prune(self, before: datetime) -> int:
         """Drop logged messages older than ``before``; state is kept. Returns how many.
+
+        Added in version 0.1.0.
+        """
+        ...
+
+    def outbox(self, *, lease: float) -> Outbox | None:
+        """Return where this store keeps messages for the collector; None if it keeps none.
+
+        A store with a durable outbox queues new messages in the transaction
+        that records them (``record(..., outbox=True)``), and senders lease
+        them for ``lease`` seconds. None (the memory store) means the client
+        queues them in memory.
 
         Added in version 0.1.0.
         """

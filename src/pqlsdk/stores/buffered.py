@@ -49,6 +49,7 @@ from .._exceptions import StoreError
 from .._lifecycle import COMMIT, install_sigterm, unwatch, watch
 from ..messages import Message, decode_checked
 from ._base import Record, T
+from ._outbox import SQLiteOutbox
 from ._state import AccountState, UserState, apply, decode_account, decode_user, encode
 from .sqlite import SQLiteStore
 
@@ -388,6 +389,13 @@ class BufferedStore:
         with self._lock:
             buffered = len(self._buffer) if self._outbox else 0
         return self._inner.outbox_size() + buffered
+
+    def outbox(self, *, lease: float) -> SQLiteOutbox:
+        """Return the SQLite store's outbox table, counting messages still buffered for it.
+
+        Added in version 0.1.0.
+        """
+        return SQLiteOutbox(self, lease=lease)
 
     def close(self) -> None:
         """Commit what is buffered, stop the writer and close the inner store.

@@ -357,6 +357,13 @@ class MemoryStore:
             self._count -= len(dropped)
         return len(dropped)
 
+    def outbox(self, *, lease: float) -> None:
+        """None: this store keeps no outbox; the client queues messages in memory.
+
+        Added in version 0.1.0.
+        """
+        return None
+
     def close(self) -> None:
         """Nothing to release.
 

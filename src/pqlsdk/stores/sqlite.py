@@ -29,6 +29,7 @@ from .._lifecycle import unwatch, watch
 from .._liveness import gone, identity
 from ..messages import Message, decode
 from ._base import Record, Subject, T
+from ._outbox import SQLiteOutbox
 from ._state import (
     AccountState,
     UserState,
@@ -467,6 +468,13 @@ class SQLiteStore:
         """
         with self._use("prune") as conn:
             return conn.execute("DELETE FROM messages WHERE ts < ?", (micros(before),)).rowcount
+
+    def outbox(self, *, lease: float) -> SQLiteOutbox:
+        """Return the outbox table in this file, shared by every process that opens it.
+
+        Added in version 0.1.0.
+        """
+        return SQLiteOutbox(self, lease=lease)
 
     def close(self) -> None:
         """Close this process's connections.

@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - the test set-up installs every 
         "the Redis store (redis:// URLs) needs redis-py: pip install 'pqlsdk[redis]'"
     ) from exc
 
+from .._outbox import Lease
 from ._options import (
     DEFAULT_BUFFER,
     DEFAULT_CACHE_TTL,
@@ -31,7 +32,6 @@ from ._options import (
     DEFAULT_PROBE_INTERVAL,
     DEFAULT_TIMEOUT,
 )
-from ._outbox import Lease
 from ._store import RedisStore
 
 __all__ = [

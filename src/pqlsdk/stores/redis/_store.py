@@ -29,6 +29,7 @@ from ..._stats import logger
 from ...messages import Message
 from .._base import FaultCounts, Record, StoreUnavailableError, T
 from .._outage import Outage
+from .._outbox import Lease
 from .._state import AccountState, UserState, decode_account, decode_user
 from ._cache import ReadCache
 from ._log import Log
@@ -39,7 +40,7 @@ from ._options import (
     DEFAULT_PROBE_INTERVAL,
     read_url,
 )
-from ._outbox import Lease, ServerOutbox
+from ._outbox import RedisOutbox, ServerOutbox
 from ._scripts import Keys, Server
 from ._write import Write
 
@@ -426,6 +427,13 @@ class RedisStore:
         """
         with self._sending("read"):
             return self._outbox.size()
+
+    def outbox(self, *, lease: float) -> RedisOutbox:
+        """Return the outbox on the server, shared by every process of every host.
+
+        Added in version 0.1.0.
+        """
+        return RedisOutbox(self, lease=lease)
 
     def when_queued(self, callback: Callable[[int], None] | None) -> None:
         """Call ``callback(count)`` when a replay after an outage queues messages.

@@ -25,9 +25,9 @@ from __future__ import annotations
 import threading
 from typing import Final
 
-from ._exceptions import StoreError
-from ._outbox import Outbox
-from ._stats import Counters, Throttle, logger
+from .._exceptions import StoreError
+from .._stats import Counters, Throttle, logger
+from ..stores._outbox import Outbox
 
 __all__ = ["DeliveryLog"]
 

@@ -4,34 +4,34 @@ The client records; this module decides where the recorded bytes wait and how
 they leave:
 
 - a SQLite store is buffered (write-behind) unless ``durability="sync"``;
-- with a SQLite store the outbox is the store's own table (durable, shared by
-  the host's processes, committed with the records); with a Redis store it is
-  on the server (durable, shared by every host, queued in the step that logs
-  each message); otherwise a bounded in-process queue;
+- the store says where messages wait (``Store.outbox``): a SQLite store's own
+  table (durable, shared by the host's processes, committed with the records),
+  a Redis store's entries on the server (durable, shared by every host, queued
+  in the step that logs each message); a store with none (memory) gets a
+  bounded in-process queue;
 - a ``Batcher`` sends from the outbox through the transport (``HTTPTransport``
   to ``endpoint`` unless a transport is given);
 - at open, the outbox takes back what senders that died on this host held, and
   what an earlier run left starts being sent at once.
+
+Delivery is one package: this wiring, the sender (``_batcher``), what it tells
+the logs (``_log``) and the in-process queue (``_outbox``). The durable
+outboxes belong to their stores (``pqlsdk.stores._outbox``).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, cast
 
+from .._exceptions import ConfigError, DeliveryError, StoreError
+from .._stats import Counters
+from ..messages import Message
+from ..stores import Store
+from ..stores.buffered import BufferedStore
+from ..stores.sqlite import SQLiteStore
+from ..transports import AsyncTransport, Transport
 from ._batcher import Batcher, Delivery, FlushResult
-from ._exceptions import ConfigError, DeliveryError, StoreError
-from ._outbox import MemoryOutbox, Outbox, SQLiteOutbox
-from ._stats import Counters
-from .messages import Message
-from .stores import Store
-from .stores.buffered import BufferedStore
-from .stores.sqlite import SQLiteStore
-from .transports import AsyncTransport, Transport
-
-if TYPE_CHECKING:
-    from .stores.redis import RedisStore
+from ._outbox import MemoryOutbox
 
 __all__ = ["Pipeline", "prepare_store"]
 
@@ -70,15 +70,8 @@ class Pipeline:
         on_error: Callable[[DeliveryError], None] | None,
         on_store_error: Callable[[StoreError], None] | None = None,
     ) -> None:
-        outbox: Outbox
-        shared = _redis_store(store)
-        if isinstance(store, SQLiteStore | BufferedStore):
-            outbox = SQLiteOutbox(store, lease=options.lease)
-        elif shared is not None:
-            from ._redis_outbox import RedisOutbox  # noqa: PLC0415 - only a Redis store needs it
-
-            outbox = RedisOutbox(shared, lease=options.lease)
-        else:
+        outbox = store.outbox(lease=options.lease)
+        if outbox is None:
             outbox = MemoryOutbox(
                 max_messages=options.max_queue,
                 on_full=options.on_full,
@@ -101,8 +94,7 @@ class Pipeline:
             on_store_error=on_store_error,
             collector=_describe(transport),
         )
-        if shared is not None:
-            shared.when_queued(self.batcher.notify)  # a replay after an outage queued these
+        outbox.when_queued(self.batcher.notify)  # e.g. a replay after a Redis outage
         try:
             waiting = outbox.recover()
         except StoreError as exc:  # the next take or flush tries again
@@ -151,18 +143,6 @@ class Pipeline:
                 self._transport.close()
 
 
-def _redis_store(store: Store) -> RedisStore | None:
-    """``store`` if it is a Redis store.
-
-    Asked of ``sys.modules``: redis-py is optional, and a Redis store exists
-    only once its module was imported.
-    """
-    module = sys.modules.get("pqlsdk.stores.redis")
-    if module is not None and isinstance(store, module.RedisStore):
-        return cast("RedisStore", store)
-    return None
-
-
 def _describe(transport: Transport | AsyncTransport) -> str:
     """Name the collector in log lines: an HTTP transport's URL (no credentials), else its type."""
     url = getattr(transport, "url", None)
@@ -181,6 +161,6 @@ def make_transport(
         if write_key is not None:
             raise ConfigError("write_key= needs endpoint= (the collector's URL)")
         return None, False
-    from .transports.http import HTTPTransport  # noqa: PLC0415 - httpx only when delivering
+    from ..transports.http import HTTPTransport  # noqa: PLC0415 - httpx only when delivering
 
     return HTTPTransport(endpoint, write_key or ""), True

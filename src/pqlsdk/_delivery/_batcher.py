@@ -42,20 +42,21 @@ from typing import Literal, get_args
 
 import msgspec
 
-from ._delivery_log import DeliveryLog
-from ._exceptions import (
+from .._exceptions import (
     BatchRejectedError,
     ConfigError,
     DeliveryError,
     RetryableDeliveryError,
     StoreError,
 )
-from ._lifecycle import DRAIN, unwatch, watch
-from ._outbox import FullPolicy, Leased, Outbox
-from ._retry import RetryPolicy
-from ._stats import Counters, logger
-from .messages import new_message_id
-from .transports import AsyncTransport, Batch, Transport
+from .._lifecycle import DRAIN, unwatch, watch
+from .._retry import RetryPolicy
+from .._stats import Counters, logger
+from ..messages import new_message_id
+from ..stores._outbox import Lease, Outbox
+from ..transports import AsyncTransport, Batch, Transport
+from ._log import DeliveryLog
+from ._outbox import FullPolicy
 
 __all__ = ["Batcher", "Delivery", "FlushResult"]
 
@@ -337,7 +338,7 @@ class Batcher:
         except StoreError as exc:  # the outbox cannot be read or updated: try at the next flush
             self._store_failed(exc)
 
-    def _deliver(self, leased: Leased, deadline: float | None) -> bool:
+    def _deliver(self, leased: Lease, deadline: float | None) -> bool:
         """Send one batch with retries, in this thread; True when the outbox can move on."""
         plan = self._plan(leased, deadline)
         step = next(plan)
@@ -367,7 +368,7 @@ class Batcher:
             self._store_failed(exc)
 
     async def _adeliver(
-        self, transport: AsyncTransport, leased: Leased, deadline: float | None
+        self, transport: AsyncTransport, leased: Lease, deadline: float | None
     ) -> bool:
         """Send one batch with retries, awaiting; the same plan as ``_deliver``."""
         plan = self._plan(leased, deadline)
@@ -388,7 +389,7 @@ class Batcher:
             return bool(done.value)
 
     def _plan(
-        self, leased: Leased, deadline: float | None
+        self, leased: Lease, deadline: float | None
     ) -> Generator[Batch | float, BaseException | None, bool]:
         """Decide one batch's attempts: yield the batch to send, or seconds to wait.
 
@@ -431,7 +432,7 @@ class Batcher:
                 return self._give_up(leased, failure)
             yield delay
 
-    def _give_up(self, leased: Leased, exc: DeliveryError) -> bool:
+    def _give_up(self, leased: Lease, exc: DeliveryError) -> bool:
         """Retries are over for now: the batch goes back to the outbox, in order.
 
         The next flush tries again. A memory outbox stays bounded by its own cap

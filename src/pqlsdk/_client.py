@@ -47,6 +47,7 @@ from ._moments import (
     held_out_message,
     mark,
     outcome_message,
+    read_state,
     render,
 )
 from ._scoring import (
@@ -57,17 +58,9 @@ from ._scoring import (
     facts_from,
     score_account,
     score_subject,
-    standing,
 )
 from ._stats import Counters, Stats, logger
-from ._tiers import (
-    PQA_KEY,
-    TierChange,
-    crossing_context,
-    moment_titles,
-    pqa_crossing,
-    swap_tier,
-)
+from ._tiers import TierChange, detect_crossings
 from .messages import (
     Group,
     Identify,
@@ -79,7 +72,7 @@ from .messages import (
     new_message_id,
 )
 from .rules import Model, Rules, load
-from .rules._model import PQA, MomentKind, Moments
+from .rules._model import MomentKind, Moments
 from .stores import AccountState, Store, UserState, open_store
 from .stores._base import StoreUnavailableError, with_faults
 from .stores.buffered import BufferedStore
@@ -400,7 +393,7 @@ class Client:
         now = micros(self._clock.now())
         self._settle()
         try:
-            user, account = self._state(user_id)
+            user, account = read_state(self._store, user_id)
         except StoreError as exc:
             self._error(exc)
             return self._fallback(feature, "store unavailable")
@@ -473,7 +466,7 @@ class Client:
         ``rules`` are those the caller read ``moments`` from: one version throughout.
         A ``feature`` is the one a gate denied (kinds ``at = "gate"``); None is decide().
         """
-        user, account = self._state(user_id)
+        user, account = read_state(self._store, user_id)
         open_kinds: Sequence[MomentKind] = moments.at("decide" if feature is None else "gate")
         if user is not None and user.moments:  # a user never shown a moment is never held back
             history = user.moments
@@ -512,15 +505,6 @@ class Client:
             return None
         self._emit(shown.to_message(user_id))
         return shown
-
-    def _state(self, user_id: str) -> tuple[UserState | None, AccountState | None]:
-        user = self._store.user(user_id)
-        account = (
-            None
-            if user is None or user.account_id is None
-            else self._store.account(user.account_id)
-        )
-        return user, account
 
     def _model(self, rules: Rules, name: object) -> Model | ConfigError:
         """Model ``name`` (None: the primary), or why there is none: logged once per name.
@@ -961,7 +945,12 @@ class Client:
             subjects = {message.subject for message, _ in records}
             self._forget_memo(records, subjects)
             joined = {message.subject for message, _ in records if isinstance(message, Group)}
-            self._detect_crossings(self._rules, subjects, now, joined=joined)
+            try:
+                detect_crossings(
+                    self._store, self._rules, subjects, now, joined=joined, report=self._report
+                )
+            except StoreError as exc:
+                self._error(exc)
         if now >= self._next_prune:
             self._prune(now)
         return added
@@ -980,97 +969,6 @@ class Client:
         except StoreError as exc:
             self._error(exc)
         self._memo.forget(touched)
-
-    def _detect_crossings(
-        self, rules: Rules, user_ids: set[str], now: int, *, joined: set[str]
-    ) -> None:
-        """Score the touched users (and their accounts) and report tier changes.
-
-        An account's PQA standing is checked when one of its members moved in the
-        PQA model's tiers or joined it (``joined``): nothing else can change it.
-        """
-        try:
-            for user_id in user_ids:
-                user, account = self._state(user_id)
-                if user is None:  # pragma: no cover - a user just recorded has state
-                    continue
-                moved = {
-                    model.name
-                    for model in rules.models.values()
-                    if (model.subject == "user" or account is not None)
-                    and self._cross(model, user, account, now)
-                }
-                pqa = rules.pqa
-                if (
-                    account is not None
-                    and pqa is not None
-                    and (pqa.model in moved or user_id in joined)
-                ):
-                    self._cross_pqa(pqa, rules.model(pqa.model), account, user, now)
-        except StoreError as exc:
-            self._error(exc)
-
-    def _cross_pqa(
-        self, pqa: PQA, model: Model, account: AccountState, user: UserState, now: int
-    ) -> None:
-        """Report the account becoming (or ceasing to be) a PQA, once across processes."""
-        members = {
-            member: user if member == user.user_id else self._store.user(member)
-            for member in account.members
-        }
-        change = pqa_crossing(pqa, model, account, members, user=user, now=now)
-        if change is not None and swap_tier(
-            self._store,
-            "account",
-            account.account_id,
-            PQA_KEY,
-            expected=change.previous,
-            tier=change.tier,
-        ):
-            self._report(change)
-
-    def _cross(self, model: Model, user: UserState, account: AccountState | None, now: int) -> bool:
-        """Report a crossing of ``model``'s tiers by the user (or their account).
-
-        Return whether the remembered tier changed (a first placement included).
-        """
-        subject: Literal["user", "account"] = "user"
-        scored: UserState | None = user
-        subject_id, remembered = user.user_id, user.tiers
-        if model.subject == "account" and account is not None:
-            subject, subject_id, remembered, scored = (
-                "account",
-                account.account_id,
-                account.tiers,
-                None,
-            )
-        before = remembered.get(model.name)
-        tier = standing(model, subject_id, scored, account, now)[1]
-        if tier == before or not swap_tier(
-            self._store, subject, subject_id, model.name, expected=before, tier=tier
-        ):
-            return False
-        if before is None and model.rank(tier) == 0:
-            return True  # a first placement in the lowest tier is not a crossing
-        up = before is None or model.rank(tier) > model.rank(before)
-        features, team, seen = crossing_context(model, user, account, now)
-        self._report(
-            TierChange(
-                subject=subject,
-                id=subject_id,
-                model=model.name,
-                previous=before,
-                tier=tier,
-                direction="up" if up else "down",
-                score=score_subject(model, subject_id, scored, account, now),
-                user_id=user.user_id,
-                top_features=features,
-                team_size=team,
-                moments_seen=seen,
-                moment_titles=moment_titles(self._require_rules().moments, seen, user.moments),
-            )
-        )
-        return True
 
     def _report(self, change: TierChange) -> None:
         self._emit(change.to_message())

@@ -27,7 +27,7 @@ import msgspec
 from ._clock import from_micros, micros
 from .messages import Track
 from .rules._model import MomentKind, Moments
-from .stores import MomentRecord, UserState
+from .stores import AccountState, MomentRecord, Store, UserState
 
 __all__ = [
     "MOMENT_HELD_OUT_EVENT",
@@ -39,6 +39,7 @@ __all__ = [
     "days_left",
     "held_out",
     "mark",
+    "read_state",
     "render",
 ]
 
@@ -282,3 +283,10 @@ def _moment_id(user_id: str, kind: str, at: int) -> str:
 
     digest = sha256(f"{user_id}\x00{kind}\x00{at}".encode()).hexdigest()
     return f"{kind}-{digest[:16]}"
+
+
+def read_state(store: Store, user_id: str) -> tuple[UserState | None, AccountState | None]:
+    """Read a user and the account they belong to (None for what the store has not seen)."""
+    user = store.user(user_id)
+    account = None if user is None or user.account_id is None else store.account(user.account_id)
+    return user, account

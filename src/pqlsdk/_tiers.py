@@ -1,7 +1,8 @@
 """Tier crossings: a subject moving up or down a model's tiers, reported once.
 
-Crossings are detected when messages arrive: after a write, the client scores
-the subjects it touched and compares each tier with the one the store remembers.
+Crossings are detected when messages arrive: after a write, the client asks
+``detect_crossings`` to score the subjects it touched and compare each tier with
+the one the store remembers.
 ``swap_tier`` is a compare-and-set on the store's atomic update, so exactly one
 process reports a crossing that several processes see at once.
 
@@ -16,19 +17,27 @@ reported once, like a user's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
 
 import msgspec
 
 from ._clock import from_micros
+from ._moments import read_state
 from ._scoring import Reason, Score, plain, score_subject, standing
 from .messages import Track
-from .rules._model import PQA, Model, Moments
+from .rules._model import PQA, Model, Moments, Rules
 from .stores import AccountState, MomentRecord, Store, Subject, UserState
 
-__all__ = ["PQA_KEY", "TIER_CHANGED_EVENT", "TierChange", "pqa_crossing", "swap_tier"]
+__all__ = [
+    "PQA_KEY",
+    "TIER_CHANGED_EVENT",
+    "TierChange",
+    "detect_crossings",
+    "pqa_crossing",
+    "swap_tier",
+]
 
 TIER_CHANGED_EVENT = "pqlsdk_tier_changed"
 """The event name of the record a crossing sends to the collector."""
@@ -278,3 +287,108 @@ def pqa_crossing(
         members=listed,
         qualifying=len(qualifying),
     )
+
+
+def detect_crossings(
+    store: Store,
+    rules: Rules,
+    user_ids: set[str],
+    now: int,
+    *,
+    joined: set[str],
+    report: Callable[[TierChange], None],
+) -> None:
+    """Score the touched users (and their accounts) and ``report`` tier changes.
+
+    An account's PQA standing is checked when one of its members moved in the
+    PQA model's tiers or joined it (``joined``): nothing else can change it. A
+    store fault is raised (after what was reported): the caller counts it.
+    """
+    for user_id in user_ids:
+        user, account = read_state(store, user_id)
+        if user is None:  # pragma: no cover - a user just recorded has state
+            continue
+        moved = {
+            model.name
+            for model in rules.models.values()
+            if (model.subject == "user" or account is not None)
+            and _cross(store, rules.moments, model, user, account, now=now, report=report)
+        }
+        pqa = rules.pqa
+        if account is not None and pqa is not None and (pqa.model in moved or user_id in joined):
+            _cross_pqa(store, pqa, rules.model(pqa.model), account, user, now=now, report=report)
+
+
+def _cross_pqa(
+    store: Store,
+    pqa: PQA,
+    model: Model,
+    account: AccountState,
+    user: UserState,
+    *,
+    now: int,
+    report: Callable[[TierChange], None],
+) -> None:
+    """Report the account becoming (or ceasing to be) a PQA, once across processes."""
+    members = {
+        member: user if member == user.user_id else store.user(member) for member in account.members
+    }
+    change = pqa_crossing(pqa, model, account, members, user=user, now=now)
+    if change is not None and swap_tier(
+        store, "account", account.account_id, PQA_KEY, expected=change.previous, tier=change.tier
+    ):
+        report(change)
+
+
+def _cross(
+    store: Store,
+    moments: Moments | None,
+    model: Model,
+    user: UserState,
+    account: AccountState | None,
+    *,
+    now: int,
+    report: Callable[[TierChange], None],
+) -> bool:
+    """Report a crossing of ``model``'s tiers by the user (or their account).
+
+    Return whether the remembered tier changed (a first placement included).
+    ``moments`` (those of the same rules as ``model``) title the moments seen.
+    """
+    subject: Literal["user", "account"] = "user"
+    scored: UserState | None = user
+    subject_id, remembered = user.user_id, user.tiers
+    if model.subject == "account" and account is not None:
+        subject, subject_id, remembered, scored = (
+            "account",
+            account.account_id,
+            account.tiers,
+            None,
+        )
+    before = remembered.get(model.name)
+    tier = standing(model, subject_id, scored, account, now)[1]
+    if tier == before or not swap_tier(
+        store, subject, subject_id, model.name, expected=before, tier=tier
+    ):
+        return False
+    if before is None and model.rank(tier) == 0:
+        return True  # a first placement in the lowest tier is not a crossing
+    up = before is None or model.rank(tier) > model.rank(before)
+    features, team, seen = crossing_context(model, user, account, now)
+    report(
+        TierChange(
+            subject=subject,
+            id=subject_id,
+            model=model.name,
+            previous=before,
+            tier=tier,
+            direction="up" if up else "down",
+            score=score_subject(model, subject_id, scored, account, now),
+            user_id=user.user_id,
+            top_features=features,
+            team_size=team,
+            moments_seen=seen,
+            moment_titles=moment_titles(moments, seen, user.moments),
+        )
+    )
+    return True

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -40,22 +40,17 @@ from ._journal import Journal
 from ._memo import Memo
 from ._moments import (
     OUTCOMES,
+    Chooser,
     Moment,
-    blocked,
-    claim,
-    days_left,
-    held_out_message,
     mark,
     outcome_message,
     read_state,
-    render,
 )
 from ._scoring import (
     AccountScore,
     Reason,
     Score,
     facts_for,
-    facts_from,
     score_account,
     score_subject,
 )
@@ -72,7 +67,6 @@ from .messages import (
     new_message_id,
 )
 from .rules import Model, Rules, load
-from .rules._model import MomentKind, Moments
 from .stores import AccountState, Store, UserState, open_store
 from .stores._base import StoreUnavailableError, with_faults
 from .stores.buffered import BufferedStore
@@ -204,6 +198,7 @@ class Client:
         self._rules: Rules | None = None
         self._unknown_models: set[str] = set()  # names logged once each
         self._memo = Memo()
+        self._chooser = Chooser(self._store, self._emit)
         # Calls accept messages and return; the intake applies them off the request
         # path. Strict clients (tests), caller-mode delivery (no threads) and sync
         # durability (committed before the call returns) apply inline.
@@ -356,7 +351,7 @@ class Client:
                 "decide",
                 user_id,
                 now,
-                self._show,
+                self._chooser.choose,
                 rules,
                 moments,
                 user_id,
@@ -405,7 +400,7 @@ class Client:
         moment = None
         if rules.moments is not None:
             try:
-                moment = self._show(rules, rules.moments, user_id, feature, now)
+                moment = self._chooser.choose(rules, rules.moments, user_id, feature, now)
             except StoreError as exc:
                 self._error(exc)
         # Tracked after the prompt is shown, in every delivery mode: when this attempt
@@ -453,58 +448,6 @@ class Client:
             return False
         self._emit(outcome_message(user_id, found, outcome))
         return True
-
-    def _show(
-        self, rules: Rules, moments: Moments, user_id: str, feature: str | None, now: int
-    ) -> Moment | None:
-        """Find a due moment from a snapshot, then claim a showing atomically.
-
-        Cheapest checks first: kinds a cap or cooldown holds back are dropped
-        before any expression runs, and the score is computed only if a ``when``
-        asks for ``score``, ``tier`` or ``gate_passed``. Most calls end at the
-        caps (the user already saw today's moment) and cost a few microseconds.
-        ``rules`` are those the caller read ``moments`` from: one version throughout.
-        A ``feature`` is the one a gate denied (kinds ``at = "gate"``); None is decide().
-        """
-        user, account = read_state(self._store, user_id)
-        open_kinds: Sequence[MomentKind] = moments.at("decide" if feature is None else "gate")
-        if user is not None and user.moments:  # a user never shown a moment is never held back
-            history = user.moments
-            open_kinds = [k for k in open_kinds if not blocked(k, history, moments, now)]
-        if not open_kinds:
-            return None  # the common path: capped or cooling down; no scoring, no write
-        model = rules.model(moments.model)
-        traits = ({} if user is None else user.traits, {} if account is None else account.traits)
-        trial_end = traits[0].get(moments.trial_end)
-        values: dict[str, Any] = {
-            "days_left": None if trial_end is None else days_left(trial_end, now),
-            "feature": feature,
-            "plan": traits[0].get("plan"),
-            "user_id": user_id,
-        }
-        # The score, tier and gate, computed only if a ``when`` reads one: one compiled
-        # call per model, cheaper than memoising it (the "nothing due" answer is memoised).
-        facts = facts_from(user, account, now, values, model._standing_variables)
-        whens = moments._whens
-        candidates = [
-            kind for kind in open_kinds if kind.when is None or whens[kind.name](facts) is True
-        ]
-        if not candidates:
-            return None  # nothing due: no write
-        names = {} if rules.entitlements is None else rules.entitlements.names
-        variables = facts.variables()  # the score, if content needs it: outside the store's lock
-        shown, held = self._store.update_user(
-            user_id,
-            lambda state: claim(
-                state, candidates, moments, now, lambda k, r: render(k, r, variables, traits, names)
-            ),
-        )
-        for record in held:  # both arms reach the collector: lift needs the held-out one
-            self._emit(held_out_message(user_id, record, feature))
-        if shown is None:
-            return None
-        self._emit(shown.to_message(user_id))
-        return shown
 
     def _model(self, rules: Rules, name: object) -> Model | ConfigError:
         """Model ``name`` (None: the primary), or why there is none: logged once per name.

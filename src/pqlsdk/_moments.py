@@ -25,8 +25,9 @@ from typing import Any, Final
 import msgspec
 
 from ._clock import from_micros, micros
+from ._scoring import facts_from
 from .messages import Track
-from .rules._model import MomentKind, Moments
+from .rules._model import MomentKind, Moments, Rules
 from .stores import AccountState, MomentRecord, Store, UserState
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "MOMENT_OUTCOME_EVENT",
     "MOMENT_SHOWN_EVENT",
     "OUTCOMES",
+    "Chooser",
     "Moment",
     "claim",
     "days_left",
@@ -290,3 +292,68 @@ def read_state(store: Store, user_id: str) -> tuple[UserState | None, AccountSta
     user = store.user(user_id)
     account = None if user is None or user.account_id is None else store.account(user.account_id)
     return user, account
+
+
+class Chooser:
+    """Chooses the moment to show a user now, and claims its showing in the store.
+
+    ``emit`` queues the records of what was shown, and held out, for the collector.
+    """
+
+    __slots__ = ("_emit", "_store")
+
+    def __init__(self, store: Store, emit: Callable[[Track], None]) -> None:
+        self._store = store
+        self._emit = emit
+
+    def choose(
+        self, rules: Rules, moments: Moments, user_id: str, feature: str | None, now: int
+    ) -> Moment | None:
+        """Find a due moment from a snapshot, then claim a showing atomically.
+
+        Cheapest checks first: kinds a cap or cooldown holds back are dropped
+        before any expression runs, and the score is computed only if a ``when``
+        asks for ``score``, ``tier`` or ``gate_passed``. Most calls end at the
+        caps (the user already saw today's moment) and cost a few microseconds.
+        ``rules`` are those the caller read ``moments`` from: one version throughout.
+        A ``feature`` is the one a gate denied (kinds ``at = "gate"``); None is decide().
+        """
+        user, account = read_state(self._store, user_id)
+        open_kinds: Sequence[MomentKind] = moments.at("decide" if feature is None else "gate")
+        if user is not None and user.moments:  # a user never shown a moment is never held back
+            history = user.moments
+            open_kinds = [k for k in open_kinds if not blocked(k, history, moments, now)]
+        if not open_kinds:
+            return None  # the common path: capped or cooling down; no scoring, no write
+        model = rules.model(moments.model)
+        traits = ({} if user is None else user.traits, {} if account is None else account.traits)
+        trial_end = traits[0].get(moments.trial_end)
+        values: dict[str, Any] = {
+            "days_left": None if trial_end is None else days_left(trial_end, now),
+            "feature": feature,
+            "plan": traits[0].get("plan"),
+            "user_id": user_id,
+        }
+        # The score, tier and gate, computed only if a ``when`` reads one: one compiled
+        # call per model, cheaper than memoising it (the "nothing due" answer is memoised).
+        facts = facts_from(user, account, now, values, model._standing_variables)
+        whens = moments._whens
+        candidates = [
+            kind for kind in open_kinds if kind.when is None or whens[kind.name](facts) is True
+        ]
+        if not candidates:
+            return None  # nothing due: no write
+        names = {} if rules.entitlements is None else rules.entitlements.names
+        variables = facts.variables()  # the score, if content needs it: outside the store's lock
+        shown, held = self._store.update_user(
+            user_id,
+            lambda state: claim(
+                state, candidates, moments, now, lambda k, r: render(k, r, variables, traits, names)
+            ),
+        )
+        for record in held:  # both arms reach the collector: lift needs the held-out one
+            self._emit(held_out_message(user_id, record, feature))
+        if shown is None:
+            return None
+        self._emit(shown.to_message(user_id))
+        return shown

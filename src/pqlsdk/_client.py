@@ -33,7 +33,7 @@ from ._exceptions import (
     PQLError,
     StoreError,
 )
-from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, entitled
+from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, answer, fallback
 from ._ids import check_id, check_optional_id
 from ._intake import Intake
 from ._journal import Journal
@@ -44,13 +44,11 @@ from ._moments import (
     Moment,
     mark,
     outcome_message,
-    read_state,
 )
 from ._scoring import (
     AccountScore,
     Reason,
     Score,
-    facts_for,
     score_account,
     score_subject,
 )
@@ -388,31 +386,29 @@ class Client:
         now = micros(self._clock.now())
         self._settle()
         try:
-            user, account = read_state(self._store, user_id)
+            gate = answer(
+                rules,
+                user_id,
+                feature,
+                entitlements=rules.entitlements,
+                store=self._store,
+                chooser=self._chooser,
+                now=now,
+                on_error=self._error,
+            )
         except StoreError as exc:
             self._error(exc)
             return self._fallback(feature, "store unavailable")
-        allowed, plan, reason = entitled(
-            rules.entitlements, facts_for(user, account, now, user_id=user_id), feature
-        )
-        if allowed:
-            return Gate(feature, True, reason, plan, None)
-        moment = None
-        if rules.moments is not None:
-            try:
-                moment = self._chooser.choose(rules, rules.moments, user_id, feature, now)
-            except StoreError as exc:
-                self._error(exc)
-        # Tracked after the prompt is shown, in every delivery mode: when this attempt
-        # makes the user cross into a tier, the crossing lists the prompt among the
-        # moments seen (the intake thread would otherwise race the showing).
-        self.track(user_id, PREMIUM_ATTEMPT_EVENT, {"feature": feature})
-        return Gate(feature, False, reason, plan, moment)
+        if not gate.allowed:
+            # Tracked after the prompt is shown, in every delivery mode: when this attempt
+            # makes the user cross into a tier, the crossing lists the prompt among the
+            # moments seen (the intake thread would otherwise race the showing).
+            self.track(user_id, PREMIUM_ATTEMPT_EVENT, {"feature": feature})
+        return gate
 
     def _fallback(self, feature: str, why: str) -> Gate:
         """Answer by ``gate_fallback`` (the user cannot be read), saying why."""
-        allowed = self._gate_fallback
-        return Gate(feature, allowed, f"{why}: " + ("allowed" if allowed else "denied"), None, None)
+        return fallback(feature, why, allow=self._gate_fallback)
 
     def record(self, user_id: str | int, moment: str, outcome: str) -> bool:
         """Record the user's ``outcome`` (shown, clicked, dismissed, converted) on a moment.

@@ -8,15 +8,19 @@ tracks it as ``premium_feature_attempted`` and may answer with a moment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 
-from ._moments import Moment
+from ._exceptions import StoreError
+from ._moments import Chooser, Moment, read_state
+from ._scoring import facts_for
 from .rules._facts import Facts
-from .rules._model import Entitlements
+from .rules._model import Entitlements, Rules
+from .stores import Store
 
-__all__ = ["PREMIUM_ATTEMPT_EVENT", "Gate", "entitled"]
+__all__ = ["PREMIUM_ATTEMPT_EVENT", "Gate", "answer", "entitled", "fallback"]
 
 PREMIUM_ATTEMPT_EVENT: Final = "premium_feature_attempted"
 """The event a denied gate tracks, with property ``feature``."""
@@ -53,3 +57,40 @@ def entitled(
     if feature in features:
         return True, plan, f"plan {plan!r} includes {feature!r}"
     return False, plan, f"plan {plan!r} does not include {feature!r}"
+
+
+def answer(
+    rules: Rules,
+    user_id: str,
+    feature: str,
+    *,
+    entitlements: Entitlements,
+    store: Store,
+    chooser: Chooser,
+    now: int,
+    on_error: Callable[[StoreError], None],
+) -> Gate:
+    """Answer the gate from the user's state, with a gate moment to show when denied.
+
+    A user that cannot be read raises ``StoreError`` (the caller answers by its
+    fallback); a moment that cannot be claimed is passed to ``on_error``, and the
+    denial carries none. ``entitlements`` are those of ``rules``.
+    """
+    user, account = read_state(store, user_id)
+    allowed, plan, reason = entitled(
+        entitlements, facts_for(user, account, now, user_id=user_id), feature
+    )
+    if allowed:
+        return Gate(feature, True, reason, plan, None)
+    moment = None
+    if rules.moments is not None:
+        try:
+            moment = chooser.choose(rules, rules.moments, user_id, feature, now)
+        except StoreError as exc:
+            on_error(exc)
+    return Gate(feature, False, reason, plan, moment)
+
+
+def fallback(feature: str, why: str, *, allow: bool) -> Gate:
+    """Answer without the user's state (it cannot be read): by ``allow``, saying why."""
+    return Gate(feature, allow, f"{why}: " + ("allowed" if allow else "denied"), None, None)

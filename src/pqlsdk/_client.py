@@ -727,12 +727,8 @@ class Client:
             await _to_thread(self._settle)
         if isinstance(self._store, BufferedStore):
             await _to_thread(self._store.commit)
-        batcher = pipeline.batcher
-        before = self._counters.snapshot().delivered
         deadline = None if timeout is None else time.monotonic() + timeout
-        await batcher.adrain(pipeline.async_transport, deadline=deadline)
-        delivered = self._counters.snapshot().delivered - before
-        return pipeline.flushed(batcher.result(delivered))
+        return await pipeline.aflush(deadline)
 
     async def aclose(self, timeout: float | None = 10.0) -> FlushResult:
         """``close()`` for asyncio code: deliver within ``timeout``, then release everything.

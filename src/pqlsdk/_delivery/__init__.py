@@ -22,6 +22,7 @@ outboxes belong to their stores (``pqlsdk.stores._outbox``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from .._exceptions import ConfigError, DeliveryError, StoreError
 from .._stats import Counters
@@ -82,6 +83,7 @@ class Pipeline:
         self._durable = outbox.durable
         self._transport = transport
         self._owns_transport = owns_transport
+        self._counters = counters
         # An asyncio transport sends only from ``Client.aflush()``, in the event loop.
         self.async_transport = transport if isinstance(transport, AsyncTransport) else None
         sync = None if isinstance(transport, AsyncTransport) else transport
@@ -133,6 +135,18 @@ class Pipeline:
         if result.pending:
             self.batcher.log.unflushed(result.pending)
         return result
+
+    async def aflush(self, deadline: float | None) -> FlushResult:
+        """Send what waits from the event loop until ``deadline`` (``time.monotonic()``).
+
+        Only with an asyncio transport (``async_transport``): with another the
+        client flushes in a worker thread. Logs what is still waiting.
+        """
+        before = self._counters.snapshot().delivered
+        transport = cast("AsyncTransport", self.async_transport)
+        await self.batcher.adrain(transport, deadline=deadline)
+        delivered = self._counters.snapshot().delivered - before
+        return self.flushed(self.batcher.result(delivered))
 
     def close(self, timeout: float | None) -> FlushResult:
         """Deliver within ``timeout``, stop the sender and release the transport, whatever fails."""

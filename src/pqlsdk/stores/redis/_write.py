@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 from redis.exceptions import NoScriptError
@@ -57,6 +57,9 @@ class _Pending(msgspec.Struct, array_like=True, gc=False):
 
 
 _decode_pending = msgspec.msgpack.Decoder(_Pending).decode
+
+_Work = list[tuple[int, _Pending]]
+"""One member's pending entries for an account, by pending number, oldest first."""
 
 
 class Write:
@@ -119,13 +122,7 @@ class Write:
         again on its own, until its write lands.
         """
         folded: dict[str, tuple[int, list[bytes], dict[str, _Read]]] = {}
-        pipe: Any = self._redis.pipeline(transaction=False)
-        for user_id, items in by_user.items():
-            self._read_user(pipe, user_id, items)
-        pipe.hlen(self._keys.registry)
-        *reads, registered = pipe.execute()
-        if registered != len(self._log.aggregates):
-            self._log.refresh()  # another process registered more
+        reads = self._read_users(by_user)
         pipe = self._redis.pipeline(transaction=False)
         touched = [
             self._fold(pipe, user_id, items, reads[2 * i : 2 * i + 2], queue=queue)
@@ -144,10 +141,23 @@ class Write:
             )
         return folded
 
-    def _read_user(self, pipe: Any, user_id: str, items: list[Record]) -> None:
-        """Queue step 1's read of one user: state, version, pending number, known ids."""
-        pipe.hmget(self._keys.user(user_id), "s", "v", "n")
-        pipe.zmscore(self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items])
+    def _read_users(self, by_user: dict[str, list[Record]]) -> list[Any]:
+        """Read every user's state, version, pending number and known ids: one round trip.
+
+        Two replies per user. The registry's size rides along: when another
+        process registered more aggregates, they are read before folding.
+        """
+        pipe: Any = self._redis.pipeline(transaction=False)
+        for user_id, items in by_user.items():
+            pipe.hmget(self._keys.user(user_id), "s", "v", "n")
+            pipe.zmscore(
+                self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items]
+            )
+        pipe.hlen(self._keys.registry)
+        *reads, registered = pipe.execute()
+        if registered != len(self._log.aggregates):
+            self._log.refresh()  # another process registered more
+        return list(reads)
 
     def fold_user(
         self, user_id: str, items: list[Record], *, queue: bool = False
@@ -160,12 +170,7 @@ class Write:
         """
 
         def attempt() -> tuple[bool, tuple[int, list[bytes], dict[str, _Read]]]:
-            pipe: Any = self._redis.pipeline(transaction=False)
-            self._read_user(pipe, user_id, items)
-            pipe.hlen(self._keys.registry)
-            *read, registered = pipe.execute()
-            if registered != len(self._log.aggregates):
-                self._log.refresh()  # another process registered more
+            read = self._read_users({user_id: items})
             pipe = self._redis.pipeline(transaction=False)
             new, accounts = self._fold(pipe, user_id, items, read, queue=queue)
             answer = self._answer(pipe.execute(), 0, new, accounts)
@@ -253,28 +258,30 @@ class Write:
     def drain(self, folded: dict[str, tuple[int, list[bytes], dict[str, _Read]]]) -> None:
         """Apply the users' pending entries to their accounts (step 2), then the log (step 3).
 
-        Step 3 of every user is one round trip: one ``log`` script over all
-        their members, then each user's ``trim``.
+        Step 2 of every account is one round trip, step 3 of every user another:
+        one ``log`` script over all their members, then each user's ``trim``.
         """
         log_args: list[bytes] = []
         trims: list[tuple[str, bytes]] = []
+        accounts: dict[str, dict[str, tuple[_Work, _Read | None]]] = {}
         for user_id, (_, pending, reads) in folded.items():
             if not pending:
                 continue
             entries = [
                 (int(item[:SEQ_WIDTH], 16), _decode_pending(item[SEQ_WIDTH:])) for item in pending
             ]
-            by_account: dict[str, list[tuple[int, _Pending]]] = {}
             for number, entry in entries:
                 for account_id in dict.fromkeys(entry.accounts):
-                    by_account.setdefault(account_id, []).append((number, entry))
-            for account_id, work in by_account.items():
-                self.apply_account(account_id, user_id, work, reads.get(account_id))
-            members = dict.fromkeys(
+                    members = accounts.setdefault(account_id, {})
+                    members.setdefault(user_id, ([], reads.get(account_id)))[0].append(
+                        (number, entry)
+                    )
+            logged = dict.fromkeys(
                 (entry.member, b"1" if entry.queue else b"0") for _, entry in entries
             )
-            log_args.extend(part for pair in members for part in pair)
+            log_args.extend(part for pair in logged for part in pair)
             trims.append((self._keys.user(user_id, ":pending"), pending[-1][:SEQ_WIDTH]))
+        self.apply_accounts(accounts)
         self.after("accounts")
         if not trims:
             return
@@ -290,38 +297,91 @@ class Write:
 
         self._server.optimistic(self._keys.log, attempt)
 
-    def apply_account(
-        self, account_id: str, user_id: str, work: list[tuple[int, _Pending]], read: _Read | None
-    ) -> None:
-        """Step 2 for one account: apply the entries it has not applied yet, in order.
+    def apply_accounts(self, accounts: dict[str, dict[str, tuple[_Work, _Read | None]]]) -> None:
+        """Step 2 for every account: one round trip of version-checked writes for all.
 
-        ``read`` is the account as step 1 read it, if it did; later attempts read again.
+        Each account as step 1 read it, when it did for every member writing;
+        an account it did not read, or another writer changed meanwhile, is
+        applied again on its own, reading it first.
         """
-        account_key = self._keys.account(account_id)
-        seen_key = self._keys.account(account_id, ":seen")
-        first = [read]
+        pipe: Any = self._redis.pipeline(transaction=False)
+        queued: list[str] = []
+        again: list[str] = []
+        try:
+            for account_id, members in accounts.items():
+                reads = [read for _, read in members.values()]
+                if any(read is None for read in reads):
+                    again.append(account_id)
+                    continue
+                raw, version, _ = cast(_Read, reads[0])
+                applied = {user_id: cast(_Read, read)[2] for user_id, (_, read) in members.items()}
+                # Nothing new only if another writer applied it in between:
+                # the write then stores the state as read, harmlessly.
+                _, args = self._fold_account(account_id, members, raw, version, applied)
+                self._server.eval(pipe, "swap", self._account_keys(account_id), args)
+                queued.append(account_id)
+            try:
+                written = pipe.execute()
+            except NoScriptError:  # the server lost its scripts: each on its own, reloading
+                written = [0] * len(queued)
+            again.extend(a for a, landed in zip(queued, written, strict=True) if landed != 1)
+            for account_id in again:
+                self.apply_account(account_id, accounts[account_id])
+        finally:
+            for account_id in accounts:
+                self._cache.forget(("a", account_id))
+
+    def _account_keys(self, account_id: str) -> list[str]:
+        return [self._keys.account(account_id), self._keys.account(account_id, ":seen")]
+
+    def apply_account(
+        self, account_id: str, members: dict[str, tuple[_Work, _Read | None]]
+    ) -> None:
+        """Step 2 for one account, read afresh and retried until its write lands."""
+        account_key, seen_key = self._account_keys(account_id)
+        users = list(members)
 
         def attempt() -> tuple[bool, None]:
-            found = first.pop() if first else None
-            if found is None:
-                pipe: Any = self._redis.pipeline(transaction=False)
-                pipe.hmget(account_key, "s", "v")
-                pipe.hget(seen_key, user_id)
-                (raw, version), applied = pipe.execute()
-            else:
-                raw, version, applied = found
-            todo = [(number, entry) for number, entry in work if number > int(applied or 0)]
-            if not todo:
+            pipe: Any = self._redis.pipeline(transaction=False)
+            pipe.hmget(account_key, "s", "v")
+            pipe.hmget(seen_key, users)
+            (raw, version), seen = pipe.execute()
+            fresh, args = self._fold_account(
+                account_id, members, raw, version, dict(zip(users, seen, strict=True))
+            )
+            if not fresh:
                 return True, None
-            account = AccountState(account_id=account_id) if raw is None else decode_account(raw)
-            before: UserState | None = None
+            written = self._server.eval(self._redis, "swap", [account_key, seen_key], args)
+            return written == 1, None
 
-            def load_user(_: str) -> UserState | None:
-                return before
+        self._server.optimistic(account_key, attempt)
 
-            def load_account(key: str) -> AccountState:
-                return account if key == account_id else _stand_in(key, user_id)
+    def _fold_account(
+        self,
+        account_id: str,
+        members: dict[str, tuple[_Work, _Read | None]],
+        raw: bytes | None,
+        version: bytes | None,
+        applied: dict[str, bytes | None],
+    ) -> tuple[bool, list[Any]]:
+        """Apply each member's entries the account has not applied yet, in order.
 
+        Returns whether there were any, and the ``swap`` script's arguments (the
+        new state, and per member the last pending number applied).
+        """
+        account = AccountState(account_id=account_id) if raw is None else decode_account(raw)
+        before: UserState | None = None
+        user_id = ""
+
+        def load_user(_: str) -> UserState | None:
+            return before
+
+        def load_account(key: str) -> AccountState:
+            return account if key == account_id else _stand_in(key, user_id)
+
+        seen: list[Any] = []
+        for user_id, (work, _) in members.items():
+            todo = [(n, entry) for n, entry in work if n > int(applied[user_id] or 0)]
             for _, entry in todo:
                 before = None if entry.before is None else decode_user(entry.before)
                 apply(
@@ -330,18 +390,9 @@ class Write:
                     load_account,
                     self._log.aggregates,
                 )
-            written = self._server.eval(
-                self._redis,
-                "swap",
-                [account_key, seen_key],
-                [version or 0, encode(account), user_id, todo[-1][0]],
-            )
-            return written == 1, None
-
-        try:
-            self._server.optimistic(account_key, attempt)
-        finally:
-            self._cache.forget(("a", account_id))
+            if todo:
+                seen.extend((user_id, todo[-1][0]))
+        return bool(seen), [version or 0, encode(account), *seen]
 
 
 def _stand_in(account_id: str, user_id: str) -> AccountState:

@@ -49,11 +49,18 @@ def records(messages: list[Any]) -> list[Record]:
     return [(message, encode(message)) for message in messages]
 
 
-def test_a_chunk_of_many_users_costs_three_round_trips(redis_store_url: str) -> None:
-    """One read, one step-1 write, one log-and-trim, however many users and messages."""
+def test_a_chunk_of_many_users_costs_four_round_trips(redis_store_url: str) -> None:
+    """One read, one users' write, one accounts' write, one log-and-trim, for any chunk."""
     store = counting_store(redis_store_url)
     users = [f"u{i}" for i in range(40)]
-    store.record(records([Identify(user_id=u, timestamp=AT, message_id=f"i-{u}") for u in users]))
+    store.record(
+        records(
+            [
+                Group(user_id=u, group_id=f"a{i % 5}", timestamp=AT, message_id=f"g-{u}")
+                for i, u in enumerate(users)
+            ]
+        )
+    )
     chunk = records(
         [
             Track(user_id=u, event="page_viewed", timestamp=AT, message_id=f"t-{u}-{k}")
@@ -64,7 +71,9 @@ def test_a_chunk_of_many_users_costs_three_round_trips(redis_store_url: str) -> 
     before = Counting.sends
     added = store.record(chunk)
     spent = Counting.sends - before
-    assert (added, spent, store.count()) == (120, 3, 160)
+    account = store.account("a0")
+    assert account is not None
+    assert (added, spent, store.count(), account.active_members) == (120, 4, 160, 8)
     store.close()
 
 

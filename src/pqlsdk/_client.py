@@ -849,16 +849,26 @@ class Client:
     def _apply_pending(self, chunk: list[bytes]) -> None:
         """Record messages the intake accepted (they were checked when accepted).
 
-        One at a time, as ``track()`` would have: each message's tier crossing is
-        its own (a burst from cold to burning reports warm, hot and burning).
+        In runs where no user appears twice, each run one ``record()`` (on Redis
+        a bounded number of round trips for the run): a user's state is scored
+        after each of their messages as ``track()`` would have, so each tier
+        crossing is its own (a burst from cold to burning reports warm, hot and
+        burning), in message order.
         """
         records = [(decode_checked(data), data) for data in chunk]
         if isinstance(self._store, BufferedStore):
             # On a fault each record asks for itself, and counts its own fault.
             with contextlib.suppress(StoreError):
                 self._store.look_up([message.message_id for message, _ in records])
+        run: list[tuple[Message, bytes]] = []
+        subjects: set[str] = set()
         for record in records:
-            self._write([record])
+            if record[0].subject in subjects:
+                self._write(run)
+                run, subjects = [], set()
+            run.append(record)
+            subjects.add(record[0].subject)
+        self._write(run)
 
     def _write(self, records: list[tuple[Message, bytes]]) -> int:
         if not records:
@@ -877,8 +887,8 @@ class Client:
         self._counters.recorded(added)
         now = micros(self._clock.now())
         if self._rules is not None and added:
-            subjects = {message.subject for message, _ in records}
-            self._forget_memo(records, subjects)
+            subjects = dict.fromkeys(message.subject for message, _ in records)  # in order
+            self._forget_memo(records, set(subjects))
             joined = {message.subject for message, _ in records if isinstance(message, Group)}
             try:
                 detect_crossings(

@@ -17,7 +17,7 @@ reported once, like a user's.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -292,7 +292,7 @@ def pqa_crossing(
 def detect_crossings(
     store: Store,
     rules: Rules,
-    user_ids: set[str],
+    user_ids: Iterable[str],
     now: int,
     *,
     joined: set[str],

@@ -100,13 +100,16 @@ return out
 """
 
 # Compare-and-set of a state: if its version (field v) is still ARGV[1], store
-# ARGV[2] and bump v; with a second key, also record ARGV[4] as the last pending
-# number of member ARGV[3] applied here. Replies 1, or 0 when another came first.
+# ARGV[2] and bump v; with a second key, also record per member ARGV[i] (i = 3,
+# 5, ...) ARGV[i + 1] as the last pending number of theirs applied here.
+# Replies 1, or 0 when another came first.
 _SWAP: Final = """
 if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 's', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
-if KEYS[2] then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) end
+if KEYS[2] then
+  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
 return 1
 """
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
+from redis.exceptions import NoScriptError
 
 from ..._clock import micros
 from ...messages import Group, Track, decode_checked
@@ -56,6 +57,9 @@ class _Pending(msgspec.Struct, array_like=True, gc=False):
 
 
 _decode_pending = msgspec.msgpack.Decoder(_Pending).decode
+
+_Work = list[tuple[int, _Pending]]
+"""One member's pending entries for an account, by pending number, oldest first."""
 
 
 class Write:
@@ -88,167 +92,296 @@ class Write:
             return self._last_stamp
 
     def write(self, batch: list[Record], done: list[tuple[str, int]], *, queue: bool) -> int:
-        """Write ``batch`` one user at a time, appending (user, new messages) to ``done``.
+        """Write ``batch``, appending (user, new messages) to ``done`` per user written.
 
-        With ``queue``, the new messages join the outbox in step 3.
+        Every user's step 1 rides in one round trip (after one read for all of
+        them); a user another writer changed meanwhile retries alone. Step 3 of
+        every user is one round trip too, so a chunk costs a bounded number of
+        round trips, plus one per account it touches. With ``queue``, the new
+        messages join the outbox in step 3.
         """
         by_user: dict[str, list[Record]] = {}
         for record in batch:
             by_user.setdefault(record[0].subject, []).append(record)
-        for user_id, items in by_user.items():
-            try:
-                new, pending, reads = self.fold_user(user_id, items, queue=queue)
-                self.after("user")
-                self.drain(user_id, pending, reads)
-            finally:
+        try:
+            folded = self.fold_users(by_user, queue=queue)
+            self.after("user")
+            self.drain(folded)
+        finally:
+            for user_id in by_user:
                 self._cache.forget(("u", user_id))
-            done.append((user_id, new))
+        done.extend((user_id, new) for user_id, (new, _, _) in folded.items())
         return sum(new for _, new in done)
+
+    def fold_users(
+        self, by_user: dict[str, list[Record]], *, queue: bool
+    ) -> dict[str, tuple[int, list[bytes], dict[str, _Read]]]:
+        """Step 1 for every user of a chunk: one read and one write round trip for all.
+
+        A user whose version changed between the two (another writer) is folded
+        again on its own, until its write lands.
+        """
+        folded: dict[str, tuple[int, list[bytes], dict[str, _Read]]] = {}
+        reads = self._read_users(by_user)
+        pipe = self._redis.pipeline(transaction=False)
+        touched = [
+            self._fold(pipe, user_id, items, reads[2 * i : 2 * i + 2], queue=queue)
+            for i, (user_id, items) in enumerate(by_user.items())
+        ]
+        try:
+            replies = pipe.execute()
+        except NoScriptError:  # the server lost its scripts: each user on its own, reloading
+            replies = None
+        at = 0
+        for (user_id, items), (new, accounts) in zip(by_user.items(), touched, strict=True):
+            answer = None if replies is None else self._answer(replies, at, new, accounts)
+            at += 1 + 2 * len(accounts)
+            folded[user_id] = (
+                answer if answer is not None else self.fold_user(user_id, items, queue=queue)
+            )
+        return folded
+
+    def _read_users(self, by_user: dict[str, list[Record]]) -> list[Any]:
+        """Read every user's state, version, pending number and known ids: one round trip.
+
+        Two replies per user. The registry's size rides along: when another
+        process registered more aggregates, they are read before folding.
+        """
+        pipe: Any = self._redis.pipeline(transaction=False)
+        for user_id, items in by_user.items():
+            pipe.hmget(self._keys.user(user_id), "s", "v", "n")
+            pipe.zmscore(
+                self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items]
+            )
+        pipe.hlen(self._keys.registry)
+        *reads, registered = pipe.execute()
+        if registered != len(self._log.aggregates):
+            self._log.refresh()  # another process registered more
+        return list(reads)
 
     def fold_user(
         self, user_id: str, items: list[Record], *, queue: bool = False
     ) -> tuple[int, list[bytes], dict[str, _Read]]:
-        """Step 1: fold the new messages into the user and queue what follows.
+        """Step 1 for one user, retried until its write lands.
 
         Returns how many messages were new, the user's pending list after, and
         the accounts the new messages touch as read right after the write (the
         same round trip: step 2 usually needs no read of its own).
         """
-        user_key, ids_key = self._keys.user(user_id), self._keys.user(user_id, ":ids")
-        pending_key = self._keys.user(user_id, ":pending")
-        ids = [message.message_id for message, _ in items]
 
         def attempt() -> tuple[bool, tuple[int, list[bytes], dict[str, _Read]]]:
-            pipe: Any = self._redis.pipeline(transaction=False)
-            pipe.hmget(user_key, "s", "v", "n")
-            pipe.zmscore(ids_key, ids)
-            pipe.hlen(self._keys.registry)
-            (raw, version, seq), known, registered = pipe.execute()
-            if registered != len(self._log.aggregates):
-                self._log.refresh()  # another process registered more
-            aggregates = self._log.aggregates
-            user = None if raw is None else decode_user(raw)
-            number = int(seq or 0)
-            entries: list[bytes] = []
-            times: dict[str, int] = {}
-            touched: dict[str, None] = {}
-
-            def load_user(_: str) -> UserState | None:
-                return user
-
-            def load_account(key: str) -> AccountState:
-                return _stand_in(key, user_id)
-
-            cutoff = self._log.cutoff
-            for (message, data), score in zip(items, known, strict=True):
-                if message.message_id in times or (
-                    score is not None and (cutoff is None or score >= cutoff)
-                ):
-                    continue  # recorded before, and not pruned since
-                at = micros(message.timestamp)
-                touches = type(message) is Group or (
-                    type(message) is Track and user is not None and user.account_id is not None
-                )
-                before = None if user is None or not touches else encode(user)
-                changes = apply(message, load_user, load_account, aggregates)
-                user = changes.users[0]
-                number += 1
-                member = HEADER.pack(at + BIAS, self._stamp()) + data
-                accounts = [account.account_id for account in changes.accounts]
-                touched.update(dict.fromkeys(accounts))
-                entries.append(
-                    f"{number:0{SEQ_WIDTH}x}".encode()
-                    + encode(_Pending(member, before, accounts, queue))
-                )
-                times[message.message_id] = at
+            read = self._read_users({user_id: items})
             pipe = self._redis.pipeline(transaction=False)
-            keys = [user_key, ids_key, pending_key]
-            args = [
-                version or 0,
-                b"" if user is None else encode(user),
-                number,
-                "" if cutoff is None else cutoff,
-                "" if self._log.keep is None else self._log.keep,
-                len(entries),
-                *(part for item in times.items() for part in item),
-                *entries,
-            ]
-            self._server.eval(pipe, "fold_user", keys, args)
-            for account_id in touched:
-                pipe.hmget(self._keys.account(account_id), "s", "v")
-                pipe.hget(self._keys.account(account_id, ":seen"), user_id)
-            written, *rest = pipe.execute()
-            if written[0] == 0:
-                return False, (0, [], {})
-            reads = {
-                account_id: (*rest[2 * i], rest[2 * i + 1]) for i, account_id in enumerate(touched)
-            }
-            return True, (len(entries), written[1:], reads)
+            new, accounts = self._fold(pipe, user_id, items, read, queue=queue)
+            answer = self._answer(pipe.execute(), 0, new, accounts)
+            return (False, (0, [], {})) if answer is None else (True, answer)
 
-        return self._server.optimistic(user_key, attempt)
+        return self._server.optimistic(self._keys.user(user_id), attempt)
 
-    def drain(self, user_id: str, pending: list[bytes], reads: dict[str, _Read]) -> None:
-        """Apply the user's ``pending`` entries to their accounts and the log (steps 2, 3)."""
-        if not pending:
-            return
-        entries = [
-            (int(item[:SEQ_WIDTH], 16), _decode_pending(item[SEQ_WIDTH:])) for item in pending
+    def _answer(
+        self, replies: list[Any], at: int, new: int, accounts: list[str]
+    ) -> tuple[int, list[bytes], dict[str, _Read]] | None:
+        """Read one user's step-1 write at ``replies[at]`` and its account reads after it.
+
+        None when another writer came first (the write did not land).
+        """
+        written, rest = replies[at], replies[at + 1 : at + 1 + 2 * len(accounts)]
+        if written[0] == 0:
+            return None
+        reads = {
+            account_id: (*rest[2 * i], rest[2 * i + 1]) for i, account_id in enumerate(accounts)
+        }
+        return new, written[1:], reads
+
+    def _fold(
+        self, pipe: Any, user_id: str, items: list[Record], read: list[Any], *, queue: bool
+    ) -> tuple[int, list[str]]:
+        """Fold the new messages into the user as ``read``; queue the version-checked write.
+
+        Queues the accounts' reads after it; returns how many messages were new
+        and the accounts they touch.
+        """
+        (raw, version, seq), known = read
+        user_key, ids_key = self._keys.user(user_id), self._keys.user(user_id, ":ids")
+        pending_key = self._keys.user(user_id, ":pending")
+        aggregates = self._log.aggregates
+        user = None if raw is None else decode_user(raw)
+        number = int(seq or 0)
+        entries: list[bytes] = []
+        times: dict[str, int] = {}
+        touched: dict[str, None] = {}
+
+        def load_user(_: str) -> UserState | None:
+            return user
+
+        def load_account(key: str) -> AccountState:
+            return _stand_in(key, user_id)
+
+        cutoff = self._log.cutoff
+        for (message, data), score in zip(items, known, strict=True):
+            if message.message_id in times or (
+                score is not None and (cutoff is None or score >= cutoff)
+            ):
+                continue  # recorded before, and not pruned since
+            at = micros(message.timestamp)
+            touches = type(message) is Group or (
+                type(message) is Track and user is not None and user.account_id is not None
+            )
+            before = None if user is None or not touches else encode(user)
+            changes = apply(message, load_user, load_account, aggregates)
+            user = changes.users[0]
+            number += 1
+            member = HEADER.pack(at + BIAS, self._stamp()) + data
+            accounts = [account.account_id for account in changes.accounts]
+            touched.update(dict.fromkeys(accounts))
+            entries.append(
+                f"{number:0{SEQ_WIDTH}x}".encode()
+                + encode(_Pending(member, before, accounts, queue))
+            )
+            times[message.message_id] = at
+        args = [
+            version or 0,
+            b"" if user is None else encode(user),
+            number,
+            "" if cutoff is None else cutoff,
+            "" if self._log.keep is None else self._log.keep,
+            len(entries),
+            *(part for item in times.items() for part in item),
+            *entries,
         ]
-        by_account: dict[str, list[tuple[int, _Pending]]] = {}
-        for number, entry in entries:
-            for account_id in dict.fromkeys(entry.accounts):
-                by_account.setdefault(account_id, []).append((number, entry))
-        for account_id, work in by_account.items():
-            self.apply_account(account_id, user_id, work, reads.get(account_id))
+        self._server.eval(pipe, "fold_user", [user_key, ids_key, pending_key], args)
+        for account_id in touched:
+            pipe.hmget(self._keys.account(account_id), "s", "v")
+            pipe.hget(self._keys.account(account_id, ":seen"), user_id)
+        return len(entries), list(touched)
+
+    def drain(self, folded: dict[str, tuple[int, list[bytes], dict[str, _Read]]]) -> None:
+        """Apply the users' pending entries to their accounts (step 2), then the log (step 3).
+
+        Step 2 of every account is one round trip, step 3 of every user another:
+        one ``log`` script over all their members, then each user's ``trim``.
+        """
+        log_args: list[bytes] = []
+        trims: list[tuple[str, bytes]] = []
+        accounts: dict[str, dict[str, tuple[_Work, _Read | None]]] = {}
+        for user_id, (_, pending, reads) in folded.items():
+            if not pending:
+                continue
+            entries = [
+                (int(item[:SEQ_WIDTH], 16), _decode_pending(item[SEQ_WIDTH:])) for item in pending
+            ]
+            for number, entry in entries:
+                for account_id in dict.fromkeys(entry.accounts):
+                    members = accounts.setdefault(account_id, {})
+                    members.setdefault(user_id, ([], reads.get(account_id)))[0].append(
+                        (number, entry)
+                    )
+            logged = dict.fromkeys(
+                (entry.member, b"1" if entry.queue else b"0") for _, entry in entries
+            )
+            log_args.extend(part for pair in logged for part in pair)
+            trims.append((self._keys.user(user_id, ":pending"), pending[-1][:SEQ_WIDTH]))
+        self.apply_accounts(accounts)
         self.after("accounts")
-        keys, args = [self._keys.user(user_id, ":pending")], [pending[-1][:SEQ_WIDTH]]
-        members = dict.fromkeys(
-            (entry.member, b"1" if entry.queue else b"0") for _, entry in entries
-        )
+        if not trims:
+            return
         log_keys = [self._keys.log, self._keys.outbox, self._keys.ready, self._keys.outbox_seq]
-        log_args = [part for pair in members for part in pair]
 
         def attempt() -> tuple[bool, None]:
             pipe: Any = self._redis.pipeline(transaction=False)
             self._server.eval(pipe, "log", log_keys, log_args)
-            self._server.eval(pipe, "trim", keys, args)
+            for key, last in trims:
+                self._server.eval(pipe, "trim", [key], [last])
             pipe.execute()
             return True, None
 
-        self._server.optimistic(keys[0], attempt)
+        self._server.optimistic(self._keys.log, attempt)
+
+    def apply_accounts(self, accounts: dict[str, dict[str, tuple[_Work, _Read | None]]]) -> None:
+        """Step 2 for every account: one round trip of version-checked writes for all.
+
+        Each account as step 1 read it, when it did for every member writing;
+        an account it did not read, or another writer changed meanwhile, is
+        applied again on its own, reading it first.
+        """
+        pipe: Any = self._redis.pipeline(transaction=False)
+        queued: list[str] = []
+        again: list[str] = []
+        try:
+            for account_id, members in accounts.items():
+                reads = [read for _, read in members.values()]
+                if any(read is None for read in reads):
+                    again.append(account_id)
+                    continue
+                raw, version, _ = cast(_Read, reads[0])
+                applied = {user_id: cast(_Read, read)[2] for user_id, (_, read) in members.items()}
+                # Nothing new only if another writer applied it in between:
+                # the write then stores the state as read, harmlessly.
+                _, args = self._fold_account(account_id, members, raw, version, applied)
+                self._server.eval(pipe, "swap", self._account_keys(account_id), args)
+                queued.append(account_id)
+            try:
+                written = pipe.execute()
+            except NoScriptError:  # the server lost its scripts: each on its own, reloading
+                written = [0] * len(queued)
+            again.extend(a for a, landed in zip(queued, written, strict=True) if landed != 1)
+            for account_id in again:
+                self.apply_account(account_id, accounts[account_id])
+        finally:
+            for account_id in accounts:
+                self._cache.forget(("a", account_id))
+
+    def _account_keys(self, account_id: str) -> list[str]:
+        return [self._keys.account(account_id), self._keys.account(account_id, ":seen")]
 
     def apply_account(
-        self, account_id: str, user_id: str, work: list[tuple[int, _Pending]], read: _Read | None
+        self, account_id: str, members: dict[str, tuple[_Work, _Read | None]]
     ) -> None:
-        """Step 2 for one account: apply the entries it has not applied yet, in order.
-
-        ``read`` is the account as step 1 read it, if it did; later attempts read again.
-        """
-        account_key = self._keys.account(account_id)
-        seen_key = self._keys.account(account_id, ":seen")
-        first = [read]
+        """Step 2 for one account, read afresh and retried until its write lands."""
+        account_key, seen_key = self._account_keys(account_id)
+        users = list(members)
 
         def attempt() -> tuple[bool, None]:
-            found = first.pop() if first else None
-            if found is None:
-                pipe: Any = self._redis.pipeline(transaction=False)
-                pipe.hmget(account_key, "s", "v")
-                pipe.hget(seen_key, user_id)
-                (raw, version), applied = pipe.execute()
-            else:
-                raw, version, applied = found
-            todo = [(number, entry) for number, entry in work if number > int(applied or 0)]
-            if not todo:
+            pipe: Any = self._redis.pipeline(transaction=False)
+            pipe.hmget(account_key, "s", "v")
+            pipe.hmget(seen_key, users)
+            (raw, version), seen = pipe.execute()
+            fresh, args = self._fold_account(
+                account_id, members, raw, version, dict(zip(users, seen, strict=True))
+            )
+            if not fresh:
                 return True, None
-            account = AccountState(account_id=account_id) if raw is None else decode_account(raw)
-            before: UserState | None = None
+            written = self._server.eval(self._redis, "swap", [account_key, seen_key], args)
+            return written == 1, None
 
-            def load_user(_: str) -> UserState | None:
-                return before
+        self._server.optimistic(account_key, attempt)
 
-            def load_account(key: str) -> AccountState:
-                return account if key == account_id else _stand_in(key, user_id)
+    def _fold_account(
+        self,
+        account_id: str,
+        members: dict[str, tuple[_Work, _Read | None]],
+        raw: bytes | None,
+        version: bytes | None,
+        applied: dict[str, bytes | None],
+    ) -> tuple[bool, list[Any]]:
+        """Apply each member's entries the account has not applied yet, in order.
 
+        Returns whether there were any, and the ``swap`` script's arguments (the
+        new state, and per member the last pending number applied).
+        """
+        account = AccountState(account_id=account_id) if raw is None else decode_account(raw)
+        before: UserState | None = None
+        user_id = ""
+
+        def load_user(_: str) -> UserState | None:
+            return before
+
+        def load_account(key: str) -> AccountState:
+            return account if key == account_id else _stand_in(key, user_id)
+
+        seen: list[Any] = []
+        for user_id, (work, _) in members.items():
+            todo = [(n, entry) for n, entry in work if n > int(applied[user_id] or 0)]
             for _, entry in todo:
                 before = None if entry.before is None else decode_user(entry.before)
                 apply(
@@ -257,18 +390,9 @@ class Write:
                     load_account,
                     self._log.aggregates,
                 )
-            written = self._server.eval(
-                self._redis,
-                "swap",
-                [account_key, seen_key],
-                [version or 0, encode(account), user_id, todo[-1][0]],
-            )
-            return written == 1, None
-
-        try:
-            self._server.optimistic(account_key, attempt)
-        finally:
-            self._cache.forget(("a", account_id))
+            if todo:
+                seen.extend((user_id, todo[-1][0]))
+        return bool(seen), [version or 0, encode(account), *seen]
 
 
 def _stand_in(account_id: str, user_id: str) -> AccountState:

@@ -1,0 +1,138 @@
+"""A chunk of messages costs a bounded number of round trips, crossings still one by one.
+
+Round trips are counted on the real server's connection: each packed send of
+redis-py's connection (one command, or one whole pipeline) is one round trip.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.connection import Connection
+
+import pqlsdk
+from pqlsdk._aggregates import Aggregate, aggregate_value
+from pqlsdk.messages import Group, Identify, Track, encode
+from pqlsdk.stores import Record
+from pqlsdk.stores.redis import RedisStore
+from pqlsdk.stores.redis._options import read_url
+
+from ..conftest import ROOT
+from .conftest import dies_after, when_a_writer_has_done
+
+PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
+BURST = ["core_workflow_completed", "checkout_started", "limit_hit", "demo_requested"]
+"""Scores 0, 40 (warm), 70 (hot), 100 (burning) under the playbook, one step each."""
+AT = datetime(2026, 3, 15, 12, tzinfo=UTC)
+
+
+class Counting(Connection):
+    """A connection that counts its sends: one per command or pipeline, a round trip each."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        Counting.sends += 1
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+def counting_store(url: str) -> RedisStore:
+    """A store at ``url`` whose connections count their round trips."""
+    opened = read_url(url)
+    opened.client.connection_pool.connection_class = Counting
+    return RedisStore(opened.client, prefix=opened.prefix, url=opened.url)
+
+
+def records(messages: list[Any]) -> list[Record]:
+    """The store's records of ``messages``."""
+    return [(message, encode(message)) for message in messages]
+
+
+def test_a_chunk_of_many_users_costs_four_round_trips(redis_store_url: str) -> None:
+    """One read, one users' write, one accounts' write, one log-and-trim, for any chunk."""
+    store = counting_store(redis_store_url)
+    users = [f"u{i}" for i in range(40)]
+    store.record(
+        records(
+            [
+                Group(user_id=u, group_id=f"a{i % 5}", timestamp=AT, message_id=f"g-{u}")
+                for i, u in enumerate(users)
+            ]
+        )
+    )
+    chunk = records(
+        [
+            Track(user_id=u, event="page_viewed", timestamp=AT, message_id=f"t-{u}-{k}")
+            for k in range(3)
+            for u in users
+        ]
+    )
+    before = Counting.sends
+    added = store.record(chunk)
+    spent = Counting.sends - before
+    account = store.account("a0")
+    assert account is not None
+    assert (added, spent, store.count(), account.active_members) == (120, 4, 160, 8)
+    store.close()
+
+
+def test_crossings_inside_one_chunk_are_reported_in_order_once_each(
+    redis_store_url: str,
+) -> None:
+    """Two users' bursts, interleaved in one chunk: each user's crossings, in order."""
+    store = counting_store(redis_store_url)
+    changes: list[tuple[str, str]] = []
+    client = pqlsdk.Client(
+        store=store,
+        clock=pqlsdk.FixedClock(AT),
+        rules=PLAYBOOK,
+        retention=None,
+        on_tier_change=lambda c: changes.append((c.id, c.tier)) if c.model == "playbook" else None,
+    )
+    intake = client._intake
+    assert intake is not None
+    intake._gather = 5.0  # the intake thread sits on the messages: one chunk at the read
+    for event in BURST:
+        client.track("a", event)
+        client.track("b", event)
+    client.user("a")  # this thread applies the pending chunk
+    client.close()
+    assert changes == [
+        ("a", "warm"),
+        ("b", "warm"),
+        ("a", "hot"),
+        ("b", "hot"),
+        ("a", "burning"),
+        ("b", "burning"),
+    ]
+
+
+def test_account_work_a_write_did_not_read_is_read_and_applied(store: RedisStore) -> None:
+    """Work a dead writer left for an account the next chunk's messages do not touch."""
+    store.record(records([Group(user_id="u", group_id="acme", timestamp=AT, message_id="g")]))
+    spec = Aggregate("count", "x", scope="account")
+    store.maintain([spec])
+    with dies_after("user"):
+        store.record(records([Track(user_id="u", event="x", timestamp=AT, message_id="t")]))
+    store.record(records([Identify(user_id="u", timestamp=AT, message_id="i")]))  # no account
+    acme = store.account("acme")
+    assert acme is not None
+    assert aggregate_value(spec, acme.aggregates[spec.key], 0) == 1
+    assert store.client.llen(store._user_key("u", ":pending")) == 0
+
+
+def test_scripts_lost_between_the_steps_are_loaded_again(store: RedisStore) -> None:
+    """A server that forgot its scripts after step 1 still gets the accounts' step."""
+    store.record(records([Group(user_id="u", group_id="acme", timestamp=AT, message_id="g")]))
+    spec = Aggregate("count", "x", scope="account")
+    store.maintain([spec])
+
+    def forget_scripts() -> None:
+        store.client.script_flush()
+
+    with when_a_writer_has_done("user", forget_scripts):
+        store.record(records([Track(user_id="u", event="x", timestamp=AT, message_id="t")]))
+    acme = store.account("acme")
+    assert acme is not None
+    assert (aggregate_value(spec, acme.aggregates[spec.key], 0), store.count()) == (1, 2)

@@ -167,6 +167,12 @@ BAD: list[tuple[str, Any, type[pqlsdk.InvalidMessageError], str]] = [
         "properties.x[1] is nan, which JSON cannot carry",
     ),
     (
+        "surrogate key",  # the caller's key is escaped: log handlers writing UTF-8 take it
+        Track(user_id="u", event="e", timestamp=AT, properties={"k\ud800": float("inf")}),
+        pqlsdk.NotJSONError,
+        "properties.k\\ud800 is inf, which JSON cannot carry",
+    ),
+    (
         "set trait",
         Identify(user_id="u", timestamp=AT, traits={"s": {1}}),
         pqlsdk.NotJSONError,

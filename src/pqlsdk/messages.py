@@ -382,7 +382,9 @@ def _check_value(value: Any, depth: int) -> bool:  # noqa: PLR0911, PLR0912 - a 
             try:
                 canonical |= _check_value(item, depth + 1)
             except _NotJSON as bad:
-                bad.path.append(f".{key}")
+                # A key is the caller's text: a lone surrogate in it would break
+                # every log handler that writes UTF-8, so it is escaped here.
+                bad.path.append(f".{key.encode('utf-8', 'backslashreplace').decode()}")
                 raise
         return canonical
     if isinstance(value, list | tuple):

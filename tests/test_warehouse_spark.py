@@ -9,6 +9,8 @@ tests in their own step (``pytest -m spark``).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,14 @@ def spark() -> Iterator[Any]:
     """One local SparkSession for every test: one core, one shuffle partition, no UI.
 
     Started by ``_spark.session`` as the command line starts its own, when none is active.
+    Spark runs on a Java runtime: without one the tests skip, except under ``CI=true``,
+    where a missing runtime fails the run (as a missing Redis or PostgreSQL does).
     """
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        reason = "Apache Spark needs a Java runtime (17 or later): no java on PATH, no JAVA_HOME"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
     assert SparkSession.getActiveSession() is None
     session = spark_session("local[1]", {"spark.sql.shuffle.partitions": "1"})
     session.sparkContext.setLogLevel("ERROR")

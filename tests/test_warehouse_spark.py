@@ -26,7 +26,7 @@ from pqlsdk.warehouse._dialect_spark import SPARK
 from pqlsdk.warehouse._spark import read_messages, score_spark
 from pqlsdk.warehouse._spark import session as spark_session
 
-from .conftest import ROOT, load_scenario, scenario_files, scenario_id
+from .conftest import ROOT, load_scenario, scenario_files, scenario_id, unavailable
 from .test_warehouse import ACCOUNT_RULES, EVERY_CONSTRUCT, EVERY_HISTORY, MODEL_FILES
 
 pytestmark = pytest.mark.spark
@@ -44,10 +44,9 @@ def spark() -> Iterator[Any]:
     where a missing runtime fails the run (as a missing Redis or PostgreSQL does).
     """
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        reason = "Apache Spark needs a Java runtime (17 or later): no java on PATH, no JAVA_HOME"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(
+            "Apache Spark needs a Java runtime (17 or later): no java on PATH, no JAVA_HOME"
+        )
     assert SparkSession.getActiveSession() is None
     session = spark_session("local[1]", {"spark.sql.shuffle.partitions": "1"})
     session.sparkContext.setLogLevel("ERROR")

@@ -26,6 +26,8 @@ redis = pytest.importorskip("redis")
 from pqlsdk.stores.redis import RedisStore  # noqa: E402 - after the extra is known to be there
 from pqlsdk.stores.redis._write import STEPS, Write  # noqa: E402
 
+from ..conftest import unavailable  # noqa: E402
+
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -37,10 +39,7 @@ def redis_url() -> str:
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        reason = f"no Redis server at {url} ({exc}); set PQLSDK_TEST_REDIS_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"no Redis server at {url} ({exc}); set PQLSDK_TEST_REDIS_URL")
     return url
 
 
@@ -199,10 +198,7 @@ class Server:
 def server(tmp_path: Path) -> Iterator[Server]:
     """A running redis-server of this test's own (skipped, or failed under CI, without one)."""
     if not Path(REDIS_SERVER).exists():
-        reason = f"no {REDIS_SERVER} to start a server of the test's own"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"no {REDIS_SERVER} to start a server of the test's own")
     started = Server(tmp_path)
     started.start()
     yield started

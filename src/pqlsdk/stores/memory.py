@@ -45,7 +45,7 @@ __all__ = ["MemoryStore"]
 
 _BLOCK: Final = 512
 """Log entries per compressed block: large enough to compress well, small enough
-that a late message (inserted into its block) costs a millisecond."""
+that sealing a block again with its late messages costs a millisecond."""
 _LATE: Final = 64
 """Late entries a block holds uncompressed before it is sealed again with them."""
 _HOT: Final = 1_024

@@ -15,7 +15,7 @@ import msgspec
 
 from .._clock import from_micros
 from .._exceptions import ConfigError, RulesError
-from .._formats import auto_engine
+from .._formats import auto_engine, sniff
 from .._history import History
 from ..rules import load
 from ..rules._model import Rules
@@ -107,8 +107,7 @@ def _in_sql(rules: Rules, source: str, now: int | None, *, chosen: bool) -> Mome
     ``chosen`` (with ``--engine duckdb`` it is an error at its place), or a
     JSON file DuckDB cannot read, whose bad line the python reader names.
     """
-    from .._formats import sniff  # noqa: PLC0415 - only the SQL engine needs these
-    from .._score_table import say_refused  # noqa: PLC0415
+    from .._score_table import say_refused  # noqa: PLC0415 - only the SQL engine needs these
     from ..warehouse import _duckdb, _sources  # noqa: PLC0415
     from ..warehouse._moments import compile_moments, count_moments  # noqa: PLC0415
 

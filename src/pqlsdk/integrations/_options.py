@@ -257,7 +257,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "endpoint",
         "an http(s) URL or None",
         "`None`",
-        "the collector; without it nothing leaves the process",
+        "the collector; needs `WRITE_KEY`; without it nothing leaves the process",
         _endpoint,
     ),
     Option(
@@ -438,9 +438,15 @@ def read(
             values[option.name] = option.reader(given.get(option.name, option.missing), context)
         except InvalidOptionError as exc:
             problems.append(Problem(exc.code, f"{spell(option.name)}{exc.text}"))
-    if values.get("WRITE_KEY") is not None and "ENDPOINT" in values and not values["ENDPOINT"]:
-        text = f"{spell('WRITE_KEY')} needs {spell('ENDPOINT')} (the collector's URL)"
-        problems.append(Problem("E009", text))
+    # Both or neither (the client's rule, checked here so it fails at setup, not on first use).
+    if "ENDPOINT" in values and "WRITE_KEY" in values:
+        endpoint, write_key = values["ENDPOINT"], values["WRITE_KEY"]
+        if write_key is not None and endpoint is None:
+            text = f"{spell('WRITE_KEY')} needs {spell('ENDPOINT')} (the collector's URL)"
+            problems.append(Problem("E009", text))
+        if endpoint is not None and write_key is None:
+            text = f"{spell('ENDPOINT')} needs {spell('WRITE_KEY')} (the collector's write key)"
+            problems.append(Problem("E009", text))
     return Read(values, problems)
 
 

@@ -38,7 +38,10 @@ BOTH: Final[frozenset[Framework]] = frozenset({"flask", "django"})
 
 
 class InvalidOptionError(Exception):
-    """An option's value is wrong: ``code`` (Django's check id) and what to say after the key."""
+    """An option's value is wrong: ``code`` (Django's check id) and what to say after the key.
+
+    Internal: ``read()`` turns each into a ``Problem``; users see ``ConfigError``.
+    """
 
     def __init__(self, code: str, text: str) -> None:
         super().__init__(text)

@@ -6,12 +6,13 @@ and on ``decide()``'s path each call is a good share of the cost. So beside its
 closure the compiler gives most shapes an ``Inline``: the same computation as
 Python expression text, with what it binds (keys, literals, closures) by name.
 ``standing_function`` joins a model's pieces into the text of one function,
-with the facts it reads taken into locals once, and compiles it once per model.
+with the facts it reads taken into locals once, and compiles it once per model;
+a moment's decision (``_due``) joins the same lines with each kind's ``when``.
 
 Each template is a transcription of the closure it stands beside, operator for
 operator and in the same order of evaluation, so the two give identical values;
 a shape without a template is called as its closure from the joined text. The
-closures stay the reference: everything else (reasons, routes, moments) calls them.
+closures stay the reference: everything else (reasons, routes, claims) calls them.
 """
 
 from __future__ import annotations
@@ -24,14 +25,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeGuard
 
 if TYPE_CHECKING:
-    from ._compiler import Compiled
     from ._model import Model
 
 __all__ = [
     "Inline",
     "bound",
     "called",
-    "expression_function",
     "folded",
     "function",
     "indented",
@@ -186,14 +185,6 @@ def standing_lines(model: Model, names: dict[str, Any]) -> list[str]:
 def indented(lines: list[str], depth: int = 1) -> list[str]:
     """``lines`` as the body of a block ``depth`` levels in."""
     return [" " * 4 * depth + line for line in lines]
-
-
-def expression_function(expression: Compiled) -> Callable[[Any], Any]:
-    """Compile one expression into a single function of the facts: one call, not a tree."""
-    if expression.inline is None:
-        return expression.evaluate
-    found = expression.inline
-    return function(f"<expression {expression.source!r}>", [f"return {found.text}"], found.names)
 
 
 def function(

@@ -53,6 +53,7 @@ folded = { value = '2 * 3', points = 1 }
 tiers = { only = 0 }
 [model.plain.signals]
 seats = { value = 'user.seats', points = 1 }
+size = { value = 'team_size()', points = 0.5 }
 """
 
 VALUES: tuple[Any, ...] = (None, True, False, 0, 2, 3.5, math.nan, math.inf, "pro", [1, "pro"])

@@ -37,7 +37,7 @@ MEMBERS: Final[dict[str, tuple[str, ...]]] = {
     "stores": ("pqlsdk.stores.", "pqlsdk._history"),
     "rules": ("pqlsdk.rules.",),
     "scoring": ("pqlsdk._scoring",),
-    "moments": ("pqlsdk._moments", "pqlsdk._gating", "pqlsdk._tiers"),
+    "moments": ("pqlsdk._moments", "pqlsdk._due", "pqlsdk._gating", "pqlsdk._tiers"),
     "delivery": (
         "pqlsdk.transports.",
         "pqlsdk._delivery.",

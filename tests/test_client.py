@@ -227,7 +227,7 @@ def test_prune_faults_are_counted(tmp_path: Path, clock: pqlsdk.FixedClock) -> N
     conn.executescript("DROP TABLE messages;")
     conn.close()
     clock.advance(timedelta(hours=2))
-    client._prune(0)
+    client._recorder._prune(0)  # the hourly prune, now
     assert dict(client.stats().errors) == {"store_error": 1}
     client.close()
 

@@ -48,6 +48,7 @@ MEMBERS: Final[dict[str, tuple[str, ...]]] = {
         "pqlsdk._client",
         "pqlsdk._options",
         "pqlsdk._faults",
+        "pqlsdk._answers",
         "pqlsdk._recording",
         "pqlsdk._flushing",
         "pqlsdk._intake",

@@ -1,10 +1,14 @@
-"""The ``Client``: the one object a host app holds.
+"""The ``Client``: the one object a host app holds, and a facade over the parts that do the work.
 
 It turns calls (``identify``, ``group``, ``track``) into checked Segment
 messages, stamps them with the client's clock, and records them in the store.
 On the host's request path it never raises for run-time faults (a bad event, a
 failing store): it logs, counts and returns. Setup mistakes raise at once, and a
 ``strict=True`` client (for tests) raises everything.
+
+Each method hands its call on: options are checked by ``_options``, messages
+recorded by ``_recording`` (through the intake and journal), reads answered by
+``_answers``, faults contained by ``_faults``, flush and close run by ``_flushing``.
 """
 
 from __future__ import annotations
@@ -13,35 +17,23 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, NoReturn, Self
+from typing import Any, Literal, Self
 
-import msgspec
-
-from ._clock import Clock, micros
+from ._answers import Answers
+from ._clock import Clock
 from ._delivery._batcher import Delivery, FlushResult
-from ._exceptions import (
-    ClosedError,
-    ConfigError,
-    DeliveryError,
-    InvalidIdError,
-    InvalidMessageError,
-    PQLError,
-    StoreError,
-)
+from ._exceptions import ClosedError, DeliveryError
 from ._faults import Faults
 from ._flushing import aflush, close, flush, seconds, to_thread
-from ._gating import PREMIUM_ATTEMPT_EVENT, Gate, answer, fallback
-from ._ids import check_id
-from ._memo import Memo
-from ._models import Models, empty_score, known
-from ._moments import OUTCOMES, Chooser, Moment, mark, outcome_message
+from ._gating import Gate
+from ._moments import Moment
 from ._options import DEFAULT_STORE, Options
 from ._recording import Recorder
-from ._scoring import AccountScore, Score, score_account, score_subject
-from ._stats import Counters, Stats, logger
+from ._scoring import AccountScore, Score
+from ._stats import Counters, Stats
 from ._tiers import TierChange
-from .messages import Group, Identify, Message, Track, check, convert, mapping, new_message_id
-from .rules import Rules, load
+from .messages import Message
+from .rules import Rules
 from .stores import AccountState, Store, UserState
 from .stores._base import with_faults
 from .transports import AsyncTransport, Transport
@@ -61,7 +53,7 @@ class Client:
         client.track("u1", "limit_hit", {"limit": "seats"})
     ```
 
-    Options are keyword-only:
+    Options are keyword-only (the configuration reference has each in full):
 
     - ``store``: a URL (``memory://``, ``sqlite:///path.db``) or a ``Store``.
     - ``clock``: where every "now" comes from; ``SystemClock()`` by default.
@@ -70,20 +62,15 @@ class Client:
       from them is kept regardless); None keeps them forever.
     - ``rules``: a rules file path or loaded ``Rules``; needed by ``score()``.
     - ``on_tier_change``: called with a ``TierChange`` when a message moves a
-      user or account to another tier: in pqlsdk's intake thread, or in the
-      thread whose read (``score()``, ``decide()``...) applied the message first;
-      a ``strict`` client calls it in the thread that recorded the message.
+      user or account to another tier, in the thread that applied the message.
     - ``endpoint`` and ``write_key``: the collector (Segment's batch API); or
-      ``transport``: any ``pqlsdk.transports.Transport``. Without either, nothing
-      leaves the process. With an ``AsyncTransport`` (``AsyncHTTPTransport``
-      over ``httpx.AsyncClient``) there is no sender thread: messages leave
-      when an ASGI app awaits ``aflush()`` or ``aclose()``.
+      ``transport``: any ``pqlsdk.transports.Transport`` or ``AsyncTransport``.
+      Without either, nothing leaves the process.
     - ``delivery``: a ``Delivery`` with batching, retry and durability settings.
     - ``on_error``: called with a ``DeliveryError`` when the collector refuses a
       batch or a batch is held back after its retries.
     - ``gate_fallback``: what ``gate()`` answers when the store cannot be read
-      (``"allow"``, the default: a store fault must not lock paying customers
-      out; or ``"deny"``).
+      (``"allow"``, the default, or ``"deny"``).
 
     Added in version 0.1.0.
     """
@@ -119,14 +106,12 @@ class Client:
             gate_fallback=gate_fallback,
         )
         self._counters = Counters()
-        self._strict = strict
         self._faults = Faults(self._counters, strict=strict)
         self._recorder = Recorder(options, self._faults)
-        self._store = self._recorder.store
-        self._clock: Clock = options.clock
-        self._gate_fallback = gate_fallback == "allow"
-        self._models = Models(strict=strict)
-        self._chooser = Chooser(self._store, self._recorder.emit)
+        self._clock = options.clock
+        self._answers = Answers(
+            self._recorder, self._faults, self._clock, gate_fallback=gate_fallback == "allow"
+        )
         if rules is not None:
             self.load_rules(rules)
 
@@ -153,18 +138,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        if not isinstance(rules, str | Path | Rules):
-            raise ConfigError(f"rules must be a path or Rules, got {type(rules).__name__}")
-        loaded = rules if isinstance(rules, Rules) else load(rules)
-        for warning in loaded.warnings:  # a strict client refuses what looks like a mistake
-            if self._strict:
-                raise warning.as_error()
-            logger.warning("%s", warning)
-        self._settle()
-        self._store.maintain(loaded.aggregates)
-        self._recorder.memo = Memo()  # answers under the old rules are void
-        self._recorder.rules = loaded
-        return loaded
+        return self._recorder.load_rules(rules)
 
     def score(self, user_id: str | int, *, model: str | None = None) -> Score:
         """Score ``user_id`` now under ``model`` (the primary model by default).
@@ -178,22 +152,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        rules = self._require_rules()
-        try:
-            user_id = check_id(user_id, "user_id")
-        except InvalidIdError as exc:
-            self._drop(exc.reason, exc)
-            at = self._clock.now()
-            return empty_score(
-                known(rules, model), exc, name=model, subject="user", subject_id="", at=at
-            )
-        chosen = self._models.find(rules, model)
-        if isinstance(chosen, ConfigError):
-            at = self._clock.now()
-            return empty_score(None, chosen, name=model, subject="user", subject_id=user_id, at=at)
-        user = self.user(user_id)  # applies pending messages first
-        account = None if user is None or user.account_id is None else self.account(user.account_id)
-        return score_subject(chosen, user_id, user, account, micros(self._clock.now()))
+        return self._answers.score(user_id, model=model)
 
     def score_account(self, account_id: str | int, *, model: str | None = None) -> AccountScore:
         """Roll ``account_id`` up: PQA status from its members, and its own model's score.
@@ -204,26 +163,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        rules = self._require_rules()
-        try:
-            account_id = check_id(account_id, "account_id")
-        except InvalidIdError as exc:
-            self._drop(exc.reason, exc)
-            at = self._clock.now()
-            empty = empty_score(None, exc, name=model, subject="account", subject_id="", at=at)
-            return AccountScore(id="", pqa=False, pql_users=0, members={}, score=empty)
-        chosen = None if model is None else self._models.find(rules, model)
-        account = self.account(account_id)  # applies pending messages first
-        members = {} if account is None else {m: self.user(m) for m in account.members}
-        now = micros(self._clock.now())
-        if not isinstance(chosen, ConfigError):
-            return score_account(rules, account, account_id, members, now, model=model)
-        rolled = score_account(rules, account, account_id, members, now, model=None)
-        at = self._clock.now()
-        empty = empty_score(
-            None, chosen, name=model, subject="account", subject_id=account_id, at=at
-        )
-        return msgspec.structs.replace(rolled, score=empty)
+        return self._answers.score_account(account_id, model=model)
 
     def decide(self, user_id: str | int) -> Moment | None:
         """Return the moment to show ``user_id`` now, or None; returning it counts as shown.
@@ -234,35 +174,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        # The hot path makes no call before the memo: decide() answers in about a microsecond.
-        rules = self._recorder.rules
-        moments = None if rules is None else rules.moments
-        if rules is None or moments is None:
-            self._missing_moments()
-        if not (type(user_id) is str and user_id and user_id.isascii()):  # an id already
-            try:
-                user_id = check_id(user_id, "user_id")
-            except InvalidIdError as exc:
-                self._drop(exc.reason, exc)
-                return None
-        self._settle()
-        now = micros(self._clock.now())
-        try:
-            return self._recorder.memo.get(
-                "decide",
-                user_id,
-                now,
-                self._chooser.choose,
-                rules,
-                moments,
-                user_id,
-                None,
-                now,
-                keep=_nothing,  # "nothing due" holds for a moment; a showing is never replayed
-            )
-        except StoreError as exc:
-            self._error(exc)
-            return None
+        return self._answers.decide(user_id)
 
     def gate(self, user_id: str | int, feature: str) -> Gate:
         """Answer "may ``user_id`` use ``feature``?" from the plan entitlements.
@@ -276,42 +188,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        rules = self._require_rules()
-        if rules.entitlements is None:
-            raise ConfigError(f"no [entitlements] in {rules.origin}: gate() needs them")
-        try:
-            user_id = check_id(user_id, "user_id")
-            if not isinstance(feature, str):
-                raise InvalidMessageError(f"feature must be a str, not {type(feature).__name__}")
-        except InvalidMessageError as exc:
-            self._drop(exc.reason, exc)
-            return self._fallback(feature if isinstance(feature, str) else "", str(exc))
-        now = micros(self._clock.now())
-        self._settle()
-        try:
-            gate = answer(
-                rules,
-                user_id,
-                feature,
-                entitlements=rules.entitlements,
-                store=self._store,
-                chooser=self._chooser,
-                now=now,
-                on_error=self._error,
-            )
-        except StoreError as exc:
-            self._error(exc)
-            return self._fallback(feature, "store unavailable")
-        if not gate.allowed:
-            # Tracked after the prompt is shown, in every delivery mode: when this attempt
-            # makes the user cross into a tier, the crossing lists the prompt among the
-            # moments seen (the intake thread would otherwise race the showing).
-            self.track(user_id, PREMIUM_ATTEMPT_EVENT, {"feature": feature})
-        return gate
-
-    def _fallback(self, feature: str, why: str) -> Gate:
-        """Answer by ``gate_fallback`` (the user cannot be read), saying why."""
-        return fallback(feature, why, allow=self._gate_fallback)
+        return self._answers.gate(user_id, feature)
 
     def record(self, user_id: str | int, moment: str, outcome: str) -> bool:
         """Record the user's ``outcome`` (shown, clicked, dismissed, converted) on a moment.
@@ -322,41 +199,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        try:
-            if not (isinstance(outcome, str) and outcome in OUTCOMES):
-                got = repr(outcome) if isinstance(outcome, str) else type(outcome).__name__
-                raise InvalidMessageError(f"outcome must be one of {sorted(OUTCOMES)}, got {got}")
-            if not isinstance(moment, str):
-                raise InvalidMessageError(f"moment must be a str, not {type(moment).__name__}")
-            user_id = check_id(user_id, "user_id")
-        except InvalidMessageError as exc:
-            self._drop(exc.reason, exc)
-            return False
-        now = micros(self._clock.now())
-        self._settle()
-        self._recorder.memo.forget((user_id,))  # an outcome may start a cooldown
-        try:
-            found = self._store.update_user(
-                user_id, lambda state: mark(state, moment, outcome, now)
-            )
-        except StoreError as exc:
-            self._drop("store_error", exc)
-            return False
-        if found is None:
-            self._drop("unknown_moment", InvalidMessageError(f"no moment {moment!r} to record"))
-            return False
-        self._recorder.emit(outcome_message(user_id, found, outcome))
-        return True
-
-    def _missing_moments(self) -> NoReturn:
-        """Raise decide()'s setup error: no rules, or rules without moments."""
-        rules = self._require_rules()
-        raise ConfigError(f"no [moment.*] tables in {rules.origin}: decide() needs them")
-
-    def _require_rules(self) -> Rules:
-        if self._recorder.rules is None:
-            raise ConfigError("no rules loaded: pass Client(rules=...) or call load_rules()")
-        return self._recorder.rules
+        return self._answers.record(user_id, moment, outcome)
 
     @property
     def store(self) -> Store:
@@ -364,8 +207,8 @@ class Client:
 
         Added in version 0.1.0.
         """
-        self._settle()
-        return self._store
+        self._recorder.settle()
+        return self._recorder.store
 
     @property
     def clock(self) -> Clock:
@@ -389,17 +232,13 @@ class Client:
 
         Added in version 0.1.0.
         """
-        self._recorder.accept(
+        self._recorder.identify(
             user_id,
-            anonymous_id,
-            lambda user_id, anonymous_id: Identify(
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                traits=mapping("traits", traits),
-                context=mapping("context", context),
-                timestamp=self._clock.now() if timestamp is None else timestamp,
-                message_id=message_id or new_message_id(),
-            ),
+            traits,
+            anonymous_id=anonymous_id,
+            timestamp=timestamp,
+            context=context,
+            message_id=message_id,
         )
 
     def group(
@@ -417,18 +256,14 @@ class Client:
 
         Added in version 0.1.0.
         """
-        self._recorder.accept(
+        self._recorder.group(
             user_id,
-            anonymous_id,
-            lambda user_id, anonymous_id: Group(
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                group_id=check_id(group_id, "group_id"),
-                traits=mapping("traits", traits),
-                context=mapping("context", context),
-                timestamp=self._clock.now() if timestamp is None else timestamp,
-                message_id=message_id or new_message_id(),
-            ),
+            group_id,
+            traits,
+            anonymous_id=anonymous_id,
+            timestamp=timestamp,
+            context=context,
+            message_id=message_id,
         )
 
     def track(
@@ -450,18 +285,14 @@ class Client:
 
         Added in version 0.1.0.
         """
-        self._recorder.accept(
+        self._recorder.track(
             user_id,
-            anonymous_id,
-            lambda user_id, anonymous_id: Track(
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                event=event,
-                properties=mapping("properties", properties),
-                context=mapping("context", context),
-                timestamp=self._clock.now() if timestamp is None else timestamp,
-                message_id=message_id or new_message_id(),
-            ),
+            event,
+            properties,
+            anonymous_id=anonymous_id,
+            timestamp=timestamp,
+            context=context,
+            message_id=message_id,
         )
 
     def ingest(self, messages: Iterable[Message | Mapping[str, Any]]) -> int:
@@ -472,55 +303,21 @@ class Client:
 
         Added in version 0.1.0.
         """
-        try:
-            items = iter(messages)
-        except TypeError:
-            kind = type(messages).__name__
-            self._drop("invalid", InvalidMessageError(f"ingest() takes messages, not a {kind}"))
-            return 0
-        self._settle()  # keep arrival order with calls accepted earlier
-        checked = []
-        for item in items:
-            try:
-                message = item if isinstance(item, Message) else convert(item)
-                checked.append(check(message))
-            except InvalidMessageError as exc:
-                self._drop(exc.reason, exc)
-        return self._recorder.write(checked)
+        return self._recorder.ingest(messages)
 
     def user(self, user_id: str | int) -> UserState | None:
         """Return what the store holds for ``user_id`` (None if nothing, or on a fault).
 
         Added in version 0.1.0.
         """
-        try:
-            user_id = check_id(user_id, "user_id")
-        except InvalidIdError as exc:
-            self._drop(exc.reason, exc)
-            return None
-        self._settle()
-        try:
-            return self._store.user(user_id)
-        except StoreError as exc:
-            self._error(exc)
-            return None
+        return self._answers.user(user_id)
 
     def account(self, account_id: str | int) -> AccountState | None:
         """Return what the store holds for ``account_id`` (None if nothing, or on a fault).
 
         Added in version 0.1.0.
         """
-        try:
-            account_id = check_id(account_id, "account_id")
-        except InvalidIdError as exc:
-            self._drop(exc.reason, exc)
-            return None
-        self._settle()
-        try:
-            return self._store.account(account_id)
-        except StoreError as exc:
-            self._error(exc)
-            return None
+        return self._answers.account(account_id)
 
     def stats(self) -> Stats:
         """Return how many messages were recorded and dropped, by reason.
@@ -530,8 +327,8 @@ class Client:
 
         Added in version 0.1.0.
         """
-        self._settle()
-        return with_faults(self._counters.snapshot(), self._store)
+        self._recorder.settle()
+        return with_faults(self._counters.snapshot(), self._recorder.store)
 
     def flush(self, timeout: float | None = 10.0) -> FlushResult:
         """Commit buffered writes and deliver what waits, within ``timeout`` seconds.
@@ -605,17 +402,4 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Client(store={self._store.url!r}, strict={self._strict})"
-
-    def _settle(self) -> None:
-        self._recorder.settle()
-
-    def _drop(self, reason: str, exc: PQLError, *, count: int = 1) -> None:
-        self._faults.drop(reason, exc, count=count)
-
-    def _error(self, exc: StoreError) -> None:
-        self._faults.error(exc)
-
-
-def _nothing(moment: Moment | None) -> bool:
-    return moment is None
+        return f"Client(store={self._recorder.store.url!r}, strict={self._faults.strict})"

@@ -19,24 +19,36 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
 from ._clock import micros
 from ._delivery import Pipeline, prepare_store
-from ._exceptions import ClosedError, InvalidMessageError, StoreError
+from ._exceptions import ClosedError, ConfigError, InvalidMessageError, StoreError
 from ._faults import Faults
-from ._ids import check_optional_id
+from ._ids import check_id, check_optional_id
 from ._intake import Intake
 from ._journal import Journal
 from ._memo import Memo
 from ._options import Options
 from ._stats import Counters, logger
 from ._tiers import TierChange, detect_crossings
-from .messages import Group, Message, Track, check, decode_checked
-from .rules import Rules
+from .messages import (
+    Group,
+    Identify,
+    Message,
+    Track,
+    check,
+    convert,
+    decode_checked,
+    mapping,
+    new_message_id,
+)
+from .rules import Rules, load
 from .stores import Store
 from .stores.buffered import BufferedStore
 
@@ -108,6 +120,117 @@ class Recorder:
             if buffered is not None and self.journal is not None:
                 self._replay(buffered, self.journal, self.intake)
         self._prune(micros(self._clock.now()))
+
+    def load_rules(self, rules: str | Path | Rules) -> Rules:
+        """Compile ``rules`` (a path) if need be, then switch to them (``Client.load_rules()``)."""
+        if not isinstance(rules, str | Path | Rules):
+            raise ConfigError(f"rules must be a path or Rules, got {type(rules).__name__}")
+        loaded = rules if isinstance(rules, Rules) else load(rules)
+        for warning in loaded.warnings:  # a strict client refuses what looks like a mistake
+            if self.faults.strict:
+                raise warning.as_error()
+            logger.warning("%s", warning)
+        self.settle()
+        self.store.maintain(loaded.aggregates)
+        self.memo = Memo()  # answers under the old rules are void
+        self.rules = loaded
+        return loaded
+
+    def identify(
+        self,
+        user_id: str | int | None,
+        traits: Mapping[str, Any] | None = None,
+        *,
+        anonymous_id: str | int | None = None,
+        timestamp: datetime | None = None,
+        context: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        """Accept an ``identify`` message (``Client.identify()``)."""
+        self.accept(
+            user_id,
+            anonymous_id,
+            lambda user_id, anonymous_id: Identify(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                traits=mapping("traits", traits),
+                context=mapping("context", context),
+                timestamp=self._clock.now() if timestamp is None else timestamp,
+                message_id=message_id or new_message_id(),
+            ),
+        )
+
+    def group(
+        self,
+        user_id: str | int | None,
+        group_id: str | int,
+        traits: Mapping[str, Any] | None = None,
+        *,
+        anonymous_id: str | int | None = None,
+        timestamp: datetime | None = None,
+        context: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        """Accept a ``group`` message (``Client.group()``)."""
+        self.accept(
+            user_id,
+            anonymous_id,
+            lambda user_id, anonymous_id: Group(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                group_id=check_id(group_id, "group_id"),
+                traits=mapping("traits", traits),
+                context=mapping("context", context),
+                timestamp=self._clock.now() if timestamp is None else timestamp,
+                message_id=message_id or new_message_id(),
+            ),
+        )
+
+    def track(
+        self,
+        user_id: str | int | None,
+        event: str,
+        properties: Mapping[str, Any] | None = None,
+        *,
+        anonymous_id: str | int | None = None,
+        timestamp: datetime | None = None,
+        context: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        """Accept a ``track`` message (``Client.track()``)."""
+        self.accept(
+            user_id,
+            anonymous_id,
+            lambda user_id, anonymous_id: Track(
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                event=event,
+                properties=mapping("properties", properties),
+                context=mapping("context", context),
+                timestamp=self._clock.now() if timestamp is None else timestamp,
+                message_id=message_id or new_message_id(),
+            ),
+        )
+
+    def ingest(self, messages: Iterable[Message | Mapping[str, Any]]) -> int:
+        """Check and record already-formed messages in one write (``Client.ingest()``)."""
+        try:
+            items = iter(messages)
+        except TypeError:
+            kind = type(messages).__name__
+            self.faults.drop(
+                "invalid", InvalidMessageError(f"ingest() takes messages, not a {kind}")
+            )
+            return 0
+        self.settle()  # keep arrival order with calls accepted earlier
+        checked = []
+        for item in items:
+            try:
+                message = item if isinstance(item, Message) else convert(item)
+                checked.append(check(message))
+            except InvalidMessageError as exc:
+                self.faults.drop(exc.reason, exc)
+        return self.write(checked)
 
     def accept(
         self, user_id: object, anonymous_id: object, build: Callable[[Any, Any], Message]

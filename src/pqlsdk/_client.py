@@ -4,11 +4,9 @@ It turns calls (``identify``, ``group``, ``track``) into checked Segment
 messages, stamps them with the client's clock, and records them in the store.
 On the host's request path it never raises for run-time faults (a bad event, a
 failing store): it logs, counts and returns. Setup mistakes raise at once, and a
-``strict=True`` client (for tests) raises everything.
-
-Each method hands its call on: options are checked by ``_options``, messages
-recorded by ``_recording`` (through the intake and journal), reads answered by
-``_answers``, faults contained by ``_faults``, flush and close run by ``_flushing``.
+``strict=True`` client (for tests) raises everything. Each method hands its call
+on: to ``_options`` (checks), ``_recording`` (writes, through the intake and
+journal), ``_answers`` (reads), ``_faults`` and ``_flushing`` (flush and close).
 """
 
 from __future__ import annotations
@@ -337,14 +335,11 @@ class Client:
         still wait. Always returns within ``timeout``, even when the collector or
         DNS hangs; safe to call from a callback or a signal handler.
 
-        ``None`` waits without limit, and so does an infinite timeout or one
-        past what a thread can wait (``threading.TIMEOUT_MAX``, some 292
-        years); a negative one does not wait. Any other value (a str, a bool,
-        NaN) is counted as ``errors["invalid_timeout"]`` and logged, and the
-        default 10 s applies. A store fault (an outbox that cannot be read or
-        counted) is counted as ``errors["store_error"]`` and logged; the result
-        then says what was delivered and the last known count still waiting.
-        A strict client raises ``InvalidMessageError`` or ``StoreError``.
+        ``None``, an infinite timeout or one past ``threading.TIMEOUT_MAX`` waits
+        without limit; a negative one does not wait; any other value (a str, a
+        bool, NaN) is counted as ``errors["invalid_timeout"]`` and 10 s apply. A
+        store fault is counted as ``errors["store_error"]`` (the result then says
+        the last known count still waiting). A strict client raises both.
 
         Added in version 0.1.0.
         """

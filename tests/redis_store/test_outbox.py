@@ -232,7 +232,7 @@ def test_pqlsdks_own_records_are_queued_without_logging(
     """A moment's outcome goes to the collector from the outbox; the log keeps the user's."""
     with client_for(redis_store_url, collector, strict=True) as host:
         host.track("u", "tick", message_id="m1")
-        host._emit(Track(user_id="u", event="pqlsdk_own", timestamp=T0, message_id="own"))
+        host._recorder.emit(Track(user_id="u", event="pqlsdk_own", timestamp=T0, message_id="own"))
         assert host.flush(timeout=5).pending == 0
         assert host.store.count() == 1
     assert sorted(m["messageId"] for m in collector.messages) == ["m1", "own"]

@@ -143,6 +143,11 @@ def test_a_killed_hosts_leased_batch_is_delivered_by_another_after_the_lease(
     while other.client.zcard(f"{other.prefix}:{{log}}:outbox:leased") < 10:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+    # The request must reach the collector before the kill, or its handler may
+    # read it only after set_delay(0) below and accept it: a second delivery.
+    while collector.requests < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()

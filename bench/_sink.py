@@ -72,8 +72,7 @@ def serve() -> None:
     """Serve on an ephemeral loopback port until stdin closes."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
-    host, port = server.server_address[:2]
-    print(f"http://{host}:{port}", flush=True)
+    print(f"http://127.0.0.1:{server.server_port}", flush=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     sys.stdin.read()
     server.shutdown()
@@ -98,7 +97,8 @@ def started() -> Iterator[str]:
 def counts(url: str) -> dict[str, Any]:
     """The sink's counts so far (cumulative: take differences)."""
     with urllib.request.urlopen(url.rstrip("/") + "/count", timeout=10) as response:  # noqa: S310
-        return json.loads(response.read())
+        figures: dict[str, Any] = json.loads(response.read())
+    return figures
 
 
 def loopback_only() -> Callable[[], list[str]]:
@@ -143,8 +143,8 @@ def loopback_only() -> Callable[[], list[str]]:
             raise socket.gaierror(socket.EAI_NONAME, f"benchmark is offline: {host!r}")
         return original_getaddrinfo(host, *args, **kwargs)
 
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = connect  # type: ignore[method-assign, assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign, assignment]
     socket.getaddrinfo = getaddrinfo
     return lambda: list(refused)
 

@@ -179,7 +179,7 @@ def ratio(table: dict[Key, dict[str, Any]], comparison: Comparison) -> tuple[flo
     """The comparison's ratio and the peer it was taken against (None if a side is missing)."""
     ours = table.get(comparison.ours)
     peers = comparison.theirs if isinstance(comparison.theirs[0], tuple) else (comparison.theirs,)
-    found = [(table[k][comparison.field], k) for k in peers if k in table]  # type: ignore[index]
+    found = [(table[k][comparison.field], k) for k in peers if k in table]
     if ours is None or not found:
         return None
     best = max(found) if comparison.higher_is_better else min(found)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (virtual env, install with the pinned dev tools) and run every check:
-# ruff (lint and format), mypy --strict on src/, pytest with branch coverage.
+# ruff (lint and format), mypy --strict on src/, tests/ and bench/, pytest with
+# branch coverage.
 # The full suite also uses Redis (127.0.0.1:6379; a throwaway redis-server is
 # started when none answers) and PostgreSQL (127.0.0.1:5432); see README.md.
 set -euo pipefail
@@ -16,7 +17,7 @@ source scripts/test-redis.sh
 echo "== ruff"
 .venv/bin/ruff check src tests bench examples docs/snippets
 .venv/bin/ruff format --check src tests bench examples docs/snippets
-echo "== mypy --strict src/"
+echo "== mypy --strict src/ tests/ bench/ (the files pyproject.toml names)"
 .venv/bin/mypy
 echo "== pytest -m \"not spark\" (branch coverage of src/), on two workers"
 rm -f .coverage .coverage.*

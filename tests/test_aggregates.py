@@ -115,7 +115,7 @@ def test_windowed_active_days_count_a_day_by_its_latest_event() -> None:
 def test_unfed_aggregates_are_zero() -> None:
     """An aggregate no event fed reads as zero."""
     for kind in ("count", "distinct", "active_days"):
-        assert aggregate_value(Aggregate(kind, field="f"), None, NOW) == 0  # type: ignore[arg-type]
+        assert aggregate_value(Aggregate(kind, field="f"), None, NOW) == 0
 
 
 def test_keys_name_the_definition() -> None:

@@ -329,7 +329,7 @@ HUGE = -1797486664288460865536
 REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = [
     (
         "gate(None)",
-        lambda c: c.gate(None, "sso"),
+        lambda c: c.gate(None, "sso"),  # type: ignore[arg-type]
         pqlsdk.InvalidIdError,
         "invalid_id",
         lambda a: (
@@ -341,7 +341,7 @@ REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = 
     ),
     (
         "gate with a list for a feature",
-        lambda c: c.gate("u1", ["sso"]),
+        lambda c: c.gate("u1", ["sso"]),  # type: ignore[arg-type]
         pqlsdk.InvalidMessageError,
         "invalid",
         lambda a: a.allowed and a.reason == "feature must be a str, not list: allowed",
@@ -355,14 +355,14 @@ REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = 
     ),
     (
         "decide([])",
-        lambda c: c.decide([]),
+        lambda c: c.decide([]),  # type: ignore[arg-type]
         pqlsdk.InvalidIdError,
         "invalid_id",
         lambda a: a is None,
     ),
     (
         "score({})",
-        lambda c: c.score({}),
+        lambda c: c.score({}),  # type: ignore[arg-type]
         pqlsdk.InvalidIdError,
         "invalid_id",
         lambda a: (
@@ -372,7 +372,7 @@ REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = 
     ),
     (
         "score_account([])",
-        lambda c: c.score_account([]),
+        lambda c: c.score_account([]),  # type: ignore[arg-type]
         pqlsdk.InvalidIdError,
         "invalid_id",
         lambda a: (
@@ -382,22 +382,22 @@ REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = 
     ),
     (
         "account([])",
-        lambda c: c.account([]),
+        lambda c: c.account([]),  # type: ignore[arg-type]
         pqlsdk.InvalidIdError,
         "invalid_id",
         lambda a: a is None,
     ),
-    ("user(1.0)", lambda c: c.user(1.0), pqlsdk.InvalidIdError, "invalid_id", lambda a: a is None),
+    ("user(1.0)", lambda c: c.user(1.0), pqlsdk.InvalidIdError, "invalid_id", lambda a: a is None),  # type: ignore[arg-type]
     (
         "record with an unhashable outcome",
-        lambda c: c.record("u1", "blocked_feature", ["clicked"]),
+        lambda c: c.record("u1", "blocked_feature", ["clicked"]),  # type: ignore[arg-type]
         pqlsdk.InvalidMessageError,
         "invalid",
         lambda a: a is False,
     ),
     (
         "record with a list for a moment",
-        lambda c: c.record("u1", ["blocked_feature"], "clicked"),
+        lambda c: c.record("u1", ["blocked_feature"], "clicked"),  # type: ignore[arg-type]
         pqlsdk.InvalidMessageError,
         "invalid",
         lambda a: a is False,
@@ -434,21 +434,21 @@ REPORTED: list[tuple[str, Call, type[Exception], str, Callable[[Any], bool]]] = 
     ),
     (
         "group with a dict for a group id",
-        lambda c: c.group("u1", {"id": 1}),
+        lambda c: c.group("u1", {"id": 1}),  # type: ignore[arg-type]
         pqlsdk.InvalidIdError,
         "invalid_id",
         lambda a: a is None,
     ),
     (
         "ingest a lone surrogate",
-        lambda c: c.ingest(["\udc80"]),
+        lambda c: c.ingest(["\udc80"]),  # type: ignore[list-item]
         pqlsdk.InvalidMessageError,
         "invalid",
         lambda a: a == 0,
     ),
     (
         "ingest(None)",
-        lambda c: c.ingest(None),
+        lambda c: c.ingest(None),  # type: ignore[arg-type]
         pqlsdk.InvalidMessageError,
         "invalid",
         lambda a: a == 0,
@@ -495,7 +495,7 @@ def test_an_invalid_id_is_also_the_builtin_error_a_host_would_catch() -> None:
     """``InvalidIdError`` is a ``TypeError`` and a ``ValueError``, as its causes are."""
     with pqlsdk.Client(store="memory://", rules=PLAYBOOK, strict=True) as client:
         with pytest.raises(TypeError, match="not NoneType"):
-            client.gate(None, "sso")
+            client.gate(None, "sso")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="user_id is empty"):
             client.decide("")
 
@@ -503,7 +503,7 @@ def test_an_invalid_id_is_also_the_builtin_error_a_host_would_catch() -> None:
 def test_a_gate_that_denies_by_default_denies_an_invalid_id() -> None:
     """``gate_fallback="deny"`` answers an invalid id with a denial, and tracks nothing."""
     with pqlsdk.Client(store="memory://", rules=PLAYBOOK, gate_fallback="deny") as client:
-        gate = client.gate(None, "sso")
+        gate = client.gate(None, "sso")  # type: ignore[arg-type]
         assert (gate.allowed, gate.reason) == (
             False,
             "user_id must be a str or an int, not NoneType: denied",

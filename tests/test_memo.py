@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
 
 
-def counting(standing: tuple[float, str, bool]) -> tuple[list[int], object]:
+def counting(
+    standing: tuple[float, str, bool],
+) -> tuple[list[int], Callable[[], tuple[float, str, bool]]]:
     calls: list[int] = []
 
     def compute() -> tuple[float, str, bool]:

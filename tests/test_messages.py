@@ -180,7 +180,7 @@ BAD: list[tuple[str, Any, type[pqlsdk.InvalidMessageError], str]] = [
     ),
     (
         "int key",
-        Identify(user_id="u", timestamp=AT, traits={1: "x"}),
+        Identify(user_id="u", timestamp=AT, traits={1: "x"}),  # type: ignore[dict-item]
         pqlsdk.NotJSONError,
         "traits has a key of type int; keys must be str",
     ),

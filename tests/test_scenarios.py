@@ -60,7 +60,7 @@ def test_scenario_expectations_hold(path: Path) -> None:
     with _client(data) as client:
         for user_id, wanted in expect.get("users", {}).items():
             got = client.score(user_id)
-            assert (got.score, got.tier) == (
+            assert (got.score, got.tier) == (  # type: ignore[comparison-overlap]
                 pytest.approx(wanted["score"], abs=1e-6),
                 wanted["tier"],
             ), f"{user_id}:\n{got.explain()}"

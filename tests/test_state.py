@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 
@@ -148,7 +149,7 @@ def test_arrival_order_does_not_change_state(store: Store) -> None:
     assert _snapshot(other) == expected
 
 
-def _fields(message: Message) -> dict[str, object]:
+def _fields(message: Message) -> dict[str, Any]:
     return msgspec.structs.asdict(message)
 
 

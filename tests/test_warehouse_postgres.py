@@ -143,7 +143,7 @@ def test_a_table_of_typed_columns_scores_the_same(
 
 def _every_construct_postgres_runs() -> dict[str, Any]:
     """EVERY_CONSTRUCT without '%' on floats, which PostgreSQL refuses."""
-    spec = json.loads(json.dumps(EVERY_CONSTRUCT))
+    spec: dict[str, Any] = json.loads(json.dumps(EVERY_CONSTRUCT))
     del spec["model"]["m"]["signals"]["float_modulo"]
     return spec
 

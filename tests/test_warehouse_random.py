@@ -33,7 +33,9 @@ NOW = "2026-03-15T12:00:00Z"
 EVENTS = ["a", "b", "c"]
 USERS = ["u1", "u2", "u3", "u4"]
 ACCOUNTS = ["acme", "beta"]
-JSON_VALUES = st.sampled_from([None, 0, 1, 3, 7.5, -2, "x", "paid", True, False, [1, "x"], {}])
+JSON_VALUES: st.SearchStrategy[object] = st.sampled_from(
+    [None, 0, 1, 3, 7.5, -2, "x", "paid", True, False, [1, "x"], {}]
+)
 TRAIT_NAMES = ["plan", "n"]
 PROPERTY_VALUES = st.sampled_from([1, 2, 1.0, "x", "y", True, False, None])
 

@@ -61,7 +61,7 @@ class Subject:
         self,
         capture: Callable[[int], Any],
         flush: Callable[[], None],
-        close: Callable[[], None],
+        close: Callable[[], object],
     ) -> None:
         self.capture = capture
         self.flush = flush

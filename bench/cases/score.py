@@ -62,7 +62,11 @@ def main() -> None:
                 user_id = f"user-{size}"
                 client.group(user_id, "acme")
                 client.ingest(history(user_id, size, clock))
-                figures = per_call(lambda _, u=user_id: client.score(u), calls, warmup=100)
+
+                def score(_: int, u: str = user_id) -> object:
+                    return client.score(u)
+
+                figures = per_call(score, calls, warmup=100)
                 emit(
                     "score",
                     "pqlsdk",

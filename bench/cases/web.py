@@ -103,7 +103,9 @@ def flask_apps() -> dict[str, tuple[App, str]]:
     app.config["SECRET_KEY"] = KEY
     extension.init_app(app)
     app.add_url_rule("/", "empty", lambda: "")
-    app.add_url_rule("/gated", "gated", extension.require_feature("reports")(lambda: ""))
+    # Named first: mypy cannot infer the lambda inside add_url_rule()'s arguments.
+    gated = extension.require_feature("reports")(lambda: "")
+    app.add_url_rule("/gated", "gated", gated)
     with app.app_context():  # compiled once, as a template file would be
         moment = app.jinja_env.from_string("{{ pqlsdk_moment() }}")
     app.add_url_rule("/moment", "moment", moment.render)

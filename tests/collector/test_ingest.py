@@ -19,11 +19,10 @@ import pytest
 import uvicorn
 
 import pqlsdk.collector
-from pqlsdk import ConfigError, messages
+from pqlsdk import BatchRejectedError, ConfigError, messages
 from pqlsdk.cli import main
 from pqlsdk.collector import create_app
 from pqlsdk.transports import Batch, HTTPTransport
-from pqlsdk.transports.http import BatchRejectedError
 
 from .conftest import OTHER_KEY, T0, WRITE_KEY, Serve, Served, block, crossing, track
 
@@ -48,7 +47,7 @@ def post(
     path: str = "/v1/batch",
 ) -> httpx.Response:
     """POST ``content`` to the collector with ``key`` as the Basic username."""
-    auth = None if key is None else httpx.BasicAuth(key, "")
+    auth = httpx.USE_CLIENT_DEFAULT if key is None else httpx.BasicAuth(key, "")
     with httpx.Client(base_url=collector.url, timeout=10) as client:
         return client.post(path, content=content, auth=auth, headers=headers)
 

@@ -24,9 +24,10 @@ def sign_in(page: Page, demo: Demo, name: str = "Ann Rep") -> None:
 
 
 def rows(page: Page, selector: str = "tr.lead") -> list[list[str]]:
-    return page.locator(selector).evaluate_all(
+    found: list[list[str]] = page.locator(selector).evaluate_all(
         "rows => rows.map(row => [row.dataset.id, row.dataset.tier, row.dataset.subject])"
     )
+    return found
 
 
 def test_the_feed_shows_the_real_pql_above_the_maybe() -> None:

@@ -423,7 +423,7 @@ def test_delivery_setup_mistakes_fail_at_construction(options: dict[str, Any], t
 def test_delivery_options_are_checked(field: str, value: float) -> None:
     """Nonsense batching settings fail loudly with the field's name."""
     with pytest.raises(pqlsdk.ConfigError, match=f"Delivery.{field}"):
-        pqlsdk.Delivery(**{field: value})
+        pqlsdk.Delivery(**{field: value})  # type: ignore[arg-type]
 
 
 TERMINATED = """

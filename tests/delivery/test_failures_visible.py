@@ -59,7 +59,7 @@ def test_the_first_failed_delivery_logs_one_warning_saying_what_is_kept_where(
     client = pqlsdk.Client(store=store_url(kind, tmp_path), endpoint=refused_url, write_key="k")
     for i in range(20):
         client.track("u1", "tick", {"i": i})
-    wait_until(lambda: pqlsdk_records(caplog, logging.WARNING))
+    wait_until(lambda: bool(pqlsdk_records(caplog, logging.WARNING)))
     time.sleep(1.5)  # the default retry policy tries again within this; no new warning
     warnings = pqlsdk_records(caplog, logging.WARNING)
     kept = (

@@ -48,7 +48,7 @@ def test_every_call_that_returned_before_a_sigkill_is_delivered_once(
         stdout=subprocess.PIPE,
     )
     assert child.stdout is not None
-    returned = []
+    returned: list[str] = []
     deadline = time.monotonic() + 60
     while len(returned) < RETURNED and time.monotonic() < deadline:
         returned.append(child.stdout.readline().decode().strip())

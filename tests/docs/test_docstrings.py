@@ -21,15 +21,20 @@ import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import pqlsdk
 
-griffe = pytest.importorskip("griffe")  # comes with mkdocstrings, which reads docstrings with it
+# griffe comes with mkdocstrings, which reads docstrings with it.
+if TYPE_CHECKING:
+    import griffe
+else:
+    griffe = pytest.importorskip("griffe")
 
 # The site as test_site builds it (once per module, in a temporary directory).
-from tests.docs.test_site import ROOT, site  # noqa: E402, F401  (site: a fixture)
+from tests.docs.test_site import ROOT, site  # noqa: F401  (site: a fixture)
 
 VERSION_LINE = re.compile(r"Added in version (\d+)\.(\d+)\.(\d+)\.")
 CURRENT = tuple(int(part) for part in re.findall(r"\d+", pqlsdk.__version__)[:3])
@@ -42,13 +47,15 @@ PENDING: set[str] = set()  # empty: every public name has its version line
 
 
 def _package() -> griffe.Module:
-    return griffe.load("pqlsdk", search_paths=[str(ROOT / "src")])
+    package = griffe.load("pqlsdk", search_paths=[str(ROOT / "src")])
+    assert isinstance(package, griffe.Module)
+    return package
 
 
 def _public_modules(module: griffe.Module) -> Iterator[griffe.Module]:
     yield module
     for name, member in module.members.items():
-        if not name.startswith("_") and not member.is_alias and member.is_module:
+        if not name.startswith("_") and isinstance(member, griffe.Module):
             yield from _public_modules(member)
 
 
@@ -60,7 +67,9 @@ def _own_public_members(cls: griffe.Class) -> Iterator[tuple[str, griffe.Object]
     """
     for name, member in cls.members.items():
         special = name.startswith("__") and name.endswith("__") and name != "__init__"
-        if member.is_alias or (name.startswith("_") and not (special and member.docstring)):
+        if isinstance(member, griffe.Alias) or (
+            name.startswith("_") and not (special and member.docstring)
+        ):
             continue
         if member.is_function or (member.is_attribute and "property" in member.labels):
             yield name, member
@@ -72,6 +81,7 @@ def public_objects() -> dict[str, griffe.Object]:
     found: dict[str, griffe.Object] = {}
     for module in _public_modules(_package()):
         for name in module.exports or ():
+            assert isinstance(name, str)  # __all__ is a list of literals
             target = module[name]
             target = target.final_target if target.is_alias else target
             if target.path in seen:

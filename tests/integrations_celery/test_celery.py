@@ -58,7 +58,7 @@ def uninstalled() -> Iterator[None]:
 
 
 def tracking_task(app: Celery, client: pqlsdk.Client, name: str = "track") -> Any:
-    @app.task(name=name)
+    @app.task(name=name)  # type: ignore[untyped-decorator]
     def track(n: int) -> int:
         client.track(f"u{n}", "task_ran", {"n": n})
         return n

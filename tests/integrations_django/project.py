@@ -108,25 +108,25 @@ async def sso_async_403(request: Any) -> HttpResponse:
 
 
 @method_decorator(require_feature("audit_log"), name="dispatch")
-class AuditLog(View):
+class AuditLog(View):  # type: ignore[misc]
     def get(self, request: Any) -> HttpResponse:
         return HttpResponse("audit log")
 
 
-class AuditLogAsync(View):
-    @method_decorator(require_feature("audit_log"))
+class AuditLogAsync(View):  # type: ignore[misc]
+    @method_decorator(require_feature("audit_log"))  # type: ignore[untyped-decorator]
     async def get(self, request: Any) -> HttpResponse:
         return HttpResponse("async audit log")
 
 
-class MixinView(FeatureRequiredMixin, View):
+class MixinView(FeatureRequiredMixin, View):  # type: ignore[misc]
     required_feature = "sso"
 
     def get(self, request: Any) -> HttpResponse:
         return HttpResponse("mixin sso")
 
 
-class MixinAsyncView(FeatureRequiredMixin, View):
+class MixinAsyncView(FeatureRequiredMixin, View):  # type: ignore[misc]
     required_feature = "sso"
     on_denied = "redirect"
 
@@ -134,7 +134,7 @@ class MixinAsyncView(FeatureRequiredMixin, View):
         return HttpResponse("async mixin sso")
 
 
-class MixinUnset(FeatureRequiredMixin, View):
+class MixinUnset(FeatureRequiredMixin, View):  # type: ignore[misc]
     def get(self, request: Any) -> HttpResponse:
         return HttpResponse("never")
 

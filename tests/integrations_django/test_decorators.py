@@ -97,7 +97,7 @@ def test_anonymous_without_django_auth_gets_401() -> None:
     with override_settings(
         INSTALLED_APPS=["django.contrib.contenttypes", "pqlsdk.integrations.django"]
     ):
-        response = view(request)
+        response = view(request)  # type: ignore[no-untyped-call]
     assert response.status_code == 401
 
 

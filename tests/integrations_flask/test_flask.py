@@ -177,7 +177,8 @@ def test_one_extension_serves_two_apps_with_their_own_clients(
     second = _app(tmp_path / "b", PQLSDK_CLOCK=clock, PQLSDK_UPGRADE_URL="/b-plans")
     for app in (first, second):
         ext.init_app(app)
-        app.add_url_rule("/sso", "sso", require_feature("sso", on_denied="redirect")(lambda: "ok"))
+        view = require_feature("sso", on_denied="redirect")(lambda: "ok")
+        app.add_url_rule("/sso", "sso", view)
     with first.app_context():
         a = ext.client
     with second.app_context():
@@ -196,7 +197,8 @@ def test_a_given_client_needs_no_rules_setting_and_is_left_open(
         app = _app(tmp_path, PQLSDK_RULES=None)
         ext = PQLSDK(app, client=client, user=lambda: "bea")
         client.identify("bea", {"plan": "business"})
-        app.add_url_rule("/sso", "sso", require_feature("sso")(lambda: "sso settings"))
+        view = require_feature("sso")(lambda: "sso settings")
+        app.add_url_rule("/sso", "sso", view)
         assert app.test_client().get("/sso").get_data(as_text=True) == "sso settings"
         with app.app_context():
             assert ext.client is client
@@ -279,7 +281,8 @@ def test_flask_login_anonymous_user_goes_to_the_login_view(
 def test_without_flask_login_or_a_loader_there_is_no_user(tmp_path: Path) -> None:
     app = _app(tmp_path, PQLSDK_STORE="memory://")
     ext = PQLSDK(app)
-    app.add_url_rule("/sso", "sso", require_feature("sso")(lambda: "sso settings"))
+    view = require_feature("sso")(lambda: "sso settings")
+    app.add_url_rule("/sso", "sso", view)
     assert app.test_client().get("/sso").status_code == 401
     with app.test_request_context():
         assert ext.current_user_id() is None
@@ -302,7 +305,12 @@ def test_the_user_id_decorator_wins_and_ids_become_strings(tmp_path: Path) -> No
 def test_the_user_is_resolved_once_a_request(tmp_path: Path) -> None:
     calls: list[str] = []
     app = _app(tmp_path, PQLSDK_STORE="memory://")
-    ext = PQLSDK(app, user=lambda: calls.append("asked") or "tom")
+
+    def user() -> str:
+        calls.append("asked")
+        return "tom"
+
+    ext = PQLSDK(app, user=user)
     with app.test_request_context():
         render_template_string("{{ pqlsdk_moment() }}{{ pqlsdk_csrf_token() }}")
     ext.close(app)

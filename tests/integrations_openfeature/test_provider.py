@@ -10,8 +10,10 @@ import pytest
 openfeature = pytest.importorskip("openfeature")
 
 from openfeature import api  # noqa: E402
+from openfeature.client import OpenFeatureClient  # noqa: E402
 from openfeature.evaluation_context import EvaluationContext  # noqa: E402
-from openfeature.flag_evaluation import ErrorCode, Reason  # noqa: E402
+from openfeature.exception import ErrorCode  # noqa: E402
+from openfeature.flag_evaluation import Reason  # noqa: E402
 
 import pqlsdk  # noqa: E402
 from pqlsdk.integrations.openfeature import PQLProvider  # noqa: E402
@@ -21,7 +23,7 @@ PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
 
 
 @pytest.fixture
-def flags(clock: pqlsdk.FixedClock) -> Iterator[api.OpenFeatureClient]:
+def flags(clock: pqlsdk.FixedClock) -> Iterator[OpenFeatureClient]:
     """An OpenFeature client over a pqlsdk client with a hot trial user and a business user."""
     client = pqlsdk.Client(store="memory://", clock=clock, rules=PLAYBOOK)
     client.identify("trial", {"plan": "trial"})
@@ -38,7 +40,7 @@ def user(user_id: str) -> EvaluationContext:
     return EvaluationContext(targeting_key=user_id)
 
 
-def test_boolean_flags_are_feature_gates(flags: api.OpenFeatureClient) -> None:
+def test_boolean_flags_are_feature_gates(flags: OpenFeatureClient) -> None:
     """A plan's entitlement answers on/off, with the gate's reason and plan as metadata."""
     denied = flags.get_boolean_details("sso", True, user("trial"))
     allowed = flags.get_boolean_details("sso", False, user("business"))
@@ -51,14 +53,14 @@ def test_boolean_flags_are_feature_gates(flags: api.OpenFeatureClient) -> None:
     assert denied.flag_metadata["reason"] == "plan 'trial' does not include 'sso'"
 
 
-def test_string_flags_give_tier_and_route(flags: api.OpenFeatureClient) -> None:
+def test_string_flags_give_tier_and_route(flags: OpenFeatureClient) -> None:
     """pqlsdk.tier and pqlsdk.route come from the user's score; the variant is the tier."""
     tier = flags.get_string_details("pqlsdk.tier", "cold", user("trial"))
     route = flags.get_string_value("pqlsdk.route", "nurture", user("trial"))
     assert (tier.value, tier.variant, route) == ("hot", "hot", "sales_development")
 
 
-def test_number_flags_give_the_score(flags: api.OpenFeatureClient) -> None:
+def test_number_flags_give_the_score(flags: OpenFeatureClient) -> None:
     """pqlsdk.score as a float, and rounded as an integer."""
     assert flags.get_float_value("pqlsdk.score", 0.0, user("trial")) == 70.0
     assert flags.get_integer_value("pqlsdk.score", 0, user("trial")) == 70
@@ -76,7 +78,7 @@ def test_number_flags_give_the_score(flags: api.OpenFeatureClient) -> None:
     ],
 )
 def test_errors_map_to_openfeature_codes_and_the_default(
-    flags: api.OpenFeatureClient, call: str, flag: str, context: str | None, code: ErrorCode
+    flags: OpenFeatureClient, call: str, flag: str, context: str | None, code: ErrorCode
 ) -> None:
     """The caller gets its default back, with the matching error code."""
     default: object = {"object": True} if call == "get_object_details" else 0.5
@@ -105,7 +107,7 @@ def test_the_provider_names_itself() -> None:
     client.close()
 
 
-def test_a_user_without_a_plan_is_off_and_has_no_plan(flags: api.OpenFeatureClient) -> None:
+def test_a_user_without_a_plan_is_off_and_has_no_plan(flags: OpenFeatureClient) -> None:
     """No plan trait means no entitlements: the flag is off and the metadata name no plan."""
     details = flags.get_boolean_details("reports", True, user("stranger"))
     assert (details.value, "plan" in details.flag_metadata) == (False, False)

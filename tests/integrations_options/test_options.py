@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,10 @@ def test_the_client_is_built_from_the_value(
     name, value, _ = case
     values = framework.read({**BASE, **_PAIRED.get(name, {}), name: value})
     client = framework.client()
-    observed = {"RULES": lambda: client.rules, "CLOCK": lambda: client.clock}
+    observed: dict[str, Callable[[], object]] = {
+        "RULES": lambda: client.rules,
+        "CLOCK": lambda: client.clock,
+    }
     if name in observed:
         assert observed[name]() == values[name]
     if name == "STRICT":

@@ -47,13 +47,15 @@ def _context(moment: Moment | None) -> dict[str, Any]:
 
 def _jinja(moment: Moment | None) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-    return env.get_template(TEMPLATE).render(_context(moment))
+    html: str = env.get_template(TEMPLATE).render(_context(moment))
+    return html
 
 
 def _django(moment: Moment | None) -> str:
     # A standalone Engine needs no settings: this test leaves Django unconfigured.
     engine = django_template.Engine(dirs=[str(TEMPLATES)])
-    return engine.get_template(TEMPLATE).render(django_template.Context(_context(moment)))
+    html: str = engine.get_template(TEMPLATE).render(django_template.Context(_context(moment)))
+    return html
 
 
 def test_moment_json_carries_content_and_id_only() -> None:

@@ -9,6 +9,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -36,13 +37,13 @@ def collector() -> Iterator[Collector]:
         yield started
 
 
-def client_for(store: str, collector: Collector, **options: object) -> pqlsdk.Client:
+def client_for(store: str, collector: Collector, **options: Any) -> pqlsdk.Client:
     return pqlsdk.Client(
         store=store,
         endpoint=collector.url,
         write_key=collector.write_key,
         delivery=options.pop("delivery", FAST),
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

@@ -72,7 +72,16 @@ def test_the_report_is_self_contained_and_escaped(
     """No URL to fetch anything from, and user ids appear as escaped text."""
     events, outcomes = _history(tmp_path)
     report = tmp_path / "report.html"
-    args = [PLAYBOOK, events, "--outcomes", outcomes, "--every", "1d", "--report", report]
+    args: list[str | Path] = [
+        PLAYBOOK,
+        events,
+        "--outcomes",
+        outcomes,
+        "--every",
+        "1d",
+        "--report",
+        report,
+    ]
     replay_json(capsys, *args, "--compare", PLAYBOOK)
     html = report.read_text()
     assert ODD not in html
@@ -132,7 +141,14 @@ def test_the_report_lists_tier_changes_and_missing_suggestions(
     events, _ = _history(tmp_path)
     (tmp_path / "none.csv").write_text("user,time\nghost,2026-03-02T00:00:00Z\n")
     report = tmp_path / "r.html"
-    args = ["--compare", lowered, "--outcomes", tmp_path / "none.csv", "--report", report]
+    args: list[str | Path] = [
+        "--compare",
+        lowered,
+        "--outcomes",
+        tmp_path / "none.csv",
+        "--report",
+        report,
+    ]
     data = replay_json(capsys, rules, events, *args)
     assert main(["replay", *map(str, [rules, events, *args])]) == 0
     out = capsys.readouterr().out

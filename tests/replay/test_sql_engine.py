@@ -66,7 +66,14 @@ def test_every_vector_replays_the_same_on_both_engines(
     data = load_scenario(path)
     rules = next(p for name, p in MODEL_FILES.items() if data["model"].startswith(name))
     outcomes = _outcomes(data, tmp_path / "outcomes.csv")
-    args = [rules, path, "--outcomes", outcomes, "--compare", RULES / "weighted.toml"]
+    args: list[str | Path] = [
+        rules,
+        path,
+        "--outcomes",
+        outcomes,
+        "--compare",
+        RULES / "weighted.toml",
+    ]
     printed = replay_json(capsys, *args)
     assert printed["events"] == len(data["events"])
 

@@ -65,7 +65,7 @@ from .messages import (
     new_message_id,
 )
 from .rules import Model, Rules, load
-from .stores import AccountState, Store, UserState, open_store
+from .stores import AccountState, Store, UserState, Written, open_store
 from .stores._base import StoreUnavailableError, with_faults
 from .stores.buffered import BufferedStore
 from .transports import AsyncTransport, Transport
@@ -878,7 +878,8 @@ class Client:
             return 0
         try:
             durable = self._pipeline is not None and self._pipeline.durable
-            added = self._store.record(records, outbox=durable)
+            written = Written()  # the states scored below, without reading them back
+            added = self._store.record(records, outbox=durable, written=written)
             if self._pipeline is not None:
                 self._pipeline.recorded(records, added)
         except StoreError as exc:
@@ -888,11 +889,17 @@ class Client:
         now = micros(self._clock.now())
         if self._rules is not None and added:
             subjects = dict.fromkeys(message.subject for message, _ in records)  # in order
-            self._forget_memo(records, set(subjects))
+            self._forget_memo(records, set(subjects), written)
             joined = {message.subject for message, _ in records if isinstance(message, Group)}
             try:
                 detect_crossings(
-                    self._store, self._rules, subjects, now, joined=joined, report=self._report
+                    self._store,
+                    self._rules,
+                    subjects,
+                    now,
+                    joined=joined,
+                    report=self._report,
+                    written=written,
                 )
             except StoreError as exc:
                 self._error(exc)
@@ -900,7 +907,9 @@ class Client:
             self._prune(now)
         return added
 
-    def _forget_memo(self, records: list[tuple[Message, bytes]], subjects: set[str]) -> None:
+    def _forget_memo(
+        self, records: list[tuple[Message, bytes]], subjects: set[str], written: Written
+    ) -> None:
         """Drop the memoised answers (standings, "nothing due") these messages change.
 
         Those of their users, and for group messages (account traits) every member's.
@@ -909,7 +918,9 @@ class Client:
         try:
             for message, _ in records:
                 if isinstance(message, Group):
-                    account = self._store.account(message.group_id)
+                    account = written.accounts.get(message.group_id) or self._store.account(
+                        message.group_id
+                    )
                     touched.update(() if account is None else account.members)
         except StoreError as exc:
             self._error(exc)

@@ -295,10 +295,10 @@ class _States:
 
     __slots__ = ("_accounts", "_users", "store")
 
-    def __init__(self, store: Store, written: Written | None) -> None:
+    def __init__(self, store: Store, written: Written) -> None:
         self.store = store
-        self._users = {} if written is None else written.users
-        self._accounts = {} if written is None else dict(written.accounts)
+        self._users = written.users
+        self._accounts = dict(written.accounts)  # not the caller's: moved() drops from it
 
     def user(self, user_id: str) -> UserState | None:
         found = self._users.get(user_id)
@@ -321,7 +321,7 @@ def detect_crossings(
     *,
     joined: set[str],
     report: Callable[[TierChange], None],
-    written: Written | None = None,
+    written: Written,
 ) -> None:
     """Score the touched users (and their accounts) and ``report`` tier changes.
 

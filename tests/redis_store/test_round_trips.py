@@ -108,6 +108,27 @@ def test_crossings_inside_one_chunk_are_reported_in_order_once_each(
     ]
 
 
+def test_a_chunk_and_its_tier_checks_cost_four_round_trips(redis_store_url: str) -> None:
+    """The intake's chunk of many users: tier checks read no user or account back."""
+    store = counting_store(redis_store_url)
+    client = pqlsdk.Client(store=store, clock=pqlsdk.FixedClock(AT), rules=PLAYBOOK, retention=None)
+    intake = client._intake
+    assert intake is not None
+    users = [f"u{i}" for i in range(40)]
+    for i, user in enumerate(users):
+        client.group(user, f"a{i % 5}", {"employees": 40})
+        client.track(user, "page_viewed")  # placed in the lowest tier: no crossing after
+    client.flush()
+    intake._gather = 5.0  # the intake thread sits on the messages: one chunk at the drain
+    for user in users:
+        client.track(user, "page_viewed")
+    before = Counting.sends
+    intake.drain()
+    spent = Counting.sends - before
+    client.close()
+    assert (spent, store.count()) == (4, 120)
+
+
 def test_account_work_a_write_did_not_read_is_read_and_applied(store: RedisStore) -> None:
     """Work a dead writer left for an account the next chunk's messages do not touch."""
     store.record(records([Group(user_id="u", group_id="acme", timestamp=AT, message_id="g")]))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any, Final, NamedTuple, cast
 
 import msgspec
@@ -147,42 +148,69 @@ class Write:
         again on its own, until its write lands.
         """
         folded: dict[str, _Folded] = {}
-        reads = self._read_users(by_user)
+        reads = self._read_users(by_user, ids=False)
         pipe = self._redis.pipeline(transaction=False)
         touched = [
             self._fold(pipe, user_id, items, reads[2 * i : 2 * i + 2], queue=queue)
             for i, (user_id, items) in enumerate(by_user.items())
         ]
+        touching = self._read_accounts(pipe, zip(by_user, touched, strict=True))
         try:
             replies = pipe.execute()
         except NoScriptError:  # the server lost its scripts: each user on its own, reloading
             replies = None
-        at = 0
-        for (user_id, items), (new, accounts, user) in zip(by_user.items(), touched, strict=True):
-            answer = None if replies is None else self._answer(replies, at, new, accounts, user)
-            at += 1 + 2 * len(accounts)
+        accounts = {} if replies is None else _account_reads(replies[len(by_user) :], touching)
+        for i, ((user_id, items), (new, _, user)) in enumerate(
+            zip(by_user.items(), touched, strict=True)
+        ):
+            answer = None if replies is None else _answer(replies[i], new, accounts, user_id, user)
             folded[user_id] = (
                 answer if answer is not None else self.fold_user(user_id, items, queue=queue)
             )
         return folded
 
-    def _read_users(self, by_user: dict[str, list[Record]]) -> list[Any]:
-        """Read every user's state, version, pending number and known ids: one round trip.
+    def _read_accounts(
+        self, pipe: Any, folds: Iterable[tuple[str, tuple[int, list[str], UserState | None]]]
+    ) -> dict[str, list[str]]:
+        """Queue a read of each account the users' new messages touch, after their writes.
 
-        Two replies per user. The registry's size rides along: when another
-        process registered more aggregates, they are read before folding.
+        Each account is read once for the whole chunk (its state and version,
+        and what it applied of each member writing): step 2 then needs no read
+        of its own. Returns the users writing to each account, in reply order.
+        """
+        touching: dict[str, list[str]] = {}
+        for user_id, (_, accounts, _) in folds:
+            for account_id in accounts:
+                touching.setdefault(account_id, []).append(user_id)
+        for account_id, users in touching.items():
+            pipe.hmget(self._keys.account(account_id), "s", "v")
+            pipe.hmget(self._keys.account(account_id, ":seen"), users)
+        return touching
+
+    def _read_users(self, by_user: dict[str, list[Record]], *, ids: bool) -> list[Any]:
+        """Read every user's state, version and pending number: one round trip.
+
+        Two items per user: that, and which messageIds the user already has
+        (with ``ids``; else none, as on the common path: the write's script
+        checks them and refuses a fold that took a known message for new).
+        The registry's size rides along: when another process registered more
+        aggregates, they are read before folding.
         """
         pipe: Any = self._redis.pipeline(transaction=False)
         for user_id, items in by_user.items():
             pipe.hmget(self._keys.user(user_id), "s", "v", "n")
-            pipe.zmscore(
-                self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items]
-            )
+            if ids:
+                pipe.zmscore(
+                    self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items]
+                )
         pipe.hlen(self._keys.registry)
-        *reads, registered = pipe.execute()
+        *replies, registered = pipe.execute()
         if registered != len(self._log.aggregates):
             self._log.refresh()  # another process registered more
-        return list(reads)
+        if ids:
+            return list(replies)
+        unknown = [[None] * len(items) for items in by_user.values()]
+        return [part for pair in zip(replies, unknown, strict=True) for part in pair]
 
     def fold_user(self, user_id: str, items: list[Record], *, queue: bool = False) -> _Folded:
         """Step 1 for one user, retried until its write lands.
@@ -194,36 +222,24 @@ class Write:
         """
 
         def attempt() -> tuple[bool, _Folded]:
-            read = self._read_users({user_id: items})
+            read = self._read_users({user_id: items}, ids=True)
             pipe = self._redis.pipeline(transaction=False)
-            new, accounts, user = self._fold(pipe, user_id, items, read, queue=queue)
-            answer = self._answer(pipe.execute(), 0, new, accounts, user)
+            fold = self._fold(pipe, user_id, items, read, queue=queue)
+            touching = self._read_accounts(pipe, [(user_id, fold)])
+            replies = pipe.execute()
+            accounts = _account_reads(replies[1:], touching)
+            answer = _answer(replies[0], fold[0], accounts, user_id, fold[2])
             return (False, _NOT_WRITTEN) if answer is None else (True, answer)
 
         return self._server.optimistic(self._keys.user(user_id), attempt)
-
-    def _answer(
-        self, replies: list[Any], at: int, new: int, accounts: list[str], user: UserState | None
-    ) -> _Folded | None:
-        """Read one user's step-1 write at ``replies[at]`` and its account reads after it.
-
-        None when another writer came first (the write did not land).
-        """
-        written, rest = replies[at], replies[at + 1 : at + 1 + 2 * len(accounts)]
-        if written[0] == 0:
-            return None
-        reads = {
-            account_id: (*rest[2 * i], rest[2 * i + 1]) for i, account_id in enumerate(accounts)
-        }
-        return _Folded(new, written[1:], reads, user if new else None)
 
     def _fold(
         self, pipe: Any, user_id: str, items: list[Record], read: list[Any], *, queue: bool
     ) -> tuple[int, list[str], UserState | None]:
         """Fold the new messages into the user as ``read``; queue the version-checked write.
 
-        Queues the accounts' reads after it; returns how many messages were new,
-        the accounts they touch and the user's state after them.
+        Returns how many messages were new, the accounts they touch and the
+        user's state after them.
         """
         (raw, version, seq), known = read
         user_key, ids_key = self._keys.user(user_id), self._keys.user(user_id, ":ids")
@@ -274,9 +290,6 @@ class Write:
             *entries,
         ]
         self._server.eval(pipe, "fold_user", [user_key, ids_key, pending_key], args)
-        for account_id in touched:
-            pipe.hmget(self._keys.account(account_id), "s", "v")
-            pipe.hget(self._keys.account(account_id, ":seen"), user_id)
         return len(entries), list(touched), user
 
     def drain(self, folded: dict[str, _Folded]) -> dict[str, AccountState]:
@@ -430,6 +443,35 @@ class Write:
             if todo:
                 seen.extend((user_id, todo[-1][0]))
         return bool(seen), account, [version or 0, encode(account), *seen]
+
+
+def _account_reads(
+    replies: list[Any], touching: dict[str, list[str]]
+) -> dict[str, dict[str, _Read]]:
+    """Return what ``Write._read_accounts`` read, per member writing, by account."""
+    reads: dict[str, dict[str, _Read]] = {}
+    for i, (account_id, users) in enumerate(touching.items()):
+        (raw, version), seen = replies[2 * i], replies[2 * i + 1]
+        for user_id, last in zip(users, seen, strict=True):
+            reads.setdefault(user_id, {})[account_id] = (raw, version, last)
+    return reads
+
+
+def _answer(
+    written: list[Any],
+    new: int,
+    accounts: dict[str, dict[str, _Read]],
+    user_id: str,
+    user: UserState | None,
+) -> _Folded | None:
+    """Read one user's step-1 write and the accounts read after it.
+
+    None when the write did not land: another writer came first, or a
+    message folded as new was known (``fold_user`` then reads the ids).
+    """
+    if written[0] != 1:
+        return None
+    return _Folded(new, written[1:], accounts.get(user_id, {}), user if new else None)
 
 
 def _stand_in(account_id: str, user_id: str) -> AccountState:

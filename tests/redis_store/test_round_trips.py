@@ -1,4 +1,4 @@
-"""A chunk of messages costs a bounded number of round trips, its tier checks included, crossings still one by one.
+"""A chunk of messages and its tier checks cost a bounded number of round trips.
 
 Round trips are counted on the real server's connection: each packed send of
 redis-py's connection (one command, or one whole pipeline) is one round trip.

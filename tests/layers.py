@@ -36,8 +36,8 @@ MEMBERS: Final[dict[str, tuple[str, ...]]] = {
     "messages": ("pqlsdk.messages", "pqlsdk._aggregates"),
     "stores": ("pqlsdk.stores.", "pqlsdk._history"),
     "rules": ("pqlsdk.rules.",),
-    "scoring": ("pqlsdk._scoring",),
-    "moments": ("pqlsdk._moments", "pqlsdk._gating", "pqlsdk._tiers"),
+    "scoring": ("pqlsdk._scoring", "pqlsdk._models"),
+    "moments": ("pqlsdk._moments", "pqlsdk._due", "pqlsdk._gating", "pqlsdk._tiers"),
     "delivery": (
         "pqlsdk.transports.",
         "pqlsdk._delivery.",
@@ -46,6 +46,11 @@ MEMBERS: Final[dict[str, tuple[str, ...]]] = {
     "client": (
         "pqlsdk",
         "pqlsdk._client",
+        "pqlsdk._options",
+        "pqlsdk._faults",
+        "pqlsdk._answers",
+        "pqlsdk._recording",
+        "pqlsdk._flushing",
         "pqlsdk._intake",
         "pqlsdk._journal",
         "pqlsdk._memo",

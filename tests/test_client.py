@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sqlite3
 from collections import OrderedDict
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 import pqlsdk
+from pqlsdk._options import Options
 from pqlsdk.messages import Track
 
 NAIVE = datetime(2026, 3, 15, 12)
@@ -227,7 +229,7 @@ def test_prune_faults_are_counted(tmp_path: Path, clock: pqlsdk.FixedClock) -> N
     conn.executescript("DROP TABLE messages;")
     conn.close()
     clock.advance(timedelta(hours=2))
-    client._prune(0)
+    client._recorder._prune(0)  # the hourly prune, now
     assert dict(client.stats().errors) == {"store_error": 1}
     client.close()
 
@@ -245,6 +247,17 @@ def test_bad_options_fail_at_construction(options: dict[str, Any], text: str) ->
     """Setup mistakes raise ConfigError (a ValueError) at once, even by default."""
     with pytest.raises(pqlsdk.ConfigError, match=text):
         pqlsdk.Client(**options)
+
+
+def test_client_options_have_one_set_of_defaults() -> None:
+    """Client(...) and Options.read(...), which framework settings call too, take the same keywords
+    with the same defaults: a default changed in one place cannot drift from the other.
+    """
+
+    def defaults(call: Callable[..., Any]) -> dict[str, Any]:
+        return {n: p.default for n, p in inspect.signature(call).parameters.items()}
+
+    assert defaults(Options.read) == defaults(pqlsdk.Client)
 
 
 def test_default_store_is_sqlite_in_the_working_directory(

@@ -41,7 +41,7 @@ def held(client: pqlsdk.Client, gather: float = 5.0) -> Intake:
     time it wakes), so whatever the client accepts stays pending until a read,
     ``flush()``, ``close()`` or exit applies it.
     """
-    intake = client._intake
+    intake = client._recorder.intake
     assert intake is not None
     intake._gather = gather
     return intake
@@ -460,10 +460,10 @@ def test_an_intake_reset_after_fork_starts_over() -> None:
 EXIT_WITHOUT_CLOSE = """
     import sys, pqlsdk
     client = pqlsdk.Client(store=sys.argv[1])
-    client._intake._gather = 60.0  # the intake thread never gets to them: exit must
+    client._recorder.intake._gather = 60.0  # the intake thread never gets to them: exit must
     for i in range(int(sys.argv[2])):
         client.track(f"u{i % 10}", "tick", {"i": i})
-    print(client._intake.pending())
+    print(client._recorder.intake.pending())
     # no flush(), no close()
 """
 
@@ -518,7 +518,7 @@ def test_inline_clients_apply_in_the_call(options: dict[str, Any]) -> None:
     with pqlsdk.Client(store=store, **options) as client:
         client.track("u", "e")
         recorded = store.count()  # the store itself: no read applies anything
-        intake = client._intake
+        intake = client._recorder.intake
     assert (recorded, intake) == (1, None)
 
 
@@ -584,12 +584,12 @@ def test_an_unclosed_client_is_garbage_collected() -> None:
 
 
 def test_a_client_with_pending_messages_lives_until_they_are_applied() -> None:
-    """Dropping a client right after track() loses nothing: the intake holds it meanwhile."""
+    """Dropping a client right after track() loses nothing: the intake holds its write path."""
     store = MemoryStore()
     client = pqlsdk.Client(store=store)
-    client._intake._gather = 0.2  # type: ignore[union-attr]
+    client._recorder.intake._gather = 0.2  # type: ignore[union-attr]
     client.track("u", "e")
-    ref = weakref.ref(client)
+    ref = weakref.ref(client._recorder)  # what applies the messages: the client's recorder
     del client
     gc.collect()
     held = ref() is not None

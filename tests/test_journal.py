@@ -112,7 +112,7 @@ def test_a_torn_or_unreadable_record_is_left_out_and_counted(tmp_path: Path) -> 
 def test_a_live_process_journal_is_left_alone(tmp_path: Path) -> None:
     """Another live client's journal (here: this process's) is not replayed."""
     first = client_on(tmp_path, buffer_interval=3600)
-    first._intake._closed = True  # type: ignore[union-attr]  # keep it unapplied
+    first._recorder.intake._closed = True  # type: ignore[union-attr]  # keep it unapplied
     first.track("u", "tick")
     with client_on(tmp_path) as second:
         assert second.user("u") is None

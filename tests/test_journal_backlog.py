@@ -53,7 +53,7 @@ def client_on(folder: Path, **delivery: object) -> pqlsdk.Client:
         store=f"sqlite:///{folder}/s.db",
         delivery=pqlsdk.Delivery(**delivery),  # type: ignore[arg-type]
     )
-    client._intake._gather = 60.0  # type: ignore[union-attr]  # the intake thread stays away
+    client._recorder.intake._gather = 60.0  # type: ignore[union-attr]  # the intake thread stays away
     return client
 
 
@@ -123,10 +123,10 @@ def test_a_deleted_journal_counts_its_messages_as_lost(tmp_path: Path) -> None:
 def test_a_client_applies_a_spilled_backlog_once(tmp_path: Path) -> None:
     """A client's calls past the memory bound are recorded once each, from the journal."""
     client = client_on(tmp_path)
-    client._intake._memory_bytes = 2000  # type: ignore[union-attr]
+    client._recorder.intake._memory_bytes = 2000  # type: ignore[union-attr]
     for i in range(200):
         client.track("u", "tick", {"i": i})
-    assert client._intake._spilled > 150  # type: ignore[union-attr]
+    assert client._recorder.intake._spilled > 150  # type: ignore[union-attr]
     assert client.user("u").tracks == 200  # type: ignore[union-attr]
     assert client.stats().dropped == {}
     client.close()
@@ -164,7 +164,7 @@ def test_block_never_waits_longer_than_its_bound(tmp_path: Path) -> None:
 def test_block_goes_on_once_the_intake_makes_room(tmp_path: Path) -> None:
     """``on_full="block"`` with the intake live: calls wait for room and nothing is dropped."""
     client = client_on(tmp_path, backlog_bytes=3000, on_full="block", block_timeout=5.0)
-    client._intake._gather = 0.0  # type: ignore[union-attr]
+    client._recorder.intake._gather = 0.0  # type: ignore[union-attr]
     for i in range(300):
         client.track("u", "tick", {"i": i})
     assert client.stats().dropped == {}

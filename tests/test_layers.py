@@ -58,8 +58,8 @@ def test_every_drawn_arrow_is_an_import() -> None:
 PRIVATE_EXCEPTIONS: frozenset[tuple[str, str, str]] = frozenset(
     {
         ("pqlsdk.lift._sources", "pqlsdk.replay._run", "_time_order"),
-        ("pqlsdk.warehouse._compile", "pqlsdk._scoring", "_measured_sides"),
-        ("pqlsdk.warehouse._compile", "pqlsdk.rules._loader", "_decode"),
+        ("pqlsdk.warehouse._model_steps", "pqlsdk._scoring", "_measured_sides"),
+        ("pqlsdk.warehouse._model_steps", "pqlsdk.rules._loader", "_decode"),
         ("pqlsdk.warehouse._duckdb", "pqlsdk._history", "_is_message"),
     }
 )

@@ -128,7 +128,7 @@ def test_nothing_due_is_remembered_until_the_user_records_an_outcome(
         assert shown is not None
         assert client.decide("u") is None  # capped: memoised
         assert client.record("u", shown.id, "dismissed")
-        assert "u" not in client._memo._memo
+        assert "u" not in client._recorder.memo._memo
 
 
 class AccountsDown(MemoryStore):

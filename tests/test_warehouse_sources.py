@@ -8,6 +8,7 @@ must be the text ``--engine python`` prints for the vector itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -485,6 +486,67 @@ def test_a_failed_write_leaves_the_old_table(
         assert connection.execute("SELECT id FROM scores").fetchall() == [("old",)] * 3
 
 
+def _read_sqlite(path: Path, table: str) -> list[tuple[Any, ...]]:
+    """``_read`` for a SQLite file: ``scored_at`` is ISO text there, ``reasons`` JSON text."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute(
+            f"SELECT subject, id, score, tier, route, reasons, scored_at, model FROM {table}"  # noqa: S608 - the test's own names
+        ).fetchall()
+    for row in rows:
+        assert row[7] == "playbook"
+        assert row[6] == "2026-03-15T12:00:00+00:00"
+    return sorted((*row[:5], json.loads(row[5])) for row in rows)
+
+
+def test_scores_written_into_a_sqlite_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--into TABLE writes into the SQLite file the messages came from, or --database's."""
+    vector = ROOT / "tests" / "scenarios" / "stuck_and_pqa.json"
+    where = as_sqlite_table(load_scenario(vector)["events"], tmp_path)
+    path = Path(where[0])
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE scores (old INTEGER)")
+        db.commit()
+    common = ["score", str(RULES / "playbook.toml"), "--json", "--now", "2026-03-15T12:00:00Z"]
+    source = [*where, "--table", "events"]
+    out = _cli(capsys, *common, *source, "--into", "scores")
+    assert _read_sqlite(path, "scores") == _expected(json.loads(out))
+    _cli(capsys, *common, str(vector), "--into", "main.s", "--database", str(path))
+    assert _read_sqlite(path, "s") == _expected(json.loads(out))
+    assert "scores or main.scores" in _error(capsys, *common, *source, "--into", "a.main.s")
+    assert 'unknown database "crm"' in _error(capsys, *common, *source, "--into", "crm.s")
+
+
+def test_a_failed_sqlite_write_leaves_the_old_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into SQLite too, an interrupted write leaves the old table, whole, throughout."""
+    database = tmp_path / "crm.sqlite"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("CREATE TABLE scores (id TEXT)")
+        db.executemany("INSERT INTO scores VALUES (?)", [("old",)] * 3)
+        db.commit()
+    monkeypatch.setattr(_sinks, "_BATCH", 2)  # several batches from a few rows
+    seen: list[list[tuple[Any, ...]]] = []
+
+    def interrupted() -> Iterator[dict[str, Any]]:
+        row = {"subject": "user", "id": "new", "model": "m", "score": 1.0, "tier": "t"}
+        row |= {"route": "r", "reasons": [], "scored_at": "2026-03-15T12:00:00+00:00"}
+        for _ in range(4):
+            yield row
+        # Two batches are in: another reader still sees the old table, all of it.
+        with contextlib.closing(sqlite3.connect(database)) as reader:
+            seen.append(reader.execute("SELECT id FROM scores").fetchall())
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _sinks.write_table(database, "scores", interrupted())
+    assert seen == [[("old",)] * 3]
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        assert db.execute("SELECT id FROM scores").fetchall() == [("old",)] * 3
+
+
 def test_a_tracks_table_with_a_column_per_property(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -620,7 +682,7 @@ def test_account_scores_and_write_errors(
     missing = str(tmp_path / "no" / "scores.csv")
     assert "cannot write" in _error(capsys, *common, "--output", missing)
     into = ["--into", "scores", "--database"]
-    assert "is not a DuckDB database" in _error(capsys, *common, *into, str(vector))
+    assert "is not a DuckDB or SQLite database" in _error(capsys, *common, *into, str(vector))
     nowhere = str(tmp_path / "no" / "crm.duckdb")
     assert "cannot open" in _error(capsys, *common, *into, nowhere, "--engine", "python")
     assert "--into nope.scores" in _error(

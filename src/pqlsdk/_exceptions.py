@@ -4,8 +4,8 @@ Hosts can catch everything pqlsdk raises with ``except pqlsdk.PQLError``, or a
 narrower class; each class also subclasses the builtin that fits, so generic
 handlers (``except ValueError``) keep working.
 
-The whole tree, the classes other modules define included (``ClosedError``,
-``StoreUnavailableError``...), is drawn on docs/architecture.md ("Errors"),
+The whole tree, the classes other modules define included
+(``StoreUnavailableError``...), is drawn on docs/architecture.md ("Errors"),
 generated from the classes and checked by tests/docs/test_architecture.py, so
 it is not drawn again here where it could fall behind.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "BatchRejectedError",
+    "ClosedError",
     "ConfigError",
     "DeliveryError",
     "InvalidIdError",
@@ -40,6 +41,15 @@ class PQLError(Exception):
 
     Added in version 0.1.0.
     """
+
+
+class ClosedError(PQLError, RuntimeError):
+    """A call on a client after ``close()``.
+
+    Added in version 0.1.0.
+    """
+
+    reason = "closed"
 
 
 class ConfigError(PQLError, ValueError):

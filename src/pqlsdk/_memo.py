@@ -35,13 +35,16 @@ class Memo:
 
     A plain dictionary: a lookup costs a fraction of a microsecond, which is the
     point; when it reaches ``maxsize`` entries it starts afresh (a memo, not a store).
+    Keeping an answer takes no lock (a lock is a good share of a cold ``decide()``):
+    only ``forget`` does, and it bumps the generation before it drops anything.
     """
 
     def __init__(self, *, ttl: int = TTL, maxsize: int = 100_000) -> None:
         self._ttl = ttl
         self._maxsize = maxsize
         self._memo: dict[str, dict[str, tuple[int, object]]] = {}
-        self._lock = threading.RLock()  # re-entrant: a signal handler may decide mid-forget
+        self._lock = threading.RLock()  # forget() only; re-entrant: a signal handler may forget
+        # mid-forget (a record() or a track() applied while the host's thread forgets)
         self._generation = 0  # bumped by every forget: an answer computed across one is void
 
     def get(
@@ -67,15 +70,18 @@ class Memo:
         answer = compute(*args)
         if keep is not None and not keep(answer):
             return answer
-        with self._lock:
-            if generation == self._generation:
-                memo = self._memo
-                answers = memo.get(user_id)
-                if answers is None:  # (not setdefault: no new dict for every answer kept)
-                    if len(memo) >= self._maxsize:
-                        memo.clear()
-                    answers = memo[user_id] = {}
-                answers[name] = (now, answer)
+        # No lock: store, then look. A forget() that began before the look (its
+        # generation bump) voids the answer, which is taken back here; one that
+        # begins after it drops the answer itself (it bumps, then pops the user).
+        memo = self._memo
+        answers = memo.get(user_id)
+        if answers is None:  # (not setdefault: no new dict for every answer kept)
+            if len(memo) >= self._maxsize:
+                memo.clear()
+            answers = memo[user_id] = {}
+        answers[name] = (now, answer)
+        if generation != self._generation:
+            answers.pop(name, None)  # (a newer answer another thread kept may go too: recomputed)
         return answer
 
     def forget(self, user_ids: Iterable[str]) -> None:

@@ -16,7 +16,6 @@ a ``pqlsdk_moment_held_out`` message, so both arms can be counted and lift measu
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime
@@ -24,7 +23,8 @@ from typing import Any, Final
 
 import msgspec
 
-from ._clock import from_micros, micros
+from ._clock import from_micros
+from ._due import Decision, days_left, decision_function
 from ._scoring import facts_from
 from .messages import Track
 from .rules._model import MomentKind, Moments, Rules
@@ -86,19 +86,6 @@ class Moment(msgspec.Struct, frozen=True, gc=False):
             properties={"moment_id": self.id, "kind": self.kind, "feature": self.feature},
             timestamp=self.at,
         )
-
-
-def days_left(value: Any, now: int) -> int | None:
-    """Whole days from ``now`` (µs) until the instant ``value`` (ISO text), rounded up."""
-    if not isinstance(value, str):
-        return None
-    try:
-        end = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if end.tzinfo is None:
-        return None
-    return math.ceil((micros(end) - now) / _DAY)
 
 
 def held_out(user_id: str, kind: MomentKind) -> bool:
@@ -300,31 +287,48 @@ class Chooser:
     ``emit`` queues the records of what was shown, and held out, for the collector.
     """
 
-    __slots__ = ("_emit", "_store")
+    __slots__ = ("_decisions", "_emit", "_store")
 
     def __init__(self, store: Store, emit: Callable[[Track], None]) -> None:
         self._store = store
         self._emit = emit
+        # Place -> (rules, moments, its decision function): made on first use per version.
+        self._decisions: dict[str, tuple[Rules, Moments, Decision]] = {}
 
     def choose(
         self, rules: Rules, moments: Moments, user_id: str, feature: str | None, now: int
     ) -> Moment | None:
         """Find a due moment from a snapshot, then claim a showing atomically.
 
-        Cheapest checks first: kinds a cap or cooldown holds back are dropped
-        before any expression runs, and the score is computed only if a ``when``
-        asks for ``score``, ``tier`` or ``gate_passed``. Most calls end at the
-        caps (the user already saw today's moment) and cost a few microseconds.
-        ``rules`` are those the caller read ``moments`` from: one version throughout.
-        A ``feature`` is the one a gate denied (kinds ``at = "gate"``); None is decide().
+        The first half is one generated function per place (``decision_function``):
+        caps and cooldowns first, then each open kind's ``when``, with the score
+        computed only if a ``when`` reads it. Most calls end there (capped, or
+        nothing due) in a few microseconds. ``rules`` are those the caller read
+        ``moments`` from: one version throughout. A ``feature`` is the one a gate
+        denied (kinds ``at = "gate"``); None is decide().
         """
-        user, account = read_state(self._store, user_id)
-        open_kinds: Sequence[MomentKind] = moments.at("decide" if feature is None else "gate")
-        if user is not None and user.moments:  # a user never shown a moment is never held back
-            history = user.moments
-            open_kinds = [k for k in open_kinds if not blocked(k, history, moments, now)]
-        if not open_kinds:
-            return None  # the common path: capped or cooling down; no scoring, no write
+        place = "decide" if feature is None else "gate"
+        made = self._decisions.get(place)
+        if made is None or made[0] is not rules or made[1] is not moments:
+            decide = decision_function(moments, rules.model(moments.model), place)
+            made = self._decisions[place] = (rules, moments, decide)
+        due = made[2](self._store, user_id, feature, now)
+        if due is None:
+            return None  # the common path: capped, cooling down or not due; no write
+        return self._claim(rules, moments, now, user_id=user_id, feature=feature, due=due)
+
+    def _claim(
+        self,
+        rules: Rules,
+        moments: Moments,
+        now: int,
+        *,
+        user_id: str,
+        feature: str | None,
+        due: tuple[list[MomentKind], UserState | None, AccountState | None],
+    ) -> Moment | None:
+        """Claim the first due kind a cap allows; render it from the snapshot it was due on."""
+        candidates, user, account = due
         model = rules.model(moments.model)
         traits = ({} if user is None else user.traits, {} if account is None else account.traits)
         trial_end = traits[0].get(moments.trial_end)
@@ -334,15 +338,7 @@ class Chooser:
             "plan": traits[0].get("plan"),
             "user_id": user_id,
         }
-        # The score, tier and gate, computed only if a ``when`` reads one: one compiled
-        # call per model, cheaper than memoising it (the "nothing due" answer is memoised).
         facts = facts_from(user, account, now, values, model._standing_variables)
-        whens = moments._whens
-        candidates = [
-            kind for kind in open_kinds if kind.when is None or whens[kind.name](facts) is True
-        ]
-        if not candidates:
-            return None  # nothing due: no write
         names = {} if rules.entitlements is None else rules.entitlements.names
         variables = facts.variables()  # the score, if content needs it: outside the store's lock
         shown, held = self._store.update_user(

@@ -150,11 +150,14 @@ def _add_sources(score: argparse.ArgumentParser) -> None:
         "--into",
         metavar="TABLE",
         help="also write one row per subject and model (subject, id, model, score, tier, "
-        "route, reasons, scored_at) into TABLE of the engine's database (the DuckDB file, "
-        "or --dsn's), replaced in one transaction",
+        "route, reasons, scored_at) into TABLE of the engine's database (the DuckDB or "
+        "SQLite file, or --dsn's), replaced in one transaction",
     )
     where.add_argument(
-        "--database", type=Path, metavar="FILE", help="the DuckDB file for --into (default: EVENTS)"
+        "--database",
+        type=Path,
+        metavar="FILE",
+        help="the DuckDB or SQLite file for --into (default: EVENTS)",
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -74,6 +75,17 @@ def new_message_id() -> str:
     """
     prefix = _id_prefix or _draw_prefix()
     return f"{prefix}{next(_id_counter):012x}"
+
+
+def mapping(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Accept any mapping for traits, properties and context; refuse anything else."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotJSONError(f"{name} must be a mapping, not {type(value).__name__}")
 
 
 _id_prefix: str | None = None

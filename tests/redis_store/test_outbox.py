@@ -142,6 +142,11 @@ def test_a_killed_hosts_leased_batch_is_delivered_by_another_after_the_lease(
     while other.client.zcard(f"{other.prefix}:{{log}}:outbox:leased") < 10:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+    # The request must reach the collector before the kill, or its handler may
+    # read it only after set_delay(0) below and accept it: a second delivery.
+    while collector.requests < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
@@ -227,7 +232,7 @@ def test_pqlsdks_own_records_are_queued_without_logging(
     """A moment's outcome goes to the collector from the outbox; the log keeps the user's."""
     with client_for(redis_store_url, collector, strict=True) as host:
         host.track("u", "tick", message_id="m1")
-        host._emit(Track(user_id="u", event="pqlsdk_own", timestamp=T0, message_id="own"))
+        host._recorder.emit(Track(user_id="u", event="pqlsdk_own", timestamp=T0, message_id="own"))
         assert host.flush(timeout=5).pending == 0
         assert host.store.count() == 1
     assert sorted(m["messageId"] for m in collector.messages) == ["m1", "own"]

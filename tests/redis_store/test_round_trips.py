@@ -90,7 +90,7 @@ def test_crossings_inside_one_chunk_are_reported_in_order_once_each(
         retention=None,
         on_tier_change=lambda c: changes.append((c.id, c.tier)) if c.model == "playbook" else None,
     )
-    intake = client._intake
+    intake = client._recorder.intake
     assert intake is not None
     intake._gather = 5.0  # the intake thread sits on the messages: one chunk at the read
     for event in BURST:

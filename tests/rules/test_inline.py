@@ -11,7 +11,7 @@ import pytest
 from pqlsdk import rules
 from pqlsdk._aggregates import Aggregate
 from pqlsdk._scoring import _points, facts_from
-from pqlsdk.rules._inline import expression_function
+from pqlsdk.rules._inline import function
 from pqlsdk.rules._model import Model
 from pqlsdk.stores import AccountState, UserState
 
@@ -53,6 +53,7 @@ folded = { value = '2 * 3', points = 1 }
 tiers = { only = 0 }
 [model.plain.signals]
 seats = { value = 'user.seats', points = 1 }
+size = { value = 'team_size()', points = 0.5 }
 """
 
 VALUES: tuple[Any, ...] = (None, True, False, 0, 2, 3.5, math.nan, math.inf, "pro", [1, "pro"])
@@ -132,7 +133,7 @@ def test_the_function_is_compiled_once_per_model(models: dict[str, Model]) -> No
 def test_each_expression_as_one_function_gives_what_its_closures_give(
     models: dict[str, Model],
 ) -> None:
-    """A moment's ``when`` is compiled alone the same way; without a template it is the closure."""
+    """Each templated expression compiled alone (literals folded in) gives what its closure does."""
     expressions = [
         expression
         for model in models.values()
@@ -140,10 +141,12 @@ def test_each_expression_as_one_function_gives_what_its_closures_give(
         for expression in (signal.when, signal.value)
         if expression is not None
     ]
-    untemplated = [e for e in expressions if e.inline is None]
-    assert untemplated  # (user.plan in account.plans): the closure itself serves
-    assert all(expression_function(e) is e.evaluate for e in untemplated)
-    functions = [(expression_function(e), e.evaluate) for e in expressions]
+    assert any(e.inline is None for e in expressions)  # (user.plan in account.plans)
+    functions = [
+        (function("<test>", [f"return {e.inline.text}"], e.inline.names), e.evaluate)
+        for e in expressions
+        if e.inline is not None
+    ]
     for user, account in subjects(models):
         facts = facts_from(user, account, NOW, {"user_id": "u"})
         for joined, closure in functions:

@@ -6,12 +6,13 @@ and on ``decide()``'s path each call is a good share of the cost. So beside its
 closure the compiler gives most shapes an ``Inline``: the same computation as
 Python expression text, with what it binds (keys, literals, closures) by name.
 ``standing_function`` joins a model's pieces into the text of one function,
-with the facts it reads taken into locals once, and compiles it once per model.
+with the facts it reads taken into locals once, and compiles it once per model;
+a moment's decision (``_due``) joins the same lines with each kind's ``when``.
 
 Each template is a transcription of the closure it stands beside, operator for
 operator and in the same order of evaluation, so the two give identical values;
 a shape without a template is called as its closure from the joined text. The
-closures stay the reference: everything else (reasons, routes, moments) calls them.
+closures stay the reference: everything else (reasons, routes, claims) calls them.
 """
 
 from __future__ import annotations
@@ -24,23 +25,26 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeGuard
 
 if TYPE_CHECKING:
-    from ._compiler import Compiled
     from ._model import Model
 
 __all__ = [
     "Inline",
     "bound",
     "called",
-    "expression_function",
+    "folded",
+    "function",
+    "indented",
     "is_number",
     "rounded",
     "standing_function",
+    "standing_lines",
     "template",
 ]
 
 _DIGITS: Final = 9  # scores are rounded so that 35 * 0.1 is 3.5, not 3.5000000000000004
 _FACT: Final = re.compile(r"\bF_(\w+)")
 _PLACE: Final = re.compile(r"\{(\w+)\}")
+_LITERALS: Final = frozenset({int, float, str, bool, type(None)})
 _serial = itertools.count()
 
 
@@ -110,28 +114,42 @@ def standing_function(model: Model, *, variables: bool = False) -> Callable[[Any
     by ``sum`` over the same sequence, rounded the same way. It returns them as
     a tuple, or with ``variables`` as the dict a moment's ``when`` reads them from.
     """
-    answer = '{{"score": {0}, "tier": {1}, "gate_passed": {2}}}' if variables else "{0}, {1}, {2}"
-    names: dict[str, Any] = {
-        "_sum": sum,
-        "_is_number": is_number,
-        "_isfinite": math.isfinite,
-        "_bisect": bisect.bisect_right,
-        "_thresholds": tuple(threshold for threshold, _ in model.tiers),
-        # tier_for: the tier below the insertion point, or the lowest one.
-        "_tiers": tuple(model.tiers[max(i - 1, 0)][1] for i in range(len(model.tiers) + 1)),
-        "_round": round,
-        "_low": model.tier_for(0.0),
-    }
-    lines: list[str] = []
+    names: dict[str, Any] = {}
+    lines = standing_lines(model, names)
+    if variables:
+        lines.append('return {"score": _score, "tier": _tier, "gate_passed": _gate}')
+    else:
+        lines.append("return _score, _tier, _gate")
+    return function(f"<model {model.name}>", lines, names)
+
+
+def standing_lines(model: Model, names: dict[str, Any]) -> list[str]:
+    """Lines that set the locals ``_score``, ``_tier`` and ``_gate`` to ``model``'s standing.
+
+    What they bind goes into ``names``. They read the facts as ``F_`` locals and
+    calls without a template as ``name(f)``, so they can be part of a larger
+    function (a moment's decision, ``_moments``) as well as the model's own.
+    """
+    names.update(
+        {
+            "_sum": sum,
+            "_is_number": is_number,
+            "_isfinite": math.isfinite,
+            "_bisect": bisect.bisect_right,
+            "_thresholds": tuple(threshold for threshold, _ in model.tiers),
+            # tier_for: the tier below the insertion point, or the lowest one.
+            "_tiers": tuple(model.tiers[max(i - 1, 0)][1] for i in range(len(model.tiers) + 1)),
+            "_round": round,
+            "_low": model.tier_for(0.0),
+        }
+    )
 
     def inline(expression: Any) -> str:
         found = expression.inline or called(expression.evaluate)
         names.update(found.names)
         return f"({found.text})"
 
-    if model.gate is not None:
-        lines.append(f"if {inline(model.gate)} is not True:")
-        lines.append("    return " + answer.format("0.0", "_low", "False"))
+    lines: list[str] = []
     earned = []
     for index, signal in enumerate(model.signals):
         points, result = f"_p{index}", f"_e{index}"
@@ -150,33 +168,72 @@ def standing_function(model: Model, *, variables: bool = False) -> Callable[[Any
         "_total = _raw * _m",  # rounded() written out: one call fewer
         "if not (type(_total) is float and _total.is_integer()):",
         f"    _total = _round(_total, {_DIGITS})",
-        "_total = _total + 0.0",
-        "return " + answer.format("_total", "_tiers[_bisect(_thresholds, _total)]", "True"),
+        "_score = _total + 0.0",
+        "_tier = _tiers[_bisect(_thresholds, _score)]",
+        "_gate = True",
     ]
-    return _function(f"<model {model.name}>", lines, names)
+    if model.gate is None:
+        return lines
+    return [
+        f"if {inline(model.gate)} is not True:",
+        "    _score, _tier, _gate = 0.0, _low, False",
+        "else:",
+        *indented(lines),
+    ]
 
 
-def expression_function(expression: Compiled) -> Callable[[Any], Any]:
-    """Compile one expression into a single function of the facts: one call, not a tree."""
-    if expression.inline is None:
-        return expression.evaluate
-    found = expression.inline
-    return _function(f"<expression {expression.source!r}>", [f"return {found.text}"], found.names)
+def indented(lines: list[str], depth: int = 1) -> list[str]:
+    """``lines`` as the body of a block ``depth`` levels in."""
+    return [" " * 4 * depth + line for line in lines]
 
 
-def _function(origin: str, lines: list[str], names: Mapping[str, Any]) -> Callable[[Any], Any]:
-    """Compile ``lines`` as the body of ``run(f)``, bound names free, facts read once up front."""
-    reads = sorted(set(_FACT.findall("\n".join(lines))))
-    prologue = [f"F_{attribute} = f.{attribute}" for attribute in reads]
+def function(
+    origin: str,
+    lines: list[str],
+    names: Mapping[str, Any],
+    *,
+    parameters: str = "f",
+    prologue: bool = True,
+) -> Callable[..., Any]:
+    """Compile ``lines`` as the body of ``run(parameters)``, with ``names`` bound.
+
+    With ``prologue``, each facts attribute the lines read (``F_x``) is read once
+    up front from ``f``; without it, the lines set their ``F_`` locals themselves.
+    A bound literal (a number, a string, a bool, None) is written into the text
+    as a constant: one less closure cell to read, and the text says what it does.
+    """
+    names, lines = folded(names, lines)
+    reads = sorted(set(_FACT.findall("\n".join(lines)))) if prologue else []
+    head = [f"F_{attribute} = f.{attribute}" for attribute in reads]
     text = "\n".join(
         [
             f"def _make({', '.join(names)}):",
-            "    def run(f):",
-            *(f"        {line}" for line in [*prologue, *lines]),
+            f"    def run({parameters}):",
+            *indented([*head, *lines], 2),
             "    return run",
         ]
     )
     namespace: dict[str, Any] = {}
     exec(compile(text, origin, "exec"), namespace)  # noqa: S102 - text made from templates only
-    made: Callable[[Any], Any] = namespace["_make"](**names)
+    made: Callable[..., Any] = namespace["_make"](**names)
     return made
+
+
+def folded(names: Mapping[str, Any], lines: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Write the bound literals of ``names`` into ``lines``; return the names left bound.
+
+    A literal's ``repr`` reads back as the same value of the same type; a float
+    that is not finite has no literal and stays bound. Each is parenthesised,
+    so that ``-1`` or ``2.5`` can stand wherever the name stood.
+    """
+    kept: dict[str, Any] = {}
+    constants: dict[str, str] = {}
+    for name, value in names.items():
+        if type(value) in _LITERALS and (type(value) is not float or math.isfinite(value)):
+            constants[name] = f"({value!r})"
+        else:
+            kept[name] = value
+    if not constants:
+        return kept, lines
+    pattern = re.compile(r"\b(" + "|".join(sorted(constants, key=len, reverse=True)) + r")\b")
+    return kept, [pattern.sub(lambda match: constants[match.group(1)], line) for line in lines]

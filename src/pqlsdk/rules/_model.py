@@ -190,17 +190,6 @@ class Moments(msgspec.Struct, frozen=True, dict=True):
         return self._by_place.get(place, ())
 
     @functools.cached_property
-    def _whens(self) -> dict[str, Callable[[Any], Any]]:
-        """Each kind's ``when`` as one compiled function, by kind (built on first decision).
-
-        A ``when`` of three comparisons is one call rather than a tree of five;
-        kinds without a ``when`` are always due and have no entry.
-        """
-        from ._inline import expression_function  # noqa: PLC0415 - loads with the compiler
-
-        return {k.name: expression_function(k.when) for k in self.kinds if k.when is not None}
-
-    @functools.cached_property
     def _by_place(self) -> dict[str, tuple[MomentKind, ...]]:
         places: dict[str, list[MomentKind]] = {}
         for kind in self.kinds:

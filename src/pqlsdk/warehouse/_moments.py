@@ -41,9 +41,12 @@ from ..lift._funnel import KindReport, conversion_of
 from ..rules._model import Rules
 from ..rules._parser import Call, Conditional, ListLiteral, Node, Trait, parse
 from . import _duckdb
-from ._compile import Plan, _located, _matching, _Reads, message_steps
+from ._aggregates_sql import _matching
+from ._compile import Plan
 from ._dialect_duckdb import DUCKDB
 from ._expressions import SqlExpressions, Unsupported, _aggregate
+from ._message_steps import _Reads, message_steps
+from ._model_steps import _located
 from ._values import Value, literal, select, template, truth
 
 __all__ = ["Counts", "compile_moments", "count_moments"]

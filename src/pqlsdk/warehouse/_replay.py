@@ -48,8 +48,9 @@ from ..replay._run import (
 )
 from ..rules._model import Model, Rules
 from . import _duckdb
-from ._compile import _Builder, _new_builder, _Reads, message_steps
+from ._compile import _Builder, _new_builder
 from ._dialect_duckdb import DUCKDB
+from ._message_steps import _Reads, message_steps
 from ._run import create, rows
 from ._score import _score
 from ._values import literal, select, template

@@ -8,13 +8,17 @@ engine writes the same rows, so a sync job reads one shape whichever engine ran.
 A file is written beside its destination and renamed over it; a table is
 replaced in one transaction (``CREATE OR REPLACE`` and every row, then
 ``COMMIT``): a reader sees the old rows or the new ones, never a part, and a
-write that fails leaves the old table as it was.
+write that fails leaves the old table as it was. The table is written into a
+DuckDB file or, the same way, into a SQLite file (with Python's own
+``sqlite3``: its columns ``TEXT`` and ``REAL``, ``reasons`` JSON text and
+``scored_at`` ISO-8601 text, as SQLite keeps JSON and instants).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,6 +47,9 @@ COLUMNS: Final = (
     ("scored_at", "TIMESTAMPTZ"),
 )
 """The rows' columns and their DuckDB types."""
+
+_SQLITE_TYPES: Final = {"VARCHAR": "TEXT", "DOUBLE": "REAL", "JSON": "TEXT", "TIMESTAMPTZ": "TEXT"}
+"""Each DuckDB type's SQLite column type: JSON and instants are text there."""
 
 _BATCH: Final = 50_000
 """Rows handed to DuckDB at a time (through a JSON Lines file, DuckDB's fastest reader)."""
@@ -156,11 +163,17 @@ def _table_name(name: str) -> exp.Table:
 
 
 def write_table(database: Path, name: str, scored: Iterable[dict[str, Any]]) -> int:
-    """Replace table ``name`` of the DuckDB file ``database`` with the rows, atomically."""
+    """Replace table ``name`` of the DuckDB or SQLite file ``database`` with the rows, atomically.
+
+    A file that does not exist yet becomes a DuckDB database.
+    """
     table = _table_name(name)
-    if database.exists() and sniff(database) != "duckdb":
+    kind = sniff(database) if database.exists() else "duckdb"
+    if kind == "sqlite":
+        return _write_sqlite(database, name, table, scored)
+    if kind != "duckdb":
         # DuckDB opens some other files too (and would keep the table in memory only).
-        raise ConfigError(f"--into {name}: {str(database)!r} is not a DuckDB database")
+        raise ConfigError(f"--into {name}: {str(database)!r} is not a DuckDB or SQLite database")
     try:
         import duckdb  # noqa: PLC0415 - the warehouse extra, loaded on use
 
@@ -183,16 +196,75 @@ def write_table(database: Path, name: str, scored: Iterable[dict[str, Any]]) -> 
     return count
 
 
+def _write_sqlite(
+    database: Path, name: str, table: exp.Table, scored: Iterable[dict[str, Any]]
+) -> int:
+    """Replace ``table`` of the SQLite file ``database``: drop, create, insert, in one transaction.
+
+    SQLite's schema changes are part of its transactions: a reader sees the old
+    table or the new one, and a write that fails (or is interrupted) leaves the
+    old one. ``name`` may name an attached schema only as ``main``.
+    """
+    if table.catalog:
+        raise ConfigError(f"--into {name!r}: a SQLite table is named as scores or main.scores")
+    schema = exp.Schema(
+        this=table,
+        expressions=[
+            exp.ColumnDef(
+                this=exp.to_identifier(column), kind=exp.DataType.build(_SQLITE_TYPES[kind])
+            )
+            for column, kind in COLUMNS
+        ],
+    )
+    insert = exp.insert(
+        exp.Values(expressions=[exp.Tuple(expressions=[exp.Placeholder() for _ in COLUMNS])]),
+        table,
+    )
+    encode = msgspec.json.Encoder().encode
+    try:
+        # Autocommit: the transaction below is the statements' own, begun and ended here.
+        db = sqlite3.connect(database, isolation_level=None)
+    except sqlite3.Error as exc:  # pragma: no cover - sniff() saw a SQLite header
+        raise ConfigError(f"--into {name}: cannot open {str(database)!r}: {exc}") from exc
+    try:
+        db.execute("BEGIN IMMEDIATE")  # the write lock now: no reader's snapshot to upgrade
+        try:
+            db.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True).sql("sqlite"))
+            db.execute(exp.Create(this=schema, kind="TABLE").sql("sqlite"))
+            iterator = iter(scored)
+            while batch := list(itertools.islice(iterator, _BATCH)):
+                db.executemany(
+                    insert.sql("sqlite"),
+                    (
+                        tuple(
+                            encode(row[column]).decode() if kind == "JSON" else row[column]
+                            for column, kind in COLUMNS
+                        )
+                        for row in batch
+                    ),
+                )
+            counted = db.execute(exp.select("count(*)").from_(table).sql("sqlite")).fetchone()
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:  # a schema other than main, a locked or read-only file
+        raise ConfigError(f"--into {name}: {exc}") from exc
+    finally:
+        db.close()
+    return int(counted[0])
+
+
 def into_database(events: Path, into: str, database: Path | None) -> Path:
-    """Return the DuckDB file ``--into`` writes to: ``database``, else the messages' own.
+    """Return the file ``--into`` writes to: ``database``, else the messages' own database.
 
     Checked before scoring too, so that a missing ``--database`` is said at once.
     """
     if database is not None:
         return database
-    if sniff(events) != "duckdb":
+    if sniff(events) not in ("duckdb", "sqlite"):
         raise ConfigError(
-            f"--into {into}: the messages are not in a DuckDB database; "
+            f"--into {into}: the messages are not in a DuckDB or SQLite database; "
             "name one with --database FILE"
         )
     return events
@@ -210,7 +282,7 @@ def write_scores(
     """Write ``pqlsdk score``'s ``--output`` and ``--into``; return what was written, to say.
 
     ``--into`` writes into ``database``, else into ``events`` when the messages
-    came from a DuckDB database.
+    came from a DuckDB or SQLite database.
     """
     said = []
     if output is not None:

@@ -21,15 +21,20 @@ def sso_settings(request): ...
 {% load pqlsdk %}{% pqlsdk_moment %}      # the current user's moment, if one is due
 ```
 
-- ``settings.PQLSDK`` is the one place to configure it. ``RULES`` (a rules file)
-  is required; ``STORE`` (a store URL; default ``pqlsdk.db`` beside
-  ``BASE_DIR``, or in the working directory), ``ENDPOINT`` and ``WRITE_KEY``
-  (the collector), ``UPGRADE_URL`` (where a clicked call to action goes; a
-  path, URL or URL name; default ``"/"``), ``STRICT`` (raise run-time faults;
-  for tests), ``USER`` and ``ACCOUNT`` (callables, or dotted paths to them,
-  taking the request and returning an id or None; ``USER`` defaults to the
-  signed-in Django user's primary key) are optional. ``manage.py check``
-  reports every mistake with an id ``pqlsdk.E0nn``.
+- ``settings.PQLSDK`` is the one place to configure it, with the keys Flask
+  reads as ``PQLSDK_*`` (one table, one reader:
+  ``pqlsdk.integrations._options``; the configuration reference shows it).
+  ``RULES`` (a rules file) is required; ``STORE`` (default ``pqlsdk.db``
+  beside ``BASE_DIR``, or in the working directory, where a relative SQLite
+  path lands too), ``ENDPOINT`` and ``WRITE_KEY`` (the collector),
+  ``STRICT``, ``CLOCK``, ``GATE_FALLBACK``, ``RETENTION``, ``DELIVERY`` (a
+  ``Delivery`` or a dict of its fields), ``ON_ERROR`` and ``ON_TIER_CHANGE``
+  go to the ``Client``; ``UPGRADE_URL`` (where a clicked call to action goes;
+  a path, URL or URL name; default ``"/"``), ``USER`` and ``ACCOUNT``
+  (callables, or dotted paths to them, taking the request and returning an id
+  or None; ``USER`` defaults to the signed-in Django user's primary key) are
+  the app's own. ``manage.py check`` reports every mistake with an id
+  ``pqlsdk.E0nn``, in the words Flask uses for the same mistake.
 - ``client()`` is the process's ``pqlsdk.Client``, opened on first use (not in
   ``AppConfig.ready()``, so ``check``, ``migrate`` and the other commands never
   open a store, and a broken rules file reaches you through ``check`` rather

@@ -17,31 +17,19 @@ from typing import Any, Final
 
 import attrs
 from django.conf import settings  # type: ignore[import-untyped]
-from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
 from ..._client import Client
-from ..._exceptions import ConfigError, RulesError
-from ...rules import Rules, load
+from ..._exceptions import ConfigError
+from ...rules import Rules
+from .._options import OPTIONS, Read, open_client, read
 
 __all__ = ["KEYS", "Config", "Problem", "client", "close", "config", "problems"]
 
 Resolver = Callable[[Any], object]
 """``USER`` and ``ACCOUNT``: the request in, an id (or None) out."""
 
-# key -> (accepted types, how to say it); None means "may be None".
-_TYPES: Final[dict[str, tuple[tuple[type, ...], str]]] = {
-    "RULES": ((str, PathLike), "a path (str or Path)"),
-    "STORE": ((str,), "a store URL string"),
-    "ENDPOINT": ((str, type(None)), "a URL string or None"),
-    "WRITE_KEY": ((str, type(None)), "a string or None"),
-    "UPGRADE_URL": ((str,), "a path, URL or URL name"),
-    "STRICT": ((bool,), "True or False"),
-    "USER": ((str, type(None)), "a dotted path, a callable or None"),
-    "ACCOUNT": ((str, type(None)), "a dotted path, a callable or None"),
-}
-KEYS: Final = frozenset(_TYPES)
-_CALLABLES: Final = ("USER", "ACCOUNT")
-_HINT: Final = "See the docstring of pqlsdk.integrations.django for every key."
+KEYS: Final = frozenset(option.name for option in OPTIONS if "django" in option.frameworks)
+_HINT: Final = "See the configuration reference (docs/configuration.md) for every key."
 
 
 @attrs.frozen
@@ -60,38 +48,22 @@ class Problem:
 
 @attrs.frozen
 class Config:
-    """``settings.PQLSDK`` after every check passed."""
+    """``settings.PQLSDK`` after every check passed: the client's options and the app's own."""
 
-    rules: Rules
-    store: str
-    endpoint: str | None
-    write_key: str | None
+    options: Read
     upgrade_url: str
-    strict: bool
     user: Resolver | None
     account: Resolver | None
 
 
-def _default_store() -> str:
+def _base() -> Path:
+    """Where a relative SQLite path lands: ``BASE_DIR``, else the working directory."""
     base = getattr(settings, "BASE_DIR", None)
-    folder = Path(base) if isinstance(base, str | PathLike) else Path.cwd()
-    return f"sqlite:///{folder.resolve() / 'pqlsdk.db'}"
+    return Path(base) if isinstance(base, str | PathLike) else Path.cwd()
 
 
-def _resolver(key: str, given: object, found: list[Problem]) -> Resolver | None:
-    if given is None:
-        return None
-    target = given
-    if isinstance(given, str):
-        try:
-            target = import_string(given)
-        except ImportError as exc:
-            found.append(Problem("E008", f"PQLSDK[{key!r}]: cannot import {given!r}: {exc}"))
-            return None
-    if not callable(target):
-        found.append(Problem("E008", f"PQLSDK[{key!r}]: {given!r} is not callable"))
-        return None
-    return target
+def _spell(name: str) -> str:
+    return f"PQLSDK[{name!r}]"
 
 
 def problems() -> tuple[list[Problem], Config | None]:
@@ -113,34 +85,13 @@ def problems() -> tuple[list[Problem], Config | None]:
         return [
             Problem("E002", f"settings.PQLSDK must be a dict, got {type(given).__name__}")
         ], None
-    found: list[Problem] = []
-    unknown = sorted(str(key) for key in given if key not in KEYS)
-    if unknown:
-        found.append(
-            Problem(
-                "E003",
-                f"unknown key(s) in settings.PQLSDK: {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(KEYS))}",
-            )
-        )
-    for key, (types, wanted) in _TYPES.items():
-        value = given.get(key)
-        if (
-            key in given
-            and not isinstance(value, types)
-            and not (key in _CALLABLES and callable(value))
-        ):
-            found.append(
-                Problem("E004", f"PQLSDK[{key!r}] must be {wanted}, got {type(value).__name__}")
-            )
-    if any(problem.id == "E004" for problem in found):
-        return found, None
-    resolvers = {key: _resolver(key, given.get(key), found) for key in _CALLABLES}
-    if given.get("WRITE_KEY") is not None and given.get("ENDPOINT") is None:
-        found.append(
-            Problem("E009", "PQLSDK['WRITE_KEY'] needs PQLSDK['ENDPOINT'] (the collector)")
-        )
-    rules = _rules(given, found)
+    _hints = {"E007": f"`pqlsdk check {given.get('RULES')}` checks the file alone."}
+    options = read(given, framework="django", spell=_spell, base=_base())
+    found = [
+        Problem(problem.code, problem.message, _hints.get(problem.code, _HINT))
+        for problem in options.problems
+    ]
+    rules: Rules | None = options.values.get("RULES")
     if rules is not None:
         if rules.entitlements is None:
             found.append(
@@ -157,39 +108,14 @@ def problems() -> tuple[list[Problem], Config | None]:
                     "{% pqlsdk_moment %} and moment/ will fail",
                 )
             )
-    if rules is None or any(problem.error for problem in found):
+    if any(problem.error for problem in found):
         return found, None
     return found, Config(
-        rules=rules,
-        store=given.get("STORE", _default_store()),
-        endpoint=given.get("ENDPOINT"),
-        write_key=given.get("WRITE_KEY"),
-        upgrade_url=given.get("UPGRADE_URL", "/"),
-        strict=given.get("STRICT", False),
-        user=resolvers["USER"],
-        account=resolvers["ACCOUNT"],
+        options=options,
+        upgrade_url=options.values["UPGRADE_URL"],
+        user=options.values["USER"],
+        account=options.values["ACCOUNT"],
     )
-
-
-def _rules(given: Mapping[str, Any], found: list[Problem]) -> Rules | None:
-    if "RULES" not in given:
-        found.append(Problem("E005", "PQLSDK['RULES'] is required: the path of your rules file"))
-        return None
-    path = Path(given["RULES"])
-    if not path.is_file():
-        found.append(Problem("E006", f"PQLSDK['RULES']: {str(path)!r} is not a file"))
-        return None
-    try:
-        return load(path)
-    except (RulesError, OSError) as exc:
-        found.append(
-            Problem(
-                "E007",
-                f"PQLSDK['RULES'] does not load: {exc}",
-                f"`pqlsdk check {path}` checks the file alone.",
-            )
-        )
-        return None
 
 
 class _Held:
@@ -228,13 +154,7 @@ def client() -> Client:
         settings_ = config()
         with _held.lock:
             if _held.client is None:  # pragma: no branch - else: another thread built it first
-                _held.client = Client(
-                    store=settings_.store,
-                    rules=settings_.rules,
-                    endpoint=settings_.endpoint,
-                    write_key=settings_.write_key,
-                    strict=settings_.strict,
-                )
+                _held.client = open_client(settings_.options)
             found = _held.client
     return found
 

@@ -27,21 +27,21 @@ and ``{{ pqlsdk_moment() }}`` in a layout renders the user's moment (a trial
 notice, an upgrade nudge) with its two buttons, which post to the extension's
 blueprint (``/pqlsdk/outcome``) and come back.
 
-Configuration, read from ``app.config`` by ``init_app`` (a mistake raises
-``pqlsdk.ConfigError`` naming the key there, not on the first request):
-
-- ``PQLSDK_RULES``: the rules file (a path or loaded ``Rules``); required
-  unless the extension was given a ``client``. Loaded at ``init_app``.
-- ``PQLSDK_STORE``: a store URL or a ``Store``; default ``sqlite:///pqlsdk.db``.
-  A relative SQLite path is resolved in ``app.instance_path`` (as
-  Flask-SQLAlchemy does), so the file lands beside the app's other instance files.
-- ``PQLSDK_ENDPOINT`` and ``PQLSDK_WRITE_KEY``: the collector, if any.
-- ``PQLSDK_STRICT``: a strict client, for tests (faults raise).
-- ``PQLSDK_CLOCK``: a ``pqlsdk.Clock`` (``FixedClock`` in tests and demos).
-- ``PQLSDK_UPGRADE_URL``: where a click on a moment's call to action goes
-  (default ``"/"``); a dismissal goes back to the page it came from.
-- ``PQLSDK_URL_PREFIX``: where the blueprint is mounted (default ``/pqlsdk``).
-- ``PQLSDK_CSRF_MAX_AGE``: seconds a CSRF token stays valid (default a day).
+Configuration, read from ``app.config`` by ``init_app`` (every mistake is
+raised there as one ``pqlsdk.ConfigError`` naming each key, not on the first
+request): the ``PQLSDK_*`` keys are the options Django reads from
+``settings.PQLSDK``, one table checked by one reader
+(``pqlsdk.integrations._options``; the configuration reference shows it).
+``PQLSDK_RULES`` (a path or loaded ``Rules``) is required unless the
+extension was given a ``client``; ``PQLSDK_STORE`` defaults to
+``sqlite:///pqlsdk.db``, a relative SQLite path resolved in
+``app.instance_path`` (as Flask-SQLAlchemy does). ``PQLSDK_ENDPOINT`` and
+``PQLSDK_WRITE_KEY``, ``PQLSDK_STRICT``, ``PQLSDK_CLOCK``,
+``PQLSDK_GATE_FALLBACK``, ``PQLSDK_RETENTION``, ``PQLSDK_DELIVERY`` (a
+``Delivery`` or a mapping of its fields), ``PQLSDK_ON_ERROR`` and
+``PQLSDK_ON_TIER_CHANGE`` go to the ``Client``; ``PQLSDK_UPGRADE_URL``,
+``PQLSDK_URL_PREFIX`` and ``PQLSDK_CSRF_MAX_AGE`` are the extension's own.
+An unknown ``PQLSDK_*`` key is refused with the nearest known one.
 
 The client is built on first use in each process, not at ``init_app``, so an
 app created before ``gunicorn --preload`` forks opens nothing in the master;

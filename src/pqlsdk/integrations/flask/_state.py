@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from cachetools import LRUCache
@@ -12,6 +11,7 @@ from flask import current_app, g
 from ..._client import Client
 from ..._exceptions import ConfigError
 from ..._lifecycle import watch
+from .._options import open_client
 from ._settings import _Settings
 
 if TYPE_CHECKING:
@@ -56,18 +56,7 @@ class _State:
             return self._client
 
     def _build(self) -> Client:
-        settings = self.settings
-        store = settings.store
-        if isinstance(store, str) and store.startswith("sqlite:///"):
-            Path(store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return Client(
-            store=store,
-            rules=settings.rules,
-            endpoint=settings.endpoint,
-            write_key=settings.write_key,
-            strict=settings.strict,
-            clock=settings.clock,
-        )
+        return open_client(self.settings.options)
 
     def close(self, timeout: float | None) -> None:
         """Close the client built for this app (a given one is the host's); rebuild on next use."""

@@ -112,7 +112,7 @@ def test_a_chunk_and_its_tier_checks_cost_four_round_trips(redis_store_url: str)
     """The intake's chunk of many users: tier checks read no user or account back."""
     store = counting_store(redis_store_url)
     client = pqlsdk.Client(store=store, clock=pqlsdk.FixedClock(AT), rules=PLAYBOOK, retention=None)
-    intake = client._intake
+    intake = client._recorder.intake
     assert intake is not None
     users = [f"u{i}" for i in range(40)]
     for i, user in enumerate(users):

@@ -26,7 +26,7 @@ import pytest
 import pqlsdk
 from pqlsdk._intake import Intake
 from pqlsdk.messages import Track
-from pqlsdk.stores import MemoryStore, Record, open_store
+from pqlsdk.stores import MemoryStore, Record, Written, open_store
 
 from .conftest import ROOT
 
@@ -533,10 +533,12 @@ class HeldStore(MemoryStore):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
+    def record(
+        self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
+    ) -> int:
         self.entered.set()
         self.release.wait(10)
-        return super().record(records, outbox=outbox)
+        return super().record(records, outbox=outbox, written=written)
 
 
 def test_a_read_waits_for_the_chunk_the_intake_thread_is_applying() -> None:

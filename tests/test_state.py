@@ -12,7 +12,7 @@ from pqlsdk import messages
 from pqlsdk._aggregates import Aggregate, aggregate_value
 from pqlsdk._tiers import swap_tier
 from pqlsdk.messages import Group, Identify, Message, Track
-from pqlsdk.stores import AccountState, MemoryStore, Store, UserState
+from pqlsdk.stores import AccountState, MemoryStore, Store, UserState, Written
 from pqlsdk.stores._state import rebuild
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -247,4 +247,17 @@ def test_update_creates_state_for_new_subjects(store: Store) -> None:
     assert (store.user("new"), store.account("acct")) == (
         UserState(user_id="new"),
         AccountState(account_id="acct"),
+    )
+
+
+def test_record_hands_back_the_states_it_wrote(store: Store) -> None:
+    """``written`` gets each user and account the new messages changed, as a read then sees it."""
+    record(store, Group(user_id="a", group_id="acme", timestamp=at(1)))
+    written = Written()
+    batch = [Track(user_id="a", event="x", timestamp=at(2)), Identify(user_id="b", timestamp=at(3))]
+    added = store.record([messages.check(item) for item in batch], written=written)
+    assert (added, written.users, written.accounts) == (
+        2,
+        {"a": store.user("a"), "b": store.user("b")},
+        {"acme": store.account("acme")},
     )

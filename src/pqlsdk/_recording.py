@@ -49,7 +49,7 @@ from .messages import (
     new_message_id,
 )
 from .rules import Rules, load
-from .stores import Store
+from .stores import Store, Written
 from .stores.buffered import BufferedStore
 
 __all__ = ["Recorder"]
@@ -311,7 +311,8 @@ class Recorder:
             return 0
         try:
             durable = self.pipeline is not None and self.pipeline.durable
-            added = self.store.record(records, outbox=durable)
+            written = Written()  # the states scored below, without reading them back
+            added = self.store.record(records, outbox=durable, written=written)
             if self.pipeline is not None:
                 self.pipeline.recorded(records, added)
         except StoreError as exc:
@@ -321,11 +322,17 @@ class Recorder:
         now = micros(self._clock.now())
         if self.rules is not None and added:
             subjects = dict.fromkeys(message.subject for message, _ in records)  # in order
-            self._forget_memo(records, set(subjects))
+            self._forget_memo(records, set(subjects), written)
             joined = {message.subject for message, _ in records if isinstance(message, Group)}
             try:
                 detect_crossings(
-                    self.store, self.rules, subjects, now, joined=joined, report=self._report
+                    self.store,
+                    self.rules,
+                    subjects,
+                    now,
+                    joined=joined,
+                    report=self._report,
+                    written=written,
                 )
             except StoreError as exc:
                 self.faults.error(exc)
@@ -333,16 +340,20 @@ class Recorder:
             self._prune(now)
         return added
 
-    def _forget_memo(self, records: list[tuple[Message, bytes]], subjects: set[str]) -> None:
+    def _forget_memo(
+        self, records: list[tuple[Message, bytes]], subjects: set[str], written: Written
+    ) -> None:
         """Drop the memoised answers (standings, "nothing due") these messages change.
 
-        Those of their users, and for group messages (account traits) every member's.
+        Those of their users, and for group messages (account traits) every member's
+        (the account as the write left it, read only if it handed none back).
         """
         touched = set(subjects)
         try:
             for message, _ in records:
                 if isinstance(message, Group):
-                    account = self.store.account(message.group_id)
+                    found = written.accounts.get(message.group_id)
+                    account = self.store.account(message.group_id) if found is None else found
                     touched.update(() if account is None else account.members)
         except StoreError as exc:
             self.faults.error(exc)

@@ -2,7 +2,9 @@
 
 Crossings are detected when messages arrive: after a write, the client asks
 ``detect_crossings`` to score the subjects it touched and compare each tier with
-the one the store remembers.
+the one the store remembers. It scores the states the write handed back
+(``Written``) rather than reading each user and account again: on Redis that
+read was a round trip per user and per account, most of a chunk's cost.
 ``swap_tier`` is a compare-and-set on the store's atomic update, so exactly one
 process reports a crossing that several processes see at once.
 
@@ -24,11 +26,10 @@ from typing import Any, Final, Literal
 import msgspec
 
 from ._clock import from_micros
-from ._moments import read_state
 from ._scoring import Reason, Score, plain, score_subject, standing
 from .messages import Track
 from .rules._model import PQA, Model, Moments, Rules
-from .stores import AccountState, MomentRecord, Store, Subject, UserState
+from .stores import AccountState, MomentRecord, Store, Subject, UserState, Written
 
 __all__ = [
     "PQA_KEY",
@@ -289,6 +290,29 @@ def pqa_crossing(
     )
 
 
+class _States:
+    """The states detection scores: those the write handed back, the rest read from the store."""
+
+    __slots__ = ("_accounts", "_users", "store")
+
+    def __init__(self, store: Store, written: Written) -> None:
+        self.store = store
+        self._users = written.users
+        self._accounts = dict(written.accounts)  # not the caller's: moved() drops from it
+
+    def user(self, user_id: str) -> UserState | None:
+        found = self._users.get(user_id)
+        return self.store.user(user_id) if found is None else found
+
+    def account(self, account_id: str) -> AccountState | None:
+        found = self._accounts.get(account_id)
+        return self.store.account(account_id) if found is None else found
+
+    def moved(self, account_id: str) -> None:
+        """Read the account from the store from now on: its remembered tiers just changed."""
+        self._accounts.pop(account_id, None)
+
+
 def detect_crossings(
     store: Store,
     rules: Rules,
@@ -297,30 +321,42 @@ def detect_crossings(
     *,
     joined: set[str],
     report: Callable[[TierChange], None],
+    written: Written,
 ) -> None:
     """Score the touched users (and their accounts) and ``report`` tier changes.
 
-    An account's PQA standing is checked when one of its members moved in the
-    PQA model's tiers or joined it (``joined``): nothing else can change it. A
-    store fault is raised (after what was reported): the caller counts it.
+    ``written`` holds the states the write left them in (what it lacks is read
+    from the store). An account's PQA standing is checked when one of its
+    members moved in the PQA model's tiers or joined it (``joined``): nothing
+    else can change it. A store fault is raised (after what was reported):
+    the caller counts it.
     """
+    states = _States(store, written)
     for user_id in user_ids:
-        user, account = read_state(store, user_id)
+        user = states.user(user_id)
         if user is None:  # pragma: no cover - a user just recorded has state
             continue
+        account = None if user.account_id is None else states.account(user.account_id)
         moved = {
             model.name
             for model in rules.models.values()
             if (model.subject == "user" or account is not None)
             and _cross(store, rules.moments, model, user, account, now=now, report=report)
         }
+        if account is None:
+            continue
         pqa = rules.pqa
-        if account is not None and pqa is not None and (pqa.model in moved or user_id in joined):
-            _cross_pqa(store, pqa, rules.model(pqa.model), account, user, now=now, report=report)
+        swapped = any(rules.model(name).subject == "account" for name in moved)
+        if pqa is not None and (pqa.model in moved or user_id in joined):
+            swapped |= _cross_pqa(
+                states, pqa, rules.model(pqa.model), account, user, now=now, report=report
+            )
+        if swapped:  # the account's next member (same write) must see the tier it is at now
+            states.moved(account.account_id)
 
 
 def _cross_pqa(
-    store: Store,
+    states: _States,
     pqa: PQA,
     model: Model,
     account: AccountState,
@@ -328,16 +364,27 @@ def _cross_pqa(
     *,
     now: int,
     report: Callable[[TierChange], None],
-) -> None:
-    """Report the account becoming (or ceasing to be) a PQA, once across processes."""
+) -> bool:
+    """Report the account becoming (or ceasing to be) a PQA, once across processes.
+
+    Return whether the account's remembered PQA tier changed.
+    """
     members = {
-        member: user if member == user.user_id else store.user(member) for member in account.members
+        member: user if member == user.user_id else states.user(member)
+        for member in account.members
     }
     change = pqa_crossing(pqa, model, account, members, user=user, now=now)
-    if change is not None and swap_tier(
-        store, "account", account.account_id, PQA_KEY, expected=change.previous, tier=change.tier
+    if change is None or not swap_tier(
+        states.store,
+        "account",
+        account.account_id,
+        PQA_KEY,
+        expected=change.previous,
+        tier=change.tier,
     ):
-        report(change)
+        return False
+    report(change)
+    return True
 
 
 def _cross(

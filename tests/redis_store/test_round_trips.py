@@ -1,4 +1,4 @@
-"""A chunk of messages costs a bounded number of round trips, crossings still one by one.
+"""A chunk of messages and its tier checks cost a bounded number of round trips.
 
 Round trips are counted on the real server's connection: each packed send of
 redis-py's connection (one command, or one whole pipeline) is one round trip.
@@ -106,6 +106,27 @@ def test_crossings_inside_one_chunk_are_reported_in_order_once_each(
         ("a", "burning"),
         ("b", "burning"),
     ]
+
+
+def test_a_chunk_and_its_tier_checks_cost_four_round_trips(redis_store_url: str) -> None:
+    """The intake's chunk of many users: tier checks read no user or account back."""
+    store = counting_store(redis_store_url)
+    client = pqlsdk.Client(store=store, clock=pqlsdk.FixedClock(AT), rules=PLAYBOOK, retention=None)
+    intake = client._recorder.intake
+    assert intake is not None
+    users = [f"u{i}" for i in range(40)]
+    for i, user in enumerate(users):
+        client.group(user, f"a{i % 5}", {"employees": 40})
+        client.track(user, "page_viewed")  # placed in the lowest tier: no crossing after
+    client.flush()
+    intake._gather = 5.0  # the intake thread sits on the messages: one chunk at the drain
+    for user in users:
+        client.track(user, "page_viewed")
+    before = Counting.sends
+    intake.drain()
+    spent = Counting.sends - before
+    client.close()
+    assert (spent, store.count()) == (4, 120)
 
 
 def test_account_work_a_write_did_not_read_is_read_and_applied(store: RedisStore) -> None:

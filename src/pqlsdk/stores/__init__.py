@@ -17,7 +17,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from .._exceptions import ConfigError
-from ._base import Record, Store, Subject
+from ._base import Record, Store, Subject, Written
 from ._state import AccountState, MomentRecord, UserState
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
@@ -31,6 +31,7 @@ __all__ = [
     "Store",
     "Subject",
     "UserState",
+    "Written",
     "open_store",
 ]
 

@@ -35,6 +35,7 @@ __all__ = [
     "StoreUnavailableError",
     "Subject",
     "T",
+    "Written",
     "with_faults",
 ]
 
@@ -52,6 +53,25 @@ Added in version 0.1.0.
 T = TypeVar("T")
 
 
+class Written:
+    """The states a ``record()`` left its users and accounts in, as the store wrote them.
+
+    Why: the client scores each user it recorded (tier crossings) right after
+    the write; reading every user and account back would cost a round trip
+    each on Redis, whose write computed those very states. A store puts here
+    what it has at hand; whoever reads it reads anything missing from the
+    store as usual. Do not mutate the states (a store may keep them live).
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("accounts", "users")
+
+    def __init__(self) -> None:
+        self.users: dict[str, UserState] = {}
+        self.accounts: dict[str, AccountState] = {}
+
+
 @runtime_checkable
 class Store(Protocol):
     """Where pqlsdk keeps the message log and the state derived from it.
@@ -67,12 +87,16 @@ class Store(Protocol):
         """
         ...
 
-    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
+    def record(
+        self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
+    ) -> int:
         """Append messages to the log and fold them into state, in one transaction.
 
         Returns how many were new; messages whose ``messageId`` is already stored
         are skipped. ``outbox`` also queues new messages for the collector in the
-        same transaction; only stores with a durable outbox accept it.
+        same transaction; only stores with a durable outbox accept it. A store
+        puts into ``written``, if given, the states the new messages changed, as
+        this call left them (it may leave out those it does not have at hand).
 
         Added in version 0.1.0.
         """

@@ -48,7 +48,7 @@ from .._aggregates import Aggregate
 from .._exceptions import StoreError
 from .._lifecycle import COMMIT, install_sigterm, unwatch, watch
 from ..messages import Message, decode_checked
-from ._base import Record, T
+from ._base import Record, T, Written
 from ._outbox import SQLiteOutbox
 from ._state import AccountState, UserState, apply, decode_account, decode_user, encode
 from .sqlite import SQLiteStore
@@ -144,7 +144,9 @@ class BufferedStore:
         """
         return self._inner.aggregates
 
-    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
+    def record(
+        self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
+    ) -> int:
         """Fold ``records`` into the in-process view now; commit them within ``interval``.
 
         Added in version 0.1.0.
@@ -172,6 +174,9 @@ class BufferedStore:
                     touched.append("a" + account.account_id)
                 self._waiting.update(touched)
                 self._buffer.append((message.message_id, data, tuple(touched)))
+                if written is not None:
+                    written.users.update((user.user_id, user) for user in changes.users)
+                    written.accounts.update((a.account_id, a) for a in changes.accounts)
                 added += 1
             self._ensure_writer()
             install_sigterm()

@@ -38,7 +38,7 @@ from .._clock import micros
 from .._digests import Digests, digest
 from .._exceptions import ConfigError
 from ..messages import Message, decode
-from ._base import Record, T
+from ._base import Record, T, Written
 from ._state import AccountState, UserState, apply, decode_account, decode_user, encode, rebuild
 
 __all__ = ["MemoryStore"]
@@ -177,7 +177,9 @@ class MemoryStore:
         """
         return "memory://"
 
-    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
+    def record(
+        self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
+    ) -> int:
         """Append to the log and fold into state, under the store's lock.
 
         Added in version 0.1.0.
@@ -198,6 +200,9 @@ class MemoryStore:
                     self._users.put(user.user_id, user)
                 for account in changes.accounts:
                     self._accounts.put(account.account_id, account)
+                if written is not None:
+                    written.users.update((user.user_id, user) for user in changes.users)
+                    written.accounts.update((a.account_id, a) for a in changes.accounts)
                 added += 1
         return added
 

@@ -28,7 +28,7 @@ from .._exceptions import ConfigError, SchemaVersionError, StoreError
 from .._lifecycle import unwatch, watch
 from .._liveness import gone, identity
 from ..messages import Message, decode
-from ._base import Record, Subject, T
+from ._base import Record, Subject, T, Written
 from ._outbox import SQLiteOutbox
 from ._state import (
     AccountState,
@@ -208,7 +208,9 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {str(self._path)!r}: {action} failed: {exc}") from exc
 
-    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
+    def record(
+        self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
+    ) -> int:
         """Append and fold ``records`` in one ``BEGIN IMMEDIATE`` transaction.
 
         With ``outbox``, new messages are also queued for the collector in the
@@ -244,6 +246,9 @@ class SQLiteStore:
                 for account in changes.accounts:
                     accounts[account.account_id] = account
             _write_states(conn, users, accounts)
+            if written is not None:  # every state loaded or created was written back
+                written.users.update((k, v) for k, v in users.items() if v is not None)
+                written.accounts.update((k, v) for k, v in accounts.items() if v is not None)
             return len(new)
 
     def _refresh_aggregates(self, conn: sqlite3.Connection) -> frozenset[Aggregate]:

@@ -74,11 +74,16 @@ end
 # after them. With ARGV[5] (µs the log keeps a message, as of the last prune), the
 # messageId set expires when its newest id would be pruned: when the user stops
 # writing, the set goes at the moment retention would have emptied it.
-# Replies {1, pending list...}, or {0} when another writer came first.
+# Replies {1, pending list...}, {0} when another writer came first, or {2} when
+# one of the ids is known after all (the writer folded without reading the ids:
+# it reads them and folds again).
 _FOLD_USER: Final = """
 if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return {0} end
 if ARGV[4] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4]) end
 local count = tonumber(ARGV[6])
+for i = 0, count - 1 do
+  if redis.call('ZSCORE', KEYS[2], ARGV[7 + 2 * i]) then return {2} end
+end
 if count > 0 then
   redis.call('HSET', KEYS[1], 's', ARGV[2], 'n', ARGV[3])
   redis.call('HINCRBY', KEYS[1], 'v', 1)

@@ -27,7 +27,7 @@ from ..._exceptions import ConfigError, StoreError
 from ..._lifecycle import COMMIT, unwatch, watch
 from ..._stats import logger
 from ...messages import Message
-from .._base import FaultCounts, Record, StoreUnavailableError, T
+from .._base import FaultCounts, Record, StoreUnavailableError, T, Written
 from .._outage import Outage
 from .._outbox import Lease
 from .._state import AccountState, UserState, decode_account, decode_user
@@ -204,13 +204,16 @@ class RedisStore:
 
     # -- writing ---------------------------------------------------------------
 
-    def record(self, records: Iterable[Record], *, outbox: bool = False) -> int:
+    def record(
+        self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
+    ) -> int:
         """Fold ``records`` into their users, then their accounts and the log.
 
         Each user's messages are one write; account state and the log follow
         in steps of their own (see the Redis store page of the docs).
         With ``outbox``, new messages also join the outbox, in the same atomic
-        step that adds them to the log.
+        step that adds them to the log. ``written`` gets the users' and
+        accounts' states the write computed (none if it did not complete).
 
         While Redis is away the records wait in the local buffer (and 0 is
         returned): they are counted as recorded when they are replayed, and
@@ -224,11 +227,11 @@ class RedisStore:
             return 0
         done: list[tuple[str, int]] = []
         try:
-            return self._writer.write(batch, done, queue=outbox)
+            return self._writer.write(batch, done, queue=outbox, written=written)
         except _UNREACHABLE as exc:
             self._outage.began(exc, "write")
-            written = {user_id for user_id, _ in done}
-            self._outage.keep([record for record in batch if record[0].subject not in written])
+            saved = {user_id for user_id, _ in done}
+            self._outage.keep([record for record in batch if record[0].subject not in saved])
             return sum(new for _, new in done)
         except RedisError as exc:
             raise StoreError(f"redis store {self._url}: write failed: {exc}") from exc

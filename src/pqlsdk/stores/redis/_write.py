@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Final, cast
+from collections.abc import Iterable
+from typing import Any, Final, NamedTuple, cast
 
 import msgspec
 from redis.exceptions import NoScriptError
 
 from ..._clock import micros
 from ...messages import Group, Track, decode_checked
-from .._base import Record
+from .._base import Record, Written
 from .._state import AccountState, UserState, apply, decode_account, decode_user, encode
 from ._cache import ReadCache
 from ._log import Log
@@ -60,6 +61,22 @@ _decode_pending = msgspec.msgpack.Decoder(_Pending).decode
 
 _Work = list[tuple[int, _Pending]]
 """One member's pending entries for an account, by pending number, oldest first."""
+
+
+class _Folded(NamedTuple):
+    """One user's step 1, done: what steps 2 and 3 need, and the state it wrote."""
+
+    new: int
+    """How many of the user's messages were new."""
+    pending: list[bytes]
+    """The user's pending list after the write."""
+    reads: dict[str, _Read]
+    """The accounts the new messages touch, as read right after the write."""
+    user: UserState | None
+    """The state written (None when nothing was new: the state was left as it was)."""
+
+
+_NOT_WRITTEN: Final = _Folded(0, [], {}, None)
 
 
 class Write:
@@ -91,14 +108,22 @@ class Write:
             self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
             return self._last_stamp
 
-    def write(self, batch: list[Record], done: list[tuple[str, int]], *, queue: bool) -> int:
+    def write(
+        self,
+        batch: list[Record],
+        done: list[tuple[str, int]],
+        *,
+        queue: bool,
+        written: Written | None = None,
+    ) -> int:
         """Write ``batch``, appending (user, new messages) to ``done`` per user written.
 
         Every user's step 1 rides in one round trip (after one read for all of
-        them); a user another writer changed meanwhile retries alone. Step 3 of
-        every user is one round trip too, so a chunk costs a bounded number of
-        round trips, plus one per account it touches. With ``queue``, the new
-        messages join the outbox in step 3.
+        them); a user another writer changed meanwhile retries alone. Step 2 of
+        every account is one round trip, and step 3 of every user another, so a
+        chunk costs four round trips however many users and accounts it touches.
+        With ``queue``, the new messages join the outbox in step 3. The states
+        steps 1 and 2 wrote go into ``written`` once all three steps are done.
         """
         by_user: dict[str, list[Record]] = {}
         for record in batch:
@@ -106,100 +131,115 @@ class Write:
         try:
             folded = self.fold_users(by_user, queue=queue)
             self.after("user")
-            self.drain(folded)
+            accounts = self.drain(folded)
         finally:
             for user_id in by_user:
                 self._cache.forget(("u", user_id))
-        done.extend((user_id, new) for user_id, (new, _, _) in folded.items())
+        done.extend((user_id, one.new) for user_id, one in folded.items())
+        if written is not None:
+            written.users.update((u, one.user) for u, one in folded.items() if one.user is not None)
+            written.accounts.update(accounts)
         return sum(new for _, new in done)
 
-    def fold_users(
-        self, by_user: dict[str, list[Record]], *, queue: bool
-    ) -> dict[str, tuple[int, list[bytes], dict[str, _Read]]]:
+    def fold_users(self, by_user: dict[str, list[Record]], *, queue: bool) -> dict[str, _Folded]:
         """Step 1 for every user of a chunk: one read and one write round trip for all.
 
         A user whose version changed between the two (another writer) is folded
         again on its own, until its write lands.
         """
-        folded: dict[str, tuple[int, list[bytes], dict[str, _Read]]] = {}
-        reads = self._read_users(by_user)
+        folded: dict[str, _Folded] = {}
+        reads = self._read_users(by_user, ids=False)
         pipe = self._redis.pipeline(transaction=False)
         touched = [
             self._fold(pipe, user_id, items, reads[2 * i : 2 * i + 2], queue=queue)
             for i, (user_id, items) in enumerate(by_user.items())
         ]
+        touching = self._read_accounts(pipe, zip(by_user, touched, strict=True))
         try:
             replies = pipe.execute()
         except NoScriptError:  # the server lost its scripts: each user on its own, reloading
             replies = None
-        at = 0
-        for (user_id, items), (new, accounts) in zip(by_user.items(), touched, strict=True):
-            answer = None if replies is None else self._answer(replies, at, new, accounts)
-            at += 1 + 2 * len(accounts)
+        accounts = {} if replies is None else _account_reads(replies[len(by_user) :], touching)
+        for i, ((user_id, items), (new, _, user)) in enumerate(
+            zip(by_user.items(), touched, strict=True)
+        ):
+            answer = None if replies is None else _answer(replies[i], new, accounts, user_id, user)
             folded[user_id] = (
                 answer if answer is not None else self.fold_user(user_id, items, queue=queue)
             )
         return folded
 
-    def _read_users(self, by_user: dict[str, list[Record]]) -> list[Any]:
-        """Read every user's state, version, pending number and known ids: one round trip.
+    def _read_accounts(
+        self, pipe: Any, folds: Iterable[tuple[str, tuple[int, list[str], UserState | None]]]
+    ) -> dict[str, list[str]]:
+        """Queue a read of each account the users' new messages touch, after their writes.
 
-        Two replies per user. The registry's size rides along: when another
-        process registered more aggregates, they are read before folding.
+        Each account is read once for the whole chunk (its state and version,
+        and what it applied of each member writing): step 2 then needs no read
+        of its own. Returns the users writing to each account, in reply order.
+        """
+        touching: dict[str, list[str]] = {}
+        for user_id, (_, accounts, _) in folds:
+            for account_id in accounts:
+                touching.setdefault(account_id, []).append(user_id)
+        for account_id, users in touching.items():
+            pipe.hmget(self._keys.account(account_id), "s", "v")
+            pipe.hmget(self._keys.account(account_id, ":seen"), users)
+        return touching
+
+    def _read_users(self, by_user: dict[str, list[Record]], *, ids: bool) -> list[Any]:
+        """Read every user's state, version and pending number: one round trip.
+
+        Two items per user: that, and which messageIds the user already has
+        (with ``ids``; else none, as on the common path: the write's script
+        checks them and refuses a fold that took a known message for new).
+        The registry's size rides along: when another process registered more
+        aggregates, they are read before folding.
         """
         pipe: Any = self._redis.pipeline(transaction=False)
         for user_id, items in by_user.items():
             pipe.hmget(self._keys.user(user_id), "s", "v", "n")
-            pipe.zmscore(
-                self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items]
-            )
+            if ids:
+                pipe.zmscore(
+                    self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items]
+                )
         pipe.hlen(self._keys.registry)
-        *reads, registered = pipe.execute()
+        *replies, registered = pipe.execute()
         if registered != len(self._log.aggregates):
             self._log.refresh()  # another process registered more
-        return list(reads)
+        if ids:
+            return list(replies)
+        unknown = [[None] * len(items) for items in by_user.values()]
+        return [part for pair in zip(replies, unknown, strict=True) for part in pair]
 
-    def fold_user(
-        self, user_id: str, items: list[Record], *, queue: bool = False
-    ) -> tuple[int, list[bytes], dict[str, _Read]]:
+    def fold_user(self, user_id: str, items: list[Record], *, queue: bool = False) -> _Folded:
         """Step 1 for one user, retried until its write lands.
 
-        Returns how many messages were new, the user's pending list after, and
-        the accounts the new messages touch as read right after the write (the
-        same round trip: step 2 usually needs no read of its own).
+        Returns how many messages were new, the user's pending list after, the
+        accounts the new messages touch as read right after the write (the
+        same round trip: step 2 usually needs no read of its own), and the
+        state written.
         """
 
-        def attempt() -> tuple[bool, tuple[int, list[bytes], dict[str, _Read]]]:
-            read = self._read_users({user_id: items})
+        def attempt() -> tuple[bool, _Folded]:
+            read = self._read_users({user_id: items}, ids=True)
             pipe = self._redis.pipeline(transaction=False)
-            new, accounts = self._fold(pipe, user_id, items, read, queue=queue)
-            answer = self._answer(pipe.execute(), 0, new, accounts)
-            return (False, (0, [], {})) if answer is None else (True, answer)
+            fold = self._fold(pipe, user_id, items, read, queue=queue)
+            touching = self._read_accounts(pipe, [(user_id, fold)])
+            replies = pipe.execute()
+            accounts = _account_reads(replies[1:], touching)
+            answer = _answer(replies[0], fold[0], accounts, user_id, fold[2])
+            return (False, _NOT_WRITTEN) if answer is None else (True, answer)
 
         return self._server.optimistic(self._keys.user(user_id), attempt)
 
-    def _answer(
-        self, replies: list[Any], at: int, new: int, accounts: list[str]
-    ) -> tuple[int, list[bytes], dict[str, _Read]] | None:
-        """Read one user's step-1 write at ``replies[at]`` and its account reads after it.
-
-        None when another writer came first (the write did not land).
-        """
-        written, rest = replies[at], replies[at + 1 : at + 1 + 2 * len(accounts)]
-        if written[0] == 0:
-            return None
-        reads = {
-            account_id: (*rest[2 * i], rest[2 * i + 1]) for i, account_id in enumerate(accounts)
-        }
-        return new, written[1:], reads
-
     def _fold(
         self, pipe: Any, user_id: str, items: list[Record], read: list[Any], *, queue: bool
-    ) -> tuple[int, list[str]]:
+    ) -> tuple[int, list[str], UserState | None]:
         """Fold the new messages into the user as ``read``; queue the version-checked write.
 
-        Queues the accounts' reads after it; returns how many messages were new
-        and the accounts they touch.
+        Returns how many messages were new, the accounts they touch and the
+        user's state after them.
         """
         (raw, version, seq), known = read
         user_key, ids_key = self._keys.user(user_id), self._keys.user(user_id, ":ids")
@@ -250,21 +290,19 @@ class Write:
             *entries,
         ]
         self._server.eval(pipe, "fold_user", [user_key, ids_key, pending_key], args)
-        for account_id in touched:
-            pipe.hmget(self._keys.account(account_id), "s", "v")
-            pipe.hget(self._keys.account(account_id, ":seen"), user_id)
-        return len(entries), list(touched)
+        return len(entries), list(touched), user
 
-    def drain(self, folded: dict[str, tuple[int, list[bytes], dict[str, _Read]]]) -> None:
+    def drain(self, folded: dict[str, _Folded]) -> dict[str, AccountState]:
         """Apply the users' pending entries to their accounts (step 2), then the log (step 3).
 
         Step 2 of every account is one round trip, step 3 of every user another:
         one ``log`` script over all their members, then each user's ``trim``.
+        Returns the accounts' states as step 2 left them.
         """
         log_args: list[bytes] = []
         trims: list[tuple[str, bytes]] = []
         accounts: dict[str, dict[str, tuple[_Work, _Read | None]]] = {}
-        for user_id, (_, pending, reads) in folded.items():
+        for user_id, (_, pending, reads, _) in folded.items():
             if not pending:
                 continue
             entries = [
@@ -281,10 +319,10 @@ class Write:
             )
             log_args.extend(part for pair in logged for part in pair)
             trims.append((self._keys.user(user_id, ":pending"), pending[-1][:SEQ_WIDTH]))
-        self.apply_accounts(accounts)
+        states = self.apply_accounts(accounts)
         self.after("accounts")
         if not trims:
-            return
+            return states
         log_keys = [self._keys.log, self._keys.outbox, self._keys.ready, self._keys.outbox_seq]
 
         def attempt() -> tuple[bool, None]:
@@ -296,17 +334,22 @@ class Write:
             return True, None
 
         self._server.optimistic(self._keys.log, attempt)
+        return states
 
-    def apply_accounts(self, accounts: dict[str, dict[str, tuple[_Work, _Read | None]]]) -> None:
+    def apply_accounts(
+        self, accounts: dict[str, dict[str, tuple[_Work, _Read | None]]]
+    ) -> dict[str, AccountState]:
         """Step 2 for every account: one round trip of version-checked writes for all.
 
         Each account as step 1 read it, when it did for every member writing;
         an account it did not read, or another writer changed meanwhile, is
-        applied again on its own, reading it first.
+        applied again on its own, reading it first. Returns the states written
+        (or, for an account another writer brought up to date, as read).
         """
         pipe: Any = self._redis.pipeline(transaction=False)
         queued: list[str] = []
         again: list[str] = []
+        states: dict[str, AccountState] = {}
         try:
             for account_id, members in accounts.items():
                 reads = [read for _, read in members.values()]
@@ -317,7 +360,9 @@ class Write:
                 applied = {user_id: cast(_Read, read)[2] for user_id, (_, read) in members.items()}
                 # Nothing new only if another writer applied it in between:
                 # the write then stores the state as read, harmlessly.
-                _, args = self._fold_account(account_id, members, raw, version, applied)
+                _, states[account_id], args = self._fold_account(
+                    account_id, members, raw, version, applied
+                )
                 self._server.eval(pipe, "swap", self._account_keys(account_id), args)
                 queued.append(account_id)
             try:
@@ -326,35 +371,39 @@ class Write:
                 written = [0] * len(queued)
             again.extend(a for a, landed in zip(queued, written, strict=True) if landed != 1)
             for account_id in again:
-                self.apply_account(account_id, accounts[account_id])
+                states[account_id] = self.apply_account(account_id, accounts[account_id])
         finally:
             for account_id in accounts:
                 self._cache.forget(("a", account_id))
+        return states
 
     def _account_keys(self, account_id: str) -> list[str]:
         return [self._keys.account(account_id), self._keys.account(account_id, ":seen")]
 
     def apply_account(
         self, account_id: str, members: dict[str, tuple[_Work, _Read | None]]
-    ) -> None:
-        """Step 2 for one account, read afresh and retried until its write lands."""
+    ) -> AccountState:
+        """Step 2 for one account, read afresh and retried until its write lands.
+
+        Returns the state written (or read, when another writer had applied it all).
+        """
         account_key, seen_key = self._account_keys(account_id)
         users = list(members)
 
-        def attempt() -> tuple[bool, None]:
+        def attempt() -> tuple[bool, AccountState]:
             pipe: Any = self._redis.pipeline(transaction=False)
             pipe.hmget(account_key, "s", "v")
             pipe.hmget(seen_key, users)
             (raw, version), seen = pipe.execute()
-            fresh, args = self._fold_account(
+            fresh, account, args = self._fold_account(
                 account_id, members, raw, version, dict(zip(users, seen, strict=True))
             )
             if not fresh:
-                return True, None
+                return True, account
             written = self._server.eval(self._redis, "swap", [account_key, seen_key], args)
-            return written == 1, None
+            return written == 1, account
 
-        self._server.optimistic(account_key, attempt)
+        return self._server.optimistic(account_key, attempt)
 
     def _fold_account(
         self,
@@ -363,11 +412,12 @@ class Write:
         raw: bytes | None,
         version: bytes | None,
         applied: dict[str, bytes | None],
-    ) -> tuple[bool, list[Any]]:
+    ) -> tuple[bool, AccountState, list[Any]]:
         """Apply each member's entries the account has not applied yet, in order.
 
-        Returns whether there were any, and the ``swap`` script's arguments (the
-        new state, and per member the last pending number applied).
+        Returns whether there were any, the account after them, and the ``swap``
+        script's arguments (the new state, and per member the last pending
+        number applied).
         """
         account = AccountState(account_id=account_id) if raw is None else decode_account(raw)
         before: UserState | None = None
@@ -392,7 +442,36 @@ class Write:
                 )
             if todo:
                 seen.extend((user_id, todo[-1][0]))
-        return bool(seen), [version or 0, encode(account), *seen]
+        return bool(seen), account, [version or 0, encode(account), *seen]
+
+
+def _account_reads(
+    replies: list[Any], touching: dict[str, list[str]]
+) -> dict[str, dict[str, _Read]]:
+    """Return what ``Write._read_accounts`` read, per member writing, by account."""
+    reads: dict[str, dict[str, _Read]] = {}
+    for i, (account_id, users) in enumerate(touching.items()):
+        (raw, version), seen = replies[2 * i], replies[2 * i + 1]
+        for user_id, last in zip(users, seen, strict=True):
+            reads.setdefault(user_id, {})[account_id] = (raw, version, last)
+    return reads
+
+
+def _answer(
+    written: list[Any],
+    new: int,
+    accounts: dict[str, dict[str, _Read]],
+    user_id: str,
+    user: UserState | None,
+) -> _Folded | None:
+    """Read one user's step-1 write and the accounts read after it.
+
+    None when the write did not land: another writer came first, or a
+    message folded as new was known (``fold_user`` then reads the ids).
+    """
+    if written[0] != 1:
+        return None
+    return _Folded(new, written[1:], accounts.get(user_id, {}), user if new else None)
 
 
 def _stand_in(account_id: str, user_id: str) -> AccountState:

@@ -254,7 +254,10 @@ def test_record_hands_back_the_states_it_wrote(store: Store) -> None:
     """``written`` gets each user and account the new messages changed, as a read then sees it."""
     record(store, Group(user_id="a", group_id="acme", timestamp=at(1)))
     written = Written()
-    batch = [Track(user_id="a", event="x", timestamp=at(2)), Identify(user_id="b", timestamp=at(3))]
+    batch: list[Identify | Group | Track] = [
+        Track(user_id="a", event="x", timestamp=at(2)),
+        Identify(user_id="b", timestamp=at(3)),
+    ]
     added = store.record([messages.check(item) for item in batch], written=written)
     assert (added, written.users, written.accounts) == (
         2,

@@ -37,10 +37,11 @@ def per_call(
 ) -> dict[str, float]:
     """Time ``fn(i)`` per call; return mean (``value``), p50, p99.9 and max in microseconds.
 
-    ``pace`` (seconds) is idle time between calls, as a request handler has
-    between events: background threads (senders) then run between calls rather
-    than in the measured loop, so the figure is the cost on the caller's thread.
-    The idle time is slept, which releases the GIL as a request's I/O would.
+    ``pace`` (seconds) spaces the calls' starts (``1 / pace`` calls a second), as
+    requests arrive at a handler: background threads (senders) then run between
+    calls rather than in the measured loop, so the figure is the cost on the
+    caller's thread. The idle time is slept, which releases the GIL as a
+    request's I/O would; a caller behind the schedule calls again at once.
     """
     for i in range(warmup):
         fn(i)

@@ -12,17 +12,27 @@ def time_calls(
 ) -> tuple[list[float], list[Any]]:
     """Call ``fn(i)`` for i in range(calls); return each call's microseconds and answer.
 
-    ``pace`` (seconds) is slept between calls, outside the timing.
+    ``pace`` (seconds) paces the calls to a schedule: call i starts no earlier
+    than ``i * pace`` after the first, and the time to the next slot is slept
+    outside the timing. A call that finds itself behind the schedule starts at
+    once, as requests queued behind a slow one would. Sleeping ``pace`` after
+    each call instead offered far less than the stated rate on a loaded
+    machine (a 100 µs sleep took 336 µs), so a "10k calls/s" row measured 3k.
     """
     timings: list[float] = []
     answers: list[Any] = []
     clock = time.perf_counter_ns
+    step = round(pace * 1e9)
+    slot = clock()
     for i in range(calls):
         start = clock()
         answers.append(fn(i))
-        timings.append((clock() - start) / 1000)
-        if pace:
-            time.sleep(pace)
+        end = clock()
+        timings.append((end - start) / 1000)
+        if step:
+            slot += step
+            if slot > end:
+                time.sleep((slot - end) / 1e9)
     return timings, answers
 
 

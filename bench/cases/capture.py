@@ -6,9 +6,10 @@ Run: ``python bench/cases/capture.py --sdk {pqlsdk,pqlsdk-memory,posthog,segment
 Every SDK captures the same event: user ``user-{i % 500}``, event
 ``feature_used``, properties ``{"feature": "reports", "n": i}``. Two loops:
 
-- paced (variant ``live`` / ``disabled``): 100 µs of sleep between calls, as a
-  request handler's I/O would leave, so background senders run between calls
-  and the figure is what the caller's thread pays;
+- paced (variant ``live`` / ``disabled``): one call every 100 µs (10k calls/s,
+  the time left to the next slot slept, as a request handler's I/O would
+  leave), so background senders run between calls and the figure is what the
+  caller's thread pays;
 - burst (variant ``"<mode>, burst"``): the same calls back to back, so the
   sender competes with the caller for the GIL.
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 
 import pqlsdk
 from pqlsdk._exceptions import StoreError
 from pqlsdk._memo import TTL, Memo
-from pqlsdk.stores import AccountState, MemoryStore
+from pqlsdk.stores import AccountState, MemoryStore, Record, Written
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
@@ -135,7 +135,12 @@ def test_nothing_due_is_remembered_until_the_user_records_an_outcome(
 
 
 class AccountsDown(MemoryStore):
-    """Records fine; reading an account back fails."""
+    """Records fine but hands back no states (as a custom store may); reading an account fails."""
+
+    def record(
+        self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
+    ) -> int:
+        return super().record(records, outbox=outbox)
 
     def account(self, account_id: str) -> AccountState | None:
         raise StoreError("accounts are unreadable")

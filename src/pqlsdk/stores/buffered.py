@@ -56,6 +56,8 @@ from .sqlite import Folded, SQLiteStore
 __all__ = ["BufferedStore"]
 
 _MAX_BUFFER: Final = 100_000  # messages held while commits fail, before the oldest go
+_KEEP: Final = 10_000
+"""Overlay states kept past their commit (bytes: a few MiB), for the messages that follow."""
 _Key = str
 """"u" or "a" (user or account) followed by the id: an overlay state. A str, not a
 pair: a buffered entry is then a tuple of atoms, which the collector untracks at
@@ -104,7 +106,9 @@ class BufferedStore:
         self._buffer: list[_Entry] = []
         self._users: dict[str, bytes] = {}
         self._accounts: dict[str, bytes] = {}
-        self._waiting: dict[_Key, int] = {}  # buffered messages per overlay state
+        # Buffered messages per overlay state; a state without any is the file's,
+        # kept until another connection commits (see ``_commit``).
+        self._waiting: dict[_Key, int] = {}
         # Overlay states that may miss a write made to the file around the overlay
         # (another connection's commit, a rebuild, messages given up): until they
         # leave the overlay, commits that touch them fold their messages again.
@@ -252,6 +256,12 @@ class BufferedStore:
             mark = 0 if follower is None else follower[0]()
             states = self._snapshot(batch)
             begun = self._updates
+            if not batch and (self._users or self._accounts):
+                # Idle: no commit will tell what others commit meanwhile; ask once.
+                version = self._inner.data_version()
+                if version != self._version:
+                    self._drop_kept()
+                    self._version = version
         if not batch:
             if follower is not None:
                 follower[1](mark)
@@ -276,17 +286,21 @@ class BufferedStore:
                 self._oldest = time.monotonic()
                 excess = len(self._buffer) - _MAX_BUFFER
                 if excess > 0:
-                    self._forget(self._buffer[:excess])
+                    self._forget(self._buffer[:excess], keep=False)
                     del self._buffer[:excess]
                     self._inexact.update(self._waiting)  # they hold what is never committed
             if self._on_error is not None:
                 self._on_error(exc)
             return 0
         with self._lock:
-            self._forget(batch)
-            if version != self._version:
+            foreign = version != self._version
+            self._forget(batch, keep=not foreign)
+            if foreign:
                 # Another connection committed: what the overlay still holds may miss it.
+                self._drop_kept()
                 self._inexact.update(self._waiting)
+            elif len(self._users) + len(self._accounts) > _KEEP:
+                self._drop_kept()
         if follower is not None:
             follower[1](mark)
         if self._on_commit is not None:
@@ -308,10 +322,12 @@ class BufferedStore:
             {key[1:]: accounts[key[1:]] for key in keys if key[0] == "a"},
         )
 
-    def _forget(self, batch: list[_Entry]) -> None:
-        """Drop overlay states whose buffered messages are all committed (lock held).
+    def _forget(self, batch: list[_Entry], *, keep: bool) -> None:
+        """Count ``batch``'s messages out of their overlay states (lock held).
 
-        Reads then go to the file, where other processes' changes are visible too.
+        A state whose buffered messages are all committed is the file's state:
+        with ``keep`` (and if exact) it stays, so the next messages of a busy
+        user neither read nor decode it from the file again; else it goes.
         """
         waiting = self._waiting
         for entry in batch:
@@ -320,8 +336,18 @@ class BufferedStore:
                 left = waiting[key] - 1
                 if left > 0:
                     waiting[key] = left
+                elif keep and key not in self._inexact:
+                    del waiting[key]
                 else:
                     self._drop(key)
+
+    def _drop_kept(self) -> None:
+        """Drop the overlay states no buffered message needs: reads go to the file (lock held)."""
+        waiting = self._waiting
+        for user_id in [k for k in self._users if "u" + k not in waiting]:
+            del self._users[user_id]
+        for account_id in [k for k in self._accounts if "a" + k not in waiting]:
+            del self._accounts[account_id]
 
     def _drop(self, key: _Key) -> None:
         self._waiting.pop(key, None)
@@ -372,6 +398,7 @@ class BufferedStore:
             return self._inner.maintain(aggregates)
         finally:
             with self._lock:  # states rebuilt in the file: the overlay's may miss it
+                self._drop_kept()
                 self._inexact.update(self._waiting)
 
     def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:

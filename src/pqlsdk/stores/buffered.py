@@ -6,9 +6,22 @@ the buffered messages (and their outbox rows) in one transaction at least every
 in-process overlay of the states it changed); other processes see it after
 the next commit.
 
-Why commit messages rather than the overlay's states: the writer re-applies the
-messages to the states *as committed*, inside the transaction, so updates from
-other processes sharing the file are never overwritten.
+What a commit writes: the overlay already holds each state with the buffered
+messages folded in, so when nothing else wrote to the file since this store's
+last commit (SQLite's ``data_version`` tells another connection's commits; the
+store knows its own updates and rebuilds), the overlay's states are written as
+they are: one ``executemany`` per table, no message decoded or applied again.
+Otherwise the writer re-applies the messages to the states *as committed*,
+inside the transaction, so updates from other processes sharing the file are
+never overwritten. States stay in the overlay after their commit while no
+other connection commits (at most ``_KEEP``), so a busy user's next messages
+neither read nor decode it from the file; a read may then miss another
+process's commit for up to ``interval``, as that process's own buffer would.
+
+``update_user()`` and ``update_account()`` (tier compare-and-set, moment caps)
+do not commit the buffer first: they run in the file's transaction on the
+committed state, and the overlay takes the fields they change (tiers, moment
+records), which no message changes.
 
 The buffer and the overlay hold encoded bytes (each message's JSON, each
 state's msgpack), not objects. They live for up to ``interval``, long enough

@@ -43,7 +43,7 @@ from ._state import (
 )
 from ._transactions import immediate
 
-__all__ = ["SCHEMA_VERSION", "Folded", "Row", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 Row = tuple[str, str, int, bytes]
 """A message as the log keeps it: its id, subject, timestamp (µs) and JSON."""

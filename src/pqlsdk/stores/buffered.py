@@ -271,10 +271,10 @@ class BufferedStore:
             begun = self._updates
             if not batch and (self._users or self._accounts):
                 # Idle: no commit will tell what others commit meanwhile; ask once.
-                version = self._inner.data_version()
-                if version != self._version:
+                now = self._inner.data_version()
+                if now != self._version:
                     self._drop_kept()
-                    self._version = version
+                    self._version = now
         if not batch:
             if follower is not None:
                 follower[1](mark)

@@ -61,8 +61,14 @@ from ._stats import logger
 __all__ = ["Intake"]
 
 _CHUNK: Final = 64
-"""Messages taken from the queue at once (one intake lock for many), yet few enough
-that a caller paying for a backlog waits about a millisecond."""
+"""Messages a calling thread takes from the queue at once (one intake lock for many),
+yet few enough that a caller paying for a backlog waits about a millisecond."""
+_BATCH: Final = 1024
+"""Messages the intake thread takes at once. Each chunk costs a few statements on
+the store (which ids it logged already) and each statement hands the GIL away:
+while the host's threads are busy, getting it back takes up to the switch
+interval (5 ms), so the intake's pace is set by how few it makes. A reader
+waits for at most this chunk (some milliseconds) before applying the rest."""
 _THROTTLE: Final = 0.05
 """Longest a call waits for the intake thread before applying a chunk itself, s."""
 _STEP: Final = 0.0002
@@ -235,10 +241,10 @@ class Intake:
         """How many accepted messages (and flush markers) wait to be applied."""
         return len(self._pending) - self._spills + self._spilled
 
-    def drain(self, *, limit: int | None = None) -> None:
+    def drain(self, *, limit: int | None = None, chunk: int = _CHUNK) -> None:
         """Apply what was pending when called (or its oldest ``limit``), in this thread.
 
-        The lock is taken per chunk, so a caller paying for a backlog never waits
+        The lock is taken per ``chunk`` messages, so a caller paying for a backlog never waits
         for more than one chunk of another thread's work; messages accepted
         during the call are left to the intake thread. Called from inside an
         apply (an ``on_tier_change`` callback that reads the client, or a signal
@@ -262,13 +268,13 @@ class Intake:
                 # finds the queue empty also finds the chunk still being applied.
                 self._owner = me
                 try:
-                    chunk = self._take(min(_CHUNK, left))
-                    if not chunk:  # another thread applied them, or the journal lost them
+                    taken = self._take(min(chunk, left))
+                    if not taken:  # another thread applied them, or the journal lost them
                         self._applied += self._passed
                         self._passed = 0
                         return
-                    left -= len(chunk)
-                    self._apply_chunk(chunk)
+                    left -= len(taken)
+                    self._apply_chunk(taken)
                 finally:
                     self._owner = None
         if not pending:
@@ -395,7 +401,7 @@ class Intake:
                 time.sleep(self._gather)  # let a burst gather; releases the GIL
             self._wake.clear()
             while self._pending and not self._closed:  # what came during a drain, too
-                self.drain()
+                self.drain(chunk=_BATCH)
 
     def close(self) -> None:
         """Apply what is pending and stop the intake thread."""

@@ -6,9 +6,22 @@ the buffered messages (and their outbox rows) in one transaction at least every
 in-process overlay of the states it changed); other processes see it after
 the next commit.
 
-Why commit messages rather than the overlay's states: the writer re-applies the
-messages to the states *as committed*, inside the transaction, so updates from
-other processes sharing the file are never overwritten.
+What a commit writes: the overlay already holds each state with the buffered
+messages folded in, so when nothing else wrote to the file since this store's
+last commit (SQLite's ``data_version`` tells another connection's commits; the
+store knows its own updates and rebuilds), the overlay's states are written as
+they are: one ``executemany`` per table, no message decoded or applied again.
+Otherwise the writer re-applies the messages to the states *as committed*,
+inside the transaction, so updates from other processes sharing the file are
+never overwritten. States stay in the overlay after their commit while no
+other connection commits (at most ``_KEEP``), so a busy user's next messages
+neither read nor decode it from the file; a read may then miss another
+process's commit for up to ``interval``, as that process's own buffer would.
+
+``update_user()`` and ``update_account()`` (tier compare-and-set, moment caps)
+do not commit the buffer first: they run in the file's transaction on the
+committed state, and the overlay takes the fields they change (tiers, moment
+records), which no message changes.
 
 The buffer and the overlay hold encoded bytes (each message's JSON, each
 state's msgpack), not objects. They live for up to ``interval``, long enough
@@ -39,27 +52,32 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from .._aggregates import Aggregate
+from .._clock import micros
 from .._exceptions import StoreError
 from .._lifecycle import COMMIT, install_sigterm, unwatch, watch
-from ..messages import Message, decode_checked
+from ..messages import Message
 from ._base import Record, T, Written
 from ._outbox import SQLiteOutbox
 from ._state import AccountState, UserState, apply, decode_account, decode_user, encode
-from .sqlite import SQLiteStore
+from .sqlite import Folded, SQLiteStore
 
 __all__ = ["BufferedStore"]
 
 _MAX_BUFFER: Final = 100_000  # messages held while commits fail, before the oldest go
+_KEEP: Final = 10_000
+"""Overlay states kept past their commit (bytes: a few MiB), for the messages that follow."""
 _Key = str
 """"u" or "a" (user or account) followed by the id: an overlay state. A str, not a
 pair: a buffered entry is then a tuple of atoms, which the collector untracks at
 its first pass."""
+_Entry = tuple[str, bytes, tuple[_Key, ...], str, int]
+"""A buffered message: its id, JSON, the overlay states it touched, its subject and
+its timestamp (µs), as the log keeps them."""
 
 
 class BufferedStore:
@@ -96,12 +114,20 @@ class BufferedStore:
         self._commit_lock = threading.RLock()
         self._committing = False
         self._stop = threading.Event()
-        # Buffered messages (id, JSON), each with the overlay states it touched;
-        # overlay states as msgpack. Bytes, not objects: see the module's docstring.
-        self._buffer: list[tuple[str, bytes, tuple[_Key, ...]]] = []
+        # Buffered messages, each with the overlay states it touched; overlay states
+        # as msgpack. Bytes and atoms, not objects: see the module's docstring.
+        self._buffer: list[_Entry] = []
         self._users: dict[str, bytes] = {}
         self._accounts: dict[str, bytes] = {}
-        self._waiting: Counter[_Key] = Counter()
+        # Buffered messages per overlay state; a state without any is the file's,
+        # kept until another connection commits (see ``_commit``).
+        self._waiting: dict[_Key, int] = {}
+        # Overlay states that may miss a write made to the file around the overlay
+        # (another connection's commit, a rebuild, messages given up): until they
+        # leave the overlay, commits that touch them fold their messages again.
+        self._inexact: set[_Key] = set()
+        self._version: int | None = None  # the file's data_version as of the last commit
+        self._updates = self._updated = 0  # update_user() / update_account() begun, ended
         self._buffered_ids: set[str] = set()
         # Ids looked up at once by ``look_up()`` (asked, and found in the file), until a commit.
         self._asked: set[str] = set()
@@ -156,7 +182,12 @@ class BufferedStore:
         with self._lock:
             if self._oldest is None:
                 self._oldest = time.monotonic()
+            if self._version is None and not self._waiting:
+                # Before any state is read into the overlay: from here on, a commit by
+                # another connection moves it (see ``_commit``).
+                self._version = self._inner.data_version()
             overdue = time.monotonic() - self._oldest >= self._interval
+            waiting = self._waiting
             for message, data in records:
                 mid = message.message_id
                 if mid in self._buffered_ids or (
@@ -172,8 +203,10 @@ class BufferedStore:
                 for account in changes.accounts:
                     self._accounts[account.account_id] = encode(account)
                     touched.append("a" + account.account_id)
-                self._waiting.update(touched)
-                self._buffer.append((message.message_id, data, tuple(touched)))
+                for key in touched:
+                    waiting[key] = waiting.get(key, 0) + 1
+                entry = (mid, data, tuple(touched), message.subject, micros(message.timestamp))
+                self._buffer.append(entry)
                 if written is not None:
                     written.users.update((user.user_id, user) for user in changes.users)
                     written.accounts.update((a.account_id, a) for a in changes.accounts)
@@ -220,20 +253,45 @@ class BufferedStore:
                 self._committing = False
 
     def _commit(self) -> int:
-        """Commit the buffer (the commit lock is held)."""
+        """Commit the buffer (the commit lock is held).
+
+        The overlay already holds each state with the buffer's messages folded
+        in, so when nothing else wrote to the file since the last commit, its
+        states are written as they are; otherwise (another process committed,
+        an ``update_user()`` raced with this commit...) the messages are folded
+        again into the states as committed (``SQLiteStore.record_folded``).
+        """
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._oldest = None
             self._asked, self._logged = set(), set()
             follower = self._follower
             mark = 0 if follower is None else follower[0]()
+            states = self._snapshot(batch)
+            begun = self._updates
+            if not batch and (self._users or self._accounts):
+                # Idle: no commit will tell what others commit meanwhile; ask once.
+                now = self._inner.data_version()
+                if now != self._version:
+                    self._drop_kept()
+                    self._version = now
         if not batch:
             if follower is not None:
                 follower[1](mark)
             return 0
+        version = self._version
+
+        def folded() -> Folded | None:
+            # Asked under the file's write lock: an update begun since the snapshot
+            # may have written a state the snapshot predates.
+            return states if self._updates == begun else None
+
         try:
-            self._inner.record(
-                [(decode_checked(data), data) for _, data, _ in batch], outbox=self._outbox
+            _, self._version = self._inner.record_folded(
+                [(mid, subject, ts, data) for mid, data, _, subject, ts in batch],
+                folded,
+                outbox=self._outbox,
+                version=version,
             )
         except StoreError as exc:
             with self._lock:
@@ -241,33 +299,72 @@ class BufferedStore:
                 self._oldest = time.monotonic()
                 excess = len(self._buffer) - _MAX_BUFFER
                 if excess > 0:
-                    self._forget(self._buffer[:excess])
+                    self._forget(self._buffer[:excess], keep=False)
                     del self._buffer[:excess]
+                    self._inexact.update(self._waiting)  # they hold what is never committed
             if self._on_error is not None:
                 self._on_error(exc)
             return 0
         with self._lock:
-            self._forget(batch)
+            foreign = version != self._version
+            self._forget(batch, keep=not foreign)
+            if foreign:
+                # Another connection committed: what the overlay still holds may miss it.
+                self._drop_kept()
+                self._inexact.update(self._waiting)
+            elif len(self._users) + len(self._accounts) > _KEEP:
+                self._drop_kept()
         if follower is not None:
             follower[1](mark)
         if self._on_commit is not None:
             self._on_commit(len(batch))
         return len(batch)
 
-    def _forget(self, batch: list[tuple[str, bytes, tuple[_Key, ...]]]) -> None:
-        """Drop overlay states whose buffered messages are all committed (lock held).
+    def _snapshot(self, batch: list[_Entry]) -> Folded | None:
+        """Return the overlay's states of ``batch``'s messages, if they can be written as they are.
 
-        Reads then go to the file, where other processes' changes are visible too.
+        Not while an update is under way, nor if one of them may miss a write
+        to the file (lock held).
         """
-        for message_id, _, touched in batch:
-            self._buffered_ids.discard(message_id)
-            for key in touched:
-                self._waiting[key] -= 1
-                if self._waiting[key] <= 0:
+        keys: set[_Key] = set().union(*[entry[2] for entry in batch])
+        if self._updates != self._updated or not keys.isdisjoint(self._inexact):
+            return None
+        users, accounts = self._users, self._accounts
+        return (
+            {key[1:]: users[key[1:]] for key in keys if key[0] == "u"},
+            {key[1:]: accounts[key[1:]] for key in keys if key[0] == "a"},
+        )
+
+    def _forget(self, batch: list[_Entry], *, keep: bool) -> None:
+        """Count ``batch``'s messages out of their overlay states (lock held).
+
+        A state whose buffered messages are all committed is the file's state:
+        with ``keep`` (and if exact) it stays, so the next messages of a busy
+        user neither read nor decode it from the file again; else it goes.
+        """
+        waiting = self._waiting
+        for entry in batch:
+            self._buffered_ids.discard(entry[0])
+            for key in entry[2]:
+                left = waiting[key] - 1
+                if left > 0:
+                    waiting[key] = left
+                elif keep and key not in self._inexact:
+                    del waiting[key]
+                else:
                     self._drop(key)
+
+    def _drop_kept(self) -> None:
+        """Drop the overlay states no buffered message needs: reads go to the file (lock held)."""
+        waiting = self._waiting
+        for user_id in [k for k in self._users if "u" + k not in waiting]:
+            del self._users[user_id]
+        for account_id in [k for k in self._accounts if "a" + k not in waiting]:
+            del self._accounts[account_id]
 
     def _drop(self, key: _Key) -> None:
         self._waiting.pop(key, None)
+        self._inexact.discard(key)
         if key[0] == "u":
             self._users.pop(key[1:], None)
         else:
@@ -310,27 +407,72 @@ class BufferedStore:
         Added in version 0.1.0.
         """
         self.commit()
-        return self._inner.maintain(aggregates)
+        try:
+            return self._inner.maintain(aggregates)
+        finally:
+            with self._lock:  # states rebuilt in the file: the overlay's may miss it
+                self._drop_kept()
+                self._inexact.update(self._waiting)
 
     def update_user(self, user_id: str, change: Callable[[UserState], T]) -> T:
-        """Commit, then update atomically in the file (exact across processes).
+        """Update atomically in the file (exact across processes), and in the overlay.
+
+        ``change`` sees the user as committed, without the messages still
+        buffered: it changes what messages never do (tiers, moment records),
+        and the overlay takes those fields from the file's new state.
 
         Added in version 0.1.0.
         """
-        self.commit()
-        with self._lock:
-            self._drop("u" + user_id)
-        return self._inner.update_user(user_id, change)
+        return self._update("u", user_id, change, self._inner.update_user)
 
     def update_account(self, account_id: str, change: Callable[[AccountState], T]) -> T:
-        """Commit, then update atomically in the file.
+        """Update atomically in the file, and in the overlay (see ``update_user``).
 
         Added in version 0.1.0.
         """
-        self.commit()
+        return self._update("a", account_id, change, self._inner.update_account)
+
+    def _update(
+        self,
+        kind: str,
+        key: str,
+        change: Callable[[Any], T],
+        update: Callable[[str, Callable[[Any], T]], T],
+    ) -> T:
+        """Run ``change`` in the file; copy the fields it may change into the overlay's state.
+
+        Messages fold into the overlay meanwhile: one that read the state from the
+        file before this commit finds its fields replaced here; one that reads it
+        after finds them in the file. A commit taking its snapshot meanwhile
+        folds its messages again (``_commit``).
+        """
+        written: list[Any] = []
+
+        def keep(state: Any) -> T:
+            result = change(state)
+            written.append(state)
+            return result
+
         with self._lock:
-            self._drop("a" + account_id)
-        return self._inner.update_account(account_id, change)
+            self._updates += 1
+        try:
+            result = update(key, keep)
+            with self._lock:
+                states = self._users if kind == "u" else self._accounts
+                found = states.get(key)
+                if found is not None:
+                    mine: UserState | AccountState
+                    if kind == "u":
+                        mine = decode_user(found)
+                        mine.moments = written[-1].moments
+                    else:
+                        mine = decode_account(found)
+                    mine.tiers = written[-1].tiers
+                    states[key] = encode(mine)
+        finally:
+            with self._lock:
+                self._updated += 1
+        return result
 
     def messages(self, subject: str | None = None) -> Iterator[Message]:
         """Commit, then read the log.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from .._clock import micros
 from .._exceptions import ConfigError, SchemaVersionError, StoreError
 from .._lifecycle import unwatch, watch
 from .._liveness import gone, identity
-from ..messages import Message, decode
+from ..messages import Message, decode, decode_checked
 from ._base import Record, Subject, T, Written
 from ._outbox import SQLiteOutbox
 from ._state import (
@@ -44,6 +44,11 @@ from ._state import (
 from ._transactions import immediate
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+Row = tuple[str, str, int, bytes]
+"""A message as the log keeps it: its id, subject, timestamp (µs) and JSON."""
+Folded = tuple[Mapping[str, bytes], Mapping[str, bytes]]
+"""Users' and accounts' states folded by the caller, msgpack-encoded, by id."""
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 1: the message log, and user and account state as msgpack blobs.
@@ -223,33 +228,101 @@ class SQLiteStore:
         """
         records = list(records)
         with self._use("write") as conn, immediate(conn):
-            load_user, users = cached(lambda key: self._load(conn, "user", key))
-            load_account, accounts = cached(lambda key: self._load(conn, "account", key))
-            aggregates = self._refresh_aggregates(conn)
-            seen = _logged(conn, [message.message_id for message, _ in records])
-            new: list[Record] = []
-            for record in records:
-                if record[0].message_id not in seen:  # not logged, nor earlier in this batch
-                    seen.add(record[0].message_id)
-                    new.append(record)
+            return self._fold(conn, records, outbox=outbox, written=written)
+
+    def record_folded(
+        self,
+        rows: list[Row],
+        folded: Callable[[], Folded | None],
+        *,
+        outbox: bool,
+        version: int | None,
+    ) -> tuple[int, int]:
+        """Commit messages whose states the caller folded already, or fold them here.
+
+        For the buffered store, which folded each message into its overlay as
+        it came: when no other connection committed to the file since this
+        one's commit that returned ``version`` (SQLite's ``data_version``), and
+        ``folded()`` (asked under the write lock) still vouches for its
+        states, the overlay's states are the file's states with these messages
+        applied, so they are written as they are (msgpack blobs, one
+        ``executemany`` per table) and no message is decoded or applied again.
+        Otherwise the messages are folded into the states as committed, as
+        ``record()`` does. Returns how many were recorded and the
+        ``data_version`` to pass next time.
+
+        Added in version 0.1.0.
+        """
+        with self._use("write") as conn, immediate(conn):
+            (now,) = conn.execute("PRAGMA data_version").fetchone()
+            states = folded() if version == now else None
+            if states is None:
+                records = [(decode_checked(body), body) for _, _, _, body in rows]
+                return self._fold(conn, records, outbox=outbox), now
+            # Their ids were looked up when they were folded, and nothing was
+            # committed since by anyone else: none of them is logged yet (and
+            # if one were, ignoring it beats failing this commit at every retry).
             conn.executemany(
                 "INSERT OR IGNORE INTO messages (message_id, subject, ts, body) "
                 "VALUES (?, ?, ?, ?)",
-                [(m.message_id, m.subject, micros(m.timestamp), data) for m, data in new],
+                rows,
             )
             if outbox:
-                conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(d,) for _, d in new])
-            for message, _ in new:
-                changes = apply(message, load_user, load_account, aggregates)
-                for user in changes.users:
-                    users[user.user_id] = user
-                for account in changes.accounts:
-                    accounts[account.account_id] = account
-            _write_states(conn, users, accounts)
-            if written is not None:  # every state loaded or created was written back
-                written.users.update((k, v) for k, v in users.items() if v is not None)
-                written.accounts.update((k, v) for k, v in accounts.items() if v is not None)
-            return len(new)
+                conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(r[3],) for r in rows])
+            users, accounts = states
+            conn.executemany(
+                "INSERT OR REPLACE INTO users (user_id, state) VALUES (?, ?)", users.items()
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO accounts (account_id, state) VALUES (?, ?)",
+                accounts.items(),
+            )
+            return len(rows), now
+
+    def data_version(self) -> int:
+        """SQLite's ``data_version`` on the write connection: it moves when another one commits.
+
+        Added in version 0.1.0.
+        """
+        with self._use("write") as conn:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+        return int(version)
+
+    def _fold(
+        self,
+        conn: sqlite3.Connection,
+        records: list[Record],
+        *,
+        outbox: bool,
+        written: Written | None = None,
+    ) -> int:
+        """Log, queue and fold the records not logged yet (a write transaction is open)."""
+        load_user, users = cached(lambda key: self._load(conn, "user", key))
+        load_account, accounts = cached(lambda key: self._load(conn, "account", key))
+        aggregates = self._refresh_aggregates(conn)
+        seen = _logged(conn, [message.message_id for message, _ in records])
+        new: list[Record] = []
+        for record in records:
+            if record[0].message_id not in seen:  # not logged, nor earlier in this batch
+                seen.add(record[0].message_id)
+                new.append(record)
+        conn.executemany(
+            "INSERT OR IGNORE INTO messages (message_id, subject, ts, body) VALUES (?, ?, ?, ?)",
+            [(m.message_id, m.subject, micros(m.timestamp), data) for m, data in new],
+        )
+        if outbox:
+            conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(d,) for _, d in new])
+        for message, _ in new:
+            changes = apply(message, load_user, load_account, aggregates)
+            for user in changes.users:
+                users[user.user_id] = user
+            for account in changes.accounts:
+                accounts[account.account_id] = account
+        _write_states(conn, users, accounts)
+        if written is not None:  # every state loaded or created was written back
+            written.users.update((k, v) for k, v in users.items() if v is not None)
+            written.accounts.update((k, v) for k, v in accounts.items() if v is not None)
+        return len(new)
 
     def _refresh_aggregates(self, conn: sqlite3.Connection) -> frozenset[Aggregate]:
         """Re-read the registry when another process added to it (it only grows)."""

@@ -1,0 +1,196 @@
+"""The buffered store's commits: the overlay's states written as they are, or folded again.
+
+A commit writes the states the overlay folded when nothing else wrote to the
+file since the last commit, and folds the messages again into the file's
+states whenever something may have: another connection's commit, an update
+racing with the commit, a rebuild. Each test checks the file afterwards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pqlsdk
+from pqlsdk import messages
+from pqlsdk._aggregates import Aggregate
+from pqlsdk.stores import UserState
+from pqlsdk.stores import sqlite as sqlite_module
+from pqlsdk.stores.buffered import BufferedStore
+from pqlsdk.stores.sqlite import SQLiteStore
+
+
+def _track(user: str = "u", event: str = "e") -> tuple[messages.Message, bytes]:
+    return messages.check(
+        messages.Track(user_id=user, event=event, timestamp=pqlsdk.SystemClock().now())
+    )
+
+
+def _group(user: str = "u", group: str = "g") -> tuple[messages.Message, bytes]:
+    return messages.check(
+        messages.Group(user_id=user, group_id=group, timestamp=pqlsdk.SystemClock().now())
+    )
+
+
+def _tracks(store: SQLiteStore | BufferedStore, user: str = "u") -> int:
+    state = store.user(user)
+    return 0 if state is None else state.tracks
+
+
+def _set_tier(tier: str) -> Any:
+    def change(state: UserState) -> str:
+        state.tiers["m"] = tier
+        return tier
+
+    return change
+
+
+def test_a_commit_writes_the_overlays_states_without_folding_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alone on the file, a commit neither decodes nor applies a message again."""
+    store = BufferedStore(SQLiteStore(tmp_path / "a.db"), interval=30, outbox=True)
+    store.record([_track(), _track(), _track("v")])
+
+    def refold(*args: object, **kwargs: object) -> None:
+        raise AssertionError("folded again")
+
+    monkeypatch.setattr(sqlite_module, "apply", refold)
+    assert store.commit() == 3
+    inner = SQLiteStore(tmp_path / "a.db")
+    assert (_tracks(inner), _tracks(inner, "v"), inner.count(), inner.outbox_size()) == (2, 1, 3, 3)
+    inner.close()
+    store.close()
+
+
+def test_another_connections_commit_is_folded_in_not_overwritten(tmp_path: Path) -> None:
+    """What another process committed meanwhile stays, and the overlay reads it after."""
+    store = BufferedStore(SQLiteStore(tmp_path / "b.db"), interval=30)
+    other = SQLiteStore(tmp_path / "b.db")
+    store.record([_track()])
+    other.record([_track()])
+    assert store.commit() == 1
+    assert (_tracks(other), _tracks(store)) == (2, 2)
+    other.record([_track()])  # the state this store kept from its commit is stale now
+    store.record([_track()])
+    assert store.commit() == 1
+    assert (_tracks(other), _tracks(store)) == (4, 4)
+    other.close()
+    store.close()
+
+
+def test_an_idle_store_drops_what_it_kept_when_another_connection_commits(
+    tmp_path: Path,
+) -> None:
+    """With nothing buffered, the writer's empty commit asks the file whether others wrote."""
+    store = BufferedStore(SQLiteStore(tmp_path / "c.db"), interval=30)
+    store.record([_track()])
+    store.commit()
+    assert store.commit() == 0  # nobody else wrote: the kept state stays
+    other = SQLiteStore(tmp_path / "c.db")
+    other.record([_track()])
+    assert store.commit() == 0
+    assert _tracks(store) == 2
+    other.close()
+    store.close()
+
+
+def test_an_update_does_not_commit_and_keeps_the_buffered_messages(tmp_path: Path) -> None:
+    """update_user() writes its change to the file at once; buffered messages wait, and stay."""
+    store = BufferedStore(SQLiteStore(tmp_path / "d.db"), interval=30)
+    store.record([_track()])
+    assert store.update_user("u", _set_tier("hot")) == "hot"
+    assert store.inner.count() == 0  # not committed by the update
+    user = store.user("u")
+    assert user is not None
+    assert (user.tracks, user.tiers) == (1, {"m": "hot"})
+    store.record([_group()])
+    assert store.update_user("nobody", _set_tier("cold")) == "cold"  # not in the overlay
+    store.update_account("g", _set_tier("warm"))
+    account = store.account("g")
+    assert account is not None
+    assert (account.members, account.tiers) == (["u"], {"m": "warm"})
+    store.commit()
+    committed, team = store.inner.user("u"), store.inner.account("g")
+    assert committed is not None
+    assert team is not None
+    assert (committed.tracks, committed.tiers, team.tiers) == (1, {"m": "hot"}, {"m": "warm"})
+    store.close()
+
+
+def test_an_update_racing_with_a_commit_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update landing between the commit's snapshot and its transaction is not overwritten."""
+    store = BufferedStore(SQLiteStore(tmp_path / "e.db"), interval=30)
+    store.record([_track()])
+    original = store.inner.record_folded
+
+    def late(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        store.update_user("u", _set_tier("hot"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store.inner, "record_folded", late)
+    assert store.commit() == 1
+    user = store.inner.user("u")
+    assert user is not None
+    assert (user.tracks, user.tiers) == (1, {"m": "hot"})
+    store.close()
+
+
+def test_messages_folded_during_a_commit_that_found_others_writes_are_folded_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state still buffered when a commit finds another connection's writes may miss them."""
+    store = BufferedStore(SQLiteStore(tmp_path / "f.db"), interval=30)
+    other = SQLiteStore(tmp_path / "f.db")
+    store.record([_track()])
+    original = store.inner.record_folded
+
+    def meanwhile(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        store.record([_group()])  # folded into the overlay, which predates other's write
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store.inner, "record_folded", meanwhile)
+    other.record([_track()])
+    store.commit()
+    monkeypatch.undo()
+    other.record([_track()])  # unseen by the overlay, which still holds "u"
+    store.commit()
+    assert _tracks(other) == 3
+    other.close()
+    store.close()
+
+
+def test_a_rebuild_makes_buffered_states_fold_again(tmp_path: Path) -> None:
+    """States rebuilt by maintain() are not overwritten by an overlay that predates them."""
+    store = BufferedStore(SQLiteStore(tmp_path / "g.db"), interval=30)
+    store.record([_track(event="a")])
+    store.commit()
+    store.record([_track(event="b")])
+    counted = Aggregate(kind="count", event="a")
+    original = store.inner.maintain
+
+    def with_a_message_buffered_meanwhile(aggregates: Any) -> int:
+        store.record([_track(event="a")])  # folded before the rebuild: the count misses it
+        return original(aggregates)
+
+    store._inner.maintain = with_a_message_buffered_meanwhile  # type: ignore[method-assign]
+    assert store.maintain([counted]) == 1
+    store.commit()
+    user = store.inner.user("u")
+    assert user is not None
+    assert (user.tracks, user.aggregates[counted.key]) == (3, 2)
+    store.close()
+
+
+def test_kept_states_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``_KEEP`` states the committed ones go; reads take them from the file."""
+    monkeypatch.setattr("pqlsdk.stores.buffered._KEEP", 1)
+    store = BufferedStore(SQLiteStore(tmp_path / "h.db"), interval=30)
+    store.record([_track("u"), _group("v")])
+    store.commit()
+    assert (store._users, store._accounts, _tracks(store)) == ({}, {}, 1)
+    store.close()

@@ -448,7 +448,7 @@ def test_a_receiver_that_stays_down_is_given_up_on_after_the_budget(
     expected = ({"sent": 0, "failed": 1, "skipped": 0, "duplicates": 0}, True, True, False)
     assert expected == (
         alerter.stats(),
-        0.3 < took < 1.5,
+        0.3 < took < 4.5,  # the 0.4 s budget, not at once; the upper bound leaves room for load
         f"gave up on an alert to {host} after" in record.message
         and "(last: HTTP 503)" in record.message,
         "u_42" in caplog.text,

@@ -206,7 +206,7 @@ def test_rebuild_fills_only_states_that_exist(store: RedisStore) -> None:
 
 def test_endless_interference_ends_in_a_store_error(store: RedisStore) -> None:
     """A user whose key changes under every attempt fails within the timeout, not forever."""
-    impatient = RedisStore(store.client, prefix=store.prefix, contention_timeout=0.05)
+    impatient = RedisStore(store.client, prefix=store.prefix, contention_timeout=0.5)
     bystander = redis.Redis(connection_pool=store.client.connection_pool)
     calls = []
 

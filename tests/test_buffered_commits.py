@@ -194,3 +194,23 @@ def test_kept_states_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     store.commit()
     assert (store._users, store._accounts, _tracks(store)) == ({}, {}, 1)
     store.close()
+
+
+@pytest.mark.parametrize("reported", [True, False])
+def test_an_unreadable_file_at_an_idle_commit_drops_the_kept_states(
+    tmp_path: Path, reported: bool
+) -> None:
+    """The idle check cannot read the file: no raise, the fault reported, reads go to the file."""
+    faults: list[pqlsdk.StoreError] = []
+    store = BufferedStore(
+        SQLiteStore(tmp_path / "a.db"), interval=30, on_error=faults.append if reported else None
+    )
+    store.record([_track()])
+    store.commit()
+    assert _tracks(store) == 1  # kept in the overlay after its commit
+    for path in tmp_path.glob("a.db*"):
+        path.write_bytes(b"\xff" * path.stat().st_size)
+    assert store.commit() == 0
+    assert len(faults) == (1 if reported else 0)
+    with pytest.raises(pqlsdk.StoreError, match="not a database"):
+        store.user("u")

@@ -217,6 +217,7 @@ def test_store_faults_never_reach_the_page(
         conn = sqlite3.connect(tmp_path / "pqlsdk.db")
         conn.executescript("DROP TABLE users;")
         conn.close()
+        pql.flush()  # the client's next commit sees another connection changed the file
         browser = browser_of(users["trial"])
         assert "data-pqlsdk" not in browser.get("/page/").content.decode()
         assert moment_of(browser) is None

@@ -645,6 +645,9 @@ def test_a_broken_store_does_not_break_pages(tmp_path: Path, clock: pqlsdk.Fixed
     host.client.flush()
     for path in tmp_path.glob("pqlsdk.db*"):
         path.write_bytes(b"\xff" * path.stat().st_size)
+    # Until its next commit (within the buffer's interval) the client may answer
+    # from the states it wrote itself; a flush is that commit.
+    host.client.flush()
     page = host.get("/page", "tom")
     gated = host.get("/sso", "tina")
     body = {"moment": "trial_ending", "outcome": "dismissed"}

@@ -269,12 +269,9 @@ class BufferedStore:
             mark = 0 if follower is None else follower[0]()
             states = self._snapshot(batch)
             begun = self._updates
-            if not batch and (self._users or self._accounts):
-                # Idle: no commit will tell what others commit meanwhile; ask once.
-                now = self._inner.data_version()
-                if now != self._version:
-                    self._drop_kept()
-                    self._version = now
+            fault = None if batch else self._look_outside()
+        if fault is not None and self._on_error is not None:
+            self._on_error(fault)
         if not batch:
             if follower is not None:
                 follower[1](mark)
@@ -319,6 +316,24 @@ class BufferedStore:
         if self._on_commit is not None:
             self._on_commit(len(batch))
         return len(batch)
+
+    def _look_outside(self) -> StoreError | None:
+        """Idle: drop the kept states if another connection changed the file (lock held).
+
+        No commit will tell what others commit meanwhile, so ask once. A file
+        that cannot be asked drops them too: reads then go to it, and fail.
+        """
+        if not (self._users or self._accounts):
+            return None
+        try:
+            now: int | None = self._inner.data_version()
+            fault = None
+        except StoreError as exc:
+            now, fault = None, exc
+        if now is None or now != self._version:
+            self._drop_kept()
+            self._version = now
+        return fault
 
     def _snapshot(self, batch: list[_Entry]) -> Folded | None:
         """Return the overlay's states of ``batch``'s messages, if they can be written as they are.

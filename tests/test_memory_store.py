@@ -16,6 +16,7 @@ from pqlsdk import messages
 from pqlsdk._aggregates import Aggregate
 from pqlsdk.messages import Group, Identify, Message, Track
 from pqlsdk.stores import MemoryStore, memory
+from pqlsdk.stores._state import MomentRecord
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 PLAYBOOK = Path(__file__).resolve().parents[1] / "examples" / "rules" / "playbook.toml"
@@ -168,3 +169,25 @@ def test_cold_states_read_and_change_like_hot_ones(monkeypatch: pytest.MonkeyPat
     assert store.maintain([tally, Aggregate("count", "e", scope="account")]) == 2
     assert all(store.user(f"u{n}").aggregates == {tally.key: 1} for n in range(5))  # type: ignore[union-attr]
     assert repr(store) == "MemoryStore(users=5, messages=15)"
+
+
+def test_a_cold_state_is_its_fields_without_their_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encoded out of the hot set, a state drops its field names and reads back field for field."""
+    monkeypatch.setattr(memory, "_HOT", 1)
+    store = MemoryStore()
+    record(
+        store,
+        Identify(user_id="u", traits={"plan": "trial"}, timestamp=at(1)),
+        Group(user_id="u", group_id="a", traits={"employees": 5}, timestamp=at(2)),
+        Track(user_id="u", event="e", timestamp=at(3)),
+    )
+    store.update_user("u", lambda state: state.tiers.setdefault("m", "hot"))
+    store.update_user("u", lambda state: state.moments.append(MomentRecord(id="1", kind="k", at=5)))
+    store.update_account("a", lambda state: state.tiers.setdefault("m", "warm"))
+    assert store.maintain([Aggregate("count", "e"), Aggregate("count", "e", scope="account")]) == 2
+    user, account = store.user("u"), store.account("a")
+    # Only the distinct-valued states above stay hot: the next user and account push them out.
+    record(store, Group(user_id="v", group_id="b", timestamp=at(4)))
+    assert b"trait_times" not in store._users.cold["u"] + store._accounts.cold["a"]
+    assert store.user("u") == user
+    assert store.account("a") == account

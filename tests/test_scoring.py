@@ -14,7 +14,7 @@ import pytest
 import pqlsdk
 from pqlsdk import rules
 from pqlsdk._clock import micros
-from pqlsdk._scoring import standing
+from pqlsdk._scoring import facts_for, standing
 
 from .conftest import ROOT
 
@@ -488,3 +488,21 @@ def test_scoring_calls_once_per_signal_not_once_per_value(clock: pqlsdk.FixedClo
             sys.setprofile(None)
     assert (score, tier, passed) == (90.0, "burning", True)
     assert calls <= 7
+
+
+def test_derived_variables_are_computed_once_on_first_need() -> None:
+    """A moment's facts derive the score only when read, and only once however often read."""
+    calls: list[int] = []
+
+    def derive(_facts: object) -> dict[str, object]:
+        calls.append(1)
+        return {"score": 42}
+
+    facts = facts_for(None, None, 0, derive=derive, plan="trial")
+    assert (facts.variable("plan"), calls) == ("trial", [])
+    assert (facts.variable("score"), facts.variables()["score"], facts.variable("x")) == (
+        42,
+        42,
+        None,
+    )
+    assert len(calls) == 1

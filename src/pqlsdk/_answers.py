@@ -11,7 +11,8 @@ needs) are always raised.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import msgspec
 
@@ -26,6 +27,8 @@ from ._recording import Recorder
 from ._scoring import AccountScore, Score, score_account, score_subject
 from .rules import Rules
 from .stores import AccountState, UserState
+
+S = TypeVar("S", UserState, AccountState)
 
 __all__ = ["Answers"]
 
@@ -45,28 +48,22 @@ class Answers:
 
     def user(self, user_id: str | int) -> UserState | None:
         """See ``Client.user()``."""
-        try:
-            user_id = check_id(user_id, "user_id")
-        except InvalidIdError as exc:
-            self._faults.drop(exc.reason, exc)
-            return None
-        self._recorder.settle()
-        try:
-            return self._recorder.store.user(user_id)
-        except StoreError as exc:
-            self._faults.error(exc)
-            return None
+        return self._state("user_id", user_id, self._recorder.store.user)
 
     def account(self, account_id: str | int) -> AccountState | None:
         """See ``Client.account()``."""
+        return self._state("account_id", account_id, self._recorder.store.account)
+
+    def _state(self, name: str, raw: str | int, read: Callable[[str], S | None]) -> S | None:
+        """One subject's state: the id checked, pending messages applied, a fault contained."""
         try:
-            account_id = check_id(account_id, "account_id")
+            subject = check_id(raw, name)
         except InvalidIdError as exc:
             self._faults.drop(exc.reason, exc)
             return None
         self._recorder.settle()
         try:
-            return self._recorder.store.account(account_id)
+            return read(subject)
         except StoreError as exc:
             self._faults.error(exc)
             return None

@@ -74,9 +74,10 @@ end
 # after them. With ARGV[5] (µs the log keeps a message, as of the last prune), the
 # messageId set expires when its newest id would be pruned: when the user stops
 # writing, the set goes at the moment retention would have emptied it.
-# Replies {1, pending list...}, {0} when another writer came first, or {2} when
-# one of the ids is known after all (the writer folded without reading the ids:
-# it reads them and folds again).
+# Replies {1, older pending entries...}: the list before the entries just appended
+# (work a writer left, usually none; the caller has its own at hand), {0} when
+# another writer came first, or {2} when one of the ids is known after all (the
+# writer folded without reading the ids: it reads them and folds again).
 _FOLD_USER: Final = """
 if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return {0} end
 if ARGV[4] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4]) end
@@ -99,7 +100,7 @@ if count > 0 then
     redis.call('PEXPIREAT', KEYS[2], ends)
   end
 end
-local out = redis.call('LRANGE', KEYS[3], 0, -1)
+local out = redis.call('LRANGE', KEYS[3], 0, -(count + 1))
 table.insert(out, 1, 1)
 return out
 """

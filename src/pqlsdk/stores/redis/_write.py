@@ -60,7 +60,20 @@ class _Pending(msgspec.Struct, array_like=True, gc=False):
 _decode_pending = msgspec.msgpack.Decoder(_Pending).decode
 
 _Work = list[tuple[int, _Pending]]
-"""One member's pending entries for an account, by pending number, oldest first."""
+"""Pending entries by pending number, oldest first (one member's, for an account)."""
+
+
+class _Fold(NamedTuple):
+    """One user's step 1, computed and queued: what its reply is read against."""
+
+    new: int
+    """How many of the user's messages were new."""
+    accounts: list[str]
+    """The accounts they touch."""
+    user: UserState | None
+    """The user's state after them."""
+    entries: _Work
+    """The pending entries the write appends (at hand: the reply need not carry them)."""
 
 
 class _Folded(NamedTuple):
@@ -68,8 +81,8 @@ class _Folded(NamedTuple):
 
     new: int
     """How many of the user's messages were new."""
-    pending: list[bytes]
-    """The user's pending list after the write."""
+    pending: _Work
+    """The user's pending list after the write: work left before it, then its own."""
     reads: dict[str, _Read]
     """The accounts the new messages touch, as read right after the write."""
     user: UserState | None
@@ -160,18 +173,14 @@ class Write:
         except NoScriptError:  # the server lost its scripts: each user on its own, reloading
             replies = None
         accounts = {} if replies is None else _account_reads(replies[len(by_user) :], touching)
-        for i, ((user_id, items), (new, _, user)) in enumerate(
-            zip(by_user.items(), touched, strict=True)
-        ):
-            answer = None if replies is None else _answer(replies[i], new, accounts, user_id, user)
+        for i, ((user_id, items), fold) in enumerate(zip(by_user.items(), touched, strict=True)):
+            answer = None if replies is None else _answer(replies[i], fold, accounts, user_id)
             folded[user_id] = (
                 answer if answer is not None else self.fold_user(user_id, items, queue=queue)
             )
         return folded
 
-    def _read_accounts(
-        self, pipe: Any, folds: Iterable[tuple[str, tuple[int, list[str], UserState | None]]]
-    ) -> dict[str, list[str]]:
+    def _read_accounts(self, pipe: Any, folds: Iterable[tuple[str, _Fold]]) -> dict[str, list[str]]:
         """Queue a read of each account the users' new messages touch, after their writes.
 
         Each account is read once for the whole chunk (its state and version,
@@ -179,8 +188,8 @@ class Write:
         of its own. Returns the users writing to each account, in reply order.
         """
         touching: dict[str, list[str]] = {}
-        for user_id, (_, accounts, _) in folds:
-            for account_id in accounts:
+        for user_id, fold in folds:
+            for account_id in fold.accounts:
                 touching.setdefault(account_id, []).append(user_id)
         for account_id, users in touching.items():
             pipe.hmget(self._keys.account(account_id), "s", "v")
@@ -228,26 +237,22 @@ class Write:
             touching = self._read_accounts(pipe, [(user_id, fold)])
             replies = pipe.execute()
             accounts = _account_reads(replies[1:], touching)
-            answer = _answer(replies[0], fold[0], accounts, user_id, fold[2])
+            answer = _answer(replies[0], fold, accounts, user_id)
             return (False, _NOT_WRITTEN) if answer is None else (True, answer)
 
         return self._server.optimistic(self._keys.user(user_id), attempt)
 
     def _fold(
         self, pipe: Any, user_id: str, items: list[Record], read: list[Any], *, queue: bool
-    ) -> tuple[int, list[str], UserState | None]:
-        """Fold the new messages into the user as ``read``; queue the version-checked write.
-
-        Returns how many messages were new, the accounts they touch and the
-        user's state after them.
-        """
+    ) -> _Fold:
+        """Fold the new messages into the user as ``read``; queue the version-checked write."""
         (raw, version, seq), known = read
         user_key, ids_key = self._keys.user(user_id), self._keys.user(user_id, ":ids")
         pending_key = self._keys.user(user_id, ":pending")
         aggregates = self._log.aggregates
         user = None if raw is None else decode_user(raw)
         number = int(seq or 0)
-        entries: list[bytes] = []
+        entries: _Work = []
         times: dict[str, int] = {}
         touched: dict[str, None] = {}
 
@@ -274,10 +279,7 @@ class Write:
             member = HEADER.pack(at + BIAS, self._stamp()) + data
             accounts = [account.account_id for account in changes.accounts]
             touched.update(dict.fromkeys(accounts))
-            entries.append(
-                f"{number:0{SEQ_WIDTH}x}".encode()
-                + encode(_Pending(member, before, accounts, queue))
-            )
+            entries.append((number, _Pending(member, before, accounts, queue)))
             times[message.message_id] = at
         args = [
             version or 0,
@@ -287,10 +289,10 @@ class Write:
             "" if self._log.keep is None else self._log.keep,
             len(entries),
             *(part for item in times.items() for part in item),
-            *entries,
+            *(_seq(n) + encode(entry) for n, entry in entries),
         ]
         self._server.eval(pipe, "fold_user", [user_key, ids_key, pending_key], args)
-        return len(entries), list(touched), user
+        return _Fold(len(entries), list(touched), user, entries)
 
     def drain(self, folded: dict[str, _Folded]) -> dict[str, AccountState]:
         """Apply the users' pending entries to their accounts (step 2), then the log (step 3).
@@ -302,12 +304,9 @@ class Write:
         log_args: list[bytes] = []
         trims: list[tuple[str, bytes]] = []
         accounts: dict[str, dict[str, tuple[_Work, _Read | None]]] = {}
-        for user_id, (_, pending, reads, _) in folded.items():
-            if not pending:
+        for user_id, (_, entries, reads, _) in folded.items():
+            if not entries:
                 continue
-            entries = [
-                (int(item[:SEQ_WIDTH], 16), _decode_pending(item[SEQ_WIDTH:])) for item in pending
-            ]
             for number, entry in entries:
                 for account_id in dict.fromkeys(entry.accounts):
                     members = accounts.setdefault(account_id, {})
@@ -318,7 +317,7 @@ class Write:
                 (entry.member, b"1" if entry.queue else b"0") for _, entry in entries
             )
             log_args.extend(part for pair in logged for part in pair)
-            trims.append((self._keys.user(user_id, ":pending"), pending[-1][:SEQ_WIDTH]))
+            trims.append((self._keys.user(user_id, ":pending"), _seq(entries[-1][0])))
         states = self.apply_accounts(accounts)
         self.after("accounts")
         if not trims:
@@ -458,11 +457,7 @@ def _account_reads(
 
 
 def _answer(
-    written: list[Any],
-    new: int,
-    accounts: dict[str, dict[str, _Read]],
-    user_id: str,
-    user: UserState | None,
+    written: list[Any], fold: _Fold, accounts: dict[str, dict[str, _Read]], user_id: str
 ) -> _Folded | None:
     """Read one user's step-1 write and the accounts read after it.
 
@@ -471,7 +466,15 @@ def _answer(
     """
     if written[0] != 1:
         return None
-    return _Folded(new, written[1:], accounts.get(user_id, {}), user if new else None)
+    left = [(int(item[:SEQ_WIDTH], 16), _decode_pending(item[SEQ_WIDTH:])) for item in written[1:]]
+    return _Folded(
+        fold.new, left + fold.entries, accounts.get(user_id, {}), fold.user if fold.new else None
+    )
+
+
+def _seq(number: int) -> bytes:
+    """Return a pending number as it heads its entry: fixed-width hex, byte order number order."""
+    return f"{number:0{SEQ_WIDTH}x}".encode()
 
 
 def _stand_in(account_id: str, user_id: str) -> AccountState:

@@ -187,30 +187,49 @@ class BufferedStore:
                 # another connection moves it (see ``_commit``).
                 self._version = self._inner.data_version()
             overdue = time.monotonic() - self._oldest >= self._interval
-            waiting = self._waiting
-            for message, data in records:
-                mid = message.message_id
-                if mid in self._buffered_ids or (
-                    mid in self._logged if mid in self._asked else self._inner.has_message(mid)
-                ):
-                    continue  # recording is idempotent, buffered or not
-                self._buffered_ids.add(message.message_id)
-                changes = apply(message, self._load_user, self._load_account, self.aggregates)
-                touched: list[_Key] = []
-                for user in changes.users:
-                    self._users[user.user_id] = encode(user)
-                    touched.append("u" + user.user_id)
-                for account in changes.accounts:
-                    self._accounts[account.account_id] = encode(account)
-                    touched.append("a" + account.account_id)
-                for key in touched:
-                    waiting[key] = waiting.get(key, 0) + 1
-                entry = (mid, data, tuple(touched), message.subject, micros(message.timestamp))
-                self._buffer.append(entry)
-                if written is not None:
-                    written.users.update((user.user_id, user) for user in changes.users)
-                    written.accounts.update((a.account_id, a) for a in changes.accounts)
-                added += 1
+            waiting, buffered_ids, buffer = self._waiting, self._buffered_ids, self._buffer
+            asked, logged, has_message = self._asked, self._logged, self._inner.has_message
+            aggregates = self._inner.aggregates
+            # The states this call changed, decoded once and encoded once when it
+            # ends (the lock is held throughout: nobody sees them in between).
+            users: dict[str, UserState] = {}
+            accounts: dict[str, AccountState] = {}
+
+            def load_user(user_id: str) -> UserState | None:
+                found = users.get(user_id)
+                return self._load_user(user_id) if found is None else found
+
+            def load_account(account_id: str) -> AccountState | None:
+                found = accounts.get(account_id)
+                return self._load_account(account_id) if found is None else found
+
+            try:
+                for message, data in records:
+                    mid = message.message_id
+                    if mid in buffered_ids or (mid in logged if mid in asked else has_message(mid)):
+                        continue  # recording is idempotent, buffered or not
+                    buffered_ids.add(mid)
+                    changes = apply(message, load_user, load_account, aggregates)
+                    touched: list[_Key] = []
+                    for user in changes.users:
+                        users[user.user_id] = user
+                        touched.append("u" + user.user_id)
+                    for account in changes.accounts:
+                        accounts[account.account_id] = account
+                        touched.append("a" + account.account_id)
+                    for key in touched:
+                        waiting[key] = waiting.get(key, 0) + 1
+                    at = micros(message.timestamp)
+                    buffer.append((mid, data, tuple(touched), message.subject, at))
+                    added += 1
+            finally:  # a read that failed midway: what was buffered keeps its states
+                for user_id, user in users.items():
+                    self._users[user_id] = encode(user)
+                for account_id, account in accounts.items():
+                    self._accounts[account_id] = encode(account)
+            if written is not None:
+                written.users.update(users)
+                written.accounts.update(accounts)
             self._ensure_writer()
             install_sigterm()
         if overdue:

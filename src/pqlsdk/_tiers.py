@@ -356,7 +356,7 @@ def detect_crossings(
                 if theirs is None:
                     theirs = facts_from(None, account, now, {"user_id": None})
                 facts = theirs
-            if _cross(store, moments, model, user, account, facts, now=now, report=report):
+            if _cross(store, moments, model, user, account, facts=facts, now=now, report=report):
                 moved.add(model.name)
         if account is None:
             continue
@@ -408,8 +408,8 @@ def _cross(
     model: Model,
     user: UserState,
     account: AccountState | None,
-    facts: Facts,
     *,
+    facts: Facts,
     now: int,
     report: Callable[[TierChange], None],
 ) -> bool:

@@ -62,7 +62,7 @@ from .._exceptions import StoreError
 from .._lifecycle import COMMIT, install_sigterm, unwatch, watch
 from ..messages import Message
 from ._base import Record, T, Written
-from ._outbox import SQLiteOutbox
+from ._buffered_parts import FileCalls, Held
 from ._state import AccountState, UserState, apply, decode_account, decode_user, encode
 from .sqlite import Folded, SQLiteStore
 
@@ -80,7 +80,7 @@ _Entry = tuple[str, bytes, tuple[_Key, ...], str, int]
 its timestamp (µs), as the log keeps them."""
 
 
-class BufferedStore:
+class BufferedStore(Held, FileCalls):
     """A ``Store`` that buffers writes in memory and commits them in batches.
 
     Added in version 0.1.0.
@@ -133,6 +133,11 @@ class BufferedStore:
         # since), until the next look-up.
         self._asked: set[str] = set()
         self._logged: set[str] = set()
+        # States decoded by ``record()`` while a thread holds them (``hold()``), newer
+        # than their bytes in ``_users`` / ``_accounts`` until released or flushed.
+        self._holder: int | None = None
+        self._held_users: dict[str, UserState] = {}
+        self._held_accounts: dict[str, AccountState] = {}
         self._thread: threading.Thread | None = None
         self._oldest: float | None = None  # monotonic time the oldest buffered message came
 
@@ -146,30 +151,6 @@ class BufferedStore:
         Added in version 0.1.0.
         """
         self._follower = (mark, durable)
-
-    @property
-    def inner(self) -> SQLiteStore:
-        """The SQLite store commits go to.
-
-        Added in version 0.1.0.
-        """
-        return self._inner
-
-    @property
-    def url(self) -> str:
-        """The inner store's URL.
-
-        Added in version 0.1.0.
-        """
-        return self._inner.url
-
-    @property
-    def aggregates(self) -> frozenset[Aggregate]:
-        """The aggregates the inner store keeps.
-
-        Added in version 0.1.0.
-        """
-        return self._inner.aggregates
 
     def record(
         self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
@@ -191,10 +172,15 @@ class BufferedStore:
             waiting, buffered_ids, buffer = self._waiting, self._buffered_ids, self._buffer
             asked, logged, has_message = self._asked, self._logged, self._inner.has_message
             aggregates = self._inner.aggregates
-            # The states this call changed, decoded once and encoded once when it
-            # ends (the lock is held throughout: nobody sees them in between).
-            users: dict[str, UserState] = {}
-            accounts: dict[str, AccountState] = {}
+            # The states recording changes, decoded once: while this thread holds
+            # them (``hold()``) they stay objects across calls, else they are encoded
+            # when the call ends (the lock is held throughout: nobody sees them between).
+            holding = self._holder == threading.get_ident()
+            if not holding:
+                self._release_held()  # another thread's: as bytes, for this call to read
+            users, accounts = self._held_users, self._held_accounts
+            mine_users: dict[str, UserState] = {}
+            mine_accounts: dict[str, AccountState] = {}
 
             def load_user(user_id: str) -> UserState | None:
                 found = users.get(user_id)
@@ -213,10 +199,10 @@ class BufferedStore:
                     changes = apply(message, load_user, load_account, aggregates)
                     touched: list[_Key] = []
                     for user in changes.users:
-                        users[user.user_id] = user
+                        users[user.user_id] = mine_users[user.user_id] = user
                         touched.append("u" + user.user_id)
                     for account in changes.accounts:
-                        accounts[account.account_id] = account
+                        accounts[account.account_id] = mine_accounts[account.account_id] = account
                         touched.append("a" + account.account_id)
                     for key in touched:
                         waiting[key] = waiting.get(key, 0) + 1
@@ -224,13 +210,11 @@ class BufferedStore:
                     buffer.append((mid, data, tuple(touched), message.subject, at))
                     added += 1
             finally:  # a read that failed midway: what was buffered keeps its states
-                for user_id, user in users.items():
-                    self._users[user_id] = encode(user)
-                for account_id, account in accounts.items():
-                    self._accounts[account_id] = encode(account)
+                if not holding:
+                    self._release_held()
             if written is not None:
-                written.users.update(users)
-                written.accounts.update(accounts)
+                written.users.update(mine_users)
+                written.accounts.update(mine_accounts)
             self._ensure_writer()
             install_sigterm()
         if overdue:
@@ -287,6 +271,7 @@ class BufferedStore:
             self._oldest = None
             follower = self._follower
             mark = 0 if follower is None else follower[0]()
+            self._flush_held()
             states = self._snapshot(batch)
             begun = self._updates
             fault = None if batch else self._look_outside()
@@ -394,18 +379,24 @@ class BufferedStore:
     def _drop_kept(self) -> None:
         """Drop the overlay states no buffered message needs: reads go to the file (lock held)."""
         waiting = self._waiting
-        for user_id in [k for k in self._users if "u" + k not in waiting]:
-            del self._users[user_id]
-        for account_id in [k for k in self._accounts if "a" + k not in waiting]:
-            del self._accounts[account_id]
+        for user_id in [k for k in (*self._users, *self._held_users) if "u" + k not in waiting]:
+            self._users.pop(user_id, None)
+            self._held_users.pop(user_id, None)
+        for account_id in [
+            k for k in (*self._accounts, *self._held_accounts) if "a" + k not in waiting
+        ]:
+            self._accounts.pop(account_id, None)
+            self._held_accounts.pop(account_id, None)
 
     def _drop(self, key: _Key) -> None:
         self._waiting.pop(key, None)
         self._inexact.discard(key)
         if key[0] == "u":
             self._users.pop(key[1:], None)
+            self._held_users.pop(key[1:], None)
         else:
             self._accounts.pop(key[1:], None)
+            self._held_accounts.pop(key[1:], None)
 
     def _ensure_writer(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -449,7 +440,8 @@ class BufferedStore:
         Added in version 0.1.0.
         """
         with self._lock:
-            found = self._users.get(user_id)
+            held = self._held_users.get(user_id)
+            found = self._users.get(user_id) if held is None else encode(held)  # a copy
         return self._inner.user(user_id) if found is None else decode_user(found)
 
     def account(self, account_id: str) -> AccountState | None:
@@ -458,7 +450,8 @@ class BufferedStore:
         Added in version 0.1.0.
         """
         with self._lock:
-            found = self._accounts.get(account_id)
+            held = self._held_accounts.get(account_id)
+            found = self._accounts.get(account_id) if held is None else encode(held)  # a copy
         return self._inner.account(account_id) if found is None else decode_account(found)
 
     def maintain(self, aggregates: Iterable[Aggregate]) -> int:
@@ -518,9 +511,16 @@ class BufferedStore:
         try:
             result = update(key, keep)
             with self._lock:
+                held: UserState | AccountState | None = (
+                    self._held_users if kind == "u" else self._held_accounts
+                ).get(key)
                 states = self._users if kind == "u" else self._accounts
                 found = states.get(key)
-                if found is not None:
+                if held is not None:  # newer than its bytes, which the release replaces
+                    if isinstance(held, UserState):
+                        held.moments = written[-1].moments
+                    held.tiers = written[-1].tiers
+                elif found is not None:
                     mine: UserState | AccountState
                     if kind == "u":
                         mine = decode_user(found)
@@ -557,52 +557,6 @@ class BufferedStore:
         """
         self.commit()
         return self._inner.prune(before)
-
-    def enqueue(self, messages: Iterable[bytes]) -> None:
-        """Queue pqlsdk's own records for the collector (committed at once).
-
-        Added in version 0.1.0.
-        """
-        self._inner.enqueue(messages)
-
-    def lease(
-        self, max_count: int, max_bytes: int, *, now: float, until: float
-    ) -> list[tuple[int, bytes]]:
-        """Lease committed outbox rows.
-
-        Added in version 0.1.0.
-        """
-        return self._inner.lease(max_count, max_bytes, now=now, until=until)
-
-    def take_over_leases(self, now: float) -> dict[str, int]:
-        """End the leases of senders that died on this host.
-
-        Added in version 0.1.0.
-        """
-        return self._inner.take_over_leases(now)
-
-    def unlease(self, keys: Iterable[int], *, delete: bool) -> None:
-        """End leases on outbox rows.
-
-        Added in version 0.1.0.
-        """
-        self._inner.unlease(keys, delete=delete)
-
-    def outbox_size(self) -> int:
-        """Count committed outbox rows plus buffered messages bound for the outbox.
-
-        Added in version 0.1.0.
-        """
-        with self._lock:
-            buffered = len(self._buffer) if self._outbox else 0
-        return self._inner.outbox_size() + buffered
-
-    def outbox(self, *, lease: float) -> SQLiteOutbox:
-        """Return the SQLite store's outbox table, counting messages still buffered for it.
-
-        Added in version 0.1.0.
-        """
-        return SQLiteOutbox(self, lease=lease)
 
     def close(self) -> None:
         """Commit what is buffered, stop the writer and close the inner store.

@@ -10,7 +10,7 @@ What a commit writes: the overlay already holds each state with the buffered
 messages folded in, so when nothing else wrote to the file since this store's
 last commit (SQLite's ``data_version`` tells another connection's commits; the
 store knows its own updates and rebuilds), the overlay's states are written as
-they are: one ``executemany`` per table, no message decoded or applied again.
+they are: one multi-row insert per table, no message decoded or applied again.
 Otherwise the writer re-applies the messages to the states *as committed*,
 inside the transaction, so updates from other processes sharing the file are
 never overwritten. States stay in the overlay after their commit while no

@@ -37,17 +37,13 @@ class Held:
         users, each followed by its tier checks), and a user or an account
         comes back in most of them: held, each is decoded once and encoded
         once per chunk rather than once per call. Held objects live for the
-        chunk only (milliseconds: see the module's docstring on the collector),
+        chunk only (milliseconds: ``stores.buffered`` says why the overlay keeps bytes),
         and every other reader of the overlay takes them into account.
 
         Added in version 0.1.0.
         """
-        me = threading.get_ident()
-        with self._lock:
-            if self._holder == me:  # nested: the outer block releases them
-                yield
-                return
-            self._holder = me
+        with self._lock:  # not nested: the intake applies one chunk at a time
+            self._holder = threading.get_ident()
         try:
             yield
         finally:

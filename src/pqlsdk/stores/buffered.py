@@ -171,7 +171,7 @@ class BufferedStore(Held, FileCalls):
             overdue = time.monotonic() - self._oldest >= self._interval
             waiting, buffered_ids, buffer = self._waiting, self._buffered_ids, self._buffer
             asked, logged, has_message = self._asked, self._logged, self._inner.has_message
-            aggregates = self._inner.aggregates
+            aggregates = self.aggregates
             # The states recording changes, decoded once: while this thread holds
             # them (``hold()``) they stay objects across calls, else they are encoded
             # when the call ends (the lock is held throughout: nobody sees them between).

@@ -334,6 +334,7 @@ def detect_crossings(
     """
     states = _States(store, written)
     models = tuple(rules.models.values())
+    by_account = any(model.subject == "account" for model in models)
     moments = rules.moments
     for user_id in user_ids:
         user = states.user(user_id)
@@ -342,19 +343,17 @@ def detect_crossings(
         account = None if user.account_id is None else states.account(user.account_id)
         # One set of facts per subject kind, shared by its models: a standing
         # reads no variables (``Model._standing``), only the states and ``now``.
-        mine: Facts | None = None
-        theirs: Facts | None = None
+        mine = facts_from(user, account, now, {"user_id": user_id})
+        theirs = None
+        if account is not None and by_account:
+            theirs = facts_from(None, account, now, {"user_id": None})
         moved = set()
         for model in models:
             if model.subject == "user":
-                if mine is None:
-                    mine = facts_from(user, account, now, {"user_id": user_id})
                 facts = mine
-            elif account is None:
+            elif theirs is None:
                 continue
             else:
-                if theirs is None:
-                    theirs = facts_from(None, account, now, {"user_id": None})
                 facts = theirs
             if _cross(store, moments, model, user, account, facts=facts, now=now, report=report):
                 moved.add(model.name)

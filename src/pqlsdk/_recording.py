@@ -288,19 +288,22 @@ class Recorder:
         burning), in message order.
         """
         records = [(decode_checked(data), data) for data in chunk]
+        held: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if isinstance(self.store, BufferedStore):
             # On a fault each record asks for itself, and counts its own fault.
             with contextlib.suppress(StoreError):
                 self.store.look_up([message.message_id for message, _ in records])
-        run: list[tuple[Message, bytes]] = []
-        subjects: set[str] = set()
-        for record in records:
-            if record[0].subject in subjects:
-                self.write(run)
-                run, subjects = [], set()
-            run.append(record)
-            subjects.add(record[0].subject)
-        self.write(run)
+            held = self.store.hold()  # each state decoded and encoded once per chunk
+        with held:
+            run: list[tuple[Message, bytes]] = []
+            subjects: set[str] = set()
+            for record in records:
+                if record[0].subject in subjects:
+                    self.write(run)
+                    run, subjects = [], set()
+                run.append(record)
+                subjects.add(record[0].subject)
+            self.write(run)
 
     def write(self, records: list[tuple[Message, bytes]]) -> int:
         """Record checked messages in one store call, and what follows; return how many were new."""

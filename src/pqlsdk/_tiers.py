@@ -26,8 +26,9 @@ from typing import Any, Final, Literal
 import msgspec
 
 from ._clock import from_micros
-from ._scoring import Reason, Score, plain, score_subject, standing
+from ._scoring import Reason, Score, facts_from, plain, score_subject, standing
 from .messages import Track
+from .rules._facts import Facts
 from .rules._model import PQA, Model, Moments, Rules
 from .stores import AccountState, MomentRecord, Store, Subject, UserState, Written
 
@@ -332,17 +333,30 @@ def detect_crossings(
     the caller counts it.
     """
     states = _States(store, written)
+    models = tuple(rules.models.values())
+    by_account = any(model.subject == "account" for model in models)
+    moments = rules.moments
     for user_id in user_ids:
         user = states.user(user_id)
         if user is None:  # pragma: no cover - a user just recorded has state
             continue
         account = None if user.account_id is None else states.account(user.account_id)
-        moved = {
-            model.name
-            for model in rules.models.values()
-            if (model.subject == "user" or account is not None)
-            and _cross(store, rules.moments, model, user, account, now=now, report=report)
-        }
+        # One set of facts per subject kind, shared by its models: a standing
+        # reads no variables (``Model._standing``), only the states and ``now``.
+        mine = facts_from(user, account, now, {"user_id": user_id})
+        theirs = None
+        if account is not None and by_account:
+            theirs = facts_from(None, account, now, {"user_id": None})
+        moved = set()
+        for model in models:
+            if model.subject == "user":
+                facts = mine
+            elif theirs is None:
+                continue
+            else:
+                facts = theirs
+            if _cross(store, moments, model, user, account, facts=facts, now=now, report=report):
+                moved.add(model.name)
         if account is None:
             continue
         pqa = rules.pqa
@@ -394,13 +408,15 @@ def _cross(
     user: UserState,
     account: AccountState | None,
     *,
+    facts: Facts,
     now: int,
     report: Callable[[TierChange], None],
 ) -> bool:
     """Report a crossing of ``model``'s tiers by the user (or their account).
 
     Return whether the remembered tier changed (a first placement included).
-    ``moments`` (those of the same rules as ``model``) title the moments seen.
+    ``moments`` (those of the same rules as ``model``) title the moments seen;
+    ``facts`` are the subject's at ``now``.
     """
     subject: Literal["user", "account"] = "user"
     scored: UserState | None = user
@@ -413,7 +429,7 @@ def _cross(
             None,
         )
     before = remembered.get(model.name)
-    tier = standing(model, subject_id, scored, account, now)[1]
+    tier = model._standing(facts)[1]
     if tier == before or not swap_tier(
         store, subject, subject_id, model.name, expected=before, tier=tier
     ):

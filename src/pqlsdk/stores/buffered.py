@@ -10,7 +10,7 @@ What a commit writes: the overlay already holds each state with the buffered
 messages folded in, so when nothing else wrote to the file since this store's
 last commit (SQLite's ``data_version`` tells another connection's commits; the
 store knows its own updates and rebuilds), the overlay's states are written as
-they are: one ``executemany`` per table, no message decoded or applied again.
+they are: one multi-row insert per table, no message decoded or applied again.
 Otherwise the writer re-applies the messages to the states *as committed*,
 inside the transaction, so updates from other processes sharing the file are
 never overwritten. States stay in the overlay after their commit while no
@@ -62,7 +62,7 @@ from .._exceptions import StoreError
 from .._lifecycle import COMMIT, install_sigterm, unwatch, watch
 from ..messages import Message
 from ._base import Record, T, Written
-from ._outbox import SQLiteOutbox
+from ._buffered_parts import FileCalls, Held
 from ._state import AccountState, UserState, apply, decode_account, decode_user, encode
 from .sqlite import Folded, SQLiteStore
 
@@ -80,7 +80,7 @@ _Entry = tuple[str, bytes, tuple[_Key, ...], str, int]
 its timestamp (µs), as the log keeps them."""
 
 
-class BufferedStore:
+class BufferedStore(Held, FileCalls):
     """A ``Store`` that buffers writes in memory and commits them in batches.
 
     Added in version 0.1.0.
@@ -129,9 +129,15 @@ class BufferedStore:
         self._version: int | None = None  # the file's data_version as of the last commit
         self._updates = self._updated = 0  # update_user() / update_account() begun, ended
         self._buffered_ids: set[str] = set()
-        # Ids looked up at once by ``look_up()`` (asked, and found in the file), until a commit.
+        # Ids looked up at once by ``look_up()`` (asked, and found in the file or committed
+        # since), until the next look-up.
         self._asked: set[str] = set()
         self._logged: set[str] = set()
+        # States decoded by ``record()`` while a thread holds them (``hold()``), newer
+        # than their bytes in ``_users`` / ``_accounts`` until released or flushed.
+        self._holder: int | None = None
+        self._held_users: dict[str, UserState] = {}
+        self._held_accounts: dict[str, AccountState] = {}
         self._thread: threading.Thread | None = None
         self._oldest: float | None = None  # monotonic time the oldest buffered message came
 
@@ -145,30 +151,6 @@ class BufferedStore:
         Added in version 0.1.0.
         """
         self._follower = (mark, durable)
-
-    @property
-    def inner(self) -> SQLiteStore:
-        """The SQLite store commits go to.
-
-        Added in version 0.1.0.
-        """
-        return self._inner
-
-    @property
-    def url(self) -> str:
-        """The inner store's URL.
-
-        Added in version 0.1.0.
-        """
-        return self._inner.url
-
-    @property
-    def aggregates(self) -> frozenset[Aggregate]:
-        """The aggregates the inner store keeps.
-
-        Added in version 0.1.0.
-        """
-        return self._inner.aggregates
 
     def record(
         self, records: Iterable[Record], *, outbox: bool = False, written: Written | None = None
@@ -187,30 +169,52 @@ class BufferedStore:
                 # another connection moves it (see ``_commit``).
                 self._version = self._inner.data_version()
             overdue = time.monotonic() - self._oldest >= self._interval
-            waiting = self._waiting
-            for message, data in records:
-                mid = message.message_id
-                if mid in self._buffered_ids or (
-                    mid in self._logged if mid in self._asked else self._inner.has_message(mid)
-                ):
-                    continue  # recording is idempotent, buffered or not
-                self._buffered_ids.add(message.message_id)
-                changes = apply(message, self._load_user, self._load_account, self.aggregates)
-                touched: list[_Key] = []
-                for user in changes.users:
-                    self._users[user.user_id] = encode(user)
-                    touched.append("u" + user.user_id)
-                for account in changes.accounts:
-                    self._accounts[account.account_id] = encode(account)
-                    touched.append("a" + account.account_id)
-                for key in touched:
-                    waiting[key] = waiting.get(key, 0) + 1
-                entry = (mid, data, tuple(touched), message.subject, micros(message.timestamp))
-                self._buffer.append(entry)
-                if written is not None:
-                    written.users.update((user.user_id, user) for user in changes.users)
-                    written.accounts.update((a.account_id, a) for a in changes.accounts)
-                added += 1
+            waiting, buffered_ids, buffer = self._waiting, self._buffered_ids, self._buffer
+            asked, logged, has_message = self._asked, self._logged, self._inner.has_message
+            aggregates = self.aggregates
+            # The states recording changes, decoded once: while this thread holds
+            # them (``hold()``) they stay objects across calls, else they are encoded
+            # when the call ends (the lock is held throughout: nobody sees them between).
+            holding = self._holder == threading.get_ident()
+            if not holding:
+                self._release_held()  # another thread's: as bytes, for this call to read
+            users, accounts = self._held_users, self._held_accounts
+            mine_users: dict[str, UserState] = {}
+            mine_accounts: dict[str, AccountState] = {}
+
+            def load_user(user_id: str) -> UserState | None:
+                found = users.get(user_id)
+                return self._load_user(user_id) if found is None else found
+
+            def load_account(account_id: str) -> AccountState | None:
+                found = accounts.get(account_id)
+                return self._load_account(account_id) if found is None else found
+
+            try:
+                for message, data in records:
+                    mid = message.message_id
+                    if mid in buffered_ids or (mid in logged if mid in asked else has_message(mid)):
+                        continue  # recording is idempotent, buffered or not
+                    buffered_ids.add(mid)
+                    changes = apply(message, load_user, load_account, aggregates)
+                    touched: list[_Key] = []
+                    for user in changes.users:
+                        users[user.user_id] = mine_users[user.user_id] = user
+                        touched.append("u" + user.user_id)
+                    for account in changes.accounts:
+                        accounts[account.account_id] = mine_accounts[account.account_id] = account
+                        touched.append("a" + account.account_id)
+                    for key in touched:
+                        waiting[key] = waiting.get(key, 0) + 1
+                    at = micros(message.timestamp)
+                    buffer.append((mid, data, tuple(touched), message.subject, at))
+                    added += 1
+            finally:  # a read that failed midway: what was buffered keeps its states
+                if not holding:
+                    self._release_held()
+            if written is not None:
+                written.users.update(mine_users)
+                written.accounts.update(mine_accounts)
             self._ensure_writer()
             install_sigterm()
         if overdue:
@@ -222,7 +226,8 @@ class BufferedStore:
 
         The intake records a chunk of messages one at a time (each its own tier
         check); one query for the chunk replaces one per message. The answers
-        hold until the next commit (after it, the file is asked again).
+        hold until the next call (a commit meanwhile adds the ids it logged, so a
+        commit by the writer thread amid the chunk costs no query per message).
 
         Added in version 0.1.0.
         """
@@ -264,9 +269,9 @@ class BufferedStore:
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._oldest = None
-            self._asked, self._logged = set(), set()
             follower = self._follower
             mark = 0 if follower is None else follower[0]()
+            self._flush_held()
             states = self._snapshot(batch)
             begun = self._updates
             fault = None if batch else self._look_outside()
@@ -304,6 +309,8 @@ class BufferedStore:
             return 0
         with self._lock:
             foreign = version != self._version
+            asked, logged = self._asked, self._logged
+            logged.update(entry[0] for entry in batch if entry[0] in asked)
             self._forget(batch, keep=not foreign)
             if foreign:
                 # Another connection committed: what the overlay still holds may miss it.
@@ -372,18 +379,24 @@ class BufferedStore:
     def _drop_kept(self) -> None:
         """Drop the overlay states no buffered message needs: reads go to the file (lock held)."""
         waiting = self._waiting
-        for user_id in [k for k in self._users if "u" + k not in waiting]:
-            del self._users[user_id]
-        for account_id in [k for k in self._accounts if "a" + k not in waiting]:
-            del self._accounts[account_id]
+        for user_id in [k for k in (*self._users, *self._held_users) if "u" + k not in waiting]:
+            self._users.pop(user_id, None)
+            self._held_users.pop(user_id, None)
+        for account_id in [
+            k for k in (*self._accounts, *self._held_accounts) if "a" + k not in waiting
+        ]:
+            self._accounts.pop(account_id, None)
+            self._held_accounts.pop(account_id, None)
 
     def _drop(self, key: _Key) -> None:
         self._waiting.pop(key, None)
         self._inexact.discard(key)
         if key[0] == "u":
             self._users.pop(key[1:], None)
+            self._held_users.pop(key[1:], None)
         else:
             self._accounts.pop(key[1:], None)
+            self._held_accounts.pop(key[1:], None)
 
     def _ensure_writer(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -393,8 +406,31 @@ class BufferedStore:
             self._thread.start()
 
     def _write_loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        """Commit each batch once its oldest message is half an interval old.
+
+        Not ``interval`` after the last commit ended: a commit of a busy
+        interval's messages takes a good part of one, and the recording thread
+        commits inline once the oldest is ``interval`` old, which then happened
+        at nearly every commit of a burst, stalling the intake for the length
+        of the commit. Idle, the buffer is looked at every half interval and
+        ``commit()`` (which checks whether others changed the file) runs
+        about once per interval, as before.
+        """
+        half = self._interval / 2
+        idle_since = time.monotonic()
+        while not self._stop.wait(self._delay(half)):
+            oldest, now = self._oldest, time.monotonic()
+            if now - (idle_since if oldest is None else oldest) < (
+                2 * half if oldest is None else half
+            ):
+                continue
             self.commit()
+            idle_since = time.monotonic()
+
+    def _delay(self, half: float) -> float:
+        """How long the writer sleeps: until the oldest buffered message is ``half`` old."""
+        oldest = self._oldest
+        return half if oldest is None else max(0.0, oldest + half - time.monotonic())
 
     # -- reads see the overlay; everything else commits first -----------------
 
@@ -404,7 +440,8 @@ class BufferedStore:
         Added in version 0.1.0.
         """
         with self._lock:
-            found = self._users.get(user_id)
+            held = self._held_users.get(user_id)
+            found = self._users.get(user_id) if held is None else encode(held)  # a copy
         return self._inner.user(user_id) if found is None else decode_user(found)
 
     def account(self, account_id: str) -> AccountState | None:
@@ -413,7 +450,8 @@ class BufferedStore:
         Added in version 0.1.0.
         """
         with self._lock:
-            found = self._accounts.get(account_id)
+            held = self._held_accounts.get(account_id)
+            found = self._accounts.get(account_id) if held is None else encode(held)  # a copy
         return self._inner.account(account_id) if found is None else decode_account(found)
 
     def maintain(self, aggregates: Iterable[Aggregate]) -> int:
@@ -473,9 +511,16 @@ class BufferedStore:
         try:
             result = update(key, keep)
             with self._lock:
+                held: UserState | AccountState | None = (
+                    self._held_users if kind == "u" else self._held_accounts
+                ).get(key)
                 states = self._users if kind == "u" else self._accounts
                 found = states.get(key)
-                if found is not None:
+                if held is not None:  # newer than its bytes, which the release replaces
+                    if isinstance(held, UserState):
+                        held.moments = written[-1].moments
+                    held.tiers = written[-1].tiers
+                elif found is not None:
                     mine: UserState | AccountState
                     if kind == "u":
                         mine = decode_user(found)
@@ -512,52 +557,6 @@ class BufferedStore:
         """
         self.commit()
         return self._inner.prune(before)
-
-    def enqueue(self, messages: Iterable[bytes]) -> None:
-        """Queue pqlsdk's own records for the collector (committed at once).
-
-        Added in version 0.1.0.
-        """
-        self._inner.enqueue(messages)
-
-    def lease(
-        self, max_count: int, max_bytes: int, *, now: float, until: float
-    ) -> list[tuple[int, bytes]]:
-        """Lease committed outbox rows.
-
-        Added in version 0.1.0.
-        """
-        return self._inner.lease(max_count, max_bytes, now=now, until=until)
-
-    def take_over_leases(self, now: float) -> dict[str, int]:
-        """End the leases of senders that died on this host.
-
-        Added in version 0.1.0.
-        """
-        return self._inner.take_over_leases(now)
-
-    def unlease(self, keys: Iterable[int], *, delete: bool) -> None:
-        """End leases on outbox rows.
-
-        Added in version 0.1.0.
-        """
-        self._inner.unlease(keys, delete=delete)
-
-    def outbox_size(self) -> int:
-        """Count committed outbox rows plus buffered messages bound for the outbox.
-
-        Added in version 0.1.0.
-        """
-        with self._lock:
-            buffered = len(self._buffer) if self._outbox else 0
-        return self._inner.outbox_size() + buffered
-
-    def outbox(self, *, lease: float) -> SQLiteOutbox:
-        """Return the SQLite store's outbox table, counting messages still buffered for it.
-
-        Added in version 0.1.0.
-        """
-        return SQLiteOutbox(self, lease=lease)
 
     def close(self) -> None:
         """Commit what is buffered, stop the writer and close the inner store.

@@ -30,6 +30,7 @@ from .._liveness import gone, identity
 from ..messages import Message, decode, decode_checked
 from ._base import Record, Subject, T, Written
 from ._outbox import SQLiteOutbox
+from ._rows import each_in, insert_rows
 from ._state import (
     AccountState,
     UserState,
@@ -87,6 +88,9 @@ Added in version 0.1.0.
 
 _PAGE: Final = 1000
 _IDS: Final = 500
+_CACHE: Final = -8192
+"""The write connection's page cache, KiB (SQLite's default: 2 MiB). A commit inserts into the
+message-id index at random and the subject index once per user: with 8 MiB, a quarter less work."""
 """Message ids looked up per statement (SQLite allows 999 parameters at the least)."""
 _SELECT_STATE: Final = {
     "user": "SELECT state FROM users WHERE user_id = ?",
@@ -157,6 +161,7 @@ class SQLiteStore:
         # NORMAL in WAL mode is durable against process crashes (SIGKILL); only an
         # OS crash or power loss can lose the last transactions.
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size = {_CACHE}")  # see _CACHE
         self._migrate(conn)
         self._conn = conn
         return conn
@@ -222,7 +227,7 @@ class SQLiteStore:
         same transaction: recorded and queued, or neither. A buffered store
         commits thousands at once, so the statements are per table, not per
         message: one lookup of the ids already logged per ``_IDS`` messages,
-        then one ``executemany`` each for the log, the outbox and the states.
+        then one multi-row insert each for the log, the outbox and the states.
 
         Added in version 0.1.0.
         """
@@ -246,7 +251,7 @@ class SQLiteStore:
         ``folded()`` (asked under the write lock) still vouches for its
         states, the overlay's states are the file's states with these messages
         applied, so they are written as they are (msgpack blobs, one
-        ``executemany`` per table) and no message is decoded or applied again.
+        multi-row insert per table) and no message is decoded or applied again.
         Otherwise the messages are folded into the states as committed, as
         ``record()`` does. Returns how many were recorded and the
         ``data_version`` to pass next time.
@@ -262,20 +267,15 @@ class SQLiteStore:
             # Their ids were looked up when they were folded, and nothing was
             # committed since by anyone else: none of them is logged yet (and
             # if one were, ignoring it beats failing this commit at every retry).
-            conn.executemany(
-                "INSERT OR IGNORE INTO messages (message_id, subject, ts, body) "
-                "VALUES (?, ?, ?, ?)",
-                rows,
+            insert_rows(
+                conn, "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)", rows
             )
             if outbox:
-                conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(r[3],) for r in rows])
+                insert_rows(conn, "INSERT INTO outbox (body)", [(r[3],) for r in rows])
             users, accounts = states
-            conn.executemany(
-                "INSERT OR REPLACE INTO users (user_id, state) VALUES (?, ?)", users.items()
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO accounts (account_id, state) VALUES (?, ?)",
-                accounts.items(),
+            insert_rows(conn, "INSERT OR REPLACE INTO users (user_id, state)", users.items())
+            insert_rows(
+                conn, "INSERT OR REPLACE INTO accounts (account_id, state)", accounts.items()
             )
             return len(rows), now
 
@@ -306,12 +306,13 @@ class SQLiteStore:
             if record[0].message_id not in seen:  # not logged, nor earlier in this batch
                 seen.add(record[0].message_id)
                 new.append(record)
-        conn.executemany(
-            "INSERT OR IGNORE INTO messages (message_id, subject, ts, body) VALUES (?, ?, ?, ?)",
+        insert_rows(
+            conn,
+            "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)",
             [(m.message_id, m.subject, micros(m.timestamp), data) for m, data in new],
         )
         if outbox:
-            conn.executemany("INSERT INTO outbox (body) VALUES (?)", [(d,) for _, d in new])
+            insert_rows(conn, "INSERT INTO outbox (body)", [(d,) for _, d in new])
         for message, _ in new:
             changes = apply(message, load_user, load_account, aggregates)
             for user in changes.users:
@@ -486,10 +487,12 @@ class SQLiteStore:
                     break
                 taken.append((seq, body))
                 size += len(body)
-            conn.executemany(
-                "UPDATE outbox SET lease_until = ?, holder = ? WHERE seq = ?",
-                [(until, holder, k) for k, _ in taken],
-            )
+            if taken:  # the rows selected from the first taken to the last: one statement
+                conn.execute(
+                    "UPDATE outbox SET lease_until = ?, holder = ? "
+                    "WHERE seq BETWEEN ? AND ? AND lease_until < ?",
+                    (until, holder, taken[0][0], taken[-1][0], now),
+                )
             return taken
 
     def take_over_leases(self, now: float) -> dict[str, int]:
@@ -522,13 +525,14 @@ class SQLiteStore:
 
         Added in version 0.1.0.
         """
-        statement = (
-            "DELETE FROM outbox WHERE seq = ?"
+        head = (
+            "DELETE FROM outbox WHERE seq"
             if delete
-            else "UPDATE outbox SET lease_until = 0, holder = '' WHERE seq = ?"
+            else "UPDATE outbox SET lease_until = 0, holder = '' WHERE seq"
         )
         with self._use("write") as conn, immediate(conn):
-            conn.executemany(statement, [(key,) for key in keys])
+            for _ in each_in(conn, head, list(keys), _IDS):
+                pass
 
     def outbox_size(self) -> int:
         """Rows waiting in the outbox, leased or not.
@@ -572,13 +576,8 @@ class SQLiteStore:
 
 def _logged(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
     """Which of ``ids`` the log holds already, ``_IDS`` per statement."""
-    found: set[str] = set()
-    for at in range(0, len(ids), _IDS):
-        chunk = ids[at : at + _IDS]
-        marks = ", ".join("?" * len(chunk))
-        query = f"SELECT message_id FROM messages WHERE message_id IN ({marks})"  # noqa: S608 - only ? marks
-        found.update(row[0] for row in conn.execute(query, chunk))
-    return found
+    head = "SELECT message_id FROM messages WHERE message_id"
+    return {row[0] for cursor in each_in(conn, head, ids, _IDS) for row in cursor}
 
 
 def _write_states(
@@ -587,11 +586,13 @@ def _write_states(
     accounts: dict[str, AccountState | None],
 ) -> None:
     """Write back every state a transaction loaded or created."""
-    conn.executemany(
-        "INSERT OR REPLACE INTO users (user_id, state) VALUES (?, ?)",
+    insert_rows(
+        conn,
+        "INSERT OR REPLACE INTO users (user_id, state)",
         [(key, encode(user)) for key, user in users.items() if user is not None],
     )
-    conn.executemany(
-        "INSERT OR REPLACE INTO accounts (account_id, state) VALUES (?, ?)",
+    insert_rows(
+        conn,
+        "INSERT OR REPLACE INTO accounts (account_id, state)",
         [(key, encode(acct)) for key, acct in accounts.items() if acct is not None],
     )

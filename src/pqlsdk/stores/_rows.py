@@ -1,0 +1,57 @@
+"""Many rows into one table in a few statements, for commits of thousands of messages.
+
+``executemany`` steps its statement once per row, and SQLite's module releases
+the GIL around every step: a writer thread committing a burst then asks for the
+GIL back once per row, and while the host's (or the intake's) threads hold it,
+each ask waits up to the switch interval (5 ms). A multi-row ``INSERT`` of up to
+``_ROWS`` rows asks once per statement: the same rows, inserted in the same
+order with the same conflict clause, at a few hundredths of the hand-offs.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
+from typing import Any, Final
+
+__all__ = ["each_in", "insert_rows"]
+
+_ROWS: Final = 1000
+"""Rows per statement at most (fewer if the parameters would pass SQLite's limit)."""
+
+
+def insert_rows(conn: sqlite3.Connection, head: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Run ``head`` (``INSERT ... INTO table (columns)``) with ``VALUES`` for every row of ``rows``.
+
+    Every row has as many values as ``head`` names columns.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    width = len(rows[0])
+    step = max(1, min(_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    for at in range(0, len(rows), step):
+        part = rows[at : at + step]
+        conn.execute(head + _values(width, len(part)), list(chain.from_iterable(part)))
+
+
+@functools.lru_cache(maxsize=64)
+def _values(width: int, count: int) -> str:
+    """`` VALUES (?, ?), (?, ?)...``: ``count`` rows of ``width`` marks."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return " VALUES " + ", ".join([row] * count)
+
+
+def each_in(
+    conn: sqlite3.Connection, head: str, values: Sequence[Any], size: int = 500
+) -> Iterator[sqlite3.Cursor]:
+    """Run ``head`` followed by `` IN (?, ...)`` for ``values``, ``size`` at a time.
+
+    One statement per ``size`` values rather than one per value (see the module's
+    docstring); yields each statement's cursor, read before the next one runs.
+    """
+    for at in range(0, len(values), size):
+        part = values[at : at + size]
+        yield conn.execute(f"{head} IN ({', '.join('?' * len(part))})", part)

@@ -1,0 +1,149 @@
+"""The buffered store under the intake: a chunk's look-up, held states, many-row commits.
+
+The intake records a chunk in several ``record()`` calls. The ids it looked up
+for the chunk stay answered across a commit; the states it changes stay decoded
+for the chunk (``hold()``) while every other reader and writer of the overlay
+sees them; commits insert many rows per statement. Each test checks what a
+reader, another thread or the file sees.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import pqlsdk
+from pqlsdk import messages
+from pqlsdk.stores import AccountState, UserState, _rows
+from pqlsdk.stores.buffered import BufferedStore
+from pqlsdk.stores.sqlite import SQLiteStore
+
+
+def _track(user: str = "u") -> tuple[messages.Message, bytes]:
+    return messages.check(
+        messages.Track(user_id=user, event="e", timestamp=pqlsdk.SystemClock().now())
+    )
+
+
+def _group(user: str = "u", group: str = "g") -> tuple[messages.Message, bytes]:
+    return messages.check(
+        messages.Group(user_id=user, group_id=group, timestamp=pqlsdk.SystemClock().now())
+    )
+
+
+def _tracks(store: SQLiteStore | BufferedStore, user: str = "u") -> int:
+    state = store.user(user)
+    return 0 if state is None else state.tracks
+
+
+def _tier(state: UserState | AccountState) -> None:
+    state.tiers["m"] = "hot"
+
+
+def test_looked_up_ids_stay_answered_after_a_commit(tmp_path: Path) -> None:
+    """After a commit amid a chunk, its messages are not asked of the file one by one."""
+    store = BufferedStore(SQLiteStore(tmp_path / "a.db"), interval=30)
+    first, second = _track(), _track("v")
+    store.look_up([first[0].message_id, second[0].message_id])
+    store.record([first])
+    store.commit()
+    statements: list[str] = []
+    store.inner._reading().set_trace_callback(statements.append)
+    assert store.record([second, first]) == 1  # the committed one is still known
+    assert [s for s in statements if "FROM messages" in s] == []
+    assert (store.commit(), store.count()) == (1, 2)
+    store.close()
+
+
+def test_held_states_are_read_and_committed_as_the_latest(tmp_path: Path) -> None:
+    """While held, a state is what reads return and what a commit writes."""
+    store = BufferedStore(SQLiteStore(tmp_path / "b.db"), interval=30)
+    other = SQLiteStore(tmp_path / "b.db")
+    with store.hold():
+        store.record([_group(), _track()])
+        store.record([_track()])
+        assert _tracks(store) == 2
+        account = store.account("g")
+        assert account is not None
+        assert account.members == ["u"]
+        store.commit()
+        assert _tracks(other) == 2
+        store.record([_track()])
+    assert _tracks(store) == 3
+    store.commit()
+    assert _tracks(other) == 3
+    other.close()
+    store.close()
+
+
+def test_an_update_during_a_hold_reaches_the_held_states(tmp_path: Path) -> None:
+    """A tier set while states are held stays when they are released and committed."""
+    store = BufferedStore(SQLiteStore(tmp_path / "c.db"), interval=30)
+    with store.hold():
+        store.record([_group(), _track()])
+        store.update_user("u", _tier)
+        store.update_account("g", _tier)
+        store.record([_track()])
+        user, account = store.user("u"), store.account("g")
+        assert user is not None
+        assert account is not None
+        assert (user.tiers, account.tiers) == ({"m": "hot"}, {"m": "hot"})
+    store.commit()
+    inner = SQLiteStore(tmp_path / "c.db")
+    user, account = inner.user("u"), inner.account("g")
+    assert user is not None
+    assert account is not None
+    assert (user.tiers, user.tracks, account.tiers) == ({"m": "hot"}, 2, {"m": "hot"})
+    inner.close()
+    store.close()
+
+
+def test_another_threads_record_during_a_hold_folds_into_the_held_state(tmp_path: Path) -> None:
+    """Messages recorded by another thread meanwhile are neither lost nor folded twice."""
+    store = BufferedStore(SQLiteStore(tmp_path / "d.db"), interval=30)
+    with store.hold():
+        store.record([_track()])
+        elsewhere = threading.Thread(target=store.record, args=([_track()],))
+        elsewhere.start()
+        elsewhere.join()
+        store.record([_track()])
+    assert _tracks(store) == 3
+    store.commit()
+    inner = SQLiteStore(tmp_path / "d.db")
+    assert (_tracks(inner), inner.count()) == (3, 3)
+    inner.close()
+    store.close()
+
+
+def test_a_commit_of_more_rows_than_a_statement_takes_logs_them_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows go in several statements, in the order they came."""
+    monkeypatch.setattr(_rows, "_ROWS", 3)
+    store = BufferedStore(SQLiteStore(tmp_path / "e.db"), interval=30, outbox=True)
+    records = [_track(f"u{i}") for i in range(7)]
+    store.record(records)
+    assert store.commit() == 7
+    inner = SQLiteStore(tmp_path / "e.db")
+    logged = [message.message_id for message in inner.messages()]
+    assert logged == [message.message_id for message, _ in records]
+    assert (inner.outbox_size(), _tracks(inner, "u6")) == (7, 1)
+    inner.close()
+    store.close()
+
+
+def test_a_lease_leaves_rows_another_sender_holds_among_its_own(tmp_path: Path) -> None:
+    """Leasing the rows around one held elsewhere does not take that one over."""
+    store = SQLiteStore(tmp_path / "f.db")
+    store.enqueue([b"0", b"1", b"2", b"3"])
+    now = time.time()
+    first = store.lease(2, 1_000, now=now, until=now + 60)
+    store.unlease([first[0][0]], delete=False)  # the first is free again, the second held
+    taken = store.lease(10, 1_000, now=now, until=now + 90)
+    assert [body for _, body in taken] == [b"0", b"2", b"3"]
+    assert store.lease(10, 1_000, now=now + 45, until=now + 99) == []  # none ran out
+    assert [body for _, body in store.lease(10, 1_000, now=now + 61, until=now + 99)] == [b"1"]
+    store.close()

@@ -56,9 +56,10 @@ from typing import Final, cast
 
 from ._journal import Journal
 from ._lifecycle import APPLY, install_sigterm, unwatch, watch
+from ._pacing import HOST, Pacer
 from ._stats import logger
 
-__all__ = ["HOST", "Intake"]
+__all__ = ["Intake"]
 
 _CHUNK: Final = 64
 """Messages a calling thread takes from the queue at once (one intake lock for many),
@@ -71,47 +72,17 @@ looks whether the host called meanwhile, so a host that starts calling waits
 for the rest of one chunk at most (a millisecond or two), not for a whole
 backlog. A reader waits for at most this chunk before applying the rest."""
 _SLICE: Final = 8
-"""Messages the intake thread takes at once while the host is calling.
-
-A host thread that wants the GIL while the intake holds it waits until the
-intake lets go of it: at a store statement, a sleep, or after the switch
-interval (5 ms), when the interpreter forces a switch. Python has no way to
-hand the GIL to a waiting thread only if there is one, so while the host calls
-the intake works in slices this short (some 100 µs) and sleeps (``_YIELD``)
-after each: a host call that finds the GIL taken waits about one slice. While
-the host calls back to back, the intake gets the GIL only when the interpreter
-forces it, one slice every few milliseconds: the backlog waits in the journal
-(or in memory, up to ``memory_bytes``) and is applied at full speed in the
-next lull. Without a journal the backlog's bound is ``max_pending``, so slices
-are taken only while the queue is under half of it: past that, full chunks
-make room (the caller waits in ``_throttle``, calls no more, and so lets the
-intake run)."""
-_YIELD: Final = 0.0001
-"""Sleep after each slice while the host is calling, s: a real sleep, which lets go of
-the GIL and wakes a host thread waiting for it."""
+"""Messages the intake thread takes at once while the host is calling (some 100 µs:
+see ``_pacing``), each slice followed by a nap. Without a journal the backlog's
+bound is ``max_pending``, so slices are taken only while the queue is under
+half of it: past that, full chunks make room (the caller waits in
+``_throttle``, calls no more, and so lets the intake run)."""
 _THROTTLE: Final = 0.05
 """Longest a call waits for the intake thread before applying a chunk itself, s."""
 _STEP: Final = 0.0002
 """Polling step while waiting for the intake thread, s."""
 _POLL: Final = 0.05
 """Longest the intake thread sleeps while something may be pending, s."""
-
-
-class _Host:
-    """The host's calls on pqlsdk's request path, process-wide (the GIL is too).
-
-    Background threads (the intake, the sender) look whether it moved since
-    they last looked: while it moves they work in short slices and sleep
-    between them, so a host thread waiting for the GIL gets it within a slice.
-    """
-
-    __slots__ = ("calls",)
-
-    def __init__(self) -> None:
-        self.calls = 0  # racy between host threads: only whether it moves matters
-
-
-HOST: Final = _Host()
 
 
 class _Marker:
@@ -197,7 +168,7 @@ class Intake:
         self._spilled = 0  # messages pending in the journal only
         self._spills = 0  # the ``_Spill`` items standing for them in the queue
         self._applied = 0  # messages applied (or lost to a failed apply) since the reset
-        self._seen = 0  # the host's calls as the intake thread saw them last
+        self._pacer = Pacer(back_off=self._journal is not None)  # the journal holds a backlog
         self._passed = 0  # messages of the chunk being taken that the journal lost
 
     @property
@@ -445,14 +416,13 @@ class Intake:
     def _step(self) -> None:
         """Apply the next chunk: a full one while the host makes no calls, else a slice and a nap.
 
-        See ``_SLICE``: while the host calls, the intake makes way for it.
+        See ``_pacing``: while the host calls, the intake makes way for it.
         """
-        calls = HOST.calls
-        calling = calls != self._seen
-        self._seen = calls
-        if calling and (self._journal is not None or len(self._pending) < self._max_pending // 2):
+        if self._pacer.calling() and (
+            self._journal is not None or len(self._pending) < self._max_pending // 2
+        ):
             self.drain(limit=_SLICE, chunk=_SLICE)
-            time.sleep(_YIELD)
+            self._pacer.rest()
         else:
             self.drain(limit=_BATCH, chunk=_BATCH)
 

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from typing import Final, Literal, get_args
+from typing import Literal, get_args
 
 import msgspec
 
@@ -49,8 +49,8 @@ from .._exceptions import (
     RetryableDeliveryError,
     StoreError,
 )
-from .._intake import HOST
 from .._lifecycle import DRAIN, unwatch, watch
+from .._pacing import Pacer
 from .._retry import RetryPolicy
 from .._stats import Counters, logger
 from ..messages import new_message_id
@@ -60,9 +60,6 @@ from ._log import DeliveryLog
 from ._outbox import FullPolicy
 
 __all__ = ["Batcher", "Delivery", "FlushResult"]
-
-_YIELD: Final = 0.0001
-"""The sender's nap between batches while the host is calling, s (as the intake's)."""
 
 
 class Delivery(msgspec.Struct, frozen=True, gc=False):
@@ -335,20 +332,20 @@ class Batcher:
     def _drain(self, *, deadline: float | None) -> None:
         """Send batches until the outbox is empty, a batch is held back, ``deadline`` or a fault.
 
-        The sender thread naps between batches while the host is calling
-        (``_intake.HOST``): a host thread waiting for the GIL gets it then,
-        rather than when the interpreter forces a switch (up to 5 ms).
+        The sender thread naps between batches while the host is calling (see
+        ``_pacing``): a host thread waiting for the GIL gets it then, rather
+        than when the interpreter forces a switch (up to 5 ms).
         """
+        # Naps grow only where what waits meanwhile is not bounded in memory.
+        pacer = Pacer(back_off=self._outbox.durable)
         sender = threading.current_thread() is self._thread
-        seen = HOST.calls
         try:
             while deadline is None or time.monotonic() < deadline:
                 leased = self._outbox.take(self._options.flush_at, self._options.max_batch_bytes)
                 if leased is None or not self._deliver(leased, deadline):
                     return
-                if sender and HOST.calls != seen:
-                    seen = HOST.calls
-                    time.sleep(_YIELD)
+                if sender and pacer.calling():
+                    pacer.rest()
         except StoreError as exc:  # the outbox cannot be read or updated: try at the next flush
             self._store_failed(exc)
 

@@ -213,6 +213,7 @@ def test_a_rotation_takes_the_file_opened_ahead(tmp_path: Path) -> None:
         with journal.lock:
             journal.append(b"x" * (5 << 20))
     journal.release(1)  # not all committed: the new file waits as the spare
+    journal.release(1)  # and keeps waiting
     spare = journals(tmp_path)[-1]
     with journal.lock:
         journal.append(b"next")
@@ -231,6 +232,16 @@ def test_a_spare_is_swapped_in_once_everything_is_committed(tmp_path: Path) -> N
     assert journal.pending_bytes() == 0
     journal.close()
     assert journals(tmp_path) == []
+
+
+def test_close_deletes_the_spare_and_keeps_what_is_not_committed(tmp_path: Path) -> None:
+    """The file opened ahead goes with the client; uncommitted records stay for a replay."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"x" * (5 << 20))
+    journal.release(0)  # a spare, empty
+    journal.close()
+    assert [path.stat().st_size for path in journals(tmp_path)] == [(5 << 20) + 4]
 
 
 def test_a_spare_that_cannot_be_opened_leaves_the_file_as_it_is(

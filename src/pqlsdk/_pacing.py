@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from typing import Final
 
-__all__ = ["HOST", "Pacer"]
+__all__ = ["HOST", "Pacer", "next_nap"]
 
 _YIELD: Final = 0.0001
 """The shortest nap, s."""
@@ -74,5 +74,10 @@ class Pacer:
         nap = self._nap
         start = time.monotonic()
         time.sleep(nap)
-        late = time.monotonic() - start - nap > _LATE
-        self._nap = min(_NAP_MAX, nap * 2) if late and self._back_off else _YIELD
+        self._nap = next_nap(nap, time.monotonic() - start, back_off=self._back_off)
+
+
+def next_nap(nap: float, took: float, *, back_off: bool) -> float:
+    """Return the nap after one of ``nap`` seconds that took ``took`` (the GIL included)."""
+    late = took - nap > _LATE
+    return min(_NAP_MAX, nap * 2) if late and back_off else _YIELD

@@ -234,6 +234,23 @@ def test_a_spare_is_swapped_in_once_everything_is_committed(tmp_path: Path) -> N
     assert journals(tmp_path) == []
 
 
+def test_a_spare_numbered_before_a_rotation_is_not_used(tmp_path: Path) -> None:
+    """A rotation between a release's two steps took a later file: the earlier spare goes."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"x" * (5 << 20))
+        wanted = journal._spare_wanted()  # what release() asks for, under the lock
+        journal.append(b"x" * (4 << 20))
+        journal.append(b"next")  # past the segment: a new file, numbered after the wanted one
+    assert wanted is not None
+    _journal._let_go(journal._offer(wanted))
+    with journal.lock:
+        journal.append(b"after")
+    assert journal.read(1, 0, 10)[0] == [b"next", b"after"]
+    assert len(journals(tmp_path)) == 2
+    journal.close()
+
+
 def test_close_deletes_the_spare_and_keeps_what_is_not_committed(tmp_path: Path) -> None:
     """The file opened ahead goes with the client; uncommitted records stay for a replay."""
     journal = Journal(tmp_path / "s.db")

@@ -6,7 +6,10 @@ dicts), append the encoded bytes here and return: a few microseconds. Folding
 the message into state, its aggregates, tier-crossing checks and queueing it for
 the collector (tens of microseconds with rules loaded) happen on the intake
 thread, a lazily started daemon that wakes when a message arrives and lets a
-burst gather for ``gather`` seconds first, so one wake-up applies many.
+burst gather for ``gather`` seconds first, so one wake-up applies many. While
+the host calls, that thread makes way for it (``_pacing``): slices of a few
+messages, each followed by a nap, and the backlog applied at full speed in
+the host's next lull.
 
 Reads must see every write the same client accepted, so a read (``score()``,
 ``decide()``, ``gate()``, ``user()``, ``stats()``, ``flush()``...) first applies

@@ -228,6 +228,10 @@ class Journal:
         with self._lock:
             if self._fd is None:  # pragma: no cover - closed meanwhile: a close racing a commit
                 return [(spare[1], self._path(segment))]
+            if segment < self._segment:
+                # A rotation took a later number meanwhile: files must follow in order
+                # (a read-back goes on to the next number), so this one goes.
+                return [(spare[1], self._path(segment))]
             if self._idle():
                 return [self._swap(spare)]
             self._spare = spare  # the next rotation takes it

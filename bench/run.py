@@ -69,6 +69,8 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
         for mode in ("live", "disabled")
         for sdk in ("pqlsdk", "pqlsdk-memory", "posthog", "segment")
     ]
+    # The machine's own tail: a no-op call through the same loops (its rows are named "live").
+    capture.append(["cases/capture.py", "--sdk", "floor", "--mode", "live"])
     decide = [
         ["cases/decide.py", "--sdk", sdk]
         for sdk in ("pqlsdk-gate", "pqlsdk-decide", "growthbook", "launchdarkly", "openfeature")

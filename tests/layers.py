@@ -31,6 +31,7 @@ MEMBERS: Final[dict[str, tuple[str, ...]]] = {
         "pqlsdk._formats",
         "pqlsdk._lifecycle",
         "pqlsdk._liveness",
+        "pqlsdk._pacing",
         "pqlsdk._retry",
     ),
     "messages": ("pqlsdk.messages", "pqlsdk._aggregates"),

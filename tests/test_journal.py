@@ -6,16 +6,20 @@ Real files next to a real SQLite store; the SIGKILL end to end test is in
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import pqlsdk
+from pqlsdk import _journal
 from pqlsdk._intake import Intake
 from pqlsdk._journal import Journal
 from pqlsdk.messages import Track, check
@@ -146,12 +150,162 @@ def test_journals_go_to_new_files_and_committed_ones_are_deleted(tmp_path: Path)
             journal.append(big)
     assert len(journals(tmp_path)) == 2
     journal.release(2)
-    assert len(journals(tmp_path)) == 1
+    # The first file is gone; the second is past half full, so a spare is opened ahead.
+    assert [path.stat().st_size for path in journals(tmp_path)] == [(5 << 20) + 4, 0]
     assert journal.pending_bytes() == (5 << 20) + 4
     journal.release(3)
     assert journal.pending_bytes() == 0
     journal.close()
     assert journals(tmp_path) == []
+
+
+def test_a_release_makes_no_system_call_under_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Giving space back never holds the lock a calling thread takes across a system call."""
+    journal = Journal(tmp_path / "s.db")
+    under_lock: list[str] = []
+    releasing = False
+
+    def watched(name: str) -> Callable[..., object]:
+        call = getattr(os, name)
+
+        def run(*args: object) -> object:
+            if releasing and journal.lock.locked():
+                under_lock.append(name)
+            return call(*args)
+
+        return run
+
+    names = ("open", "close", "ftruncate", "unlink")
+    fake = SimpleNamespace(**{name: getattr(os, name) for name in dir(os)})
+    for name in names:
+        setattr(fake, name, watched(name))
+    monkeypatch.setattr(_journal, "os", fake)
+    for i in range(3):
+        with journal.lock:
+            journal.append(b"x" * (5 << 20))  # the third goes to a second file
+        releasing = True
+        journal.release(i + 1)
+        releasing = False
+    assert (under_lock, journal.pending_bytes(), len(journals(tmp_path))) == ([], 0, 1)
+    journal.close()
+
+
+def test_a_committed_file_is_swapped_for_an_empty_one(tmp_path: Path) -> None:
+    """Once all of it is committed, appends go to a new file and the old one is deleted."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"one")
+    first = journals(tmp_path)
+    journal.release(1)
+    with journal.lock:
+        journal.append(b"two")
+    assert first[0] not in journals(tmp_path)
+    assert [path.read_bytes()[4:] for path in journals(tmp_path)] == [b"two"]
+    journal.close()
+
+
+def test_a_rotation_takes_the_file_opened_ahead(tmp_path: Path) -> None:
+    """Past half a file, a release opens the next; the rotation then writes there."""
+    journal = Journal(tmp_path / "s.db")
+    for _ in range(2):
+        with journal.lock:
+            journal.append(b"x" * (5 << 20))
+    journal.release(1)  # not all committed: the new file waits as the spare
+    journal.release(1)  # and keeps waiting
+    spare = journals(tmp_path)[-1]
+    with journal.lock:
+        journal.append(b"next")
+    assert (len(journals(tmp_path)), spare.read_bytes()[4:]) == (2, b"next")
+    journal.close()
+
+
+def test_a_spare_is_swapped_in_once_everything_is_committed(tmp_path: Path) -> None:
+    """A file opened ahead replaces the file being written as soon as all of it is committed."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"x" * (5 << 20))
+    journal.release(0)  # half full, nothing committed: a spare is opened ahead
+    journal.release(1)
+    assert [path.stat().st_size for path in journals(tmp_path)] == [0]
+    assert journal.pending_bytes() == 0
+    journal.close()
+    assert journals(tmp_path) == []
+
+
+def test_a_spare_numbered_before_a_rotation_is_not_used(tmp_path: Path) -> None:
+    """A rotation between a release's two steps took a later file: the earlier spare goes."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"x" * (5 << 20))
+        wanted = journal._spare_wanted()  # what release() asks for, under the lock
+        journal.append(b"x" * (4 << 20))
+        journal.append(b"next")  # past the segment: a new file, numbered after the wanted one
+    assert wanted is not None
+    _journal._let_go(journal._offer(wanted))
+    with journal.lock:
+        journal.append(b"after")
+    assert journal.read(1, 0, 10)[0] == [b"next", b"after"]
+    assert len(journals(tmp_path)) == 2
+    journal.close()
+
+
+def test_close_deletes_the_spare_and_keeps_what_is_not_committed(tmp_path: Path) -> None:
+    """The file opened ahead goes with the client; uncommitted records stay for a replay."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"x" * (5 << 20))
+    journal.release(0)  # a spare, empty
+    journal.close()
+    assert [path.stat().st_size for path in journals(tmp_path)] == [(5 << 20) + 4]
+
+
+def test_a_spare_that_cannot_be_opened_leaves_the_file_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file to swap in (a full disk): the records stay where they are, counted, until later."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"one")
+
+    def refused(segment: int) -> tuple[int, int]:
+        raise OSError(errno.ENOSPC, "no space left")
+
+    monkeypatch.setattr(journal, "_open", refused)
+    journal.release(1)
+    assert [path.read_bytes()[4:] for path in journals(tmp_path)] == [b"one"]
+    monkeypatch.undo()
+    journal.release(1)
+    assert (journal.pending_bytes(), journaled(tmp_path)) == (0, 0)
+    journal.close()
+
+
+def test_the_write_reports_the_system_error(tmp_path: Path) -> None:
+    """The GIL-keeping write raises what os.write would (here: a descriptor not open to write)."""
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            _journal._writer()(fd, b"x")
+    finally:
+        os.close(fd)
+
+
+def test_a_forked_child_closes_the_parents_descriptors(tmp_path: Path) -> None:
+    """The child's copies of every descriptor (written, rotated out, spare) are closed."""
+    journal = Journal(tmp_path / "s.db")
+    for _ in range(3):
+        with journal.lock:
+            journal.append(b"x" * (5 << 20))
+    journal.release(0)  # the second file is past half full: a spare
+    fds = [journal._fd, *(fd for fd, _ in journal._retired), journal._spare[1]]  # type: ignore[index]
+    journal.after_fork()
+    for fd in fds:
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(fd)  # type: ignore[arg-type]
+    assert len(journals(tmp_path)) == 3  # the parent's files stay
 
 
 def test_a_forked_child_writes_its_own_journal(tmp_path: Path) -> None:

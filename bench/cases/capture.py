@@ -1,6 +1,6 @@
 """Case: event capture cost on the caller's thread, pqlsdk against PostHog and Segment.
 
-Run: ``python bench/cases/capture.py --sdk {pqlsdk,pqlsdk-memory,posthog,segment}
+Run: ``python bench/cases/capture.py --sdk {pqlsdk,pqlsdk-memory,posthog,segment,floor}
 --mode {live,disabled} [--sink URL] [--quick]``.
 
 Every SDK captures the same event: user ``user-{i % 500}``, event
@@ -19,6 +19,13 @@ flushed and the sink's message count is emitted as ``capture_delivered``.
 ``disabled``: sending is off but the capture work is done: PostHog
 ``send=False`` (``disabled=True`` would return before building the event),
 Segment ``send=False``, pqlsdk without an endpoint (same stores and rules).
+
+``floor`` times a call that does nothing (a no-op Python function taking
+the same ``i``) through the same loops: its p99.9 and longest call are the
+machine's own (scheduler, other processes, timer slack), the least any SDK's
+row can show on this machine in this run. It sends nothing and starts no sink,
+so its rows are named as the other subjects' ``--mode`` rows (``live`` and
+``live, burst`` when run with ``--mode live``), to sit next to them.
 
 pqlsdk keeps per-user state, so its 500 users are identified (plan ``trial``)
 and grouped first, as a host app would have done. PostHog and Segment keep no
@@ -52,7 +59,7 @@ ACCOUNTS = 100
 PACE = 100e-6  # seconds between paced calls
 QUEUE = 1_000_000  # far above any backlog here: nothing may be dropped
 NOWHERE = "http://127.0.0.1:9"  # a host for disabled clients, which never use it
-SDKS = ("pqlsdk", "pqlsdk-memory", "posthog", "segment")
+SDKS = ("pqlsdk", "pqlsdk-memory", "posthog", "segment", "floor")
 
 
 class Subject:
@@ -142,8 +149,19 @@ def segment_subject(sink: str | None) -> Subject:
     return Subject(capture, client.flush, client.shutdown)
 
 
+def floor_subject() -> Subject:
+    """A call that does nothing: what the timing loop and the machine add to any call."""
+
+    def capture(i: int) -> None:
+        return None
+
+    return Subject(capture, lambda: None, lambda: None)
+
+
 def make_subject(sdk: str, sink: str | None, tmp: str) -> Subject:
     """The set-up ``sdk`` gets; ``sink`` is None when sending is off."""
+    if sdk == "floor":
+        return floor_subject()
     if sdk == "pqlsdk":
         return pqlsdk_subject(f"sqlite:///{tmp}/pqlsdk.db", sink)
     if sdk == "pqlsdk-memory":
@@ -162,7 +180,7 @@ def main() -> None:
     args = parser.parse_args()
     calls, warmup = (300, 50) if quick() else (20_000, 1_000)
     refused = loopback_only()
-    live = args.mode == "live"
+    live = args.mode == "live" and args.sdk != "floor"  # the floor sends nothing
     with contextlib.ExitStack() as stack:
         sink: str | None = None
         if live:

@@ -6,7 +6,10 @@ dicts), append the encoded bytes here and return: a few microseconds. Folding
 the message into state, its aggregates, tier-crossing checks and queueing it for
 the collector (tens of microseconds with rules loaded) happen on the intake
 thread, a lazily started daemon that wakes when a message arrives and lets a
-burst gather for ``gather`` seconds first, so one wake-up applies many.
+burst gather for ``gather`` seconds first, so one wake-up applies many. While
+the host calls, that thread makes way for it (``_pacing``): slices of a few
+messages, each followed by a nap, and the backlog applied at full speed in
+the host's next lull.
 
 Reads must see every write the same client accepted, so a read (``score()``,
 ``decide()``, ``gate()``, ``user()``, ``stats()``, ``flush()``...) first applies
@@ -56,6 +59,7 @@ from typing import Final, cast
 
 from ._journal import Journal
 from ._lifecycle import APPLY, install_sigterm, unwatch, watch
+from ._pacing import HOST, Pacer
 from ._stats import logger
 
 __all__ = ["Intake"]
@@ -63,12 +67,19 @@ __all__ = ["Intake"]
 _CHUNK: Final = 64
 """Messages a calling thread takes from the queue at once (one intake lock for many),
 yet few enough that a caller paying for a backlog waits about a millisecond."""
-_BATCH: Final = 1024
-"""Messages the intake thread takes at once. Each chunk costs a few statements on
-the store (which ids it logged already) and each statement hands the GIL away:
-while the host's threads are busy, getting it back takes up to the switch
-interval (5 ms), so the intake's pace is set by how few it makes. A reader
-waits for at most this chunk (some milliseconds) before applying the rest."""
+_BATCH: Final = 128
+"""Messages the intake thread takes at once while the host makes no calls. Each
+chunk costs a statement on the store (which ids it logged already) that hands
+the GIL away, taken back at once by an idle host; between chunks the intake
+looks whether the host called meanwhile, so a host that starts calling waits
+for the rest of one chunk at most (a millisecond or two), not for a whole
+backlog. A reader waits for at most this chunk before applying the rest."""
+_SLICE: Final = 8
+"""Messages the intake thread takes at once while the host is calling (some 100 µs:
+see ``_pacing``), each slice followed by a nap. Without a journal the backlog's
+bound is ``max_pending``, so slices are taken only while the queue is under
+half of it: past that, full chunks make room (the caller waits in
+``_throttle``, calls no more, and so lets the intake run)."""
 _THROTTLE: Final = 0.05
 """Longest a call waits for the intake thread before applying a chunk itself, s."""
 _STEP: Final = 0.0002
@@ -160,6 +171,7 @@ class Intake:
         self._spilled = 0  # messages pending in the journal only
         self._spills = 0  # the ``_Spill`` items standing for them in the queue
         self._applied = 0  # messages applied (or lost to a failed apply) since the reset
+        self._pacer = Pacer(back_off=self._journal is not None)  # the journal holds a backlog
         self._passed = 0  # messages of the chunk being taken that the journal lost
 
     @property
@@ -169,6 +181,7 @@ class Intake:
 
     def put(self, data: bytes) -> None:
         """Accept one encoded message; the intake thread applies it within milliseconds."""
+        HOST.calls += 1
         journal = self._journal
         if journal is None:
             self._pending.append(data)
@@ -401,7 +414,20 @@ class Intake:
                 time.sleep(self._gather)  # let a burst gather; releases the GIL
             self._wake.clear()
             while self._pending and not self._closed:  # what came during a drain, too
-                self.drain(chunk=_BATCH)
+                self._step()
+
+    def _step(self) -> None:
+        """Apply the next chunk: a full one while the host makes no calls, else a slice and a nap.
+
+        See ``_pacing``: while the host calls, the intake makes way for it.
+        """
+        if self._pacer.calling() and (
+            self._journal is not None or len(self._pending) < self._max_pending // 2
+        ):
+            self.drain(limit=_SLICE, chunk=_SLICE)
+            self._pacer.rest()
+        else:
+            self.drain(limit=_BATCH, chunk=_BATCH)
 
     def close(self) -> None:
         """Apply what is pending and stop the intake thread."""

@@ -13,8 +13,8 @@ Records are framed by a 4-byte length. Each record gets a sequence number
 (how many appends were tried before it, plus one: one that failed still takes
 its place, as the intake counts every message it applies); after the store commits every
 message up to one of them, ``release()`` gives the space back: whole files
-(segments) are deleted, and the file being written is truncated once
-everything in it is committed. Nothing is ever rewritten, so a record is on
+(segments) are deleted, and the file being written is swapped for an
+empty one once everything in it is committed. Nothing is ever rewritten, so a record is on
 disk exactly until its commit.
 
 Each client writes its own files, named after the process (``_liveness``
@@ -26,8 +26,20 @@ their messages; recording is idempotent by ``messageId``, so a record already
 committed before the death is skipped, and its outbox row was queued once.
 
 The lock orders the callers (a record's place in the file is its place in the
-intake's queue); the committer takes it only for the instant it swaps or
-truncates a file, never across a commit. A forked child starts its own files.
+intake's queue). Nothing under it lets go of the GIL: a thread that gives the
+GIL up in a call (any system call through ``os``) may wait up to the switch
+interval (5 ms) to get it back while the intake, the committer or the sender
+runs Python, and a caller that finds the lock held waits for whoever holds it
+the same way. So the append is a ``write(2)`` made through ``ctypes.PyDLL``,
+which keeps the GIL (``os.write`` where libc cannot be called: the wait is
+then possible again), and the committer takes the lock only for the instant
+it swaps files, never across a system call: space is given back by opening a
+new file first (outside the lock), swapping it in when everything in the one
+being written is committed, and closing and deleting the old file afterwards
+(a truncation, 1.5 to 10 ms, once ran under the lock). The file opened for the
+swap, or opened ahead when the file being written passes half its size, is
+also what the next rotation takes, so a caller rotating makes no system call
+either. A forked child starts its own files.
 """
 
 from __future__ import annotations
@@ -40,8 +52,9 @@ import secrets
 import struct
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from ._liveness import gone, identity
 
@@ -69,12 +82,16 @@ class Journal:
         self._token = secrets.token_hex(4)
         self._fd: int | None = None
         self._segment = 0
+        self._next = 0  # the next segment number to give a new file
+        self._spare: tuple[int, int] | None = None  # a new file opened ahead: segment, descriptor
+        self._retired: list[tuple[int, Path | None]] = []  # descriptors to close, files to delete
         self._size = 0  # bytes in the file being written
         self._held = 0  # bytes in every file not yet released
         self._written = 0  # sequence number of the last record appended
         self._released = 0  # records up to this one are committed
         # Earlier files: (path, size, sequence number of their last record).
         self._closed: deque[tuple[Path, int, int]] = deque()
+        self._write = _writer()
 
     def _path(self, segment: int | str) -> Path:
         return self._store.with_name(f"{self._prefix}{self._token}.{segment}")
@@ -88,7 +105,7 @@ class Journal:
             fd = self._rotate()
         record = _HEADER.pack(len(data)) + data
         at = self._size
-        if os.write(fd, record) < len(record):  # the disk filled mid-record: no torn record
+        if self._write(fd, record) < len(record):  # the disk filled mid-record: no torn record
             os.ftruncate(fd, at)
             raise OSError(errno.ENOSPC, "the journal's write was cut short")
         self._size += len(record)
@@ -127,35 +144,98 @@ class Journal:
         return self._lock
 
     def _rotate(self) -> int:
-        """Close the file being written (kept until released) and open the next."""
+        """Move on to a new file (the lock is held); the full one is kept until released.
+
+        The new file is the spare the committer opened ahead, if there is one:
+        then no system call is made here. Closing the full file's descriptor is
+        left to the next ``release()``.
+        """
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None  # not a closed descriptor if the next cannot be opened
             # Its last record is the one before the record being appended.
             self._closed.append((self._path(self._segment), self._size, self._written - 1))
-            self._segment += 1
-        self._fd = os.open(self._path(self._segment), _FLAGS, 0o600)
+            self._retired.append((self._fd, None))
+            self._fd = None  # not a closed descriptor if the next cannot be opened
+        self._segment, self._fd = self._spare or self._open(self._number())
+        self._spare = None
         self._size = 0
         return self._fd
 
+    def _number(self) -> int:
+        """Give out the next segment number (the lock is held)."""
+        self._next += 1
+        return self._next - 1
+
+    def _open(self, segment: int) -> tuple[int, int]:
+        return segment, os.open(self._path(segment), _FLAGS, 0o600)
+
     def release(self, committed: int) -> None:
-        """Give back the space of records up to ``committed``: the store committed them."""
-        if committed <= self._released and not self._closed:
-            return
-        done: list[Path] = []
+        """Give back the space of records up to ``committed``: the store committed them.
+
+        For the committer's thread: every system call is made outside the lock
+        (see the module's docstring).
+        """
         with self._lock:
             self._released = max(self._released, committed)
+            wanted = self._spare_wanted()
+            done, self._retired = self._retired, []
             while self._closed and self._closed[0][2] <= self._released:
                 path, size, _ = self._closed.popleft()
                 self._held -= size
-                done.append(path)
-            if self._fd is not None and self._size and self._written <= self._released:
-                os.ftruncate(self._fd, 0)  # O_APPEND: the next record goes to offset 0
-                self._held -= self._size
-                self._size = 0
-        for path in done:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                done.append((-1, path))
+        if wanted is not None:
+            done.extend(self._offer(wanted))
+        _let_go(done)
+
+    def _idle(self) -> bool:
+        """Whether the file being written holds records, all of them committed (lock held)."""
+        return self._fd is not None and self._size > 0 and self._written <= self._released
+
+    def _swap(self, spare: tuple[int, int]) -> tuple[int, Path | None]:
+        """Write to ``spare`` from now on; return the old file, to close and delete (lock held)."""
+        old = (cast("int", self._fd), self._path(self._segment))
+        self._held -= self._size
+        self._segment, self._fd = spare
+        self._size = 0
+        return old
+
+    def _spare_wanted(self) -> int | None:
+        """Swap in the spare if that is due; return a number for a new file if one is wanted.
+
+        A new file is wanted to swap for the file being written once everything
+        in it is committed, or ahead of its rotation once it is half full (the
+        lock is held).
+        """
+        if self._fd is None:
+            return None
+        if self._spare is None:
+            return self._number() if self._idle() or self._size >= _SEGMENT // 2 else None
+        if self._idle():
+            self._retired.append(self._swap(self._spare))
+            self._spare = None
+        return None
+
+    def _offer(self, segment: int) -> list[tuple[int, Path | None]]:
+        """Open file ``segment``; swap it in if what is being written is all committed.
+
+        Returns what to let go of: the swapped-out file. A file that cannot be
+        opened (a full disk, no descriptors left) is not offered: the file
+        being written keeps growing, and the next rotation opens its own.
+        """
+        try:
+            spare = self._open(segment)
+        except OSError:
+            return []
+        with self._lock:
+            if self._fd is None:  # pragma: no cover - closed meanwhile: a close racing a commit
+                return [(spare[1], self._path(segment))]
+            if segment < self._segment:
+                # A rotation took a later number meanwhile: files must follow in order
+                # (a read-back goes on to the next number), so this one goes.
+                return [(spare[1], self._path(segment))]
+            if self._idle():
+                return [self._swap(spare)]
+            self._spare = spare  # the next rotation takes it
+            return []
 
     def pending_bytes(self) -> int:
         """Bytes written and not yet released."""
@@ -190,20 +270,63 @@ class Journal:
         return found
 
     def close(self) -> None:
-        """Close the file; delete it if everything in it is committed."""
+        """Close the files; delete the one being written if everything in it is committed."""
         with self._lock:
             fd, self._fd = self._fd, None
+            done, self._retired = self._retired, []
+            if self._spare is not None:
+                done.append((self._spare[1], self._path(self._spare[0])))
+                self._spare = None
             if fd is not None:
-                os.close(fd)
-                if self._written <= self._released:
-                    with contextlib.suppress(FileNotFoundError):
-                        self._path(self._segment).unlink()
+                committed = self._written <= self._released
+                done.append((fd, self._path(self._segment) if committed else None))
+        _let_go(done)
 
     def after_fork(self) -> None:
         """In a forked child: leave the parent's files to the parent; start new ones."""
-        if self._fd is not None:
-            os.close(self._fd)  # the child's copy of the descriptor; the parent keeps its own
+        # The child's copies of the descriptors; the parent keeps its own, and its files.
+        _let_go([(fd, None) for fd, _ in self._retired])
+        for fd in (self._fd, self._spare and self._spare[1]):
+            if fd is not None:
+                os.close(fd)
         self._reset()
+
+
+def _let_go(files: list[tuple[int, Path | None]]) -> None:
+    """Close each descriptor (-1: none) and delete each file (None: keep it)."""
+    for fd, path in files:
+        if fd >= 0:
+            os.close(fd)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _writer() -> Callable[[int, bytes], int]:
+    """``os.write``, but keeping the GIL: libc's ``write(2)`` called through ``ctypes.PyDLL``.
+
+    A write to the page cache takes a microsecond or two; letting the GIL go
+    for it is what costs (see the module's docstring). Where libc cannot be
+    loaded this way, ``os.write``.
+    """
+    try:
+        import ctypes  # noqa: PLC0415 - only a journaling client needs it
+
+        libc = ctypes.PyDLL(None, use_errno=True)
+        write = libc.write
+    except (ImportError, OSError, TypeError, AttributeError):  # pragma: no cover - no libc
+        return os.write
+    write.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+    write.restype = ctypes.c_ssize_t
+
+    def gil_held_write(fd: int, data: bytes) -> int:
+        written: int = write(fd, data, len(data))
+        if written < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        return written
+
+    return gil_held_write
 
 
 def _records(data: bytes) -> list[bytes]:

@@ -39,6 +39,7 @@ def test_quick_mode_measures_every_case_and_writes_the_report(tmp_path: Path) ->
         ("capture", "posthog"),
         ("capture", "segment"),
         ("capture", "pqlsdk"),
+        ("capture", "floor"),  # the machine's own tail, next to the SDKs'
         ("decision", "growthbook"),
         ("decision", "launchdarkly"),
         ("decision", "openfeature"),

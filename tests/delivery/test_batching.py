@@ -14,14 +14,17 @@ import pytest
 import pqlsdk
 from pqlsdk import _lifecycle as lifecycle
 from pqlsdk import messages
+from pqlsdk._delivery import _batcher
 from pqlsdk._delivery._batcher import Batcher, Delivery
 from pqlsdk._delivery._outbox import MemoryOutbox
+from pqlsdk._pacing import HOST, Pacer
 from pqlsdk._retry import RetryPolicy
 from pqlsdk._stats import Counters
 from pqlsdk.stores._outbox import SQLiteOutbox
 from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 from pqlsdk.testing import RecordingTransport
+from pqlsdk.transports import Batch
 
 QUICK = RetryPolicy(base=0.01, cap=0.02, budget=0.1)
 
@@ -125,6 +128,33 @@ def test_batches_are_cut_by_count_and_bytes() -> None:
     assert batcher.flush(timeout=5) == pqlsdk.FlushResult(7, 0)
     assert [len(b.messages) for b in transport.batches] == [2, 2, 2, 1]
     assert counters.snapshot().delivered == 7
+    batcher.close(timeout=1)
+
+
+def test_the_sender_naps_between_batches_while_the_host_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch sent while the host called is followed by a nap (it lets the GIL go); all go out."""
+    rests: list[int] = []
+
+    class Counting(Pacer):
+        __slots__ = ()
+
+        def rest(self) -> None:
+            rests.append(1)
+            super().rest()
+
+    class Busy(RecordingTransport):
+        def send(self, batch: Batch) -> None:
+            HOST.calls += 1  # the host called while this batch went out
+            super().send(batch)
+
+    monkeypatch.setattr(_batcher, "Pacer", Counting)
+    batcher, _ = make_batcher(Busy(), flush_at=2)
+    batcher.outbox.put(items(6))
+    batcher.notify(6)
+    assert batcher.flush(timeout=5) == pqlsdk.FlushResult(6, 0)
+    assert len(rests) == 3
     batcher.close(timeout=1)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final, cast
 
+import msgspec
 from sqlglot import exp
 
 from ..messages import MAX_DEPTH
-from ._dialects import Dialect, JsonKind, object_text
+from ._dialects import Dialect, JsonKind
 from ._values import literal
 
 __all__ = ["DUCKDB", "DuckDB"]
@@ -63,13 +64,27 @@ class DuckDB(Dialect):
         return self.template("to_json(:x)", x=value)
 
     def json_object(self, pairs: Sequence[tuple[str, exp.Expr]]) -> exp.Expr:
-        text, parts = object_text("json_object", pairs)
-        return self.template(text, **parts)
+        # Written as text: DuckDB's json_object costs ~1 µs an object, and a
+        # reason is one per signal per subject (a million for 10,000 users of
+        # a playbook). Keys and string literals are encoded here, values by
+        # to_json; an object or array built here is spliced in as text.
+        pieces: list[exp.Expr | str] = []
+        for index, (key, value) in enumerate(pairs):
+            pieces.append(("{" if index == 0 else ",") + _encoded(key) + ":")
+            pieces.append(_text_of(value))
+        pieces.append("}" if pairs else "{}")
+        return _as_json(pieces)
 
     def json_array(self, items: Sequence[exp.Expr]) -> exp.Expr:
         if not items:
             return self.template("CAST('[]' AS JSON)")
-        return self.template("to_json(:r)", r=exp.Array(expressions=list(items)))
+        pieces: list[exp.Expr | str] = ["["]
+        for index, item in enumerate(items):
+            if index:
+                pieces.append(",")
+            pieces.append(_text_of(item))
+        pieces.append("]")
+        return _as_json(pieces)
 
     def json_agg(self, value: exp.Expr) -> exp.Expr:
         return self.template("to_json(LIST(:v ORDER BY :v))", v=value)
@@ -201,6 +216,71 @@ class DuckDB(Dialect):
                 """
             ),
         )
+
+
+_TEXT: Final = "pqlsdk_json_text"
+"""The key, in a JSON value's ``meta``, of the text it was built from (``_as_json``)."""
+
+
+def _encoded(text: str) -> str:
+    """``text`` as a JSON string (what to_json writes, read back alike)."""
+    return msgspec.json.encode(text).decode()
+
+
+def _text_of(value: exp.Expr) -> exp.Expr | str:
+    """Return the JSON text of ``value``, as text or as SQL giving it.
+
+    A string literal is encoded here, JSON built here is its text, a ``CASE``
+    of those a ``CASE`` of texts; anything else goes through to_json.
+    """
+    if isinstance(value, exp.Literal) and value.is_string:
+        return _encoded(value.this)
+    text = value.meta.get(_TEXT)
+    if text is not None:
+        return cast(exp.Expr, text).copy()
+    if (
+        isinstance(value, exp.Case)
+        and value.args.get("default") is not None
+        and value.args.get("this") is None
+        and all(branch.args["true"].meta.get(_TEXT) is not None for branch in value.args["ifs"])
+        and value.args["default"].meta.get(_TEXT) is not None
+    ):
+        return exp.Case(
+            ifs=[
+                exp.If(this=branch.this.copy(), true=branch.args["true"].meta[_TEXT].copy())
+                for branch in value.args["ifs"]
+            ],
+            default=value.args["default"].meta[_TEXT].copy(),
+        )
+    return DUCKDB.template("COALESCE(CAST(to_json(:v) AS VARCHAR), 'null')", v=value)
+
+
+def _as_json(pieces: Sequence[exp.Expr | str]) -> exp.Expr:
+    """Concatenate ``pieces`` (JSON text) into a JSON value that remembers its text."""
+    merged: list[exp.Expr] = []
+    constant = ""
+    flat: list[exp.Expr | str] = []
+    for piece in pieces:  # one concat, not one per level of nesting
+        if isinstance(piece, exp.Anonymous) and piece.name == "concat":
+            flat += piece.expressions
+        else:
+            flat.append(piece)
+    for piece in flat:
+        if isinstance(piece, str) or (isinstance(piece, exp.Literal) and piece.is_string):
+            constant += piece if isinstance(piece, str) else piece.this
+            continue
+        if constant:
+            merged.append(exp.Literal.string(constant))
+            constant = ""
+        merged.append(piece)
+    if constant:
+        merged.append(exp.Literal.string(constant))
+    text: exp.Expr = (
+        merged[0] if len(merged) == 1 else exp.Anonymous(this="concat", expressions=merged)
+    )
+    json = exp.cast(exp.paren(text, copy=False), exp.DataType.build("JSON", dialect="duckdb"))
+    json.meta[_TEXT] = text
+    return json
 
 
 DUCKDB: Final = DuckDB()

@@ -154,6 +154,8 @@ class _Builder:
         return name
 
     pending: list[tuple[str, _ModelSteps]]
+    output: str | None = None
+    """The model whose steps write each subject's ``--json`` entry (``compile_plan``)."""
 
     def steps(self) -> list[tuple[str, exp.Expr]]:
         """List the CTEs: messages, the facts the compiled models need, then their steps."""
@@ -161,7 +163,9 @@ class _Builder:
         ctes = [*_messages(self.now, self.reads), *facts]
         for name, steps in self.pending:
             ctes += steps.ctes(
-                name, "user_facts" if steps.model.subject == "user" else "account_facts"
+                name,
+                "user_facts" if steps.model.subject == "user" else "account_facts",
+                output=steps.model.name == self.output,
             )
         return ctes
 
@@ -370,13 +374,22 @@ class Plan:
 
 
 def compile_plan(
-    rules: Rules, model: str | None = None, *, now: int | None = None, dialect: Dialect = DUCKDB
+    rules: Rules,
+    model: str | None = None,
+    *,
+    now: int | None = None,
+    dialect: Dialect = DUCKDB,
+    output: bool = False,
 ) -> Plan:
     """Compile the steps that score ``model``'s subjects and the accounts, sharing their work.
+
+    ``output``: the users' rows also hold each subject's ``pqlsdk score --json``
+    entry, where the engine writes them (``_output_sql``).
 
     Added in version 0.1.0.
     """
     builder = _new_builder(rules, now, dialect)
+    builder.output = rules.model(model).name if output else None
     users = exp.select("*").from_(builder.compile(rules.model(model)))
     users = users.order_by(dialect.collated(exp.column("id")))
     accounts, extra = _roll_up(builder, rules)

@@ -12,7 +12,7 @@ from ..messages import MAX_DEPTH
 from ._dialects import Dialect, JsonKind
 from ._values import literal
 
-__all__ = ["DUCKDB", "DuckDB"]
+__all__ = ["DUCKDB", "TEXT", "DuckDB", "as_json", "text_of"]
 
 
 class DuckDB(Dialect):
@@ -20,6 +20,7 @@ class DuckDB(Dialect):
 
     name = "duckdb"
     engine = "duckdb"
+    writes_entries = True
 
     _TYPES: Final = {
         "null": "json_type(:j) = 'NULL'",
@@ -71,9 +72,9 @@ class DuckDB(Dialect):
         pieces: list[exp.Expr | str] = []
         for index, (key, value) in enumerate(pairs):
             pieces.append(("{" if index == 0 else ",") + _encoded(key) + ":")
-            pieces.append(_text_of(value))
+            pieces.append(text_of(value))
         pieces.append("}" if pairs else "{}")
-        return _as_json(pieces)
+        return as_json(pieces)
 
     def json_array(self, items: Sequence[exp.Expr]) -> exp.Expr:
         if not items:
@@ -82,9 +83,9 @@ class DuckDB(Dialect):
         for index, item in enumerate(items):
             if index:
                 pieces.append(",")
-            pieces.append(_text_of(item))
+            pieces.append(text_of(item))
         pieces.append("]")
-        return _as_json(pieces)
+        return as_json(pieces)
 
     def json_agg(self, value: exp.Expr) -> exp.Expr:
         return self.template("to_json(LIST(:v ORDER BY :v))", v=value)
@@ -218,8 +219,8 @@ class DuckDB(Dialect):
         )
 
 
-_TEXT: Final = "pqlsdk_json_text"
-"""The key, in a JSON value's ``meta``, of the text it was built from (``_as_json``)."""
+TEXT: Final = "pqlsdk_json_text"
+"""The key, in a JSON value's ``meta``, of the text it was built from (``as_json``)."""
 
 
 def _encoded(text: str) -> str:
@@ -227,7 +228,7 @@ def _encoded(text: str) -> str:
     return msgspec.json.encode(text).decode()
 
 
-def _text_of(value: exp.Expr) -> exp.Expr | str:
+def text_of(value: exp.Expr) -> exp.Expr | str:
     """Return the JSON text of ``value``, as text or as SQL giving it.
 
     A string literal is encoded here, JSON built here is its text, a ``CASE``
@@ -235,27 +236,27 @@ def _text_of(value: exp.Expr) -> exp.Expr | str:
     """
     if isinstance(value, exp.Literal) and value.is_string:
         return _encoded(value.this)
-    text = value.meta.get(_TEXT)
+    text = value.meta.get(TEXT)
     if text is not None:
         return cast(exp.Expr, text).copy()
     if (
         isinstance(value, exp.Case)
         and value.args.get("default") is not None
         and value.args.get("this") is None
-        and all(branch.args["true"].meta.get(_TEXT) is not None for branch in value.args["ifs"])
-        and value.args["default"].meta.get(_TEXT) is not None
+        and all(branch.args["true"].meta.get(TEXT) is not None for branch in value.args["ifs"])
+        and value.args["default"].meta.get(TEXT) is not None
     ):
         return exp.Case(
             ifs=[
-                exp.If(this=branch.this.copy(), true=branch.args["true"].meta[_TEXT].copy())
+                exp.If(this=branch.this.copy(), true=branch.args["true"].meta[TEXT].copy())
                 for branch in value.args["ifs"]
             ],
-            default=value.args["default"].meta[_TEXT].copy(),
+            default=value.args["default"].meta[TEXT].copy(),
         )
     return DUCKDB.template("COALESCE(CAST(to_json(:v) AS VARCHAR), 'null')", v=value)
 
 
-def _as_json(pieces: Sequence[exp.Expr | str]) -> exp.Expr:
+def as_json(pieces: Sequence[exp.Expr | str]) -> exp.Expr:
     """Concatenate ``pieces`` (JSON text) into a JSON value that remembers its text."""
     merged: list[exp.Expr] = []
     constant = ""
@@ -279,7 +280,7 @@ def _as_json(pieces: Sequence[exp.Expr | str]) -> exp.Expr:
         merged[0] if len(merged) == 1 else exp.Anonymous(this="concat", expressions=merged)
     )
     json = exp.cast(exp.paren(text, copy=False), exp.DataType.build("JSON", dialect="duckdb"))
-    json.meta[_TEXT] = text
+    json.meta[TEXT] = text
     return json
 
 

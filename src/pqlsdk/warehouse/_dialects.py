@@ -55,6 +55,8 @@ class Dialect(ABC):
     """The engine's name for ``pqlsdk score --engine`` and error messages."""
     refuses: frozenset[Construct] = frozenset()
     """Constructs this engine cannot compute exactly: refused at compile time."""
+    writes_entries: bool = False
+    """Whether the engine writes each subject's ``--json`` entry (``_output_sql``)."""
 
     def template(self, text: str, **parts: exp.Expr) -> exp.Expr:
         """Parse ``text`` (constant SQL of this dialect) with ``:name`` placeholders filled."""

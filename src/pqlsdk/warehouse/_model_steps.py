@@ -133,7 +133,7 @@ class _ModelSteps:
         return exp.alias_(earned, earned_name), reason, fired_sql, observed
 
     def ctes(self, name: str, source: str, *, output: bool = False) -> list[tuple[str, exp.Expr]]:
-        """The model's steps over ``source``, the last named ``name``.
+        """Return the model's steps over ``source``, the last named ``name``.
 
         ``output``: the last step also writes each subject's ``--json`` entry
         (``_output_sql``), in an engine that can (``Dialect.writes_entries``).

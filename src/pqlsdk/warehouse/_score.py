@@ -174,7 +174,7 @@ def scored_rows(rules: Rules, model: str, ran: Rows, *, now: int, entries: bool 
 
 
 def _entry(row: Mapping[str, Any], model: Model, now: int) -> bytes:
-    """A user's ``--json`` entry: the engine's text when exact, else the ``Score``'s."""
+    """Return a user's ``--json`` entry: the engine's text when exact, else the ``Score``'s."""
     if row.get(EXACT):
         text: str = row[OUTPUT]
         return text.encode()

@@ -258,29 +258,25 @@ def text_of(value: exp.Expr) -> exp.Expr | str:
 
 def as_json(pieces: Sequence[exp.Expr | str]) -> exp.Expr:
     """Concatenate ``pieces`` (JSON text) into a JSON value that remembers its text."""
-    merged: list[exp.Expr] = []
-    constant = ""
     flat: list[exp.Expr | str] = []
     for piece in pieces:  # one concat, not one per level of nesting
         if isinstance(piece, exp.Anonymous) and piece.name == "concat":
             flat += piece.expressions
         else:
             flat.append(piece)
-    for piece in flat:
-        if isinstance(piece, str) or (isinstance(piece, exp.Literal) and piece.is_string):
-            constant += piece if isinstance(piece, str) else piece.this
-            continue
-        if constant:
-            merged.append(exp.Literal.string(constant))
-            constant = ""
-        merged.append(piece)
-    if constant:
-        merged.append(exp.Literal.string(constant))
-    text: exp.Expr = (
-        merged[0] if len(merged) == 1 else exp.Anonymous(this="concat", expressions=merged)
+    merged: list[exp.Expr | str] = []
+    for piece in flat:  # adjacent constants as one literal
+        text = piece.this if isinstance(piece, exp.Literal) and piece.is_string else piece
+        if isinstance(text, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += text
+        else:
+            merged.append(text)
+    parts = [exp.Literal.string(p) if isinstance(p, str) else p for p in merged]
+    joined: exp.Expr = (
+        parts[0] if len(parts) == 1 else exp.Anonymous(this="concat", expressions=parts)
     )
-    json = exp.cast(exp.paren(text, copy=False), exp.DataType.build("JSON", dialect="duckdb"))
-    json.meta[TEXT] = text
+    json = exp.cast(exp.paren(joined, copy=False), exp.DataType.build("JSON", dialect="duckdb"))
+    json.meta[TEXT] = joined
     return json
 
 

@@ -170,13 +170,31 @@ class DuckDB(Dialect):
         # than the common one is read by the python reader.
         # Only a text that starts as a JSON number, string, object or array (or is a
         # bool) is parsed: CASE, so that the ids of the usual kind cost a comparison.
-        tests = [
-            self.template(
-                "CASE WHEN :t < ':' OR starts_with(:t, '[') OR starts_with(:t, '{') "
-                "OR :t IN ('true', 'false') THEN json_valid(:t) ELSE FALSE END",
-                t=text,
+        # The usual ids (a lowercase letter first, none ``true``/``false``) all pass
+        # one test over every text first (LEAST and GREATEST skip NULLs): the
+        # per-text tests run for the rows that fail it.
+        each = exp.or_(
+            *(
+                self.template(
+                    "CASE WHEN :t < ':' OR starts_with(:t, '[') OR starts_with(:t, '{') "
+                    "OR :t IN ('true', 'false') THEN json_valid(:t) ELSE FALSE END",
+                    t=text,
+                )
+                for text in texts
             )
-            for text in texts
+        )
+        first, *rest = (text.copy() for text in texts)
+        usual = self.template(
+            "COALESCE(:low >= 'a' AND :high < '{' AND NOT COALESCE('true' IN :l, FALSE) "
+            "AND NOT COALESCE('false' IN :l, FALSE), FALSE)",
+            low=exp.Least(this=first, expressions=rest, ignore_nulls=True),
+            high=exp.Greatest(
+                this=first.copy(), expressions=[t.copy() for t in rest], ignore_nulls=True
+            ),
+            l=exp.Tuple(expressions=[text.copy() for text in texts]),
+        )
+        tests: list[exp.Expr] = [
+            exp.Case(ifs=[exp.If(this=usual, true=exp.false())], default=exp.paren(each))
         ]
         # DuckDB writes JSON without spaces: a nested object or array follows a colon,
         # and the (costlier) count is only for objects that have one: CASE, not OR,

@@ -137,3 +137,41 @@ def test_each_kind_of_value_is_written_as_msgspec_writes_it(
     assert bool(marked) is exact
     if exact:
         assert written == msgspec.json.encode(python).decode()
+
+
+def test_a_property_filter_counts_as_python_whatever_its_text(tmp_path: Path) -> None:
+    """Plain strings are compared as DuckDB writes them; quotes, escapes, accents as values."""
+    paths = ["/pricing", 'a"b', "a\\b", "é", "\u00e9\u0301"]
+    signals = {
+        f"s{index}": {
+            "when": f'count("view", path={json.dumps(path, ensure_ascii=False)}) >= 1',
+            "points": 1,
+        }
+        for index, path in enumerate(paths)
+    }
+    signals["features"] = {"when": 'distinct("use", "feature") >= 2', "points": 1}
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"model": {"m": {"tiers": {"low": 0}, "signals": signals}}}))
+    sent = [*paths, "/pricing/", 1, None, {"a": 1}]
+    lines = [
+        f'{{"type":"track","userId":"u{index % 3}","event":"view","properties":{{"path":{text}}}}}'
+        for index, text in enumerate([json.dumps(p) for p in sent] + ['"\\u00e9"', '"\\/pricing"'])
+    ]
+    lines += [
+        f'{{"type":"track","userId":"u{index % 2}","event":"use","properties":{{"feature":{f}}}}}'
+        for index, f in enumerate(["null", '"a"', "1", '"a"', "null", '"b"', "{}"])
+    ]
+    lines.append('{"type":"track","userId":"u2","event":"use","properties":{}}')
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            line[:-1] + f',"timestamp":"2026-03-01T00:00:0{n % 10}Z","messageId":"m{n}"}}\n'
+            for n, line in enumerate(lines)
+        )
+    )
+    args = [str(rules), str(events), "--json", "--now", NOW]
+    python = _score(*args, "--engine", "python")
+    assert _score(*args, "--engine", "duckdb") == python
+    users = json.loads(python)["users"].values()
+    fired = {r["signal"] for user in users for r in user["reasons"] if r["fired"]}
+    assert fired == {"s0", "s1", "s2", "s3", "s4", "features"}  # each filter discriminates

@@ -61,6 +61,21 @@ class DuckDB(Dialect):
     def distinct_key(self, value: exp.Expr) -> exp.Expr:
         return value
 
+    def read_equals(self, read: exp.Expr, value: str | None) -> exp.Expr | None:
+        # A property as read (``->``) is JSON written by DuckDB: a string in it is
+        # escaped only where it must be, so a string of printable ASCII without
+        # quote or backslash is equal exactly when its text is; null is ``null``.
+        # Comparing text spares parsing the JSON on every message.
+        if value is None:
+            text = "null"
+        elif all(" " <= char <= "~" and char not in '"\\' for char in value):
+            text = f'"{value}"'
+        else:
+            return None
+        return self.template(
+            "COALESCE(CAST(:r AS VARCHAR) = :t, FALSE)", r=read, t=exp.Literal.string(text)
+        )
+
     def json_of(self, value: exp.Expr, *, double: bool) -> exp.Expr:
         return self.template("to_json(:x)", x=value)
 

@@ -96,6 +96,14 @@ class Dialect(ABC):
     def json_flag(self, value: exp.Expr) -> exp.Expr:
         """Return the BOOLEAN a JSON ``true``/``false`` holds (only called on booleans)."""
 
+    def read_equals(self, read: exp.Expr, value: str | None) -> exp.Expr | None:
+        """Test a property as read (``_Reads.property``) against a string, or JSON null.
+
+        ``value`` None: whether it holds JSON null. None when this engine has
+        no cheaper test than ``json_is`` and the typed value (the default).
+        """
+        return None
+
     @abstractmethod
     def distinct_key(self, value: exp.Expr) -> exp.Expr:
         """Return a value to count ``DISTINCT``: equal exactly when Python's keys are.

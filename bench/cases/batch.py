@@ -8,8 +8,12 @@ the file included:
   called in process through ``pqlsdk.cli.main`` with its output written to a
   temporary file (parsed afterwards, outside the time, for the checksum and the
   comparison): the in-process engine.
-- ``pqlsdk-duckdb``: the same command with ``--engine duckdb``: the rules file
-  compiled to SQL (``pqlsdk.warehouse``) and run by DuckDB, reasons included.
+- ``pqlsdk-duckdb``: the same command with ``--engine duckdb``, what ``pqlsdk
+  score`` runs by default with the warehouse extra installed: the rules file
+  compiled to SQL (``pqlsdk.warehouse``) and run by DuckDB, reasons included
+  (DuckDB writes each user's JSON entry; Python indents them). The batch
+  throughput rows of ``bench/run.py`` time this one; ``pqlsdk``'s are reported
+  beside them.
 - ``sqlite``: stdlib ``sqlite3`` in memory; the raw lines go into a one-column
   table (``executemany``) and ONE query, which does the JSON parsing with ``->>``,
   computes every user's score and tier.

@@ -400,7 +400,15 @@ def _score_sql(
     try:
         with _sources.messages(connection, source) as (relation, file_now):
             instant, when = clock_for(now, file_now)
-            scored = score_relation(rules, model, relation, now=instant, connection=connection)
+            scored = score_relation(
+                rules,
+                model,
+                relation,
+                now=instant,
+                connection=connection,
+                # Printed as JSON only: each user's entry as the engine wrote it.
+                entries=as_json and not (where.output or where.into),
+            )
     except _duckdb.UnreadableError:
         if sniff(events) != "json":
             raise
@@ -453,6 +461,7 @@ def _print_scored(
         accounts=scored.accounts,
         members=scored.members,
         as_json=as_json,
+        entries=scored.entries,
     )
 
 

@@ -31,8 +31,13 @@ def print_scores(
     accounts: Iterable[AccountScore],
     members: dict[str, list[str]],
     as_json: bool,
+    entries: Iterable[tuple[str, bytes]] | None = None,
 ) -> None:
-    """Print users' and accounts' scores as a table or JSON, whichever engine made them."""
+    """Print users' and accounts' scores as a table or JSON, whichever engine made them.
+
+    ``entries``: with ``as_json``, the users' entries already encoded (by id),
+    in place of ``users``.
+    """
     if not as_json:
         print(f"Users by score under {model!r}, scored at {when}:")
         _print_table([_row(score) for score in users])
@@ -43,9 +48,13 @@ def print_scores(
         return
     out = sys.stdout
     out.write(f'{{\n  "now": {_json(when)},\n')
-    _write_object(out, "users", ((score.id, encodable(score)) for score in users))
+    if entries is None:
+        entries = ((score.id, _encode(encodable(score))) for score in users)
+    _write_object(out, "users", entries)
     out.write(",\n")
-    _write_object(out, "accounts", ((account.id, account.to_dict()) for account in accounts))
+    _write_object(
+        out, "accounts", ((account.id, _encode(account.to_dict())) for account in accounts)
+    )
     out.write("\n}\n")
 
 
@@ -93,7 +102,10 @@ _CHUNK = 256
 """How many items ``_write_object`` formats at once: one call per chunk, not per item."""
 
 
-def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, Any]]) -> None:
+_encode = msgspec.json.encode
+
+
+def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, bytes]]) -> None:
     """Write ``"name": {...}`` chunk by chunk, formatted as ``json.dumps(indent=2)`` would.
 
     Formatting is structural: a chunk of items formatted as one object, its
@@ -105,7 +117,7 @@ def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, Any]]) -> N
     chunk: list[bytes] = []
     separator = "\n"
     for key, value in items:
-        chunk.append(encode(key) + b":" + encode(value))
+        chunk.append(encode(key) + b":" + value)
         if len(chunk) == _CHUNK:
             out.write(separator + _formatted(chunk))
             chunk, separator = [], ",\n"

@@ -24,6 +24,9 @@ def _filter_test(name: str, value: object, reads: _Reads) -> exp.Expr:
     """``properties[name] == value`` as ``Aggregate.matches`` decides it (bool is not 1)."""
     read = reads.property(name)
     dialect = reads.dialect
+    cheaper = dialect.read_equals(read, value) if isinstance(value, str) else None
+    if cheaper is not None:
+        return cheaper
     # CASE, not AND: an engine may cast before it tests the type, and fail on the value.
     kind: JsonKind
     if isinstance(value, bool):
@@ -51,7 +54,11 @@ def _matching(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
     tests += [_filter_test(name, value, reads) for name, value in aggregate.where]
     if aggregate.field is not None:
         field = reads.property(aggregate.field)
-        tests.append(template("COALESCE(NOT :n, FALSE)", n=dialect.json_is(field, "null")))
+        null = dialect.read_equals(field, None)
+        if null is not None:  # NOT null, and NULL (missing) is not counted
+            tests.append(template("NOT :n AND :f IS NOT NULL", n=null, f=field.copy()))
+        else:
+            tests.append(template("COALESCE(NOT :n, FALSE)", n=dialect.json_is(field, "null")))
     return exp.and_(*tests)
 
 

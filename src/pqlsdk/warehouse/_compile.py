@@ -43,6 +43,7 @@ from ._dialects import Dialect
 from ._expressions import SqlExpressions
 from ._message_steps import _messages, _Reads
 from ._model_steps import _ModelSteps
+from ._output_sql import EXACT, OUTPUT
 from ._values import Value, literal, select, template
 
 __all__ = [
@@ -154,6 +155,8 @@ class _Builder:
         return name
 
     pending: list[tuple[str, _ModelSteps]]
+    output: str | None = None
+    """The model whose steps write each subject's ``--json`` entry (``compile_plan``)."""
 
     def steps(self) -> list[tuple[str, exp.Expr]]:
         """List the CTEs: messages, the facts the compiled models need, then their steps."""
@@ -161,7 +164,9 @@ class _Builder:
         ctes = [*_messages(self.now, self.reads), *facts]
         for name, steps in self.pending:
             ctes += steps.ctes(
-                name, "user_facts" if steps.model.subject == "user" else "account_facts"
+                name,
+                "user_facts" if steps.model.subject == "user" else "account_facts",
+                output=steps.model.name == self.output,
             )
         return ctes
 
@@ -370,17 +375,53 @@ class Plan:
 
 
 def compile_plan(
-    rules: Rules, model: str | None = None, *, now: int | None = None, dialect: Dialect = DUCKDB
+    rules: Rules,
+    model: str | None = None,
+    *,
+    now: int | None = None,
+    dialect: Dialect = DUCKDB,
+    output: bool = False,
 ) -> Plan:
     """Compile the steps that score ``model``'s subjects and the accounts, sharing their work.
+
+    ``output``: the users' rows also hold each subject's ``pqlsdk score --json``
+    entry, where the engine writes them (``_output_sql``).
 
     Added in version 0.1.0.
     """
     builder = _new_builder(rules, now, dialect)
+    builder.output = rules.model(model).name if output else None
     users = exp.select("*").from_(builder.compile(rules.model(model)))
+    if output and dialect.writes_entries:
+        # A user whose entry is exact needs no reasons: not fetched (a few KiB each).
+        users = exp.select(
+            *_ROW_COLUMNS[:-3],
+            *(
+                template(f"CASE WHEN {EXACT} THEN NULL ELSE {name} END AS {name}")
+                for name in _ROW_COLUMNS[-3:]
+            ),
+            OUTPUT,
+            EXACT,
+        ).from_(builder.compile(rules.model(model)))
     users = users.order_by(dialect.collated(exp.column("id")))
     accounts, extra = _roll_up(builder, rules)
     return Plan([*builder.steps(), *extra], users, accounts, dialect)
+
+
+_ROW_COLUMNS: Final = (
+    "id",
+    "account_id",
+    "score",
+    "tier",
+    "route",
+    "gate_passed",
+    "multiplier",
+    "raw",
+    "reasons",
+    "gate_measured",
+    "multiplier_measured",
+)
+"""A model's rows (``compile_model``); the reasons and what was measured last."""
 
 
 def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[str, exp.Expr]]]:

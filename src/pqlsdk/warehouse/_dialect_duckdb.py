@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final, cast
 
+import msgspec
 from sqlglot import exp
 
 from ..messages import MAX_DEPTH
-from ._dialects import Dialect, JsonKind, object_text
+from ._dialects import Dialect, JsonKind
 from ._values import literal
 
-__all__ = ["DUCKDB", "DuckDB"]
+__all__ = ["DUCKDB", "TEXT", "DuckDB", "as_json", "text_of"]
 
 
 class DuckDB(Dialect):
@@ -19,6 +20,7 @@ class DuckDB(Dialect):
 
     name = "duckdb"
     engine = "duckdb"
+    writes_entries = True
 
     _TYPES: Final = {
         "null": "json_type(:j) = 'NULL'",
@@ -59,17 +61,46 @@ class DuckDB(Dialect):
     def distinct_key(self, value: exp.Expr) -> exp.Expr:
         return value
 
+    def read_equals(self, read: exp.Expr, value: str | None) -> exp.Expr | None:
+        # A property as read (``->``) is JSON written by DuckDB: a string in it is
+        # escaped only where it must be, so a string of printable ASCII without
+        # quote or backslash is equal exactly when its text is; null is ``null``.
+        # Comparing text spares parsing the JSON on every message.
+        if value is None:
+            text = "null"
+        elif all(" " <= char <= "~" and char not in '"\\' for char in value):
+            text = f'"{value}"'
+        else:
+            return None
+        return self.template(
+            "COALESCE(CAST(:r AS VARCHAR) = :t, FALSE)", r=read, t=exp.Literal.string(text)
+        )
+
     def json_of(self, value: exp.Expr, *, double: bool) -> exp.Expr:
         return self.template("to_json(:x)", x=value)
 
     def json_object(self, pairs: Sequence[tuple[str, exp.Expr]]) -> exp.Expr:
-        text, parts = object_text("json_object", pairs)
-        return self.template(text, **parts)
+        # Written as text: DuckDB's json_object costs ~1 µs an object, and a
+        # reason is one per signal per subject (a million for 10,000 users of
+        # a playbook). Keys and string literals are encoded here, values by
+        # to_json; an object or array built here is spliced in as text.
+        pieces: list[exp.Expr | str] = []
+        for index, (key, value) in enumerate(pairs):
+            pieces.append(("{" if index == 0 else ",") + _encoded(key) + ":")
+            pieces.append(text_of(value))
+        pieces.append("}" if pairs else "{}")
+        return as_json(pieces)
 
     def json_array(self, items: Sequence[exp.Expr]) -> exp.Expr:
         if not items:
             return self.template("CAST('[]' AS JSON)")
-        return self.template("to_json(:r)", r=exp.Array(expressions=list(items)))
+        pieces: list[exp.Expr | str] = ["["]
+        for index, item in enumerate(items):
+            if index:
+                pieces.append(",")
+            pieces.append(text_of(item))
+        pieces.append("]")
+        return as_json(pieces)
 
     def json_agg(self, value: exp.Expr) -> exp.Expr:
         return self.template("to_json(LIST(:v ORDER BY :v))", v=value)
@@ -154,13 +185,31 @@ class DuckDB(Dialect):
         # than the common one is read by the python reader.
         # Only a text that starts as a JSON number, string, object or array (or is a
         # bool) is parsed: CASE, so that the ids of the usual kind cost a comparison.
-        tests = [
-            self.template(
-                "CASE WHEN :t < ':' OR starts_with(:t, '[') OR starts_with(:t, '{') "
-                "OR :t IN ('true', 'false') THEN json_valid(:t) ELSE FALSE END",
-                t=text,
+        # The usual ids (a lowercase letter first, none ``true``/``false``) all pass
+        # one test over every text first (LEAST and GREATEST skip NULLs): the
+        # per-text tests run for the rows that fail it.
+        each = exp.or_(
+            *(
+                self.template(
+                    "CASE WHEN :t < ':' OR starts_with(:t, '[') OR starts_with(:t, '{') "
+                    "OR :t IN ('true', 'false') THEN json_valid(:t) ELSE FALSE END",
+                    t=text,
+                )
+                for text in texts
             )
-            for text in texts
+        )
+        first, *rest = (text.copy() for text in texts)
+        usual = self.template(
+            "COALESCE(:low >= 'a' AND :high < '{' AND NOT COALESCE('true' IN :l, FALSE) "
+            "AND NOT COALESCE('false' IN :l, FALSE), FALSE)",
+            low=exp.Least(this=first, expressions=rest, ignore_nulls=True),
+            high=exp.Greatest(
+                this=first.copy(), expressions=[t.copy() for t in rest], ignore_nulls=True
+            ),
+            l=exp.Tuple(expressions=[text.copy() for text in texts]),
+        )
+        tests: list[exp.Expr] = [
+            exp.Case(ifs=[exp.If(this=usual, true=exp.false())], default=exp.paren(each))
         ]
         # DuckDB writes JSON without spaces: a nested object or array follows a colon,
         # and the (costlier) count is only for objects that have one: CASE, not OR,
@@ -201,6 +250,67 @@ class DuckDB(Dialect):
                 """
             ),
         )
+
+
+TEXT: Final = "pqlsdk_json_text"
+"""The key, in a JSON value's ``meta``, of the text it was built from (``as_json``)."""
+
+
+def _encoded(text: str) -> str:
+    """``text`` as a JSON string (what to_json writes, read back alike)."""
+    return msgspec.json.encode(text).decode()
+
+
+def text_of(value: exp.Expr) -> exp.Expr | str:
+    """Return the JSON text of ``value``, as text or as SQL giving it.
+
+    A string literal is encoded here, JSON built here is its text, a ``CASE``
+    of those a ``CASE`` of texts; anything else goes through to_json.
+    """
+    if isinstance(value, exp.Literal) and value.is_string:
+        return _encoded(value.this)
+    text = value.meta.get(TEXT)
+    if text is not None:
+        return cast(exp.Expr, text).copy()
+    if (
+        isinstance(value, exp.Case)
+        and value.args.get("default") is not None
+        and value.args.get("this") is None
+        and all(branch.args["true"].meta.get(TEXT) is not None for branch in value.args["ifs"])
+        and value.args["default"].meta.get(TEXT) is not None
+    ):
+        return exp.Case(
+            ifs=[
+                exp.If(this=branch.this.copy(), true=branch.args["true"].meta[TEXT].copy())
+                for branch in value.args["ifs"]
+            ],
+            default=value.args["default"].meta[TEXT].copy(),
+        )
+    return DUCKDB.template("COALESCE(CAST(to_json(:v) AS VARCHAR), 'null')", v=value)
+
+
+def as_json(pieces: Sequence[exp.Expr | str]) -> exp.Expr:
+    """Concatenate ``pieces`` (JSON text) into a JSON value that remembers its text."""
+    flat: list[exp.Expr | str] = []
+    for piece in pieces:  # one concat, not one per level of nesting
+        if isinstance(piece, exp.Anonymous) and piece.name == "concat":
+            flat += piece.expressions
+        else:
+            flat.append(piece)
+    merged: list[exp.Expr | str] = []
+    for piece in flat:  # adjacent constants as one literal
+        text = piece.this if isinstance(piece, exp.Literal) and piece.is_string else piece
+        if isinstance(text, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += text
+        else:
+            merged.append(text)
+    parts = [exp.Literal.string(p) if isinstance(p, str) else p for p in merged]
+    joined: exp.Expr = (
+        parts[0] if len(parts) == 1 else exp.Anonymous(this="concat", expressions=parts)
+    )
+    json = exp.cast(exp.paren(joined, copy=False), exp.DataType.build("JSON", dialect="duckdb"))
+    json.meta[TEXT] = joined
+    return json
 
 
 DUCKDB: Final = DuckDB()

@@ -55,6 +55,8 @@ class Dialect(ABC):
     """The engine's name for ``pqlsdk score --engine`` and error messages."""
     refuses: frozenset[Construct] = frozenset()
     """Constructs this engine cannot compute exactly: refused at compile time."""
+    writes_entries: bool = False
+    """Whether the engine writes each subject's ``--json`` entry (``_output_sql``)."""
 
     def template(self, text: str, **parts: exp.Expr) -> exp.Expr:
         """Parse ``text`` (constant SQL of this dialect) with ``:name`` placeholders filled."""
@@ -93,6 +95,14 @@ class Dialect(ABC):
     @abstractmethod
     def json_flag(self, value: exp.Expr) -> exp.Expr:
         """Return the BOOLEAN a JSON ``true``/``false`` holds (only called on booleans)."""
+
+    def read_equals(self, read: exp.Expr, value: str | None) -> exp.Expr | None:
+        """Test a property as read (``_Reads.property``) against a string, or JSON null.
+
+        ``value`` None: whether it holds JSON null. None when this engine has
+        no cheaper test than ``json_is`` and the typed value (the default).
+        """
+        return None
 
     @abstractmethod
     def distinct_key(self, value: exp.Expr) -> exp.Expr:

@@ -22,6 +22,7 @@ from ..rules._model import Model, Signal
 from ._dialects import Dialect
 from ._engines import DIALECTS
 from ._expressions import SqlExpressions, Unsupported
+from ._output_sql import entry
 from ._values import Value, literal, number_of, select, template, truth, wrapped
 
 __all__: list[str] = []
@@ -79,8 +80,12 @@ class _ModelSteps:
 
     def _signal(
         self, index: int, signal: Signal, held: Value, observed: Value | None
-    ) -> tuple[exp.Expr, exp.Expr]:
-        """Compile one signal: its earned points (column ``e_<index>``) and its reason."""
+    ) -> tuple[exp.Expr, exp.Expr, exp.Expr, Value | None]:
+        """Compile one signal: its earned points (column ``e_<index>``) and its reason.
+
+        Also whether it fired and what it observed (None: whether it fired), for
+        the command's entry (``_output_sql``).
+        """
         dialect = self.dialect
         earned_name = f"e_{index}"
         if signal.when is not None:
@@ -112,6 +117,7 @@ class _ModelSteps:
                 default=literal(0.0),
             )
             seen = wrapped(held, dialect)
+            observed = held
         fired_sql = fired if fired is not None else template(f"{earned_name} <> 0")
         reason = dialect.json_object(
             [
@@ -124,17 +130,34 @@ class _ModelSteps:
                 ("needs", literal(signal.needs)),
             ]
         )
-        return exp.alias_(earned, earned_name), reason
+        return exp.alias_(earned, earned_name), reason, fired_sql, observed
 
-    def ctes(self, name: str, source: str) -> list[tuple[str, exp.Expr]]:
+    def ctes(self, name: str, source: str, *, output: bool = False) -> list[tuple[str, exp.Expr]]:
+        """Return the model's steps over ``source``, the last named ``name``.
+
+        ``output``: the last step also writes each subject's ``--json`` entry
+        (``_output_sql``), in an engine that can (``Dialect.writes_entries``).
+        """
         dialect = self.dialect
         gate = exp.true() if self.gate is None else truth(self.gate, dialect)
         columns: list[exp.Expr] = [exp.alias_(gate, "gate_passed")]
         reasons = []
+        entries = []
         for index, (signal, held, observed) in enumerate(self.signals):
-            earned, reason = self._signal(index, signal, held, observed)
+            earned, reason, fired, seen = self._signal(index, signal, held, observed)
             columns.append(earned)
             reasons.append(reason)
+            entries.append(
+                (
+                    signal.name,
+                    signal.label,
+                    float(signal.points),
+                    signal.needs,
+                    fired,
+                    seen,
+                    exp.column(f"e_{index}"),
+                )
+            )
         multiplier: exp.Expr = literal(1.0)
         if self.multiplier is not None:  # a number or a trait, as the checker allows
             number = cast(exp.Expr, number_of(self.multiplier, dialect))
@@ -205,6 +228,10 @@ class _ModelSteps:
             "reasons, gate_measured, multiplier_measured FROM tiered_",
             route=route,
         )
+        if output and dialect.writes_entries:
+            routed = cast(exp.Select, routed).select(
+                *entry(self.model, dialect, route, self.measured, entries), copy=False
+            )
         renames = {
             "signals_": f"{name}_signals",
             "totals_": f"{name}_totals",

@@ -49,7 +49,11 @@ def run(
     """Run ``plan`` over ``relation`` (the messages): each step becomes a temporary table.
 
     ``m`` (the accepted messages less the repeated ones) is a view: a filter
-    over ``parsed`` costs less than writing a million rows again. ``judge``
+    over ``parsed`` costs less than writing a million rows again. So are a
+    model's steps (``model_*``): one row a subject, read once for the rows
+    (and for the tiers alone by the accounts' roll-up, which the engine
+    computes without the reasons), where a table would copy every reason at
+    each step. ``judge``
     runs once ``parsed`` is written, to settle the doubtful messages there.
     Return how many messages were refused, the users' rows and the accounts'
     rows (as dicts). The temporary tables stay: the caller's connection (or
@@ -57,7 +61,14 @@ def run(
     """
     dialect = plan.dialect
     for name, body in plan.steps:
-        create(connection, name, body, dialect, relation=relation if name == "parsed" else None)
+        create(
+            connection,
+            name,
+            body,
+            dialect,
+            relation=relation if name == "parsed" else None,
+            view=name.startswith("model_"),
+        )
         if name == "parsed" and judge is not None:
             judge()
     refused = _execute(

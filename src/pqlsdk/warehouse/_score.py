@@ -17,10 +17,11 @@ import msgspec
 from sqlglot import exp
 
 from .._clock import from_micros
-from .._scoring import AccountScore, Measured, Reason, Score
+from .._scoring import AccountScore, Measured, Reason, Score, encodable
 from ..rules._model import Model, Rules
 from . import _duckdb
 from ._compile import compile_plan
+from ._output_sql import EXACT, OUTPUT
 from ._run import Rows
 
 __all__ = ["Scored", "score_file", "score_relation", "scored_rows"]
@@ -39,6 +40,8 @@ class Scored:
     """Each account's members (by their latest group), sorted."""
     refused: int = 0
     """How many messages were refused (no identity, no zoned timestamp...)."""
+    entries: list[tuple[str, bytes]] | None = None
+    """Asked for (``entries``): each user's ``--json`` entry, by id, in place of ``users``."""
 
 
 def _value(wrapped: Mapping[str, Any]) -> Any:
@@ -109,30 +112,47 @@ def score_file(rules: Rules, path: Path, *, now: int, model: str | None = None) 
 
 
 def score_relation(
-    rules: Rules, model: str, relation: exp.Expr, *, now: int, connection: Any = None
+    rules: Rules,
+    model: str,
+    relation: exp.Expr,
+    *,
+    now: int,
+    connection: Any = None,
+    entries: bool = False,
 ) -> Scored:
     """Score every user under ``model`` and every account of ``relation``'s messages.
 
     ``connection`` is the one ``relation`` reads through (a source attached to
-    it); without one, a connection of its own, closed after.
+    it); without one, a connection of its own, closed after. ``entries``: the
+    users as their ``--json`` entries (``Scored.entries``), not as ``Score``.
     """
     chosen = rules.model(model)
     own_connection = connection is None
     if own_connection:
         connection = _duckdb.connect()
     try:
-        ran = _duckdb.run(connection, compile_plan(rules, chosen.name, now=now), relation)
+        plan = compile_plan(rules, chosen.name, now=now, output=entries)
+        ran = _duckdb.run(connection, plan, relation)
     finally:
         if own_connection:
             connection.close()
-    return scored_rows(rules, chosen.name, ran, now=now)
+    return scored_rows(rules, chosen.name, ran, now=now, entries=entries)
 
 
-def scored_rows(rules: Rules, model: str, ran: Rows, *, now: int) -> Scored:
-    """Read the rows a plan gave (any engine's) as ``Score`` and ``AccountScore`` objects."""
+def scored_rows(rules: Rules, model: str, ran: Rows, *, now: int, entries: bool = False) -> Scored:
+    """Read the rows a plan gave (any engine's) as ``Score`` and ``AccountScore`` objects.
+
+    ``entries``: the users as their ``--json`` entries instead: the engine's
+    own where it wrote them exactly (``_output_sql``), else encoded here.
+    """
     chosen = rules.model(model)
     refused, rows, account_rows = ran.refused, ran.users, ran.accounts
-    users = [_score(row, chosen, now) for row in rows]
+    encoded = None
+    if entries:
+        users: list[Score] = []
+        encoded = [(row["id"], _entry(row, chosen, now)) for row in rows]
+    else:
+        users = [_score(row, chosen, now) for row in rows]
     own = next((m for m in rules.models.values() if m.subject == "account"), None)
     accounts = []
     members: dict[str, list[str]] = {}
@@ -150,4 +170,15 @@ def scored_rows(rules: Rules, model: str, ran: Rows, *, now: int) -> Scored:
                 score=score,
             )
         )
-    return Scored(users, accounts, members, refused)
+    return Scored(users, accounts, members, refused, encoded)
+
+
+def _entry(row: Mapping[str, Any], model: Model, now: int) -> bytes:
+    """Return a user's ``--json`` entry: the engine's text when exact, else the ``Score``'s."""
+    if row.get(EXACT):
+        text: str = row[OUTPUT]
+        return text.encode()
+    return _encode(encodable(_score(row, model, now)))
+
+
+_encode = msgspec.json.encode

@@ -214,3 +214,16 @@ def test_an_unreadable_file_at_an_idle_commit_drops_the_kept_states(
     assert len(faults) == (1 if reported else 0)
     with pytest.raises(pqlsdk.StoreError, match="not a database"):
         store.user("u")
+
+
+def test_a_record_past_the_interval_commits_inline(tmp_path: Path) -> None:
+    """When the writer thread is late, the recording call commits what is overdue itself."""
+    store = BufferedStore(SQLiteStore(tmp_path / "i.db"), interval=30)
+    store.record([_track()])  # the writer thread now sleeps until this is 15 s old
+    assert store._oldest is not None
+    store._oldest -= 31  # as if it came 31 s ago: overdue, and the writer still asleep
+    store.record([_track()])
+    other = SQLiteStore(tmp_path / "i.db")
+    assert (other.count(), _tracks(other)) == (2, 2)  # both in the file, no commit() called
+    other.close()
+    store.close()

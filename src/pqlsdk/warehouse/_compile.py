@@ -475,17 +475,7 @@ def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[st
             template(":m AS own_model", m=literal(own.name)),
             *(
                 template(f"own_.{column} AS own_{column}")
-                for column in (
-                    "score",
-                    "tier",
-                    "route",
-                    "gate_passed",
-                    "multiplier",
-                    "raw",
-                    "reasons",
-                    "gate_measured",
-                    "multiplier_measured",
-                )
+                for column in _ROW_COLUMNS[2:]  # what the model gives beyond the ids
             ),
         ).join(f"{name} AS own_", on="own_.id = accounts_.id", join_type="left")
     return final.order_by(dialect.collated(exp.column("id", "accounts_"))), extra

@@ -8,7 +8,7 @@ the PQA model computed once, for both the users' and the accounts' rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from sqlglot import exp
@@ -17,7 +17,19 @@ from .._exceptions import ConfigError
 from ._compile import Plan
 from ._dialects import Dialect
 
-__all__ = ["Rows", "UnreadableError", "create", "rows", "run"]
+__all__ = ["IN_FILE_ORDER", "PARSED_ROWS", "Rows", "UnreadableError", "create", "rows", "run"]
+
+
+IN_FILE_ORDER: Final = "pqlsdk_in_file_order"
+"""The key, in a relation's ``meta``, that says: ``seq`` is the row's place (DuckDB).
+
+Such a relation (``_duckdb.messages_relation``) reads its file without
+numbering the rows (``WITH ORDINALITY`` makes DuckDB read on one thread), and
+``parsed`` is written in file order (``PARSED_ROWS``): ``seq`` is the row's place there.
+"""
+
+PARSED_ROWS: Final = "parsed_rows"
+"""The table ``parsed`` reads when written in file order: ``parsed`` is a view giving ``seq``."""
 
 
 class UnreadableError(ConfigError):
@@ -109,11 +121,23 @@ def create(
         replace=replace,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
+    error = UnreadableError if name == "parsed" else ConfigError
+    if relation is None or not relation.meta.get(IN_FILE_ORDER):
+        _execute(connection, statement.sql(dialect.name), dialect.engine, error)
+        return
+    # DuckDB reads the file on every core and, told to keep insertion order, writes
+    # the rows in file order: the row's place (``rowid``) is its arrival order.
+    statement.set("this", exp.to_table(PARSED_ROWS))
+    _execute(connection, "SET preserve_insertion_order = true", dialect.engine)
+    try:
+        _execute(connection, statement.sql(dialect.name), dialect.engine, error)
+    finally:
+        _execute(connection, "SET preserve_insertion_order = false", dialect.engine)
     _execute(
         connection,
-        statement.sql(dialect.name),
+        f"CREATE {'OR REPLACE ' if replace else ''}TEMPORARY VIEW {name} AS "
+        f"SELECT rowid + 1 AS seq, * EXCLUDE (seq) FROM {PARSED_ROWS}",
         dialect.engine,
-        UnreadableError if name == "parsed" else ConfigError,
     )
 
 

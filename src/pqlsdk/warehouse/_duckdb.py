@@ -70,7 +70,8 @@ def connect() -> Any:
             "the duckdb engine needs duckdb: pip install 'pqlsdk[warehouse]'"
         ) from exc
     # Every query orders what it needs by ``seq``: a table need not keep arrival order,
-    # which lets DuckDB write its steps in parallel and with less memory. Past
+    # which lets DuckDB write its steps in parallel and with less memory (but for
+    # ``parsed`` of a JSON Lines file, whose rows' places are ``seq``: ``_run.create``). Past
     # MEMORY_LIMIT the steps' tables go to files in the temporary directory: ten
     # million messages take 2 GiB of memory at most, Python's scores included.
     return duckdb.connect(

@@ -34,7 +34,7 @@ from ..messages import (
     encode,
 )
 from ._compile import Plan
-from ._run import Rows, UnreadableError
+from ._run import IN_FILE_ORDER, PARSED_ROWS, Rows, UnreadableError
 from ._run import run as run_plan
 from ._values import literal, template
 
@@ -70,7 +70,8 @@ def connect() -> Any:
             "the duckdb engine needs duckdb: pip install 'pqlsdk[warehouse]'"
         ) from exc
     # Every query orders what it needs by ``seq``: a table need not keep arrival order,
-    # which lets DuckDB write its steps in parallel and with less memory. Past
+    # which lets DuckDB write its steps in parallel and with less memory (but for
+    # ``parsed`` of a JSON Lines file, whose rows' places are ``seq``: ``_run.create``). Past
     # MEMORY_LIMIT the steps' tables go to files in the temporary directory: ten
     # million messages take 2 GiB of memory at most, Python's scores included.
     return duckdb.connect(
@@ -88,12 +89,15 @@ MEMORY_LIMIT: Final = "1GB"
 
 def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
     """``SELECT`` every line of a JSON Lines file as a message row, in file order."""
+    # No ``WITH ORDINALITY``: it makes DuckDB read the file on one thread. ``seq``
+    # is the row's place in ``parsed``, written in file order (``IN_FILE_ORDER``).
     relation = template(
-        "SELECT ordinality AS seq, * FROM read_json(:path, format := 'newline_delimited', "  # noqa: S608
-        f"compression := :compression, columns := {_COLUMNS}) WITH ORDINALITY",
+        "SELECT CAST(NULL AS BIGINT) AS seq, * FROM read_json(:path, "  # noqa: S608
+        f"format := 'newline_delimited', compression := :compression, columns := {_COLUMNS})",
         path=literal(str(path)),
         compression=literal("gzip" if gzipped else "none"),
     )
+    relation.meta[IN_FILE_ORDER] = True
     # Where ``run`` reads a doubtful message again, with the python reader.
     relation.meta[_LINES] = path
     return relation
@@ -177,10 +181,11 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
         return
     verdicts = [_verdict(seq, judged(line)) for seq, line in lines_at(path, {s for (s,) in found})]
     seqs, kinds, times = zip(*verdicts, strict=True)
+    # ``parsed`` is a view of ``PARSED_ROWS``, where a message's ``seq`` is its rowid + 1.
     connection.execute(
-        "UPDATE parsed SET type = v.kind, ts = v.at FROM (SELECT "
+        f"UPDATE {PARSED_ROWS} SET type = v.kind, ts = v.at FROM (SELECT "  # noqa: S608
         "unnest(CAST(? AS BIGINT[])) AS seq, unnest(CAST(? AS VARCHAR[])) AS kind, "
-        "unnest(CAST(? AS BIGINT[])) AS at) AS v WHERE parsed.seq = v.seq",
+        f"unnest(CAST(? AS BIGINT[])) AS at) AS v WHERE {PARSED_ROWS}.rowid = v.seq - 1",
         [list(seqs), list(kinds), list(times)],
     )
 

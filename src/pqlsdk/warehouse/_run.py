@@ -8,7 +8,7 @@ the PQA model computed once, for both the users' and the accounts' rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from sqlglot import exp
@@ -16,8 +16,21 @@ from sqlglot import exp
 from .._exceptions import ConfigError
 from ._compile import Plan
 from ._dialects import Dialect
+from ._values import select
 
-__all__ = ["Rows", "UnreadableError", "create", "rows", "run"]
+__all__ = ["IN_FILE_ORDER", "PARSED_ROWS", "Rows", "UnreadableError", "create", "rows", "run"]
+
+
+IN_FILE_ORDER: Final = "pqlsdk_in_file_order"
+"""The key, in a relation's ``meta``, that says: ``seq`` is the row's place (DuckDB).
+
+Such a relation (``_duckdb.messages_relation``) reads its file without
+numbering the rows (``WITH ORDINALITY`` makes DuckDB read on one thread), and
+``parsed`` is written in file order (``PARSED_ROWS``): ``seq`` is the row's place there.
+"""
+
+PARSED_ROWS: Final = "parsed_rows"
+"""The table ``parsed`` reads when written in file order: ``parsed`` is a view giving ``seq``."""
 
 
 class UnreadableError(ConfigError):
@@ -95,6 +108,8 @@ def create(
 
     ``replace``: the step is run again (another instant of a replay, another rules file);
     ``view``: a view whatever its name (a filter read once costs less than a table).
+    A ``relation`` read in file order (``IN_FILE_ORDER``) is written to table
+    ``PARSED_ROWS`` in that order, ``name`` being a view of it that adds ``seq``.
     """
     step = body
     if relation is not None:  # the first step (``parsed``) reads the messages: its CTE
@@ -102,19 +117,33 @@ def create(
             exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("p")))
         )
         step = step.with_("messages", as_=relation)
+    error = UnreadableError if name == "parsed" else ConfigError
+    kind = "VIEW" if view or name == "m" else "TABLE"
+    if relation is None or not relation.meta.get(IN_FILE_ORDER):
+        _execute(connection, _create(name, kind, step, replace, dialect), dialect.engine, error)
+        return
+    # DuckDB reads the file on every core and, told to keep insertion order, writes
+    # the rows in file order: the row's place (``rowid``) is its arrival order.
+    _execute(connection, "SET preserve_insertion_order = true", dialect.engine)
+    try:
+        table = _create(PARSED_ROWS, kind, step, replace, dialect)
+        _execute(connection, table, dialect.engine, error)
+    finally:
+        _execute(connection, "SET preserve_insertion_order = false", dialect.engine)
+    in_order = select("SELECT rowid + 1 AS seq, * EXCLUDE (seq)").from_(PARSED_ROWS)
+    _execute(connection, _create(name, "VIEW", in_order, replace, dialect), dialect.engine)
+
+
+def _create(name: str, kind: str, query: exp.Expr, replace: bool, dialect: Dialect) -> str:
+    """``CREATE [OR REPLACE] TEMPORARY kind name AS query``, in ``dialect``'s SQL."""
     statement = exp.Create(
         this=exp.to_table(name),
-        kind="VIEW" if view or name == "m" else "TABLE",
-        expression=step,
+        kind=kind,
+        expression=query,
         replace=replace,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
-    _execute(
-        connection,
-        statement.sql(dialect.name),
-        dialect.engine,
-        UnreadableError if name == "parsed" else ConfigError,
-    )
+    return statement.sql(dialect.name)
 
 
 def rows(connection: Any, final: exp.Select, dialect: Dialect) -> list[dict[str, Any]]:

@@ -147,3 +147,22 @@ def test_a_lease_leaves_rows_another_sender_holds_among_its_own(tmp_path: Path) 
     assert store.lease(10, 1_000, now=now + 45, until=now + 99) == []  # none ran out
     assert [body for _, body in store.lease(10, 1_000, now=now + 61, until=now + 99)] == [b"1"]
     store.close()
+
+
+def test_commits_of_every_size_compile_few_distinct_statements(tmp_path: Path) -> None:
+    """Commits of 1 to 300 messages use a few statement texts, not one per size.
+
+    The connection keeps each distinct text compiled: one per row count was tens of MiB.
+    """
+    store = BufferedStore(SQLiteStore(tmp_path / "g.db"), interval=30)
+    statements: set[str] = set()
+    store.inner._connection().set_trace_callback(statements.add)
+    for size in range(1, 301):
+        store.record([_track(f"u{size}-{i}") for i in range(size)])
+        store.commit()
+    inserts = {text.split(" VALUES")[0] for text in statements if " VALUES " in text}
+    shapes = {text.count("), (") for text in statements if text.startswith("INSERT")}
+    assert len(inserts) >= 2  # the messages and the states, at least
+    assert len(shapes) <= 10  # sizes 1, 2, 4 ... 256 (and the full statement): not 300
+    assert store.count() == 300 * 301 // 2
+    store.close()

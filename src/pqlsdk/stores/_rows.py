@@ -6,6 +6,10 @@ GIL back once per row, and while the host's (or the intake's) threads hold it,
 each ask waits up to the switch interval (5 ms). A multi-row ``INSERT`` of up to
 ``_ROWS`` rows asks once per statement: the same rows, inserted in the same
 order with the same conflict clause, at a few hundredths of the hand-offs.
+
+Statements come in few sizes (full ones, then powers of two for the rest): the
+connection caches each distinct text compiled, and a cache of a hundred
+thousand-row statements of every length would hold tens of MiB.
 """
 
 from __future__ import annotations
@@ -32,9 +36,23 @@ def insert_rows(conn: sqlite3.Connection, head: str, rows: Iterable[Sequence[Any
         return
     width = len(rows[0])
     step = max(1, min(_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-    for at in range(0, len(rows), step):
-        part = rows[at : at + step]
-        conn.execute(head + _values(width, len(part)), list(chain.from_iterable(part)))
+    at = 0
+    for size in _sizes(len(rows), step):
+        part = rows[at : at + size]
+        at += size
+        conn.execute(head + _values(width, size), list(chain.from_iterable(part)))
+
+
+def _sizes(count: int, step: int) -> Iterator[int]:
+    """Split ``count`` into ``step``s, then the rest into powers of two, largest first."""
+    full, rest = divmod(count, step)
+    yield from [step] * full
+    power = 1 << rest.bit_length()
+    while rest:
+        power >>= 1
+        if rest & power:
+            yield power
+            rest -= power
 
 
 @functools.lru_cache(maxsize=64)
@@ -52,6 +70,8 @@ def each_in(
     One statement per ``size`` values rather than one per value (see the module's
     docstring); yields each statement's cursor, read before the next one runs.
     """
-    for at in range(0, len(values), size):
-        part = values[at : at + size]
-        yield conn.execute(f"{head} IN ({', '.join('?' * len(part))})", part)
+    at = 0
+    for count in _sizes(len(values), size):
+        part = values[at : at + count]
+        at += count
+        yield conn.execute(f"{head} IN ({', '.join('?' * count)})", part)

@@ -14,29 +14,15 @@ from typing import Any
 import pytest
 
 import pqlsdk
-from pqlsdk import messages
 from pqlsdk._aggregates import Aggregate
 from pqlsdk.stores import UserState
 from pqlsdk.stores import sqlite as sqlite_module
 from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 
-
-def _track(user: str = "u", event: str = "e") -> tuple[messages.Message, bytes]:
-    return messages.check(
-        messages.Track(user_id=user, event=event, timestamp=pqlsdk.SystemClock().now())
-    )
-
-
-def _group(user: str = "u", group: str = "g") -> tuple[messages.Message, bytes]:
-    return messages.check(
-        messages.Group(user_id=user, group_id=group, timestamp=pqlsdk.SystemClock().now())
-    )
-
-
-def _tracks(store: SQLiteStore | BufferedStore, user: str = "u") -> int:
-    state = store.user(user)
-    return 0 if state is None else state.tracks
+from .records import group as _group
+from .records import track as _track
+from .records import tracks as _tracks
 
 
 def _set_tier(tier: str) -> Any:

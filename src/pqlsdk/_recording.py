@@ -293,7 +293,7 @@ class Recorder:
             # On a fault each record asks for itself, and counts its own fault.
             with contextlib.suppress(StoreError):
                 self.store.look_up([message.message_id for message, _ in records])
-            held = self.store.hold()  # each state decoded and encoded once per chunk
+            held = self.store.hold()  # each state decoded once a burst, encoded once a commit
         with held:
             run: list[tuple[Message, bytes]] = []
             subjects: set[str] = set()

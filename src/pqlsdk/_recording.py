@@ -298,11 +298,12 @@ class Recorder:
             run: list[tuple[Message, bytes]] = []
             subjects: set[str] = set()
             for record in records:
-                if record[0].subject in subjects:
+                subject = record[0].subject
+                if subject in subjects:
                     self.write(run)
                     run, subjects = [], set()
                 run.append(record)
-                subjects.add(record[0].subject)
+                subjects.add(subject)
             self.write(run)
 
     def write(self, records: list[tuple[Message, bytes]]) -> int:

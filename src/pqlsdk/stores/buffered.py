@@ -205,7 +205,8 @@ class BufferedStore(Held, FileCalls):
                     if mid in buffered_ids or (mid in logged if mid in asked else has_message(mid)):
                         continue  # recording is idempotent, buffered or not
                     buffered_ids.add(mid)
-                    changes = apply(message, load_user, load_account, aggregates)
+                    at = micros(message.timestamp)
+                    changes = apply(message, load_user, load_account, aggregates, at)
                     touched: list[_Key] = []
                     for user in changes.users:
                         users[user.user_id] = mine_users[user.user_id] = user
@@ -215,7 +216,6 @@ class BufferedStore(Held, FileCalls):
                         touched.append("a" + account.account_id)
                     for key in touched:
                         waiting[key] = waiting.get(key, 0) + 1
-                    at = micros(message.timestamp)
                     buffer.append((mid, message.subject, at, data, *touched))
                     added += 1
             finally:  # a read that failed midway: what was buffered keeps its states

@@ -325,9 +325,14 @@ class Recorder:
         self._counters.recorded(added)
         now = micros(self._clock.now())
         if self.rules is not None and added:
-            subjects = dict.fromkeys(message.subject for message, _ in records)  # in order
-            self._forget_memo(records, set(subjects), written)
-            joined = {message.subject for message, _ in records if isinstance(message, Group)}
+            subjects: dict[str, None] = {}  # in order
+            groups: list[Group] = []
+            for message, _ in records:
+                subjects[message.subject] = None
+                if isinstance(message, Group):
+                    groups.append(message)
+            self._forget_memo(groups, set(subjects), written)
+            joined = {message.subject for message in groups}
             try:
                 detect_crossings(
                     self.store,
@@ -344,21 +349,19 @@ class Recorder:
             self._prune(now)
         return added
 
-    def _forget_memo(
-        self, records: list[tuple[Message, bytes]], subjects: set[str], written: Written
-    ) -> None:
-        """Drop the memoised answers (standings, "nothing due") these messages change.
+    def _forget_memo(self, groups: list[Group], subjects: set[str], written: Written) -> None:
+        """Drop the memoised answers (standings, "nothing due") a write's messages change.
 
-        Those of their users, and for group messages (account traits) every member's
-        (the account as the write left it, read only if it handed none back).
+        Those of their users (``subjects``), and for its group messages (account
+        traits) every member's (the account as the write left it, read only if it
+        handed none back).
         """
-        touched = set(subjects)
+        touched = subjects
         try:
-            for message, _ in records:
-                if isinstance(message, Group):
-                    found = written.accounts.get(message.group_id)
-                    account = self.store.account(message.group_id) if found is None else found
-                    touched.update(() if account is None else account.members)
+            for message in groups:
+                found = written.accounts.get(message.group_id)
+                account = self.store.account(message.group_id) if found is None else found
+                touched.update(() if account is None else account.members)
         except StoreError as exc:
             self.faults.error(exc)
         self.memo.forget(touched)

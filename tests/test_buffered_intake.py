@@ -9,13 +9,14 @@ reader, another thread or the file sees.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from pqlsdk.stores import AccountState, UserState, _rows
+from pqlsdk.stores import AccountState, UserState, _rows, _state, buffered
 from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 
@@ -26,6 +27,19 @@ from .records import tracks as _tracks
 
 def _tier(state: UserState | AccountState) -> None:
     state.tiers["m"] = "hot"
+
+
+def _decodes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Count the user states the buffered store decodes from its overlay from now on."""
+    decoded: list[bytes] = []
+    decode = _state.decode_user
+
+    def counted(data: bytes) -> UserState:
+        decoded.append(data)
+        return decode(data)
+
+    monkeypatch.setattr(buffered, "decode_user", counted)
+    return decoded
 
 
 def test_looked_up_ids_stay_answered_after_a_commit(tmp_path: Path) -> None:
@@ -150,4 +164,90 @@ def test_commits_of_every_size_compile_few_distinct_statements(tmp_path: Path) -
     assert len(inserts) >= 2  # the messages and the states, at least
     assert len(shapes) <= 10  # sizes 1, 2, 4 ... 256 (and the full statement): not 300
     assert store.count() == 300 * 301 // 2
+    store.close()
+
+
+def test_held_states_stay_decoded_from_one_chunk_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next chunk of a burst finds its states decoded, across a commit between chunks."""
+    store = BufferedStore(SQLiteStore(tmp_path / "h.db"), interval=30)
+    store.record([_track()])
+    store.commit()  # idle: the state is the file's and the overlay's bytes
+    decoded = _decodes(monkeypatch)
+    with store.hold():
+        store.record([_track()])
+    store.commit()
+    with store.hold():
+        store.record([_track()])
+    assert (len(decoded), _tracks(store)) == (1, 3)
+    store.commit()
+    inner = SQLiteStore(tmp_path / "h.db")
+    assert _tracks(inner) == 3
+    inner.close()
+    store.close()
+
+
+def test_an_idle_commit_lets_the_held_states_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guard: once the intake is idle, a commit turns the held states back into bytes."""
+    store = BufferedStore(SQLiteStore(tmp_path / "i.db"), interval=30)
+    with store.hold():
+        store.record([_track()])
+    store.commit()
+    store.commit()  # nothing buffered: the intake is idle
+    decoded = _decodes(monkeypatch)
+    with store.hold():
+        store.record([_track()])
+    assert (len(decoded), _tracks(store)) == (1, 2)
+    store.close()
+
+
+def test_a_commit_lets_the_held_states_go_past_their_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guard: past ``_HOLD`` held states, the next commit turns them back into bytes."""
+    monkeypatch.setattr(buffered, "_HOLD", 1)
+    store = BufferedStore(SQLiteStore(tmp_path / "j.db"), interval=30)
+    with store.hold():
+        store.record([_group(), _track()])  # a user and an account: two states
+    store.commit()
+    decoded = _decodes(monkeypatch)
+    with store.hold():
+        store.record([_track()])
+    assert (len(decoded), _tracks(store)) == (1, 2)
+    store.close()
+
+
+def test_a_record_between_chunks_folds_into_the_held_state(tmp_path: Path) -> None:
+    """Guard: another thread's record between two chunks is neither lost nor folded twice."""
+    store = BufferedStore(SQLiteStore(tmp_path / "k.db"), interval=30)
+    with store.hold():
+        store.record([_group(), _track()])
+    store.update_user("u", _tier)
+    elsewhere = threading.Thread(target=store.record, args=([_track()],))
+    elsewhere.start()
+    elsewhere.join()
+    with store.hold():
+        store.record([_track()])
+    store.commit()
+    inner = SQLiteStore(tmp_path / "k.db")
+    user = inner.user("u")
+    assert user is not None
+    assert (user.tracks, user.tiers, inner.count()) == (3, {"m": "hot"}, 4)
+    inner.close()
+    store.close()
+
+
+def test_buffered_messages_leave_the_collectors_lists_at_its_first_pass(tmp_path: Path) -> None:
+    """A buffered message is a tuple of atoms, which the youngest generation's pass untracks.
+
+    A tuple nested in it kept it tracked into the oldest generation, where a
+    burst's buffer triggered full collections.
+    """
+    store = BufferedStore(SQLiteStore(tmp_path / "l.db"), interval=30)
+    store.record([_group(), _track()])
+    gc.collect(0)
+    assert not any(gc.is_tracked(entry) for entry in store._buffer)
     store.close()

@@ -9,12 +9,15 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import pqlsdk
 from pqlsdk import rules
 from pqlsdk._clock import micros
 from pqlsdk._scoring import facts_for, standing
+from pqlsdk._tiers import TierChange, detect_crossings
+from pqlsdk.stores import Written
 
 from .conftest import ROOT
 
@@ -251,6 +254,38 @@ def test_processes_sharing_a_store_report_a_crossing_once(
     ]
     reported = sorted(int(p.communicate(timeout=60)[0]) for p in procs)
     assert reported == [0, 1]
+
+
+def test_a_crossing_another_process_reported_first_is_not_reported_again(
+    clock: pqlsdk.FixedClock,
+) -> None:
+    """Guard: when the remembered tier moved since the write read it, the swap fails: no report.
+
+    Deterministic twin of the two-process test above: the write's own state still
+    says the user was never placed, the store already says warm.
+    """
+    with client_with(clock) as client:
+        client.track("u", "core_workflow_completed")
+        client.track("u", "limit_hit")  # warm, remembered by the store
+        store, loaded = client.store, client.rules
+        assert loaded is not None
+        state = store.user("u")
+        assert state is not None
+        assert state.tiers["playbook"] == "warm"
+        written = Written()
+        written.users["u"] = msgspec.structs.replace(state, tiers={})  # as read before the swap
+        reported: list[TierChange] = []
+        detect_crossings(
+            store,
+            loaded,
+            ["u"],
+            micros(clock.now()),
+            joined=set(),
+            report=reported.append,
+            written=written,
+        )
+        after = store.user("u")
+        assert (reported, after and after.tiers) == ([], {"playbook": "warm", "stuck": "fine"})
 
 
 def test_load_rules_swaps_and_rebuilds_new_aggregates(clock: pqlsdk.FixedClock) -> None:

@@ -293,16 +293,17 @@ class Recorder:
             # On a fault each record asks for itself, and counts its own fault.
             with contextlib.suppress(StoreError):
                 self.store.look_up([message.message_id for message, _ in records])
-            held = self.store.hold()  # each state decoded and encoded once per chunk
+            held = self.store.hold()  # each state decoded once a burst, encoded once a commit
         with held:
             run: list[tuple[Message, bytes]] = []
             subjects: set[str] = set()
             for record in records:
-                if record[0].subject in subjects:
+                subject = record[0].subject
+                if subject in subjects:
                     self.write(run)
                     run, subjects = [], set()
                 run.append(record)
-                subjects.add(record[0].subject)
+                subjects.add(subject)
             self.write(run)
 
     def write(self, records: list[tuple[Message, bytes]]) -> int:
@@ -324,9 +325,14 @@ class Recorder:
         self._counters.recorded(added)
         now = micros(self._clock.now())
         if self.rules is not None and added:
-            subjects = dict.fromkeys(message.subject for message, _ in records)  # in order
-            self._forget_memo(records, set(subjects), written)
-            joined = {message.subject for message, _ in records if isinstance(message, Group)}
+            subjects: dict[str, None] = {}  # in order
+            groups: list[Group] = []
+            for message, _ in records:
+                subjects[message.subject] = None
+                if isinstance(message, Group):
+                    groups.append(message)
+            self._forget_memo(groups, set(subjects), written)
+            joined = {message.subject for message in groups}
             try:
                 detect_crossings(
                     self.store,
@@ -343,21 +349,19 @@ class Recorder:
             self._prune(now)
         return added
 
-    def _forget_memo(
-        self, records: list[tuple[Message, bytes]], subjects: set[str], written: Written
-    ) -> None:
-        """Drop the memoised answers (standings, "nothing due") these messages change.
+    def _forget_memo(self, groups: list[Group], subjects: set[str], written: Written) -> None:
+        """Drop the memoised answers (standings, "nothing due") a write's messages change.
 
-        Those of their users, and for group messages (account traits) every member's
-        (the account as the write left it, read only if it handed none back).
+        Those of their users (``subjects``), and for its group messages (account
+        traits) every member's (the account as the write left it, read only if it
+        handed none back).
         """
-        touched = set(subjects)
+        touched = subjects
         try:
-            for message, _ in records:
-                if isinstance(message, Group):
-                    found = written.accounts.get(message.group_id)
-                    account = self.store.account(message.group_id) if found is None else found
-                    touched.update(() if account is None else account.members)
+            for message in groups:
+                found = written.accounts.get(message.group_id)
+                account = self.store.account(message.group_id) if found is None else found
+                touched.update(() if account is None else account.members)
         except StoreError as exc:
             self.faults.error(exc)
         self.memo.forget(touched)

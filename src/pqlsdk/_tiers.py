@@ -28,7 +28,6 @@ import msgspec
 from ._clock import from_micros
 from ._scoring import Reason, Score, facts_from, plain, score_subject, standing
 from .messages import Track
-from .rules._facts import Facts
 from .rules._model import PQA, Model, Moments, Rules
 from .stores import AccountState, MomentRecord, Store, Subject, UserState, Written
 
@@ -333,9 +332,15 @@ def detect_crossings(
     the caller counts it.
     """
     states = _States(store, written)
-    models = tuple(rules.models.values())
-    by_account = any(model.subject == "account" for model in models)
+    # Each model's name, whether it scores users, and its standing, read once per write:
+    # most subjects cross nothing, so the loop below mostly scores and compares.
+    models = [
+        (model, model.name, model.subject == "user", model._standing)
+        for model in rules.models.values()
+    ]
+    by_account = not all(mine for _, _, mine, _ in models)
     moments = rules.moments
+    pqa = rules.pqa
     for user_id in user_ids:
         user = states.user(user_id)
         if user is None:  # pragma: no cover - a user just recorded has state
@@ -348,18 +353,20 @@ def detect_crossings(
         if account is not None and by_account:
             theirs = facts_from(None, account, now, {"user_id": None})
         moved = set()
-        for model in models:
-            if model.subject == "user":
-                facts = mine
-            elif theirs is None:
+        for model, name, of_user, place in models:
+            if of_user:
+                facts, remembered = mine, user.tiers
+            elif theirs is None or account is None:
                 continue
             else:
-                facts = theirs
-            if _cross(store, moments, model, user, account, facts=facts, now=now, report=report):
-                moved.add(model.name)
+                facts, remembered = theirs, account.tiers
+            tier = place(facts)[1]
+            if tier != remembered.get(name) and _cross(
+                store, moments, model, user, account, tier=tier, now=now, report=report
+            ):
+                moved.add(name)
         if account is None:
             continue
-        pqa = rules.pqa
         swapped = any(rules.model(name).subject == "account" for name in moved)
         if pqa is not None and (pqa.model in moved or user_id in joined):
             swapped |= _cross_pqa(
@@ -408,15 +415,15 @@ def _cross(
     user: UserState,
     account: AccountState | None,
     *,
-    facts: Facts,
+    tier: str,
     now: int,
     report: Callable[[TierChange], None],
 ) -> bool:
-    """Report a crossing of ``model``'s tiers by the user (or their account).
+    """Report a crossing of ``model``'s tiers by the user (or their account), now at ``tier``.
 
     Return whether the remembered tier changed (a first placement included).
     ``moments`` (those of the same rules as ``model``) title the moments seen;
-    ``facts`` are the subject's at ``now``.
+    ``tier`` is where the subject's standing at ``now`` places it.
     """
     subject: Literal["user", "account"] = "user"
     scored: UserState | None = user
@@ -429,7 +436,6 @@ def _cross(
             None,
         )
     before = remembered.get(model.name)
-    tier = model._standing(facts)[1]
     if tier == before or not swap_tier(
         store, subject, subject_id, model.name, expected=before, tier=tier
     ):

@@ -1,7 +1,7 @@
 """Parts of the buffered SQLite store (``stores.buffered``) kept apart to keep it short.
 
-``Held``: the states the intake's ``record()`` calls change, kept decoded for
-one chunk. ``FileCalls``: what goes straight to the file (the outbox and lease
+``Held``: the states the intake's ``record()`` calls change, kept decoded from
+one chunk to the next. ``FileCalls``: what goes straight to the file (the outbox and lease
 calls among them).
 """
 
@@ -31,14 +31,18 @@ class Held:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """Keep the states this thread's ``record()`` calls change decoded until the block ends.
+        """Let this thread's ``record()`` calls keep the states they change decoded.
 
         The intake records a chunk in several calls (one per run of distinct
         users, each followed by its tier checks), and a user or an account
-        comes back in most of them: held, each is decoded once and encoded
-        once per chunk rather than once per call. Held objects live for the
-        chunk only (milliseconds: ``stores.buffered`` says why the overlay keeps bytes),
-        and every other reader of the overlay takes them into account.
+        comes back in most of them, and in most chunks of a burst: held, each
+        is decoded once and encoded once per commit rather than once per call.
+        The states stay held after the block, for the next chunk, whichever
+        thread applies it (the intake's lock orders them), until the next
+        commit that finds no block under way, or a ``record()`` outside a block:
+        held objects live for about a commit interval at most (``stores.buffered``
+        says why the overlay keeps bytes), and every other reader of the
+        overlay takes them into account.
 
         Added in version 0.1.0.
         """
@@ -49,7 +53,6 @@ class Held:
         finally:
             with self._lock:
                 self._holder = None
-                self._release_held()
 
     def _flush_held(self) -> None:
         """Encode the held states into the overlay, keeping them held (lock held)."""

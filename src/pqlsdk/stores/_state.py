@@ -140,14 +140,17 @@ def apply(
     load_user: UserLoader,
     load_account: AccountLoader,
     aggregates: Collection[Aggregate] = (),
+    at: int | None = None,
 ) -> Changes:
     """Fold ``message`` into the state it concerns and return what changed.
 
     ``load_user`` and ``load_account`` return the current state or None; the store
     calls this inside whatever lock or transaction makes the read-modify-write atomic.
-    ``aggregates`` are the running values to keep (see ``pqlsdk._aggregates``).
+    ``aggregates`` are the running values to keep (see ``pqlsdk._aggregates``);
+    ``at`` is the message's timestamp in µs, if the caller has it already.
     """
-    at = micros(message.timestamp)
+    if at is None:
+        at = micros(message.timestamp)
     subject = message.user_id or message.anonymous_id or ""  # Message.subject, inline: hot
     user = load_user(subject) or UserState(user_id=subject)
     if user.first_seen is None or at < user.first_seen:

@@ -30,7 +30,12 @@ generation, and a steady stream of objects arriving there is what triggers the
 full collections that stall every thread of the host (about 12 ms each in a
 small process, far more in a large app). Bytes are not tracked by the
 collector, so the overlay costs a decode per read and an encode per write
-instead (about a microsecond each, on the recording thread).
+instead (about a microsecond each, on the recording thread). The exception is
+the intake's burst (``hold()``): the states it changes stay decoded from one
+chunk to the next, each decoded once and encoded once per commit, and go back
+to bytes at the first commit that finds the intake idle (or more than
+``_HOLD`` of them): they reach the oldest generation once per burst, not once
+per chunk.
 
 What can be lost: a SIGKILL or power cut loses at most the last ``interval`` of
 messages recorded here, unless they are journaled: a client's calls are (see
@@ -71,13 +76,17 @@ __all__ = ["BufferedStore"]
 _MAX_BUFFER: Final = 100_000  # messages held while commits fail, before the oldest go
 _KEEP: Final = 10_000
 """Overlay states kept past their commit (bytes: a few MiB), for the messages that follow."""
+_HOLD: Final = 2_000
+"""States kept decoded across commits while the intake keeps applying (see ``Held.hold``)."""
 _Key = str
 """"u" or "a" (user or account) followed by the id: an overlay state. A str, not a
 pair: a buffered entry is then a tuple of atoms, which the collector untracks at
 its first pass."""
-_Entry = tuple[str, bytes, tuple[_Key, ...], str, int]
-"""A buffered message: its id, JSON, the overlay states it touched, its subject and
-its timestamp (µs), as the log keeps them."""
+_Entry = tuple[str, str, int, bytes, *tuple[_Key, ...]]
+"""A buffered message: its id, subject, timestamp (µs) and JSON, as the log keeps them
+(``sqlite.Row``), then the overlay states it touched. Flat: a tuple nested in it
+kept it tracked until a pass of the middle generation, which moved many to the
+oldest one (see the module's docstring)."""
 
 
 class BufferedStore(Held, FileCalls):
@@ -196,7 +205,8 @@ class BufferedStore(Held, FileCalls):
                     if mid in buffered_ids or (mid in logged if mid in asked else has_message(mid)):
                         continue  # recording is idempotent, buffered or not
                     buffered_ids.add(mid)
-                    changes = apply(message, load_user, load_account, aggregates)
+                    at = micros(message.timestamp)
+                    changes = apply(message, load_user, load_account, aggregates, at)
                     touched: list[_Key] = []
                     for user in changes.users:
                         users[user.user_id] = mine_users[user.user_id] = user
@@ -206,8 +216,7 @@ class BufferedStore(Held, FileCalls):
                         touched.append("a" + account.account_id)
                     for key in touched:
                         waiting[key] = waiting.get(key, 0) + 1
-                    at = micros(message.timestamp)
-                    buffer.append((mid, data, tuple(touched), message.subject, at))
+                    buffer.append((mid, message.subject, at, data, *touched))
                     added += 1
             finally:  # a read that failed midway: what was buffered keeps its states
                 if not holding:
@@ -271,7 +280,11 @@ class BufferedStore(Held, FileCalls):
             self._oldest = None
             follower = self._follower
             mark = 0 if follower is None else follower[0]()
-            self._flush_held()
+            held = len(self._held_users) + len(self._held_accounts)
+            if self._holder is None and (not batch or held > _HOLD):
+                self._release_held()  # idle, or too many: the states go back to bytes
+            else:
+                self._flush_held()  # encoded for the commit, kept for the next chunks
             states = self._snapshot(batch)
             begun = self._updates
             fault = None if batch else self._look_outside()
@@ -290,7 +303,7 @@ class BufferedStore(Held, FileCalls):
 
         try:
             _, self._version = self._inner.record_folded(
-                [(mid, subject, ts, data) for mid, data, _, subject, ts in batch],
+                [entry[:4] for entry in batch],
                 folded,
                 outbox=self._outbox,
                 version=version,
@@ -348,7 +361,7 @@ class BufferedStore(Held, FileCalls):
         Not while an update is under way, nor if one of them may miss a write
         to the file (lock held).
         """
-        keys: set[_Key] = set().union(*[entry[2] for entry in batch])
+        keys: set[_Key] = set().union(*[entry[4:] for entry in batch])
         if self._updates != self._updated or not keys.isdisjoint(self._inexact):
             return None
         users, accounts = self._users, self._accounts
@@ -367,7 +380,7 @@ class BufferedStore(Held, FileCalls):
         waiting = self._waiting
         for entry in batch:
             self._buffered_ids.discard(entry[0])
-            for key in entry[2]:
+            for key in entry[4:]:
                 left = waiting[key] - 1
                 if left > 0:
                     waiting[key] = left

@@ -319,6 +319,30 @@ def test_a_record_larger_than_the_spare_gets_a_file_of_its_size(tmp_path: Path) 
     journal.close()
 
 
+def resident_kib(path: Path) -> int:
+    """KiB of ``path``'s mapping resident in this process (Linux's ``/proc/self/smaps``)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for at, line in enumerate(lines):
+        if line.endswith(str(path)):
+            return next(int(d.split()[1]) for d in lines[at + 1 :] if d.startswith("Rss:"))
+    raise AssertionError(f"{path} is not mapped")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc")
+def test_a_release_takes_the_written_pages_out_of_resident_memory(tmp_path: Path) -> None:
+    """Whole pages written leave the process's resident memory; their records stay in the file."""
+    journal = Journal(tmp_path / "s.db")
+    sent = [b"%04d" % i + b"." * 996 for i in range(100)]  # 100 KB: 24 whole pages
+    for data in sent:
+        with journal.lock:
+            journal.append(data)
+    path = journals(tmp_path)[0]
+    before = resident_kib(path)
+    journal.release(0)  # nothing committed: only the memory goes
+    assert (before >= 96, resident_kib(path) <= 4, records(path)) == (True, True, sent)
+    journal.close()
+
+
 def test_a_forked_child_closes_the_parents_maps(tmp_path: Path) -> None:
     """The child's copies of every mapped file (written, rotated out, spare) are closed."""
     journal = Journal(tmp_path / "s.db")

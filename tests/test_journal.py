@@ -343,6 +343,22 @@ def test_a_release_takes_the_written_pages_out_of_resident_memory(tmp_path: Path
     journal.close()
 
 
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc")
+def test_a_release_takes_a_bounded_part_out_of_resident_memory(tmp_path: Path) -> None:
+    """A release takes at most ``_UNMAP`` bytes out (madvise keeps the GIL); later ones the rest."""
+    journal = Journal(tmp_path / "s.db")
+    for _ in range(3):
+        with journal.lock:
+            journal.append(b"x" * (400 << 10))  # 1.2 MB: more than one release takes
+    path = journals(tmp_path)[0]
+    journal.release(0)
+    first = resident_kib(path)
+    journal.release(0)
+    journal.release(0)
+    assert (first >= 1200 - 512, resident_kib(path) <= 4) == (True, True)
+    journal.close()
+
+
 def test_a_forked_child_closes_the_parents_maps(tmp_path: Path) -> None:
     """The child's copies of every mapped file (written, rotated out, spare) are closed."""
     journal = Journal(tmp_path / "s.db")

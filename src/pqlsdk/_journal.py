@@ -76,6 +76,8 @@ _WHOLE: Final = 1 << 31
 """Set in every record's header, so that only the zeros past the last record end them."""
 _SIZE: Final = _WHOLE - 1
 _FLAGS: Final = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_UNMAP: Final = 512 << 10
+"""Most bytes one release takes out of resident memory (``madvise`` keeps the GIL)."""
 _Done = tuple[mmap.mmap | None, Path | None]
 """A file to let go of: its map to close (None: none), its path to delete (None: keep it)."""
 _ZEROS: Final = 1 << 20
@@ -225,10 +227,12 @@ class Journal:
         They stay in the page cache, dirty until the kernel writes them back, so
         nothing is lost; only the process's resident memory (what a host's
         monitoring sees of a worker) no longer counts up to a file's 8 MiB.
-        ``madvise`` keeps the GIL, like the copies do.
+        ``madvise`` keeps the GIL, like the copies do, so each call takes at
+        most ``_UNMAP`` (some 50 µs); a commit every 200 ms keeps up with 2.5 MB/s
+        of calls, and a file filled faster goes whole when it is released.
         """
         view = self._map
-        written = self._size - self._size % mmap.PAGESIZE
+        written = min(self._size - self._size % mmap.PAGESIZE, self._resident + _UNMAP)
         if view is not None and written > self._resident:
             view.madvise(mmap.MADV_DONTNEED, self._resident, written - self._resident)
             self._resident = written

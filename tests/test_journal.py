@@ -29,8 +29,14 @@ def journals(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.journal.*"))
 
 
+def records(path: Path) -> list[bytes]:
+    """The records in a journal file (its allocated rest is zeros)."""
+    return _journal._records(path.read_bytes())
+
+
 def journaled(folder: Path) -> int:
-    return sum(path.stat().st_size for path in journals(folder))
+    """Bytes of the records in the folder's journal files, headers included."""
+    return sum(4 + len(data) for path in journals(folder) for data in records(path))
 
 
 def tick(i: int) -> bytes:
@@ -106,8 +112,10 @@ def test_replay_skips_what_the_dead_process_had_committed(tmp_path: Path) -> Non
 def test_a_torn_or_unreadable_record_is_left_out_and_counted(tmp_path: Path) -> None:
     """A record that is not a message is counted as dropped; a torn last one is not read."""
     dead_journal(tmp_path, [tick(0), b"not json"])
-    with journals(tmp_path)[0].open("ab") as torn:
-        torn.write(b"\x20\x00\x00\x00{")
+    path = journals(tmp_path)[0]
+    with path.open("r+b") as torn:  # a header whose record runs past the end of the file
+        torn.seek(journaled(tmp_path))
+        torn.write((path.stat().st_size | 1 << 31).to_bytes(4, "little") + b"{")
     with client_on(tmp_path) as client:
         assert client.user("u").tracks == 1  # type: ignore[union-attr]
         assert client.stats().dropped == {"journal_corrupt": 1}
@@ -145,13 +153,13 @@ def test_journals_go_to_new_files_and_committed_ones_are_deleted(tmp_path: Path)
     """Past a segment's size appends open the next file; a release deletes the earlier whole."""
     journal = Journal(tmp_path / "s.db")
     big = b"x" * (5 << 20)
-    for _ in range(3):
+    for data in (big, b"y" * (2 << 20), big):  # the third does not fit in the first file
         with journal.lock:
-            journal.append(big)
+            journal.append(data)
     assert len(journals(tmp_path)) == 2
     journal.release(2)
     # The first file is gone; the second is past half full, so a spare is opened ahead.
-    assert [path.stat().st_size for path in journals(tmp_path)] == [(5 << 20) + 4, 0]
+    assert [records(path) for path in journals(tmp_path)] == [[big], []]
     assert journal.pending_bytes() == (5 << 20) + 4
     journal.release(3)
     assert journal.pending_bytes() == 0
@@ -177,7 +185,7 @@ def test_a_release_makes_no_system_call_under_the_lock(
 
         return run
 
-    names = ("open", "close", "ftruncate", "unlink")
+    names = ("open", "close", "posix_fallocate", "unlink")
     fake = SimpleNamespace(**{name: getattr(os, name) for name in dir(os)})
     for name in names:
         setattr(fake, name, watched(name))
@@ -202,22 +210,22 @@ def test_a_committed_file_is_swapped_for_an_empty_one(tmp_path: Path) -> None:
     with journal.lock:
         journal.append(b"two")
     assert first[0] not in journals(tmp_path)
-    assert [path.read_bytes()[4:] for path in journals(tmp_path)] == [b"two"]
+    assert [records(path) for path in journals(tmp_path)] == [[b"two"]]
     journal.close()
 
 
 def test_a_rotation_takes_the_file_opened_ahead(tmp_path: Path) -> None:
     """Past half a file, a release opens the next; the rotation then writes there."""
     journal = Journal(tmp_path / "s.db")
-    for _ in range(2):
+    for size in (5 << 20, (3 << 20) - 8):  # the file is full
         with journal.lock:
-            journal.append(b"x" * (5 << 20))
+            journal.append(b"x" * size)
     journal.release(1)  # not all committed: the new file waits as the spare
     journal.release(1)  # and keeps waiting
     spare = journals(tmp_path)[-1]
     with journal.lock:
         journal.append(b"next")
-    assert (len(journals(tmp_path)), spare.read_bytes()[4:]) == (2, b"next")
+    assert (len(journals(tmp_path)), records(spare)) == (2, [b"next"])
     journal.close()
 
 
@@ -228,7 +236,7 @@ def test_a_spare_is_swapped_in_once_everything_is_committed(tmp_path: Path) -> N
         journal.append(b"x" * (5 << 20))
     journal.release(0)  # half full, nothing committed: a spare is opened ahead
     journal.release(1)
-    assert [path.stat().st_size for path in journals(tmp_path)] == [0]
+    assert [records(path) for path in journals(tmp_path)] == [[]]
     assert journal.pending_bytes() == 0
     journal.close()
     assert journals(tmp_path) == []
@@ -240,7 +248,7 @@ def test_a_spare_numbered_before_a_rotation_is_not_used(tmp_path: Path) -> None:
     with journal.lock:
         journal.append(b"x" * (5 << 20))
         wanted = journal._spare_wanted()  # what release() asks for, under the lock
-        journal.append(b"x" * (4 << 20))
+        journal.append(b"x" * ((3 << 20) - 8))  # the file is full
         journal.append(b"next")  # past the segment: a new file, numbered after the wanted one
     assert wanted is not None
     _journal._let_go(journal._offer(wanted))
@@ -258,7 +266,7 @@ def test_close_deletes_the_spare_and_keeps_what_is_not_committed(tmp_path: Path)
         journal.append(b"x" * (5 << 20))
     journal.release(0)  # a spare, empty
     journal.close()
-    assert [path.stat().st_size for path in journals(tmp_path)] == [(5 << 20) + 4]
+    assert [records(path) for path in journals(tmp_path)] == [[b"x" * (5 << 20)]]
 
 
 def test_a_spare_that_cannot_be_opened_leaves_the_file_as_it_is(
@@ -274,38 +282,96 @@ def test_a_spare_that_cannot_be_opened_leaves_the_file_as_it_is(
 
     monkeypatch.setattr(journal, "_open", refused)
     journal.release(1)
-    assert [path.read_bytes()[4:] for path in journals(tmp_path)] == [b"one"]
+    assert [records(path) for path in journals(tmp_path)] == [[b"one"]]
     monkeypatch.undo()
     journal.release(1)
     assert (journal.pending_bytes(), journaled(tmp_path)) == (0, 0)
     journal.close()
 
 
-def test_the_write_reports_the_system_error(tmp_path: Path) -> None:
-    """The GIL-keeping write raises what os.write would (here: a descriptor not open to write)."""
-    path = tmp_path / "f"
-    path.write_bytes(b"")
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        with pytest.raises(OSError, match="Bad file descriptor"):
-            _journal._writer()(fd, b"x")
-    finally:
-        os.close(fd)
+def test_a_file_that_cannot_be_allocated_is_not_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk refuses the file's blocks at open: the append fails and no file stays."""
+
+    def refused(fd: int, size: int) -> None:
+        raise OSError(errno.ENOSPC, "no space left")
+
+    monkeypatch.setattr(_journal, "_allocate", refused)
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock, pytest.raises(OSError, match="no space left"):
+        journal.append(b"one")
+    assert journals(tmp_path) == []
+    journal.close()
 
 
-def test_a_forked_child_closes_the_parents_descriptors(tmp_path: Path) -> None:
-    """The child's copies of every descriptor (written, rotated out, spare) are closed."""
+def test_a_record_larger_than_the_spare_gets_a_file_of_its_size(tmp_path: Path) -> None:
+    """The file opened ahead is too small for the record: it goes, and a larger file takes it."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"x" * (5 << 20))
+    journal.release(0)  # past half full: a spare
+    huge = b"y" * (9 << 20)
+    with journal.lock:
+        journal.append(huge)
+    journal.release(0)  # lets go of the small spare, and opens the next ahead
+    assert [records(path) for path in journals(tmp_path)] == [[b"x" * (5 << 20)], [huge], []]
+    journal.close()
+
+
+def resident_kib(path: Path) -> int:
+    """KiB of ``path``'s mapping resident in this process (Linux's ``/proc/self/smaps``)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for at, line in enumerate(lines):
+        if line.endswith(str(path)):
+            return next(int(d.split()[1]) for d in lines[at + 1 :] if d.startswith("Rss:"))
+    raise AssertionError(f"{path} is not mapped")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc")
+def test_a_release_takes_the_written_pages_out_of_resident_memory(tmp_path: Path) -> None:
+    """Whole pages written leave the process's resident memory; their records stay in the file."""
+    journal = Journal(tmp_path / "s.db")
+    sent = [b"%04d" % i + b"." * 996 for i in range(100)]  # 100 KB: 24 whole pages
+    for data in sent:
+        with journal.lock:
+            journal.append(data)
+    path = journals(tmp_path)[0]
+    before = resident_kib(path)
+    journal.release(0)  # nothing committed: only the memory goes
+    assert (before >= 96, resident_kib(path) <= 4, records(path)) == (True, True, sent)
+    journal.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc")
+def test_a_release_takes_a_bounded_part_out_of_resident_memory(tmp_path: Path) -> None:
+    """A release takes at most ``_UNMAP`` bytes out (madvise keeps the GIL); later ones the rest."""
+    journal = Journal(tmp_path / "s.db")
+    for _ in range(3):
+        with journal.lock:
+            journal.append(b"x" * (400 << 10))  # 1.2 MB: more than one release takes
+    path = journals(tmp_path)[0]
+    journal.release(0)
+    first = resident_kib(path)
+    journal.release(0)
+    journal.release(0)
+    assert (first >= 1200 - 512, resident_kib(path) <= 4) == (True, True)
+    journal.close()
+
+
+def test_a_forked_child_closes_the_parents_maps(tmp_path: Path) -> None:
+    """The child's copies of every mapped file (written, rotated out, spare) are closed."""
     journal = Journal(tmp_path / "s.db")
     for _ in range(3):
         with journal.lock:
             journal.append(b"x" * (5 << 20))
-    journal.release(0)  # the second file is past half full: a spare
-    fds = [journal._fd, *(fd for fd, _ in journal._retired), journal._spare[1]]  # type: ignore[index]
+    wanted = journal._spare_wanted()  # a spare ahead, as release() opens it, but no release
+    assert wanted is not None
+    assert journal._offer(wanted) == []
+    views = [journal._map, *(view for view, _ in journal._retired), journal._spare[1]]  # type: ignore[index]
     journal.after_fork()
-    for fd in fds:
-        with pytest.raises(OSError, match="Bad file descriptor"):
-            os.fstat(fd)  # type: ignore[arg-type]
-    assert len(journals(tmp_path)) == 3  # the parent's files stay
+    assert [view.closed for view in views] == [True] * 4  # type: ignore[union-attr]
+    assert len(journals(tmp_path)) == 4  # the parent's files stay
 
 
 def test_a_forked_child_writes_its_own_journal(tmp_path: Path) -> None:
@@ -330,7 +396,10 @@ def test_an_intake_reset_after_fork_starts_a_new_journal_file(tmp_path: Path) ->
     intake.put(b"parent")
     intake.after_fork()
     intake.put(b"child")
-    assert sorted(path.read_bytes()[4:] for path in journals(tmp_path)) == [b"child", b"parent"]
+    assert sorted(data for path in journals(tmp_path) for data in records(path)) == [
+        b"child",
+        b"parent",
+    ]
     intake.close()
     journal.close()
 

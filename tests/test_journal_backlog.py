@@ -205,7 +205,7 @@ def file_size_limit(size: int) -> Iterator[None]:
 def test_a_message_the_journal_could_not_take_keeps_everyone_s_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write cut short leaves no torn record, and commits release no unread message.
+    """A file the disk refuses leaves no torn record, and commits release no unread message.
 
     One file per record, so a release one place too far would delete a message
     still waiting in the journal only.
@@ -226,7 +226,7 @@ def test_a_message_the_journal_could_not_take_keeps_everyone_s_place(
     sent = [b"%03d" % i + b"." * 60 for i in range(12)]
     for data in sent[:5]:
         intake.put(data)
-    with file_size_limit(8):  # less than a record: the write is cut short
+    with file_size_limit(8):  # less than a record: its file cannot be allocated
         intake.put(sent[5])
     for data in sent[6:]:
         intake.put(data)

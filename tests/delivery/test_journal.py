@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pqlsdk
+from pqlsdk._journal import _records
 
 from .collector import Collector
 
@@ -58,7 +59,7 @@ def test_every_call_that_returned_before_a_sigkill_is_delivered_once(
     returned += [line.decode() for line in child.stdout.read().split(b"\n")[:-1]]
     child.stdout.close()
     assert len(returned) >= RETURNED
-    left = sum(path.stat().st_size for path in tmp_path.glob("shared.db.journal.*"))
+    left = sum(len(_records(path.read_bytes())) for path in tmp_path.glob("shared.db.journal.*"))
 
     client = pqlsdk.Client(store=store, endpoint=collector.url, write_key=collector.write_key)
     assert client.close(timeout=60).pending == 0

@@ -8,7 +8,7 @@ from typing import Final, cast
 import msgspec
 from sqlglot import exp
 
-from ..messages import MAX_DEPTH
+from ..messages import MAX_DEPTH, MAX_MESSAGE_BYTES
 from ._dialects import Dialect, JsonKind
 from ._values import literal
 
@@ -213,14 +213,16 @@ class DuckDB(Dialect):
         ]
         # DuckDB writes JSON without spaces: a nested object or array follows a colon,
         # and the (costlier) count is only for objects that have one: CASE, not OR,
-        # which DuckDB would evaluate whole.
+        # which DuckDB would evaluate whole. A document longer than a whole message
+        # may be (``strlen`` counts bytes, at no cost) is one the python reader refuses.
         tests += [
             self.template(
-                "CASE WHEN NOT starts_with(:d, '{') THEN TRUE "
+                "CASE WHEN NOT starts_with(:d, '{') OR strlen(:d) > :size THEN TRUE "
                 "WHEN contains(:d, ':{') OR contains(:d, ':[') "
                 "THEN length(:d) - length(translate(:d, '{[', '')) > :n ELSE FALSE END",
                 d=document,
                 n=literal(MAX_DEPTH),
+                size=literal(MAX_MESSAGE_BYTES),
             )
             for document in documents
         ]

@@ -192,11 +192,15 @@ class _ModelSteps:
         raw = exp.paren(raw)
         # The reasons read the earned columns: a step after the one that names them.
         # One JSON array: the reader decodes one document a row, not one a reason.
+        # Where the engine writes the entries, a subject whose entry is exact needs
+        # no reasons: they are written last, for the others only (``written``).
+        written = output and dialect.writes_entries
+        reasons_json = dialect.json_array(reasons)
         totals = template(
             "SELECT *, :reasons AS reasons, :rounded AS raw, CASE WHEN gate_passed "
             "THEN :scored + CAST(0.0 AS DOUBLE) "
             "ELSE CAST(0.0 AS DOUBLE) END AS score FROM signals_",
-            reasons=dialect.json_array(reasons),
+            reasons=template("CAST(NULL AS JSON)") if written else reasons_json,
             rounded=dialect.round9(raw),
             scored=dialect.round9(template(":raw * multiplier", raw=raw)),
         )
@@ -228,10 +232,17 @@ class _ModelSteps:
             "reasons, gate_measured, multiplier_measured FROM tiered_",
             route=route,
         )
-        if output and dialect.writes_entries:
-            routed = cast(exp.Select, routed).select(
-                *entry(self.model, dialect, route, self.measured, entries), copy=False
-            )
+        if written:
+            written_entry, exact = entry(self.model, dialect, route, self.measured, entries)
+            # CASE evaluates the reasons only for the rows that need them (a tenth of
+            # the SQL after reading the messages, when built for every subject).
+            lazy = exp.Case(ifs=[exp.If(this=exact.this.copy(), true=exp.Null())])
+            lazy.set("default", reasons_json)
+            routed = cast(exp.Select, routed)
+            for column in routed.expressions:
+                if column.alias_or_name == "reasons":
+                    column.replace(exp.alias_(lazy, "reasons"))
+            routed = routed.select(written_entry, exact, copy=False)
         renames = {
             "signals_": f"{name}_signals",
             "totals_": f"{name}_totals",

@@ -233,16 +233,11 @@ class _ModelSteps:
             route=route,
         )
         if written:
-            written_entry, exact = entry(self.model, dialect, route, self.measured, entries)
-            # CASE evaluates the reasons only for the rows that need them (a tenth of
-            # the SQL after reading the messages, when built for every subject).
-            lazy = exp.Case(ifs=[exp.If(this=exact.this.copy(), true=exp.Null())])
-            lazy.set("default", reasons_json)
-            routed = cast(exp.Select, routed)
-            for column in routed.expressions:
-                if column.alias_or_name == "reasons":
-                    column.replace(exp.alias_(lazy, "reasons"))
-            routed = routed.select(written_entry, exact, copy=False)
+            routed = _with_entry(
+                cast(exp.Select, routed),
+                entry(self.model, dialect, route, self.measured, entries),
+                reasons_json,
+            )
         renames = {
             "signals_": f"{name}_signals",
             "totals_": f"{name}_totals",
@@ -259,6 +254,20 @@ class _ModelSteps:
                 if table.name in renames:
                     table.set("this", exp.to_identifier(renames[table.name]))
         return steps
+
+
+def _with_entry(routed: exp.Select, written: list[exp.Expr], reasons: exp.Expr) -> exp.Select:
+    """Add the entry and its exactness (``entry``) to ``routed``; the reasons only where inexact.
+
+    CASE evaluates the reasons for the rows that need them: built for every
+    subject, they cost a tenth of the SQL after reading the messages.
+    """
+    text, exact = written
+    lazy = exp.Case(ifs=[exp.If(this=exact.this.copy(), true=exp.Null())], default=reasons)
+    for column in routed.expressions:
+        if column.alias_or_name == "reasons":
+            column.replace(exp.alias_(lazy, "reasons"))
+    return routed.select(text, exact, copy=False)
 
 
 def _located(

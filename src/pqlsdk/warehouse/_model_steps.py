@@ -25,7 +25,7 @@ from ._expressions import SqlExpressions, Unsupported
 from ._output_sql import entry
 from ._values import Value, literal, number_of, select, template, truth, wrapped
 
-__all__: list[str] = []
+__all__ = ["tiered_step"]
 
 _ALL_ENGINES: Final = "the python engine (pqlsdk score --engine python)"
 
@@ -241,12 +241,12 @@ class _ModelSteps:
         renames = {
             "signals_": f"{name}_signals",
             "totals_": f"{name}_totals",
-            "tiered_": f"{name}_tiered",
+            "tiered_": tiered_step(name),
         }
         steps = [
             (f"{name}_signals", signals),
             (f"{name}_totals", totals),
-            (f"{name}_tiered", tiered),
+            (tiered_step(name), tiered),
             (name, routed),
         ]
         for _, body in steps:
@@ -254,6 +254,16 @@ class _ModelSteps:
                 if table.name in renames:
                     table.set("this", exp.to_identifier(renames[table.name]))
         return steps
+
+
+def tiered_step(name: str) -> str:
+    """Name the step of model ``name`` that gives each subject's score and tier (and ids).
+
+    What reads only those (the accounts' roll-up) reads this step, not the
+    model's last: an engine binds each view it reads, and the last step's
+    route, entry and exactness make most of the model's SQL.
+    """
+    return f"{name}_tiered"
 
 
 def _with_entry(routed: exp.Select, written: list[exp.Expr], reasons: exp.Expr) -> exp.Select:

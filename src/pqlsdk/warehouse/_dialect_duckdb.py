@@ -21,6 +21,7 @@ class DuckDB(Dialect):
     name = "duckdb"
     engine = "duckdb"
     writes_entries = True
+    counts_repeats_first = True  # a million distinct keys: counted in 2/3 the time of grouped
 
     _TYPES: Final = {
         "null": "json_type(:j) = 'NULL'",

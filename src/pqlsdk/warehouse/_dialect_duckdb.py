@@ -186,9 +186,9 @@ class DuckDB(Dialect):
         # than the common one is read by the python reader.
         # Only a text that starts as a JSON number, string, object or array (or is a
         # bool) is parsed: CASE, so that the ids of the usual kind cost a comparison.
-        # The usual ids (a lowercase letter first, none ``true``/``false``) all pass
-        # one test over every text first (LEAST and GREATEST skip NULLs): the
-        # per-text tests run for the rows that fail it.
+        # The usual ids (a lowercase letter first, none ``true``/``false``; or none)
+        # pass one test of comparisons first (half the time of LEAST and GREATEST
+        # over the texts): the per-text tests run for the rows that fail it.
         each = exp.or_(
             *(
                 self.template(
@@ -199,15 +199,14 @@ class DuckDB(Dialect):
                 for text in texts
             )
         )
-        first, *rest = (text.copy() for text in texts)
-        usual = self.template(
-            "COALESCE(:low >= 'a' AND :high < '{' AND NOT COALESCE('true' IN :l, FALSE) "
-            "AND NOT COALESCE('false' IN :l, FALSE), FALSE)",
-            low=exp.Least(this=first, expressions=rest, ignore_nulls=True),
-            high=exp.Greatest(
-                this=first.copy(), expressions=[t.copy() for t in rest], ignore_nulls=True
-            ),
-            l=exp.Tuple(expressions=[text.copy() for text in texts]),
+        usual = exp.and_(
+            *(
+                self.template(
+                    "COALESCE(:t >= 'a' AND :t < '{' AND :t <> 'true' AND :t <> 'false', TRUE)",
+                    t=text.copy(),
+                )
+                for text in texts
+            )
         )
         tests: list[exp.Expr] = [
             exp.Case(ifs=[exp.If(this=usual, true=exp.false())], default=exp.paren(each))

@@ -21,7 +21,7 @@ class DuckDB(Dialect):
     name = "duckdb"
     engine = "duckdb"
     writes_entries = True
-    counts_repeats_first = True  # a million distinct keys: counted in 2/3 the time of grouped
+    counts_repeats_first = True  # no repeat in a million messages: dropped in a sixth less time
 
     _TYPES: Final = {
         "null": "json_type(:j) = 'NULL'",

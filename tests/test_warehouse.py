@@ -516,6 +516,25 @@ def test_messages_the_python_reader_refuses_field_by_field_are_refused_in_sql(
     assert "skipped 9 invalid message(s)" in duck.err
 
 
+def test_a_message_too_large_for_the_python_reader_is_refused_in_sql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Properties or traits past the size limit, the ids of the usual kind: refused by both."""
+    core = {"event": "core_workflow_completed"}
+    history = [
+        _message("track", "kept", 1, **core),
+        _message("track", "props", 1, **core, properties={"big": "b" * 33_000}),
+        _message("identify", "traits", 1, traits={"big": "b" * 33_000}),
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(m) + "\n" for m in history))
+    args = ["score", str(RULES / "playbook.toml"), str(events), "--json"]
+    args += ["--now", "2026-03-15T00:00:00Z"]
+    python = _cli(capsys, *args, "--engine", "python")
+    assert _cli(capsys, *args, "--engine", "duckdb") == python
+    assert sorted(json.loads(python)["users"]) == ["kept"]
+
+
 def test_a_document_is_checked_message_by_message_as_the_python_reader_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

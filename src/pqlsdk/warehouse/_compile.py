@@ -42,7 +42,7 @@ from ._dialect_duckdb import DUCKDB
 from ._dialects import Dialect
 from ._expressions import SqlExpressions
 from ._message_steps import _messages, _Reads
-from ._model_steps import _ModelSteps
+from ._model_steps import _ModelSteps, tiered_step
 from ._output_sql import EXACT, OUTPUT
 from ._values import Value, literal, select, template
 
@@ -444,7 +444,7 @@ def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[st
     extra: list[tuple[str, exp.Expr]] = [("accounts_", accounts), ("team_", team)]
     if pqa is not None:
         user_model = rules.model(pqa.model)
-        name = builder.compile(user_model)
+        name = tiered_step(builder.compile(user_model))
         bar = user_model.rank(pqa.tier)
         qualifying = [literal(tier) for _, tier in user_model.tiers[bar:]]
         roll = template(

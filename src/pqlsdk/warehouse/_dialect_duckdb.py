@@ -8,7 +8,7 @@ from typing import Final, cast
 import msgspec
 from sqlglot import exp
 
-from ..messages import MAX_DEPTH
+from ..messages import MAX_DEPTH, MAX_MESSAGE_BYTES
 from ._dialects import Dialect, JsonKind
 from ._values import literal
 
@@ -21,6 +21,7 @@ class DuckDB(Dialect):
     name = "duckdb"
     engine = "duckdb"
     writes_entries = True
+    counts_repeats_first = True  # no repeat in a million messages: dropped in a sixth less time
 
     _TYPES: Final = {
         "null": "json_type(:j) = 'NULL'",
@@ -185,9 +186,9 @@ class DuckDB(Dialect):
         # than the common one is read by the python reader.
         # Only a text that starts as a JSON number, string, object or array (or is a
         # bool) is parsed: CASE, so that the ids of the usual kind cost a comparison.
-        # The usual ids (a lowercase letter first, none ``true``/``false``) all pass
-        # one test over every text first (LEAST and GREATEST skip NULLs): the
-        # per-text tests run for the rows that fail it.
+        # The usual ids (a lowercase letter first, none ``true``/``false``; or none)
+        # pass one test of comparisons first (half the time of LEAST and GREATEST
+        # over the texts): the per-text tests run for the rows that fail it.
         each = exp.or_(
             *(
                 self.template(
@@ -198,29 +199,30 @@ class DuckDB(Dialect):
                 for text in texts
             )
         )
-        first, *rest = (text.copy() for text in texts)
-        usual = self.template(
-            "COALESCE(:low >= 'a' AND :high < '{' AND NOT COALESCE('true' IN :l, FALSE) "
-            "AND NOT COALESCE('false' IN :l, FALSE), FALSE)",
-            low=exp.Least(this=first, expressions=rest, ignore_nulls=True),
-            high=exp.Greatest(
-                this=first.copy(), expressions=[t.copy() for t in rest], ignore_nulls=True
-            ),
-            l=exp.Tuple(expressions=[text.copy() for text in texts]),
+        usual = exp.and_(
+            *(
+                self.template(
+                    "COALESCE(:t >= 'a' AND :t < '{' AND :t <> 'true' AND :t <> 'false', TRUE)",
+                    t=text.copy(),
+                )
+                for text in texts
+            )
         )
         tests: list[exp.Expr] = [
             exp.Case(ifs=[exp.If(this=usual, true=exp.false())], default=exp.paren(each))
         ]
         # DuckDB writes JSON without spaces: a nested object or array follows a colon,
         # and the (costlier) count is only for objects that have one: CASE, not OR,
-        # which DuckDB would evaluate whole.
+        # which DuckDB would evaluate whole. A document longer than a whole message
+        # may be (``strlen`` counts bytes, at no cost) is one the python reader refuses.
         tests += [
             self.template(
-                "CASE WHEN NOT starts_with(:d, '{') THEN TRUE "
+                "CASE WHEN NOT starts_with(:d, '{') OR strlen(:d) > :size THEN TRUE "
                 "WHEN contains(:d, ':{') OR contains(:d, ':[') "
                 "THEN length(:d) - length(translate(:d, '{[', '')) > :n ELSE FALSE END",
                 d=document,
                 n=literal(MAX_DEPTH),
+                size=literal(MAX_MESSAGE_BYTES),
             )
             for document in documents
         ]

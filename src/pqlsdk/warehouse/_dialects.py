@@ -57,6 +57,12 @@ class Dialect(ABC):
     """Constructs this engine cannot compute exactly: refused at compile time."""
     writes_entries: bool = False
     """Whether the engine writes each subject's ``--json`` entry (``_output_sql``)."""
+    counts_repeats_first: bool = False
+    """Whether repeated ``messageId`` keys are counted (one number) before being grouped.
+
+    An engine that counts distinct values for less than it groups them by
+    value skips the grouping when the count shows no repeat, as is usual.
+    """
 
     def template(self, text: str, **parts: exp.Expr) -> exp.Expr:
         """Parse ``text`` (constant SQL of this dialect) with ``:name`` placeholders filled."""

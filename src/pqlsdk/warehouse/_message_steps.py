@@ -73,7 +73,9 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
     filter over it, cheap enough to run for each step that reads it. The
     repeated ids are found by a 64-bit key first (``Dialect.id_key``: grouping
     numbers costs less than grouping text), then exactly, by the ids
-    themselves, among the few messages whose key repeats.
+    themselves, among the few messages whose key repeats. Where the engine
+    counts distinct keys for less (``Dialect.counts_repeats_first``), the keys
+    are grouped only when their count shows a repeat.
     """
     dialect = reads.dialect
     # Quoted: the message's own names, exactly, in engines that fold unquoted ones.
@@ -129,6 +131,18 @@ def message_steps(reads: _Reads) -> list[tuple[str, exp.Expr]]:
         WHERE parsed.type IS NOT NULL AND parsed.seq > firsts.first
         """
     )
+    if dialect.counts_repeats_first:  # no repeated key, usually: no grouping
+        repeats = select(
+            """
+            SELECT COUNT(*) - COUNT(DISTINCT :key) AS repeats FROM parsed
+            WHERE type IS NOT NULL AND mid IS NOT NULL
+            """,
+            key=key.copy(),
+        )
+        repeated_keys = repeated_keys.where(
+            template("(SELECT repeats FROM repeats) > 0"), copy=False
+        )
+        dropped = dropped.with_("repeats", as_=repeats, copy=False)
     dropped = dropped.with_("repeated_keys", as_=repeated_keys, copy=False)
     dropped = dropped.with_("firsts", as_=firsts, copy=False)
     kept = select(

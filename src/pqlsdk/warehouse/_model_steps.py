@@ -25,7 +25,7 @@ from ._expressions import SqlExpressions, Unsupported
 from ._output_sql import entry
 from ._values import Value, literal, number_of, select, template, truth, wrapped
 
-__all__: list[str] = []
+__all__ = ["tiered_step"]
 
 _ALL_ENGINES: Final = "the python engine (pqlsdk score --engine python)"
 
@@ -192,11 +192,15 @@ class _ModelSteps:
         raw = exp.paren(raw)
         # The reasons read the earned columns: a step after the one that names them.
         # One JSON array: the reader decodes one document a row, not one a reason.
+        # Where the engine writes the entries, a subject whose entry is exact needs
+        # no reasons: they are written last, for the others only (``written``).
+        written = output and dialect.writes_entries
+        reasons_json = dialect.json_array(reasons)
         totals = template(
             "SELECT *, :reasons AS reasons, :rounded AS raw, CASE WHEN gate_passed "
             "THEN :scored + CAST(0.0 AS DOUBLE) "
             "ELSE CAST(0.0 AS DOUBLE) END AS score FROM signals_",
-            reasons=dialect.json_array(reasons),
+            reasons=template("CAST(NULL AS JSON)") if written else reasons_json,
             rounded=dialect.round9(raw),
             scored=dialect.round9(template(":raw * multiplier", raw=raw)),
         )
@@ -228,19 +232,21 @@ class _ModelSteps:
             "reasons, gate_measured, multiplier_measured FROM tiered_",
             route=route,
         )
-        if output and dialect.writes_entries:
-            routed = cast(exp.Select, routed).select(
-                *entry(self.model, dialect, route, self.measured, entries), copy=False
+        if written:
+            routed = _with_entry(
+                cast(exp.Select, routed),
+                entry(self.model, dialect, route, self.measured, entries),
+                reasons_json,
             )
         renames = {
             "signals_": f"{name}_signals",
             "totals_": f"{name}_totals",
-            "tiered_": f"{name}_tiered",
+            "tiered_": tiered_step(name),
         }
         steps = [
             (f"{name}_signals", signals),
             (f"{name}_totals", totals),
-            (f"{name}_tiered", tiered),
+            (tiered_step(name), tiered),
             (name, routed),
         ]
         for _, body in steps:
@@ -248,6 +254,30 @@ class _ModelSteps:
                 if table.name in renames:
                     table.set("this", exp.to_identifier(renames[table.name]))
         return steps
+
+
+def tiered_step(name: str) -> str:
+    """Name the step of model ``name`` that gives each subject's score and tier (and ids).
+
+    What reads only those (the accounts' roll-up) reads this step, not the
+    model's last: an engine binds each view it reads, and the last step's
+    route, entry and exactness make most of the model's SQL.
+    """
+    return f"{name}_tiered"
+
+
+def _with_entry(routed: exp.Select, written: list[exp.Expr], reasons: exp.Expr) -> exp.Select:
+    """Add the entry and its exactness (``entry``) to ``routed``; the reasons only where inexact.
+
+    CASE evaluates the reasons for the rows that need them: built for every
+    subject, they cost a tenth of the SQL after reading the messages.
+    """
+    text, exact = written
+    lazy = exp.Case(ifs=[exp.If(this=exact.this.copy(), true=exp.Null())], default=reasons)
+    for column in routed.expressions:
+        if column.alias_or_name == "reasons":
+            column.replace(exp.alias_(lazy, "reasons"))
+    return routed.select(text, exact, copy=False)
 
 
 def _located(

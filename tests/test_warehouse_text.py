@@ -35,6 +35,13 @@ def test_a_template_takes_a_new_part_as_it_is_and_copies_one_placed_already() ->
     assert part.parent is built
 
 
+def test_a_template_of_one_placeholder_is_its_part() -> None:
+    """The placeholder is the whole tree: the part (in parentheses unless atomic) is."""
+    part = exp.column("x")
+    assert template(":a", a=part) is part
+    assert template(":a", a=exp.EQ(this=part, expression=exp.column("y"))).sql() == "(x = y)"
+
+
 def test_a_node_in_two_places_is_not_settled() -> None:
     """A builder that does not copy leaves a node in two places: its links name one."""
     shared = exp.column("x")

@@ -475,3 +475,21 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path: Path) -> 
         errors = process.stderr.read().decode()
         status = process.wait(timeout=60)
     assert (status, errors) == (141, "")
+
+
+def test_scoring_loads_no_other_command(tmp_path: Path) -> None:
+    """``pqlsdk score`` builds its own parser only: the collector, replay and moments
+    modules (and what they import) are not loaded for it."""
+    events = tmp_path / "e.jsonl"
+    events.write_text(LINES[0])
+    code = (
+        "import sys\n"
+        "from pqlsdk.cli import main\n"
+        f"main(['score', {PLAYBOOK!r}, {str(events)!r}, '--engine', 'python', '--json'])\n"
+        "others = ('pqlsdk.collector', 'pqlsdk.replay', 'pqlsdk.lift')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(others)), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stderr.strip().splitlines()[-1] == "[]"

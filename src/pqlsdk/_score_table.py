@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import msgspec
 
@@ -128,10 +128,18 @@ def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, bytes]]) ->
 
 
 def _formatted(chunk: list[bytes]) -> str:
-    """Format the items of ``chunk`` (``key:value`` JSON) as ``_write_object``'s lines."""
-    text = msgspec.json.format(b"{" + b",".join(chunk) + b"}", indent=2).decode()
-    # Drop the object's own braces; each line goes two spaces deeper.
-    return "  " + text[2:-2].replace("\n", "\n  ")
+    """Format the items of ``chunk`` (``key:value`` JSON) as ``_write_object``'s lines.
+
+    The chunk is formatted where its items are, one object down (``{"": {...}}``):
+    its lines come out indented as they are printed, with no pass to indent them.
+    """
+    text = msgspec.json.format(b'{"":{' + b",".join(chunk) + b"}}", indent=2)
+    # Drop the two objects' braces (and the first's empty key): the items' lines are left.
+    return text[_OPENED:_CLOSED].decode()
+
+
+_OPENED: Final = len(b'{\n  "": {\n')
+_CLOSED: Final = -len(b"\n  }\n}")
 
 
 _WHY = " " * 7

@@ -27,7 +27,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ._exceptions import ConfigError, PQLError, RulesError
 from ._version import __version__
@@ -86,37 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
 
     Added in version 0.1.0.
     """
-    parser = argparse.ArgumentParser(
-        prog="pqlsdk",
-        description=_DESCRIPTION,
-        epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"pqlsdk {__version__}")
-    commands = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", help="the command to run, one of:"
-    )
-    check = commands.add_parser(
-        "check",
-        help="validate a rules file",
-        description=_CHECK,
-        epilog=_CHECK_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    check.add_argument("rules", type=Path, help="the rules file (TOML, or the same schema as JSON)")
-    _add_score(commands)
-    demo = commands.add_parser(
-        "demo",
-        help="run the whole loop and print the ranked PQL feed",
-        description=_DEMO,
-        epilog=_DEMO_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.add_argument("--serve", action="store_true", help="keep the collector up for a browser")
-    demo.add_argument("--port", type=int, default=0, help="collector port (default: any free one)")
-    _add_collector(commands)
-    _add_replay(commands)
-    _add_moments(commands)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(argv[0] if argv and argv[0] in _COMMANDS else None)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # Python 3.11's argparse gives ``score``'s optional events file its empty value
@@ -147,6 +118,56 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         # Python's own flush of stdout at exit would fail again, so point it at nothing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for such a pipeline
+
+
+def _parser(chosen: str | None) -> argparse.ArgumentParser:
+    """Build the command line's parser; ``chosen``: the command named first, if any.
+
+    Each command's parser is loaded with its module: the command named first
+    needs only its own (``pqlsdk score`` loads neither the collector nor
+    replay); help, or no command, needs them all.
+    """
+    parser = argparse.ArgumentParser(
+        prog="pqlsdk",
+        description=_DESCRIPTION,
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pqlsdk {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="the command to run, one of:"
+    )
+    check = commands.add_parser(
+        "check",
+        help="validate a rules file",
+        description=_CHECK,
+        epilog=_CHECK_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("rules", type=Path, help="the rules file (TOML, or the same schema as JSON)")
+    if chosen in (None, "score", "sql"):
+        _add_score(commands)
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole loop and print the ranked PQL feed",
+        description=_DEMO,
+        epilog=_DEMO_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--serve", action="store_true", help="keep the collector up for a browser")
+    demo.add_argument("--port", type=int, default=0, help="collector port (default: any free one)")
+    for command, add in (
+        ("collector", _add_collector),
+        ("replay", _add_replay),
+        ("moments", _add_moments),
+    ):
+        if chosen in (None, command):
+            add(commands)
+    return parser
+
+
+_COMMANDS: Final = ("check", "score", "sql", "demo", "collector", "replay", "moments")
+"""Every command: one named first is the only one whose module ``main`` loads for its parser."""
 
 
 def _add_score(commands: Any) -> None:

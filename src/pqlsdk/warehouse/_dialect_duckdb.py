@@ -310,8 +310,10 @@ def as_json(pieces: Sequence[exp.Expr | str]) -> exp.Expr:
     joined: exp.Expr = (
         parts[0] if len(parts) == 1 else exp.Anonymous(this="concat", expressions=parts)
     )
-    json = exp.cast(exp.paren(joined, copy=False), exp.DataType.build("JSON", dialect="duckdb"))
-    json.meta[TEXT] = joined
+    json = exp.cast(
+        exp.paren(joined, copy=False), exp.DataType.build("JSON", dialect="duckdb"), copy=False
+    )
+    json.meta[TEXT] = joined  # shared with the cast: neither is changed in place, only copied
     return json
 
 

@@ -162,13 +162,15 @@ def _checked(item: Any) -> bytes:
         return b"{}"
 
 
-def run(connection: Any, plan: Plan, relation: exp.Expr) -> Rows:
+def run(connection: Any, plan: Plan, relation: exp.Expr, *, once: bool = False) -> Rows:
     """Run ``plan`` over ``relation`` (``_run.run``), the doubtful messages judged by python.
 
     When ``relation`` is one of ``messages_relation`` (a JSON Lines file), its
-    doubtful lines (``_judge_doubtful``) are read again.
+    doubtful lines (``_judge_doubtful``) are read again. ``once``: as ``_run.run``'s.
     """
-    return run_plan(connection, plan, relation, lambda: _judge_doubtful(connection, relation))
+    return run_plan(
+        connection, plan, relation, lambda: _judge_doubtful(connection, relation), once=once
+    )
 
 
 _decode_message: Final = msgspec.json.Decoder(Message).decode

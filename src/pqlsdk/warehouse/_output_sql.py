@@ -145,7 +145,9 @@ class _Entry:
     def written(self) -> tuple[exp.Expr, exp.Expr]:
         """Return the entry's text and its exactness test."""
         text = cast(exp.Expr, as_json(self.pieces).meta[TEXT])
-        exact = exp.and_(*(exp.paren(test) for test in self.tests)) if self.tests else exp.true()
+        # The tests are this entry's own: joined as they are, not copied (``_values._owned``).
+        tests = (exp.paren(test, copy=False) for test in self.tests)
+        exact = exp.and_(*tests, copy=False) if self.tests else exp.true()
         return text, exact
 
 
@@ -202,4 +204,4 @@ def entry(
         out.constant(f',"needs":{_encoded(needs)}}}')
     out.constant("]}")
     text, exact = out.written()
-    return [exp.alias_(text, OUTPUT), exp.alias_(exact, EXACT)]
+    return [exp.alias_(text, OUTPUT, copy=False), exp.alias_(exact, EXACT, copy=False)]

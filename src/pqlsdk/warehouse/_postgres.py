@@ -174,7 +174,7 @@ def score_table(
     with connection.transaction(force_rollback=True):
         # Floats as their shortest exact text, whatever the server's default.
         connection.execute("SET LOCAL extra_float_digits = 1")
-        ran = run(connection, plan, relation(connection, table))
+        ran = run(connection, plan, relation(connection, table), once=True)  # this run's plan
     return scored_rows(rules, model, ran, now=now)
 
 

@@ -58,6 +58,8 @@ def run(
     plan: Plan,
     relation: exp.Expr,
     judge: Callable[[], None] | None = None,
+    *,
+    once: bool = False,
 ) -> Rows:
     """Run ``plan`` over ``relation`` (the messages): each step becomes a temporary table.
 
@@ -70,7 +72,9 @@ def run(
     runs once ``parsed`` is written, to settle the doubtful messages there.
     Return how many messages were refused, the users' rows and the accounts'
     rows (as dicts). The temporary tables stay: the caller's connection (or
-    transaction) ends them.
+    transaction) ends them. ``once``: the plan is not run again (it was compiled
+    for this run), so its trees are written as they are, not copied first
+    (``_text``); sqlglot may change them as it writes them.
     """
     dialect = plan.dialect
     for name, body in plan.steps:
@@ -81,6 +85,7 @@ def run(
             dialect,
             relation=relation if name == "parsed" else None,
             view=name.startswith("model_"),
+            once=once,
         )
         if name == "parsed" and judge is not None:
             judge()
@@ -89,8 +94,8 @@ def run(
     ).fetchone()
     return Rows(
         int(refused[0]),
-        _rows(connection, plan.users, dialect.name, dialect.engine),
-        _rows(connection, plan.accounts, dialect.name, dialect.engine),
+        _rows(connection, _text(plan.users, dialect, once=once), dialect.engine),
+        _rows(connection, _text(plan.accounts, dialect, once=once), dialect.engine),
     )
 
 
@@ -103,11 +108,13 @@ def create(
     relation: exp.Expr | None = None,
     replace: bool = False,
     view: bool = False,
+    once: bool = False,
 ) -> None:
     """Hold step ``name`` as a temporary table (``m``: a view); ``relation``: ``parsed``'s input.
 
     ``replace``: the step is run again (another instant of a replay, another rules file);
-    ``view``: a view whatever its name (a filter read once costs less than a table).
+    ``view``: a view whatever its name (a filter read once costs less than a table);
+    ``once``: ``body`` is not written again (``run``).
     A ``relation`` read in file order (``IN_FILE_ORDER``) is written to table
     ``PARSED_ROWS`` in that order, ``name`` being a view of it that adds ``seq``.
     """
@@ -116,17 +123,19 @@ def create(
         step = exp.select("*").from_(
             exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("p")))
         )
-        step = step.with_("messages", as_=relation)
+        step = step.with_("messages", as_=relation)  # a copy: written once
+        once = True
     error = UnreadableError if name == "parsed" else ConfigError
     kind = "VIEW" if view or name == "m" else "TABLE"
     if relation is None or not relation.meta.get(IN_FILE_ORDER):
-        _execute(connection, _create(name, kind, step, replace, dialect), dialect.engine, error)
+        created = _create(name, kind, step, replace, dialect, once=once)
+        _execute(connection, created, dialect.engine, error)
         return
     # DuckDB reads the file on every core and, told to keep insertion order, writes
     # the rows in file order: the row's place (``rowid``) is its arrival order.
     _execute(connection, "SET preserve_insertion_order = true", dialect.engine)
     try:
-        table = _create(PARSED_ROWS, kind, step, replace, dialect)
+        table = _create(PARSED_ROWS, kind, step, replace, dialect, once=once)
         _execute(connection, table, dialect.engine, error)
     finally:
         _execute(connection, "SET preserve_insertion_order = false", dialect.engine)
@@ -134,7 +143,9 @@ def create(
     _execute(connection, _create(name, "VIEW", in_order, replace, dialect), dialect.engine)
 
 
-def _create(name: str, kind: str, query: exp.Expr, replace: bool, dialect: Dialect) -> str:
+def _create(
+    name: str, kind: str, query: exp.Expr, replace: bool, dialect: Dialect, *, once: bool = False
+) -> str:
     """``CREATE [OR REPLACE] TEMPORARY kind name AS query``, in ``dialect``'s SQL."""
     statement = exp.Create(
         this=exp.to_table(name),
@@ -143,15 +154,46 @@ def _create(name: str, kind: str, query: exp.Expr, replace: bool, dialect: Diale
         replace=replace,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
-    return statement.sql(dialect.name)
+    return _text(statement, dialect, once=once)
+
+
+def _text(statement: exp.Expr, dialect: Dialect, *, once: bool) -> str:
+    """Write ``statement`` in ``dialect``'s SQL; ``once``: it is not written again.
+
+    sqlglot writes a copy of a tree, as it may change what it writes. Copying
+    costs more than writing (twice, for a plan's steps), and a tree written
+    once need not stay as it was: it is written as it is, when every node is
+    where its links say (``_settled``), as in its copy; else its copy is.
+    """
+    return statement.sql(dialect.name, copy=not (once and _settled(statement)))
+
+
+def _settled(tree: exp.Expr) -> bool:
+    """Tell whether each node of ``tree`` is once in it, where its parent, key and index say.
+
+    A copy of the tree is: a node put in two places (a builder does not copy
+    what it is given) is not, and sqlglot reads a node's parent as it writes.
+    """
+    for node in tree.walk():
+        for key, value in node.args.items():
+            if isinstance(value, exp.Expr):
+                if value.parent is not node or value.arg_key != key or value.index is not None:
+                    return False
+            elif type(value) is list:
+                for index, item in enumerate(value):
+                    if isinstance(item, exp.Expr) and (
+                        item.parent is not node or item.arg_key != key or item.index != index
+                    ):
+                        return False
+    return True
 
 
 def rows(connection: Any, final: exp.Select, dialect: Dialect) -> list[dict[str, Any]]:
     """Run ``final``; return its rows as dicts."""
-    return _rows(connection, final, dialect.name, dialect.engine)
+    return _rows(connection, final.sql(dialect.name), dialect.engine)
 
 
-def _rows(connection: Any, final: exp.Select, name: str, engine: str) -> list[dict[str, Any]]:
-    cursor = _execute(connection, final.sql(name), engine)
+def _rows(connection: Any, sql: str, engine: str) -> list[dict[str, Any]]:
+    cursor = _execute(connection, sql, engine)
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

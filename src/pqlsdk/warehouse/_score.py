@@ -132,7 +132,7 @@ def score_relation(
         connection = _duckdb.connect()
     try:
         plan = compile_plan(rules, chosen.name, now=now, output=entries)
-        ran = _duckdb.run(connection, plan, relation)
+        ran = _duckdb.run(connection, plan, relation, once=True)  # the plan is this run's
     finally:
         if own_connection:
             connection.close()

@@ -70,13 +70,26 @@ def template(text: str, *, read: str = "duckdb", **parts: exp.Expr) -> exp.Expr:
     Every value from a rules file or a history enters as an ``exp.Literal`` (or
     another syntax node) through ``parts``: nothing is pasted into SQL text.
     """
+    tree = _parsed(text, read).copy()  # the parsed text is kept for the next call
+    slots = [
+        node for node in tree.find_all(exp.Column) if not node.table and node.name.startswith(_SLOT)
+    ]
+    for slot in slots:
+        filled = grouped(_owned(parts[slot.name[len(_SLOT) :]]))
+        if slot is tree:
+            return filled
+        slot.replace(filled)
+    return tree
 
-    def fill(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.Column) and not node.table and node.name.startswith(_SLOT):
-            return grouped(parts[node.name[len(_SLOT) :]].copy())
-        return node
 
-    return _parsed(text, read).transform(fill)
+def _owned(part: exp.Expr) -> exp.Expr:
+    """``part`` itself when no tree holds it yet, else a copy: a node has one place.
+
+    The parts of a query are mostly built for the one place they fill (a
+    template's result filling another template): copying each at every level of
+    nesting made compiling a rules file cost more than the SQL it ran.
+    """
+    return part if part.parent is None else part.copy()
 
 
 def select(text: str, **parts: exp.Expr) -> exp.Select:

@@ -120,15 +120,15 @@ def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
     # parts pass ``MAX_MESSAGE_BYTES`` less ``_MARGIN`` is doubted. A context is
     # usually absent (NULL, no test) or small.
     relation = template(
-        "SELECT CAST(NULL AS BIGINT) AS seq, * EXCLUDE (context, \"timestamp\"), "  # noqa: S608
+        'SELECT CAST(NULL AS BIGINT) AS seq, * EXCLUDE (context, "timestamp"), '  # noqa: S608
         "CASE WHEN COALESCE(strlen(properties), 0) + COALESCE(strlen(traits), 0) "
         "+ COALESCE(strlen(context), 0) > :size THEN '' "
-        "WHEN context IS NULL THEN \"timestamp\" "
+        'WHEN context IS NULL THEN "timestamp" '
         "WHEN NOT starts_with(context, '{') THEN '' "
         "WHEN (contains(context, ':{') OR contains(context, ':[')) "
         "AND length(context) - length(translate(context, '{[', '')) > :depth THEN '' "
         "WHEN regexp_matches(context, '[0-9]{19}') THEN '' "
-        "ELSE \"timestamp\" END AS \"timestamp\" FROM read_json(:path, "
+        'ELSE "timestamp" END AS "timestamp" FROM read_json(:path, '
         f"format := 'newline_delimited', compression := :compression, columns := {_COLUMNS}, "
         "maximum_object_size := :largest)",
         path=literal(str(path)),

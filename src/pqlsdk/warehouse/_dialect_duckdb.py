@@ -221,7 +221,7 @@ class DuckDB(Dialect):
             self.template(
                 "CASE WHEN NOT starts_with(:d, '{') OR strlen(:d) > :size THEN TRUE "
                 "WHEN contains(:d, ':{') OR contains(:d, ':[') "
-                "THEN length(:d) - length(translate(:d, '{[', '')) > :n "
+                "THEN strlen(:d) - strlen(replace(replace(:d, '{', ''), '[', '')) > :n "
                 "WHEN strlen(:d) > 20 THEN regexp_matches(:d, '[0-9]{19}') ELSE FALSE END",
                 d=document,
                 n=literal(MAX_DEPTH),

@@ -117,14 +117,17 @@ def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
     # the python reader judges it (``_judge_doubtful``, which sets its type and ts
     # from the line itself). A context that is not an object, or holds more than
     # MAX_DEPTH brackets (strings included), is doubted; and a message whose parts'
-    # text (at most the line's) passes ``MAX_MESSAGE_BYTES`` less ``_MARGIN``.
+    # text (documents and texts; at most the line's) passes ``MAX_MESSAGE_BYTES``
+    # less ``_MARGIN``: ``strlen`` counts bytes, at no cost.
     # Counting with ``replace`` costs a tenth of ``translate``'s; the search for a
     # number too wide (``Dialect.doubtful``'s regular expression) would cost more
     # than the whole read for a usual context, so it is not made here.
     relation = template(
         'SELECT CAST(NULL AS BIGINT) AS seq, * EXCLUDE (context, "timestamp"), '  # noqa: S608
         "CASE WHEN COALESCE(strlen(properties), 0) + COALESCE(strlen(traits), 0) "
-        "+ COALESCE(strlen(context), 0) > :size THEN '' "
+        "+ COALESCE(strlen(context), 0) + COALESCE(strlen(event), 0) "
+        '+ COALESCE(strlen("userId"), 0) + COALESCE(strlen("anonymousId"), 0) '
+        '+ COALESCE(strlen("messageId"), 0) + COALESCE(strlen("groupId"), 0) > :size THEN \'\' '
         'WHEN context IS NULL THEN "timestamp" '
         "WHEN NOT starts_with(context, '{') THEN '' "
         "WHEN strlen(context) - strlen(replace(replace(context, '{', ''), '[', '')) > :depth "

@@ -535,6 +535,36 @@ def test_a_message_too_large_for_the_python_reader_is_refused_in_sql(
     assert sorted(json.loads(python)["users"]) == ["kept"]
 
 
+def test_what_the_python_reader_refuses_outside_properties_and_traits_is_refused_in_sql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A context nested too deep or too large, a message too large in all, a number wider
+    than 64 bits: the ids of the usual kind, refused by both engines."""
+    core = {"event": "core_workflow_completed"}
+    deep: dict[str, object] = {"x": 1}
+    for _ in range(12):
+        deep = {"x": deep}
+    history = [
+        _message("track", "kept", 1, **core),
+        {**_message("track", "deep", 1, **core), "context": deep},
+        {**_message("track", "context", 1, **core), "context": {"big": "c" * 33_000}},
+        {
+            **_message("track", "halves", 1, **core, properties={"half": "p" * 17_000}),
+            "context": {"half": "c" * 17_000},
+        },
+        _message("track", "wide", 1, **core, properties={"n": 2**64 + 1}),
+        _message("identify", "wide_trait", 1, traits={"n": -(2**63) - 1}),
+        {**_message("track", "listed_context", 1, **core), "context": ["a"]},
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(m) + "\n" for m in history))
+    args = ["score", str(RULES / "playbook.toml"), str(events), "--json"]
+    args += ["--now", "2026-03-15T00:00:00Z"]
+    python = _cli(capsys, *args, "--engine", "python")
+    assert sorted(json.loads(python)["users"]) == ["kept"]
+    assert _cli(capsys, *args, "--engine", "duckdb") == python
+
+
 def test_a_document_is_checked_message_by_message_as_the_python_reader_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -215,11 +215,14 @@ class DuckDB(Dialect):
         # and the (costlier) count is only for objects that have one: CASE, not OR,
         # which DuckDB would evaluate whole. A document longer than a whole message
         # may be (``strlen`` counts bytes, at no cost) is one the python reader refuses.
+        # DuckDB keeps a number's digits as written: 19 digits in a row may be an
+        # integer wider than 64 bits, which the python reader refuses.
         tests += [
             self.template(
                 "CASE WHEN NOT starts_with(:d, '{') OR strlen(:d) > :size THEN TRUE "
                 "WHEN contains(:d, ':{') OR contains(:d, ':[') "
-                "THEN length(:d) - length(translate(:d, '{[', '')) > :n ELSE FALSE END",
+                "THEN strlen(:d) - strlen(replace(replace(:d, '{', ''), '[', '')) > :n "
+                "WHEN strlen(:d) > 20 THEN regexp_matches(:d, '[0-9]{19}') ELSE FALSE END",
                 d=document,
                 n=literal(MAX_DEPTH),
                 size=literal(MAX_MESSAGE_BYTES),

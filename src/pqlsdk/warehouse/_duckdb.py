@@ -24,6 +24,7 @@ from .._clock import micros
 from .._exceptions import ConfigError, InvalidMessageError
 from .._history import _is_message, document_items
 from ..messages import (
+    MAX_DEPTH,
     MAX_MESSAGE_BYTES,
     Group,
     Identify,
@@ -53,7 +54,7 @@ __all__ = [
 _COLUMNS = (
     "{type: 'VARCHAR', userId: 'VARCHAR', anonymousId: 'VARCHAR', messageId: 'VARCHAR', "
     "groupId: 'VARCHAR', event: 'VARCHAR', \"timestamp\": 'VARCHAR', properties: 'JSON', "
-    "traits: 'JSON'}"
+    "traits: 'JSON', context: 'JSON'}"
 )
 
 
@@ -66,6 +67,14 @@ next: 64 MiB buffers spare most of that (a sixth of ``parsed``'s time), and
 both cores still parse. A longer line still fails the read, as a shorter one
 did; the python reader refuses any message over ``MAX_MESSAGE_BYTES``, and so
 does ``Dialect.doubtful`` (``_dialect_duckdb``), whatever the buffer.
+"""
+
+_MARGIN: Final = 1024
+"""Bytes a message's line holds besides its properties, traits and context, at the least assumed.
+
+The ids, type, event, timestamp and keys of a usual message take a few hundred
+bytes: a message whose parts leave less than this of ``MAX_MESSAGE_BYTES``
+may be too large, and is judged by the python reader (``messages_relation``).
 """
 
 _LINES: Final = "pqlsdk_lines"
@@ -102,13 +111,35 @@ def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
     """``SELECT`` every line of a JSON Lines file as a message row, in file order."""
     # No ``WITH ORDINALITY``: it makes DuckDB read the file on one thread. ``seq``
     # is the row's place in ``parsed``, written in file order (``IN_FILE_ORDER``).
+    # ``context`` is read only here (no other source has it): a line whose context,
+    # or whose parts together, the python reader might refuse reads as having a
+    # timestamp of no usual form (``''``), which ``Dialect.doubtful`` doubts, so
+    # the python reader judges it (``_judge_doubtful``, which sets its type and ts
+    # from the line itself). A context that is not an object, or holds more than
+    # MAX_DEPTH brackets (strings included), is doubted; and a message whose parts'
+    # text (documents and texts; at most the line's) passes ``MAX_MESSAGE_BYTES``
+    # less ``_MARGIN``: ``strlen`` counts bytes, at no cost.
+    # Counting with ``replace`` costs a tenth of ``translate``'s; the search for a
+    # number too wide (``Dialect.doubtful``'s regular expression) would cost more
+    # than the whole read for a usual context, so it is not made here.
     relation = template(
-        "SELECT CAST(NULL AS BIGINT) AS seq, * FROM read_json(:path, "  # noqa: S608
+        'SELECT CAST(NULL AS BIGINT) AS seq, * EXCLUDE (context, "timestamp"), '  # noqa: S608
+        "CASE WHEN COALESCE(strlen(properties), 0) + COALESCE(strlen(traits), 0) "
+        "+ COALESCE(strlen(context), 0) + COALESCE(strlen(event), 0) "
+        '+ COALESCE(strlen("userId"), 0) + COALESCE(strlen("anonymousId"), 0) '
+        '+ COALESCE(strlen("messageId"), 0) + COALESCE(strlen("groupId"), 0) > :size THEN \'\' '
+        'WHEN context IS NULL THEN "timestamp" '
+        "WHEN NOT starts_with(context, '{') THEN '' "
+        "WHEN strlen(context) - strlen(replace(replace(context, '{', ''), '[', '')) > :depth "
+        "THEN '' "
+        'ELSE "timestamp" END AS "timestamp" FROM read_json(:path, '
         f"format := 'newline_delimited', compression := :compression, columns := {_COLUMNS}, "
         "maximum_object_size := :largest)",
         path=literal(str(path)),
         compression=literal("gzip" if gzipped else "none"),
         largest=literal(_BUFFER_BYTES),
+        size=literal(MAX_MESSAGE_BYTES - _MARGIN),
+        depth=literal(MAX_DEPTH),
     )
     relation.meta[IN_FILE_ORDER] = True
     # Where ``run`` reads a doubtful message again, with the python reader.

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -267,6 +268,36 @@ def test_close_deletes_the_spare_and_keeps_what_is_not_committed(tmp_path: Path)
     journal.release(0)  # a spare, empty
     journal.close()
     assert [records(path) for path in journals(tmp_path)] == [[b"x" * (5 << 20)]]
+
+
+def test_close_waits_for_a_file_being_opened_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit still opening the next file when the client closes: once close() returns,
+    no file of the journal appears or stays (the host may delete the directory then)."""
+    journal = Journal(tmp_path / "s.db")
+    with journal.lock:
+        journal.append(b"x" * (5 << 20))
+    opening, go_on = threading.Event(), threading.Event()
+    allocate = _journal._allocate
+
+    def slow(fd: int, size: int) -> None:
+        opening.set()
+        go_on.wait(10)
+        allocate(fd, size)
+
+    monkeypatch.setattr(_journal, "_allocate", slow)
+    committer = threading.Thread(target=journal.release, args=(1,))
+    committer.start()
+    assert opening.wait(10)
+    closer = threading.Thread(target=journal.close)
+    closer.start()
+    closer.join(0.2)
+    waited = closer.is_alive()
+    go_on.set()
+    closer.join(10)
+    committer.join(10)
+    assert (waited, journals(tmp_path)) == (True, [])
 
 
 def test_a_spare_that_cannot_be_opened_leaves_the_file_as_it_is(

@@ -94,6 +94,10 @@ class Journal:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
+        # Held by a release, which opens and deletes files outside ``_lock``, and by
+        # close(): once close() returns, no file of this journal appears or goes (a
+        # host deleting the directory while a committer still finishes a commit).
+        self._files = threading.Lock()
         self._prefix = f"{self._store.name}.journal.{identity().encode().hex()}."
         self._token = secrets.token_hex(4)
         self._map: mmap.mmap | None = None  # the file being written
@@ -208,18 +212,19 @@ class Journal:
         For the committer's thread: every system call is made outside the lock
         (see the module's docstring).
         """
-        with self._lock:
-            self._released = max(self._released, committed)
-            self._unmap_written()
-            wanted = self._spare_wanted()
-            done, self._retired = self._retired, []
-            while self._closed and self._closed[0][2] <= self._released:
-                path, size, _ = self._closed.popleft()
-                self._held -= size
-                done.append((None, path))
-        if wanted is not None:
-            done.extend(self._offer(wanted))
-        _let_go(done)
+        with self._files:  # close() waits for the files this opens and deletes
+            with self._lock:
+                self._released = max(self._released, committed)
+                self._unmap_written()
+                wanted = self._spare_wanted()
+                done, self._retired = self._retired, []
+                while self._closed and self._closed[0][2] <= self._released:
+                    path, size, _ = self._closed.popleft()
+                    self._held -= size
+                    done.append((None, path))
+            if wanted is not None:
+                done.extend(self._offer(wanted))
+            _let_go(done)
 
     def _unmap_written(self) -> None:
         """Take the whole pages written so far out of the process's memory (the lock is held).
@@ -277,8 +282,6 @@ class Journal:
         except OSError:
             return []
         with self._lock:
-            if self._map is None:  # pragma: no cover - closed meanwhile: a close racing a commit
-                return [(spare[1], self._path(segment))]
             if segment < self._segment:
                 # A rotation took a later number meanwhile: files must follow in order
                 # (a read-back goes on to the next number), so this one goes.
@@ -322,17 +325,21 @@ class Journal:
         return found
 
     def close(self) -> None:
-        """Close the files; delete the one being written if everything in it is committed."""
-        with self._lock:
-            view, self._map = self._map, None
-            done, self._retired = self._retired, []
-            if self._spare is not None:
-                done.append((self._spare[1], self._path(self._spare[0])))
-                self._spare = None
-            if view is not None:
-                committed = self._written <= self._released
-                done.append((view, self._path(self._segment) if committed else None))
-        _let_go(done)
+        """Close the files; delete the one being written if everything in it is committed.
+
+        Waits for a file being opened ahead (``_offer``): after close, none appears.
+        """
+        with self._files:
+            with self._lock:
+                view, self._map = self._map, None
+                done, self._retired = self._retired, []
+                if self._spare is not None:
+                    done.append((self._spare[1], self._path(self._spare[0])))
+                    self._spare = None
+                if view is not None:
+                    committed = self._written <= self._released
+                    done.append((view, self._path(self._segment) if committed else None))
+            _let_go(done)
 
     def after_fork(self) -> None:
         """In a forked child: leave the parent's files to the parent; start new ones."""

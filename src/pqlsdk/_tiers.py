@@ -435,10 +435,8 @@ def _cross(
             account.tiers,
             None,
         )
-    before = remembered.get(model.name)
-    if tier == before or not swap_tier(
-        store, subject, subject_id, model.name, expected=before, tier=tier
-    ):
+    before = remembered.get(model.name)  # not ``tier``: the caller compared them
+    if not swap_tier(store, subject, subject_id, model.name, expected=before, tier=tier):
         return False
     if before is None and model.rank(tier) == 0:
         return True  # a first placement in the lowest tier is not a crossing

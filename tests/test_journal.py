@@ -7,6 +7,7 @@ Real files next to a real SQLite store; the SIGKILL end to end test is in
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -451,3 +452,24 @@ def test_a_journal_fault_nobody_counts_is_logged(
     intake.put(b"kept")
     intake.close()
     assert (applied, "cannot write the journal" in caplog.text) == ([b"kept"], True)
+
+
+def test_a_dead_process_files_are_read_back_in_segment_order(tmp_path: Path) -> None:
+    """Its tenth file comes after its second (numbers, not names), its claimed ones first."""
+    dead_journal(tmp_path, [tick(0)])
+    (first,) = journals(tmp_path)
+    stem = first.name.rsplit(".", 1)[0]
+
+    def leave(segment: str, i: int) -> None:
+        data = tick(i)
+        (tmp_path / f"{stem}.{segment}").write_bytes(
+            (len(data) | 1 << 31).to_bytes(4, "little") + data
+        )
+
+    first.unlink()
+    leave("10", 3)
+    leave("2", 2)
+    leave("replay-1", 1)
+    leave("replay-0", 0)
+    found = Journal(tmp_path / "s.db").claim_orphans()
+    assert [json.loads(data)["properties"]["i"] for data in found] == [0, 1, 2, 3]

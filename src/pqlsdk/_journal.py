@@ -84,6 +84,22 @@ _ZEROS: Final = 1 << 20
 """Bytes of zeros written at once where a file cannot be allocated otherwise."""
 
 
+def _order(tail: str) -> tuple[str, str, int, int, str]:
+    """Sort key of a journal file's name after the marker: ``holder.token.segment``.
+
+    A holder's files are read back in the order it wrote them: the files it had
+    claimed at its start (``replay-N``) first, then its own by segment number,
+    as numbers (``.10`` after ``.2``, which a sort of the names would invert).
+    """
+    holder, _, rest = tail.partition(".")
+    token, _, segment = rest.partition(".")
+    claimed = segment.startswith("replay-")
+    number = segment.removeprefix("replay-")
+    if not number.isdigit():
+        return holder, token, 2, 0, segment
+    return holder, token, 0 if claimed else 1, int(number), ""
+
+
 class Journal:
     """The append-only files of one client's accepted, not yet committed messages."""
 
@@ -304,8 +320,9 @@ class Journal:
         found: list[bytes] = []
         marker = ".journal."
         pattern = f"{glob.escape(self._store.name)}{marker}*"
-        for path in sorted(self._store.parent.glob(pattern)):
-            holder_hex = path.name[len(self._store.name) + len(marker) :].split(".", 1)[0]
+        start = len(self._store.name) + len(marker)
+        for path in sorted(self._store.parent.glob(pattern), key=lambda p: _order(p.name[start:])):
+            holder_hex = path.name[start:].split(".", 1)[0]
             try:
                 holder = bytes.fromhex(holder_hex).decode()
             except ValueError:

@@ -74,9 +74,10 @@ the GIL away, taken back at once by an idle host; between chunks the intake
 looks whether the host called meanwhile, so a host that starts calling waits
 for the rest of one chunk at most (a millisecond or two), not for a whole
 backlog. A reader waits for at most this chunk before applying the rest."""
-_SLICE: Final = 8
-"""Messages the intake thread takes at once while the host is calling (some 100 µs:
-see ``_pacing``), each slice followed by a nap. Without a journal the backlog's
+_SLICE: Final = 2
+"""Messages the intake thread takes at once while the host is calling (some 40 µs
+holding the GIL, the longest a host call waits for it: see ``_pacing``), each
+slice followed by a nap. Without a journal the backlog's
 bound is ``max_pending``, so slices are taken only while the queue is under
 half of it: past that, full chunks make room (the caller waits in
 ``_throttle``, calls no more, and so lets the intake run)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pqlsdk import _pacing
-from pqlsdk._intake import _SLICE, Intake
+from pqlsdk._intake import _BEHIND, _SLICE, _SLICE_BEHIND, Intake
 from pqlsdk._journal import Journal
 from pqlsdk._pacing import HOST, Pacer, next_nap
 
@@ -67,12 +67,25 @@ def test_while_the_host_calls_the_intake_applies_a_slice(
     applied: list[bytes] = []
     journal = Journal(tmp_path / "s.db")
     intake = idle_intake(applied, journal=journal)
-    for i in range(200):
+    for i in range(_BEHIND - 1):
         intake.put(b"%d" % i)
     intake._step()
     assert len(applied) == _SLICE
     intake._step()  # no call since: full speed
-    assert len(applied) == _SLICE + 128
+    assert len(applied) == _BEHIND - 1
+    intake.close()
+    journal.close()
+
+
+def test_an_intake_behind_takes_larger_slices(tmp_path: Path) -> None:
+    """Past ``_BEHIND`` waiting, the slices taken while the host calls are larger: it keeps up."""
+    applied: list[bytes] = []
+    journal = Journal(tmp_path / "s.db")
+    intake = idle_intake(applied, journal=journal)
+    for i in range(_BEHIND):
+        intake.put(b"%d" % i)
+    intake._step()
+    assert len(applied) == _SLICE_BEHIND
     intake.close()
     journal.close()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pqlsdk.stores import AccountState, UserState, _rows, _state, buffered
+from pqlsdk.stores._buffered_parts import PIECE
 from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 
@@ -250,4 +251,100 @@ def test_buffered_messages_leave_the_collectors_lists_at_its_first_pass(tmp_path
     store.record([_group(), _track()])
     gc.collect(0)
     assert not any(gc.is_tracked(entry) for entry in store._buffer)
+    store.close()
+
+
+def test_a_commit_starts_no_pass_of_the_garbage_collector(tmp_path: Path) -> None:
+    """Committing thousands of messages copies none of them into a tuple of its own.
+
+    Thousands of new tuples alive at once started a pass of the collector in
+    the middle of the writer's commit, and every thread of the host waited for it.
+    """
+    store = BufferedStore(SQLiteStore(tmp_path / "m.db"), interval=30, outbox=True)
+    store.record([_track() for _ in range(3000)])
+    passes: list[int] = []
+
+    def counted(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(counted)
+    try:
+        committed = store.commit()
+    finally:
+        gc.callbacks.remove(counted)
+    assert (committed, passes) == (3000, [])
+    store.close()
+
+
+class _Host:
+    """The writer's pacer, faked: the host calls throughout, and each nap is counted."""
+
+    def __init__(self, nap: float = 0.0) -> None:
+        self.naps = 0
+        self._nap = nap
+
+    def calling(self) -> bool:
+        return True
+
+    def rest(self) -> None:
+        self.naps += 1
+        if self._nap:  # else back at once, however loaded the machine
+            time.sleep(self._nap)
+
+
+def _commit_as_the_writer(
+    store: BufferedStore, host: _Host, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """Commit from this thread as if it were the store's writer thread, under ``host``'s pacing."""
+    monkeypatch.setattr(store, "_pacer", host)
+    monkeypatch.setattr(store, "_thread", threading.current_thread())
+    return store.commit()
+
+
+def test_the_writers_commit_makes_way_for_a_calling_host_between_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding, snapshot and counting out nap every few dozen states while the host calls.
+
+    In one stretch under the GIL, a commit of a busy interval kept a host call
+    waiting a millisecond or more.
+    """
+    store = BufferedStore(SQLiteStore(tmp_path / "n.db"), interval=30)
+    host = _Host()
+    with store.hold():
+        store.record([_track(f"u{i}") for i in range(8 * PIECE)])
+        store.record([_group(f"u{i}", f"g{i}") for i in range(PIECE)])
+        committed = _commit_as_the_writer(store, host, monkeypatch)
+    # 8 pieces of users encoded and 1 of accounts, then the snapshot and the
+    # count-out of 9 * PIECE messages, 2 pieces each
+    assert (committed, host.naps) == (9 * PIECE, 8 + 1 + 2 + 2)
+    store.close()
+
+
+def test_a_nap_that_came_back_late_ends_the_commits_pacing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host calls back to back: each return costs it a forced switch; the rest goes at once."""
+    store = BufferedStore(SQLiteStore(tmp_path / "o.db"), interval=30)
+    host = _Host(nap=0.002)
+    with store.hold():
+        store.record([_track(f"u{i}") for i in range(8 * PIECE)])
+        assert _commit_as_the_writer(store, host, monkeypatch) == 8 * PIECE
+    assert host.naps == 1
+    store.close()
+
+
+def test_a_commit_on_a_host_thread_never_naps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guard: a flush or a read that commits is the host's own call; it goes at full speed."""
+    store = BufferedStore(SQLiteStore(tmp_path / "p.db"), interval=30)
+    host = _Host()
+    monkeypatch.setattr(store, "_pacer", host)
+    with store.hold():
+        store.record([_track(f"u{i}") for i in range(8 * PIECE)])
+        assert store.commit() == 8 * PIECE
+    assert host.naps == 0
     store.close()

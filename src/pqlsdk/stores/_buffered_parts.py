@@ -8,15 +8,23 @@ calls among them).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Final
 
 from .._aggregates import Aggregate
+from .._pacing import Pacer
 from ._outbox import SQLiteOutbox
 from ._state import AccountState, UserState, encode
 from .sqlite import SQLiteStore
 
-__all__ = ["FileCalls", "Held"]
+__all__ = ["PIECE", "FileCalls", "Held"]
+
+PIECE: Final = 32
+"""States encoded (some 1 µs each) between two looks at the host in a paced commit."""
+_LATE: Final = 0.001
+"""A nap this much longer than asked: the host calls back to back (see ``_pacing``), s."""
 
 
 class Held:
@@ -28,6 +36,28 @@ class Held:
     _accounts: dict[str, bytes]
     _held_users: dict[str, UserState]
     _held_accounts: dict[str, AccountState]
+    _pacer: Pacer
+    _pacing: int | None
+    """The writer thread, while its commit makes way for the host (``_make_way``)."""
+
+    def _make_way(self) -> None:
+        """In the writer's commit, between pieces of its work: nap while the host calls.
+
+        A commit encodes, counts and snapshots thousands of states and messages
+        under the GIL, a millisecond or more; a host call that wanted the GIL
+        meanwhile waited for all of it (see ``_pacing``). In pieces, with a nap
+        between two while the host calls, it waits for one piece. The lock
+        stays held (the intake waits for the commit, as it did). A nap that comes
+        back late means the host calls back to back: each return would cost it
+        a forced switch, so the rest goes at once. Only on the writer thread: a
+        host's own ``commit()`` (a flush, a read) does not nap.
+        """
+        if self._pacing != threading.get_ident() or not self._pacer.calling():
+            return
+        start = time.monotonic()
+        self._pacer.rest()
+        if time.monotonic() - start > _LATE:
+            self._pacing = None
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -56,10 +86,17 @@ class Held:
 
     def _flush_held(self) -> None:
         """Encode the held states into the overlay, keeping them held (lock held)."""
+        done = 0
         for user_id, user in self._held_users.items():
             self._users[user_id] = encode(user)
+            done += 1
+            if not done % PIECE:
+                self._make_way()
         for account_id, account in self._held_accounts.items():
             self._accounts[account_id] = encode(account)
+            done += 1
+            if not done % PIECE:
+                self._make_way()
 
     def _release_held(self) -> None:
         """Encode the held states into the overlay and let them go (lock held)."""

@@ -26,21 +26,30 @@ _ROWS: Final = 1000
 """Rows per statement at most (fewer if the parameters would pass SQLite's limit)."""
 
 
-def insert_rows(conn: sqlite3.Connection, head: str, rows: Iterable[Sequence[Any]]) -> None:
+def insert_rows(
+    conn: sqlite3.Connection,
+    head: str,
+    rows: Iterable[Sequence[Any]],
+    columns: slice | None = None,
+) -> None:
     """Run ``head`` (``INSERT ... INTO table (columns)``) with ``VALUES`` for every row of ``rows``.
 
-    Every row has as many values as ``head`` names columns.
+    Every row has as many values as ``head`` names columns, or ``columns`` picks
+    them from each row: the rows are then taken as they are, not copied into a
+    tuple each first (thousands of tuples alive at once start a pass of the
+    garbage collector, which stalls every thread of the host).
     """
     rows = list(rows)
     if not rows:
         return
-    width = len(rows[0])
+    width = len(rows[0] if columns is None else rows[0][columns])
     step = max(1, min(_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     at = 0
     for size in _sizes(len(rows), step):
         part = rows[at : at + size]
         at += size
-        conn.execute(head + _values(width, size), list(chain.from_iterable(part)))
+        values = part if columns is None else (row[columns] for row in part)
+        conn.execute(head + _values(width, size), list(chain.from_iterable(values)))
 
 
 def _sizes(count: int, step: int) -> Iterator[int]:

@@ -65,9 +65,10 @@ from .._aggregates import Aggregate
 from .._clock import micros
 from .._exceptions import StoreError
 from .._lifecycle import COMMIT, install_sigterm, unwatch, watch
+from .._pacing import Pacer
 from ..messages import Message
 from ._base import Record, T, Written
-from ._buffered_parts import FileCalls, Held
+from ._buffered_parts import PIECE, FileCalls, Held
 from ._state import AccountState, UserState, apply, decode_account, decode_user, encode
 from .sqlite import Folded, SQLiteStore
 
@@ -148,6 +149,8 @@ class BufferedStore(Held, FileCalls):
         self._held_users: dict[str, UserState] = {}
         self._held_accounts: dict[str, AccountState] = {}
         self._thread: threading.Thread | None = None
+        self._pacer = Pacer(back_off=False)  # the writer's commits, while the host calls
+        self._pacing: int | None = None
         self._oldest: float | None = None  # monotonic time the oldest buffered message came
 
     def follow(self, mark: Callable[[], int], durable: Callable[[int], None]) -> None:
@@ -261,10 +264,13 @@ class BufferedStore(Held, FileCalls):
             if self._committing:
                 return 0  # re-entered (a signal handler): the outer commit is under way
             self._committing = True
+            if threading.current_thread() is self._thread:
+                self._pacing = threading.get_ident()  # see ``_make_way``
             try:
                 return self._commit()
             finally:
                 self._committing = False
+                self._pacing = None
 
     def _commit(self) -> int:
         """Commit the buffer (the commit lock is held).
@@ -303,7 +309,7 @@ class BufferedStore(Held, FileCalls):
 
         try:
             _, self._version = self._inner.record_folded(
-                [entry[:4] for entry in batch],
+                batch,
                 folded,
                 outbox=self._outbox,
                 version=version,
@@ -361,7 +367,11 @@ class BufferedStore(Held, FileCalls):
         Not while an update is under way, nor if one of them may miss a write
         to the file (lock held).
         """
-        keys: set[_Key] = set().union(*[entry[4:] for entry in batch])
+        keys: set[_Key] = set()
+        for done, entry in enumerate(batch, 1):  # not a list of their keys: all alive at once
+            keys.update(entry[4:])
+            if not done % (4 * PIECE):
+                self._make_way()
         if self._updates != self._updated or not keys.isdisjoint(self._inexact):
             return None
         users, accounts = self._users, self._accounts
@@ -378,7 +388,9 @@ class BufferedStore(Held, FileCalls):
         user neither read nor decode it from the file again; else it goes.
         """
         waiting = self._waiting
-        for entry in batch:
+        for done, entry in enumerate(batch, 1):
+            if not done % (4 * PIECE):
+                self._make_way()
             self._buffered_ids.discard(entry[0])
             for key in entry[4:]:
                 left = waiting[key] - 1

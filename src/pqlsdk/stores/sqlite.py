@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +48,9 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 Row = tuple[str, str, int, bytes]
 """A message as the log keeps it: its id, subject, timestamp (µs) and JSON."""
+LoggedRow = tuple[str, str, int, bytes, *tuple[str, ...]]
+"""A ``Row`` that may carry more fields after the four (the buffered store's overlay
+keys), which ``record_folded`` leaves alone: its rows are logged without a copy."""
 Folded = tuple[Mapping[str, bytes], Mapping[str, bytes]]
 """Users' and accounts' states folded by the caller, msgpack-encoded, by id."""
 
@@ -237,7 +240,7 @@ class SQLiteStore:
 
     def record_folded(
         self,
-        rows: list[Row],
+        rows: Sequence[LoggedRow],
         folded: Callable[[], Folded | None],
         *,
         outbox: bool,
@@ -262,16 +265,19 @@ class SQLiteStore:
             (now,) = conn.execute("PRAGMA data_version").fetchone()
             states = folded() if version == now else None
             if states is None:
-                records = [(decode_checked(body), body) for _, _, _, body in rows]
+                records = [(decode_checked(row[3]), row[3]) for row in rows]
                 return self._fold(conn, records, outbox=outbox), now
             # Their ids were looked up when they were folded, and nothing was
             # committed since by anyone else: none of them is logged yet (and
             # if one were, ignoring it beats failing this commit at every retry).
             insert_rows(
-                conn, "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)", rows
+                conn,
+                "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)",
+                rows,
+                slice(4),
             )
             if outbox:
-                insert_rows(conn, "INSERT INTO outbox (body)", [(r[3],) for r in rows])
+                insert_rows(conn, "INSERT INTO outbox (body)", rows, slice(3, 4))
             users, accounts = states
             insert_rows(conn, "INSERT OR REPLACE INTO users (user_id, state)", users.items())
             insert_rows(

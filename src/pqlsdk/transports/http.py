@@ -43,6 +43,9 @@ _LIMITS: Final = httpx.Limits(max_connections=4, max_keepalive_connections=2)
 _GZIP_LEVEL: Final = 6
 
 
+_EMPTY: Final = httpx.ByteStream(b"")
+"""A read response's stream once it is let go (``_unbind``)."""
+
 _ClientT = TypeVar("_ClientT", httpx.Client, httpx.AsyncClient)
 
 
@@ -147,7 +150,9 @@ class HTTPTransport(_HTTPDelivery[httpx.Client]):
         """
         request = self._request(batch)
         with self._classified():
-            self._client.send(request, auth=self._auth).raise_for_status()
+            response = self._client.send(request, auth=self._auth)
+            _unbind(response)
+            response.raise_for_status()
 
     def close(self) -> None:
         """Close the client if this transport created it; an injected one stays open.
@@ -189,7 +194,9 @@ class AsyncHTTPTransport(_HTTPDelivery[httpx.AsyncClient]):
         """
         request = self._request(batch)
         with self._classified():
-            (await self._client.send(request, auth=self._auth)).raise_for_status()
+            response = await self._client.send(request, auth=self._auth)
+            _unbind(response)
+            response.raise_for_status()
 
     async def aclose(self) -> None:
         """Close the client if this transport created it; an injected one stays open.
@@ -198,6 +205,21 @@ class AsyncHTTPTransport(_HTTPDelivery[httpx.AsyncClient]):
         """
         if self._owns_client:
             await self._client.aclose()
+
+
+def _unbind(response: httpx.Response) -> None:
+    """Break the cycle httpx leaves between a read response and its stream.
+
+    httpx binds each response's stream to the response (``response.stream``
+    refers back to it), so every batch leaves a cycle of some fifty objects
+    (the request, headers, the pool's request and its locks) that only a
+    pass of the garbage collector frees: at one request per hundred events,
+    those passes came every few hundred milliseconds and cost the host's
+    threads 0.3 to 0.9 ms each. The response was read and closed by
+    ``send()``; its stream is only replaced by an empty one, so everything
+    is freed here, by reference counting.
+    """
+    response.stream = _EMPTY
 
 
 def _batch_url(endpoint: str) -> tuple[str, str]:

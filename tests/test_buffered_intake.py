@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import pqlsdk
 from pqlsdk.stores import AccountState, UserState, _rows, _state, buffered
 from pqlsdk.stores._buffered_parts import PIECE
 from pqlsdk.stores.buffered import BufferedStore
@@ -348,3 +349,42 @@ def test_a_commit_on_a_host_thread_never_naps(
         assert store.commit() == 8 * PIECE
     assert host.naps == 0
     store.close()
+
+
+def _sitting(tmp_path: Path) -> pqlsdk.Client:
+    """A client on a SQLite file whose intake thread sits on what it accepts."""
+    client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/c.db", retention=None)
+    intake = client._recorder.intake
+    assert intake is not None
+    intake._gather = 5.0  # applied by the next read, in this thread
+    return client
+
+
+def test_a_chunk_of_ids_this_process_made_asks_the_file_nothing(tmp_path: Path) -> None:
+    """Ids the client made are in no log yet: the chunk's look-up needs no query."""
+    client = _sitting(tmp_path)
+    store = client.store
+    assert isinstance(store, BufferedStore)
+    statements: list[str] = []
+    store.inner._reading().set_trace_callback(statements.append)
+    for i in range(5):
+        client.track("u", "tick", {"i": i})
+    found = client.user("u")
+    client.close()
+    assert found is not None
+    assert (found.tracks, [s for s in statements if "FROM messages" in s]) == (5, [])
+
+
+def test_an_id_this_process_made_passed_back_is_recorded_once(tmp_path: Path) -> None:
+    """Guard: an id the client made, passed back by a caller (from the log), is recorded once."""
+    client = _sitting(tmp_path)
+    client.track("u", "tick")
+    store = client.store
+    (logged,) = store.messages()  # applies and commits it
+    client.track("u", "tick", message_id=logged.message_id)
+    client.track("u", "tock")
+    found = client.user("u")
+    count = store.count()
+    client.close()
+    assert found is not None
+    assert (found.tracks, count) == (2, 2)

@@ -45,6 +45,7 @@ from .messages import (
     check,
     convert,
     decode_checked,
+    generated_here,
     mapping,
     new_message_id,
 )
@@ -96,6 +97,7 @@ class Recorder:
         self._on_tier_change = options.on_tier_change
         self.rules = None
         self.memo = Memo()
+        self._echoed = False  # a caller passed an id this process made (see ``_echo``)
         # Calls accept messages and return; the intake applies them off the request
         # path. Strict clients (tests), caller-mode delivery (no threads) and sync
         # durability (committed before the call returns) apply inline.
@@ -147,6 +149,7 @@ class Recorder:
         message_id: str | None = None,
     ) -> None:
         """Accept an ``identify`` message (``Client.identify()``)."""
+        self._echo(message_id)
         self.accept(
             user_id,
             anonymous_id,
@@ -172,6 +175,7 @@ class Recorder:
         message_id: str | None = None,
     ) -> None:
         """Accept a ``group`` message (``Client.group()``)."""
+        self._echo(message_id)
         self.accept(
             user_id,
             anonymous_id,
@@ -198,6 +202,7 @@ class Recorder:
         message_id: str | None = None,
     ) -> None:
         """Accept a ``track`` message (``Client.track()``)."""
+        self._echo(message_id)
         self.accept(
             user_id,
             anonymous_id,
@@ -211,6 +216,16 @@ class Recorder:
                 message_id=message_id or new_message_id(),
             ),
         )
+
+    def _echo(self, message_id: str | None) -> None:
+        """Note a caller's ``message_id`` that this process made: ids are then all looked up.
+
+        An id passed back (read from the log, say) may be logged already: the
+        intake asks the file about every id from then on, as it did before it
+        trusted its own ids to be new.
+        """
+        if message_id is not None and type(message_id) is str and generated_here(message_id):
+            self._echoed = True
 
     def ingest(self, messages: Iterable[Message | Mapping[str, Any]]) -> int:
         """Check and record already-formed messages in one write (``Client.ingest()``)."""
@@ -291,8 +306,13 @@ class Recorder:
         held: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if isinstance(self.store, BufferedStore):
             # On a fault each record asks for itself, and counts its own fault.
+            # Ids this process made are in no log yet (the intake applies each message
+            # once), unless a caller passed one back as its own (``_echoed``).
+            ids = [message.message_id for message, _ in records]
+            new = [] if self._echoed else [i for i in ids if generated_here(i)]
+            asked = [i for i in ids if not generated_here(i)] if new else ids
             with contextlib.suppress(StoreError):
-                self.store.look_up([message.message_id for message, _ in records])
+                self.store.look_up(asked, new=new)
             held = self.store.hold()  # each state decoded once a burst, encoded once a commit
         with held:
             run: list[tuple[Message, bytes]] = []

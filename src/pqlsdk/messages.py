@@ -77,6 +77,17 @@ def new_message_id() -> str:
     return f"{prefix}{next(_id_counter):012x}"
 
 
+def generated_here(message_id: str) -> bool:
+    """Whether ``message_id`` has the prefix ``new_message_id()`` gives in this process.
+
+    Such an id was made here (since the last fork), unless a caller passed one
+    of them back as its own: the 80 random bits make any other source a
+    chance of one in 2**80.
+    """
+    prefix = _id_prefix
+    return prefix is not None and message_id.startswith(prefix)
+
+
 def mapping(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
     """Accept any mapping for traits, properties and context; refuse anything else."""
     if value is None:

@@ -400,6 +400,31 @@ def test_recording_off_the_main_thread_installs_no_signal_handler(tmp_path: Path
     store.close()
 
 
+def test_recording_asks_for_the_sigterm_handler_only_until_it_installs_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ask costs a failed enum lookup once a function handles SIGTERM: one ask, then none."""
+    monkeypatch.setattr(lifecycle, "_sigterm", False, raising=False)
+    asked: list[int] = []
+    ask = signal.getsignal
+
+    def counted(number: int) -> object:
+        asked.append(number)
+        return ask(number)
+
+    monkeypatch.setattr(signal, "getsignal", counted)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    store = BufferedStore(SQLiteStore(tmp_path / "t.db"), interval=30)
+    try:
+        for _ in range(3):
+            store.record([_track()])
+        handler = ask(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    store.close()
+    assert (asked, handler) == ([signal.SIGTERM], lifecycle._finish_and_die)
+
+
 def test_the_buffered_stores_fork_hook_starts_the_child_empty(tmp_path: Path) -> None:
     """After fork the child forgets the parent's buffer (the parent commits it)."""
     store = BufferedStore(SQLiteStore(tmp_path / "f.db"), interval=30)

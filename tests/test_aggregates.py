@@ -149,3 +149,12 @@ def test_day_interning_starts_afresh_when_days_are_many(monkeypatch: pytest.Monk
     for day in range(3):
         state = fold_event(days, state, day * 86_400_000_000, {})
     assert (state, len(_aggregates._DAYS) <= 2) == ([0, 1, 2], True)
+
+
+def test_value_texts_start_afresh_when_values_are_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The texts kept for str values are bounded: past the limit they empty; values stay right."""
+    monkeypatch.setattr(_aggregates, "_KEYS", {}, raising=False)
+    monkeypatch.setattr(_aggregates, "_MAX_KEYS", 2, raising=False)
+    aggregate = Aggregate("distinct", "e", field="f")
+    state = fold(aggregate, [(i, {"f": value}) for i, value in enumerate("abcab")])
+    assert (state, 0 < len(_aggregates._KEYS) <= 2) == (['"a"', '"b"', '"c"'], True)

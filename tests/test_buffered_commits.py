@@ -8,6 +8,7 @@ racing with the commit, a rebuild. Each test checks the file afterwards.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -212,4 +213,36 @@ def test_a_record_past_the_interval_commits_inline(tmp_path: Path) -> None:
     other = SQLiteStore(tmp_path / "i.db")
     assert (other.count(), _tracks(other)) == (2, 2)  # both in the file, no commit() called
     other.close()
+    store.close()
+
+
+def test_a_record_past_the_interval_leaves_it_to_the_writer_amid_its_commit(
+    tmp_path: Path,
+) -> None:
+    """Overdue while the writer commits: the call returns without waiting for that commit."""
+    store = BufferedStore(SQLiteStore(tmp_path / "w.db"), interval=30)
+    store.record([_track()])
+    assert store._oldest is not None
+    store._oldest -= 31
+    committing = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:  # a commit under way in another thread
+        with store._commit_lock:
+            store._committing = True
+            committing.set()
+            release.wait(10)
+            store._committing = False
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    committing.wait(10)
+    recorder = threading.Thread(target=store.record, args=([_track()],))
+    recorder.start()
+    recorder.join(5)
+    returned = not recorder.is_alive()
+    release.set()
+    thread.join()
+    recorder.join()
+    assert (returned, store.commit(), store.count()) == (True, 2, 2)
     store.close()

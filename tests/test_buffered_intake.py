@@ -351,6 +351,9 @@ def test_a_commit_on_a_host_thread_never_naps(
     store.close()
 
 
+_ASK = "SELECT message_id FROM messages WHERE message_id"
+
+
 def _sitting(tmp_path: Path) -> pqlsdk.Client:
     """A client on a SQLite file whose intake thread sits on what it accepts."""
     client = pqlsdk.Client(store=f"sqlite:///{tmp_path}/c.db", retention=None)
@@ -360,19 +363,23 @@ def _sitting(tmp_path: Path) -> pqlsdk.Client:
     return client
 
 
-def test_a_chunk_of_ids_this_process_made_asks_the_file_nothing(tmp_path: Path) -> None:
-    """Ids the client made are in no log yet: the chunk's look-up needs no query."""
+@pytest.mark.parametrize("given", [0, 1])
+def test_a_chunk_asks_the_file_only_about_ids_this_process_did_not_make(
+    tmp_path: Path, given: int
+) -> None:
+    """Ids the client made are in no log yet: the chunk's look-up asks only about the others."""
     client = _sitting(tmp_path)
     store = client.store
     assert isinstance(store, BufferedStore)
     statements: list[str] = []
     store.inner._reading().set_trace_callback(statements.append)
     for i in range(5):
-        client.track("u", "tick", {"i": i})
+        client.track("u", "tick", {"i": i}, message_id="given" if i < given else None)
     found = client.user("u")
     client.close()
+    asked = [s for s in statements if "FROM messages" in s]
     assert found is not None
-    assert (found.tracks, [s for s in statements if "FROM messages" in s]) == (5, [])
+    assert (found.tracks, asked) == (5, [f"{_ASK} IN ('given')"] * given)
 
 
 def test_an_id_this_process_made_passed_back_is_recorded_once(tmp_path: Path) -> None:

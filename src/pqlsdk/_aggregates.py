@@ -41,6 +41,9 @@ _DAYS: dict[int, int] = {}
 """One int object per day number: every user active on a day shares it (days are
 few, users many: it saves most of an all-time ``active_days`` list's memory)."""
 _MAX_DAYS: Final = 100_000
+_KEYS: dict[str, str] = {}
+"""Each str value of a ``distinct`` field seen lately, to its JSON text (see ``_value_key``)."""
+_MAX_KEYS: Final = 10_000
 _MISSING: Final = object()
 _encode_value = msgspec.json.Encoder().encode
 
@@ -127,13 +130,24 @@ def by_event(aggregates: frozenset[Aggregate]) -> dict[str | None, tuple[Step, .
 
 
 def _step(aggregate: Aggregate) -> Step:
-    filtered = bool(aggregate.where) or aggregate.kind == "distinct"
+    matches: Callable[[str, Mapping[str, Any]], bool] | None = None
+    if aggregate.where:
+        matches = aggregate.matches
+    elif aggregate.kind == "distinct":
+        # ``matches`` without its checks that cannot fail here: the index puts a step
+        # under its own event only, and there is no ``where``.
+        matches = functools.partial(_has_field, aggregate.field or "")
     return (
         aggregate.key,
         aggregate.scope == "user",
-        aggregate.matches if filtered else None,
+        matches,
         None if aggregate.tally else fold_for(aggregate),
     )
+
+
+def _has_field(field: str, event: str, properties: Mapping[str, Any]) -> bool:
+    """Whether a track has a value for ``field``: what a ``distinct`` without ``where`` needs."""
+    return properties.get(field) is not None
 
 
 def _key_of(aggregate: Aggregate) -> str:
@@ -181,8 +195,19 @@ def _count_within(window: int, state: Any, at: int, properties: Mapping[str, Any
 
 
 def _value_key(field: str, properties: Mapping[str, Any]) -> str:
-    """Return the property's value as JSON text: ``1`` and ``"1"`` are different values."""
-    return sys.intern(_encode_value(properties[field]).decode())
+    """Return the property's value as JSON text: ``1`` and ``"1"`` are different values.
+
+    A str's text is kept (``_KEYS``): a feature name comes back in most events.
+    """
+    value = properties[field]
+    if type(value) is str:
+        found = _KEYS.get(value)
+        if found is None:
+            if len(_KEYS) >= _MAX_KEYS:  # values far and wide: keeping them stops paying
+                _KEYS.clear()
+            found = _KEYS[value] = sys.intern(_encode_value(value).decode())
+        return found
+    return sys.intern(_encode_value(value).decode())
 
 
 def _distinct(field: str, state: Any, at: int, properties: Mapping[str, Any]) -> list[str]:

@@ -310,7 +310,12 @@ class Recorder:
             # once), unless a caller passed one back as its own (``_echoed``).
             ids = [message.message_id for message, _ in records]
             new = [] if self._echoed else [i for i in ids if generated_here(i)]
-            asked = [i for i in ids if not generated_here(i)] if new else ids
+            if len(new) == len(ids):
+                asked: list[str] = []
+            elif new:
+                asked = [i for i in ids if not generated_here(i)]
+            else:
+                asked = ids
             with contextlib.suppress(StoreError):
                 self.store.look_up(asked, new=new)
             held = self.store.hold()  # each state decoded once a burst, encoded once a commit

@@ -46,7 +46,8 @@ When the writer thread falls behind (a busy process starves it of the GIL:
 SQLite releases the GIL around every statement, and a thread waiting to get it
 back waits up to the switch interval each time), the recording caller commits
 inline as soon as the oldest buffered message is ``interval`` old: the
-producer pays for its own backlog, and the window holds.
+producer pays for its own backlog, and the window holds. Not while the writer
+is committing: it commits what came meanwhile as soon as it is done.
 
 A normal exit commits everything (``atexit``), and so does SIGTERM when nobody
 else handles it (a chained handler is installed lazily, only if SIGTERM still
@@ -229,8 +230,12 @@ class BufferedStore(Held, FileCalls):
                 written.accounts.update(mine_accounts)
             self._ensure_writer()
             install_sigterm()
-        if overdue:
-            self.commit()  # outside the lock: commit() takes the commit lock first
+        if overdue and not self._committing:
+            # Outside the lock: commit() takes the commit lock first. Not while the writer
+            # commits: this call would wait for that commit (the intake's lock held, so
+            # nothing applies meanwhile), then commit what came since, as the writer does
+            # as soon as it is done.
+            self.commit()
         return added
 
     def look_up(self, message_ids: list[str], *, new: Iterable[str] = ()) -> None:

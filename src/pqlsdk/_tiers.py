@@ -352,7 +352,7 @@ def detect_crossings(
         theirs = None
         if account is not None and by_account:
             theirs = facts_from(None, account, now, {"user_id": None})
-        moved = set()
+        moved: list[str] = []
         for model, name, of_user, place in models:
             if of_user:
                 facts, remembered = mine, user.tiers
@@ -364,9 +364,9 @@ def detect_crossings(
             if tier != remembered.get(name) and _cross(
                 store, moments, model, user, account, tier=tier, now=now, report=report
             ):
-                moved.add(name)
-        if account is None:
-            continue
+                moved.append(name)
+        if account is None or not (moved or user_id in joined):
+            continue  # most subjects: nothing moved, nobody joined, so no account work
         swapped = any(rules.model(name).subject == "account" for name in moved)
         if pqa is not None and (pqa.model in moved or user_id in joined):
             swapped |= _cross_pqa(

@@ -220,7 +220,8 @@ class BufferedStore(Held, FileCalls):
                         touched.append("a" + account.account_id)
                     for key in touched:
                         waiting[key] = waiting.get(key, 0) + 1
-                    buffer.append((mid, message.subject, at, data, *touched))
+                    subject = message.user_id or message.anonymous_id or ""  # .subject, inline
+                    buffer.append((mid, subject, at, data, *touched))
                     added += 1
             finally:  # a read that failed midway: what was buffered keeps its states
                 if not holding:

@@ -149,7 +149,8 @@ class Recorder:
         message_id: str | None = None,
     ) -> None:
         """Accept an ``identify`` message (``Client.identify()``)."""
-        self._echo(message_id)
+        if message_id is not None:  # a call fewer for the usual call, without one
+            self._echo(message_id)
         self.accept(
             user_id,
             anonymous_id,
@@ -175,7 +176,8 @@ class Recorder:
         message_id: str | None = None,
     ) -> None:
         """Accept a ``group`` message (``Client.group()``)."""
-        self._echo(message_id)
+        if message_id is not None:  # a call fewer for the usual call, without one
+            self._echo(message_id)
         self.accept(
             user_id,
             anonymous_id,
@@ -202,7 +204,8 @@ class Recorder:
         message_id: str | None = None,
     ) -> None:
         """Accept a ``track`` message (``Client.track()``)."""
-        self._echo(message_id)
+        if message_id is not None:  # a call fewer for the usual call, without one
+            self._echo(message_id)
         self.accept(
             user_id,
             anonymous_id,
@@ -217,14 +220,14 @@ class Recorder:
             ),
         )
 
-    def _echo(self, message_id: str | None) -> None:
+    def _echo(self, message_id: object) -> None:
         """Note a caller's ``message_id`` that this process made: ids are then all looked up.
 
         An id passed back (read from the log, say) may be logged already: the
         intake asks the file about every id from then on, as it did before it
         trusted its own ids to be new.
         """
-        if message_id is not None and type(message_id) is str and generated_here(message_id):
+        if type(message_id) is str and generated_here(message_id):
             self._echoed = True
 
     def ingest(self, messages: Iterable[Message | Mapping[str, Any]]) -> int:

@@ -60,6 +60,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Final
 
 from .._aggregates import Aggregate
@@ -89,6 +90,9 @@ _Entry = tuple[str, str, int, bytes, *tuple[_Key, ...]]
 (``sqlite.Row``), then the overlay states it touched. Flat: a tuple nested in it
 kept it tracked until a pass of the middle generation, which moved many to the
 oldest one (see the module's docstring)."""
+
+_first: Final = itemgetter(0)
+"""A buffered entry's message id."""
 
 
 class BufferedStore(Held, FileCalls):
@@ -339,7 +343,7 @@ class BufferedStore(Held, FileCalls):
         with self._lock:
             foreign = version != self._version
             asked, logged = self._asked, self._logged
-            logged.update(entry[0] for entry in batch if entry[0] in asked)
+            logged.update(asked.intersection(map(_first, batch)))
             self._forget(batch, keep=not foreign)
             if foreign:
                 # Another connection committed: what the overlay still holds may miss it.

@@ -69,11 +69,15 @@ _CHUNK: Final = 64
 yet few enough that a caller paying for a backlog waits about a millisecond."""
 _BATCH: Final = 128
 """Messages the intake thread takes at once while the host makes no calls. Each
-chunk costs a statement on the store (which ids it logged already) that hands
-the GIL away, taken back at once by an idle host; between chunks the intake
-looks whether the host called meanwhile, so a host that starts calling waits
-for the rest of one chunk at most (a millisecond or two), not for a whole
-backlog. A reader waits for at most this chunk before applying the rest."""
+chunk is followed by a nap (``_HANDOFF``) that hands the GIL to a host thread
+waiting for it; between chunks the intake looks whether the host called
+meanwhile, so a host that starts calling waits for the rest of one chunk at
+most (a millisecond or two), not for a whole backlog. A reader waits for at
+most this chunk before applying the rest."""
+_HANDOFF: Final = 0.00005
+"""The nap after a full chunk, s: long enough for a thread woken to take the GIL
+to take it (a store statement did this until the chunk's ids were no longer
+asked of the file); a reader applying the backlog meanwhile takes the next chunk."""
 _SLICE: Final = 2
 """Messages the intake thread takes at once while the host is calling (some 40 µs
 holding the GIL, the longest a host call waits for it: see ``_pacing``), each
@@ -436,6 +440,7 @@ class Intake:
             self._pacer.rest()
         else:
             self.drain(limit=_BATCH, chunk=_BATCH)
+            time.sleep(_HANDOFF)
 
     def close(self) -> None:
         """Apply what is pending and stop the intake thread."""

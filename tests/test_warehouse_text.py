@@ -16,7 +16,7 @@ from pqlsdk._clock import FixedClock, micros
 from pqlsdk.warehouse import _duckdb, compile_plan
 from pqlsdk.warehouse._dialect_duckdb import DUCKDB
 from pqlsdk.warehouse._run import _settled, _text
-from pqlsdk.warehouse._values import template
+from pqlsdk.warehouse._values import copied, template
 
 from .conftest import ROOT
 
@@ -40,6 +40,34 @@ def test_a_template_of_one_placeholder_is_its_part() -> None:
     part = exp.column("x")
     assert template(":a", a=part) is part
     assert template(":a", a=exp.EQ(this=part, expression=exp.column("y"))).sql() == "(x = y)"
+
+
+def test_a_copy_is_what_sqlglot_copies() -> None:
+    """``copied`` gives the tree ``copy()`` gives: children, comments, type, meta; none shared."""
+    trees = []
+    for _ in range(2):
+        tree = exp.select(exp.column("x"), "y").from_("t")
+        tree.expressions[0].add_comments(["why"])
+        tree.expressions[0].type = "BIGINT"
+        inner = exp.column("z")
+        tree.set("options", ["kept", exp.column("w")])  # a list of other values than nodes
+        tree.meta.update(line=3, tree=inner, many=[1, 2])
+        hash(tree)  # kept with the tree, as sqlglot keeps it
+        trees.append(tree)
+    mine, theirs = copied(trees[0]), trees[1].copy()
+    assert mine == theirs
+    assert mine.sql() == theirs.sql()
+    assert mine.expressions[0].comments == theirs.expressions[0].comments == ["why"]
+    assert mine.expressions[0].type == theirs.expressions[0].type
+    assert mine.meta["tree"] == inner
+    assert mine.meta["tree"] is not trees[0].meta["tree"]
+    assert mine.meta["many"] == [1, 2]
+    assert mine.meta["many"] is not trees[0].meta["many"]
+    assert mine.meta["line"] == 3
+    assert mine.args["options"][0] == "kept"
+    assert mine.args["options"][1].parent is mine
+    assert all(a is not b for a, b in zip(mine.walk(), trees[0].walk(), strict=True))
+    assert _settled(mine)
 
 
 def test_a_node_in_two_places_is_not_settled() -> None:

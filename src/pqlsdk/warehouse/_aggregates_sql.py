@@ -15,7 +15,7 @@ from sqlglot import exp
 from .._aggregates import Aggregate
 from ._dialects import JsonKind
 from ._message_steps import _Reads
-from ._values import literal, select, template
+from ._values import aliased, literal, select, template
 
 __all__: list[str] = []
 
@@ -113,7 +113,7 @@ class _Windows:
     def latest(self) -> list[exp.Expr]:
         """Columns for the counting step: each windowed aggregate's latest matching time."""
         return [
-            exp.alias_(
+            aliased(
                 template("MAX(ts) FILTER (WHERE :c)", c=_matching(aggregate, self.reads)),
                 f"x_{column}",
             )
@@ -138,7 +138,7 @@ class _Windows:
         stale = stale.where(late, copy=False)
         key = exp.column(source_key, source)
         redone = (
-            exp.select(exp.alias_(key, "late_id"))
+            exp.select(aliased(key, "late_id"))
             .from_(source)
             .join(
                 f"stale_{self.name}",
@@ -149,7 +149,7 @@ class _Windows:
         )
         redone = redone.select(
             *(
-                exp.alias_(
+                aliased(
                     _aggregate_sql(
                         aggregate,
                         self.reads,
@@ -166,7 +166,7 @@ class _Windows:
         )
         final = exp.select(
             *(
-                exp.alias_(
+                aliased(
                     template(
                         "COALESCE(:r, :c)",
                         r=exp.column(column, f"redone_{self.name}"),

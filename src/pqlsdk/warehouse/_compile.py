@@ -44,7 +44,7 @@ from ._expressions import SqlExpressions
 from ._message_steps import _messages, _Reads
 from ._model_steps import _ModelSteps, tiered_step
 from ._output_sql import EXACT, OUTPUT
-from ._values import Value, literal, select, template
+from ._values import Value, aliased, literal, select, template
 
 __all__ = [
     "DAY_US",
@@ -178,12 +178,12 @@ class _Builder:
 
     def _facts(self) -> list[tuple[str, exp.Expr]]:
         user_columns = [
-            exp.alias_(_latest_trait(name, "identify", self.reads), column)
+            aliased(_latest_trait(name, "identify", self.reads), column)
             for (scope, name), column in self.users.traits.items()
             if scope == "user"
         ]
         user_columns += [
-            exp.alias_(_aggregate_sql(aggregate, self.reads), column)
+            aliased(_aggregate_sql(aggregate, self.reads), column)
             for aggregate, column in self.users.aggregates.items()
         ]
         users = select(
@@ -212,7 +212,7 @@ class _Builder:
         groups = select("SELECT gid AS account_id FROM m WHERE type = 'group' GROUP BY gid")
         groups = groups.select(
             *(
-                exp.alias_(_latest_trait(name, "group", self.reads), f"t_{i}")
+                aliased(_latest_trait(name, "group", self.reads), f"t_{i}")
                 for i, name in enumerate(account_traits)
             ),
             copy=False,
@@ -237,7 +237,7 @@ class _Builder:
         )
         user_facts = user_facts.select(
             *(
-                exp.alias_(exp.column(trait_column[name], "groups"), column)
+                aliased(exp.column(trait_column[name], "groups"), column)
                 for (scope, name), column in self.users.traits.items()
                 if scope == "account"
             ),
@@ -265,7 +265,7 @@ class _Builder:
         windows = _Windows("tallies", "account_id", self.accounts.aggregates, self.reads)
         tallies = tallies.select(
             *(
-                exp.alias_(_aggregate_sql(aggregate, self.reads), column)
+                aliased(_aggregate_sql(aggregate, self.reads), column)
                 for aggregate, column in self.accounts.aggregates.items()
             ),
             *windows.latest(),
@@ -291,7 +291,7 @@ class _Builder:
         )
         facts = facts.select(
             *(
-                exp.alias_(
+                aliased(
                     exp.column(trait_column[name], "groups")
                     if scope == "account"
                     else template("CAST(NULL AS JSON)"),
@@ -300,7 +300,7 @@ class _Builder:
                 for (scope, name), column in self.accounts.traits.items()
             ),
             *(
-                exp.alias_(template("COALESCE(:c, 0)", c=exp.column(column, "tallies")), column)
+                aliased(template("COALESCE(:c, 0)", c=exp.column(column, "tallies")), column)
                 for column in self.accounts.aggregates.values()
             ),
             copy=False,

@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from ..messages import MAX_DEPTH, MAX_MESSAGE_BYTES
 from ._dialects import Dialect, JsonKind
-from ._values import literal
+from ._values import copied, literal
 
 __all__ = ["DUCKDB", "TEXT", "DuckDB", "as_json", "text_of"]
 
@@ -276,7 +276,7 @@ def text_of(value: exp.Expr) -> exp.Expr | str:
         return _encoded(value.this)
     text = value.meta.get(TEXT)
     if text is not None:
-        return cast(exp.Expr, text).copy()
+        return copied(cast(exp.Expr, text))
     if (
         isinstance(value, exp.Case)
         and value.args.get("default") is not None
@@ -286,10 +286,10 @@ def text_of(value: exp.Expr) -> exp.Expr | str:
     ):
         return exp.Case(
             ifs=[
-                exp.If(this=branch.this.copy(), true=branch.args["true"].meta[TEXT].copy())
+                exp.If(this=copied(branch.this), true=copied(branch.args["true"].meta[TEXT]))
                 for branch in value.args["ifs"]
             ],
-            default=value.args["default"].meta[TEXT].copy(),
+            default=copied(value.args["default"].meta[TEXT]),
         )
     return DUCKDB.template("COALESCE(CAST(to_json(:v) AS VARCHAR), 'null')", v=value)
 

@@ -14,7 +14,7 @@ from typing import Final
 from sqlglot import exp
 
 from ._dialects import Dialect
-from ._values import literal, select, template
+from ._values import aliased, literal, select, template
 
 __all__ = ["message_steps"]
 
@@ -44,11 +44,11 @@ class _Reads:
         field = self.dialect.json_field
         return [
             *(
-                exp.alias_(field(exp.column("properties"), name), column)
+                aliased(field(exp.column("properties"), name), column)
                 for name, column in self.properties.items()
             ),
             *(
-                exp.alias_(field(exp.column("traits"), name), column)
+                aliased(field(exp.column("traits"), name), column)
                 for name, column in self.traits.items()
             ),
         ]

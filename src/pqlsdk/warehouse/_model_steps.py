@@ -23,7 +23,7 @@ from ._dialects import Dialect
 from ._engines import DIALECTS
 from ._expressions import SqlExpressions, Unsupported
 from ._output_sql import entry
-from ._values import Value, literal, number_of, select, template, truth, wrapped
+from ._values import Value, aliased, literal, number_of, select, template, truth, wrapped
 
 __all__ = ["tiered_step"]
 
@@ -130,7 +130,7 @@ class _ModelSteps:
                 ("needs", literal(signal.needs)),
             ]
         )
-        return exp.alias_(earned, earned_name), reason, fired_sql, observed
+        return aliased(earned, earned_name), reason, fired_sql, observed
 
     def ctes(self, name: str, source: str, *, output: bool = False) -> list[tuple[str, exp.Expr]]:
         """Return the model's steps over ``source``, the last named ``name``.
@@ -140,7 +140,7 @@ class _ModelSteps:
         """
         dialect = self.dialect
         gate = exp.true() if self.gate is None else truth(self.gate, dialect)
-        columns: list[exp.Expr] = [exp.alias_(gate, "gate_passed")]
+        columns: list[exp.Expr] = [aliased(gate, "gate_passed")]
         reasons = []
         entries = []
         for index, (signal, held, observed) in enumerate(self.signals):
@@ -172,7 +172,7 @@ class _ModelSteps:
                 ],
                 default=template("CAST(1.0 AS DOUBLE)"),
             )
-        columns.append(exp.alias_(multiplier, "multiplier"))
+        columns.append(aliased(multiplier, "multiplier"))
         for part in ("gate", "multiplier"):
             if part in self.measured:
                 values = [
@@ -181,9 +181,9 @@ class _ModelSteps:
                     )
                     for text, value in self.measured[part]
                 ]
-                columns.append(exp.alias_(dialect.json_array(values), f"{part}_measured"))
+                columns.append(aliased(dialect.json_array(values), f"{part}_measured"))
             else:
-                columns.append(exp.alias_(exp.Null(), f"{part}_measured"))
+                columns.append(aliased(exp.Null(), f"{part}_measured"))
         signals = select(f"SELECT * FROM {source}")  # noqa: S608 - the compiler's own CTE name
         signals = signals.select(*columns, copy=False)
         raw = literal(0.0)
@@ -276,7 +276,7 @@ def _with_entry(routed: exp.Select, written: list[exp.Expr], reasons: exp.Expr) 
     lazy = exp.Case(ifs=[exp.If(this=exact.this.copy(), true=exp.Null())], default=reasons)
     for column in routed.expressions:
         if column.alias_or_name == "reasons":
-            column.replace(exp.alias_(lazy, "reasons"))
+            column.replace(aliased(lazy, "reasons"))
     return routed.select(text, exact, copy=False)
 
 

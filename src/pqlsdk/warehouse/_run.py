@@ -16,7 +16,7 @@ from sqlglot import exp
 from .._exceptions import ConfigError
 from ._compile import Plan
 from ._dialects import Dialect
-from ._values import select
+from ._values import copied, select
 
 __all__ = ["IN_FILE_ORDER", "PARSED_ROWS", "Rows", "UnreadableError", "create", "rows", "run"]
 
@@ -165,7 +165,8 @@ def _text(statement: exp.Expr, dialect: Dialect, *, once: bool) -> str:
     once need not stay as it was: it is written as it is, when every node is
     where its links say (``_settled``), as in its copy; else its copy is.
     """
-    return statement.sql(dialect.name, copy=not (once and _settled(statement)))
+    written = statement if once and _settled(statement) else copied(statement)
+    return written.sql(dialect.name, copy=False)
 
 
 def _settled(tree: exp.Expr) -> bool:
@@ -190,7 +191,7 @@ def _settled(tree: exp.Expr) -> bool:
 
 def rows(connection: Any, final: exp.Select, dialect: Dialect) -> list[dict[str, Any]]:
     """Run ``final``; return its rows as dicts."""
-    return _rows(connection, final.sql(dialect.name), dialect.engine)
+    return _rows(connection, copied(final).sql(dialect.name, copy=False), dialect.engine)
 
 
 def _rows(connection: Any, sql: str, engine: str) -> list[dict[str, Any]]:

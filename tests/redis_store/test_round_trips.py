@@ -1,7 +1,8 @@
-"""A chunk of messages and its tier checks cost a bounded number of round trips.
+"""A chunk of messages and its tier checks cost a bounded number of round trips and commands.
 
 Round trips are counted on the real server's connection: each packed send of
-redis-py's connection (one command, or one whole pipeline) is one round trip.
+redis-py's connection (one command, or one whole pipeline) is one round trip;
+commands are counted as the connection packs them.
 """
 
 from __future__ import annotations
@@ -28,13 +29,23 @@ AT = datetime(2026, 3, 15, 12, tzinfo=UTC)
 
 
 class Counting(Connection):
-    """A connection that counts its sends: one per command or pipeline, a round trip each."""
+    """A connection that counts its sends (one per command or pipeline, a round trip each)
+    and the commands they carry."""
 
     sends = 0
+    commands = 0
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         Counting.sends += 1
         super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        Counting.commands += 1
+        super().send_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def pack_commands(self, commands: Any) -> Any:
+        Counting.commands += len(commands)
+        return super().pack_commands(commands)  # type: ignore[no-untyped-call]
 
 
 def counting_store(url: str) -> RedisStore:
@@ -74,6 +85,29 @@ def test_a_chunk_of_many_users_costs_four_round_trips(redis_store_url: str) -> N
     account = store.account("a0")
     assert account is not None
     assert (added, spent, store.count(), account.active_members) == (120, 4, 160, 8)
+    store.close()
+
+
+def test_a_chunk_of_many_users_costs_a_script_call_per_step(redis_store_url: str) -> None:
+    """Not a command per user or account: one script call folds every user, and so on."""
+    store = counting_store(redis_store_url)
+    users = [f"u{i}" for i in range(40)]
+    store.record(
+        records(
+            [
+                Group(user_id=u, group_id=f"a{i % 5}", timestamp=AT, message_id=f"g-{u}")
+                for i, u in enumerate(users)
+            ]
+        )
+    )
+    chunk = records(
+        [Track(user_id=u, event="page_viewed", timestamp=AT, message_id=f"t-{u}") for u in users]
+    )
+    before = Counting.commands
+    store.record(chunk)
+    # Read the users (and the registry's size); fold them (and read their accounts);
+    # apply the accounts; log the messages (and trim the users' pending lists).
+    assert Counting.commands - before == 2 + 2 + 1 + 2
     store.close()
 
 

@@ -48,11 +48,11 @@ class Counting(Connection):
         return super().pack_commands(commands)  # type: ignore[no-untyped-call]
 
 
-def counting_store(url: str) -> RedisStore:
+def counting_store(url: str, *, cache_ttl: float = 0.25) -> RedisStore:
     """A store at ``url`` whose connections count their round trips."""
     opened = read_url(url)
     opened.client.connection_pool.connection_class = Counting
-    return RedisStore(opened.client, prefix=opened.prefix, url=opened.url)
+    return RedisStore(opened.client, prefix=opened.prefix, url=opened.url, cache_ttl=cache_ttl)
 
 
 def records(messages: list[Any]) -> list[Record]:
@@ -161,6 +161,33 @@ def test_a_chunk_and_its_tier_checks_cost_four_round_trips(redis_store_url: str)
     spent = Counting.sends - before
     client.close()
     assert (spent, store.count()) == (4, 120)
+
+
+def test_a_pqa_check_reads_the_accounts_members_in_one_round_trip(redis_store_url: str) -> None:
+    """A member moving in the PQA model's tiers: the others are read at once, not one by one."""
+    store = counting_store(redis_store_url, cache_ttl=0)  # no member is read from the cache
+    changes: list[tuple[str, str]] = []
+    client = pqlsdk.Client(
+        store=store,
+        clock=pqlsdk.FixedClock(AT),
+        rules=PLAYBOOK,
+        retention=None,
+        on_tier_change=lambda c: changes.append((c.id, c.tier)),
+    )
+    intake = client._recorder.intake
+    assert intake is not None
+    for i in range(20):
+        client.group(f"u{i}", "acme", {"employees": 40})
+        client.track(f"u{i}", "core_workflow_completed")  # placed in the lowest tier
+    client.flush()
+    intake._gather = 5.0  # the intake thread sits on the message: this thread applies it
+    client.track("u0", "checkout_started")  # to hot: the PQA standing is checked
+    before = Counting.sends
+    intake.drain()
+    spent = Counting.sends - before
+    client.close()
+    # The chunk's four, the crossing's compare-and-set (read and write), the members' read.
+    assert (changes, spent) == ([("u0", "hot")], 4 + 2 + 1)
 
 
 def test_account_work_a_write_did_not_read_is_read_and_applied(store: RedisStore) -> None:

@@ -72,11 +72,11 @@ local function sliced(command, key, first, last)
 end
 """
 
-# Step 1's read, for users of one slot group: each user hash KEYS[i]'s state (s),
-# version (v) and pending number (n). Replies {{s, v, n}, ...} in key order.
-_READ_USERS: Final = """
+# A read of hashes in one slot group (step 1's of its users, say): fields ARGV of
+# each hash KEYS[i]. Replies {{values of KEYS[1]}, ...}.
+_READ: Final = """
 local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, 's', 'v', 'n') end
+for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
 return out
 """
 
@@ -254,7 +254,7 @@ return 0
 """
 
 _SCRIPTS: Final = {
-    "read_users": _READ_USERS,
+    "read": _READ,
     "fold_users": _FOLD_USERS,
     "read_accounts": _READ_ACCOUNTS,
     "swap_accounts": _SWAP_ACCOUNTS,
@@ -344,6 +344,19 @@ class Server:
                 )
             if attempts > 3:
                 time.sleep(random.random() / 1000)  # noqa: S311 - jitter, not secrecy
+
+    def load_many(self, keys: list[str], decode: Callable[[bytes], S]) -> list[S | None]:
+        """Return the states at ``keys`` (None where there is none): one round trip for all."""
+
+        def attempt() -> tuple[bool, list[S | None]]:
+            pipe: Any = self.client.pipeline(transaction=False)
+            groups = self.by_slot(keys, str)
+            for group in groups:
+                self.eval(pipe, "read", group, ["s"])
+            found = [raw for reply in pipe.execute() for (raw,) in reply]
+            return True, [None if raw is None else decode(raw) for raw in found]
+
+        return self.optimistic("read", attempt)  # only NOSCRIPT retries: no version to check
 
     def update(self, key: str, load: Callable[[bytes | None], S], change: Callable[[S], T]) -> T:
         """Run ``change`` on the state at ``key`` and write it if no one wrote meanwhile."""

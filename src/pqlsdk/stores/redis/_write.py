@@ -237,7 +237,7 @@ class Write:
         pipe: Any = self._redis.pipeline(transaction=False)
         groups = self._server.by_slot(by_user, self._keys.user)
         for group in groups:
-            self._server.eval(pipe, "read_users", [self._keys.user(u) for u in group], [])
+            self._server.eval(pipe, "read", [self._keys.user(u) for u in group], ["s", "v", "n"])
         pipe.hlen(self._keys.registry)
         *replies, registered = pipe.execute()
         self._registered(registered)

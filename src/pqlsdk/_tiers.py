@@ -30,6 +30,7 @@ from ._scoring import Reason, Score, facts_from, plain, score_subject, standing
 from .messages import Track
 from .rules._model import PQA, Model, Moments, Rules
 from .stores import AccountState, MomentRecord, Store, Subject, UserState, Written
+from .stores._base import ReadsUsers
 
 __all__ = [
     "PQA_KEY",
@@ -304,6 +305,16 @@ class _States:
         found = self._users.get(user_id)
         return self.store.user(user_id) if found is None else found
 
+    def users(self, user_ids: list[str]) -> dict[str, UserState | None]:
+        """Return the users' states: those written, the rest read (at once, where the store can)."""
+        found: dict[str, UserState | None] = {u: self._users.get(u) for u in user_ids}
+        missing = [user_id for user_id, state in found.items() if state is None]
+        if missing and isinstance(self.store, ReadsUsers):
+            found.update(self.store.read_users(missing))
+        else:
+            found.update((user_id, self.store.user(user_id)) for user_id in missing)
+        return found
+
     def account(self, account_id: str) -> AccountState | None:
         found = self._accounts.get(account_id)
         return self.store.account(account_id) if found is None else found
@@ -390,9 +401,9 @@ def _cross_pqa(
 
     Return whether the account's remembered PQA tier changed.
     """
+    others = states.users([member for member in account.members if member != user.user_id])
     members = {
-        member: user if member == user.user_id else states.user(member)
-        for member in account.members
+        member: user if member == user.user_id else others[member] for member in account.members
     }
     change = pqa_crossing(pqa, model, account, members, user=user, now=now)
     if change is None or not swap_tier(

@@ -126,8 +126,9 @@ class Server:
     as a production server with persistence would come back.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
         self.directory = directory
+        self.options = options  # more of redis-server's command line
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -152,6 +153,7 @@ class Server:
                 "no",
                 "--dir",
                 str(self.directory),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -194,12 +196,50 @@ class Server:
             self.process = None
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """A running redis-server of this test's own (skipped, or failed under CI, without one)."""
+@contextmanager
+def own_server(directory: Path, *options: str) -> Iterator[Server]:
+    """Run a redis-server of the test's own (skipped, or failed under CI, without one)."""
     if not Path(REDIS_SERVER).exists():
         unavailable(f"no {REDIS_SERVER} to start a server of the test's own")
-    started = Server(tmp_path)
+    started = Server(directory, *options)
     started.start()
-    yield started
-    started.kill()
+    try:
+        yield started
+    finally:
+        started.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A running redis-server of this test's own."""
+    with own_server(tmp_path) as started:
+        yield started
+
+
+@pytest.fixture
+def server_without_info(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own that refuses INFO (renamed away, as some hosted ones do)."""
+    with own_server(tmp_path, "--rename-command", "INFO", "") as started:
+        yield started
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Server]:
+    """A one-node Redis Cluster of this test's own, holding every slot.
+
+    A cluster node refuses a script whose keys are in two slots (``CROSSSLOT``),
+    however many of them it holds.
+    """
+    with own_server(tmp_path, "--cluster-enabled", "yes") as started:
+        _hold_every_slot(started)
+        yield started
+
+
+def _hold_every_slot(started: Server) -> None:
+    client = redis.Redis(port=started.port)
+    client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+    deadline = time.monotonic() + 10
+    while client.cluster("INFO")["cluster_state"] != "ok":
+        assert time.monotonic() < deadline, "the one-node cluster never came up"
+        time.sleep(0.05)
+    client.close()

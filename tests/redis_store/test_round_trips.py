@@ -1,7 +1,8 @@
-"""A chunk of messages and its tier checks cost a bounded number of round trips.
+"""A chunk of messages and its tier checks cost a bounded number of round trips and commands.
 
 Round trips are counted on the real server's connection: each packed send of
-redis-py's connection (one command, or one whole pipeline) is one round trip.
+redis-py's connection (one command, or one whole pipeline) is one round trip;
+commands are counted as the connection packs them.
 """
 
 from __future__ import annotations
@@ -28,20 +29,30 @@ AT = datetime(2026, 3, 15, 12, tzinfo=UTC)
 
 
 class Counting(Connection):
-    """A connection that counts its sends: one per command or pipeline, a round trip each."""
+    """A connection that counts its sends (one per command or pipeline, a round trip each)
+    and the commands they carry."""
 
     sends = 0
+    commands = 0
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         Counting.sends += 1
         super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        Counting.commands += 1
+        super().send_command(*args, **kwargs)  # type: ignore[no-untyped-call]
 
-def counting_store(url: str) -> RedisStore:
+    def pack_commands(self, commands: Any) -> Any:
+        Counting.commands += len(commands)
+        return super().pack_commands(commands)  # type: ignore[no-untyped-call]
+
+
+def counting_store(url: str, *, cache_ttl: float = 0.25) -> RedisStore:
     """A store at ``url`` whose connections count their round trips."""
     opened = read_url(url)
     opened.client.connection_pool.connection_class = Counting
-    return RedisStore(opened.client, prefix=opened.prefix, url=opened.url)
+    return RedisStore(opened.client, prefix=opened.prefix, url=opened.url, cache_ttl=cache_ttl)
 
 
 def records(messages: list[Any]) -> list[Record]:
@@ -74,6 +85,29 @@ def test_a_chunk_of_many_users_costs_four_round_trips(redis_store_url: str) -> N
     account = store.account("a0")
     assert account is not None
     assert (added, spent, store.count(), account.active_members) == (120, 4, 160, 8)
+    store.close()
+
+
+def test_a_chunk_of_many_users_costs_a_script_call_per_step(redis_store_url: str) -> None:
+    """Not a command per user or account: one script call folds every user, and so on."""
+    store = counting_store(redis_store_url)
+    users = [f"u{i}" for i in range(40)]
+    store.record(
+        records(
+            [
+                Group(user_id=u, group_id=f"a{i % 5}", timestamp=AT, message_id=f"g-{u}")
+                for i, u in enumerate(users)
+            ]
+        )
+    )
+    chunk = records(
+        [Track(user_id=u, event="page_viewed", timestamp=AT, message_id=f"t-{u}") for u in users]
+    )
+    before = Counting.commands
+    store.record(chunk)
+    # Read the users (and the registry's size); fold them (and read their accounts);
+    # apply the accounts; log the messages (and trim the users' pending lists).
+    assert Counting.commands - before == 2 + 2 + 1 + 2
     store.close()
 
 
@@ -127,6 +161,33 @@ def test_a_chunk_and_its_tier_checks_cost_four_round_trips(redis_store_url: str)
     spent = Counting.sends - before
     client.close()
     assert (spent, store.count()) == (4, 120)
+
+
+def test_a_pqa_check_reads_the_accounts_members_in_one_round_trip(redis_store_url: str) -> None:
+    """A member moving in the PQA model's tiers: the others are read at once, not one by one."""
+    store = counting_store(redis_store_url, cache_ttl=0)  # no member is read from the cache
+    changes: list[tuple[str, str]] = []
+    client = pqlsdk.Client(
+        store=store,
+        clock=pqlsdk.FixedClock(AT),
+        rules=PLAYBOOK,
+        retention=None,
+        on_tier_change=lambda c: changes.append((c.id, c.tier)),
+    )
+    intake = client._recorder.intake
+    assert intake is not None
+    for i in range(20):
+        client.group(f"u{i}", "acme", {"employees": 40})
+        client.track(f"u{i}", "core_workflow_completed")  # placed in the lowest tier
+    client.flush()
+    intake._gather = 5.0  # the intake thread sits on the message: this thread applies it
+    client.track("u0", "checkout_started")  # to hot: the PQA standing is checked
+    before = Counting.sends
+    intake.drain()
+    spent = Counting.sends - before
+    client.close()
+    # The chunk's four, the crossing's compare-and-set (read and write), the members' read.
+    assert (changes, spent) == ([("u0", "hot")], 4 + 2 + 1)
 
 
 def test_account_work_a_write_did_not_read_is_read_and_applied(store: RedisStore) -> None:

@@ -8,7 +8,8 @@ from it. Writing a message updates both at once, atomically, and a message whose
 A store whose server can be away (Redis) raises ``StoreUnavailableError`` while
 it is, and counts its own faults (``ReportsFaults``); ``with_faults`` joins those
 counts to the client's. They live here, not beside the outage logic
-(``_outage``), so that only a Redis store loads that.
+(``_outage``), so that only a Redis store loads that. A store on a server also
+reads many users in one round trip (``ReadsUsers``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ._state import AccountState, UserState
 
 __all__ = [
     "FaultCounts",
+    "ReadsUsers",
     "Record",
     "ReportsFaults",
     "Store",
@@ -217,6 +219,19 @@ class ReportsFaults(Protocol):
 
     def fault_counts(self) -> FaultCounts:
         """Return the counts as they stand."""
+        ...
+
+
+@runtime_checkable
+class ReadsUsers(Protocol):
+    """A store that reads many users for about the cost of one (one round trip on Redis).
+
+    Why: an account's PQA check scores every member; read one at a time, a
+    server's store pays a round trip per member. Other stores read one by one.
+    """
+
+    def read_users(self, user_ids: list[str]) -> dict[str, UserState | None]:
+        """Return each user's state (None: no such user)."""
         ...
 
 

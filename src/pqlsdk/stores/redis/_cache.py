@@ -68,9 +68,10 @@ class ReadCache:
                 cache[key] = value
         return value
 
-    def forget(self, key: tuple[str, str]) -> None:
-        """Drop a cached state this process just wrote (or may have written)."""
+    def forget(self, *keys: tuple[str, str]) -> None:
+        """Drop cached states this process just wrote (or may have written)."""
         if self._cache is not None:
             with self._lock:
                 self._generation += 1
-                self._cache.pop(key, None)
+                for key in keys:
+                    self._cache.pop(key, None)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import random
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar, cast
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..._exceptions import StoreError
 from .._base import T
@@ -29,6 +30,7 @@ HEADER: Final = struct.Struct(">QQ")  # (biased timestamp, arrival stamp) before
 SEQ_WIDTH: Final = 16  # hex digits of the pending number in front of each pending entry
 
 S = TypeVar("S", bound=UserState | AccountState)
+X = TypeVar("X")
 
 
 class Keys:
@@ -54,70 +56,147 @@ class Keys:
         return f"{self.prefix}:{{a:{account_id}}}{part}"
 
 
-# Drop pending entries from the head of the list while their number is at most
-# ARGV[1] (fixed-width hex, so string order is number order). Only the head goes:
-# entries appended meanwhile, or left to another writer, stay.
-_TRIM: Final = """
-local n = 0
-while true do
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  if not head or string.sub(head, 1, 16) > ARGV[1] then return n end
-  redis.call('LPOP', KEYS[1])
-  n = n + 1
+# Lua's unpack() takes a few thousand values at most: a variadic command gets
+# ARGV[first..last] in slices (of an even length, so pairs stay whole). Returns
+# the replies of the slices, joined (HMGET's values, in order).
+_SLICED: Final = """
+local function sliced(command, key, first, last)
+  local out = {}
+  for i = first, last, 1000 do
+    local got = redis.call(command, key, unpack(ARGV, i, math.min(i + 999, last)))
+    if type(got) == 'table' then
+      for _, value in ipairs(got) do out[#out + 1] = value end
+    end
+  end
+  return out
 end
 """
 
-
-# Step 1's write: if the user's version (field v) is still ARGV[1], store the state
-# (s) and pending number (n), bump v, forget messageIds older than the prune cutoff
-# (ARGV[4]), add the ARGV[6] new (id, time) pairs, and append the pending entries
-# after them. With ARGV[5] (µs the log keeps a message, as of the last prune), the
-# messageId set expires when its newest id would be pruned: when the user stops
-# writing, the set goes at the moment retention would have emptied it.
-# Replies {1, older pending entries...}: the list before the entries just appended
-# (work a writer left, usually none; the caller has its own at hand), {0} when
-# another writer came first, or {2} when one of the ids is known after all (the
-# writer folded without reading the ids: it reads them and folds again).
-_FOLD_USER: Final = """
-if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return {0} end
-if ARGV[4] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4]) end
-local count = tonumber(ARGV[6])
-for i = 0, count - 1 do
-  if redis.call('ZSCORE', KEYS[2], ARGV[7 + 2 * i]) then return {2} end
-end
-if count > 0 then
-  redis.call('HSET', KEYS[1], 's', ARGV[2], 'n', ARGV[3])
-  redis.call('HINCRBY', KEYS[1], 'v', 1)
-  for i = 0, count - 1 do
-    redis.call('ZADD', KEYS[2], ARGV[8 + 2 * i], ARGV[7 + 2 * i])
-  end
-  for i = 7 + 2 * count, #ARGV do
-    redis.call('RPUSH', KEYS[3], ARGV[i])
-  end
-  if ARGV[5] ~= '' then
-    local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
-    local ends = math.floor((tonumber(newest) + tonumber(ARGV[5])) / 1000)
-    redis.call('PEXPIREAT', KEYS[2], ends)
-  end
-end
-local out = redis.call('LRANGE', KEYS[3], 0, -(count + 1))
-table.insert(out, 1, 1)
+# A read of hashes in one slot group (step 1's of its users, say): fields ARGV of
+# each hash KEYS[i]. Replies {{values of KEYS[1]}, ...}.
+_READ: Final = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
 return out
 """
 
+# Drop pending entries from the head of each list KEYS[i] while their number is at
+# most ARGV[i] (fixed-width hex, so string order is number order). Only the head
+# goes: entries appended meanwhile, or left to another writer, stay.
+_TRIM: Final = """
+for i, key in ipairs(KEYS) do
+  while true do
+    local head = redis.call('LINDEX', key, 0)
+    if not head or string.sub(head, 1, 16) > ARGV[i] then break end
+    redis.call('LPOP', key)
+  end
+end
+return 0
+"""
+
+
+# Step 1's write, for users of one slot group: KEYS are each user's hash, messageId
+# set and pending list; ARGV[1] the prune cutoff and ARGV[2] the µs the log keeps a
+# message (as of the last prune; '' for none), then per user: the version read, the
+# new state, the pending number, the count of new messages, their (time, id) pairs
+# and their pending entries. Each user on its own, as if alone: if the user's version
+# (field v) is still the one read, store the state (s) and pending number (n), bump
+# v, forget messageIds older than the cutoff, add the new ones, and append the
+# entries after them. With a keep, the messageId set expires when its newest id
+# would be pruned: when the user stops writing, the set goes at the moment
+# retention would have emptied it.
+# Replies per user {1, older pending entries...}: the list before the entries just
+# appended (work a writer left, usually none; the caller has its own at hand), {0}
+# when another writer came first, or {2} when one of the ids is known after all (the
+# writer folded without reading the ids: it reads them and folds again).
+_FOLD_USERS: Final = (
+    _SLICED
+    + """
+local cutoff, keep = ARGV[1], ARGV[2]
+local function fold(user, ids, pending, at)
+  if (redis.call('HGET', user, 'v') or '0') ~= ARGV[at] then return {0} end
+  if cutoff ~= '' then redis.call('ZREMRANGEBYSCORE', ids, '-inf', '(' .. cutoff) end
+  local count = tonumber(ARGV[at + 3])
+  local first = at + 4
+  for i = first + 1, first + 2 * count - 1, 2 do
+    if redis.call('ZSCORE', ids, ARGV[i]) then return {2} end
+  end
+  if count > 0 then
+    redis.call('HSET', user, 's', ARGV[at + 1], 'n', ARGV[at + 2])
+    redis.call('HINCRBY', user, 'v', 1)
+    sliced('ZADD', ids, first, first + 2 * count - 1)
+    sliced('RPUSH', pending, first + 2 * count, first + 3 * count - 1)
+    if keep ~= '' then
+      local newest = redis.call('ZRANGE', ids, -1, -1, 'WITHSCORES')[2]
+      redis.call('PEXPIREAT', ids, math.floor((tonumber(newest) + tonumber(keep)) / 1000))
+    end
+  end
+  local out = redis.call('LRANGE', pending, 0, -(count + 1))
+  table.insert(out, 1, 1)
+  return out
+end
+local out = {}
+local at = 3
+for u = 1, #KEYS, 3 do
+  out[#out + 1] = fold(KEYS[u], KEYS[u + 1], KEYS[u + 2], at)
+  at = at + 4 + 3 * tonumber(ARGV[at + 3])
+end
+return out
+"""
+)
+
+# Step 2's read, for accounts of one slot group: per account (KEYS[i] its hash,
+# KEYS[i + 1] its per-member hash) ARGV holds a count and that many members.
+# Replies, per account, {s, v} then the last pending number applied of each member.
+_READ_ACCOUNTS: Final = (
+    _SLICED
+    + """
+local out = {}
+local at = 1
+for i = 1, #KEYS, 2 do
+  local count = tonumber(ARGV[at])
+  out[#out + 1] = redis.call('HMGET', KEYS[i], 's', 'v')
+  out[#out + 1] = sliced('HMGET', KEYS[i + 1], at + 1, at + count)
+  at = at + 1 + count
+end
+return out
+"""
+)
+
 # Compare-and-set of a state: if its version (field v) is still ARGV[1], store
-# ARGV[2] and bump v; with a second key, also record per member ARGV[i] (i = 3,
-# 5, ...) ARGV[i + 1] as the last pending number of theirs applied here.
-# Replies 1, or 0 when another came first.
+# ARGV[2] and bump v. Replies 1, or 0 when another came first.
 _SWAP: Final = """
 if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 's', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
-if KEYS[2] then
-  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-end
 return 1
 """
+
+# Step 2's write, for accounts of one slot group: per account (KEYS[i] its hash,
+# KEYS[i + 1] its per-member hash) ARGV holds the version read, the new state and a
+# count of (member, last pending number applied) pairs, then the pairs. Each
+# account on its own, as ``swap`` with those numbers recorded. Replies per account
+# 1, or 0 when another came first.
+_SWAP_ACCOUNTS: Final = (
+    _SLICED
+    + """
+local out = {}
+local at = 1
+for i = 1, #KEYS, 2 do
+  local count = tonumber(ARGV[at + 2])
+  if (redis.call('HGET', KEYS[i], 'v') or '0') == ARGV[at] then
+    redis.call('HSET', KEYS[i], 's', ARGV[at + 1])
+    redis.call('HINCRBY', KEYS[i], 'v', 1)
+    sliced('HSET', KEYS[i + 1], at + 3, at + 2 + 2 * count)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  at = at + 3 + 2 * count
+end
+return out
+"""
+)
 
 # Step 3: add each log member ARGV[i] (ZADD NX); one that is new, and whose flag
 # ARGV[i + 1] is '1', joins the outbox too: its JSON (the member after the header)
@@ -175,8 +254,11 @@ return 0
 """
 
 _SCRIPTS: Final = {
+    "read": _READ,
+    "fold_users": _FOLD_USERS,
+    "read_accounts": _READ_ACCOUNTS,
+    "swap_accounts": _SWAP_ACCOUNTS,
     "trim": _TRIM,
-    "fold_user": _FOLD_USER,
     "swap": _SWAP,
     "log": _LOG,
     "lease": _LEASE,
@@ -192,6 +274,36 @@ class Server:
         self._url = url
         self._contention_timeout = contention_timeout
         self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+        self._cluster: bool | None = None  # asked at the first write
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the server runs Redis Cluster, where no script may span two hash slots.
+
+        Asked once (``INFO cluster``); a server that will not say is taken for
+        one, which costs speed (a script per slot), never correctness.
+        """
+        if self._cluster is None:
+            try:
+                info = self.client.info("cluster")
+            except ResponseError:
+                info = {}
+            self._cluster = bool(info.get("cluster_enabled", 1))
+        return self._cluster
+
+    def by_slot(self, items: Iterable[X], key: Callable[[X], str]) -> list[list[X]]:
+        """Split ``items`` into the groups one script may take: those whose ``key`` shares a slot.
+
+        One group on a server without Redis Cluster (a script there may touch
+        any key): a chunk's users, or its accounts, then cost one script call,
+        not one each. Items keep their order within a group.
+        """
+        if not self.cluster:
+            return [list(items)]
+        groups: dict[int, list[X]] = {}
+        for item in items:
+            groups.setdefault(key_slot(key(item).encode()), []).append(item)
+        return list(groups.values())
 
     def eval(self, target: Any, name: str, keys: list[str], args: list[Any]) -> Any:
         """Queue (on a pipeline) or run (on the client) script ``name`` by its hash.
@@ -232,6 +344,19 @@ class Server:
                 )
             if attempts > 3:
                 time.sleep(random.random() / 1000)  # noqa: S311 - jitter, not secrecy
+
+    def load_many(self, keys: list[str], decode: Callable[[bytes], S]) -> list[S | None]:
+        """Return the states at ``keys`` (None where there is none): one round trip for all."""
+
+        def attempt() -> tuple[bool, list[S | None]]:
+            pipe: Any = self.client.pipeline(transaction=False)
+            groups = self.by_slot(keys, str)
+            for group in groups:
+                self.eval(pipe, "read", group, ["s"])
+            found = [raw for reply in pipe.execute() for (raw,) in reply]
+            return True, [None if raw is None else decode(raw) for raw in found]
+
+        return self.optimistic("read", attempt)  # only NOSCRIPT retries: no version to check
 
     def update(self, key: str, load: Callable[[bytes | None], S], change: Callable[[S], T]) -> T:
         """Run ``change`` on the state at ``key`` and write it if no one wrote meanwhile."""

@@ -44,6 +44,10 @@ STEPS: Final = ("user", "accounts")
 _Read = tuple[bytes | None, bytes | None, bytes | None]
 """An account's state, version and the last pending number of the writing user applied."""
 
+_UserRead = tuple[list[Any], list[Any] | None]
+"""A user's state, version and pending number as read, and the scores of the messageIds
+being written (None when not read: the write's script checks them)."""
+
 
 class _Pending(msgspec.Struct, array_like=True, gc=False):
     """Work left after a message was folded into its user: the log, and its accounts."""
@@ -146,8 +150,7 @@ class Write:
             self.after("user")
             accounts = self.drain(folded)
         finally:
-            for user_id in by_user:
-                self._cache.forget(("u", user_id))
+            self._cache.forget(*(("u", user_id) for user_id in by_user))
         done.extend((user_id, one.new) for user_id, one in folded.items())
         if written is not None:
             written.users.update((u, one.user) for u, one in folded.items() if one.user is not None)
@@ -157,69 +160,109 @@ class Write:
     def fold_users(self, by_user: dict[str, list[Record]], *, queue: bool) -> dict[str, _Folded]:
         """Step 1 for every user of a chunk: one read and one write round trip for all.
 
-        A user whose version changed between the two (another writer) is folded
+        One script call folds every user of a slot group (on a server without
+        Redis Cluster, the whole chunk), each user on its own terms: a user
+        whose version changed between the two (another writer) is folded
         again on its own, until its write lands.
         """
+        # A server that lost its scripts refused them all: read and fold again, reloading.
+        answers = self._server.optimistic(
+            self._keys.registry, lambda: (True, self._fold_all(by_user, queue=queue))
+        )
         folded: dict[str, _Folded] = {}
-        reads = self._read_users(by_user, ids=False)
-        pipe = self._redis.pipeline(transaction=False)
-        touched = [
-            self._fold(pipe, user_id, items, reads[2 * i : 2 * i + 2], queue=queue)
-            for i, (user_id, items) in enumerate(by_user.items())
-        ]
-        touching = self._read_accounts(pipe, zip(by_user, touched, strict=True))
-        try:
-            replies = pipe.execute()
-        except NoScriptError:  # the server lost its scripts: each user on its own, reloading
-            replies = None
-        accounts = {} if replies is None else _account_reads(replies[len(by_user) :], touching)
-        for i, ((user_id, items), fold) in enumerate(zip(by_user.items(), touched, strict=True)):
-            answer = None if replies is None else _answer(replies[i], fold, accounts, user_id)
+        for user_id, items in by_user.items():
+            answer = answers[user_id]
             folded[user_id] = (
                 answer if answer is not None else self.fold_user(user_id, items, queue=queue)
             )
         return folded
 
+    def _fold_all(
+        self, by_user: dict[str, list[Record]], *, queue: bool
+    ) -> dict[str, _Folded | None]:
+        """Read every user, then fold each in and read the accounts they touch.
+
+        Returns each user's step 1 (None where its write did not land).
+        """
+        reads = self._read_users(by_user)
+        pipe = self._redis.pipeline(transaction=False)
+        groups = self._server.by_slot(by_user, self._keys.user)
+        touched: dict[str, _Fold] = {}
+        for group in groups:
+            keys: list[str] = []
+            args = self._fold_args()
+            for user_id in group:
+                touched[user_id] = self._fold(
+                    keys, args, user_id, by_user[user_id], reads[user_id], queue=queue
+                )
+            self._server.eval(pipe, "fold_users", keys, args)
+        touching = self._read_accounts(pipe, touched.items())
+        replies = pipe.execute()
+        accounts = _account_reads(_joined(replies[len(groups) :]), touching)
+        written = zip(touched.items(), _joined(replies[: len(groups)]), strict=True)
+        return {
+            user_id: _answer(reply, fold, accounts, user_id) for (user_id, fold), reply in written
+        }
+
     def _read_accounts(self, pipe: Any, folds: Iterable[tuple[str, _Fold]]) -> dict[str, list[str]]:
         """Queue a read of each account the users' new messages touch, after their writes.
 
         Each account is read once for the whole chunk (its state and version,
-        and what it applied of each member writing): step 2 then needs no read
-        of its own. Returns the users writing to each account, in reply order.
+        and what it applied of each member writing), by one script call per
+        slot group: step 2 then needs no read of its own. Returns the users
+        writing to each account, in reply order.
         """
         touching: dict[str, list[str]] = {}
         for user_id, fold in folds:
             for account_id in fold.accounts:
                 touching.setdefault(account_id, []).append(user_id)
-        for account_id, users in touching.items():
-            pipe.hmget(self._keys.account(account_id), "s", "v")
-            pipe.hmget(self._keys.account(account_id, ":seen"), users)
-        return touching
+        ordered: dict[str, list[str]] = {}
+        for group in self._server.by_slot(touching, self._keys.account):
+            keys: list[str] = []
+            args: list[Any] = []
+            for account_id in group:
+                users = ordered[account_id] = touching[account_id]
+                keys.extend(self._account_keys(account_id))
+                args.extend((len(users), *users))
+            self._server.eval(pipe, "read_accounts", keys, args)
+        return ordered
 
-    def _read_users(self, by_user: dict[str, list[Record]], *, ids: bool) -> list[Any]:
+    def _read_users(self, by_user: dict[str, list[Record]]) -> dict[str, _UserRead]:
         """Read every user's state, version and pending number: one round trip.
 
-        Two items per user: that, and which messageIds the user already has
-        (with ``ids``; else none, as on the common path: the write's script
-        checks them and refuses a fold that took a known message for new).
-        The registry's size rides along: when another process registered more
-        aggregates, they are read before folding.
+        One script call per slot group; not which messageIds the users already
+        have (the write's script checks them and refuses a fold that took a
+        known message for new: ``fold_user`` then reads them).
         """
         pipe: Any = self._redis.pipeline(transaction=False)
-        for user_id, items in by_user.items():
-            pipe.hmget(self._keys.user(user_id), "s", "v", "n")
-            if ids:
-                pipe.zmscore(
-                    self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items]
-                )
+        groups = self._server.by_slot(by_user, self._keys.user)
+        for group in groups:
+            self._server.eval(pipe, "read", [self._keys.user(u) for u in group], ["s", "v", "n"])
         pipe.hlen(self._keys.registry)
         *replies, registered = pipe.execute()
-        if registered != len(self._log.aggregates):
+        self._registered(registered)
+        users = (user_id for group in groups for user_id in group)
+        return {
+            user_id: (read, None) for user_id, read in zip(users, _joined(replies), strict=True)
+        }
+
+    def _read_user(self, user_id: str, items: list[Record]) -> _UserRead:
+        """Read one user's state, version and pending number, and which of ``items`` it has."""
+        pipe: Any = self._redis.pipeline(transaction=False)
+        pipe.hmget(self._keys.user(user_id), "s", "v", "n")
+        pipe.zmscore(self._keys.user(user_id, ":ids"), [message.message_id for message, _ in items])
+        pipe.hlen(self._keys.registry)
+        read, known, registered = pipe.execute()
+        self._registered(registered)
+        return read, known
+
+    def _registered(self, count: int) -> None:
+        """Read the registry again when another process registered more aggregates.
+
+        Its size rides along with every read of users, so they are read before folding.
+        """
+        if count != len(self._log.aggregates):
             self._log.refresh()  # another process registered more
-        if ids:
-            return list(replies)
-        unknown = [[None] * len(items) for items in by_user.values()]
-        return [part for pair in zip(replies, unknown, strict=True) for part in pair]
 
     def fold_user(self, user_id: str, items: list[Record], *, queue: bool = False) -> _Folded:
         """Step 1 for one user, retried until its write lands.
@@ -231,24 +274,47 @@ class Write:
         """
 
         def attempt() -> tuple[bool, _Folded]:
-            read = self._read_users({user_id: items}, ids=True)
+            read = self._read_user(user_id, items)
             pipe = self._redis.pipeline(transaction=False)
-            fold = self._fold(pipe, user_id, items, read, queue=queue)
+            keys: list[str] = []
+            args = self._fold_args()
+            fold = self._fold(keys, args, user_id, items, read, queue=queue)
+            self._server.eval(pipe, "fold_users", keys, args)
             touching = self._read_accounts(pipe, [(user_id, fold)])
             replies = pipe.execute()
-            accounts = _account_reads(replies[1:], touching)
-            answer = _answer(replies[0], fold, accounts, user_id)
+            accounts = _account_reads(_joined(replies[1:]), touching)
+            answer = _answer(replies[0][0], fold, accounts, user_id)
             return (False, _NOT_WRITTEN) if answer is None else (True, answer)
 
         return self._server.optimistic(self._keys.user(user_id), attempt)
 
+    def _fold_args(self) -> list[Any]:
+        """Return the first arguments of ``fold_users``: the prune cutoff and the log's keep."""
+        cutoff, keep = self._log.cutoff, self._log.keep
+        return ["" if cutoff is None else cutoff, "" if keep is None else keep]
+
     def _fold(
-        self, pipe: Any, user_id: str, items: list[Record], read: list[Any], *, queue: bool
+        self,
+        keys: list[str],
+        args: list[Any],
+        user_id: str,
+        items: list[Record],
+        read: _UserRead,
+        *,
+        queue: bool,
     ) -> _Fold:
-        """Fold the new messages into the user as ``read``; queue the version-checked write."""
+        """Fold the new messages into the user as ``read``; add its part of a ``fold_users`` call.
+
+        Its keys join ``keys`` and its version-checked write joins ``args``.
+        """
         (raw, version, seq), known = read
-        user_key, ids_key = self._keys.user(user_id), self._keys.user(user_id, ":ids")
-        pending_key = self._keys.user(user_id, ":pending")
+        keys.extend(
+            (
+                self._keys.user(user_id),
+                self._keys.user(user_id, ":ids"),
+                self._keys.user(user_id, ":pending"),
+            )
+        )
         aggregates = self._log.aggregates
         user = None if raw is None else decode_user(raw)
         number = int(seq or 0)
@@ -263,7 +329,7 @@ class Write:
             return _stand_in(key, user_id)
 
         cutoff = self._log.cutoff
-        for (message, data), score in zip(items, known, strict=True):
+        for (message, data), score in zip(items, known or [None] * len(items), strict=True):
             if message.message_id in times or (
                 score is not None and (cutoff is None or score >= cutoff)
             ):
@@ -281,24 +347,17 @@ class Write:
             touched.update(dict.fromkeys(accounts))
             entries.append((number, _Pending(member, before, accounts, queue)))
             times[message.message_id] = at
-        args = [
-            version or 0,
-            b"" if user is None else encode(user),
-            number,
-            "" if cutoff is None else cutoff,
-            "" if self._log.keep is None else self._log.keep,
-            len(entries),
-            *(part for item in times.items() for part in item),
-            *(_seq(n) + encode(entry) for n, entry in entries),
-        ]
-        self._server.eval(pipe, "fold_user", [user_key, ids_key, pending_key], args)
+        args.extend((version or 0, b"" if user is None else encode(user), number, len(entries)))
+        args.extend(part for message_id, at in times.items() for part in (at, message_id))
+        args.extend(_seq(n) + encode(entry) for n, entry in entries)
         return _Fold(len(entries), list(touched), user, entries)
 
     def drain(self, folded: dict[str, _Folded]) -> dict[str, AccountState]:
         """Apply the users' pending entries to their accounts (step 2), then the log (step 3).
 
         Step 2 of every account is one round trip, step 3 of every user another:
-        one ``log`` script over all their members, then each user's ``trim``.
+        one ``log`` script over all their members, then a ``trim`` of their
+        pending lists per slot group.
         Returns the accounts' states as step 2 left them.
         """
         log_args: list[bytes] = []
@@ -327,8 +386,9 @@ class Write:
         def attempt() -> tuple[bool, None]:
             pipe: Any = self._redis.pipeline(transaction=False)
             self._server.eval(pipe, "log", log_keys, log_args)
-            for key, last in trims:
-                self._server.eval(pipe, "trim", [key], [last])
+            for group in self._server.by_slot(trims, lambda trim: trim[0]):
+                keys, lasts = zip(*group, strict=True)
+                self._server.eval(pipe, "trim", list(keys), list(lasts))
             pipe.execute()
             return True, None
 
@@ -342,11 +402,12 @@ class Write:
 
         Each account as step 1 read it, when it did for every member writing;
         an account it did not read, or another writer changed meanwhile, is
-        applied again on its own, reading it first. Returns the states written
-        (or, for an account another writer brought up to date, as read).
+        applied again on its own, reading it first. One ``swap_accounts`` call
+        per slot group. Returns the states written (or, for an account another
+        writer brought up to date, as read).
         """
         pipe: Any = self._redis.pipeline(transaction=False)
-        queued: list[str] = []
+        swaps: dict[str, list[Any]] = {}
         again: list[str] = []
         states: dict[str, AccountState] = {}
         try:
@@ -359,21 +420,27 @@ class Write:
                 applied = {user_id: cast(_Read, read)[2] for user_id, (_, read) in members.items()}
                 # Nothing new only if another writer applied it in between:
                 # the write then stores the state as read, harmlessly.
-                _, states[account_id], args = self._fold_account(
+                _, states[account_id], swaps[account_id] = self._fold_account(
                     account_id, members, raw, version, applied
                 )
-                self._server.eval(pipe, "swap", self._account_keys(account_id), args)
-                queued.append(account_id)
+            queued: list[str] = []
+            for group in self._server.by_slot(swaps, self._keys.account):
+                keys: list[str] = []
+                args: list[Any] = []
+                for account_id in group:
+                    keys.extend(self._account_keys(account_id))
+                    args.extend(swaps[account_id])
+                self._server.eval(pipe, "swap_accounts", keys, args)
+                queued.extend(group)
             try:
-                written = pipe.execute()
+                written = _joined(pipe.execute())
             except NoScriptError:  # the server lost its scripts: each on its own, reloading
                 written = [0] * len(queued)
             again.extend(a for a, landed in zip(queued, written, strict=True) if landed != 1)
             for account_id in again:
                 states[account_id] = self.apply_account(account_id, accounts[account_id])
         finally:
-            for account_id in accounts:
-                self._cache.forget(("a", account_id))
+            self._cache.forget(*(("a", account_id) for account_id in accounts))
         return states
 
     def _account_keys(self, account_id: str) -> list[str]:
@@ -399,8 +466,8 @@ class Write:
             )
             if not fresh:
                 return True, account
-            written = self._server.eval(self._redis, "swap", [account_key, seen_key], args)
-            return written == 1, account
+            written = self._server.eval(self._redis, "swap_accounts", [account_key, seen_key], args)
+            return written == [1], account
 
         return self._server.optimistic(account_key, attempt)
 
@@ -414,9 +481,9 @@ class Write:
     ) -> tuple[bool, AccountState, list[Any]]:
         """Apply each member's entries the account has not applied yet, in order.
 
-        Returns whether there were any, the account after them, and the ``swap``
-        script's arguments (the new state, and per member the last pending
-        number applied).
+        Returns whether there were any, the account after them, and its part of
+        a ``swap_accounts`` call (the version read, the new state, and per
+        member the last pending number applied).
         """
         account = AccountState(account_id=account_id) if raw is None else decode_account(raw)
         before: UserState | None = None
@@ -441,7 +508,7 @@ class Write:
                 )
             if todo:
                 seen.extend((user_id, todo[-1][0]))
-        return bool(seen), account, [version or 0, encode(account), *seen]
+        return bool(seen), account, [version or 0, encode(account), len(seen) // 2, *seen]
 
 
 def _account_reads(
@@ -470,6 +537,11 @@ def _answer(
     return _Folded(
         fold.new, left + fold.entries, accounts.get(user_id, {}), fold.user if fold.new else None
     )
+
+
+def _joined(replies: list[list[Any]]) -> list[Any]:
+    """Return the replies of a pipeline's script calls, one per item, in order."""
+    return [item for reply in replies for item in reply]
 
 
 def _seq(number: int) -> bytes:

@@ -12,7 +12,15 @@ from ..messages import MAX_DEPTH, MAX_MESSAGE_BYTES
 from ._dialects import Dialect, JsonKind
 from ._values import literal
 
-__all__ = ["DUCKDB", "TEXT", "DuckDB", "as_json", "text_of"]
+__all__ = ["DUCKDB", "NUMBERS", "TEXT", "DuckDB", "as_json", "text_of"]
+
+NUMBERS: Final = "[0-9]{19}|[0-9][eE][+-]?[0-9]{3}"
+"""Numbers the python reader may refuse, as DuckDB keeps them (their text as written).
+
+19 digits in a row may be an integer wider than 64 bits; an exponent of 3
+digits may put a float past a double's range (``1e400``). Text that is no
+number may match too: such a message is only judged by the python reader.
+"""
 
 
 class DuckDB(Dialect):
@@ -215,17 +223,22 @@ class DuckDB(Dialect):
         # and the (costlier) count is only for objects that have one: CASE, not OR,
         # which DuckDB would evaluate whole. A document longer than a whole message
         # may be (``strlen`` counts bytes, at no cost) is one the python reader refuses.
-        # DuckDB keeps a number's digits as written: 19 digits in a row may be an
-        # integer wider than 64 bits, which the python reader refuses.
+        # DuckDB keeps a number's text as written (``NUMBERS``). A document of 20
+        # bytes or less has no room for 19 digits: only a 3-digit exponent, after
+        # an ``e`` or ``E`` (tested first: most short documents have neither).
         tests += [
             self.template(
                 "CASE WHEN NOT starts_with(:d, '{') OR strlen(:d) > :size THEN TRUE "
                 "WHEN contains(:d, ':{') OR contains(:d, ':[') "
                 "THEN strlen(:d) - strlen(replace(replace(:d, '{', ''), '[', '')) > :n "
-                "WHEN strlen(:d) > 20 THEN regexp_matches(:d, '[0-9]{19}') ELSE FALSE END",
+                "OR regexp_matches(:d, :numbers) "
+                "WHEN strlen(:d) > 20 THEN regexp_matches(:d, :numbers) "
+                "WHEN contains(:d, 'e') OR contains(:d, 'E') THEN regexp_matches(:d, :numbers) "
+                "ELSE FALSE END",
                 d=document,
                 n=literal(MAX_DEPTH),
                 size=literal(MAX_MESSAGE_BYTES),
+                numbers=literal(NUMBERS),
             )
             for document in documents
         ]

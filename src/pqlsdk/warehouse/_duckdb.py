@@ -36,7 +36,7 @@ from ..messages import (
     encode,
 )
 from ._compile import Plan
-from ._dialect_duckdb import NUMBERS
+from ._dialect_duckdb import refusable_numbers
 from ._run import IN_FILE_ORDER, PARSED_ROWS, Rows, UnreadableError
 from ._run import run as run_plan
 from ._values import literal, template
@@ -143,7 +143,7 @@ def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
     # the python reader judges it (``_judge_doubtful``, which sets its type and ts
     # from the line itself). A context that is not an object, holds more than
     # MAX_DEPTH brackets (strings included) or a number the python reader may
-    # refuse (``NUMBERS``) is doubted; and a line longer than ``MAX_MESSAGE_BYTES``
+    # refuse (``refusable_numbers``) is doubted; and a line longer than ``MAX_MESSAGE_BYTES``
     # by its fields alone: ``strlen`` counts bytes, at no cost.
     # Counting with ``replace`` costs a tenth of ``translate``'s.
     accounted = _accounted()
@@ -154,7 +154,7 @@ def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
         "WHEN NOT starts_with(context, '{') THEN '' "
         "WHEN strlen(context) - strlen(replace(replace(context, '{', ''), '[', '')) > :depth "
         "THEN '' "
-        "WHEN regexp_matches(context, :numbers) THEN '' "
+        "WHEN :numbers THEN '' "
         'ELSE "timestamp" END AS "timestamp" FROM read_json(:path, '
         f"format := 'newline_delimited', compression := :compression, columns := {_COLUMNS}, "
         "maximum_object_size := :largest)",
@@ -163,7 +163,7 @@ def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
         largest=literal(_BUFFER_BYTES),
         size=literal(MAX_MESSAGE_BYTES),
         depth=literal(MAX_DEPTH),
-        numbers=literal(NUMBERS),
+        numbers=refusable_numbers(exp.column("context")),
     )
     relation.meta[IN_FILE_ORDER] = True
     # Where ``run`` reads a doubtful message again, with the python reader.

@@ -565,6 +565,111 @@ def test_what_the_python_reader_refuses_outside_properties_and_traits_is_refused
     assert _cli(capsys, *args, "--engine", "duckdb") == python
 
 
+def _both(
+    capsys: pytest.CaptureFixture[str], events: Path, now: str = "2026-03-15T00:00:00Z"
+) -> dict[str, Any]:
+    """Score ``events`` with the playbook by both engines; assert equal outputs, return Python's."""
+    args = ["score", str(RULES / "playbook.toml"), str(events), "--json", "--now", now]
+    assert main([*args, "--engine", "python"]) == 0
+    python = capsys.readouterr()
+    assert main([*args, "--engine", "duckdb"]) == 0
+    duck = capsys.readouterr()
+    printed: dict[str, Any] = json.loads(python.out)
+    # The users first: a short message where the engines keep different messages.
+    assert sorted(json.loads(duck.out)["users"]) == sorted(printed["users"])
+    assert (duck.out, duck.err) == (python.out, python.err)
+    return printed
+
+
+def _line(user: str, **fields: Any) -> str:
+    """A track of ``user`` that the playbook counts, with ``fields`` (raw JSON text) added."""
+    head = json.dumps(_message("track", user, 1, event="core_workflow_completed"))[:-1]
+    return head + "".join(f', "{name}": {text}' for name, text in fields.items()) + "}"
+
+
+def test_a_number_the_python_reader_refuses_anywhere_is_refused_in_sql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Integers wider than 64 bits, floats past a double's range: in context or nested.
+
+    DuckDB keeps a number's text as written; the python reader refuses these.
+    """
+    wide = "123456789012345678901234567890"
+    lines = [
+        _line("kept"),
+        _line("widest_kept", context=f'{{"n": {2**64 - 1}, "m": {-(2**63)}}}'),
+        _line("small_kept", properties='{"n": 1e-400}'),
+        _line("context_wide", context=f'{{"n": {2**64}}}'),
+        _line("context_negative", context=f'{{"n": {-(2**63) - 1}}}'),
+        _line("context_float", context='{"n": 1e400}'),
+        _line("context_nested", context=f'{{"a": {{"n": {wide}}}}}'),
+        _line("context_listed", context=f'{{"a": [1, {wide}]}}'),
+        _line("properties_nested", properties=f'{{"a": {{"n": {wide}}}}}'),
+        _line("properties_listed", properties=f'{{"a": [{wide}]}}'),
+        _line("properties_float", properties='{"amount": 1e400, "currency": "EUR"}'),
+        _line("properties_exponent", properties='{"amount": -2.5E+309, "currency": "EUR"}'),
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    assert sorted(_both(capsys, events)["users"]) == ["kept", "small_kept", "widest_kept"]
+
+
+def test_a_null_where_the_python_reader_wants_an_object_or_a_text_is_refused_in_sql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``null`` for context, properties, traits or messageId: refused, as no field at all is not.
+
+    DuckDB reads a JSON null as it reads a missing field; the python reader
+    refuses a null where its message has an object or a text.
+    """
+    identify = json.dumps(_message("identify", "traits_null", 1))[:-1] + ', "traits": null}'
+    lines = [
+        _line("kept"),
+        _line("null_id_kept", anonymousId="null"),
+        _line("context_null", context="null"),
+        _line("context_spaced", context=" null "),
+        _line("properties_null", properties="null"),
+        _line("message_id_null").replace('"messageId": "', '"messageId": null, "x": "'),
+        identify,
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    assert sorted(_both(capsys, events)["users"]) == ["kept", "null_id_kept"]
+
+
+def _sized(user: str, size: int, **fields: Any) -> str:
+    """A compact track of ``user`` whose line (``fields`` in it) is ``size`` bytes long."""
+    line = json.dumps(
+        {**_message("track", user, 1, event="core_workflow_completed"), **fields, "properties": {}},
+        separators=(",", ":"),
+    )
+    pad = size - len(line) - len('{"p":""}') + len("{}")
+    return line.replace('"properties":{}', '"properties":{"p":"' + "p" * pad + '"}')
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["plain", "gzip"])
+def test_a_line_over_the_size_limit_by_what_duckdb_does_not_read_is_refused_in_sql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], zipped: bool
+) -> None:
+    """Spaces, or a field DuckDB does not read, past 32 KiB: refused by both; at 32 KiB, kept.
+
+    The python reader measures the line; DuckDB reads no line's length.
+    """
+    limit = 32 * 1024
+    lines = [
+        _sized("kept", limit),
+        _sized("unread_kept", limit, integrations={"x": "x" * 2000}),
+        _sized("spaced", limit - 1999).replace(",", "," + " " * 500, 4),
+        _sized("unread", limit + 1, integrations={"x": "x" * 2000}),
+        _sized("padded", limit - 1999).replace("{", " " * 2000 + "{", 1),
+    ]
+    assert [len(line) for line in lines] == [limit, limit, limit + 1, limit + 1, limit + 1]
+    events = tmp_path / "events.jsonl"
+    data = ("\n".join(lines) + "\n").encode()
+    events.write_bytes(gzip.compress(data) if zipped else data)
+    assert sorted(_both(capsys, events)["users"]) == ["kept", "unread_kept"]
+
+
 def test_a_document_is_checked_message_by_message_as_the_python_reader_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

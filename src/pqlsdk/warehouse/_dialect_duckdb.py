@@ -12,7 +12,22 @@ from ..messages import MAX_DEPTH, MAX_MESSAGE_BYTES
 from ._dialects import Dialect, JsonKind
 from ._values import copied, literal
 
-__all__ = ["DUCKDB", "TEXT", "DuckDB", "as_json", "text_of"]
+__all__ = ["DUCKDB", "TEXT", "DuckDB", "as_json", "refusable_numbers", "text_of"]
+
+NUMBERS: Final = "[0-9]{19}|[0-9][eE][+-]?[0-9]{3}"
+"""Numbers the python reader may refuse, as DuckDB keeps them (their text as written).
+
+19 digits in a row may be an integer wider than 64 bits; an exponent of 3
+digits may put a float past a double's range (``1e400``). Text that is no
+number may match too: such a message is only judged by the python reader.
+"""
+
+_VALUES: Final = ":-?([0-9]{19}|[0-9.]+[eE][+-]?[0-9]{3})"
+"""``NUMBERS`` where no array is: a number is a value there, right after a colon.
+
+DuckDB writes JSON without spaces. A colon first lets the search skip from
+colon to colon: it takes a third of the time of ``NUMBERS``.
+"""
 
 
 class DuckDB(Dialect):
@@ -215,17 +230,21 @@ class DuckDB(Dialect):
         # and the (costlier) count is only for objects that have one: CASE, not OR,
         # which DuckDB would evaluate whole. A document longer than a whole message
         # may be (``strlen`` counts bytes, at no cost) is one the python reader refuses.
-        # DuckDB keeps a number's digits as written: 19 digits in a row may be an
-        # integer wider than 64 bits, which the python reader refuses.
+        # DuckDB keeps a number's text as written (``refusable_numbers``). A document
+        # of 20 bytes or less has no room for 19 digits; an exponent of 3 digits
+        # there (``{"n":1e400}``) is left unsearched: searching the short documents
+        # that have an ``e`` (a quarter of them) costs 6 % of ``parsed``.
         tests += [
             self.template(
                 "CASE WHEN NOT starts_with(:d, '{') OR strlen(:d) > :size THEN TRUE "
                 "WHEN contains(:d, ':{') OR contains(:d, ':[') "
                 "THEN strlen(:d) - strlen(replace(replace(:d, '{', ''), '[', '')) > :n "
-                "WHEN strlen(:d) > 20 THEN regexp_matches(:d, '[0-9]{19}') ELSE FALSE END",
+                "OR :numbers "
+                "WHEN strlen(:d) > 20 THEN :numbers ELSE FALSE END",
                 d=document,
                 n=literal(MAX_DEPTH),
                 size=literal(MAX_MESSAGE_BYTES),
+                numbers=refusable_numbers(document),
             )
             for document in documents
         ]
@@ -255,6 +274,20 @@ class DuckDB(Dialect):
                 """
             ),
         )
+
+
+def refusable_numbers(document: exp.Expr) -> exp.Expr:
+    """Whether the JSON text ``document`` may hold a number the python reader refuses.
+
+    ``NUMBERS``, or where the text has no ``[`` (so no array) the faster ``_VALUES``.
+    """
+    return DUCKDB.template(
+        "CASE WHEN contains(:d, '[') THEN regexp_matches(:d, :anywhere) "
+        "ELSE regexp_matches(:d, :values) END",
+        d=document,
+        anywhere=literal(NUMBERS),
+        values=literal(_VALUES),
+    )
 
 
 TEXT: Final = "pqlsdk_json_text"

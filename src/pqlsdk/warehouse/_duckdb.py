@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import tempfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from ..messages import (
     encode,
 )
 from ._compile import Plan
+from ._dialect_duckdb import refusable_numbers
 from ._run import IN_FILE_ORDER, PARSED_ROWS, Rows, UnreadableError
 from ._run import run as run_plan
 from ._values import literal, template
@@ -69,13 +71,19 @@ did; the python reader refuses any message over ``MAX_MESSAGE_BYTES``, and so
 does ``Dialect.doubtful`` (``_dialect_duckdb``), whatever the buffer.
 """
 
-_MARGIN: Final = 1024
-"""Bytes a message's line holds besides its properties, traits and context, at the least assumed.
-
-The ids, type, event, timestamp and keys of a usual message take a few hundred
-bytes: a message whose parts leave less than this of ``MAX_MESSAGE_BYTES``
-may be too large, and is judged by the python reader (``messages_relation``).
-"""
+_FIELDS: Final = (
+    ("type", False),
+    ("userId", False),
+    ("anonymousId", False),
+    ("messageId", False),
+    ("groupId", False),
+    ("event", False),
+    ("timestamp", False),
+    ("properties", True),
+    ("traits", True),
+    ("context", True),
+)
+"""The fields read from each line (``_COLUMNS``), and whether each is read as JSON (else text)."""
 
 _LINES: Final = "pqlsdk_lines"
 """The key, in a relation's ``meta``, of the JSON Lines file it reads."""
@@ -107,39 +115,55 @@ MEMORY_LIMIT: Final = "1GB"
 """What DuckDB may hold in memory before it writes its tables to temporary files."""
 
 
+def _accounted() -> str:
+    """Return the SQL of the bytes of a line that its fields read account for: all, if compact.
+
+    A field's ``"name":``, its value (a text in quotes, or JSON as DuckDB writes
+    it back, never longer than as written), a comma between fields and the
+    braces. A line holding anything else (spaces, a field not read, a null,
+    an escape in a text) is longer: ``_all_accounted`` compares the sum with the
+    file's size.
+    """
+    parts = [
+        f'COALESCE(strlen("{name}") + {len(name) + 4 + (0 if json else 2)}, 0)'
+        for name, json in _FIELDS
+    ]
+    return "(1 + " + " + ".join(parts) + ")"
+
+
 def messages_relation(path: Path, *, gzipped: bool) -> exp.Expr:
     """``SELECT`` every line of a JSON Lines file as a message row, in file order."""
-    # No ``WITH ORDINALITY``: it makes DuckDB read the file on one thread. ``seq``
-    # is the row's place in ``parsed``, written in file order (``IN_FILE_ORDER``).
+    # No ``WITH ORDINALITY``: it makes DuckDB read the file on one thread. The
+    # row's place in ``parsed`` is its ``seq`` (``IN_FILE_ORDER``), which leaves
+    # this relation's ``seq`` column to hold the bytes the line's fields account
+    # for (``_accounted``), for ``_judge_doubtful`` to add up.
     # ``context`` is read only here (no other source has it): a line whose context,
-    # or whose parts together, the python reader might refuse reads as having a
+    # or whose fields together, the python reader might refuse reads as having a
     # timestamp of no usual form (``''``), which ``Dialect.doubtful`` doubts, so
     # the python reader judges it (``_judge_doubtful``, which sets its type and ts
-    # from the line itself). A context that is not an object, or holds more than
-    # MAX_DEPTH brackets (strings included), is doubted; and a message whose parts'
-    # text (documents and texts; at most the line's) passes ``MAX_MESSAGE_BYTES``
-    # less ``_MARGIN``: ``strlen`` counts bytes, at no cost.
-    # Counting with ``replace`` costs a tenth of ``translate``'s; the search for a
-    # number too wide (``Dialect.doubtful``'s regular expression) would cost more
-    # than the whole read for a usual context, so it is not made here.
+    # from the line itself). A context that is not an object, holds more than
+    # MAX_DEPTH brackets (strings included) or a number the python reader may
+    # refuse (``refusable_numbers``) is doubted; and a line longer than ``MAX_MESSAGE_BYTES``
+    # by its fields alone: ``strlen`` counts bytes, at no cost.
+    # Counting with ``replace`` costs a tenth of ``translate``'s.
+    accounted = _accounted()
     relation = template(
-        'SELECT CAST(NULL AS BIGINT) AS seq, * EXCLUDE (context, "timestamp"), '  # noqa: S608
-        "CASE WHEN COALESCE(strlen(properties), 0) + COALESCE(strlen(traits), 0) "
-        "+ COALESCE(strlen(context), 0) + COALESCE(strlen(event), 0) "
-        '+ COALESCE(strlen("userId"), 0) + COALESCE(strlen("anonymousId"), 0) '
-        '+ COALESCE(strlen("messageId"), 0) + COALESCE(strlen("groupId"), 0) > :size THEN \'\' '
+        f'SELECT CAST({accounted} AS BIGINT) AS seq, * EXCLUDE (context, "timestamp"), '  # noqa: S608
+        f"CASE WHEN {accounted} > :size THEN '' "
         'WHEN context IS NULL THEN "timestamp" '
         "WHEN NOT starts_with(context, '{') THEN '' "
         "WHEN strlen(context) - strlen(replace(replace(context, '{', ''), '[', '')) > :depth "
         "THEN '' "
+        "WHEN :numbers THEN '' "
         'ELSE "timestamp" END AS "timestamp" FROM read_json(:path, '
         f"format := 'newline_delimited', compression := :compression, columns := {_COLUMNS}, "
         "maximum_object_size := :largest)",
         path=literal(str(path)),
         compression=literal("gzip" if gzipped else "none"),
         largest=literal(_BUFFER_BYTES),
-        size=literal(MAX_MESSAGE_BYTES - _MARGIN),
+        size=literal(MAX_MESSAGE_BYTES),
         depth=literal(MAX_DEPTH),
+        numbers=refusable_numbers(exp.column("context")),
     )
     relation.meta[IN_FILE_ORDER] = True
     # Where ``run`` reads a doubtful message again, with the python reader.
@@ -211,21 +235,37 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
     """Have the python reader judge, in ``parsed``, the messages DuckDB cannot.
 
     DuckDB reads ids as text (a number among them becomes text), does not
-    bound nesting, and reads one form of timestamp; ``parsed.doubt`` marks
-    every message the python reader might judge otherwise for that
-    (``Dialect.doubtful``), usually none. Those lines are read again and
-    checked as ``pqlsdk._history`` checks them; each gets the python reader's
-    verdict (``type`` NULL when refused) and time: the two engines keep the
-    same messages at the same instants.
+    bound nesting, reads one form of timestamp, keeps numbers as written, and
+    reads a null as no field and no line's length; ``parsed.doubt`` marks
+    every message the python reader might judge otherwise for its fields
+    (``Dialect.doubtful``), usually none. When the file holds nothing but the
+    fields read, compactly (``_all_accounted``), those are all; else every line
+    too long or with a null where the python reader wants an object or a text
+    (``_suspect``) is judged too. Each is read again and checked as
+    ``pqlsdk._history`` checks it, and gets the python reader's verdict
+    (``type`` NULL when refused) and time: the two engines keep the same
+    messages at the same instants.
     """
     path = lines_of(relation)
     if path is None:  # a table or a Parquet file: typed, and no python reader reads it
         return
     # Over the runner's own table: a failure here is DuckDB's, not the file's.
-    found = connection.execute("SELECT seq FROM parsed WHERE doubt ORDER BY seq").fetchall()
-    if not found:
+    # A refused message may have a type that is no text (``_accounted`` counts quotes).
+    doubted, refused, accounted, count = connection.execute(
+        "SELECT COUNT(*) FILTER (WHERE doubt), COUNT(*) FILTER (WHERE type IS NULL), "  # noqa: S608
+        f"SUM(seq), COUNT(*) FROM {PARSED_ROWS}"
+    ).fetchone()
+    if not (doubted or refused) and _all_accounted(path, accounted or 0, count):
         return
-    verdicts = [_verdict(seq, judged(line)) for seq, line in lines_at(path, {s for (s,) in found})]
+    found = connection.execute("SELECT seq FROM parsed WHERE doubt").fetchall()
+    doubtful = {seq for (seq,) in found}
+    verdicts = [
+        _verdict(seq, judged(line))
+        for seq, line in _numbered(path)
+        if seq in doubtful or _suspect(line)
+    ]
+    if not verdicts:
+        return
     seqs, kinds, times = zip(*verdicts, strict=True)
     # ``parsed`` is a view of ``PARSED_ROWS``, where a message's ``seq`` is its rowid + 1.
     connection.execute(
@@ -236,8 +276,43 @@ def _judge_doubtful(connection: Any, relation: exp.Expr) -> None:
     )
 
 
-def lines_at(path: Path, seqs: Collection[int]) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(seq, line)`` for the lines of a JSON Lines file whose ``seq`` is in ``seqs``."""
+def _all_accounted(path: Path, accounted: int, count: int) -> bool:
+    """Whether the ``count`` lines of ``path`` are the ``accounted`` bytes of their fields.
+
+    Each line is at least its fields' bytes (``_accounted``): the file's size
+    equal to their sum (and a newline a line, the last one's optional) means
+    no line holds more, so none is longer than DuckDB counted, and none has a
+    null it read as a missing field. A gzip file's size says nothing of its lines.
+    """
+    with path.open("rb") as stream:
+        if stream.read(2) == b"\x1f\x8b":
+            return False
+        size = stream.seek(0, io.SEEK_END)
+        if not size:
+            return True
+        stream.seek(size - 1)
+        newlines = count - (stream.read(1) != b"\n")
+    return accounted + newlines == size
+
+
+_NULLED: Final = re.compile(rb'"(?:context|properties|traits|messageId)"\s*:\s*null')
+"""A null where the python reader wants an object or a text (a field of the message or deeper)."""
+
+
+def _suspect(line: bytes) -> bool:
+    """Whether the python reader may refuse ``line`` for what DuckDB does not see.
+
+    Its length past ``MAX_MESSAGE_BYTES``, or a null for context, properties,
+    traits or messageId (DuckDB reads it as no field), perhaps written with
+    escapes in its key.
+    """
+    if len(line) - line.endswith(b"\n") - line.endswith(b"\r\n") > MAX_MESSAGE_BYTES:
+        return True
+    return b"null" in line and (b"\\" in line or _NULLED.search(line) is not None)
+
+
+def _numbered(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(seq, line)`` for each line of a JSON Lines file that DuckDB reads."""
     opened, _ = _opened(path)
     with opened as stream:
         seq = 0
@@ -245,8 +320,12 @@ def lines_at(path: Path, seqs: Collection[int]) -> Iterator[tuple[int, bytes]]:
             if not line.strip():  # DuckDB skips blank lines: they have no seq
                 continue
             seq += 1
-            if seq in seqs:
-                yield seq, line
+            yield seq, line
+
+
+def lines_at(path: Path, seqs: Collection[int]) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(seq, line)`` for the lines of a JSON Lines file whose ``seq`` is in ``seqs``."""
+    return ((seq, line) for seq, line in _numbered(path) if seq in seqs)
 
 
 def lines_of(relation: exp.Expr) -> Path | None:

@@ -754,3 +754,15 @@ def test_a_timestamp_of_an_uncommon_form_is_read_as_the_python_reader_reads_it(
     assert sorted(users) == ["compact", "lower"]
     # 7 days and a tenth of a microsecond: rounded up to the 7-day multiplier's edge.
     assert users["lower"]["multiplier"] == 1.0
+
+
+def test_a_file_is_read_in_two_buffers_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """160 MB on two cores: four buffers of 40 MB, not three of 64 MiB (one idle thread)."""
+    monkeypatch.setattr(_duckdb.os, "cpu_count", lambda: 2)
+    assert _duckdb._buffer_bytes(160_000_000) == 40_000_001
+    assert _duckdb._buffer_bytes(1_000) == 16 * 1024 * 1024  # DuckDB's own, at the least
+    assert _duckdb._buffer_bytes(10**12) == 64 * 1024 * 1024  # at the most
+    assert _duckdb._buffer_bytes(None) == 64 * 1024 * 1024  # gzip: its size is unknown
+    assert _duckdb._size(tmp_path / "missing.jsonl") is None  # DuckDB's read says why

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -760,7 +761,7 @@ def test_a_file_is_read_in_two_buffers_a_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """160 MB on two cores: four buffers of 40 MB, not three of 64 MiB (one idle thread)."""
-    monkeypatch.setattr(_duckdb.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert _duckdb._buffer_bytes(160_000_000) == 40_000_001
     assert _duckdb._buffer_bytes(1_000) == 16 * 1024 * 1024  # DuckDB's own, at the least
     assert _duckdb._buffer_bytes(10**12) == 64 * 1024 * 1024  # at the most

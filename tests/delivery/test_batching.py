@@ -425,6 +425,24 @@ def test_recording_asks_for_the_sigterm_handler_only_until_it_installs_its_own(
     assert (asked, handler) == ([signal.SIGTERM], lifecycle._finish_and_die)
 
 
+def test_a_hosts_own_sigterm_handler_is_kept_and_asked_about_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host that handles SIGTERM keeps its handler; pqlsdk asks again later (it may reset it)."""
+    monkeypatch.setattr(lifecycle, "_sigterm", False, raising=False)
+
+    def hosts(number: int, frame: object) -> None:  # pragma: no cover - never delivered
+        pass
+
+    previous = signal.signal(signal.SIGTERM, hosts)
+    try:
+        lifecycle.install_sigterm()
+        handler = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (handler, lifecycle._sigterm) == (hosts, False)
+
+
 def test_the_buffered_stores_fork_hook_starts_the_child_empty(tmp_path: Path) -> None:
     """After fork the child forgets the parent's buffer (the parent commits it)."""
     store = BufferedStore(SQLiteStore(tmp_path / "f.db"), interval=30)

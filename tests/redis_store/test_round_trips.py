@@ -60,9 +60,9 @@ def records(messages: list[Any]) -> list[Record]:
     return [(message, encode(message)) for message in messages]
 
 
-def test_a_chunk_of_many_users_costs_four_round_trips(redis_store_url: str) -> None:
-    """One read, one users' write, one accounts' write, one log-and-trim, for any chunk."""
-    store = counting_store(redis_store_url)
+def grouped_store(url: str) -> tuple[RedisStore, list[str]]:
+    """A counting store with 40 users in 5 accounts (a0 to a4), and the users' ids."""
+    store = counting_store(url)
     users = [f"u{i}" for i in range(40)]
     store.record(
         records(
@@ -72,6 +72,12 @@ def test_a_chunk_of_many_users_costs_four_round_trips(redis_store_url: str) -> N
             ]
         )
     )
+    return store, users
+
+
+def test_a_chunk_of_many_users_costs_four_round_trips(redis_store_url: str) -> None:
+    """One read, one users' write, one accounts' write, one log-and-trim, for any chunk."""
+    store, users = grouped_store(redis_store_url)
     chunk = records(
         [
             Track(user_id=u, event="page_viewed", timestamp=AT, message_id=f"t-{u}-{k}")
@@ -90,16 +96,7 @@ def test_a_chunk_of_many_users_costs_four_round_trips(redis_store_url: str) -> N
 
 def test_a_chunk_of_many_users_costs_a_script_call_per_step(redis_store_url: str) -> None:
     """Not a command per user or account: one script call folds every user, and so on."""
-    store = counting_store(redis_store_url)
-    users = [f"u{i}" for i in range(40)]
-    store.record(
-        records(
-            [
-                Group(user_id=u, group_id=f"a{i % 5}", timestamp=AT, message_id=f"g-{u}")
-                for i, u in enumerate(users)
-            ]
-        )
-    )
+    store, users = grouped_store(redis_store_url)
     chunk = records(
         [Track(user_id=u, event="page_viewed", timestamp=AT, message_id=f"t-{u}") for u in users]
     )

@@ -767,3 +767,24 @@ def test_a_file_is_read_in_two_buffers_a_thread(
     assert _duckdb._buffer_bytes(10**12) == 64 * 1024 * 1024  # at the most
     assert _duckdb._buffer_bytes(None) == 64 * 1024 * 1024  # gzip: its size is unknown
     assert _duckdb._size(tmp_path / "missing.jsonl") is None  # DuckDB's read says why
+
+
+def test_a_float_past_a_double_in_a_short_document_is_refused_in_sql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``{"n":1e400}``: 20 bytes or less, room for no 19 digits but for an exponent of 3.
+
+    Written compactly as DuckDB would keep it; the python reader refuses it.
+    """
+    group = json.dumps(_message("group", "traits_short", 1))[:-1]
+    lines = [
+        _line("kept"),
+        _line("key_kept", properties='{"e100":"1e400"}'),
+        _line("properties_short", properties='{"n":1e400}'),
+        _line("properties_mantissa", properties='{"n":99999e305}'),
+        _line("properties_capital", context='{"a":1E+999}'),
+        group + ', "groupId": "acme", "traits": {"x":-9e999}}',
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    assert sorted(_both(capsys, events)["users"]) == ["kept", "key_kept"]

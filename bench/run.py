@@ -1,6 +1,6 @@
 """Benchmarks against the peers, in one run on one machine, with a report.
 
-Run: ``python3 bench/run.py`` (about 25 minutes; ``--quick`` for a few seconds
+Run: ``python3 bench/run.py`` (about 50 minutes; ``--quick`` for a few seconds
 of small sizes, which the test suite runs to prove the runner works).
 
 It makes ``bench/.venv`` (pqlsdk and the peers pinned in ``pyproject.toml``'s
@@ -16,6 +16,9 @@ prints and writes:
 - ``bench/results/latest.json``: the raw figures; ``bench/results/latest.png``:
   the ratios against their targets as a chart;
 - with ``--readme``, the table in the README's performance section.
+
+One case runs once, in the first round: ``pqlsdk score --engine duckdb`` on a
+history ten times the batch's, whose peak memory is held to a 2 GiB budget.
 
 Numbers depend on the machine and on what else it runs; the ratios, measured
 side by side in one run, are what the targets are about.
@@ -56,7 +59,7 @@ class Comparison:
 
     label: str
     ours: Key
-    theirs: Key | tuple[Key, ...]  # several: against the fastest of them
+    theirs: Key | tuple[Key, ...] | float  # several: the fastest of them; a float: a budget
     target: str  # "<= 0.33" or ">= 0.5": how the ratio must compare; "": reported only
     field: str = "value"
     higher_is_better: bool = False  # for throughputs: the ratio is pqlsdk / peer all the same
@@ -99,7 +102,13 @@ def cases(quick: bool, sink: str, events: int) -> list[list[str]]:
     return [[*run, "--quick"] if quick else run for run in runs]
 
 
-def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
+def large_cases(quick: bool, large: int) -> list[list[str]]:
+    """Cases run once, in the first round: a history ten times the batch's, against a budget."""
+    run = ["cases/batch.py", "--engine", "pqlsdk-duckdb", "--events", str(large)]
+    return [[*run, "--quick"] if quick else run]
+
+
+def comparisons(events: int, sizes: tuple[int, int], big: int) -> list[Comparison]:
     """The targets of issue 8, each a ratio from the same run."""
     live = ("capture", "posthog", "live"), ("capture", "segment", "live")
     burst = ("capture", "posthog", "live, burst"), ("capture", "segment", "live, burst")
@@ -131,6 +140,8 @@ def comparisons(events: int, sizes: tuple[int, int]) -> list[Comparison]:
         Comparison("batch scoring --engine duckdb throughput / DuckDB", compiled, duckdb, ">= 0.8", higher_is_better=True),
         Comparison("replay --engine duckdb throughput / --engine python", ("replay", "pqlsdk-duckdb", f"{events:,} events"), ("replay", "pqlsdk", f"{events:,} events"), ">= 5", higher_is_better=True),
         Comparison("import pqlsdk / import posthog", ("import", "pqlsdk", ""), ("import", "posthog", ""), "<= 0.5"),
+        # Issue 20: ten times the history within 2 GiB (one run: the time is in the table).
+        Comparison(f"batch scoring --engine duckdb, {big:,} events: peak memory / 2 GiB", ("batch", "pqlsdk-duckdb", f"{big:,} events"), 2048.0, "<= 1.0", "peak_rss_mib"),
     ]  # fmt: skip
 
 
@@ -183,6 +194,8 @@ def summarise(figures: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
 def ratio(table: dict[Key, dict[str, Any]], comparison: Comparison) -> tuple[float, str] | None:
     """The comparison's ratio and the peer it was taken against (None if a side is missing)."""
     ours = table.get(comparison.ours)
+    if isinstance(comparison.theirs, float):  # a budget, not a peer
+        return None if ours is None else (ours[comparison.field] / comparison.theirs, "budget")
     peers = comparison.theirs if isinstance(comparison.theirs[0], tuple) else (comparison.theirs,)
     found = [(table[k][comparison.field], k) for k in peers if k in table]
     if ours is None or not found:
@@ -355,11 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     repeat = args.repeat or (1 if args.quick else 5)
     events = args.events or (5_000 if args.quick else 1_000_000)
+    large = events * 10
     python = args.python or bench_python()
     timeout = 300 if args.quick else 1800
-    # The batch history is made once, outside every measured process.
+    # The batch histories are made once, outside every measured process.
     subprocess.run(
-        [python, "-c", f"from cases.history import ensure; ensure({events})"],
+        [python, "-c", f"from cases.history import ensure; ensure({events}); ensure({large})"],
         cwd=BENCH,
         check=True,
     )
@@ -367,9 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with _sink(python) as sink:
         runs = [r for r in cases(args.quick, sink, events) if not args.only or args.only in r[0]]
+        once = [r for r in large_cases(args.quick, large) if not args.only or args.only in r[0]]
         for round_ in range(repeat):
             # Rounds interleave the cases, so a slow spell of the machine hits all alike.
-            for case in runs:
+            for case in runs + (once if round_ == 0 else []):
                 progress(f"[{round_ + 1}/{repeat}] {' '.join(case)}")
                 figures.extend(run_case(python, case, timeout))
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -378,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.monotonic() - started:.0f} s in all (`python3 bench/run.py`)."
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    data = {"header": header, "stamp": stamp, "quick": args.quick, "events": events}
+    data = {"header": header, "stamp": stamp, "quick": args.quick, "events": events, "large": large}
     (args.out / "latest.json").write_text(json.dumps({**data, "figures": figures}, indent=1) + "\n")
     # The report needs matplotlib, which lives with the peers: draw it there.
     command = [python, __file__, "--report", "--out", str(args.out)]
@@ -391,7 +406,7 @@ def report(out: Path, *, readme: bool) -> None:
     data = json.loads((out / "latest.json").read_text())
     table = summarise(data["figures"])
     sizes = (10, 1_000) if data["quick"] else (10, 100_000)
-    checks = comparisons(data["events"], sizes)
+    checks = comparisons(data["events"], sizes, data.get("large", data["events"] * 10))
     text = markdown(table, checks, data["header"], quick=data["quick"])
     (out / "latest.md").write_text(text)
     chart(

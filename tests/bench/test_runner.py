@@ -32,7 +32,7 @@ def test_quick_mode_measures_every_case_and_writes_the_report(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "latest.md").read_text()
     assert "not measured" not in report
-    assert report.count(" met |") + report.count(" **missed** |") == 18
+    assert report.count(" met |") + report.count(" **missed** |") == 19
     figures = json.loads((tmp_path / "latest.json").read_text())["figures"]
     subjects = {(f["case"], f["subject"]) for f in figures}
     for expected in [
@@ -59,6 +59,9 @@ def test_quick_mode_measures_every_case_and_writes_the_report(tmp_path: Path) ->
         assert expected in subjects
     delivered = {f["subject"]: f["value"] for f in figures if f["case"] == "capture_delivered"}
     assert set(delivered.values()) == {650}  # every captured event reached the sink
-    batch = [f for f in figures if f["case"] == "batch"]
-    assert len({json.dumps(f["checksum"], sort_keys=True) for f in batch}) == 1  # same scores
+    batch = [f for f in figures if f["case"] == "batch" and f["variant"] == "5,000 events"]
+    assert len(batch) == 4  # every engine on the same history...
+    assert len({json.dumps(f["checksum"], sort_keys=True) for f in batch}) == 1  # ...same scores
+    large = [f for f in figures if f["case"] == "batch" and f["variant"] == "50,000 events"]
+    assert [f["subject"] for f in large] == ["pqlsdk-duckdb"]  # ten times the history, once
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

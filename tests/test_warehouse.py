@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from sqlglot import exp
 
 import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
@@ -788,3 +789,65 @@ def test_a_float_past_a_double_in_a_short_document_is_refused_in_sql(
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
     assert sorted(_both(capsys, events)["users"]) == ["kept", "key_kept"]
+
+
+def _extracted(rules: pqlsdk.rules.Rules, column: str) -> str:
+    """The SQL that ``parsed`` reads column ``column`` (a property) with."""
+    now = micros(FixedClock("2026-03-15T00:00:00Z").now())
+    parsed = dict(compile_plan(rules, now=now).steps)["parsed"]
+    alias = next(a for a in parsed.find_all(exp.Alias) if a.alias == column)
+    text: str = alias.this.sql("duckdb")
+    return text
+
+
+PROPERTIES_BY_EVENT = """
+[model.m]
+tiers = { low = 0, high = 2 }
+[model.m.signals]
+pricing = { when = 'count("page_viewed", path="/pricing") >= 1', points = 1 }
+paths = { when = 'distinct("checkout_started", "path") >= 2', points = 1 }
+plans = { when = 'count(plan="pro") >= 1', points = 1 }
+pro = { when = 'count("page_viewed", plan="pro") >= 1', points = 1 }
+"""
+
+
+def test_a_property_read_for_some_events_is_extracted_on_their_messages_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``path`` is read on page views and checkouts only; both engines score the same.
+
+    Its value on another message never counts: each aggregate that reads it
+    also tests the event. A history with ``path`` on other events too scores
+    as in process.
+    """
+    rules = tmp_path / "r.toml"
+    rules.write_text(PROPERTIES_BY_EVENT)
+    extracted = _extracted(pqlsdk.rules.load(rules), "p_0")
+    assert extracted == (
+        "CASE WHEN event IN ('checkout_started', 'page_viewed') THEN properties -> '/path' END"
+    )
+    pages = [("page_viewed", "/pricing"), ("checkout_started", "/a"), ("checkout_started", "/b")]
+    history = [
+        _message("track", user, day, event=event, properties={"path": path})
+        for user in ("u1", "u2")
+        for day, (event, path) in enumerate(pages if user == "u1" else pages[1:], 1)
+    ]
+    history += [_message("track", "u2", 5, event="other", properties={"path": "/pricing"})]
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(m) + "\n" for m in history))
+    args = ["score", str(rules), str(events), "--json", "--now", "2026-03-15T12:00:00Z"]
+    python = _cli(capsys, *args, "--engine", "python")
+    assert _cli(capsys, *args, "--engine", "duckdb") == python
+    scores = {uid: user["score"] for uid, user in json.loads(python)["users"].items()}
+    assert scores == {"u1": 2.0, "u2": 1.0}  # the other event's /pricing counts for nothing
+
+
+def test_a_property_a_count_of_any_event_reads_is_extracted_on_every_message(
+    tmp_path: Path,
+) -> None:
+    """``plan`` is read by ``count(plan=...)`` too: every message's, whatever else reads it."""
+    rules = tmp_path / "r.toml"
+    rules.write_text(PROPERTIES_BY_EVENT)
+    loaded = pqlsdk.rules.load(rules)
+    assert _extracted(loaded, "p_1") == "properties -> '/plan'"
+    assert _extracted(loaded, "p_0").startswith("CASE WHEN event IN")

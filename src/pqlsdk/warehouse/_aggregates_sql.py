@@ -20,9 +20,12 @@ from ._values import aliased, literal, select, template
 __all__: list[str] = []
 
 
-def _filter_test(name: str, value: object, reads: _Reads) -> exp.Expr:
-    """``properties[name] == value`` as ``Aggregate.matches`` decides it (bool is not 1)."""
-    read = reads.property(name)
+def _filter_test(name: str, value: object, event: str | None, reads: _Reads) -> exp.Expr:
+    """``properties[name] == value`` as ``Aggregate.matches`` decides it (bool is not 1).
+
+    ``event``: the aggregate's, which the test is ANDed with (``_Reads.property``).
+    """
+    read = reads.property(name, event)
     dialect = reads.dialect
     cheaper = dialect.read_equals(read, value) if isinstance(value, str) else None
     if cheaper is not None:
@@ -51,9 +54,10 @@ def _matching(aggregate: Aggregate, reads: _Reads) -> exp.Expr:
     tests: list[exp.Expr] = [template("type = 'track'")]
     if aggregate.event is not None:
         tests.append(template("event = :e", e=literal(aggregate.event)))
-    tests += [_filter_test(name, value, reads) for name, value in aggregate.where]
+    event = aggregate.event
+    tests += [_filter_test(name, value, event, reads) for name, value in aggregate.where]
     if aggregate.field is not None:
-        field = reads.property(aggregate.field)
+        field = reads.property(aggregate.field, event)
         null = dialect.read_equals(field, None)
         if null is not None:  # NOT null, and NULL (missing) is not counted
             tests.append(template("NOT :n AND :f IS NOT NULL", n=null, f=field.copy()))
@@ -82,7 +86,7 @@ def _aggregate_sql(
     if aggregate.kind == "count":
         return template("COUNT(*) FILTER (WHERE :c)", c=condition)
     what = (
-        dialect.distinct_key(reads.property(aggregate.field))
+        dialect.distinct_key(reads.property(aggregate.field, aggregate.event))
         if aggregate.kind == "distinct" and aggregate.field is not None
         else template("CAST(floor(ts / CAST(86400000000 AS DOUBLE)) AS BIGINT)")
     )

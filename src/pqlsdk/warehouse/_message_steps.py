@@ -30,9 +30,19 @@ class _Reads:
         self.dialect = dialect
         self.properties: dict[str, str] = {}
         self.traits: dict[str, str] = {}
+        self.events: dict[str, set[str] | None] = {}
+        """Each property's events: it is read on those tracks only (None: on every message)."""
 
-    def property(self, name: str) -> exp.Expr:
-        """Return the column of property ``name`` (JSON; NULL when missing)."""
+    def property(self, name: str, event: str | None = None) -> exp.Expr:
+        """Return the column of property ``name`` (JSON; NULL when missing).
+
+        ``event``: the column is read where a test ``event = :event`` is ANDed
+        with it (an aggregate's ``_matching``), so its value on other messages
+        never counts; None: it is read on any message.
+        """
+        events = self.events.get(name, set())
+        if events is not None:
+            self.events[name] = None if event is None else events | {event}
         return exp.column(self.properties.setdefault(name, f"p_{len(self.properties)}"))
 
     def trait(self, name: str) -> exp.Expr:
@@ -41,17 +51,27 @@ class _Reads:
 
     def columns(self) -> list[exp.Expr]:
         """Select each property and trait read, from the message's JSON."""
-        field = self.dialect.json_field
         return [
+            *(aliased(self._property(name), column) for name, column in self.properties.items()),
             *(
-                aliased(field(exp.column("properties"), name), column)
-                for name, column in self.properties.items()
-            ),
-            *(
-                aliased(field(exp.column("traits"), name), column)
+                aliased(self.dialect.json_field(exp.column("traits"), name), column)
                 for name, column in self.traits.items()
             ),
         ]
+
+    def _property(self, name: str) -> exp.Expr:
+        """Read property ``name`` from the message's JSON, only on the tracks that use it.
+
+        Extracting a property parses the message's JSON: a property read for a few
+        events (``count("page_viewed", path=...)``) is extracted for those alone: of
+        the bench's million messages, two such properties, 2 to 4 % of ``parsed``'s CPU.
+        """
+        read = self.dialect.json_field(exp.column("properties"), name)
+        events = self.events[name]
+        if events is None:
+            return read
+        named = exp.Tuple(expressions=[literal(event) for event in sorted(events)])
+        return template("CASE WHEN event IN :e THEN :r END", e=named, r=read)
 
 
 _ZONED: Final = "\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})"

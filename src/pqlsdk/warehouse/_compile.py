@@ -394,13 +394,16 @@ def compile_plan(
     users = exp.select("*").from_(builder.compile(rules.model(model)))
     if output and dialect.writes_entries:
         # A user whose entry is exact needs no reasons: not fetched (a few KiB each).
+        # The entry is fetched as bytes (DuckDB's encode, the only engine that writes
+        # entries), as printed: its text is not made a str and encoded again (30 MB
+        # for the bench's 10,000 users: 15 ms).
         users = exp.select(
             *_ROW_COLUMNS[:-3],
             *(
                 template(f"CASE WHEN {EXACT} THEN NULL ELSE {name} END AS {name}")
                 for name in _ROW_COLUMNS[-3:]
             ),
-            OUTPUT,
+            template(f"encode({OUTPUT}) AS {OUTPUT}"),
             EXACT,
         ).from_(builder.compile(rules.model(model)))
     users = users.order_by(dialect.collated(exp.column("id")))

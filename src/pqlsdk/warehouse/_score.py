@@ -176,8 +176,8 @@ def scored_rows(rules: Rules, model: str, ran: Rows, *, now: int, entries: bool 
 def _entry(row: Mapping[str, Any], model: Model, now: int) -> bytes:
     """Return a user's ``--json`` entry: the engine's text when exact, else the ``Score``'s."""
     if row.get(EXACT):
-        text: str = row[OUTPUT]
-        return text.encode()
+        written: bytes = row[OUTPUT]  # UTF-8, as DuckDB encoded it (``compile_plan``)
+        return written
     return _encode(encodable(_score(row, model, now)))
 
 

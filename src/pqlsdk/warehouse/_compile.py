@@ -430,7 +430,8 @@ _ROW_COLUMNS: Final = (
 def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[str, exp.Expr]]]:
     """Select the accounts' roll-up; return it and the CTEs it adds to ``builder``'s."""
     pqa = rules.pqa
-    accounts = select("SELECT DISTINCT gid AS id FROM m WHERE type = 'group'")
+    # The accounts named by a group: ``groups``' (one row each), not the messages again.
+    accounts = select("SELECT account_id AS id FROM groups")
     dialect = builder.dialect
     team = template(
         "SELECT account_id, :ids AS member_ids FROM users "

@@ -230,7 +230,8 @@ class SQLiteStore:
         same transaction: recorded and queued, or neither. A buffered store
         commits thousands at once, so the statements are per table, not per
         message: one lookup of the ids already logged per ``_IDS`` messages,
-        then one multi-row insert each for the log, the outbox and the states.
+        then one multi-row insert each for the log and the states, and one
+        statement that queues the log's new rows in the outbox.
 
         Added in version 0.1.0.
         """
@@ -270,6 +271,7 @@ class SQLiteStore:
             # Their ids were looked up when they were folded, and nothing was
             # committed since by anyone else: none of them is logged yet (and
             # if one were, ignoring it beats failing this commit at every retry).
+            last = _last_seq(conn) if outbox else 0
             insert_rows(
                 conn,
                 "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)",
@@ -277,7 +279,7 @@ class SQLiteStore:
                 slice(4),
             )
             if outbox:
-                insert_rows(conn, "INSERT INTO outbox (body)", rows, slice(3, 4))
+                _queue_logged(conn, last)
             users, accounts = states
             insert_rows(conn, "INSERT OR REPLACE INTO users (user_id, state)", users.items())
             insert_rows(
@@ -312,13 +314,14 @@ class SQLiteStore:
             if record[0].message_id not in seen:  # not logged, nor earlier in this batch
                 seen.add(record[0].message_id)
                 new.append(record)
+        last = _last_seq(conn) if outbox else 0
         insert_rows(
             conn,
             "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)",
             [(m.message_id, m.subject, micros(m.timestamp), data) for m, data in new],
         )
         if outbox:
-            insert_rows(conn, "INSERT INTO outbox (body)", [(d,) for _, d in new])
+            _queue_logged(conn, last)
         for message, _ in new:
             changes = apply(message, load_user, load_account, aggregates)
             for user in changes.users:
@@ -584,6 +587,27 @@ def _logged(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
     """Which of ``ids`` the log holds already, ``_IDS`` per statement."""
     head = "SELECT message_id FROM messages WHERE message_id"
     return {row[0] for cursor in each_in(conn, head, ids, _IDS) for row in cursor}
+
+
+def _last_seq(conn: sqlite3.Connection) -> int:
+    """Return the log's newest row (0 if empty): the rows a transaction adds come after it."""
+    (last,) = conn.execute("SELECT ifnull(max(seq), 0) FROM messages").fetchone()
+    return int(last)
+
+
+def _queue_logged(conn: sqlite3.Connection, last: int) -> None:
+    """Queue for the collector the messages this transaction logged after row ``last``.
+
+    Copied inside SQLite, in log order: one statement, however many there are,
+    rather than their bodies bound again from Python, a thousand rows a
+    statement, each statement a hand-off of the GIL for the committing thread
+    (see ``_rows``). A row already logged (``INSERT OR IGNORE``) adds none, so
+    it is not queued twice. New rows come after the newest one: the write
+    transaction excludes other writers and rows are numbered from the largest.
+    """
+    conn.execute(
+        "INSERT INTO outbox (body) SELECT body FROM messages WHERE seq > ? ORDER BY seq", (last,)
+    )
 
 
 def _write_states(

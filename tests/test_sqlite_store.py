@@ -146,6 +146,21 @@ def test_a_fresh_file_gets_the_current_schema(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_a_file_made_here_has_8_kib_pages_and_an_older_one_keeps_its_own(tmp_path: Path) -> None:
+    """A new file takes the store's page size; a file that exists already is not changed."""
+    older = sqlite3.connect(tmp_path / "older.db")
+    older.execute("CREATE TABLE t (x)")
+    older.close()
+    SQLiteStore(tmp_path / "new.db").close()
+    SQLiteStore(tmp_path / "older.db").close()
+    sizes = []
+    for name in ("new.db", "older.db"):
+        conn = sqlite3.connect(tmp_path / name)
+        sizes.append(conn.execute("PRAGMA page_size").fetchone()[0])
+        conn.close()
+    assert sizes == [8192, 4096]
+
+
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     """A file written by a newer pqlsdk is not misread."""
     conn = sqlite3.connect(tmp_path / "future.db")

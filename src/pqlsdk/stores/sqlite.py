@@ -95,6 +95,12 @@ _CACHE: Final = -8192
 """The write connection's page cache, KiB (SQLite's default: 2 MiB). A commit inserts into the
 message-id index at random and the subject index once per user: with 8 MiB, a quarter less work."""
 """Message ids looked up per statement (SQLite allows 999 parameters at the least)."""
+_PAGE_BYTES: Final = 8192
+"""The page size of a file this store creates (SQLite's default: 4 KiB); a file keeps the size
+it was created with. A message's row and its index entries take most of a kilobyte: with
+pages twice as large, a commit of thousands writes and checkpoints half as many, for a fifth
+less of the committing thread's CPU per message. Not larger: every commit writes each page
+it changes whole, and with 16 KiB a sync-durability call (one commit) took a third longer."""
 _SELECT_STATE: Final = {
     "user": "SELECT state FROM users WHERE user_id = ?",
     "account": "SELECT state FROM accounts WHERE account_id = ?",
@@ -160,6 +166,7 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = self._open()
+        conn.execute(f"PRAGMA page_size = {_PAGE_BYTES}")  # see _PAGE_BYTES
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode is durable against process crashes (SIGKILL); only an
         # OS crash or power loss can lose the last transactions.

@@ -607,3 +607,16 @@ def test_starting_twice_keeps_one_thread() -> None:
     intake._start()
     assert intake._thread is thread
     intake.close()
+
+
+def test_a_read_applies_the_backlog_256_messages_at_a_time() -> None:
+    """A drain of the whole backlog takes 256 messages per apply; a limited one, 64."""
+    sizes: list[int] = []
+    intake = Intake(lambda chunk: sizes.append(len(chunk)))
+    intake._pending.extend(b"%d" % i for i in range(700))
+    intake.drain(limit=100)
+    assert sizes == [64, 36]
+    sizes.clear()
+    intake.drain()
+    assert sizes == [256, 256, 88]
+    intake.close()

@@ -16,9 +16,11 @@ import pytest
 
 import pqlsdk
 from pqlsdk import _lifecycle as lifecycle
-from pqlsdk.messages import Track, check
-from pqlsdk.stores import SQLiteStore, open_store
+from pqlsdk._clock import micros
+from pqlsdk.messages import Track, check, decode_checked
+from pqlsdk.stores import SQLiteStore, UserState, open_store
 from pqlsdk.stores import sqlite as sqlite_module
+from pqlsdk.stores._state import encode
 from pqlsdk.stores.sqlite import SCHEMA_VERSION
 
 WRITER = textwrap.dedent(
@@ -142,6 +144,21 @@ def test_a_fresh_file_gets_the_current_schema(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
+
+
+def test_a_file_made_here_has_8_kib_pages_and_an_older_one_keeps_its_own(tmp_path: Path) -> None:
+    """A new file takes the store's page size; a file that exists already is not changed."""
+    older = sqlite3.connect(tmp_path / "older.db")
+    older.execute("CREATE TABLE t (x)")
+    older.close()
+    SQLiteStore(tmp_path / "new.db").close()
+    SQLiteStore(tmp_path / "older.db").close()
+    sizes = []
+    for name in ("new.db", "older.db"):
+        conn = sqlite3.connect(tmp_path / name)
+        sizes.append(conn.execute("PRAGMA page_size").fetchone()[0])
+        conn.close()
+    assert sizes == [8192, 4096]
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -289,4 +306,20 @@ def test_a_batch_records_each_message_once_logged_or_repeated(tmp_path: Path) ->
     assert store.record([tick("a")], outbox=True) == 1
     assert store.record([tick("a"), tick("b"), tick("b")], outbox=True) == 1
     assert (store.count(), store.outbox_size(), store.user("u").tracks) == (2, 2, 2)  # type: ignore[union-attr]
+    store.close()
+
+
+def test_a_commit_of_folded_states_queues_only_the_messages_it_logged(tmp_path: Path) -> None:
+    """A row the log holds already is neither logged nor queued for the collector again."""
+    store = SQLiteStore(tmp_path / "f.db")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    rows = []
+    for message_id in ("a", "b"):
+        data = check(Track(user_id="u", event="tick", timestamp=at, message_id=message_id))[1]
+        rows.append((message_id, "u", micros(at), data))
+    assert store.record([(decode_checked(rows[0][3]), rows[0][3])], outbox=True) == 1
+    state = encode(UserState(user_id="u", tracks=2))
+    store.record_folded(rows, lambda: ({"u": state}, {}), outbox=True, version=store.data_version())
+    assert (store.count(), store.outbox_size()) == (2, 2)
+    assert [m.message_id for m in store.messages()] == ["a", "b"]
     store.close()

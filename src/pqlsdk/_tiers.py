@@ -372,8 +372,17 @@ def detect_crossings(
             else:
                 facts, remembered = theirs, account.tiers
             tier = place(facts)[1]
-            if tier != remembered.get(name) and _cross(
-                store, moments, model, user, account, tier=tier, now=now, report=report
+            before = remembered.get(name)
+            if tier != before and _cross(
+                store,
+                moments,
+                model,
+                user,
+                account,
+                tier=tier,
+                before=before,
+                now=now,
+                report=report,
             ):
                 moved.append(name)
         if account is None or not (moved or user_id in joined):
@@ -427,6 +436,7 @@ def _cross(
     account: AccountState | None,
     *,
     tier: str,
+    before: str | None,
     now: int,
     report: Callable[[TierChange], None],
 ) -> bool:
@@ -434,19 +444,14 @@ def _cross(
 
     Return whether the remembered tier changed (a first placement included).
     ``moments`` (those of the same rules as ``model``) title the moments seen;
-    ``tier`` is where the subject's standing at ``now`` places it.
+    ``tier`` is where the subject's standing at ``now`` places it, ``before``
+    the tier the caller found remembered (and compared with ``tier``).
     """
     subject: Literal["user", "account"] = "user"
     scored: UserState | None = user
-    subject_id, remembered = user.user_id, user.tiers
+    subject_id = user.user_id
     if model.subject == "account" and account is not None:
-        subject, subject_id, remembered, scored = (
-            "account",
-            account.account_id,
-            account.tiers,
-            None,
-        )
-    before = remembered.get(model.name)  # not ``tier``: the caller compared them
+        subject, subject_id, scored = "account", account.account_id, None
     if not swap_tier(store, subject, subject_id, model.name, expected=before, tier=tier):
         return False
     if before is None and model.rank(tier) == 0:

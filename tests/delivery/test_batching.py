@@ -86,6 +86,20 @@ def test_memory_outbox_release_keeps_order_and_take_respects_bytes() -> None:
     assert (outbox.pending(), outbox.take(1, 1)) == (0, None)
 
 
+def test_sqlite_outbox_take_stops_before_max_bytes_but_takes_one(tmp_path: Path) -> None:
+    """A lease ends at the last row within max_bytes; a row larger than that still goes alone."""
+    store = SQLiteStore(tmp_path / "b.db")
+    outbox = SQLiteOutbox(store, lease=60)
+    outbox.put(items(4))  # 7 bytes each
+    within = outbox.take(10, 20)
+    alone = outbox.take(10, 1)
+    assert within is not None
+    assert alone is not None
+    assert (within.keys, within.messages) == ((1, 2), (b'{"i":0}', b'{"i":1}'))
+    assert alone.messages == (b'{"i":2}',)
+    store.close()
+
+
 def test_sqlite_outbox_leases_rows_between_senders(tmp_path: Path) -> None:
     """A leased row is invisible to other senders until acked or released."""
     store = SQLiteStore(tmp_path / "o.db")

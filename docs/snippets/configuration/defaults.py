@@ -24,7 +24,7 @@ assert pqlsdk.Delivery() == pqlsdk.Delivery(
     mode="background",  # or "caller"
     durability="buffered",  # or "sync" (SQLite stores)
     buffer_interval=0.2,
-    flush_at=100,
+    flush_at=500,
     flush_interval=1.0,
     max_batch_bytes=500_000,
     max_queue=10_000,

@@ -91,7 +91,7 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
     mode: Literal["background", "caller"] = "background"
     durability: Literal["buffered", "sync"] = "buffered"
     buffer_interval: float = 0.2
-    flush_at: int = 100
+    flush_at: int = 500
     flush_interval: float = 1.0
     max_batch_bytes: int = 500_000
     max_queue: int = 10_000

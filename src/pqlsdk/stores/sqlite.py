@@ -94,10 +94,10 @@ Added in version 0.1.0.
 
 _PAGE: Final = 1000
 _IDS: Final = 500
+"""Message ids looked up per statement (SQLite allows 999 parameters at the least)."""
 _CACHE: Final = -8192
 """The write connection's page cache, KiB (SQLite's default: 2 MiB). A commit inserts into the
 message-id index at random and the subject index once per user: with 8 MiB, a quarter less work."""
-"""Message ids looked up per statement (SQLite allows 999 parameters at the least)."""
 _PAGE_BYTES: Final = 8192
 """The page size of a file this store creates (SQLite's default: 4 KiB); a file keeps the size
 it was created with. A message's row and its index entries take most of a kilobyte: with

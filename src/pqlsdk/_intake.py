@@ -76,7 +76,8 @@ chunk is followed by a nap (``_HANDOFF``) that hands the GIL to a host thread
 waiting for it; between chunks the intake looks whether the host called
 meanwhile, so a host that starts calling waits for the rest of one chunk at
 most (a millisecond or two), not for a whole backlog. A reader waits for at
-most this chunk before applying the rest."""
+most this chunk before applying the rest. For a store that pays per round
+trip, also the most the intake takes while the host calls (``_gathered``)."""
 _HANDOFF: Final = 0.00005
 """The nap after a full chunk, s: long enough for a thread woken to take the GIL
 to take it (a store statement did this until the chunk's ids were no longer
@@ -437,14 +438,14 @@ class Intake:
     def _step(self) -> None:
         """Apply the next chunk: a full one while the host makes no calls, else a slice and a nap.
 
-        See ``_pacing``: while the host calls, the intake makes way for it.
+        See ``_pacing``: while the host calls, the intake makes way for it. A
+        store that pays per round trip is fed otherwise (``_gathered``).
         """
-        if self._pacer.calling() and (
+        if self._window is not None:
+            self._gathered(self._window if self._pacer.calling() else _HANDOFF)
+        elif self._pacer.calling() and (
             self._journal is not None or len(self._pending) < self._max_pending // 2
         ):
-            if self._window is not None:
-                self._gathered(self._window)
-                return
             size = _SLICE if self.pending() < _BEHIND else _SLICE_BEHIND
             self.drain(limit=size, chunk=size)
             self._pacer.rest()
@@ -453,20 +454,25 @@ class Intake:
             time.sleep(_HANDOFF)
 
     def _gathered(self, window: float) -> None:
-        """Apply what gathered (up to ``_CHUNK``), then nap for the rest of ``window``.
+        """Apply what gathered (up to ``_BATCH``), then nap for the rest of ``window``.
 
         For a store that pays round trips per write, not per message: on Redis
         a chunk costs three round trips, tens of µs of client CPU each under the
         GIL, so slices of 2 spent most of the intake's CPU on them and fell
         behind a host calling 10,000 times a second on a loaded machine (its
         backlog reached ``max_pending`` and calls waited in ``_throttle``). A
-        chunk started at most once a window holds what the host sent meanwhile
-        (20 messages at that rate, for a 2 ms window); the network waits
-        release the GIL. An apply that took longer than the window is followed
-        by the shortest nap: the next chunk, larger, holds what came during it.
+        chunk started at most once a window (while the host calls) holds what
+        the host sent meanwhile (20 messages at that rate, for a 2 ms window);
+        the network waits release the GIL. An apply that took longer than the
+        window is followed by the shortest nap, and the next chunk, larger,
+        holds what came during it: as round trips slow down (a loaded machine
+        schedules the server and this thread late), chunks grow, and the
+        intake keeps up with fewer round trips per message. They stop at a full
+        chunk, as when the host makes no calls (512 did no better on a loaded
+        machine, and a reader waits for the whole chunk being applied).
         """
         started = time.monotonic()
-        self.drain(limit=_CHUNK, chunk=_CHUNK)
+        self.drain(limit=_BATCH, chunk=_BATCH)
         time.sleep(max(window - (time.monotonic() - started), SHORTEST_NAP))
 
     def close(self) -> None:

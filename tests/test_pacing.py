@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pqlsdk import _pacing
-from pqlsdk._intake import _BEHIND, _SLICE, _SLICE_BEHIND, Intake
+from pqlsdk._intake import _BATCH, _BEHIND, _SLICE, _SLICE_BEHIND, Intake
 from pqlsdk._journal import Journal
 from pqlsdk._pacing import HOST, Pacer, next_nap
 
@@ -103,4 +103,15 @@ def test_without_a_journal_slices_stop_at_half_the_bound() -> None:
     intake.drain(limit=5)  # 9 left: under half, and the host called
     intake._step()
     assert (len(applied), intake.pending()) == (12 + 5 + _SLICE, 9 - _SLICE)
+    intake.close()
+
+
+def test_an_intake_with_a_window_takes_what_gathered_while_the_host_calls() -> None:
+    """For a store that pays per round trip: all that waits (up to ``_BATCH``), not a slice."""
+    applied: list[bytes] = []
+    intake = idle_intake(applied, window=0.0)
+    for i in range(_BATCH + 6):
+        intake.put(b"%d" % i)
+    intake._step()  # the host called since the last step
+    assert (len(applied), intake.pending()) == (_BATCH, 6)
     intake.close()

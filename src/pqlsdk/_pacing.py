@@ -30,12 +30,15 @@ from __future__ import annotations
 import time
 from typing import Final
 
-__all__ = ["HOST", "Pacer", "next_nap"]
+__all__ = ["HOST", "SHORTEST_NAP", "Pacer", "next_nap"]
 
 _YIELD: Final = 0.00002
 """The shortest nap, s: long enough for a waiting host thread to wake and take the GIL
 (timer slack makes it some 60 to 80 µs), short enough that slices of a few messages
 keep up with a host calling 10,000 times a second."""
+SHORTEST_NAP: Final = _YIELD
+"""The shortest nap, s, for a thread that paces itself by windows (the intake, for a
+store that pays per round trip): the nap after a window's work that overran it."""
 _BACK_OFF: Final = 0.0001
 """The nap after the first one that came back late, s; it doubles from there."""
 _NAP_MAX: Final = 0.02

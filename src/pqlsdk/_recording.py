@@ -51,6 +51,7 @@ from .messages import (
 )
 from .rules import Rules, load
 from .stores import Store, Written
+from .stores._base import PaysPerRoundTrip
 from .stores.buffered import BufferedStore
 
 __all__ = ["Recorder"]
@@ -109,6 +110,8 @@ class Recorder:
             buffered = self.store if isinstance(self.store, BufferedStore) else None
             if buffered is not None:
                 self.journal = Journal(buffered.inner.path)
+            store = self.store
+            window = store.intake_window if isinstance(store, PaysPerRoundTrip) else None
             self.intake = Intake(
                 self.apply_pending,
                 journal=self.journal,
@@ -118,6 +121,7 @@ class Recorder:
                 # Not a method: the intake thread must not keep the client alive.
                 on_fault=functools.partial(_journal_fault, self._counters),
                 on_drop=self._counters.dropped,
+                window=window,
             )
             if buffered is not None and self.journal is not None:
                 self._replay(buffered, self.journal, self.intake)

@@ -9,7 +9,9 @@ A store whose server can be away (Redis) raises ``StoreUnavailableError`` while
 it is, and counts its own faults (``ReportsFaults``); ``with_faults`` joins those
 counts to the client's. They live here, not beside the outage logic
 (``_outage``), so that only a Redis store loads that. A store on a server also
-reads many users in one round trip (``ReadsUsers``).
+reads many users in one round trip (``ReadsUsers``), and asks the intake for
+chunks gathered over a window rather than slices of a few messages
+(``PaysPerRoundTrip``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ._state import AccountState, UserState
 
 __all__ = [
     "FaultCounts",
+    "PaysPerRoundTrip",
     "ReadsUsers",
     "Record",
     "ReportsFaults",
@@ -232,6 +235,24 @@ class ReadsUsers(Protocol):
 
     def read_users(self, user_ids: list[str]) -> dict[str, UserState | None]:
         """Return each user's state (None: no such user)."""
+        ...
+
+
+@runtime_checkable
+class PaysPerRoundTrip(Protocol):
+    """A store whose write costs round trips to a server, however many messages it holds.
+
+    Why: while the host calls, the intake applies slices of a few messages
+    (``_pacing``), which suits a store whose cost is per message (SQLite). A
+    write to Redis costs three round trips whatever its size, tens of µs of
+    client CPU each under the GIL: in slices of 2 the intake spent most of its
+    time on them and fell behind the host. Such a store is fed what gathered
+    over ``intake_window`` seconds instead, a chunk at a time.
+    """
+
+    @property
+    def intake_window(self) -> float:
+        """Seconds over which the intake gathers a chunk while the host calls."""
         ...
 
 

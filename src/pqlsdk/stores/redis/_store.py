@@ -11,6 +11,7 @@ as they are. ``docs/redis.md`` describes the whole store.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,10 @@ from ._scripts import Keys, Server
 from ._write import Write
 
 _UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError)
+_INTAKE_WINDOW: Final = 0.002
+"""The intake's window while the host calls, s: 20 messages of a host calling 10,000
+times a second share a chunk's round trips, and a read waits for none of it (it
+applies what is pending itself)."""
 
 
 class RedisStore:
@@ -146,6 +151,18 @@ class RedisStore:
         Added in version 0.1.0.
         """
         return self._prefix
+
+    @property
+    def intake_window(self) -> float:
+        """Seconds over which the client's intake gathers a chunk while the host calls.
+
+        A chunk costs three round trips however many messages it holds, so the
+        intake is fed chunks of what gathered, not slices of a few messages
+        (``PaysPerRoundTrip``).
+
+        Added in version 0.1.0.
+        """
+        return _INTAKE_WINDOW
 
     @property
     def client(self) -> redis.Redis:
@@ -486,7 +503,10 @@ class RedisStore:
         return self._outage.fault_counts()
 
     def close(self) -> None:
-        """Replay what waits if Redis answers, then close this process's connections.
+        """Replay what waits if Redis answers, trim what the last write applied, then close.
+
+        Then this process's connections are closed. A trim that fails costs
+        only work (see ``Write.trim``): closing never raises for it.
 
         Added in version 0.1.0.
         """
@@ -494,6 +514,10 @@ class RedisStore:
         unwatch(self)
         with self._outbox_lock:
             self._closed = True
+        if not self._outage.down:
+            with contextlib.suppress(RedisError):
+                self._writer.trim()
+        self._server.close()
         self._redis.close()
 
     def at_exit(self) -> None:
@@ -511,6 +535,7 @@ class RedisStore:
         self._outage.after_fork()
         self._outbox_lock = threading.Lock()
         self._cache.after_fork()
+        self._server.after_fork()
         self._writer.after_fork()
 
     def __repr__(self) -> str:

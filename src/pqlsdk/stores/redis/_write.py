@@ -13,7 +13,8 @@ one slot and idempotent, and what is left after step 1 waits in the user's
    remembers per member the last pending number it applied;
 3. the ``log`` script, in the ``{log}`` slot: the messages join the log (and,
    when their client delivers, the outbox: once, since a member already
-   logged queues nothing); then the applied entries leave the pending list.
+   logged queues nothing); then the applied entries leave the pending list,
+   with this process's next write (``trim``).
 
 A process that dies between steps leaves its work to the user's next write.
 ``docs/redis.md`` tells the whole story; ``Write.after`` is the seam the crash
@@ -33,7 +34,15 @@ from redis.exceptions import NoScriptError
 from ..._clock import micros
 from ...messages import Group, Track, decode_checked
 from .._base import Record, Written
-from .._state import AccountState, UserState, apply, decode_account, decode_user, encode
+from .._state import (
+    AccountState,
+    UserState,
+    apply,
+    decode_account,
+    decode_user,
+    encode,
+    fold_track,
+)
 from ._cache import ReadCache
 from ._log import Log
 from ._scripts import BIAS, HEADER, SEQ_WIDTH, Keys, Server
@@ -62,9 +71,15 @@ class _Pending(msgspec.Struct, array_like=True, gc=False):
 
 
 _decode_pending = msgspec.msgpack.Decoder(_Pending).decode
+_SEQ: Final = b"%0" + str(SEQ_WIDTH).encode() + b"x"  # the format of ``_seq``
 
-_Work = list[tuple[int, _Pending]]
-"""Pending entries by pending number, oldest first (one member's, for an account)."""
+_Hint = tuple[Track, int, bool]
+"""A track this process folded into its user, at hand for the account's step: the
+message, its time in µs, and whether it is the user's first activity."""
+
+_Work = list[tuple[int, _Pending, _Hint | None]]
+"""Pending entries by pending number, oldest first (one member's, for an account), each
+with its hint (None for an entry another writer left, read back from Redis)."""
 
 
 class _Fold(NamedTuple):
@@ -107,10 +122,39 @@ class Write:
         self._cache = cache
         self._stamp_lock = threading.Lock()
         self._last_stamp = 0
+        self._trims: list[tuple[str, bytes]] = []  # (pending list, last number) done with
+        self._trims_lock = threading.Lock()
 
     def after_fork(self) -> None:
-        """In a forked child: a fresh lock (the parent's may be held)."""
+        """In a forked child: fresh locks (the parent's may be held); the parent trims its own."""
         self._stamp_lock = threading.Lock()
+        self._trims_lock = threading.Lock()
+        self._trims = []
+
+    def trim(self) -> None:
+        """Drop the entries this process's writes applied from their pending lists: one round trip.
+
+        A write leaves its trims to the next write's read (a round trip fewer
+        each); ``close()`` calls this for the last write's. A trim that never
+        runs (the process died, or Redis was away) costs only work: the user's
+        next write finds the entries applied (each account remembers the last
+        one it applied, the log holds their members) and trims them.
+        """
+        pipe: Any = self._server.batch()
+        self._queue_trims(pipe)
+        pipe.execute()
+
+    def _queue_trims(self, pipe: Any) -> int:
+        """Queue the trims left by earlier writes on ``pipe``; return how many calls were queued."""
+        with self._trims_lock:
+            trims, self._trims = self._trims, []
+        if not trims:
+            return 0
+        groups = self._server.by_slot(trims, lambda trim: trim[0])
+        for group in groups:
+            keys, lasts = zip(*group, strict=True)
+            self._server.eval(pipe, "trim", list(keys), list(lasts))
+        return len(groups)
 
     def after(self, step: str) -> None:
         """Mark that one user's write has done ``step`` (one of ``STEPS``): do nothing.
@@ -136,11 +180,12 @@ class Write:
         """Write ``batch``, appending (user, new messages) to ``done`` per user written.
 
         Every user's step 1 rides in one round trip (after one read for all of
-        them); a user another writer changed meanwhile retries alone. Step 2 of
-        every account is one round trip, and step 3 of every user another, so a
-        chunk costs four round trips however many users and accounts it touches.
-        With ``queue``, the new messages join the outbox in step 3. The states
-        steps 1 and 2 wrote go into ``written`` once all three steps are done.
+        them, which also trims what the last write applied); a user another
+        writer changed meanwhile retries alone. Step 2 of every account and the
+        log of step 3 share one more, so a chunk costs three round trips however
+        many users and accounts it touches. With ``queue``, the new messages
+        join the outbox in step 3. The states steps 1 and 2 wrote go into
+        ``written`` once all three steps are done.
         """
         by_user: dict[str, list[Record]] = {}
         for record in batch:
@@ -185,7 +230,7 @@ class Write:
         Returns each user's step 1 (None where its write did not land).
         """
         reads = self._read_users(by_user)
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._server.batch()
         groups = self._server.by_slot(by_user, self._keys.user)
         touched: dict[str, _Fold] = {}
         for group in groups:
@@ -232,14 +277,16 @@ class Write:
 
         One script call per slot group; not which messageIds the users already
         have (the write's script checks them and refuses a fold that took a
-        known message for new: ``fold_user`` then reads them).
+        known message for new: ``fold_user`` then reads them). The last write's
+        trims go first, in the same round trip.
         """
-        pipe: Any = self._redis.pipeline(transaction=False)
+        pipe: Any = self._server.batch()
+        trims = self._queue_trims(pipe)
         groups = self._server.by_slot(by_user, self._keys.user)
         for group in groups:
             self._server.eval(pipe, "read", [self._keys.user(u) for u in group], ["s", "v", "n"])
         pipe.hlen(self._keys.registry)
-        *replies, registered = pipe.execute()
+        *replies, registered = pipe.execute()[trims:]
         self._registered(registered)
         users = (user_id for group in groups for user_id in group)
         return {
@@ -317,6 +364,7 @@ class Write:
         )
         aggregates = self._log.aggregates
         user = None if raw is None else decode_user(raw)
+        unchanged = True  # the user is still as read: its state before a message is ``raw``
         number = int(seq or 0)
         entries: _Work = []
         times: dict[str, int] = {}
@@ -335,29 +383,31 @@ class Write:
             ):
                 continue  # recorded before, and not pruned since
             at = micros(message.timestamp)
-            touches = type(message) is Group or (
-                type(message) is Track and user is not None and user.account_id is not None
-            )
-            before = None if user is None or not touches else encode(user)
-            changes = apply(message, load_user, load_account, aggregates)
+            hint: _Hint | None = None
+            if type(message) is Track and user is not None and user.account_id is not None:
+                hint = (message, at, user.last_active is None)
+            touches = hint is not None or type(message) is Group
+            before = None if user is None or not touches else raw if unchanged else encode(user)
+            changes = apply(message, load_user, load_account, aggregates, at)
             user = changes.users[0]
+            unchanged = False
             number += 1
             member = HEADER.pack(at + BIAS, self._stamp()) + data
             accounts = [account.account_id for account in changes.accounts]
             touched.update(dict.fromkeys(accounts))
-            entries.append((number, _Pending(member, before, accounts, queue)))
+            entries.append((number, _Pending(member, before, accounts, queue), hint))
             times[message.message_id] = at
         args.extend((version or 0, b"" if user is None else encode(user), number, len(entries)))
         args.extend(part for message_id, at in times.items() for part in (at, message_id))
-        args.extend(_seq(n) + encode(entry) for n, entry in entries)
+        args.extend(_seq(n) + encode(entry) for n, entry, _ in entries)
         return _Fold(len(entries), list(touched), user, entries)
 
     def drain(self, folded: dict[str, _Folded]) -> dict[str, AccountState]:
         """Apply the users' pending entries to their accounts (step 2), then the log (step 3).
 
-        Step 2 of every account is one round trip, step 3 of every user another:
-        one ``log`` script over all their members, then a ``trim`` of their
-        pending lists per slot group.
+        Step 2 of every account and one ``log`` script over all the users'
+        members share one round trip (the log after the accounts); the trims of
+        their pending lists wait for the next write's read (``trim``).
         Returns the accounts' states as step 2 left them.
         """
         log_args: list[bytes] = []
@@ -366,47 +416,40 @@ class Write:
         for user_id, (_, entries, reads, _) in folded.items():
             if not entries:
                 continue
-            for number, entry in entries:
-                for account_id in dict.fromkeys(entry.accounts):
+            for item in entries:
+                for account_id in dict.fromkeys(item[1].accounts):
                     members = accounts.setdefault(account_id, {})
-                    members.setdefault(user_id, ([], reads.get(account_id)))[0].append(
-                        (number, entry)
-                    )
+                    members.setdefault(user_id, ([], reads.get(account_id)))[0].append(item)
             logged = dict.fromkeys(
-                (entry.member, b"1" if entry.queue else b"0") for _, entry in entries
+                (entry.member, b"1" if entry.queue else b"0") for _, entry, _ in entries
             )
             log_args.extend(part for pair in logged for part in pair)
             trims.append((self._keys.user(user_id, ":pending"), _seq(entries[-1][0])))
-        states = self.apply_accounts(accounts)
+        states = self.apply_accounts(accounts, log_args)
         self.after("accounts")
-        if not trims:
-            return states
-        log_keys = [self._keys.log, self._keys.outbox, self._keys.ready, self._keys.outbox_seq]
-
-        def attempt() -> tuple[bool, None]:
-            pipe: Any = self._redis.pipeline(transaction=False)
-            self._server.eval(pipe, "log", log_keys, log_args)
-            for group in self._server.by_slot(trims, lambda trim: trim[0]):
-                keys, lasts = zip(*group, strict=True)
-                self._server.eval(pipe, "trim", list(keys), list(lasts))
-            pipe.execute()
-            return True, None
-
-        self._server.optimistic(self._keys.log, attempt)
+        with self._trims_lock:
+            self._trims.extend(trims)
         return states
 
+    def _queue_log(self, pipe: Any, log_args: list[bytes]) -> None:
+        """Queue step 3's ``log`` script over ``log_args`` (member, queue flag) on ``pipe``."""
+        keys = [self._keys.log, self._keys.outbox, self._keys.ready, self._keys.outbox_seq]
+        self._server.eval(pipe, "log", keys, log_args)
+
     def apply_accounts(
-        self, accounts: dict[str, dict[str, tuple[_Work, _Read | None]]]
+        self, accounts: dict[str, dict[str, tuple[_Work, _Read | None]]], log_args: list[bytes]
     ) -> dict[str, AccountState]:
-        """Step 2 for every account: one round trip of version-checked writes for all.
+        """Step 2 for every account, then step 3's log: one round trip for all.
 
         Each account as step 1 read it, when it did for every member writing;
         an account it did not read, or another writer changed meanwhile, is
         applied again on its own, reading it first. One ``swap_accounts`` call
-        per slot group. Returns the states written (or, for an account another
-        writer brought up to date, as read).
+        per slot group; the ``log`` follows them in the same round trip (its
+        entries stay pending until every account has applied them, so a
+        writer dying in between leaves the rest to the next). Returns the states
+        written (or, for an account another writer brought up to date, as read).
         """
-        pipe: Any = self._redis.pipeline(transaction=False)
+        pipe: Any = self._server.batch()
         swaps: dict[str, list[Any]] = {}
         again: list[str] = []
         states: dict[str, AccountState] = {}
@@ -423,25 +466,38 @@ class Write:
                 _, states[account_id], swaps[account_id] = self._fold_account(
                     account_id, members, raw, version, applied
                 )
-            queued: list[str] = []
-            for group in self._server.by_slot(swaps, self._keys.account):
+            groups = self._server.by_slot(swaps, self._keys.account) if swaps else []
+            for group in groups:
                 keys: list[str] = []
                 args: list[Any] = []
                 for account_id in group:
                     keys.extend(self._account_keys(account_id))
                     args.extend(swaps[account_id])
                 self._server.eval(pipe, "swap_accounts", keys, args)
-                queued.extend(group)
+            if log_args:
+                self._queue_log(pipe, log_args)
+            lost = False
             try:
-                written = _joined(pipe.execute())
+                written = _joined(pipe.execute()[: len(groups)])
             except NoScriptError:  # the server lost its scripts: each on its own, reloading
-                written = [0] * len(queued)
+                written = [0] * len(swaps)
+                lost = True
+            queued = (account_id for group in groups for account_id in group)
             again.extend(a for a, landed in zip(queued, written, strict=True) if landed != 1)
             for account_id in again:
                 states[account_id] = self.apply_account(account_id, accounts[account_id])
+            if lost:  # the log too (a member it already holds is logged and queued once)
+                self._server.optimistic(self._keys.log, lambda: self._log_alone(log_args))
         finally:
             self._cache.forget(*(("a", account_id) for account_id in accounts))
         return states
+
+    def _log_alone(self, log_args: list[bytes]) -> tuple[bool, None]:
+        """Run step 3's log in a round trip of its own (its first try met lost scripts)."""
+        pipe: Any = self._redis.pipeline(transaction=False)
+        self._queue_log(pipe, log_args)
+        pipe.execute()
+        return True, None
 
     def _account_keys(self, account_id: str) -> list[str]:
         return [self._keys.account(account_id), self._keys.account(account_id, ":seen")]
@@ -483,7 +539,10 @@ class Write:
 
         Returns whether there were any, the account after them, and its part of
         a ``swap_accounts`` call (the version read, the new state, and per
-        member the last pending number applied).
+        member the last pending number applied). A track this process folded
+        into its user (most entries) is applied from its hint, as ``apply``
+        applies a track to its account: the saved user state and the message
+        need not be decoded again, nor the user's side folded into a copy.
         """
         account = AccountState(account_id=account_id) if raw is None else decode_account(raw)
         before: UserState | None = None
@@ -495,17 +554,20 @@ class Write:
         def load_account(key: str) -> AccountState:
             return account if key == account_id else _stand_in(key, user_id)
 
+        aggregates = self._log.aggregates
         seen: list[Any] = []
         for user_id, (work, _) in members.items():
-            todo = [(n, entry) for n, entry in work if n > int(applied[user_id] or 0)]
-            for _, entry in todo:
+            last = int(applied[user_id] or 0)
+            todo = [item for item in work if item[0] > last]
+            for _, entry, hint in todo:
+                if hint is not None:
+                    track, at, first = hint
+                    account.active_members += first
+                    fold_track(track, at, None, account, aggregates)
+                    continue
                 before = None if entry.before is None else decode_user(entry.before)
-                apply(
-                    decode_checked(entry.member[HEADER.size :]),
-                    load_user,
-                    load_account,
-                    self._log.aggregates,
-                )
+                message = decode_checked(entry.member[HEADER.size :])
+                apply(message, load_user, load_account, aggregates)
             if todo:
                 seen.extend((user_id, todo[-1][0]))
         return bool(seen), account, [version or 0, encode(account), len(seen) // 2, *seen]
@@ -533,7 +595,9 @@ def _answer(
     """
     if written[0] != 1:
         return None
-    left = [(int(item[:SEQ_WIDTH], 16), _decode_pending(item[SEQ_WIDTH:])) for item in written[1:]]
+    left: _Work = [
+        (int(item[:SEQ_WIDTH], 16), _decode_pending(item[SEQ_WIDTH:]), None) for item in written[1:]
+    ]
     return _Folded(
         fold.new, left + fold.entries, accounts.get(user_id, {}), fold.user if fold.new else None
     )
@@ -546,7 +610,7 @@ def _joined(replies: list[list[Any]]) -> list[Any]:
 
 def _seq(number: int) -> bytes:
     """Return a pending number as it heads its entry: fixed-width hex, byte order number order."""
-    return f"{number:0{SEQ_WIDTH}x}".encode()
+    return _SEQ % number
 
 
 def _stand_in(account_id: str, user_id: str) -> AccountState:

@@ -587,13 +587,15 @@ def test_a_client_with_pending_messages_lives_until_they_are_applied() -> None:
     """Dropping a client right after track() loses nothing: the intake holds its write path."""
     store = MemoryStore()
     client = pqlsdk.Client(store=store)
-    client._recorder.intake._gather = 0.2  # type: ignore[union-attr]
+    # The intake waits a second before applying: time enough, on a loaded machine, for
+    # the collection below to run while the message still waits (0.2 s was not, once).
+    client._recorder.intake._gather = 1.0  # type: ignore[union-attr]
     client.track("u", "e")
     ref = weakref.ref(client._recorder)  # what applies the messages: the client's recorder
     del client
     gc.collect()
     held = ref() is not None
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while store.count() < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert (held, store.count()) == (True, 1)

@@ -230,7 +230,12 @@ def cluster(tmp_path: Path) -> Iterator[Server]:
     A cluster node refuses a script whose keys are in two slots (``CROSSSLOT``),
     however many of them it holds.
     """
-    with own_server(tmp_path, "--cluster-enabled", "yes") as started:
+    # The cluster bus listens on a port of its own: by default the server's plus 10,000,
+    # which a free port above 55535 does not have (the server then refuses to start).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        bus = probe.getsockname()[1]
+    with own_server(tmp_path, "--cluster-enabled", "yes", "--cluster-port", str(bus)) as started:
         _hold_every_slot(started)
         yield started
 

@@ -32,7 +32,7 @@ def test_quick_mode_measures_every_case_and_writes_the_report(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "latest.md").read_text()
     assert "not measured" not in report
-    assert report.count(" met |") + report.count(" **missed** |") == 19
+    assert report.count(" met |") + report.count(" **missed** |") == 26
     figures = json.loads((tmp_path / "latest.json").read_text())["figures"]
     subjects = {(f["case"], f["subject"]) for f in figures}
     for expected in [

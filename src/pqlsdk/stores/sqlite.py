@@ -283,15 +283,7 @@ class SQLiteStore:
             # Their ids were looked up when they were folded, and nothing was
             # committed since by anyone else: none of them is logged yet (and
             # if one were, ignoring it beats failing this commit at every retry).
-            last = _last_seq(conn) if outbox else 0
-            insert_rows(
-                conn,
-                "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)",
-                rows,
-                slice(4),
-            )
-            if outbox:
-                _queue_logged(conn, last)
+            _log(conn, rows, outbox=outbox, columns=slice(4))
             users, accounts = states
             insert_rows(conn, "INSERT OR REPLACE INTO users (user_id, state)", users.items())
             insert_rows(
@@ -326,14 +318,8 @@ class SQLiteStore:
             if record[0].message_id not in seen:  # not logged, nor earlier in this batch
                 seen.add(record[0].message_id)
                 new.append(record)
-        last = _last_seq(conn) if outbox else 0
-        insert_rows(
-            conn,
-            "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)",
-            [(m.message_id, m.subject, micros(m.timestamp), data) for m, data in new],
-        )
-        if outbox:
-            _queue_logged(conn, last)
+        rows = [(m.message_id, m.subject, micros(m.timestamp), data) for m, data in new]
+        _log(conn, rows, outbox=outbox)
         for message, _ in new:
             changes = apply(message, load_user, load_account, aggregates)
             for user in changes.users:
@@ -597,6 +583,26 @@ def _logged(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
     """Which of ``ids`` the log holds already, ``_IDS`` per statement."""
     head = "SELECT message_id FROM messages WHERE message_id"
     return {row[0] for cursor in each_in(conn, head, ids, _IDS) for row in cursor}
+
+
+def _log(
+    conn: sqlite3.Connection,
+    rows: Iterable[Sequence[Any]],
+    *,
+    outbox: bool,
+    columns: slice | None = None,
+) -> None:
+    """Log the ``rows`` not logged yet; with ``outbox``, queue the ones this added.
+
+    Each row holds message id, subject, ts and body (``columns`` picks them).
+    Both commit paths log this way, so a message is queued once (``_queue_logged``).
+    """
+    last = _last_seq(conn) if outbox else 0
+    insert_rows(
+        conn, "INSERT OR IGNORE INTO messages (message_id, subject, ts, body)", rows, columns
+    )
+    if outbox:
+        _queue_logged(conn, last)
 
 
 def _last_seq(conn: sqlite3.Connection) -> int:

@@ -583,6 +583,13 @@ def _both(
     return printed
 
 
+def _kept(tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str]) -> list[str]:
+    """The users both engines keep from a JSON Lines file of ``lines`` (``_both``), sorted."""
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    return sorted(_both(capsys, events)["users"])
+
+
 def _line(user: str, **fields: Any) -> str:
     """A track of ``user`` that the playbook counts, with ``fields`` (raw JSON text) added."""
     head = json.dumps(_message("track", user, 1, event="core_workflow_completed"))[:-1]
@@ -611,9 +618,7 @@ def test_a_number_the_python_reader_refuses_anywhere_is_refused_in_sql(
         _line("properties_float", properties='{"amount": 1e400, "currency": "EUR"}'),
         _line("properties_exponent", properties='{"amount": -2.5E+309, "currency": "EUR"}'),
     ]
-    events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(lines) + "\n")
-    assert sorted(_both(capsys, events)["users"]) == ["kept", "small_kept", "widest_kept"]
+    assert _kept(tmp_path, capsys, lines) == ["kept", "small_kept", "widest_kept"]
 
 
 def test_a_null_where_the_python_reader_wants_an_object_or_a_text_is_refused_in_sql(
@@ -634,9 +639,7 @@ def test_a_null_where_the_python_reader_wants_an_object_or_a_text_is_refused_in_
         _line("message_id_null").replace('"messageId": "', '"messageId": null, "x": "'),
         identify,
     ]
-    events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(lines) + "\n")
-    assert sorted(_both(capsys, events)["users"]) == ["kept", "null_id_kept"]
+    assert _kept(tmp_path, capsys, lines) == ["kept", "null_id_kept"]
 
 
 def _sized(user: str, size: int, **fields: Any) -> str:
@@ -786,9 +789,7 @@ def test_a_float_past_a_double_in_a_short_document_is_refused_in_sql(
         _line("properties_capital", context='{"a":1E+999}'),
         group + ', "groupId": "acme", "traits": {"x":-9e999}}',
     ]
-    events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(lines) + "\n")
-    assert sorted(_both(capsys, events)["users"]) == ["kept", "key_kept"]
+    assert _kept(tmp_path, capsys, lines) == ["kept", "key_kept"]
 
 
 def _extracted(rules: pqlsdk.rules.Rules, column: str) -> str:

@@ -7,6 +7,7 @@ store's writer) is one round trip; commands are counted in what it sends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from redis.connection import Connection
 
 import pqlsdk
 from pqlsdk._aggregates import Aggregate, aggregate_value
+from pqlsdk._intake import Intake
 from pqlsdk.messages import Group, Identify, Track, encode
 from pqlsdk.stores import Record
 from pqlsdk.stores.redis import RedisStore, _scripts
@@ -57,6 +59,22 @@ def counting_store(url: str, *, cache_ttl: float = 0.25) -> RedisStore:
 def records(messages: list[Any]) -> list[Record]:
     """The store's records of ``messages``."""
     return [(message, encode(message)) for message in messages]
+
+
+def playbook_client(
+    store: RedisStore, *, on_tier_change: Callable[[pqlsdk.TierChange], None] | None = None
+) -> tuple[pqlsdk.Client, Intake]:
+    """A client of ``store`` with the playbook rules at a fixed time, and its intake."""
+    client = pqlsdk.Client(
+        store=store,
+        clock=pqlsdk.FixedClock(AT),
+        rules=PLAYBOOK,
+        retention=None,
+        on_tier_change=on_tier_change,
+    )
+    intake = client._recorder.intake
+    assert intake is not None
+    return client, intake
 
 
 def grouped_store(url: str) -> tuple[RedisStore, list[str]]:
@@ -113,15 +131,10 @@ def test_crossings_inside_one_chunk_are_reported_in_order_once_each(
     """Two users' bursts, interleaved in one chunk: each user's crossings, in order."""
     store = counting_store(redis_store_url)
     changes: list[tuple[str, str]] = []
-    client = pqlsdk.Client(
-        store=store,
-        clock=pqlsdk.FixedClock(AT),
-        rules=PLAYBOOK,
-        retention=None,
+    client, intake = playbook_client(
+        store,
         on_tier_change=lambda c: changes.append((c.id, c.tier)) if c.model == "playbook" else None,
     )
-    intake = client._recorder.intake
-    assert intake is not None
     intake._gather = 5.0  # the intake thread sits on the messages: one chunk at the read
     for event in BURST:
         client.track("a", event)
@@ -141,9 +154,7 @@ def test_crossings_inside_one_chunk_are_reported_in_order_once_each(
 def test_a_chunk_and_its_tier_checks_cost_three_round_trips(redis_store_url: str) -> None:
     """The intake's chunk of many users: tier checks read no user or account back."""
     store = counting_store(redis_store_url)
-    client = pqlsdk.Client(store=store, clock=pqlsdk.FixedClock(AT), rules=PLAYBOOK, retention=None)
-    intake = client._recorder.intake
-    assert intake is not None
+    client, intake = playbook_client(store)
     users = [f"u{i}" for i in range(40)]
     for i, user in enumerate(users):
         client.group(user, f"a{i % 5}", {"employees": 40})
@@ -163,15 +174,7 @@ def test_a_pqa_check_reads_the_accounts_members_in_one_round_trip(redis_store_ur
     """A member moving in the PQA model's tiers: the others are read at once, not one by one."""
     store = counting_store(redis_store_url, cache_ttl=0)  # no member is read from the cache
     changes: list[tuple[str, str]] = []
-    client = pqlsdk.Client(
-        store=store,
-        clock=pqlsdk.FixedClock(AT),
-        rules=PLAYBOOK,
-        retention=None,
-        on_tier_change=lambda c: changes.append((c.id, c.tier)),
-    )
-    intake = client._recorder.intake
-    assert intake is not None
+    client, intake = playbook_client(store, on_tier_change=lambda c: changes.append((c.id, c.tier)))
     for i in range(20):
         client.group(f"u{i}", "acme", {"employees": 40})
         client.track(f"u{i}", "core_workflow_completed")  # placed in the lowest tier

@@ -436,3 +436,15 @@ def test_a_usual_call_east_of_utc_is_held_in_utc() -> None:
     assert found is not None
     assert found[0].timestamp == AT
     assert found[0].timestamp.tzinfo is UTC
+
+
+def test_generated_ids_end_in_a_zero_padded_count() -> None:
+    """The last 12 hex digits of a prefix's ids count from 0: 48 bits, zero-padded."""
+    messages._forget_prefix()  # a new prefix: its count starts again
+    ids = [messages.new_message_id() for _ in range(17)]
+    assert [value[24:] for value in (ids[0], ids[1], ids[16])] == [
+        "000000000000",
+        "000000000001",
+        "000000000010",
+    ]
+    assert len({value[:24] for value in ids}) == 1

@@ -302,16 +302,17 @@ def checked_track(
                 or (kind is float and math.isfinite(item))
             ):
                 return None
+    if timestamp is None:
+        timestamp = now()
     message = Track(
         user_id=user_id,
         event=event,
         properties=properties,
-        timestamp=now() if timestamp is None else timestamp,
+        timestamp=timestamp,
         # ``new_message_id()``, without its call
         message_id=message_id or (_id_prefix or _draw_prefix()) + hex(next(_id_counter))[3:],
     )
-    stamp = message.timestamp
-    if type(stamp) is datetime and stamp.tzinfo is UTC:
+    if type(timestamp) is datetime and timestamp.tzinfo is UTC:
         try:
             data = _encoder.encode(message)
         except UnicodeEncodeError:

@@ -1,13 +1,13 @@
 """Recording: a client's checked messages into its store, and what follows from each write.
 
 The ``Client`` builds and checks a message on the caller's thread and hands it
-here. ``accept()`` records it at once (strict clients, caller-mode delivery,
-sync durability) or appends its bytes to the intake (``_intake``), which calls
-``apply_pending()`` off the request path. Either way ``write()`` is the one place
-a message reaches the store; after it come the consequences: the memo forgets
-the users it changed, tier crossings are detected and reported (to the
-collector and ``on_tier_change``), records are queued for delivery, and the log
-is pruned past retention.
+here. ``accept()`` (``track()`` itself for the usual call) records it at once
+(strict clients, caller-mode delivery, sync durability) or appends its bytes to
+the intake (``_intake``), which calls ``apply_pending()`` off the request path.
+Either way ``write()`` is the one place a message reaches the store; after it
+come the consequences: the memo forgets the users it changed, tier crossings
+are detected and reported (to the collector and ``on_tier_change``), records
+are queued for delivery, and the log is pruned past retention.
 
 The recorder also wires what recording needs: the store (buffered for write-behind),
 the delivery pipeline, the intake and its journal, and the replay of the journals

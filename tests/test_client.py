@@ -47,6 +47,12 @@ BAD_CALLS: list[tuple[str, Callable[[pqlsdk.Client], None], type[Exception], str
         pqlsdk.MessageTooLargeError,
         "too_large",
     ),
+    (
+        "oversized track",
+        lambda c: c.track("u", "e", {"bio": "x" * 40_000}),
+        pqlsdk.MessageTooLargeError,
+        "too_large",
+    ),
     ("empty event", lambda c: c.track("u", ""), pqlsdk.InvalidMessageError, "invalid"),
     ("no group id", lambda c: c.group("u", ""), pqlsdk.InvalidIdError, "invalid_id"),
 ]

@@ -335,3 +335,116 @@ def test_a_forked_child_draws_a_new_id_prefix() -> None:
     messages._forget_prefix()  # what the fork hook does in the child
     second = messages.new_message_id()
     assert first[:24] != second[:24]
+
+
+USUAL_TRACKS: list[tuple[dict[str, Any] | None, datetime | None, str | None]] = [
+    (None, None, None),
+    ({"s": "x", "b": True, "none": None, "i": -(2**63), "u": 2**64 - 1, "f": 1.5}, None, None),
+    ({"plan": "trial"}, AT, "m-1"),
+    ({}, None, ""),  # an empty id is no id: one is generated, as check() would
+]
+
+
+@pytest.mark.parametrize(("properties", "timestamp", "message_id"), USUAL_TRACKS)
+def test_a_usual_track_call_is_checked_and_encoded_as_check_does(
+    properties: dict[str, Any] | None, timestamp: datetime | None, message_id: str | None
+) -> None:
+    """checked_track() gives the message and JSON that check() gives for the same call."""
+    stamped: list[datetime] = []
+
+    def now() -> datetime:
+        stamped.append(datetime.now(UTC))
+        return stamped[-1]
+
+    found = messages.checked_track("u", "e", properties, timestamp, message_id, now=now)
+    assert found is not None
+    expected = messages.check(
+        Track(
+            user_id="u",
+            event="e",
+            properties=properties or {},
+            timestamp=stamped[0] if timestamp is None else timestamp,
+            message_id=message_id or found[0].message_id,
+        )
+    )
+    assert found == expected
+    assert len(stamped) == (timestamp is None)
+    assert messages.generated_here(found[0].message_id) == (not message_id)
+
+
+OTHER_SHAPES: list[tuple[str, Any, Any, Any, Any]] = [
+    ("int user id", 5, "e", {}, None),
+    ("non-ASCII user id", "ü", "e", {}, None),
+    ("empty user id", "", "e", {}, None),
+    ("str subclass user id", type("S", (str,), {})("u"), "e", {}, None),
+    ("empty event", "u", "", {}, None),
+    ("non-str event", "u", 5, {}, None),
+    ("mapping properties", "u", "e", {"a": 1}.keys(), None),
+    ("nested properties", "u", "e", {"a": {"b": 1}}, None),
+    ("a date", "u", "e", {"a": AT}, None),
+    ("a tuple", "u", "e", {"a": (1,)}, None),
+    ("a wide int", "u", "e", {"a": 2**64}, None),
+    ("a nan", "u", "e", {"a": float("nan")}, None),
+    ("an int key", "u", "e", {1: "a"}, None),
+    ("an int message id", "u", "e", {}, 5),
+]
+
+
+@pytest.mark.parametrize(
+    ("user_id", "event", "properties", "message_id"),
+    [shape[1:] for shape in OTHER_SHAPES],
+    ids=[shape[0] for shape in OTHER_SHAPES],
+)
+def test_a_call_of_another_shape_is_left_to_check_without_asking_the_clock(
+    user_id: Any, event: Any, properties: Any, message_id: Any
+) -> None:
+    """None (the general way, which says what is wrong or converts); the clock is not asked."""
+
+    def now() -> datetime:
+        raise AssertionError("the clock was asked")
+
+    assert messages.checked_track(user_id, event, properties, None, message_id, now=now) is None
+
+
+@pytest.mark.parametrize(
+    ("properties", "timestamp", "error"),
+    [
+        ({}, datetime(2026, 3, 15, 12), pqlsdk.NaiveTimestampError),
+        ({}, "2026-03-15T12:00:00Z", pqlsdk.InvalidMessageError),
+        ({"a": "\ud800"}, AT, pqlsdk.NotJSONError),
+        ({"a": "x" * messages.MAX_MESSAGE_BYTES}, AT, pqlsdk.MessageTooLargeError),
+    ],
+    ids=["naive timestamp", "str timestamp", "lone surrogate", "too large"],
+)
+def test_a_usual_call_that_fails_late_is_refused_as_check_refuses_it(
+    properties: dict[str, Any], timestamp: Any, error: type[Exception]
+) -> None:
+    """A bad timestamp, text UTF-8 cannot encode or too many bytes: check()'s own error."""
+    call = Track(user_id="u", event="e", properties=properties, timestamp=timestamp)
+    with pytest.raises(error) as expected:
+        messages.check(call)
+    with pytest.raises(error) as found:
+        messages.checked_track("u", "e", properties, timestamp, None, now=datetime.now)
+    assert str(found.value) == str(expected.value)
+
+
+def test_a_usual_call_east_of_utc_is_held_in_utc() -> None:
+    """A timestamp with an offset is converted to UTC, as check() converts it."""
+    east = datetime(2026, 3, 15, 14, tzinfo=timezone(timedelta(hours=2)))
+    found = messages.checked_track("u", "e", None, east, "m-1", now=datetime.now)
+    assert found == messages.check(Track(user_id="u", event="e", timestamp=east, message_id="m-1"))
+    assert found is not None
+    assert found[0].timestamp == AT
+    assert found[0].timestamp.tzinfo is UTC
+
+
+def test_generated_ids_end_in_a_zero_padded_count() -> None:
+    """The last 12 hex digits of a prefix's ids count from 0: 48 bits, zero-padded."""
+    messages._forget_prefix()  # a new prefix: its count starts again
+    ids = [messages.new_message_id() for _ in range(17)]
+    assert [value[24:] for value in (ids[0], ids[1], ids[16])] == [
+        "000000000000",
+        "000000000001",
+        "000000000010",
+    ]
+    assert len({value[:24] for value in ids}) == 1

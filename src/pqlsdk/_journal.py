@@ -72,6 +72,8 @@ _SEGMENT: Final = 8 << 20
 _READ: Final = 1 << 20
 """Bytes read back at once when a backlog is re-read from the journal."""
 _HEADER: Final = struct.Struct("<I")
+_HEAD: Final = _HEADER.size
+_pack_header: Final = _HEADER.pack_into  # once, not on each append
 _WHOLE: Final = 1 << 31
 """Set in every record's header, so that only the zeros past the last record end them."""
 _SIZE: Final = _WHOLE - 1
@@ -138,14 +140,13 @@ class Journal:
         self._written += 1
         size = len(data)
         at = self._size
-        start = at + _HEADER.size
-        end = start + size
+        end = at + _HEAD + size
         view = self._map
         if view is None or end > len(view):
-            view = self._rotate(_HEADER.size + size)
-            at, start, end = 0, _HEADER.size, _HEADER.size + size
-        view[start:end] = data
-        _HEADER.pack_into(view, at, size | _WHOLE)  # last: until then, the records end before it
+            view = self._rotate(_HEAD + size)
+            at, end = 0, _HEAD + size
+        view[end - size : end] = data
+        _pack_header(view, at, size | _WHOLE)  # last: until then, the records end before it
         self._size = end
         self._held += end - at
         return self._segment, at

@@ -1,13 +1,13 @@
 """Recording: a client's checked messages into its store, and what follows from each write.
 
 The ``Client`` builds and checks a message on the caller's thread and hands it
-here. ``accept()`` records it at once (strict clients, caller-mode delivery,
-sync durability) or appends its bytes to the intake (``_intake``), which calls
-``apply_pending()`` off the request path. Either way ``write()`` is the one place
-a message reaches the store; after it come the consequences: the memo forgets
-the users it changed, tier crossings are detected and reported (to the
-collector and ``on_tier_change``), records are queued for delivery, and the log
-is pruned past retention.
+here. ``accept()`` (``track()`` itself for the usual call) records it at once
+(strict clients, caller-mode delivery, sync durability) or appends its bytes to
+the intake (``_intake``), which calls ``apply_pending()`` off the request path.
+Either way ``write()`` is the one place a message reaches the store; after it
+come the consequences: the memo forgets the users it changed, tier crossings
+are detected and reported (to the collector and ``on_tier_change``), records
+are queued for delivery, and the log is pruned past retention.
 
 The recorder also wires what recording needs: the store (buffered for write-behind),
 the delivery pipeline, the intake and its journal, and the replay of the journals
@@ -20,13 +20,13 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
-from ._clock import micros
+from ._clock import SystemClock, micros
 from ._delivery import Pipeline, prepare_store
 from ._exceptions import ClosedError, ConfigError, InvalidMessageError, StoreError
 from ._faults import Faults
@@ -43,6 +43,7 @@ from .messages import (
     Message,
     Track,
     check,
+    checked_track,
     convert,
     decode_checked,
     generated_here,
@@ -91,6 +92,12 @@ class Recorder:
                 on_store_error=faults.error,
             )
         self._clock = options.clock
+        # What ``track()`` stamps messages with: the system clock's ``now()`` without its frame.
+        self._now: Callable[[], datetime] = (
+            functools.partial(datetime.now, UTC)
+            if type(options.clock) is SystemClock
+            else options.clock.now
+        )
         self._retention = options.retention
         self.closed = False
         self._prune_lock = threading.Lock()
@@ -207,9 +214,29 @@ class Recorder:
         context: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Accept a ``track`` message (``Client.track()``)."""
+        """Accept a ``track`` message (``Client.track()``).
+
+        The usual call's message is built, checked and encoded in one call
+        (``checked_track``) and handed to the intake from here: each Python
+        call on this path is a tenth of a microsecond of the caller's.
+        """
         if message_id is not None:  # a call fewer for the usual call, without one
             self._echo(message_id)
+        if anonymous_id is None and context is None:
+            try:
+                record = checked_track(
+                    user_id, event, properties, timestamp, message_id, now=self._now
+                )
+            except InvalidMessageError as exc:
+                self.faults.drop(exc.reason, exc)
+                return
+            if record is not None:
+                intake = self.intake
+                if intake is not None and not self.closed:
+                    intake.put(record[1])
+                else:
+                    self._untaken(record)
+                return
         self.accept(
             user_id,
             anonymous_id,
@@ -269,12 +296,22 @@ class Recorder:
         except InvalidMessageError as exc:
             self.faults.drop(exc.reason, exc)
             return
+        intake = self.intake
+        if intake is not None and not self.closed:
+            intake.put(record[1])
+        else:
+            self._untaken(record)
+
+    def _untaken(self, record: tuple[Message, bytes]) -> None:
+        """Record a checked message the intake does not take now; with an intake, drop it.
+
+        The intake takes every message until the client is closed: then it is
+        counted as ``closed``.
+        """
         if self.intake is None:
             self.write([record])
-        elif self.closed:
-            self.faults.drop("closed", ClosedError("the client is closed"))
         else:
-            self.intake.put(record[1])
+            self.faults.drop("closed", ClosedError("the client is closed"))
 
     def _replay(self, store: BufferedStore, journal: Journal, intake: Intake) -> None:
         """Record what processes that died left in their journals, and commit it.

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -74,7 +74,7 @@ def new_message_id() -> str:
     child draws a new prefix, so parent and child never share an id.
     """
     prefix = _id_prefix or _draw_prefix()
-    return f"{prefix}{next(_id_counter):012x}"
+    return prefix + hex(next(_id_counter))[3:]
 
 
 def generated_here(message_id: str) -> bool:
@@ -100,7 +100,10 @@ def mapping(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 _id_prefix: str | None = None
-_id_counter = itertools.count()
+_COUNT_FROM: Final = 1 << 48
+"""Where the id counter starts: its ``hex()`` is "0x1" and then the 12 digits that end
+an id, zero-padded (a slice of ``hex()`` costs half of formatting with "012x")."""
+_id_counter = itertools.count(_COUNT_FROM)
 _id_hook_installed = False
 
 
@@ -110,7 +113,7 @@ def _draw_prefix() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = raw.hex()
-    _id_counter = itertools.count()
+    _id_counter = itertools.count(_COUNT_FROM)
     _id_prefix = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-"
     if not _id_hook_installed:  # once per process tree: children inherit the hook
         os.register_at_fork(after_in_child=_forget_prefix)
@@ -253,6 +256,73 @@ def check(message: Message) -> tuple[Message, bytes]:
         # every store sees exactly what the collector will receive.
         message = _decoder.decode(data)
     return message, data
+
+
+def checked_track(
+    user_id: object,
+    event: object,
+    properties: object,
+    timestamp: datetime | None,
+    message_id: object,
+    *,
+    now: Callable[[], datetime],
+) -> tuple[Message, bytes] | None:
+    """``check()`` of a ``track()`` call's message, in one step if the call has the usual shape.
+
+    The usual shape: a plain ASCII user id, an event name, a dict (or None) of
+    flat properties (str keys; str, bool, None, 64-bit int or finite float
+    values), and neither an anonymous id nor a context (the caller sees to
+    those two). Then the message is built here, with ``now()`` unless a
+    ``timestamp`` is given, and what ``check()`` would look at again is
+    known to pass: only the timestamp, the encoding and the size are left.
+    A message that fails one of those goes through ``check()``, which says
+    why. A call of another shape gets None, with nothing called: the caller
+    takes the general way. This runs on every tracked call: it costs half
+    of building the message and checking it with ``check()``.
+    """
+    if not (
+        type(user_id) is str
+        and user_id
+        and user_id.isascii()
+        and type(event) is str
+        and event
+        and (message_id is None or type(message_id) is str)
+    ):
+        return None
+    if properties is None:
+        properties = {}
+    elif type(properties) is not dict:
+        return None
+    else:  # as in ``_check_json``'s first loop
+        for key, item in properties.items():
+            kind = type(item)
+            if type(key) is not str or not (
+                kind in _PLAIN
+                or (kind is int and _INT_MIN <= item < _INT_END)
+                or (kind is float and math.isfinite(item))
+            ):
+                return None
+    if timestamp is None:
+        timestamp = now()
+    message = Track(
+        user_id=user_id,
+        event=event,
+        properties=properties,
+        timestamp=timestamp,
+        # ``new_message_id()``, without its call
+        message_id=message_id or (_id_prefix or _draw_prefix()) + hex(next(_id_counter))[3:],
+    )
+    if type(timestamp) is datetime and timestamp.tzinfo is UTC:
+        try:
+            data = _encoder.encode(message)
+        except UnicodeEncodeError:
+            pass
+        else:
+            if len(data) <= MAX_MESSAGE_BYTES:
+                return message, data
+    # A timestamp (a clock's or a caller's) of another kind, text with a lone
+    # surrogate, a message too large: check() says what is wrong, or converts.
+    return check(message)
 
 
 def check_decoded(message: Message, size: int) -> Message:

@@ -352,11 +352,18 @@ def detect_crossings(
     by_account = not all(mine for _, _, mine, _ in models)
     moments = rules.moments
     pqa = rules.pqa
+    # The states written, looked up inline (``_States.user``, ``.account``): most are.
+    written_user, written_account = states._users.get, states._accounts.get
     for user_id in user_ids:
-        user = states.user(user_id)
+        user = written_user(user_id) or states.user(user_id)  # a state is never false
         if user is None:  # pragma: no cover - a user just recorded has state
             continue
-        account = None if user.account_id is None else states.account(user.account_id)
+        account_id = user.account_id
+        account = (
+            None
+            if account_id is None
+            else written_account(account_id) or states.account(account_id)
+        )
         # One set of facts per subject kind, shared by its models: a standing
         # reads no variables (``Model._standing``), only the states and ``now``.
         mine = facts_from(user, account, now, {"user_id": user_id})

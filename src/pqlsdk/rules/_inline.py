@@ -161,11 +161,15 @@ def standing_lines(model: Model, names: dict[str, Any]) -> list[str]:
             lines.append(f"{result} = {points} * _h if _is_number(_h := {held}) else 0.0")
         earned.append(result)
     lines.append(f"_raw = _sum(({''.join(f'{e}, ' for e in earned)}))")
-    multiplier = "1.0" if model.multiplier is None else inline(model.multiplier)
-    lines += [
-        f"_m = {multiplier}",
-        "if not (_isfinite(_m) if type(_m) is float else _is_number(_m)): _m = 1.0",
-        "_total = _raw * _m",  # rounded() written out: one call fewer
+    if model.multiplier is None:  # the check below, made now: 1.0 is a finite number
+        lines.append("_total = _raw * 1.0")
+    else:
+        lines += [
+            f"_m = {inline(model.multiplier)}",
+            "if not (_isfinite(_m) if type(_m) is float else _is_number(_m)): _m = 1.0",
+            "_total = _raw * _m",
+        ]
+    lines += [  # rounded() written out: one call fewer
         "if not (type(_total) is float and _total.is_integer()):",
         f"    _total = _round(_total, {_DIGITS})",
         "_score = _total + 0.0",

@@ -21,7 +21,7 @@ PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
 
 # test_inline's shapes (a gate, a multiplier), less those without a template (they read a
 # facts object), and arithmetic: every model of them scores users.
-UNTEMPLATED = ("inside = ", "traits = ", "smallest = ")
+UNTEMPLATED = ("inside = ", "traits = ")
 TEMPLATED = "\n".join(line for line in SHAPES.splitlines() if not line.startswith(UNTEMPLATED))
 TEMPLATED += """
 [model.sums]

@@ -165,6 +165,10 @@ divide = { value = 'user.x / account.y', points = 1 }
 remainder = { value = 'user.x % account.y', points = 1 }
 negate = { value = '-user.x', points = 1 }
 tallies = { when = 'count("a") - count("b") >= 2', points = 1 }
+smallest = { value = 'min(user.x, account.y, 3)', points = 1 }
+largest = { value = 'max(user.x, account.y)', points = 1 }
+clamped = { value = 'clamp(user.x, 0, account.y)', points = 1 }
+absolute = { value = 'abs(user.x)', points = 1 }
 
 [model.compared]
 tiers = { low = 0, high = 2 }
@@ -172,6 +176,7 @@ tiers = { low = 0, high = 2 }
 add = { when = 'user.x + account.y > 1', points = 1 }
 divide = { when = '-(user.x / account.y) >= 1', points = 1 }
 tallies = { when = 'count("a") - count("b") >= 2', points = 1 }
+bounded = { when = 'clamp(user.x, 0, account.y) >= min(count("a"), count("b"))', points = 1 }
 """
 
 # Operands where an operation raises (zero divisors, an int too large for a float) or
@@ -190,11 +195,13 @@ OPERANDS: tuple[Any, ...] = (
 
 
 def test_arithmetic_in_one_function_gives_what_its_closures_give() -> None:
-    """Arithmetic is written out in the model's function, with the closures' nulls kept.
+    """Arithmetic and numeric functions are written out in the model's function, nulls kept.
 
     Each operator and negation is computed in place where its operands' types say it
-    cannot raise, and by the checked function otherwise: over every pair of operands
-    (zero divisors, overflowing ints, non-numbers) it gives exactly the closure's value.
+    cannot raise, and by the checked function otherwise; a function (min, max, clamp,
+    abs) is called once every argument is read and is a number: over every pair of
+    operands (zero divisors, overflowing ints, non-numbers) each gives exactly the
+    closure's value.
     """
     loaded = rules.loads(ARITHMETIC)
     model, compared = loaded.models["arithmetic"], loaded.models["compared"]

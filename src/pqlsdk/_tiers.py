@@ -4,7 +4,10 @@ Crossings are detected when messages arrive: after a write, the client asks
 ``detect_crossings`` to score the subjects it touched and compare each tier with
 the one the store remembers. It scores the states the write handed back
 (``Written``) rather than reading each user and account again: on Redis that
-read was a round trip per user and per account, most of a chunk's cost.
+read was a round trip per user and per account, most of a chunk's cost. Most
+subjects cross nothing, so one compiled check per rules (``_unmoved``: every
+model's standing joined into one function of the states) tells those apart
+first; only the others are scored model by model.
 ``swap_tier`` is a compare-and-set on the store's atomic update, so exactly one
 process reports a crossing that several processes see at once.
 

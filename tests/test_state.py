@@ -9,11 +9,12 @@ from typing import Any
 import msgspec
 
 from pqlsdk import messages
-from pqlsdk._aggregates import Aggregate, aggregate_value
+from pqlsdk._aggregates import Aggregate, aggregate_value, fold_event
+from pqlsdk._clock import micros
 from pqlsdk._tiers import swap_tier
 from pqlsdk.messages import Group, Identify, Message, Track
 from pqlsdk.stores import AccountState, MemoryStore, Store, UserState, Written
-from pqlsdk.stores._state import rebuild
+from pqlsdk.stores._state import fold_track, rebuild
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -264,3 +265,38 @@ def test_record_hands_back_the_states_it_wrote(store: Store) -> None:
         {"a": store.user("a"), "b": store.user("b")},
         {"acme": store.account("acme")},
     )
+
+
+def test_folding_keeps_what_each_aggregate_is_defined_to_keep() -> None:
+    """Folded by ``fold_track`` or one aggregate at a time by ``fold_event``, states are equal.
+
+    Tracks repeat the latest value and day (kept without a fold), bring new ones, values
+    of other types (1 is not "1"), and lack the field or hold null (no value at all).
+    """
+    aggregates = frozenset(
+        {
+            Aggregate(kind="distinct", event="used", field="f"),
+            Aggregate(kind="distinct", event="used", field="f", window=86_400),
+            Aggregate(kind="distinct", event="used", field="f", where=(("k", 1),)),
+            Aggregate(kind="active_days"),
+            Aggregate(kind="active_days", window=7 * 86_400),
+            Aggregate(kind="count", event="used"),
+        }
+    )
+    values = ["a", "a", "b", "a", 1, "1", 1, None, "ab", "ab"]
+    tracks = [
+        Track(user_id="u", event="used", timestamp=at(hours), properties=properties)
+        for hours, value in enumerate(values * 3)
+        for properties in ({"f": value, "k": 1}, {"g": value})
+    ]
+    user, expected = UserState(user_id="u"), UserState(user_id="u")
+    for track in tracks:
+        fold_track(track, micros(track.timestamp), user, None, aggregates)
+        for aggregate in aggregates:
+            if aggregate.matches(track.event, track.properties):
+                state = expected.aggregates.get(aggregate.key)
+                folded = fold_event(aggregate, state, micros(track.timestamp), track.properties)
+                expected.aggregates[aggregate.key] = folded
+        assert user.aggregates == expected.aggregates
+    key = Aggregate(kind="distinct", event="used", field="f").key
+    assert user.aggregates[key] == ['"1"', '"a"', '"ab"', '"b"', "1"]

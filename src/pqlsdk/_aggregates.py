@@ -22,6 +22,8 @@ from typing import Any, Final, Literal
 import msgspec
 
 __all__ = [
+    "DAY",
+    "TEXTS",
     "Aggregate",
     "Kind",
     "Scalar",
@@ -44,6 +46,9 @@ _MAX_DAYS: Final = 100_000
 _KEYS: dict[str, str] = {}
 """Each str value of a ``distinct`` field seen lately, to its JSON text (see ``_value_key``)."""
 _MAX_KEYS: Final = 10_000
+TEXTS: Final[Mapping[str, str]] = _KEYS
+"""``_KEYS``, read-only: folding checks inline whether a value is the latest one seen."""
+DAY: Final = _DAY
 _MISSING: Final = object()
 _encode_value = msgspec.json.Encoder().encode
 
@@ -101,12 +106,17 @@ class Aggregate(msgspec.Struct, frozen=True, dict=True):
 Fold = Callable[[Any, int, Mapping[str, Any]], Any]
 """One aggregate's fold: ``(state, at, properties) -> new state``, made once per aggregate."""
 
-Step = tuple[str, bool, "Callable[[str, Mapping[str, Any]], bool] | None", Fold | None]
-"""How to fold one aggregate: (key, user-scoped, filter or None, fold or None for a tally).
+Step = tuple[
+    str, bool, "Callable[[str, Mapping[str, Any]], bool] | None", Fold | None, str | None, bool
+]
+"""How to fold one aggregate: (key, user-scoped, filter or None, fold or None for a tally,
+the field of an all-time ``distinct`` without ``where``, whether it is all-time ``active_days``).
 
 A tally is an all-time count: its fold is ``+ 1``, which folding does inline
 because most aggregates are tallies. The filter is ``Aggregate.matches`` for an
-aggregate with a ``where`` or a field, None when the event name says it all.
+aggregate with a ``where``, None when the event name says it all. The two
+all-time sets (a ``distinct`` field's values, the active days) are checked
+inline too: most events bring the latest value (or day) again, and change nothing.
 """
 
 
@@ -130,18 +140,24 @@ def by_event(aggregates: frozenset[Aggregate]) -> dict[str | None, tuple[Step, .
 
 
 def _step(aggregate: Aggregate) -> Step:
+    timeless = aggregate.window is None
+    field: str | None = None
     matches: Callable[[str, Mapping[str, Any]], bool] | None = None
     if aggregate.where:
         matches = aggregate.matches
     elif aggregate.kind == "distinct":
         # ``matches`` without its checks that cannot fail here: the index puts a step
-        # under its own event only, and there is no ``where``.
-        matches = functools.partial(_has_field, aggregate.field or "")
+        # under its own event only, and there is no ``where``. Inline for an all-time one.
+        field = aggregate.field or ""
+        if not timeless:
+            matches, field = functools.partial(_has_field, field), None
     return (
         aggregate.key,
         aggregate.scope == "user",
         matches,
         None if aggregate.tally else fold_for(aggregate),
+        field,
+        timeless and aggregate.kind == "active_days",
     )
 
 

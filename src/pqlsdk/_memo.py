@@ -88,5 +88,7 @@ class Memo:
         """Drop every answer memoised for ``user_ids`` (their state just changed)."""
         with self._lock:
             self._generation += 1
-            for user_id in user_ids:
-                self._memo.pop(user_id, None)
+            memo = self._memo
+            if memo:  # nothing kept (a burst of writes, no reads): nothing to look up
+                for user_id in user_ids:
+                    memo.pop(user_id, None)

@@ -45,10 +45,12 @@ from .messages import (
     check,
     checked_track,
     convert,
+    decode_all,
     decode_checked,
     generated_here,
     mapping,
     new_message_id,
+    owner_prefix,
 )
 from .rules import Rules, load
 from .stores import Store, Written
@@ -346,14 +348,15 @@ class Recorder:
         crossing is its own (a burst from cold to burning reports warm, hot and
         burning), in message order.
         """
-        records = [(decode_checked(data), data) for data in chunk]
+        records = decode_all(chunk)
         held: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if isinstance(self.store, BufferedStore):
             # On a fault each record asks for itself, and counts its own fault.
             # Ids this process made are in no log yet (the intake applies each message
             # once), unless a caller passed one back as its own (``_echoed``).
             ids = [message.message_id for message, _ in records]
-            new = [] if self._echoed else [i for i in ids if generated_here(i)]
+            prefix = None if self._echoed else owner_prefix()  # ``generated_here``, inline
+            new = [] if prefix is None else [i for i in ids if i.startswith(prefix)]
             if len(new) == len(ids):
                 asked: list[str] = []
             elif new:
@@ -367,7 +370,8 @@ class Recorder:
             run: list[tuple[Message, bytes]] = []
             subjects: set[str] = set()
             for record in records:
-                subject = record[0].subject
+                message = record[0]
+                subject = message.user_id or message.anonymous_id or ""  # .subject, inline
                 if subject in subjects:
                     self.write(run)
                     run, subjects = [], set()
@@ -397,7 +401,7 @@ class Recorder:
             subjects: dict[str, None] = {}  # in order
             groups: list[Group] = []
             for message, _ in records:
-                subjects[message.subject] = None
+                subjects[message.user_id or message.anonymous_id or ""] = None  # .subject
                 if isinstance(message, Group):
                     groups.append(message)
             self._forget_memo(groups, set(subjects), written)

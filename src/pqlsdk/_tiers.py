@@ -4,7 +4,10 @@ Crossings are detected when messages arrive: after a write, the client asks
 ``detect_crossings`` to score the subjects it touched and compare each tier with
 the one the store remembers. It scores the states the write handed back
 (``Written``) rather than reading each user and account again: on Redis that
-read was a round trip per user and per account, most of a chunk's cost.
+read was a round trip per user and per account, most of a chunk's cost. Most
+subjects cross nothing, so one compiled check per rules (``_unmoved``: every
+model's standing joined into one function of the states) tells those apart
+first; only the others are scored model by model.
 ``swap_tier`` is a compare-and-set on the store's atomic update, so exactly one
 process reports a crossing that several processes see at once.
 
@@ -18,6 +21,7 @@ reported once, like a user's.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -26,8 +30,10 @@ from typing import Any, Final, Literal
 import msgspec
 
 from ._clock import from_micros
+from ._due import _DAY, _FACT, _FACT_READS, _USES_FACTS
 from ._scoring import Reason, Score, facts_from, plain, score_subject, standing
 from .messages import Track
+from .rules._inline import function, indented, standing_lines
 from .rules._model import PQA, Model, Moments, Rules
 from .stores import AccountState, MomentRecord, Store, Subject, UserState, Written
 from .stores._base import ReadsUsers
@@ -301,10 +307,6 @@ class _States:
         self._users = written.users
         self._accounts = dict(written.accounts)  # not the caller's: moved() drops from it
 
-    def user(self, user_id: str) -> UserState | None:
-        found = self._users.get(user_id)
-        return self.store.user(user_id) if found is None else found
-
     def users(self, user_ids: list[str]) -> dict[str, UserState | None]:
         """Return the users' states: those written, the rest read (at once, where the store can)."""
         found: dict[str, UserState | None] = {u: self._users.get(u) for u in user_ids}
@@ -315,13 +317,68 @@ class _States:
             found.update((user_id, self.store.user(user_id)) for user_id in missing)
         return found
 
-    def account(self, account_id: str) -> AccountState | None:
-        found = self._accounts.get(account_id)
-        return self.store.account(account_id) if found is None else found
-
     def moved(self, account_id: str) -> None:
         """Read the account from the store from now on: its remembered tiers just changed."""
         self._accounts.pop(account_id, None)
+
+
+_Unmoved = Callable[[UserState, AccountState | None, int, Mapping[str, str]], bool]
+_CHECKS: dict[int, tuple[Rules, _Unmoved]] = {}
+"""Each rules' ``_unmoved`` function by their id, with the rules (which keeps the id theirs)."""
+_MAX_CHECKS: Final = 16
+
+
+def _unmoved(rules: Rules) -> _Unmoved:
+    """Return the function that tells a user is left where every model remembers them.
+
+    ``unmoved(user, account, now, user.tiers)`` computes each model's tier as
+    its standing does, from the states themselves (no facts object), and is
+    true when each equals the tier the user is remembered at: then no model
+    moved, and the crossing loop would find nothing to do. It is false when one
+    moved, or when a standing raised (the loop then raises it where it would).
+    Only rules whose models all score users, and whose text reads no facts
+    object (a closure without a template), have one: for others it is always
+    false, and every subject takes the loop.
+    """
+    found = _CHECKS.get(id(rules))
+    if found is not None and found[0] is rules:
+        return found[1]
+    if len(_CHECKS) >= _MAX_CHECKS:  # rules loaded again and again: start over
+        _CHECKS.clear()
+    check = _CHECKS[id(rules)] = (rules, _unmoved_function(rules) or _moved)
+    return check[1]
+
+
+def _moved(
+    user: UserState, account: AccountState | None, now: int, tiers: Mapping[str, str]
+) -> bool:
+    """``_unmoved`` for rules that have none: each subject takes the crossing loop."""
+    return False
+
+
+def _unmoved_function(rules: Rules) -> _Unmoved | None:
+    """Compile the models' standing lines, one after another, into ``_unmoved``'s function."""
+    names: dict[str, Any] = {"_NOTHING": {}, "_inf": math.inf, "_DAYS": float(_DAY)}
+    body: list[str] = []
+    for index, model in enumerate(rules.models.values()):
+        if model.subject != "user":
+            return None
+        body += standing_lines(model, names, f"_m{index}")
+        names[f"_name{index}"] = model.name
+        body.append(f"if _tier != remembered.get(_name{index}): return False")
+    text = "\n".join(body)
+    if _USES_FACTS.search(text) is not None:
+        return None
+    reads = [f"F_{fact} = {_FACT_READS[fact]}" for fact in sorted(set(_FACT.findall(text)))]
+    lines = [
+        "try:",
+        *indented([*reads, *body, "return True"]),
+        "except Exception:",
+        "    return False",
+    ]
+    return function(
+        "<tiers unmoved>", lines, names, parameters="user, account, now, remembered", prologue=False
+    )
 
 
 def detect_crossings(
@@ -350,13 +407,21 @@ def detect_crossings(
         for model in rules.models.values()
     ]
     by_account = not all(mine for _, _, mine, _ in models)
+    unmoved = _unmoved(rules)
     moments = rules.moments
     pqa = rules.pqa
+    # The states written (most are), else read from the store: a state is never false.
+    written_user, written_account, store_user = states._users.get, states._accounts.get, store.user
     for user_id in user_ids:
-        user = states.user(user_id)
+        user = written_user(user_id) or store_user(user_id)
         if user is None:  # pragma: no cover - a user just recorded has state
             continue
-        account = None if user.account_id is None else states.account(user.account_id)
+        account_id = user.account_id
+        account = (
+            None if account_id is None else written_account(account_id) or store.account(account_id)
+        )
+        if (account is None or user_id not in joined) and unmoved(user, account, now, user.tiers):
+            continue  # most subjects: no model moved, nobody joined (see below)
         # One set of facts per subject kind, shared by its models: a standing
         # reads no variables (``Model._standing``), only the states and ``now``.
         mine = facts_from(user, account, now, {"user_id": user_id})

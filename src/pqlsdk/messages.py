@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -219,6 +219,17 @@ def decode_checked(data: bytes) -> Message:
     """
     message: Message = (_track_decoder if data.startswith(_TRACK) else _decoder).decode(data)
     return message
+
+
+def decode_all(chunk: Iterable[bytes]) -> list[tuple[Message, bytes]]:
+    """``decode_checked`` each of a chunk, paired with its bytes: one call for the chunk."""
+    track, union, prefix = _track_decoder.decode, _decoder.decode, _TRACK
+    return [((track if data.startswith(prefix) else union)(data), data) for data in chunk]
+
+
+def owner_prefix() -> str | None:
+    """Return the prefix of the ids ``new_message_id()`` gave in this process, if any."""
+    return _id_prefix
 
 
 def convert(obj: Any) -> Message:

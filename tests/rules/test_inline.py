@@ -152,3 +152,74 @@ def test_each_expression_as_one_function_gives_what_its_closures_give(
         for joined, closure in functions:
             a, b = joined(facts), closure(facts)
             assert (type(a), repr(a)) == (type(b), repr(b))
+
+
+ARITHMETIC = """
+[model.arithmetic]
+tiers = { only = 0 }
+[model.arithmetic.signals]
+add = { value = 'user.x + account.y', points = 1 }
+subtract = { value = 'user.x - account.y', points = 1 }
+multiply = { value = 'user.x * account.y', points = 1 }
+divide = { value = 'user.x / account.y', points = 1 }
+remainder = { value = 'user.x % account.y', points = 1 }
+negate = { value = '-user.x', points = 1 }
+tallies = { when = 'count("a") - count("b") >= 2', points = 1 }
+smallest = { value = 'min(user.x, account.y, 3)', points = 1 }
+largest = { value = 'max(user.x, account.y)', points = 1 }
+clamped = { value = 'clamp(user.x, 0, account.y)', points = 1 }
+absolute = { value = 'abs(user.x)', points = 1 }
+
+[model.compared]
+tiers = { low = 0, high = 2 }
+[model.compared.signals]
+add = { when = 'user.x + account.y > 1', points = 1 }
+divide = { when = '-(user.x / account.y) >= 1', points = 1 }
+tallies = { when = 'count("a") - count("b") >= 2', points = 1 }
+bounded = { when = 'clamp(user.x, 0, account.y) >= min(count("a"), count("b"))', points = 1 }
+"""
+
+# Operands where an operation raises (zero divisors, an int too large for a float) or
+# has no number (a bool, a string, null), beside plain ints and floats of both signs.
+OPERANDS: tuple[Any, ...] = (
+    *VALUES,
+    -7,
+    0.0,
+    -0.0,
+    2.5e-300,
+    1e308,
+    -math.inf,
+    10**400,
+    -(10**400),
+)
+
+
+def test_arithmetic_in_one_function_gives_what_its_closures_give() -> None:
+    """Arithmetic and numeric functions are written out in the model's function, nulls kept.
+
+    Each operator and negation is computed in place where its operands' types say it
+    cannot raise, and by the checked function otherwise; a function (min, max, clamp,
+    abs) is called once every argument is read and is a number: over every pair of
+    operands (zero divisors, overflowing ints, non-numbers) each gives exactly the
+    closure's value.
+    """
+    loaded = rules.loads(ARITHMETIC)
+    model, compared = loaded.models["arithmetic"], loaded.models["compared"]
+    expressions = [signal.when or signal.value for signal in model.signals]
+    assert all(e is not None and e.inline is not None for e in expressions)
+    functions = [
+        (function("<test>", [f"return {e.inline.text}"], e.inline.names), e.evaluate)
+        for e in expressions
+        if e is not None and e.inline is not None
+    ]
+    a, b = (Aggregate(kind="count", event=event).key for event in ("a", "b"))
+    for x, y in itertools.product(OPERANDS, repeat=2):
+        user = UserState(user_id="u", traits={"x": x}, aggregates={a: x, b: y})
+        account = AccountState(account_id="a", traits={"y": y})
+        facts = facts_from(user, account, NOW, {"user_id": "u"})
+        for joined, closure in functions:
+            assert (type(got := joined(facts)), repr(got)) == (
+                type(want := closure(facts)),
+                repr(want),
+            ), (x, y)
+        assert same(compared._standing(facts), reference(compared, facts)), (x, y)

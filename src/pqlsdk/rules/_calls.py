@@ -18,7 +18,7 @@ from typing import Any, Final, cast
 import attrs
 
 from .._aggregates import Aggregate, Kind, Scalar, Scope, aggregate_value
-from ._closures import _AGGREGATES, _Code, _derived
+from ._closures import _AGGREGATES, _Code, _derived, _of
 from ._errors import _error, did_you_mean
 from ._facts import Facts
 from ._inline import Inline, template
@@ -120,7 +120,17 @@ class _Calls:
                     return None
             return function(*values)
 
-        return _derived(Type.NUMBER, run, codes, exact=all(code.exact for code in codes))
+        # Every argument read, in order, before any is checked (``&``, not ``and``).
+        places = range(len(codes))
+        checks = " & ".join(f"(type({{t{i}}} := {{a{i}}}) in {{numbers}})" for i in places)
+        inline = template(
+            f"{{function}}({', '.join(f'{{t{i}}}' for i in places)}) if {checks} else None",
+            function=function,
+            numbers=_NUMBERS,
+            **{f"a{i}": _of(code) for i, code in zip(places, codes, strict=True)},
+        )
+        exact = all(code.exact for code in codes)
+        return _derived(Type.NUMBER, run, codes, exact=exact, inline=inline)
 
     def _aggregate(self, node: Call, function: _AggregateFunction) -> _Code:
         _check_arity(node, function.required, len(function.positional))

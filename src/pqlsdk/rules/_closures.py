@@ -126,10 +126,10 @@ def _conditional_run(then: _Code, condition: _Code, otherwise: _Code) -> tuple[_
     return lambda facts: yes(facts) if test(facts) else no(facts), inline
 
 
-def _arithmetic_run(op: Callable[[Any, Any], Any], left: _Run, right: _Run) -> _Run:
-    def run(facts: Facts) -> Any:
-        a = left(facts)
-        b = right(facts)
+def _arithmetic_value(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Return ``a op b`` of two values: null for a non-number, a division by zero or an overflow."""
+
+    def value(a: Any, b: Any) -> Any:
         if type(a) not in _NUMBERS or type(b) not in _NUMBERS:
             return None
         try:
@@ -137,7 +137,48 @@ def _arithmetic_run(op: Callable[[Any, Any], Any], left: _Run, right: _Run) -> _
         except ArithmeticError:  # x / 0, x % 0, or an int too large for a float
             return None
 
-    return run
+    return value
+
+
+# Each operator's inline form: computed in place when the operands' types say it cannot
+# raise, else by the checked function (``{slow}``), so the two give identical values.
+# ``+ - *`` of two ints, or of two floats, never raise (a float overflows to inf); an
+# int with a float may (an int too large for a float). ``%`` of two ints or two floats
+# raises only for a zero divisor; ``/`` of two floats too, of two ints also on overflow.
+_SAME: Final = "type({t1} := {a}) is type({t2} := {b})"
+_FAST: Final = MappingProxyType(
+    {
+        **{op: f"{{t1}} {op} {{t2}} if {_SAME} in {{numbers}}" for op in ("+", "-", "*")},
+        "%": f"{{t1}} % {{t2}} if {_SAME} in {{numbers}} and {{t2}}",
+        "/": f"{{t1}} / {{t2}} if {_SAME} is {{real}} and {{t2}}",
+    }
+)
+
+
+def _arithmetic_run(op: str, left: _Code, right: _Code) -> tuple[_Run, Inline]:
+    """``left op right``: null unless both are numbers and the operation has a value."""
+    value, first, second = _arithmetic_value(_ARITHMETIC[op]), left.run, right.run
+    inline = template(
+        _FAST[op] + " else {slow}({t1}, {t2})",
+        a=_of(left),
+        b=_of(right),
+        numbers=_NUMBERS,
+        real=float,
+        slow=value,
+    )
+    return lambda facts: value(first(facts), second(facts)), inline
+
+
+def _negation_run(operand: _Code) -> tuple[_Run, Inline]:
+    """``-x`` as ``0 - x``, so negation shares arithmetic's checks (0 - a number never raises)."""
+    value, inner = _arithmetic_value(operator.sub), operand.run
+    inline = template(
+        "0 - {t} if type({t} := {a}) in {numbers} else {slow}(0, {t})",
+        a=_of(operand),
+        numbers=_NUMBERS,
+        slow=value,
+    )
+    return lambda facts: value(0, inner(facts)), inline
 
 
 def _comparison_run(

@@ -47,6 +47,7 @@ from ._closures import (
     _constant,
     _derived,
     _literal_membership,
+    _negation_run,
     _of,
     _Run,
     _value_membership,
@@ -282,9 +283,8 @@ class _Compiler(_Calls):
         if node.op == "-":
             if operand.type not in _NUMERIC:
                 raise _error(f"'-' needs a number, got {operand.type.value}", node.operand)
-            # -x is 0 - x, so negation shares arithmetic's run-time checks.
-            run = _arithmetic_run(operator.sub, _constant(Type.NUMBER, 0).run, inner)
-            return _derived(Type.NUMBER, run, [operand], exact=operand.exact)
+            run, inline = _negation_run(operand)
+            return _derived(Type.NUMBER, run, [operand], exact=operand.exact, inline=inline)
         if operand.type not in _BOOLEAN:
             raise _error(f"'not' needs a boolean, got {operand.type.value}", node.operand)
         if operand.exact:
@@ -328,9 +328,9 @@ class _Compiler(_Calls):
             raise _error(
                 f"'{node.op}' needs numbers, got {left.type.value} and {right.type.value}", node
             )
-        run = _arithmetic_run(_ARITHMETIC[node.op], left.run, right.run)
+        run, inline = _arithmetic_run(node.op, left, right)
         # Not exact: division by zero, and overflow, give null.
-        return _derived(Type.NUMBER, run, [left, right])
+        return _derived(Type.NUMBER, run, [left, right], inline=inline)
 
     def _comparison(self, node: Binary) -> _Code:
         left, right = self.compile(node.left), self.compile(node.right)

@@ -123,24 +123,27 @@ def standing_function(model: Model, *, variables: bool = False) -> Callable[[Any
     return function(f"<model {model.name}>", lines, names)
 
 
-def standing_lines(model: Model, names: dict[str, Any]) -> list[str]:
+def standing_lines(model: Model, names: dict[str, Any], tag: str = "") -> list[str]:
     """Lines that set the locals ``_score``, ``_tier`` and ``_gate`` to ``model``'s standing.
 
     What they bind goes into ``names``. They read the facts as ``F_`` locals and
     calls without a template as ``name(f)``, so they can be part of a larger
-    function (a moment's decision, ``_moments``) as well as the model's own.
+    function (a moment's decision, ``_moments``) as well as the model's own. The
+    names they bind for this model alone end with ``tag``: several models' lines
+    then join into one function (the tier checks, ``_tiers``).
     """
+    thresholds, tiers, low = f"_thresholds{tag}", f"_tiers{tag}", f"_low{tag}"
     names.update(
         {
             "_sum": sum,
             "_is_number": is_number,
             "_isfinite": math.isfinite,
             "_bisect": bisect.bisect_right,
-            "_thresholds": tuple(threshold for threshold, _ in model.tiers),
+            thresholds: tuple(threshold for threshold, _ in model.tiers),
             # tier_for: the tier below the insertion point, or the lowest one.
-            "_tiers": tuple(model.tiers[max(i - 1, 0)][1] for i in range(len(model.tiers) + 1)),
+            tiers: tuple(model.tiers[max(i - 1, 0)][1] for i in range(len(model.tiers) + 1)),
             "_round": round,
-            "_low": model.tier_for(0.0),
+            low: model.tier_for(0.0),
         }
     )
 
@@ -152,7 +155,7 @@ def standing_lines(model: Model, names: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     earned = []
     for index, signal in enumerate(model.signals):
-        points, result = f"_p{index}", f"_e{index}"
+        points, result = f"_p{index}{tag}", f"_e{index}"
         names[points] = signal.points
         if signal.when is not None:
             lines.append(f"{result} = {points} if {inline(signal.when)} is True else 0.0")
@@ -161,22 +164,26 @@ def standing_lines(model: Model, names: dict[str, Any]) -> list[str]:
             lines.append(f"{result} = {points} * _h if _is_number(_h := {held}) else 0.0")
         earned.append(result)
     lines.append(f"_raw = _sum(({''.join(f'{e}, ' for e in earned)}))")
-    multiplier = "1.0" if model.multiplier is None else inline(model.multiplier)
-    lines += [
-        f"_m = {multiplier}",
-        "if not (_isfinite(_m) if type(_m) is float else _is_number(_m)): _m = 1.0",
-        "_total = _raw * _m",  # rounded() written out: one call fewer
+    if model.multiplier is None:  # the check below, made now: 1.0 is a finite number
+        lines.append("_total = _raw * 1.0")
+    else:
+        lines += [
+            f"_m = {inline(model.multiplier)}",
+            "if not (_isfinite(_m) if type(_m) is float else _is_number(_m)): _m = 1.0",
+            "_total = _raw * _m",
+        ]
+    lines += [  # rounded() written out: one call fewer
         "if not (type(_total) is float and _total.is_integer()):",
         f"    _total = _round(_total, {_DIGITS})",
         "_score = _total + 0.0",
-        "_tier = _tiers[_bisect(_thresholds, _score)]",
+        f"_tier = {tiers}[_bisect({thresholds}, _score)]",
         "_gate = True",
     ]
     if model.gate is None:
         return lines
     return [
         f"if {inline(model.gate)} is not True:",
-        "    _score, _tier, _gate = 0.0, _low, False",
+        f"    _score, _tier, _gate = 0.0, {low}, False",
         "else:",
         *indented(lines),
     ]

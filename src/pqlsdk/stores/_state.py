@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar, cast
 
 import msgspec
 
-from .._aggregates import Aggregate, by_event
+from .._aggregates import DAY, TEXTS, Aggregate, Step, by_event
 from .._clock import from_micros, micros
 from ..messages import Group, Identify, Message, Track
 
@@ -211,17 +211,38 @@ def fold_track(
     """
     if not aggregates:
         return
-    steps = by_event(aggregates if isinstance(aggregates, frozenset) else frozenset(aggregates))
+    global _indexed  # noqa: PLW0603 - one set of aggregates per process, almost always
+    indexed = _indexed
+    if indexed[0] is not aggregates:
+        if isinstance(aggregates, frozenset):
+            indexed = _indexed = (aggregates, by_event(aggregates))
+        else:
+            indexed = (None, by_event(frozenset(aggregates)))
+    steps = indexed[1]
     event, properties = message.event, message.properties
-    for key, mine, matches, fold in steps.get(event) or steps[None]:
+    for key, mine, matches, fold, field, daily in steps.get(event) or steps[None]:
         target = user if mine else account
         if target is None or (matches is not None and not matches(event, properties)):
             continue
         values = target.aggregates
         if fold is None:  # a tally, inline: most aggregates are
             values[key] = values.get(key, 0) + 1
-        else:
-            values[key] = fold(values.get(key), at, properties)
+            continue
+        state = values.get(key)
+        if field is not None:  # an all-time distinct: a track without the field has no value
+            value = properties.get(field)
+            if value is None:
+                continue
+            if state and type(value) is str and state[-1] == TEXTS.get(value):
+                continue  # the usual case: the latest value again, already in the list
+        elif daily and state and state[-1] == at // DAY:
+            continue  # the usual case: another event on the latest active day
+        values[key] = fold(state, at, properties)
+
+
+_indexed: tuple[frozenset[Aggregate] | None, dict[str | None, tuple[Step, ...]]] = (None, {})
+"""The last frozenset of aggregates folded and its ``by_event`` index: one identity check
+per track instead of the cache's hashing."""
 
 
 def rebuild(

@@ -17,7 +17,7 @@ from sqlglot import exp
 
 import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
-from pqlsdk._exceptions import RulesError
+from pqlsdk._exceptions import ConfigError, RulesError
 from pqlsdk._formats import auto_engine
 from pqlsdk.cli import main
 from pqlsdk.warehouse import (
@@ -275,6 +275,21 @@ def test_score_duckdb_leaves_the_garbage_collector_as_it_found_it(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_connection_that_cannot_open_fails_where_it_is_first_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Opening`` raises DuckDB's failure to open at its first statement; closing it is a no-op."""
+
+    def fail() -> None:
+        raise ConfigError("the duckdb engine needs duckdb")
+
+    monkeypatch.setattr(_duckdb, "connect", fail)
+    opening = _duckdb.Opening()
+    with pytest.raises(ConfigError, match="needs duckdb"):
+        opening.execute("SELECT 1")
+    opening.close()
 
 
 def test_auto_engine_is_duckdb_when_the_extra_is_installed() -> None:

@@ -433,7 +433,7 @@ def _scored_by_duckdb(
         schema=where.schema,
         columns=_sources.columns_option(where.column),
     )
-    connection = _duckdb.connect()
+    connection = _duckdb.Opening()  # opened as the rules compile
     try:
         with _sources.messages(connection, source) as (relation, file_now):
             instant, when = clock_for(now, file_now)

@@ -105,9 +105,9 @@ A chunk's texts (the items joined, formatted, decoded, encoded again on
 write) are freed before the next chunk's are made: under glibc's mmap
 threshold (128 KiB) they come from the heap, whose memory the next reuses;
 past it each is a fresh mapping whose pages the kernel zeroes on first touch.
-256 users a chunk (about 800 KiB formatted) made 21,600 page faults at 10,000
-users, 0.05 s of system time; 32 KiB of items (about 60 KiB formatted) makes
-none, for the same text.
+256 users a chunk (about 800 KiB formatted) made some 20,000 page faults at
+10,000 users, 0.05 s of system time; 32 KiB of items (about 60 KiB formatted)
+makes none, for the same text.
 """
 
 

@@ -143,7 +143,7 @@ def test_score_json_of_many_users_is_formatted_as_json_dumps_would(
 ) -> None:
     """--json is printed in chunks of users: past a chunk's end it reads as ``json.dumps``."""
     events = tmp_path / "events.jsonl"
-    users = [*(f"u{n}" for n in range(300)), "zoë"]  # more than a chunk (256), and not ASCII
+    users = [*(f"u{n}" for n in range(300)), "zoë"]  # many chunks (of 32 KiB), and not ASCII
     events.write_text("".join(line(user, "limit_hit") + "\n" for user in users))
     assert main(["score", PLAYBOOK, str(events), "--json", "--now", T]) == 0
     out = capsys.readouterr().out

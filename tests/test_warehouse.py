@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import os
@@ -16,7 +17,7 @@ from sqlglot import exp
 
 import pqlsdk.rules
 from pqlsdk._clock import FixedClock, micros
-from pqlsdk._exceptions import RulesError
+from pqlsdk._exceptions import ConfigError, RulesError
 from pqlsdk._formats import auto_engine
 from pqlsdk.cli import main
 from pqlsdk.warehouse import (
@@ -258,6 +259,37 @@ def test_gzip_json_lines_score_the_same(tmp_path: Path, capsys: pytest.CaptureFi
     zipped.write_bytes(gzip.compress(source.read_bytes()))
     args = ["score", str(RULES / "playbook.toml"), str(zipped), "--now", "2026-03-15T12:00:00Z"]
     assert _cli(capsys, *args, "--engine", "duckdb") == _cli(capsys, *args, "--engine", "python")
+
+
+def test_score_duckdb_leaves_the_garbage_collector_as_it_found_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The engine pauses Python's cyclic collector as it scores: enabled after, or still off."""
+    args = ["score", str(RULES / "playbook.toml"), str(ROOT / "examples" / "events.jsonl")]
+    args += ["--now", "2026-03-15T12:00:00Z", "--engine", "duckdb"]
+    _cli(capsys, *args)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        _cli(capsys, *args)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_connection_that_cannot_open_fails_where_it_is_first_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Opening`` raises DuckDB's failure to open at its first statement; closing it is a no-op."""
+
+    def fail() -> None:
+        raise ConfigError("the duckdb engine needs duckdb")
+
+    monkeypatch.setattr(_duckdb, "connect", fail)
+    opening = _duckdb.Opening()
+    with pytest.raises(ConfigError, match="needs duckdb"):
+        opening.execute("SELECT 1")
+    opening.close()
 
 
 def test_auto_engine_is_duckdb_when_the_extra_is_installed() -> None:

@@ -151,6 +151,26 @@ def test_messages_folded_during_a_commit_that_found_others_writes_are_folded_aga
     store.close()
 
 
+def test_a_state_a_message_folded_during_a_commit_touched_is_written_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit counts out its own messages only: the state stays buffered for the one after."""
+    store = BufferedStore(SQLiteStore(tmp_path / "m.db"), interval=30)
+    store.record([_track(), _track()])
+    original = store.inner.record_folded
+
+    def meanwhile(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        store.record([_track()])  # after the commit's snapshot, before its count-out
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store.inner, "record_folded", meanwhile)
+    assert store.commit() == 2
+    monkeypatch.undo()
+    assert store.commit() == 1
+    assert _tracks(store.inner) == 3
+    store.close()
+
+
 def test_a_rebuild_makes_buffered_states_fold_again(tmp_path: Path) -> None:
     """States rebuilt by maintain() are not overwritten by an overlay that predates them."""
     store = BufferedStore(SQLiteStore(tmp_path / "g.db"), interval=30)

@@ -318,8 +318,9 @@ def test_the_writers_commit_makes_way_for_a_calling_host_between_pieces(
         store.record([_track(f"u{i}") for i in range(8 * PIECE)])
         store.record([_group(f"u{i}", f"g{i}") for i in range(PIECE)])
         committed = _commit_as_the_writer(store, host, monkeypatch)
-    # 8 pieces of users encoded and 1 of accounts, then the snapshot and the
-    # count-out of 9 * PIECE messages, 2 pieces each
+    # 8 pieces of users encoded and 1 of accounts, then the count-out of 9 * PIECE
+    # messages, 2 pieces, and of their 9 * PIECE states, 2 pieces (the snapshot
+    # takes the states the store counts: no piece)
     assert (committed, host.naps) == (9 * PIECE, 8 + 1 + 2 + 2)
     store.close()
 

@@ -19,7 +19,7 @@ import pytest
 
 import pqlsdk
 from pqlsdk import _journal
-from pqlsdk._intake import Intake
+from pqlsdk._intake import Intake, _Marker
 from pqlsdk._journal import Journal
 
 
@@ -75,6 +75,22 @@ def test_messages_past_the_memory_bound_are_read_back_in_order_once(
     intake.drain()
     assert applied.messages == sent
     assert (intake.pending(), intake.applied, applied.drops) == (0, 300, [])
+    intake.close()
+
+
+def test_a_flush_marker_amid_spilled_messages_is_reached_with_its_chunk(tmp_path: Path) -> None:
+    """A marker between messages in memory and messages read back is taken in their order."""
+    applied = Applied()
+    intake = spilling(tmp_path, applied, memory_bytes=1000)
+    sent = [b"%06d" % i + b"." * 1000 for i in range(4)]
+    intake.put(sent[0])  # in memory: the bound is reached
+    marker = _Marker()
+    intake._pending.append(marker)  # what settle() queues
+    for data in sent[1:]:
+        intake.put(data)  # in the journal only, after the marker
+    assert (intake._spilled, marker.reached) == (3, False)
+    intake.drain()
+    assert (applied.messages, marker.reached, intake.pending()) == (sent, True, 0)
     intake.close()
 
 

@@ -58,6 +58,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from itertools import islice, repeat
 from typing import Final, cast
 
 from ._journal import Journal
@@ -321,13 +322,13 @@ class Intake:
                 # finds the queue empty also finds the chunk still being applied.
                 self._owner = me
                 try:
-                    taken = self._take(min(chunk, left))
-                    if not taken:  # another thread applied them, or the journal lost them
+                    messages, markers = self._take(min(chunk, left))
+                    if not (messages or markers):  # applied by another thread, or lost
                         self._applied += self._passed
                         self._passed = 0
                         return
-                    left -= len(taken)
-                    self._apply_chunk(taken)
+                    left -= len(messages) + len(markers)
+                    self._apply_chunk(messages, markers)
                 finally:
                     self._owner = None
         if not pending:
@@ -336,8 +337,34 @@ class Intake:
             if pending:  # pragma: no cover - a put between the two lines above: a race window
                 self._hold = self._apply()
 
-    def _take(self, count: int) -> list[bytes | _Marker]:
-        """Take up to ``count`` items off the front of the queue (the lock is held)."""
+    def _take(self, count: int) -> tuple[list[bytes], list[_Marker]]:
+        """Take up to ``count`` items off the front of the queue: its messages, its markers.
+
+        The lock is held. While no ``_Spill`` is among them (the queue in memory:
+        the usual case), they are taken in a few calls for the chunk (``islice``,
+        ``map``, ``sum``), not a loop of tests per message: that loop cost the
+        thread applying a backlog a fifth of a microsecond a message.
+        """
+        pending = self._pending
+        head = list(islice(pending, count))
+        kinds = set(map(type, head))
+        if _Spill in kinds:
+            return self._take_spilled(count)
+        for _ in repeat(None, len(head)):  # not clear(): a put() may append meanwhile
+            pending.popleft()
+        if _Marker in kinds:
+            markers = [item for item in head if type(item) is _Marker]
+            messages = [item for item in head if type(item) is bytes]
+        else:
+            markers, messages = [], cast("list[bytes]", head)
+        memory = sum(map(len, messages))
+        with self._books:
+            self._memory -= memory
+            self._waiting -= memory
+        return messages, markers
+
+    def _take_spilled(self, count: int) -> tuple[list[bytes], list[_Marker]]:
+        """``_take`` when a ``_Spill`` is among the items: read back from the journal in turn."""
         pending = self._pending
         taken: list[bytes | _Marker] = []
         memory = spilled = size = 0
@@ -364,7 +391,9 @@ class Intake:
             self._memory -= memory
             self._spilled -= spilled
             self._waiting -= memory + size
-        return taken
+        markers = [item for item in taken if type(item) is _Marker]
+        messages = [item for item in taken if type(item) is bytes]
+        return messages, markers
 
     def _read_back(self, spill: _Spill) -> None:
         """Read the next messages of ``spill`` from the journal; count those that are gone."""
@@ -387,8 +416,7 @@ class Intake:
                 "journal_lost", "the journal was deleted before its messages were applied", lost
             )
 
-    def _apply_chunk(self, chunk: list[bytes | _Marker]) -> None:
-        messages = [item for item in chunk if type(item) is bytes]
+    def _apply_chunk(self, messages: list[bytes], markers: list[_Marker]) -> None:
         apply = self._apply()
         try:
             if messages and apply is not None:
@@ -398,9 +426,8 @@ class Intake:
         finally:
             self._applied += len(messages) + self._passed
             self._passed = 0
-        for item in chunk:
-            if type(item) is _Marker:
-                item.reached = True
+        for marker in markers:
+            marker.reached = True
 
     def settle(self, deadline: float | None) -> bool:
         """Wait until what was accepted before this call is applied, or ``deadline``.

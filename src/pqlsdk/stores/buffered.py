@@ -58,8 +58,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping
 from datetime import datetime
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Final
 
@@ -93,6 +95,14 @@ oldest one (see the module's docstring)."""
 
 _first: Final = itemgetter(0)
 """A buffered entry's message id."""
+_touched: Final = itemgetter(slice(4, None))
+"""A buffered entry's overlay states."""
+
+
+def _pieces(batch: list[_Entry]) -> Iterator[list[_Entry]]:
+    """``batch`` in pieces of ``4 * PIECE`` messages; the writer makes way after each full one."""
+    for at in range(0, len(batch), 4 * PIECE):
+        yield batch[at : at + 4 * PIECE]
 
 
 class BufferedStore(Held, FileCalls):
@@ -305,7 +315,10 @@ class BufferedStore(Held, FileCalls):
                 self._release_held()  # idle, or too many: the states go back to bytes
             else:
                 self._flush_held()  # encoded for the commit, kept for the next chunks
-            states = self._snapshot(batch)
+            # The batch is the whole buffer: the states its messages touched, and how many
+            # of them each, are what ``_waiting`` counts (no need to go through the batch).
+            counts = dict(self._waiting)
+            states = self._snapshot(counts.keys())
             begun = self._updates
             fault = None if batch else self._look_outside()
         if fault is not None and self._on_error is not None:
@@ -334,7 +347,7 @@ class BufferedStore(Held, FileCalls):
                 self._oldest = time.monotonic()
                 excess = len(self._buffer) - _MAX_BUFFER
                 if excess > 0:
-                    self._forget(self._buffer[:excess], keep=False)
+                    self._forget(self._buffer[:excess], None, keep=False)
                     del self._buffer[:excess]
                     self._inexact.update(self._waiting)  # they hold what is never committed
             if self._on_error is not None:
@@ -344,7 +357,7 @@ class BufferedStore(Held, FileCalls):
             foreign = version != self._version
             asked, logged = self._asked, self._logged
             logged.update(asked.intersection(map(_first, batch)))
-            self._forget(batch, keep=not foreign)
+            self._forget(batch, counts, keep=not foreign)
             if foreign:
                 # Another connection committed: what the overlay still holds may miss it.
                 self._drop_kept()
@@ -375,17 +388,12 @@ class BufferedStore(Held, FileCalls):
             self._version = now
         return fault
 
-    def _snapshot(self, batch: list[_Entry]) -> Folded | None:
-        """Return the overlay's states of ``batch``'s messages, if they can be written as they are.
+    def _snapshot(self, keys: KeysView[_Key]) -> Folded | None:
+        """Return the overlay's states ``keys``, if they can be written as they are.
 
         Not while an update is under way, nor if one of them may miss a write
         to the file (lock held).
         """
-        keys: set[_Key] = set()
-        for done, entry in enumerate(batch, 1):  # not a list of their keys: all alive at once
-            keys.update(entry[4:])
-            if not done % (4 * PIECE):
-                self._make_way()
         if self._updates != self._updated or not keys.isdisjoint(self._inexact):
             return None
         users, accounts = self._users, self._accounts
@@ -394,26 +402,40 @@ class BufferedStore(Held, FileCalls):
             {key[1:]: accounts[key[1:]] for key in keys if key[0] == "a"},
         )
 
-    def _forget(self, batch: list[_Entry], *, keep: bool) -> None:
+    def _forget(
+        self, batch: list[_Entry], counts: Mapping[_Key, int] | None, *, keep: bool
+    ) -> None:
         """Count ``batch``'s messages out of their overlay states (lock held).
 
-        A state whose buffered messages are all committed is the file's state:
-        with ``keep`` (and if exact) it stays, so the next messages of a busy
-        user neither read nor decode it from the file again; else it goes.
+        ``counts`` are the batch's messages per state, if the caller has them
+        (else they are counted here). A state whose buffered messages are all
+        committed is the file's state: with ``keep`` (and if exact) it stays, so
+        the next messages of a busy user neither read nor decode it from the file
+        again; else it goes.
         """
-        waiting = self._waiting
-        for done, entry in enumerate(batch, 1):
+        # Per state, not one message at a time: the same counts, a fraction of the
+        # writer's time under the GIL (a state's messages all counted out at once is
+        # what a state counted out one message at a time ends as). A piece of
+        # messages at a time, each in a few calls.
+        waiting, counted = self._waiting, Counter[_Key]()
+        for part in _pieces(batch):
+            self._buffered_ids.difference_update(map(_first, part))
+            if counts is None:
+                counted.update(chain.from_iterable(map(_touched, part)))
+            if len(part) == 4 * PIECE:
+                self._make_way()
+        if counts is None:
+            counts = counted
+        for done, (key, count) in enumerate(counts.items(), 1):
             if not done % (4 * PIECE):
                 self._make_way()
-            self._buffered_ids.discard(entry[0])
-            for key in entry[4:]:
-                left = waiting[key] - 1
-                if left > 0:
-                    waiting[key] = left
-                elif keep and key not in self._inexact:
-                    del waiting[key]
-                else:
-                    self._drop(key)
+            left = waiting[key] - count
+            if left > 0:
+                waiting[key] = left
+            elif keep and key not in self._inexact:
+                del waiting[key]
+            else:
+                self._drop(key)
 
     def _drop_kept(self) -> None:
         """Drop the overlay states no buffered message needs: reads go to the file (lock held)."""

@@ -296,6 +296,22 @@ def test_system_clock_is_utc() -> None:
     assert repr(pqlsdk.SystemClock()) == "SystemClock()"
 
 
+def test_track_reads_the_clock_as_identify_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's clock is asked at each call, by track() as by identify().
+
+    A host's test that sets the clock's ``now`` once the client exists sees every
+    message stamped with it, the usual track() call's too.
+    """
+    at = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with pqlsdk.Client(store="memory://", strict=True) as client:
+        monkeypatch.setattr(client.clock, "now", lambda: at)
+        client.identify("u", {"plan": "trial"})
+        client.track("u", "e")
+        state = client.user("u")
+    assert state is not None
+    assert (state.first_seen_at, state.last_active_at) == (at, at)
+
+
 @pytest.mark.parametrize("call", ["identify", "group"])
 def test_traits_that_are_not_a_mapping_are_dropped_and_counted(call: str) -> None:
     """identify() and group() refuse non-mapping traits at the call, like track() properties."""

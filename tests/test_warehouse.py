@@ -292,6 +292,25 @@ def test_a_connection_that_cannot_open_fails_where_it_is_first_used(
     opening.close()
 
 
+def test_score_says_why_duckdb_cannot_open_in_its_own_words(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opened on a thread, DuckDB's failure to open (the extra missing) is not made a scoring error.
+
+    Its first statement is where it surfaces: the message stays the one that says what to
+    install, not "could not score the messages", as when DuckDB was opened up front.
+    """
+    needs = "the duckdb engine needs duckdb: pip install 'pqlsdk[warehouse]'"
+
+    def fail() -> None:
+        raise ConfigError(needs)
+
+    monkeypatch.setattr(_duckdb, "connect", fail)
+    args = ["score", str(RULES / "playbook.toml"), str(ROOT / "examples" / "events.jsonl")]
+    assert main([*args, "--now", "2026-03-15T12:00:00Z", "--engine", "duckdb"]) != 0
+    assert capsys.readouterr().err == f"pqlsdk: error: {needs}\n"
+
+
 def test_auto_engine_is_duckdb_when_the_extra_is_installed() -> None:
     """``--engine auto`` picks duckdb here (the extra is installed)."""
     assert auto_engine("auto") == "duckdb"

@@ -20,13 +20,13 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
-from ._clock import SystemClock, micros
+from ._clock import micros
 from ._delivery import Pipeline, prepare_store
 from ._exceptions import ClosedError, ConfigError, InvalidMessageError, StoreError
 from ._faults import Faults
@@ -94,12 +94,6 @@ class Recorder:
                 on_store_error=faults.error,
             )
         self._clock = options.clock
-        # What ``track()`` stamps messages with: the system clock's ``now()`` without its frame.
-        self._now: Callable[[], datetime] = (
-            functools.partial(datetime.now, UTC)
-            if type(options.clock) is SystemClock
-            else options.clock.now
-        )
         self._retention = options.retention
         self.closed = False
         self._prune_lock = threading.Lock()
@@ -226,8 +220,10 @@ class Recorder:
             self._echo(message_id)
         if anonymous_id is None and context is None:
             try:
+                # The clock's ``now`` looked up at each call, as identify() does: one set
+                # on the clock once the client exists (a host's test) stamps tracks too.
                 record = checked_track(
-                    user_id, event, properties, timestamp, message_id, now=self._now
+                    user_id, event, properties, timestamp, message_id, now=self._clock.now
                 )
             except InvalidMessageError as exc:
                 self.faults.drop(exc.reason, exc)

@@ -49,6 +49,8 @@ class Rows:
 def _execute(connection: Any, sql: str, engine: str, error: type[ConfigError] = ConfigError) -> Any:
     try:
         return connection.execute(sql)
+    except ConfigError:  # a connection that could not open (``_duckdb.Opening``): its own words
+        raise
     except Exception as exc:  # the driver's errors: a file that is not JSON Lines, mostly
         raise error(f"{engine} could not score the messages: {exc}") from exc
 

@@ -112,6 +112,18 @@ def test_windowed_active_days_count_a_day_by_its_latest_event() -> None:
     assert aggregate_value(aggregate, state, NOW) == 1
 
 
+@pytest.mark.parametrize(
+    "aggregate",
+    [Aggregate("distinct", "e", field="f", window=86_400), Aggregate("active_days", window=86_400)],
+    ids=["windowed distinct", "windowed active days"],
+)
+def test_windowed_sets_keep_tracks_from_before_1970(aggregate: Aggregate) -> None:
+    """A track timed before 1970 (a negative instant) is kept: its value or day counts."""
+    before_1970 = -DAY
+    state = fold(aggregate, [(before_1970, {"f": "x"})])
+    assert aggregate_value(aggregate, state, before_1970 + S) == 1
+
+
 def test_unfed_aggregates_are_zero() -> None:
     """An aggregate no event fed reads as zero."""
     for kind in ("count", "distinct", "active_days"):

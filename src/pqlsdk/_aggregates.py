@@ -272,7 +272,8 @@ def _seen(state: Any, key: Any) -> list[Any]:
 def _latest(state: Any, key: str, at: int, window: int) -> dict[str, int]:
     """Keep, within the window, the latest time per value or day (keyed by text)."""
     latest: dict[str, int] = state or {}
-    if latest.get(key, -1) < at:
+    # Not ``get(key, -1)``: a time before 1970 is negative, and must be kept too.
+    if key not in latest or latest[key] < at:
         latest[key] = at
     horizon = max(latest.values()) - window
     if min(latest.values()) < horizon:  # rarely: scanning in Python only when one is stale

@@ -393,15 +393,16 @@ def test_a_message_put_during_an_apply_waits_for_the_next_settle() -> None:
 def test_an_apply_that_raises_is_logged_and_the_intake_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A bug in apply loses its chunk, is logged on "pqlsdk", and later messages still apply."""
+    """A bug in apply loses its chunk, is logged on "pqlsdk" and counted; later messages apply."""
     applied: list[bytes] = []
+    dropped: list[tuple[str, str, int]] = []
 
     def apply(chunk: list[bytes]) -> None:
         if b"bad" in chunk:
             raise RuntimeError("a bug")
         applied.extend(chunk)
 
-    intake = Intake(apply, gather=0.0)
+    intake = Intake(apply, gather=0.0, on_drop=lambda *drop: dropped.append(drop))
     intake.put(b"bad")
     assert intake.settle(time.monotonic() + 5.0)
     intake.put(b"good")
@@ -413,6 +414,9 @@ def test_an_apply_that_raises_is_logged_and_the_intake_goes_on(
         (logging.ERROR, "pqlsdk: applying 1 message(s) failed")
     ]
     assert logged[0].exc_info is not None
+    assert dropped == [
+        ("apply_error", "applying the message(s) failed (RuntimeError), see the log", 1)
+    ]
 
 
 # -- fork, exit and close ----------------------------------------------------------

@@ -421,8 +421,16 @@ class Intake:
         try:
             if messages and apply is not None:
                 apply(messages)
-        except Exception:  # a bug, not a fault: log it and keep the thread alive
+        except Exception as exc:  # a bug, not a fault: log it, count it, keep the thread alive
             logger.exception("pqlsdk: applying %d message(s) failed", len(messages))
+            # Counted as well, so that ``stats()`` shows it: some of the chunk may have
+            # been recorded before the failure, but none can be told apart here. The
+            # exception's type only: its text may hold a message's values.
+            self._on_drop(
+                "apply_error",
+                f"applying the message(s) failed ({type(exc).__name__}), see the log",
+                len(messages),
+            )
         finally:
             self._applied += len(messages) + self._passed
             self._passed = 0

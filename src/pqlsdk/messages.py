@@ -302,17 +302,8 @@ def checked_track(
         return None
     if properties is None:
         properties = {}
-    elif type(properties) is not dict:
+    elif type(properties) is not dict or not _flat(properties):
         return None
-    else:  # as in ``_check_json``'s first loop
-        for key, item in properties.items():
-            kind = type(item)
-            if type(key) is not str or not (
-                kind in _PLAIN
-                or (kind is int and _INT_MIN <= item < _INT_END)
-                or (kind is float and math.isfinite(item))
-            ):
-                return None
     if timestamp is None:
         timestamp = now()
     message = Track(
@@ -445,23 +436,31 @@ class _NotJSON(Exception):  # noqa: N818 - internal: becomes NotJSONError with i
         self.path: list[str] = []
 
 
+def _flat(value: dict[Any, Any]) -> bool:
+    """Tell whether ``value`` is a flat dict of plain JSON, the common case.
+
+    Str keys; str, bool, None, 64-bit int or finite float values: a few type
+    lookups an item. Anything else takes ``_check_value``, which says what is wrong.
+    """
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str or not (
+            kind in _PLAIN
+            or (kind is int and _INT_MIN <= item < _INT_END)
+            or (kind is float and math.isfinite(item))
+        ):
+            return False
+    return True
+
+
 def _check_json(value: Any, where: str, depth: int) -> bool:
     """Raise ``NotJSONError`` unless ``value`` is plain JSON; True if dates need encoding.
 
     The error names where the bad value is (``properties.items[2]``) and its type,
     never the value itself: values may be personal data and errors reach logs.
     """
-    if type(value) is dict:  # the common case: a flat dict of strings and numbers
-        for key, item in value.items():
-            kind = type(item)
-            if type(key) is not str or not (
-                kind in _PLAIN
-                or (kind is int and _INT_MIN <= item < _INT_END)
-                or (kind is float and math.isfinite(item))
-            ):
-                break
-        else:
-            return False
+    if type(value) is dict and _flat(value):  # the common case
+        return False
     try:
         return _check_value(value, depth)
     except _NotJSON as bad:

@@ -229,11 +229,7 @@ class Recorder:
                 self.faults.drop(exc.reason, exc)
                 return
             if record is not None:
-                intake = self.intake
-                if intake is not None and not self.closed:
-                    intake.put(record[1])
-                else:
-                    self._untaken(record)
+                self._hand(record)
                 return
         self.accept(
             user_id,
@@ -294,22 +290,21 @@ class Recorder:
         except InvalidMessageError as exc:
             self.faults.drop(exc.reason, exc)
             return
-        intake = self.intake
-        if intake is not None and not self.closed:
-            intake.put(record[1])
-        else:
-            self._untaken(record)
+        self._hand(record)
 
-    def _untaken(self, record: tuple[Message, bytes]) -> None:
-        """Record a checked message the intake does not take now; with an intake, drop it.
+    def _hand(self, record: tuple[Message, bytes]) -> None:
+        """Hand a checked message's bytes to the intake; without one, record it now.
 
         The intake takes every message until the client is closed: then it is
         counted as ``closed``.
         """
-        if self.intake is None:
+        intake = self.intake
+        if intake is None:
             self.write([record])
-        else:
+        elif self.closed:
             self.faults.drop("closed", ClosedError("the client is closed"))
+        else:
+            intake.put(record[1])
 
     def _replay(self, store: BufferedStore, journal: Journal, intake: Intake) -> None:
         """Record what processes that died left in their journals, and commit it.
@@ -352,13 +347,11 @@ class Recorder:
             # once), unless a caller passed one back as its own (``_echoed``).
             ids = [message.message_id for message, _ in records]
             prefix = None if self._echoed else owner_prefix()  # ``generated_here``, inline
-            new = [] if prefix is None else [i for i in ids if i.startswith(prefix)]
-            if len(new) == len(ids):
-                asked: list[str] = []
-            elif new:
-                asked = [i for i in ids if not generated_here(i)]
+            if prefix is None:
+                new, asked = [], ids
             else:
-                asked = ids
+                new = [i for i in ids if i.startswith(prefix)]
+                asked = [] if len(new) == len(ids) else [i for i in ids if not i.startswith(prefix)]
             with contextlib.suppress(StoreError):
                 self.store.look_up(asked, new=new)
             held = self.store.hold()  # each state decoded once a burst, encoded once a commit

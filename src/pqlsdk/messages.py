@@ -311,8 +311,7 @@ def checked_track(
         event=event,
         properties=properties,
         timestamp=timestamp,
-        # ``new_message_id()``, without its call
-        message_id=message_id or (_id_prefix or _draw_prefix()) + hex(next(_id_counter))[3:],
+        message_id=message_id or new_message_id(),
     )
     if type(timestamp) is datetime and timestamp.tzinfo is UTC:
         try:

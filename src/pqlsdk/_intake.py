@@ -57,7 +57,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import islice, repeat
 from typing import Final, cast
 
@@ -129,6 +129,13 @@ class _Spill:
         self.unread = 0  # messages in the journal from there on (appends add to them)
         self.size = 0  # and their bytes
         self.ready: deque[bytes] = deque()  # read back, not yet taken
+
+
+def _parted(items: Sequence[object]) -> tuple[list[bytes], list[_Marker]]:
+    """Part taken items into their messages and their flush markers, each in order."""
+    messages = [item for item in items if type(item) is bytes]
+    markers = [item for item in items if type(item) is _Marker]
+    return messages, markers
 
 
 class Intake:
@@ -353,10 +360,9 @@ class Intake:
         for _ in repeat(None, len(head)):  # not clear(): a put() may append meanwhile
             pending.popleft()
         if _Marker in kinds:
-            markers = [item for item in head if type(item) is _Marker]
-            messages = [item for item in head if type(item) is bytes]
+            messages, markers = _parted(head)
         else:
-            markers, messages = [], cast("list[bytes]", head)
+            messages, markers = cast("list[bytes]", head), []
         memory = sum(map(len, messages))
         with self._books:
             self._memory -= memory
@@ -391,9 +397,7 @@ class Intake:
             self._memory -= memory
             self._spilled -= spilled
             self._waiting -= memory + size
-        markers = [item for item in taken if type(item) is _Marker]
-        messages = [item for item in taken if type(item) is bytes]
-        return messages, markers
+        return _parted(taken)
 
     def _read_back(self, spill: _Spill) -> None:
         """Read the next messages of ``spill`` from the journal; count those that are gone."""

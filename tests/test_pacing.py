@@ -34,7 +34,7 @@ def test_the_host_counts_as_calling_for_a_while_after_its_last_call() -> None:
 
 def test_a_nap_that_came_back_late_doubles_up_to_a_bound() -> None:
     """Waiting long for the GIL after a nap: the host calls back to back, so come back seldom."""
-    naps = [_pacing._YIELD]
+    naps = [_pacing.SHORTEST_NAP]
     for _ in range(12):
         naps.append(next_nap(naps[-1], naps[-1] + 0.005, back_off=True))
     assert naps[1:3] == [_pacing._BACK_OFF, _pacing._BACK_OFF * 2]
@@ -43,15 +43,15 @@ def test_a_nap_that_came_back_late_doubles_up_to_a_bound() -> None:
 
 def test_a_prompt_nap_or_a_bounded_backlog_keeps_naps_short() -> None:
     """Back at once: the host leaves the GIL free; bounded work in memory never waits long."""
-    assert next_nap(0.008, 0.0081, back_off=True) == _pacing._YIELD
-    assert next_nap(0.0001, 0.01, back_off=False) == _pacing._YIELD
+    assert next_nap(0.008, 0.0081, back_off=True) == _pacing.SHORTEST_NAP
+    assert next_nap(0.0001, 0.01, back_off=False) == _pacing.SHORTEST_NAP
 
 
 def test_a_pacer_rests_for_its_nap() -> None:
     """The nap is a real sleep (it lets go of the GIL), and the next one is chosen after it."""
     pacer = Pacer(back_off=True)
     pacer.rest()
-    assert pacer._nap in (_pacing._YIELD, _pacing._BACK_OFF)
+    assert pacer._nap in (_pacing.SHORTEST_NAP, _pacing._BACK_OFF)
 
 
 def idle_intake(applied: list[bytes], **options: object) -> Intake:

@@ -38,7 +38,7 @@ Kind = Literal["count", "distinct", "active_days"]
 Scope = Literal["user", "account"]
 Scalar = str | int | float | bool | None
 
-_DAY: Final = 86_400_000_000  # µs
+DAY: Final = 86_400_000_000  # µs
 _DAYS: dict[int, int] = {}
 """One int object per day number: every user active on a day shares it (days are
 few, users many: it saves most of an all-time ``active_days`` list's memory)."""
@@ -48,7 +48,6 @@ _KEYS: dict[str, str] = {}
 _MAX_KEYS: Final = 10_000
 TEXTS: Final[Mapping[str, str]] = _KEYS
 """``_KEYS``, read-only: folding checks inline whether a value is the latest one seen."""
-DAY: Final = _DAY
 _MISSING: Final = object()
 _encode_value = msgspec.json.Encoder().encode
 
@@ -237,14 +236,14 @@ def _distinct_within(
 
 
 def _days(state: Any, at: int, properties: Mapping[str, Any]) -> list[int]:
-    day = at // _DAY
+    day = at // DAY
     if state and state[-1] == day:
         return state  # type: ignore[no-any-return]  # the usual case: another event on the latest day
     return _seen(state, _day(day))
 
 
 def _days_within(window: int, state: Any, at: int, properties: Mapping[str, Any]) -> dict[str, int]:
-    return _latest(state, str(at // _DAY), at, window)
+    return _latest(state, str(at // DAY), at, window)
 
 
 def _day(day: int) -> int:

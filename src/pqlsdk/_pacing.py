@@ -32,13 +32,11 @@ from typing import Final
 
 __all__ = ["HOST", "SHORTEST_NAP", "Pacer", "next_nap"]
 
-_YIELD: Final = 0.00002
+SHORTEST_NAP: Final = 0.00002
 """The shortest nap, s: long enough for a waiting host thread to wake and take the GIL
 (timer slack makes it some 60 to 80 µs), short enough that slices of a few messages
-keep up with a host calling 10,000 times a second."""
-SHORTEST_NAP: Final = _YIELD
-"""The shortest nap, s, for a thread that paces itself by windows (the intake, for a
-store that pays per round trip): the nap after a window's work that overran it."""
+keep up with a host calling 10,000 times a second. Also the nap after a window's work
+that overran the window (the intake, for a store that pays per round trip)."""
 _BACK_OFF: Final = 0.0001
 """The nap after the first one that came back late, s; it doubles from there."""
 _NAP_MAX: Final = 0.02
@@ -72,7 +70,7 @@ class Pacer:
     def __init__(self, *, back_off: bool) -> None:
         """``back_off``: whether naps may grow (the work waiting meanwhile is not bounded)."""
         self._back_off = back_off
-        self._nap = _YIELD
+        self._nap = SHORTEST_NAP
         self._seen = HOST.calls
         self._last = -_QUIET  # monotonic time the count was last seen moving
 
@@ -96,4 +94,4 @@ class Pacer:
 def next_nap(nap: float, took: float, *, back_off: bool) -> float:
     """Return the nap after one of ``nap`` seconds that took ``took`` (the GIL included)."""
     late = took - nap > _LATE
-    return min(_NAP_MAX, max(nap * 2, _BACK_OFF)) if late and back_off else _YIELD
+    return min(_NAP_MAX, max(nap * 2, _BACK_OFF)) if late and back_off else SHORTEST_NAP

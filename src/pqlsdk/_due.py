@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -72,6 +72,26 @@ _FACT_READS: Final = {
 """How the decision reads each fact ``facts_from`` gives, from the states themselves."""
 
 
+def state_names() -> dict[str, Any]:
+    """Return the names ``fact_reads``'s lines use, for a compiled function's own globals."""
+    return {"_NOTHING": {}, "_inf": math.inf, "_DAYS": float(_DAY)}
+
+
+def fact_reads(text: str, also: Iterable[str] = ()) -> list[str]:
+    """Lines that read, once, each fact ``text`` uses (its ``F_`` locals), and ``also``.
+
+    They read from the states ``user`` and ``account`` and the instant ``now``,
+    as ``facts_from`` would give them, with no facts object.
+    """
+    facts = {*_FACT.findall(text), *also}
+    return [f"F_{fact} = {_FACT_READS[fact]}" for fact in sorted(facts)]
+
+
+def reads_facts_object(text: str) -> bool:
+    """Tell whether ``text`` reads a facts object ``f`` (a closure without a template)."""
+    return _USES_FACTS.search(text) is not None
+
+
 def decision_function(moments: Moments, model: Model, place: str) -> Decision:
     """Write ``place``'s whole eligibility check as one function, and compile it.
 
@@ -87,7 +107,7 @@ def decision_function(moments: Moments, model: Model, place: str) -> Decision:
     first) and the states read, for ``claim``.
     """
     kinds = moments.at(place)
-    names: dict[str, Any] = {"_NOTHING": {}, "_inf": math.inf, "_DAYS": float(_DAY)}
+    names = state_names()
     lines = ["user = store.user(user_id)"]
     if not kinds:
         return function(f"<decision {place}>", [*lines, "return None"], names, **_SIGNATURE)
@@ -148,13 +168,10 @@ def _reads(
     A closure without a template reads a facts object ``f``: it is then made
     as ``choose`` made it, with the same variables and the score derived on demand.
     """
-    facts_object = _USES_FACTS.search(reading) is not None
+    facts_object = reads_facts_object(reading)
     if facts_object:
         variables |= {"days_left", "plan"}
-    facts = set(_FACT.findall(reading))
-    if variables & {"days_left", "plan"}:
-        facts.add("user_traits")
-    lines = [f"F_{fact} = {_FACT_READS[fact]}" for fact in sorted(facts)]
+    lines = fact_reads(reading, ("user_traits",) if variables & {"days_left", "plan"} else ())
     if "days_left" in variables:
         names["_days_left"] = days_left
         lines.append(

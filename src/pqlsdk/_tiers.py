@@ -21,7 +21,6 @@ reported once, like a user's.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -30,7 +29,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from ._clock import from_micros
-from ._due import _DAY, _FACT, _FACT_READS, _USES_FACTS
+from ._due import fact_reads, reads_facts_object, state_names
 from ._scoring import Reason, Score, facts_from, plain, score_subject, standing
 from .messages import Track
 from .rules._inline import function, indented, standing_lines
@@ -358,7 +357,7 @@ def _moved(
 
 def _unmoved_function(rules: Rules) -> _Unmoved | None:
     """Compile the models' standing lines, one after another, into ``_unmoved``'s function."""
-    names: dict[str, Any] = {"_NOTHING": {}, "_inf": math.inf, "_DAYS": float(_DAY)}
+    names = state_names()
     body: list[str] = []
     for index, model in enumerate(rules.models.values()):
         if model.subject != "user":
@@ -367,12 +366,11 @@ def _unmoved_function(rules: Rules) -> _Unmoved | None:
         names[f"_name{index}"] = model.name
         body.append(f"if _tier != remembered.get(_name{index}): return False")
     text = "\n".join(body)
-    if _USES_FACTS.search(text) is not None:
+    if reads_facts_object(text):
         return None
-    reads = [f"F_{fact} = {_FACT_READS[fact]}" for fact in sorted(set(_FACT.findall(text)))]
     lines = [
         "try:",
-        *indented([*reads, *body, "return True"]),
+        *indented([*fact_reads(text), *body, "return True"]),
         "except Exception:",
         "    return False",
     ]

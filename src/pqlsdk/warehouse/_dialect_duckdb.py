@@ -37,6 +37,7 @@ class DuckDB(Dialect):
     engine = "duckdb"
     writes_entries = True
     counts_repeats_first = True  # no repeat in a million messages: dropped in a sixth less time
+    counts_distinct_apart = True  # the bench's users: a tenth less CPU
 
     _TYPES: Final = {
         "null": "json_type(:j) = 'NULL'",

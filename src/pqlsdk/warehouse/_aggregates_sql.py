@@ -17,7 +17,7 @@ from ._dialects import Dialect, JsonKind
 from ._message_steps import _Reads
 from ._values import aliased, literal, select, template
 
-__all__: list[str] = []
+__all__ = ["distinct_apart"]
 
 
 def _filter_test(name: str, value: object, event: str | None, reads: _Reads) -> exp.Expr:

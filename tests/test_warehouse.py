@@ -29,6 +29,7 @@ from pqlsdk.warehouse import (
     score_file,
 )
 from pqlsdk.warehouse._dialect_duckdb import DUCKDB, DuckDB
+from pqlsdk.warehouse._dialect_postgres import POSTGRES
 from pqlsdk.warehouse._dialect_spark import SPARK
 from pqlsdk.warehouse._dialects import Dialect
 
@@ -516,6 +517,39 @@ def test_a_history_past_the_evaluation_time_counts_windows_as_in_process(
     assert printed["users"]["u"]["score"] == 111.0
     assert printed["users"]["v"]["score"] == 111.0
     assert printed["accounts"]["acme"]["score"] == 111.0
+
+
+DISTINCTS = """
+[model.m]
+tiers = { low = 0 }
+[model.m.signals]
+breadth = { value = 'distinct("a", "p")', points = 1 }
+days = { value = 'active_days(within=2d)', points = 1 }
+[model.team]
+subject = "account"
+tiers = { low = 0 }
+[model.team.signals]
+breadth = { value = 'distinct("a", "p", within=2d)', points = 1 }
+"""
+
+
+def test_duckdb_counts_each_distinct_aggregate_in_a_grouping_of_its_own(tmp_path: Path) -> None:
+    """DuckDB's users and tallies count no ``DISTINCT`` beside other aggregates; PostgreSQL's do.
+
+    DuckDB groups the (subject, value) pairs and counts them for less
+    (``distinct_apart``); a window's edge still reads the clock.
+    """
+    path = tmp_path / "distincts.toml"
+    path.write_text(DISTINCTS)
+    rules = pqlsdk.rules.load(path)
+    grouped = ("counted", "tallied")
+    for dialect, apart in ((DUCKDB, True), (POSTGRES, False)):
+        steps = dict(compile_plan(rules, now=0, dialect=dialect).steps)
+        for name in grouped:
+            distincts = [c for c in steps[name].find_all(exp.Count) if c.find(exp.Distinct)]
+            assert (not distincts) is apart, (dialect.name, name)
+    tallied = dict(compile_plan(rules, now=0).steps)["tallied"]
+    assert "clock" in tallied.sql("duckdb").split("LEFT JOIN", 1)[1]
 
 
 def _nested(depth: int) -> dict[str, Any]:

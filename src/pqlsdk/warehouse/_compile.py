@@ -37,7 +37,7 @@ from sqlglot import exp
 from .._aggregates import Aggregate, Scope
 from ..rules._compiler import Type
 from ..rules._model import Model, Rules
-from ._aggregates_sql import _aggregate_sql, _latest_trait, _Windows
+from ._aggregates_sql import _aggregate_sql, _latest_trait, _Windows, distinct_apart
 from ._dialect_duckdb import DUCKDB
 from ._dialects import Dialect
 from ._expressions import SqlExpressions
@@ -196,6 +196,7 @@ class _Builder:
         )
         windows = _Windows("users", "id", self.users.aggregates, self.reads)
         users = users.select(*user_columns, *windows.latest(), copy=False)
+        users = distinct_apart(users, "id", self.dialect)
         user_steps: list[tuple[str, exp.Expr]] = [("users", users)]
         if windows.windowed:
             columns = ["id", "first_seen", "last_active", "account_id"]
@@ -271,6 +272,7 @@ class _Builder:
             *windows.latest(),
             copy=False,
         )
+        tallies = distinct_apart(tallies, "account_id", self.dialect)
         tally_steps: list[tuple[str, exp.Expr]] = [("tallies", tallies)]
         if windows.windowed:
             columns = ["account_id", *self.accounts.aggregates.values()]

@@ -63,6 +63,12 @@ class Dialect(ABC):
     An engine that counts distinct values for less than it groups them by
     value skips the grouping when the count shows no repeat, as is usual.
     """
+    counts_distinct_apart: bool = False
+    """Whether a grouped ``COUNT(DISTINCT ...)`` is counted in a grouping of its own.
+
+    An engine that groups pairs (subject, value) and then counts them for less
+    than it counts distinct values beside other aggregates.
+    """
 
     def template(self, text: str, **parts: exp.Expr) -> exp.Expr:
         """Parse ``text`` (constant SQL of this dialect) with ``:name`` placeholders filled."""

@@ -129,11 +129,15 @@ def score_relation(
     chosen = rules.model(model)
     own_connection = connection is None
     if own_connection:
-        connection = _duckdb.connect()
+        connection = _duckdb.Opening()  # opened as the rules compile
+    # The steps run on a thread as they come, the messages read as the models compile.
+    steps = _duckdb.steps(connection, relation, once=True, threaded=True)  # the plan is this run's
     try:
-        plan = compile_plan(rules, chosen.name, now=now, output=entries)
-        ran = _duckdb.run(connection, plan, relation, once=True)  # the plan is this run's
+        plan = compile_plan(rules, chosen.name, now=now, output=entries, started=steps.add)
+        steps.add(plan.steps)
+        ran = steps.rows(plan)
     finally:
+        steps.close()
         if own_connection:
             connection.close()
     return scored_rows(rules, chosen.name, ran, now=now, entries=entries)

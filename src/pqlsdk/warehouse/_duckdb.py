@@ -316,7 +316,8 @@ def run(connection: Any, plan: Plan, relation: exp.Expr, *, once: bool = False) 
     """
     ran = steps(connection, relation, once=once)
     ran.add(plan.steps)
-    return ran.rows(plan)
+    ran.queries(plan)
+    return ran.rows()
 
 
 def steps(

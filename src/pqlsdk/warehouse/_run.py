@@ -93,7 +93,8 @@ def run(
     """
     steps = Steps(connection, plan.dialect, relation, judge, once=once)
     steps.add(plan.steps)
-    return steps.rows(plan)
+    steps.queries(plan)
+    return steps.rows()
 
 
 class Steps:
@@ -126,6 +127,7 @@ class Steps:
         self._once = once
         self._added: set[str] = set()
         self._failed: BaseException | None = None
+        self._found: list[Any] = []
         self._calls: queue.SimpleQueue[Callable[[], None] | None] | None = None
         self._thread: threading.Thread | None = None
         self._interval: float | None = None
@@ -157,24 +159,26 @@ class Steps:
             if name == "parsed" and self._judge is not None:
                 self._do(self._judge)
 
-    def rows(self, plan: Plan) -> Rows:
-        """Run ``plan``'s queries after the steps; return what they gave (``run``)."""
+    def queries(self, plan: Plan) -> None:
+        """Run ``plan``'s queries after the steps (``run``); ``rows`` gives what they gave."""
         dialect, once, connection = plan.dialect, self._once, self._connection
         users = _text(plan.users, dialect, once=once)
         accounts = _text(plan.accounts, dialect, once=once)
-        found: list[Any] = []
 
         def query() -> None:
             refused = _execute(
                 connection, "SELECT count(*) FROM parsed WHERE type IS NULL", dialect.engine
             ).fetchone()
-            found.append(int(refused[0]))
-            found.append(_rows(connection, users, dialect.engine))
-            found.append(_rows(connection, accounts, dialect.engine))
+            self._found.append(int(refused[0]))
+            self._found.append(_rows(connection, users, dialect.engine))
+            self._found.append(_rows(connection, accounts, dialect.engine))
 
         self._do(query)
+
+    def rows(self) -> Rows:
+        """Wait for the steps and queries (``queries``); return what the queries gave."""
         self._finish()
-        return Rows(*found)
+        return Rows(*self._found)
 
     def close(self) -> None:
         """End the thread (``threaded``), the steps not yet run dropped; nothing otherwise."""

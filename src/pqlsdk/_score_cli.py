@@ -21,7 +21,7 @@ from ._clock import FixedClock, micros
 from ._exceptions import ConfigError
 from ._formats import auto_engine, python_reads, sniff
 from ._history import History, fold, read
-from ._score_table import print_scores, report_invalid, say_refused
+from ._score_table import formatted_users, print_scores, report_invalid, say_refused
 from ._scoring import AccountScore, Score, score_account, score_subject
 from .rules import Rules, load
 from .stores import AccountState, UserState
@@ -395,7 +395,7 @@ def _score_sql(
     try:
         try:
             with _uncollected():
-                scored, when, file_now = _scored_by_duckdb(
+                scored, formatted, when, file_now = _scored_by_duckdb(
                     rules, chosen, events, connection, now=now, as_json=as_json, where=where
                 )
         except BaseException:
@@ -410,7 +410,9 @@ def _score_sql(
     _say_when(now, file_now, when)
     # DuckDB frees its tables on a thread (no GIL held) while the scores are printed.
     with connection.closing():
-        _print_scored(rules, chosen, when, scored, as_json=as_json, events=events)
+        _print_scored(
+            rules, chosen, when, scored, as_json=as_json, events=events, formatted=formatted
+        )
     _write_scores(events, where, scored.users, scored.accounts)
     return 0
 
@@ -442,13 +444,15 @@ def _scored_by_duckdb(
     now: str | None,
     as_json: bool,
     where: _Where,
-) -> tuple[Scored, str, str | None]:
+) -> tuple[Scored, list[str] | None, str, str | None]:
     """Score ``events`` with the SQL run by DuckDB over ``connection`` (``_score_sql``).
 
-    Return the scores, the evaluation time as printed and the file's own ``now``.
+    Return the scores, the users' object formatted (printed as JSON only: it is
+    formatted while DuckDB computes the accounts), the evaluation time as
+    printed and the file's own ``now``.
     """
     from .warehouse import _sources  # noqa: PLC0415 - the extra, on use
-    from .warehouse._score import score_relation  # noqa: PLC0415
+    from .warehouse._score import scoring  # noqa: PLC0415
 
     source = _sources.Source(
         events,
@@ -459,7 +463,7 @@ def _scored_by_duckdb(
     )
     with _sources.messages(connection, source) as (relation, file_now):
         instant, when = clock_for(now, file_now)
-        scored = score_relation(
+        with scoring(
             rules,
             model,
             relation,
@@ -467,8 +471,10 @@ def _scored_by_duckdb(
             connection=connection,
             # Printed as JSON only: each user's entry as the engine wrote it.
             entries=as_json and not (where.output or where.into),
-        )
-    return scored, when, file_now
+        ) as run:
+            formatted = None if run.entries is None else formatted_users(run.entries)
+            scored = run.scored()
+    return scored, formatted, when, file_now
 
 
 def _score_spark(
@@ -495,10 +501,12 @@ def _print_scored(
     *,
     as_json: bool,
     events: Path | None = None,
+    formatted: list[str] | None = None,
 ) -> None:
     """Print an SQL engine's scores, after saying how many messages it refused and why.
 
-    ``events``: the file of messages the engine read, if any.
+    ``events``: the file of messages the engine read, if any; ``formatted``: the
+    users' object as printed, formatted already (``print_scores``).
     """
     say_refused(scored.refused, events)
     print_scores(
@@ -510,6 +518,7 @@ def _print_scored(
         members=scored.members,
         as_json=as_json,
         entries=scored.entries,
+        formatted=formatted,
     )
 
 

@@ -8,9 +8,9 @@ outputs can only differ where their numbers do.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 import msgspec
 
@@ -19,7 +19,7 @@ from ._history import History, read
 from ._scoring import AccountScore, Score, encodable
 from .rules import PQA, Rules
 
-__all__ = ["print_scores", "report_invalid", "say_refused"]
+__all__ = ["formatted_users", "print_scores", "report_invalid", "say_refused"]
 
 
 def print_scores(
@@ -32,11 +32,13 @@ def print_scores(
     members: dict[str, list[str]],
     as_json: bool,
     entries: Iterable[tuple[str, bytes]] | None = None,
+    formatted: Iterable[str] | None = None,
 ) -> None:
     """Print users' and accounts' scores as a table or JSON, whichever engine made them.
 
     ``entries``: with ``as_json``, the users' entries already encoded (by id),
-    in place of ``users``.
+    in place of ``users``; ``formatted``: the users' object already formatted
+    (``formatted_users``), in place of both.
     """
     if not as_json:
         print(f"Users by score under {model!r}, scored at {when}:")
@@ -48,13 +50,17 @@ def print_scores(
         return
     out = sys.stdout
     out.write(f'{{\n  "now": {_json(when)},\n')
-    if entries is None:
-        entries = ((score.id, _encode(encodable(score))) for score in users)
-    _write_object(out, "users", entries)
+    if formatted is None:
+        if entries is None:
+            entries = ((score.id, _encode(encodable(score))) for score in users)
+        formatted = _object("users", entries)
+    for text in formatted:
+        out.write(text)
     out.write(",\n")
-    _write_object(
-        out, "accounts", ((account.id, _encode(account.to_dict())) for account in accounts)
-    )
+    for text in _object(
+        "accounts", ((account.id, _encode(account.to_dict())) for account in accounts)
+    ):
+        out.write(text)
     out.write("\n}\n")
 
 
@@ -99,7 +105,7 @@ def _json(value: Any) -> str:
 
 
 _CHUNK_BYTES: Final = 32 * 1024
-"""How many bytes of items ``_write_object`` formats at once: one call per chunk, not per item.
+"""How many bytes of items ``_object`` formats at once: one call per chunk, not per item.
 
 A chunk's texts (the items joined, formatted, decoded, encoded again on
 write) are freed before the next chunk's are made: under glibc's mmap
@@ -114,14 +120,22 @@ makes none, for the same text.
 _encode = msgspec.json.encode
 
 
-def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, bytes]]) -> None:
-    """Write ``"name": {...}`` chunk by chunk, formatted as ``json.dumps(indent=2)`` would.
+def formatted_users(entries: Iterable[tuple[str, bytes]]) -> list[str]:
+    """Format the users' entries (by id) as ``print_scores`` prints them (its ``formatted``).
+
+    The duckdb engine formats them while it computes the accounts, which come after.
+    """
+    return list(_object("users", entries))
+
+
+def _object(name: str, items: Iterable[tuple[str, bytes]]) -> Iterator[str]:
+    """Yield ``"name": {...}`` chunk by chunk, formatted as ``json.dumps(indent=2)`` would.
 
     Formatting is structural: a chunk of items formatted as one object, its
     lines indented two spaces more, reads as those items formatted one by one.
     One msgspec call per chunk costs far less than one per item (10,000 users).
     """
-    out.write(f'  "{name}": {{')
+    yield f'  "{name}": {{'
     encode = msgspec.json.encode
     chunk: list[bytes] = []
     size = 0
@@ -131,16 +145,16 @@ def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, bytes]]) ->
         chunk.append(item)
         size += len(item)
         if size >= _CHUNK_BYTES:
-            out.write(separator + _formatted(chunk))
+            yield separator + _formatted(chunk)
             chunk, size, separator = [], 0, ",\n"
     if chunk:
-        out.write(separator + _formatted(chunk))
+        yield separator + _formatted(chunk)
         separator = ",\n"
-    out.write("\n  }" if separator != "\n" else "}")
+    yield "\n  }" if separator != "\n" else "}"
 
 
 def _formatted(chunk: list[bytes]) -> str:
-    """Format the items of ``chunk`` (``key:value`` JSON) as ``_write_object``'s lines.
+    """Format the items of ``chunk`` (``key:value`` JSON) as ``_object``'s lines.
 
     The chunk is formatted where its items are, one object down (``{"": {...}}``):
     its lines come out indented as they are printed, with no pass to indent them.

@@ -315,8 +315,7 @@ def run(connection: Any, plan: Plan, relation: exp.Expr, *, once: bool = False) 
     doubtful lines (``_judge_doubtful``) are read again. ``once``: as ``_run.run``'s.
     """
     ran = steps(connection, relation, once=once)
-    ran.add(plan.steps)
-    ran.queries(plan)
+    ran.queue(plan)
     return ran.rows()
 
 

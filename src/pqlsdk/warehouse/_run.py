@@ -92,8 +92,7 @@ def run(
     (``_text``); sqlglot may change them as it writes them.
     """
     steps = Steps(connection, plan.dialect, relation, judge, once=once)
-    steps.add(plan.steps)
-    steps.queries(plan)
+    steps.queue(plan)
     return steps.rows()
 
 
@@ -128,7 +127,8 @@ class Steps:
         self._added: set[str] = set()
         self._failed: BaseException | None = None
         self._found: list[Any] = []
-        self._calls: queue.SimpleQueue[Callable[[], None] | None] | None = None
+        self._users_given = threading.Event()
+        self._calls: queue.SimpleQueue[tuple[Callable[[], None], bool] | None] | None = None
         self._thread: threading.Thread | None = None
         self._interval: float | None = None
         if threaded:
@@ -159,24 +159,42 @@ class Steps:
             if name == "parsed" and self._judge is not None:
                 self._do(self._judge)
 
-    def queries(self, plan: Plan) -> None:
-        """Run ``plan``'s queries after the steps (``run``); ``rows`` gives what they gave."""
-        dialect, once, connection = plan.dialect, self._once, self._connection
-        users = _text(plan.users, dialect, once=once)
-        accounts = _text(plan.accounts, dialect, once=once)
+    def queue(self, plan: Plan) -> None:
+        """Add ``plan``'s steps and queries: the users' query as soon as the steps it reads.
 
-        def query() -> None:
+        The steps only the accounts' query reads (its roll-up) come after the
+        users' query: ``users`` gives the users' rows while the engine computes
+        the accounts'; ``rows`` gives all.
+        """
+        dialect, once, connection = plan.dialect, self._once, self._connection
+        # Walked before they are written (``once``: sqlglot may change them as it writes).
+        read = _read_by(plan.users, [step for step in plan.steps if step[0] not in self._added])
+        users = _text(plan.users, dialect, once=once)
+        self.add(step for step in plan.steps if step[0] in read)
+
+        def query_users() -> None:
             refused = _execute(
                 connection, "SELECT count(*) FROM parsed WHERE type IS NULL", dialect.engine
             ).fetchone()
             self._found.append(int(refused[0]))
             self._found.append(_rows(connection, users, dialect.engine))
-            self._found.append(_rows(connection, accounts, dialect.engine))
 
-        self._do(query)
+        self._do(query_users)
+        self._do(self._users_given.set, always=True)
+        self.add(plan.steps)
+        accounts = _text(plan.accounts, dialect, once=once)
+        self._do(lambda: self._found.append(_rows(connection, accounts, dialect.engine)))
+
+    def users(self) -> tuple[int, list[dict[str, Any]]]:
+        """Wait for the users' rows (``queue``); return the refused messages and those rows."""
+        if self._thread is not None:
+            self._users_given.wait()
+        self._raise()
+        refused, users = self._found[:2]
+        return refused, users
 
     def rows(self) -> Rows:
-        """Wait for the steps and queries (``queries``); return what the queries gave."""
+        """Wait for the steps and queries (``queue``); return what the queries gave."""
         self._finish()
         return Rows(*self._found)
 
@@ -191,16 +209,18 @@ class Steps:
         self._thread.join()  # a failure of the steps' own yields to the caller's
         self._thread = self._calls = None
 
-    def _do(self, call: Callable[[], None]) -> None:
+    def _do(self, call: Callable[[], None], *, always: bool = False) -> None:
+        """Run ``call`` after the calls before, unless one failed (``always``: even then)."""
         if self._calls is None:
             call()
         else:
-            self._calls.put(call)
+            self._calls.put((call, always))
 
     def _work(self) -> None:
         assert self._calls is not None  # noqa: S101 - threaded
-        while (call := self._calls.get()) is not None:
-            if self._failed is None:
+        while (item := self._calls.get()) is not None:
+            call, always = item
+            if self._failed is None or always:
                 try:
                     call()
                 except BaseException as exc:  # raised by ``rows``, on the caller's thread
@@ -213,6 +233,10 @@ class Steps:
             self._calls.put(None)
             self._thread.join()
             self._thread = self._calls = None
+        self._raise()
+
+    def _raise(self) -> None:
+        """Raise the first failure of the steps, if any (not their being dropped)."""
         failed = self._failed
         if failed is not None and not isinstance(failed, _Dropped):
             raise failed
@@ -222,6 +246,15 @@ class Steps:
         if self._interval is not None:
             sys.setswitchinterval(self._interval)
             self._interval = None
+
+
+def _read_by(query: exp.Expr, steps: list[tuple[str, exp.Expr]]) -> set[str]:
+    """Name the steps ``query`` reads, itself or through the steps it reads (of ``steps``)."""
+    read = {table.name for table in query.find_all(exp.Table)}
+    for name, body in reversed(steps):  # a step reads only the steps before it
+        if name in read:
+            read |= {table.name for table in body.find_all(exp.Table)}
+    return read
 
 
 _SWITCH_SECONDS: Final = 0.0002

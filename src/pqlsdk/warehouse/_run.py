@@ -104,8 +104,8 @@ class Steps:
     and writes the next steps while the engine runs the first (DuckDB holds no
     GIL while it runs a statement): ``parsed``, which reads every message, can
     start before the models' steps are compiled (``compile_plan``'s ``started``).
-    The first failure is raised by ``rows``, and the steps after it are not
-    run; ``close`` ends the thread, whatever happened (a failure of the
+    The first failure is raised by ``users`` or ``rows``, and the steps after
+    it are not run; ``close`` ends the thread, whatever happened (a failure of the
     caller's: the steps not yet run are dropped).
     """
 
@@ -130,12 +130,12 @@ class Steps:
         self._users_given = threading.Event()
         self._calls: queue.SimpleQueue[tuple[Callable[[], None], bool] | None] | None = None
         self._thread: threading.Thread | None = None
-        self._interval: float | None = None
+        self._switching = False
         if threaded:
             self._calls = queue.SimpleQueue()
             self._thread = threading.Thread(target=self._work, name="pqlsdk-steps")
-            self._interval = sys.getswitchinterval()
-            sys.setswitchinterval(_SWITCH_SECONDS)
+            _SWITCHING.enter()
+            self._switching = True
             self._thread.start()
 
     def add(self, steps: Iterable[tuple[str, exp.Expr]]) -> None:
@@ -242,10 +242,10 @@ class Steps:
             raise failed
 
     def _restore(self) -> None:
-        """Give Python back its switch interval (``_SWITCH_SECONDS``): the caller now waits."""
-        if self._interval is not None:
-            sys.setswitchinterval(self._interval)
-            self._interval = None
+        """Give Python back its switch interval (``_Switching``): the caller now waits."""
+        if self._switching:
+            self._switching = False
+            _SWITCHING.leave()
 
 
 def _read_by(query: exp.Expr, steps: list[tuple[str, exp.Expr]]) -> set[str]:
@@ -257,15 +257,40 @@ def _read_by(query: exp.Expr, steps: list[tuple[str, exp.Expr]]) -> set[str]:
     return read
 
 
-_SWITCH_SECONDS: Final = 0.0002
-"""How long a thread holds the GIL while another wants it, as the steps run on a thread.
+class _Switching:
+    """Python's switch interval made short while steps run on a thread and their caller works.
 
-DuckDB's Python client takes the GIL between the tasks of a statement (to
-check for Ctrl-C): while the caller compiles, holding the GIL, the thread that
-runs the steps got it only every 5 ms (Python's interval), and ``parsed``
-started 30 ms later than it could. Set while ``Steps`` runs on a thread and
-the caller works, until the caller waits for the rows (``_finish``) or leaves.
-"""
+    DuckDB's Python client takes the GIL between the tasks of a statement (to
+    check for Ctrl-C): while the caller compiles, holding the GIL, the thread that
+    runs the steps got it only every 5 ms (Python's interval), and ``parsed``
+    started 30 ms later than it could. The interval is ``SECONDS`` from the first
+    ``Steps`` on a thread until the last one's caller waits for its rows or leaves.
+    """
+
+    SECONDS: Final = 0.0002
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entered = 0
+        self._interval = 0.0
+
+    def enter(self) -> None:
+        """Make the interval short (the first to enter), until each has left (``leave``)."""
+        with self._lock:
+            if not self._entered:
+                self._interval = sys.getswitchinterval()
+                sys.setswitchinterval(self.SECONDS)
+            self._entered += 1
+
+    def leave(self) -> None:
+        """Give back the interval as it was (the last to leave)."""
+        with self._lock:
+            self._entered -= 1
+            if not self._entered:
+                sys.setswitchinterval(self._interval)
+
+
+_SWITCHING: Final = _Switching()
 
 
 class _Dropped(Exception):  # noqa: N818 - a marker, never raised

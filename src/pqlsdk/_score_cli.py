@@ -444,7 +444,7 @@ def _scored_by_duckdb(
     now: str | None,
     as_json: bool,
     where: _Where,
-) -> tuple[Scored, list[str] | None, str, str | None]:
+) -> tuple[Scored, list[bytes | memoryview] | None, str, str | None]:
     """Score ``events`` with the SQL run by DuckDB over ``connection`` (``_score_sql``).
 
     Return the scores, the users' object formatted (printed as JSON only: it is
@@ -501,7 +501,7 @@ def _print_scored(
     *,
     as_json: bool,
     events: Path | None = None,
-    formatted: list[str] | None = None,
+    formatted: list[bytes | memoryview] | None = None,
 ) -> None:
     """Print an SQL engine's scores, after saying how many messages it refused and why.
 

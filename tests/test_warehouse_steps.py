@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -143,3 +144,47 @@ def test_the_users_rows_come_before_the_accounts_roll_up_is_computed() -> None:
     created = [(i, sql.split()[3]) for i, sql in enumerate(statements) if sql.startswith("CREATE")]
     assert [name for _, name in created[-3:]] == ["accounts_", "team_", "roll_"]
     assert users_at < created[-3][0]
+
+
+def test_closing_steps_interrupts_the_statement_running() -> None:
+    """A caller stopped (Ctrl-C, a failure) does not wait for a long step to end.
+
+    DuckDB's statement is interrupted; the connection runs the next statement as usual.
+    """
+    connection = _duckdb.Opening()
+    steps = Steps(connection, DUCKDB, select("SELECT 1 AS x"), threaded=True)
+    endless = select("SELECT count(*) AS n FROM range(10000000000000) AS t(x) WHERE x % 7 = 3")
+    reached = threading.Event()
+    steps._do(reached.set)
+    steps.add([("endless", endless)])
+    reached.wait()
+    time.sleep(0.2)  # the endless statement runs
+    started = time.perf_counter()
+    steps.close()
+    assert time.perf_counter() - started < 5
+    assert "pqlsdk-steps" not in _threads()
+    assert connection.execute("SELECT 42").fetchall() == [(42,)]
+    connection.close()
+
+
+def test_ctrl_c_while_the_steps_run_stops_them_and_says_the_engine_was_interrupted() -> None:
+    """Ctrl-C as the caller waits stops the running statement: its failure is what is raised.
+
+    As when the caller ran the statement itself: ``pqlsdk score`` says DuckDB could not
+    score the messages (exit status 2), the thread over.
+    """
+    connection = _duckdb.connect()
+    steps = Steps(connection, DUCKDB, select("SELECT 1 AS x"), threaded=True)
+    endless = select("SELECT count(*) AS n FROM range(10000000000000) AS t(x) WHERE x % 7 = 3")
+    reached = threading.Event()
+    steps._do(reached.set)
+    steps.add([("endless", endless)])
+    reached.wait()
+    time.sleep(0.2)  # the endless statement runs
+
+    def ctrl_c() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(ConfigError, match="could not score the messages"):
+        steps._waiting(ctrl_c)
+    assert "pqlsdk-steps" not in _threads()

@@ -174,6 +174,11 @@ class Opening:
         """Run a statement (as ``duckdb``'s ``execute``), once the connection is open."""
         return self._connection().execute(*args)
 
+    def interrupt(self) -> None:
+        """Interrupt the statement running, if the connection is open (as ``duckdb``'s)."""
+        if not self._thread.is_alive() and self._opened is not None:
+            self._opened.interrupt()
+
     def close(self) -> None:
         """Close the connection once open; nothing if it could not be opened."""
         self._thread.join()

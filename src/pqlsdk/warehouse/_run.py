@@ -188,7 +188,7 @@ class Steps:
     def users(self) -> tuple[int, list[dict[str, Any]]]:
         """Wait for the users' rows (``queue``); return the refused messages and those rows."""
         if self._thread is not None:
-            self._users_given.wait()
+            self._waiting(self._users_given.wait)
         self._raise()
         refused, users = self._found[:2]
         return refused, users
@@ -199,14 +199,25 @@ class Steps:
         return Rows(*self._found)
 
     def close(self) -> None:
-        """End the thread (``threaded``), the steps not yet run dropped; nothing otherwise."""
+        """End the thread (``threaded``), the steps not yet run dropped; nothing otherwise.
+
+        A statement still running is interrupted (where the connection can,
+        as DuckDB's): a caller stopped by Ctrl-C does not wait for the messages
+        to be read. A failure of the steps' own yields to the caller's.
+        """
         self._restore()
-        if self._thread is None or self._calls is None:
+        thread = self._thread
+        if thread is None or self._calls is None:
             return
-        if self._failed is None:
+        running = self._failed is None
+        if running:
             self._failed = _Dropped()
         self._calls.put(None)
-        self._thread.join()  # a failure of the steps' own yields to the caller's
+        interrupt = getattr(self._connection, "interrupt", None) if running else None
+        while thread.is_alive():
+            if interrupt is not None:
+                interrupt()  # again, for a statement that started after the last
+            thread.join(_INTERRUPTED_SECONDS)
         self._thread = self._calls = None
 
     def _do(self, call: Callable[[], None], *, always: bool = False) -> None:
@@ -231,9 +242,25 @@ class Steps:
         self._restore()
         if self._thread is not None and self._calls is not None:
             self._calls.put(None)
-            self._thread.join()
+            self._waiting(self._thread.join)
             self._thread = self._calls = None
         self._raise()
+
+    def _waiting(self, wait: Callable[[], object]) -> None:
+        """``wait`` for the steps; stopped (Ctrl-C), stop them and raise what stopped them.
+
+        As when the caller runs a statement itself (DuckDB's client checks for
+        Ctrl-C between its tasks): the statement is interrupted and its failure
+        raised, ``pqlsdk score`` saying it could not score the messages.
+        """
+        try:
+            wait()
+        except KeyboardInterrupt:
+            self.close()
+            failed = self._failed
+            if failed is None or isinstance(failed, _Dropped):
+                raise
+            raise failed from None
 
     def _raise(self) -> None:
         """Raise the first failure of the steps, if any (not their being dropped)."""
@@ -291,6 +318,10 @@ class _Switching:
 
 
 _SWITCHING: Final = _Switching()
+
+
+_INTERRUPTED_SECONDS: Final = 0.05
+"""How long ``Steps.close`` waits for an interrupted statement before interrupting again."""
 
 
 class _Dropped(Exception):  # noqa: N818 - a marker, never raised

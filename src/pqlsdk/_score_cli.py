@@ -21,7 +21,7 @@ from ._clock import FixedClock, micros
 from ._exceptions import ConfigError
 from ._formats import auto_engine, python_reads, sniff
 from ._history import History, fold, read
-from ._score_table import print_scores, report_invalid, say_refused
+from ._score_table import formatted_users, print_scores, report_invalid, say_refused
 from ._scoring import AccountScore, Score, score_account, score_subject
 from .rules import Rules, load
 from .stores import AccountState, UserState
@@ -302,10 +302,10 @@ def _score(
     where: _Where | None = None,
 ) -> int:
     where = where or _Where()
+    if engine == "duckdb":
+        return _score_sql(path, events, model, now=now, as_json=as_json, where=where)
     rules = load(path)
     chosen = rules.model(model)  # fails early on a bad name
-    if engine == "duckdb":
-        return _score_sql(path, rules, chosen.name, events, now=now, as_json=as_json, where=where)
     if engine == "spark":
         return _score_spark(rules, chosen.name, events, now=now, as_json=as_json, where=where)
     _python_reads(events, where)
@@ -379,9 +379,8 @@ def _say_when(now: str | None, file_now: str | None, when: str) -> None:
 
 def _score_sql(
     path: Path,
-    rules: Rules,
-    model: str,
     events: Path,
+    model: str | None,
     *,
     now: str | None,
     as_json: bool,
@@ -390,15 +389,32 @@ def _score_sql(
     """``pqlsdk score --engine duckdb``: the same output, computed by the compiled SQL."""
     from .warehouse import _duckdb  # noqa: PLC0415 - the extra, on use
 
+    rules = load(path)
+    chosen = rules.model(model).name  # fails early on a bad name
+    connection = _duckdb.Opening()  # opened as the rules compile
     try:
-        with _uncollected():
-            return _scored_by_duckdb(rules, model, events, now=now, as_json=as_json, where=where)
+        try:
+            with _uncollected():
+                scored, formatted, when, file_now = _scored_by_duckdb(
+                    rules, chosen, events, connection, now=now, as_json=as_json, where=where
+                )
+        except BaseException:
+            connection.close()
+            raise
     except _duckdb.UnreadableError:
         if sniff(events) != "json":
             raise
         # DuckDB gives up on a whole file for one line that is not a message object;
         # the python engine names that line, or refuses it and scores the rest.
         return _score(path, events, now=now, as_json=as_json, model=model, engine="python")
+    _say_when(now, file_now, when)
+    # DuckDB frees its tables on a thread (no GIL held) while the scores are printed.
+    with connection.closing():
+        _print_scored(
+            rules, chosen, when, scored, as_json=as_json, events=events, formatted=formatted
+        )
+    _write_scores(events, where, scored.users, scored.accounts)
+    return 0
 
 
 @contextmanager
@@ -420,11 +436,23 @@ def _uncollected() -> Iterator[None]:
 
 
 def _scored_by_duckdb(
-    rules: Rules, model: str, events: Path, *, now: str | None, as_json: bool, where: _Where
-) -> int:
-    """Score ``events`` with the SQL run by DuckDB and print the scores (``_score_sql``)."""
-    from .warehouse import _duckdb, _sources  # noqa: PLC0415 - the extra, on use
-    from .warehouse._score import score_relation  # noqa: PLC0415
+    rules: Rules,
+    model: str,
+    events: Path,
+    connection: Any,
+    *,
+    now: str | None,
+    as_json: bool,
+    where: _Where,
+) -> tuple[Scored, list[bytes | memoryview] | None, str, str | None]:
+    """Score ``events`` with the SQL run by DuckDB over ``connection`` (``_score_sql``).
+
+    Return the scores, the users' object formatted (printed as JSON only: it is
+    formatted while DuckDB computes the accounts), the evaluation time as
+    printed and the file's own ``now``.
+    """
+    from .warehouse import _sources  # noqa: PLC0415 - the extra, on use
+    from .warehouse._score import scoring  # noqa: PLC0415
 
     source = _sources.Source(
         events,
@@ -433,25 +461,20 @@ def _scored_by_duckdb(
         schema=where.schema,
         columns=_sources.columns_option(where.column),
     )
-    connection = _duckdb.Opening()  # opened as the rules compile
-    try:
-        with _sources.messages(connection, source) as (relation, file_now):
-            instant, when = clock_for(now, file_now)
-            scored = score_relation(
-                rules,
-                model,
-                relation,
-                now=instant,
-                connection=connection,
-                # Printed as JSON only: each user's entry as the engine wrote it.
-                entries=as_json and not (where.output or where.into),
-            )
-    finally:
-        connection.close()
-    _say_when(now, file_now, when)
-    _print_scored(rules, model, when, scored, as_json=as_json, events=events)
-    _write_scores(events, where, scored.users, scored.accounts)
-    return 0
+    with _sources.messages(connection, source) as (relation, file_now):
+        instant, when = clock_for(now, file_now)
+        with scoring(
+            rules,
+            model,
+            relation,
+            now=instant,
+            connection=connection,
+            # Printed as JSON only: each user's entry as the engine wrote it.
+            entries=as_json and not (where.output or where.into),
+        ) as run:
+            formatted = None if run.entries is None else formatted_users(run.entries)
+            scored = run.scored()
+    return scored, formatted, when, file_now
 
 
 def _score_spark(
@@ -478,10 +501,12 @@ def _print_scored(
     *,
     as_json: bool,
     events: Path | None = None,
+    formatted: list[bytes | memoryview] | None = None,
 ) -> None:
     """Print an SQL engine's scores, after saying how many messages it refused and why.
 
-    ``events``: the file of messages the engine read, if any.
+    ``events``: the file of messages the engine read, if any; ``formatted``: the
+    users' object as printed, formatted already (``print_scores``).
     """
     say_refused(scored.refused, events)
     print_scores(
@@ -493,6 +518,7 @@ def _print_scored(
         members=scored.members,
         as_json=as_json,
         entries=scored.entries,
+        formatted=formatted,
     )
 
 

@@ -7,8 +7,10 @@ outputs can only differ where their numbers do.
 
 from __future__ import annotations
 
+import codecs
+import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -19,7 +21,7 @@ from ._history import History, read
 from ._scoring import AccountScore, Score, encodable
 from .rules import PQA, Rules
 
-__all__ = ["print_scores", "report_invalid", "say_refused"]
+__all__ = ["formatted_users", "print_scores", "report_invalid", "say_refused"]
 
 
 def print_scores(
@@ -32,11 +34,13 @@ def print_scores(
     members: dict[str, list[str]],
     as_json: bool,
     entries: Iterable[tuple[str, bytes]] | None = None,
+    formatted: Iterable[bytes | memoryview] | None = None,
 ) -> None:
     """Print users' and accounts' scores as a table or JSON, whichever engine made them.
 
     ``entries``: with ``as_json``, the users' entries already encoded (by id),
-    in place of ``users``.
+    in place of ``users``; ``formatted``: the users' object already formatted
+    (``formatted_users``), in place of both.
     """
     if not as_json:
         print(f"Users by score under {model!r}, scored at {when}:")
@@ -46,16 +50,21 @@ def print_scores(
         rows = [_account_row(account, members.get(account.id, []), rank) for account in accounts]
         _print_accounts(rules.pqa, rows)
         return
-    out = sys.stdout
-    out.write(f'{{\n  "now": {_json(when)},\n')
-    if entries is None:
-        entries = ((score.id, _encode(encodable(score))) for score in users)
-    _write_object(out, "users", entries)
-    out.write(",\n")
-    _write_object(
-        out, "accounts", ((account.id, _encode(account.to_dict())) for account in accounts)
-    )
-    out.write("\n}\n")
+    write = _writer(sys.stdout)
+    write(f'{{\n  "now": {_json(when)},\n'.encode())
+    if formatted is None:
+        if entries is None:
+            entries = ((score.id, _encode(encodable(score))) for score in users)
+        formatted = _object("users", entries)
+    for text in formatted:
+        write(text)
+    write(b",\n")
+    for text in _object(
+        "accounts", ((account.id, _encode(account.to_dict())) for account in accounts)
+    ):
+        write(text)
+    write(b"\n}\n")
+    sys.stdout.flush()
 
 
 def say_refused(refused: int, events: Path | None) -> None:
@@ -99,55 +108,85 @@ def _json(value: Any) -> str:
 
 
 _CHUNK_BYTES: Final = 32 * 1024
-"""How many bytes of items ``_write_object`` formats at once: one call per chunk, not per item.
+"""How many bytes of items ``_object`` formats at once: one call per chunk, not per item.
 
-A chunk's texts (the items joined, formatted, decoded, encoded again on
-write) are freed before the next chunk's are made: under glibc's mmap
-threshold (128 KiB) they come from the heap, whose memory the next reuses;
-past it each is a fresh mapping whose pages the kernel zeroes on first touch.
-256 users a chunk (about 800 KiB formatted) made some 20,000 page faults at
-10,000 users, 0.05 s of system time; 32 KiB of items (about 60 KiB formatted)
-makes none, for the same text.
+A chunk's texts (the items joined, formatted) are freed before the next
+chunk's are made: under glibc's mmap threshold (128 KiB) they come from the
+heap, whose memory the next reuses; past it each is a fresh mapping whose
+pages the kernel zeroes on first touch. 256 users a chunk (about 800 KiB
+formatted) made some 20,000 page faults at 10,000 users, 0.05 s of system
+time; 32 KiB of items (about 60 KiB formatted) makes none, for the same text.
 """
 
 
 _encode = msgspec.json.encode
 
 
-def _write_object(out: TextIO, name: str, items: Iterable[tuple[str, bytes]]) -> None:
-    """Write ``"name": {...}`` chunk by chunk, formatted as ``json.dumps(indent=2)`` would.
+def formatted_users(entries: Iterable[tuple[str, bytes]]) -> list[bytes | memoryview]:
+    """Format the users' entries (by id) as ``print_scores`` prints them (its ``formatted``).
+
+    The duckdb engine formats them while it computes the accounts, which come after.
+    """
+    return list(_object("users", entries))
+
+
+def _writer(out: TextIO) -> Callable[[bytes | memoryview], object]:
+    """Return what writes JSON (UTF-8) to ``out``: to its bytes underneath where it can.
+
+    A text stream encoding UTF-8 (a file, a pipe, a terminal) takes the bytes
+    as they are: 30 MB of users' entries are not decoded to be encoded again
+    (20 ms). Else (another encoding, a stream of text alone) they are decoded.
+    """
+    buffer = getattr(out, "buffer", None)
+    encoding = getattr(out, "encoding", None)
+    if (
+        buffer is not None
+        and encoding
+        and os.linesep == "\n"
+        and codecs.lookup(encoding).name == "utf-8"
+    ):
+        out.flush()  # what was written as text comes first
+        write: Callable[[bytes | memoryview], object] = buffer.write
+        return write
+    return lambda data: out.write(bytes(data).decode())
+
+
+def _object(name: str, items: Iterable[tuple[str, bytes]]) -> Iterator[bytes | memoryview]:
+    """Yield ``"name": {...}`` chunk by chunk, formatted as ``json.dumps(indent=2)`` would.
 
     Formatting is structural: a chunk of items formatted as one object, its
     lines indented two spaces more, reads as those items formatted one by one.
     One msgspec call per chunk costs far less than one per item (10,000 users).
     """
-    out.write(f'  "{name}": {{')
+    yield f'  "{name}": {{'.encode()
     encode = msgspec.json.encode
     chunk: list[bytes] = []
     size = 0
-    separator = "\n"
+    separator = b"\n"
     for key, value in items:
         item = encode(key) + b":" + value
         chunk.append(item)
         size += len(item)
         if size >= _CHUNK_BYTES:
-            out.write(separator + _formatted(chunk))
-            chunk, size, separator = [], 0, ",\n"
+            yield separator
+            yield _formatted(chunk)
+            chunk, size, separator = [], 0, b",\n"
     if chunk:
-        out.write(separator + _formatted(chunk))
-        separator = ",\n"
-    out.write("\n  }" if separator != "\n" else "}")
+        yield separator
+        yield _formatted(chunk)
+        separator = b",\n"
+    yield b"\n  }" if separator != b"\n" else b"}"
 
 
-def _formatted(chunk: list[bytes]) -> str:
-    """Format the items of ``chunk`` (``key:value`` JSON) as ``_write_object``'s lines.
+def _formatted(chunk: list[bytes]) -> memoryview:
+    """Format the items of ``chunk`` (``key:value`` JSON) as ``_object``'s lines.
 
     The chunk is formatted where its items are, one object down (``{"": {...}}``):
     its lines come out indented as they are printed, with no pass to indent them.
     """
     text = msgspec.json.format(b'{"":{' + b",".join(chunk) + b"}}", indent=2)
     # Drop the two objects' braces (and the first's empty key): the items' lines are left.
-    return text[_OPENED:_CLOSED].decode()
+    return memoryview(text)[_OPENED:_CLOSED]
 
 
 _OPENED: Final = len(b'{\n  "": {\n')

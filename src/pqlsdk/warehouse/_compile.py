@@ -28,7 +28,7 @@ in ``_model_steps``; this module puts them together into queries and plans.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
@@ -157,11 +157,16 @@ class _Builder:
     pending: list[tuple[str, _ModelSteps]]
     output: str | None = None
     """The model whose steps write each subject's ``--json`` entry (``compile_plan``)."""
+    started: Callable[[list[tuple[str, exp.Expr]]], None] | None = None
+    """Given the messages' steps once compiled, before the rest (``compile_plan``)."""
 
     def steps(self) -> list[tuple[str, exp.Expr]]:
         """List the CTEs: messages, the facts the compiled models need, then their steps."""
         facts = self._facts()  # first: they name the properties and traits read
-        ctes = [*_messages(self.now, self.reads), *facts]
+        messages = _messages(self.now, self.reads)
+        if self.started is not None:
+            self.started(messages)
+        ctes = [*messages, *facts]
         for name, steps in self.pending:
             ctes += steps.ctes(
                 name,
@@ -383,16 +388,21 @@ def compile_plan(
     now: int | None = None,
     dialect: Dialect = DUCKDB,
     output: bool = False,
+    started: Callable[[list[tuple[str, exp.Expr]]], None] | None = None,
 ) -> Plan:
     """Compile the steps that score ``model``'s subjects and the accounts, sharing their work.
 
     ``output``: the users' rows also hold each subject's ``pqlsdk score --json``
-    entry, where the engine writes them (``_output_sql``).
+    entry, where the engine writes them (``_output_sql``). ``started``: given
+    the messages' steps (the plan's first, also in ``Plan.steps``) as soon as
+    they are compiled, before the models' steps are: the engine may start
+    reading the messages, the longest step, meanwhile (``_run.Steps``).
 
     Added in version 0.1.0.
     """
     builder = _new_builder(rules, now, dialect)
     builder.output = rules.model(model).name if output else None
+    builder.started = started
     users = exp.select("*").from_(builder.compile(rules.model(model)))
     if output and dialect.writes_entries:
         # A user whose entry is exact needs no reasons: not fetched (a few KiB each).

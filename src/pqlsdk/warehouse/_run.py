@@ -7,7 +7,10 @@ the PQA model computed once, for both the users' and the accounts' rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import attrs
@@ -18,7 +21,17 @@ from ._compile import Plan
 from ._dialects import Dialect
 from ._values import copied, select
 
-__all__ = ["IN_FILE_ORDER", "PARSED_ROWS", "Rows", "UnreadableError", "create", "rows", "run"]
+__all__ = [
+    "IN_FILE_ORDER",
+    "PARSED_ROWS",
+    "Rows",
+    "Steps",
+    "UnreadableError",
+    "create",
+    "prepared",
+    "rows",
+    "run",
+]
 
 
 IN_FILE_ORDER: Final = "pqlsdk_in_file_order"
@@ -78,27 +91,241 @@ def run(
     for this run), so its trees are written as they are, not copied first
     (``_text``); sqlglot may change them as it writes them.
     """
-    dialect = plan.dialect
-    for name, body in plan.steps:
-        create(
-            connection,
-            name,
-            body,
-            dialect,
-            relation=relation if name == "parsed" else None,
-            view=name.startswith("model_"),
-            once=once,
-        )
-        if name == "parsed" and judge is not None:
-            judge()
-    refused = _execute(
-        connection, "SELECT count(*) FROM parsed WHERE type IS NULL", dialect.engine
-    ).fetchone()
-    return Rows(
-        int(refused[0]),
-        _rows(connection, _text(plan.users, dialect, once=once), dialect.engine),
-        _rows(connection, _text(plan.accounts, dialect, once=once), dialect.engine),
-    )
+    steps = Steps(connection, plan.dialect, relation, judge, once=once)
+    steps.queue(plan)
+    return steps.rows()
+
+
+class Steps:
+    """A plan's steps run in order, as they are given: ``run``'s, on a thread if asked.
+
+    ``threaded``: each statement is written (by sqlglot) on the caller's thread
+    and run on a thread of its own, in the order given, so the caller compiles
+    and writes the next steps while the engine runs the first (DuckDB holds no
+    GIL while it runs a statement): ``parsed``, which reads every message, can
+    start before the models' steps are compiled (``compile_plan``'s ``started``).
+    The first failure is raised by ``users`` or ``rows``, and the steps after
+    it are not run; ``close`` ends the thread, whatever happened (a failure of the
+    caller's: the steps not yet run are dropped).
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        dialect: Dialect,
+        relation: exp.Expr,
+        judge: Callable[[], None] | None = None,
+        *,
+        once: bool = False,
+        threaded: bool = False,
+    ) -> None:
+        self._connection = connection
+        self._dialect = dialect
+        self._relation = relation
+        self._judge = judge
+        self._once = once
+        self._added: set[str] = set()
+        self._failed: BaseException | None = None
+        self._found: list[Any] = []
+        self._users_given = threading.Event()
+        self._calls: queue.SimpleQueue[tuple[Callable[[], None], bool] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._switching = False
+        if threaded:
+            self._calls = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._work, name="pqlsdk-steps")
+            _SWITCHING.enter()
+            self._switching = True
+            self._thread.start()
+
+    def add(self, steps: Iterable[tuple[str, exp.Expr]]) -> None:
+        """Run ``steps`` after those added before; a step already added (by name) is not again."""
+        dialect = self._dialect
+        for name, body in steps:
+            if name in self._added:
+                continue
+            self._added.add(name)
+            self._do(
+                prepared(
+                    self._connection,
+                    name,
+                    body,
+                    dialect,
+                    relation=self._relation if name == "parsed" else None,
+                    view=name.startswith("model_"),
+                    once=self._once,
+                )
+            )
+            if name == "parsed" and self._judge is not None:
+                self._do(self._judge)
+
+    def queue(self, plan: Plan) -> None:
+        """Add ``plan``'s steps and queries: the users' query as soon as the steps it reads.
+
+        The steps only the accounts' query reads (its roll-up) come after the
+        users' query: ``users`` gives the users' rows while the engine computes
+        the accounts'; ``rows`` gives all.
+        """
+        dialect, once, connection = plan.dialect, self._once, self._connection
+        # Walked before they are written (``once``: sqlglot may change them as it writes).
+        read = _read_by(plan.users, [step for step in plan.steps if step[0] not in self._added])
+        users = _text(plan.users, dialect, once=once)
+        self.add(step for step in plan.steps if step[0] in read)
+
+        def query_users() -> None:
+            refused = _execute(
+                connection, "SELECT count(*) FROM parsed WHERE type IS NULL", dialect.engine
+            ).fetchone()
+            self._found.append(int(refused[0]))
+            self._found.append(_rows(connection, users, dialect.engine))
+
+        self._do(query_users)
+        self._do(self._users_given.set, always=True)
+        self.add(plan.steps)
+        accounts = _text(plan.accounts, dialect, once=once)
+        self._do(lambda: self._found.append(_rows(connection, accounts, dialect.engine)))
+
+    def users(self) -> tuple[int, list[dict[str, Any]]]:
+        """Wait for the users' rows (``queue``); return the refused messages and those rows."""
+        if self._thread is not None:
+            self._waiting(self._users_given.wait)
+        self._raise()
+        refused, users = self._found[:2]
+        return refused, users
+
+    def rows(self) -> Rows:
+        """Wait for the steps and queries (``queue``); return what the queries gave."""
+        self._finish()
+        return Rows(*self._found)
+
+    def close(self) -> None:
+        """End the thread (``threaded``), the steps not yet run dropped; nothing otherwise.
+
+        A statement still running is interrupted (where the connection can,
+        as DuckDB's): a caller stopped by Ctrl-C does not wait for the messages
+        to be read. A failure of the steps' own yields to the caller's.
+        """
+        self._restore()
+        thread = self._thread
+        if thread is None or self._calls is None:
+            return
+        running = self._failed is None
+        if running:
+            self._failed = _Dropped()
+        self._calls.put(None)
+        interrupt = getattr(self._connection, "interrupt", None) if running else None
+        while thread.is_alive():
+            if interrupt is not None:
+                interrupt()  # again, for a statement that started after the last
+            thread.join(_INTERRUPTED_SECONDS)
+        self._thread = self._calls = None
+
+    def _do(self, call: Callable[[], None], *, always: bool = False) -> None:
+        """Run ``call`` after the calls before, unless one failed (``always``: even then)."""
+        if self._calls is None:
+            call()
+        else:
+            self._calls.put((call, always))
+
+    def _work(self) -> None:
+        assert self._calls is not None  # noqa: S101 - threaded
+        while (item := self._calls.get()) is not None:
+            call, always = item
+            if self._failed is None or always:
+                try:
+                    call()
+                except BaseException as exc:  # raised by ``rows``, on the caller's thread
+                    self._failed = exc
+
+    def _finish(self) -> None:
+        """Wait for the steps given so far (``threaded``); raise the first failure."""
+        self._restore()
+        if self._thread is not None and self._calls is not None:
+            self._calls.put(None)
+            self._waiting(self._thread.join)
+            self._thread = self._calls = None
+        self._raise()
+
+    def _waiting(self, wait: Callable[[], object]) -> None:
+        """``wait`` for the steps; stopped (Ctrl-C), stop them and raise what stopped them.
+
+        As when the caller runs a statement itself (DuckDB's client checks for
+        Ctrl-C between its tasks): the statement is interrupted and its failure
+        raised, ``pqlsdk score`` saying it could not score the messages.
+        """
+        try:
+            wait()
+        except KeyboardInterrupt:
+            self.close()
+            failed = self._failed
+            if failed is None or isinstance(failed, _Dropped):
+                raise
+            raise failed from None
+
+    def _raise(self) -> None:
+        """Raise the first failure of the steps, if any (not their being dropped)."""
+        failed = self._failed
+        if failed is not None and not isinstance(failed, _Dropped):
+            raise failed
+
+    def _restore(self) -> None:
+        """Give Python back its switch interval (``_Switching``): the caller now waits."""
+        if self._switching:
+            self._switching = False
+            _SWITCHING.leave()
+
+
+def _read_by(query: exp.Expr, steps: list[tuple[str, exp.Expr]]) -> set[str]:
+    """Name the steps ``query`` reads, itself or through the steps it reads (of ``steps``)."""
+    read = {table.name for table in query.find_all(exp.Table)}
+    for name, body in reversed(steps):  # a step reads only the steps before it
+        if name in read:
+            read |= {table.name for table in body.find_all(exp.Table)}
+    return read
+
+
+class _Switching:
+    """Python's switch interval made short while steps run on a thread and their caller works.
+
+    DuckDB's Python client takes the GIL between the tasks of a statement (to
+    check for Ctrl-C): while the caller compiles, holding the GIL, the thread that
+    runs the steps got it only every 5 ms (Python's interval), and ``parsed``
+    started 30 ms later than it could. The interval is ``SECONDS`` from the first
+    ``Steps`` on a thread until the last one's caller waits for its rows or leaves.
+    """
+
+    SECONDS: Final = 0.0002
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entered = 0
+        self._interval = 0.0
+
+    def enter(self) -> None:
+        """Make the interval short (the first to enter), until each has left (``leave``)."""
+        with self._lock:
+            if not self._entered:
+                self._interval = sys.getswitchinterval()
+                sys.setswitchinterval(self.SECONDS)
+            self._entered += 1
+
+    def leave(self) -> None:
+        """Give back the interval as it was (the last to leave)."""
+        with self._lock:
+            self._entered -= 1
+            if not self._entered:
+                sys.setswitchinterval(self._interval)
+
+
+_SWITCHING: Final = _Switching()
+
+
+_INTERRUPTED_SECONDS: Final = 0.05
+"""How long ``Steps.close`` waits for an interrupted statement before interrupting again."""
+
+
+class _Dropped(Exception):  # noqa: N818 - a marker, never raised
+    """Marks the steps of a ``Steps`` closed early: those left are not run."""
 
 
 def create(
@@ -120,6 +347,23 @@ def create(
     A ``relation`` read in file order (``IN_FILE_ORDER``) is written to table
     ``PARSED_ROWS`` in that order, ``name`` being a view of it that adds ``seq``.
     """
+    prepared(
+        connection, name, body, dialect, relation=relation, replace=replace, view=view, once=once
+    )()
+
+
+def prepared(
+    connection: Any,
+    name: str,
+    body: exp.Expr,
+    dialect: Dialect,
+    *,
+    relation: exp.Expr | None = None,
+    replace: bool = False,
+    view: bool = False,
+    once: bool = False,
+) -> Callable[[], None]:
+    """Write the statements of ``create``; return what runs them (``Steps`` runs it on a thread)."""
     step = body
     if relation is not None:  # the first step (``parsed``) reads the messages: its CTE
         step = exp.select("*").from_(
@@ -129,20 +373,25 @@ def create(
         once = True
     error = UnreadableError if name == "parsed" else ConfigError
     kind = "VIEW" if view or name == "m" else "TABLE"
+    engine = dialect.engine
     if relation is None or not relation.meta.get(IN_FILE_ORDER):
         created = _create(name, kind, step, replace, dialect, once=once)
-        _execute(connection, created, dialect.engine, error)
-        return
+        return lambda: _execute(connection, created, engine, error)
     # DuckDB reads the file on every core and, told to keep insertion order, writes
     # the rows in file order: the row's place (``rowid``) is its arrival order.
-    _execute(connection, "SET preserve_insertion_order = true", dialect.engine)
-    try:
-        table = _create(PARSED_ROWS, kind, step, replace, dialect, once=once)
-        _execute(connection, table, dialect.engine, error)
-    finally:
-        _execute(connection, "SET preserve_insertion_order = false", dialect.engine)
+    table = _create(PARSED_ROWS, kind, step, replace, dialect, once=once)
     in_order = select("SELECT rowid + 1 AS seq, * EXCLUDE (seq)").from_(PARSED_ROWS)
-    _execute(connection, _create(name, "VIEW", in_order, replace, dialect), dialect.engine)
+    ordered = _create(name, "VIEW", in_order, replace, dialect)
+
+    def in_file_order() -> None:
+        _execute(connection, "SET preserve_insertion_order = true", engine)
+        try:
+            _execute(connection, table, engine, error)
+        finally:
+            _execute(connection, "SET preserve_insertion_order = false", engine)
+        _execute(connection, ordered, engine)
+
+    return in_file_order
 
 
 def _create(

@@ -12,7 +12,8 @@ from sqlglot import exp
 
 import pqlsdk.rules
 from pqlsdk._exceptions import ConfigError
-from pqlsdk.warehouse import _duckdb, compile_plan
+from pqlsdk.cli import main
+from pqlsdk.warehouse import _duckdb, compile_plan, score_file
 from pqlsdk.warehouse._dialect_duckdb import DUCKDB
 from pqlsdk.warehouse._run import Steps
 from pqlsdk.warehouse._values import select
@@ -48,9 +49,8 @@ def test_the_messages_steps_are_given_before_the_models_compile() -> None:
 def test_steps_on_a_thread_stop_at_the_first_failure_and_end_the_thread() -> None:
     """The first failing step is raised by ``rows``; the steps after it are not run.
 
-    The thread is over once ``rows`` returns, and Python's switch interval is as it was.
+    The thread is over once ``rows`` returns.
     """
-    interval = sys.getswitchinterval()
     connection = _duckdb.connect()
     steps = Steps(connection, DUCKDB, select("SELECT 1 AS x"), threaded=True)
     steps.add(
@@ -70,7 +70,6 @@ def test_steps_on_a_thread_stop_at_the_first_failure_and_end_the_thread() -> Non
     }
     assert tables == {"first"}
     assert "pqlsdk-steps" not in _threads()
-    assert sys.getswitchinterval() == interval
 
 
 def test_steps_closed_early_drop_those_not_yet_run() -> None:
@@ -188,3 +187,53 @@ def test_ctrl_c_while_the_steps_run_stops_them_and_says_the_engine_was_interrupt
     with pytest.raises(ConfigError, match="could not score the messages"):
         steps._waiting(ctrl_c)
     assert "pqlsdk-steps" not in _threads()
+
+
+def _intervals_during(call: Any) -> set[float]:
+    """Call ``call``; return every switch interval a thread saw meanwhile (each millisecond)."""
+    seen: set[float] = set()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            seen.add(sys.getswitchinterval())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        call()
+    finally:
+        done.set()
+        sampler.join()
+    return seen
+
+
+def test_scoring_as_a_library_leaves_the_switch_interval_alone() -> None:
+    """``score_file`` in a host's process keeps the host's switch interval throughout."""
+    rules = pqlsdk.rules.load(ROOT / "examples" / "rules" / "playbook.toml")
+    interval = sys.getswitchinterval()
+    seen = _intervals_during(
+        lambda: score_file(rules, ROOT / "examples" / "events.jsonl", now=1773576000000000)
+    )
+    assert seen == {interval}
+
+
+def test_pqlsdk_score_shortens_the_switch_interval_while_it_runs_and_gives_it_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The command owns its process: a short interval while it scores, the old one after."""
+    interval = sys.getswitchinterval()
+    arguments = [
+        "score",
+        str(ROOT / "examples" / "rules" / "playbook.toml"),
+        str(ROOT / "examples" / "events.jsonl"),
+        "--now",
+        "2026-03-15T12:00:00Z",
+        "--engine",
+        "duckdb",
+    ]
+    seen = _intervals_during(lambda: main(arguments))
+    assert "Users by score" in capsys.readouterr().out
+    assert min(seen) < interval
+    assert sys.getswitchinterval() == interval

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._clock import FixedClock, micros
 from ._exceptions import ConfigError
@@ -394,7 +394,7 @@ def _score_sql(
     connection = _duckdb.Opening()  # opened as the rules compile
     try:
         try:
-            with _uncollected():
+            with _uncollected(), _switching_often():
                 scored, formatted, when, file_now = _scored_by_duckdb(
                     rules, chosen, events, connection, now=now, as_json=as_json, where=where
                 )
@@ -433,6 +433,28 @@ def _uncollected() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+_SWITCH_SECONDS: Final = 0.0002
+"""Python's switch interval while ``pqlsdk score`` compiles beside DuckDB (``_switching_often``)."""
+
+
+@contextmanager
+def _switching_often() -> Iterator[None]:
+    """Make Python's switch interval short while the duckdb engine scores, as it was after.
+
+    The plan's steps run on a thread as they are compiled (``warehouse._run.Steps``):
+    DuckDB's client takes the GIL between a statement's tasks, and while the
+    command compiles the models (holding it) the thread that reads the messages got
+    it once every 5 ms (Python's interval): ``parsed`` started 30 ms later than it
+    could. The command owns its process; the library's callers keep their interval.
+    """
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(_SWITCH_SECONDS)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def _scored_by_duckdb(

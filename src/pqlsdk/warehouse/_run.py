@@ -8,7 +8,6 @@ the PQA model computed once, for both the users' and the accounts' rows.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -130,12 +129,9 @@ class Steps:
         self._users_given = threading.Event()
         self._calls: queue.SimpleQueue[tuple[Callable[[], None], bool] | None] | None = None
         self._thread: threading.Thread | None = None
-        self._switching = False
         if threaded:
             self._calls = queue.SimpleQueue()
             self._thread = threading.Thread(target=self._work, name="pqlsdk-steps")
-            _SWITCHING.enter()
-            self._switching = True
             self._thread.start()
 
     def add(self, steps: Iterable[tuple[str, exp.Expr]]) -> None:
@@ -205,7 +201,6 @@ class Steps:
         as DuckDB's): a caller stopped by Ctrl-C does not wait for the messages
         to be read. A failure of the steps' own yields to the caller's.
         """
-        self._restore()
         thread = self._thread
         if thread is None or self._calls is None:
             return
@@ -239,7 +234,6 @@ class Steps:
 
     def _finish(self) -> None:
         """Wait for the steps given so far (``threaded``); raise the first failure."""
-        self._restore()
         if self._thread is not None and self._calls is not None:
             self._calls.put(None)
             self._waiting(self._thread.join)
@@ -268,12 +262,6 @@ class Steps:
         if failed is not None and not isinstance(failed, _Dropped):
             raise failed
 
-    def _restore(self) -> None:
-        """Give Python back its switch interval (``_Switching``): the caller now waits."""
-        if self._switching:
-            self._switching = False
-            _SWITCHING.leave()
-
 
 def _read_by(query: exp.Expr, steps: list[tuple[str, exp.Expr]]) -> set[str]:
     """Name the steps ``query`` reads, itself or through the steps it reads (of ``steps``)."""
@@ -282,42 +270,6 @@ def _read_by(query: exp.Expr, steps: list[tuple[str, exp.Expr]]) -> set[str]:
         if name in read:
             read |= {table.name for table in body.find_all(exp.Table)}
     return read
-
-
-class _Switching:
-    """Python's switch interval made short while steps run on a thread and their caller works.
-
-    DuckDB's Python client takes the GIL between the tasks of a statement (to
-    check for Ctrl-C): while the caller compiles, holding the GIL, the thread that
-    runs the steps got it only every 5 ms (Python's interval), and ``parsed``
-    started 30 ms later than it could. The interval is ``SECONDS`` from the first
-    ``Steps`` on a thread until the last one's caller waits for its rows or leaves.
-    """
-
-    SECONDS: Final = 0.0002
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entered = 0
-        self._interval = 0.0
-
-    def enter(self) -> None:
-        """Make the interval short (the first to enter), until each has left (``leave``)."""
-        with self._lock:
-            if not self._entered:
-                self._interval = sys.getswitchinterval()
-                sys.setswitchinterval(self.SECONDS)
-            self._entered += 1
-
-    def leave(self) -> None:
-        """Give back the interval as it was (the last to leave)."""
-        with self._lock:
-            self._entered -= 1
-            if not self._entered:
-                sys.setswitchinterval(self._interval)
-
-
-_SWITCHING: Final = _Switching()
 
 
 _INTERRUPTED_SECONDS: Final = 0.05

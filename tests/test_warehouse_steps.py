@@ -145,12 +145,8 @@ def test_the_users_rows_come_before_the_accounts_roll_up_is_computed() -> None:
     assert users_at < created[-3][0]
 
 
-def test_closing_steps_interrupts_the_statement_running() -> None:
-    """A caller stopped (Ctrl-C, a failure) does not wait for a long step to end.
-
-    DuckDB's statement is interrupted; the connection runs the next statement as usual.
-    """
-    connection = _duckdb.Opening()
+def _running_endlessly(connection: Any) -> Steps:
+    """Return steps on a thread whose statement never ends, once it runs."""
     steps = Steps(connection, DUCKDB, select("SELECT 1 AS x"), threaded=True)
     endless = select("SELECT count(*) AS n FROM range(10000000000000) AS t(x) WHERE x % 7 = 3")
     reached = threading.Event()
@@ -158,6 +154,16 @@ def test_closing_steps_interrupts_the_statement_running() -> None:
     steps.add([("endless", endless)])
     reached.wait()
     time.sleep(0.2)  # the endless statement runs
+    return steps
+
+
+def test_closing_steps_interrupts_the_statement_running() -> None:
+    """A caller stopped (Ctrl-C, a failure) does not wait for a long step to end.
+
+    DuckDB's statement is interrupted; the connection runs the next statement as usual.
+    """
+    connection = _duckdb.Opening()
+    steps = _running_endlessly(connection)
     started = time.perf_counter()
     steps.close()
     assert time.perf_counter() - started < 5
@@ -173,13 +179,7 @@ def test_ctrl_c_while_the_steps_run_stops_them_and_says_the_engine_was_interrupt
     score the messages (exit status 2), the thread over.
     """
     connection = _duckdb.connect()
-    steps = Steps(connection, DUCKDB, select("SELECT 1 AS x"), threaded=True)
-    endless = select("SELECT count(*) AS n FROM range(10000000000000) AS t(x) WHERE x % 7 = 3")
-    reached = threading.Event()
-    steps._do(reached.set)
-    steps.add([("endless", endless)])
-    reached.wait()
-    time.sleep(0.2)  # the endless statement runs
+    steps = _running_endlessly(connection)
 
     def ctrl_c() -> None:
         raise KeyboardInterrupt

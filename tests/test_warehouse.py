@@ -281,7 +281,10 @@ def test_score_duckdb_leaves_the_garbage_collector_as_it_found_it(
 def test_a_connection_that_cannot_open_fails_where_it_is_first_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``Opening`` raises DuckDB's failure to open at its first statement; closing it is a no-op."""
+    """``Opening`` raises DuckDB's failure to open at its first statement.
+
+    Interrupting it and closing it are no-ops: there is no statement and no connection.
+    """
 
     def fail() -> None:
         raise ConfigError("the duckdb engine needs duckdb")
@@ -290,7 +293,37 @@ def test_a_connection_that_cannot_open_fails_where_it_is_first_used(
     opening = _duckdb.Opening()
     with pytest.raises(ConfigError, match="needs duckdb"):
         opening.execute("SELECT 1")
+    opening.interrupt()
     opening.close()
+
+
+def test_a_connection_that_fails_to_close_on_a_thread_says_so_when_the_caller_is_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Opening.closing`` closes while the caller works; the close's failure is raised after.
+
+    A real connection whose close fails (DuckDB's own failure cannot be provoked).
+    """
+    real = _duckdb.connect
+
+    class FailingClose:
+        def __init__(self) -> None:
+            self.connection = real()
+
+        def execute(self, *args: Any) -> Any:
+            return self.connection.execute(*args)
+
+        def close(self) -> None:
+            self.connection.close()
+            raise RuntimeError("could not close")
+
+    monkeypatch.setattr(_duckdb, "connect", FailingClose)
+    opening = _duckdb.Opening()
+    assert opening.execute("SELECT 42").fetchall() == [(42,)]
+    worked = []
+    with pytest.raises(RuntimeError, match="could not close"), opening.closing():
+        worked.append(True)
+    assert worked == [True]
 
 
 def test_score_says_why_duckdb_cannot_open_in_its_own_words(

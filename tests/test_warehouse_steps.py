@@ -237,3 +237,15 @@ def test_pqlsdk_score_shortens_the_switch_interval_while_it_runs_and_gives_it_ba
     assert "Users by score" in capsys.readouterr().out
     assert min(seen) < interval
     assert sys.getswitchinterval() == interval
+
+
+def test_ctrl_c_while_no_statement_runs_is_raised_as_it_came() -> None:
+    """Ctrl-C as the caller waits, the steps idle: the thread ends, KeyboardInterrupt is raised."""
+    steps = Steps(_duckdb.connect(), DUCKDB, select("SELECT 1 AS x"), threaded=True)
+
+    def ctrl_c() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        steps._waiting(ctrl_c)
+    assert "pqlsdk-steps" not in _threads()

@@ -539,7 +539,6 @@ def _print_scored(
         accounts=scored.accounts,
         members=scored.members,
         as_json=as_json,
-        entries=scored.entries,
         formatted=formatted,
     )
 

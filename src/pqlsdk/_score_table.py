@@ -33,14 +33,12 @@ def print_scores(
     accounts: Iterable[AccountScore],
     members: dict[str, list[str]],
     as_json: bool,
-    entries: Iterable[tuple[str, bytes]] | None = None,
     formatted: Iterable[bytes | memoryview] | None = None,
 ) -> None:
     """Print users' and accounts' scores as a table or JSON, whichever engine made them.
 
-    ``entries``: with ``as_json``, the users' entries already encoded (by id),
-    in place of ``users``; ``formatted``: the users' object already formatted
-    (``formatted_users``), in place of both.
+    ``formatted``: with ``as_json``, the users' object already formatted
+    (``formatted_users``, from the entries an engine wrote), in place of ``users``.
     """
     if not as_json:
         print(f"Users by score under {model!r}, scored at {when}:")
@@ -53,9 +51,7 @@ def print_scores(
     write = _writer(sys.stdout)
     write(f'{{\n  "now": {_json(when)},\n'.encode())
     if formatted is None:
-        if entries is None:
-            entries = ((score.id, _encode(encodable(score))) for score in users)
-        formatted = _object("users", entries)
+        formatted = _object("users", ((score.id, _encode(encodable(score))) for score in users))
     for text in formatted:
         write(text)
     write(b",\n")

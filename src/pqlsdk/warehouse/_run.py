@@ -183,8 +183,7 @@ class Steps:
 
     def users(self) -> tuple[int, list[dict[str, Any]]]:
         """Wait for the users' rows (``queue``); return the refused messages and those rows."""
-        if self._thread is not None:
-            self._waiting(self._users_given.wait)
+        self._waiting(self._users_given.wait)  # set at once when not ``threaded``
         self._raise()
         refused, users = self._found[:2]
         return refused, users

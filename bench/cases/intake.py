@@ -43,6 +43,43 @@ USERS = 500
 ACCOUNTS = 100
 
 
+def set_up(stack: contextlib.ExitStack[bool | None], tmp: str, sink: str | None) -> pqlsdk.Client:
+    """Return the case's client (SQLite in ``tmp``, sending to ``sink``), closed by ``stack``.
+
+    Its users identified and grouped first, as a host app would have done;
+    ``bench/probes/burst_tail.py`` sets its client up the same way.
+    """
+    client = pqlsdk.Client(
+        store=f"sqlite:///{tmp}/pqlsdk.db",
+        rules=PLAYBOOK,
+        endpoint=sink,
+        write_key="k" if sink else None,
+        retention=None,
+    )
+    stack.callback(client.close)
+    for u in range(USERS):
+        client.identify(f"user-{u}", {"plan": "trial"})
+        client.group(f"user-{u}", f"acct-{u % ACCOUNTS}", {"employees": 20 + u % ACCOUNTS})
+    client.flush(timeout=120)
+    return client
+
+
+def applied(client: pqlsdk.Client) -> None:
+    """Return once every message ``client`` accepted is applied and committed."""
+    client.stats()  # returns once every accepted message is applied
+    commit = getattr(client.store, "commit", None)
+    if commit is not None:
+        commit()
+
+
+def delivered(client: pqlsdk.Client, sink: str) -> int:
+    """Flush ``client`` until nothing is pending (2 minutes at most); return the sink's count."""
+    deadline = time.monotonic() + 120
+    while client.flush(timeout=60).pending and time.monotonic() < deadline:
+        pass
+    return int(counts(sink)["messages"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sink", help="the loopback sink's URL; default: start one")
@@ -53,18 +90,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         sink = args.sink or stack.enter_context(started())
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        client = pqlsdk.Client(
-            store=f"sqlite:///{tmp}/pqlsdk.db",
-            rules=PLAYBOOK,
-            endpoint=sink,
-            write_key="k",
-            retention=None,
-        )
-        stack.callback(client.close)
-        for u in range(USERS):
-            client.identify(f"user-{u}", {"plan": "trial"})
-            client.group(f"user-{u}", f"acct-{u % ACCOUNTS}", {"employees": 20 + u % ACCOUNTS})
-        client.flush(timeout=120)
+        client = set_up(stack, tmp, sink)
         before = counts(sink)["messages"]
         track = client.track
 
@@ -73,10 +99,7 @@ def main() -> None:
 
         started_at = time.perf_counter()
         timings = time_calls(capture, calls)[0]
-        client.stats()  # returns once every accepted message is applied
-        commit = getattr(client.store, "commit", None)
-        if commit is not None:
-            commit()
+        applied(client)
         elapsed = time.perf_counter() - started_at
         tail = summary(timings)
         emit(
@@ -90,10 +113,7 @@ def main() -> None:
             max=tail["max"],
         )
         emit("intake_capacity", "pqlsdk", calls / elapsed, unit="events/s", variant="sqlite")
-        deadline = time.monotonic() + 120
-        while client.flush(timeout=60).pending and time.monotonic() < deadline:
-            pass
-        received = counts(sink)["messages"] - before
+        received = delivered(client, sink) - before
         print(f"pqlsdk: the sink received {received:,} of {calls:,} events")
         emit("intake_delivered", "pqlsdk", received, unit="events", variant="sqlite")
     if refused():

@@ -25,13 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _sink import counts, started
-
-import pqlsdk
-
-ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = ROOT / "examples" / "rules" / "playbook.toml"
-USERS = 500
-ACCOUNTS = 100
+from cases.intake import USERS, applied, delivered, set_up
 
 
 def main() -> None:
@@ -51,18 +45,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         sink = None if args.no_sender else stack.enter_context(started())
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        client = pqlsdk.Client(
-            store=f"sqlite:///{tmp}/pqlsdk.db",
-            rules=PLAYBOOK,
-            endpoint=sink,
-            write_key="k" if sink else None,
-            retention=None,
-        )
-        stack.callback(client.close)
-        for u in range(USERS):
-            client.identify(f"user-{u}", {"plan": "trial"})
-            client.group(f"user-{u}", f"acct-{u % ACCOUNTS}", {"employees": 20 + u % ACCOUNTS})
-        client.flush(timeout=120)
+        client = set_up(stack, tmp, sink)
         before = counts(sink)["messages"] if sink else 0
         track: Callable[..., None] = client.track
         if args.busy:
@@ -93,10 +76,7 @@ def main() -> None:
             starts[i] = s
             ends[i] = e
         burst_end = time.perf_counter()
-        client.stats()
-        commit = getattr(client.store, "commit", None)
-        if commit is not None:
-            commit()
+        applied(client)
         elapsed = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         gc.enable()
@@ -114,10 +94,7 @@ def main() -> None:
             f" cpu {cpu:.2f}s over {elapsed:.2f}s  >28us: {sum(d > 28000 for d in durs)}"
         )
         if sink:
-            deadline = time.monotonic() + 120
-            while client.flush(timeout=60).pending and time.monotonic() < deadline:
-                pass
-            got = counts(sink)["messages"] - before
+            got = delivered(client, sink) - before
             if got != calls:
                 print(f"DELIVERED {got} of {calls}")
         if args.out:

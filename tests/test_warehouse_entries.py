@@ -175,3 +175,12 @@ def test_a_property_filter_counts_as_python_whatever_its_text(tmp_path: Path) ->
     users = json.loads(python)["users"].values()
     fired = {r["signal"] for user in users for r in user["reasons"] if r["fired"]}
     assert fired == {"s0", "s1", "s2", "s3", "s4", "features"}  # each filter discriminates
+
+
+def test_the_tier_and_the_route_are_written_without_a_test() -> None:
+    """They are rules names (nothing to escape): the exactness test reads neither."""
+    rules = pqlsdk.rules.loads(json.dumps(RULES), format="json")
+    plan = compile_plan(rules, now=0, output=True)
+    last = dict(plan.steps)["model_0"]
+    exact = next(c for c in last.expressions if c.alias == "pqlsdk_exact")
+    assert not {column.name for column in exact.find_all(exp.Column)} & {"tier", "route"}

@@ -271,9 +271,13 @@ def run(engine: str, path: Path) -> tuple[Scores, float, float]:
     if engine in ("duckdb", "pqlsdk-duckdb"):
         import duckdb  # noqa: F401, PLC0415
     if ours:
+        # And what ``pqlsdk score`` imports on its way (the command, the rules' reader).
+        import pqlsdk._score_cli  # noqa: PLC0415
         import pqlsdk.cli  # noqa: PLC0415
+        import pqlsdk.rules._loader  # noqa: PLC0415
     if engine == "pqlsdk-duckdb":
-        import pqlsdk.warehouse  # noqa: F401, PLC0415 - sqlglot too
+        import pqlsdk.warehouse  # noqa: PLC0415 - sqlglot too
+        import pqlsdk.warehouse._sources  # noqa: F401, PLC0415 - the file's reader
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scores.json"
         start = time.perf_counter()

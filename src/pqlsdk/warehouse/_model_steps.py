@@ -227,26 +227,31 @@ class _ModelSteps:
             if route_ifs
             else literal(self.model.default_route)
         )
+        # The route in a step of its own: the last step reads it as a column, once
+        # for the row and again for the entry and its exactness (an engine binds
+        # every copy of an expression, and the route's tests read traits).
+        with_route = template("SELECT *, :route AS route FROM tiered_", route=route)
         routed = template(
-            "SELECT id, account_id, score, tier, :route AS route, gate_passed, multiplier, raw, "
-            "reasons, gate_measured, multiplier_measured FROM tiered_",
-            route=route,
+            "SELECT id, account_id, score, tier, route, gate_passed, multiplier, raw, "
+            "reasons, gate_measured, multiplier_measured FROM routed_"
         )
         if written:
             routed = _with_entry(
                 cast(exp.Select, routed),
-                entry(self.model, dialect, route, self.measured, entries),
+                entry(self.model, dialect, self.measured, entries),
                 reasons_json,
             )
         renames = {
             "signals_": f"{name}_signals",
             "totals_": f"{name}_totals",
             "tiered_": tiered_step(name),
+            "routed_": f"{name}_routed",
         }
         steps = [
             (f"{name}_signals", signals),
             (f"{name}_totals", totals),
             (tiered_step(name), tiered),
+            (f"{name}_routed", with_route),
             (name, routed),
         ]
         for _, body in steps:

@@ -88,6 +88,16 @@ class _Entry:
         )
         self.tests.append(template(_SAFE, x=double))
 
+    def name(self, sql: exp.Expr) -> None:
+        """Write a tier or a route: always exact.
+
+        Each is one of the model's names, which the rules' schema (``Name``)
+        makes of letters, digits, ``_`` and ``-``: nothing either writer escapes.
+        So no test, which would read (and make the engine bind) the route's tests again.
+        """
+        json = template("CAST(to_json(:x) AS VARCHAR)", x=sql)
+        self.pieces.append(template("COALESCE(:j, 'null')", j=json))
+
     def flag(self, sql: exp.Expr) -> None:
         """Write a bool: always exact."""
         self._cast(sql)
@@ -154,11 +164,10 @@ class _Entry:
 def entry(
     model: Model,
     dialect: Dialect,
-    route: exp.Expr,
     measured: dict[str, list[tuple[str, Value]]],
     reasons: Sequence[tuple[str, str, float, str | None, exp.Expr, Value | None, exp.Expr]],
 ) -> list[exp.Expr]:
-    """Select the entry (``OUTPUT``) and whether it is exact (``EXACT``), over ``tiered``.
+    """Select the entry (``OUTPUT``) and whether it is exact (``EXACT``), over the routed step.
 
     ``reasons``: each signal's name, label, points, needs, whether it fired,
     what it observed (None: whether it fired) and its earned column.
@@ -167,9 +176,9 @@ def entry(
     out.constant('{"score":')
     out.number(exp.column("score"))
     out.constant(',"tier":')
-    out.text(exp.column("tier"))
+    out.name(exp.column("tier"))
     out.constant(',"route":')
-    out.text(route)
+    out.name(exp.column("route"))
     out.constant(',"gate_passed":')
     out.flag(exp.column("gate_passed"))
     out.constant(',"multiplier":')

@@ -379,6 +379,10 @@ class Plan:
     accounts: exp.Select
     dialect: Dialect = DUCKDB
     """The engine the steps are written for."""
+    reasons: exp.Select | None = None
+    """Where ``users`` leaves the reasons out of the rows whose entry is exact (the engine
+    writes the entries: ``compile_plan``'s ``output``), each subject's reasons by ``id``:
+    asked only for the rows that need them (``_run.Steps``)."""
 
 
 def compile_plan(
@@ -420,7 +424,9 @@ def compile_plan(
         ).from_(builder.compile(rules.model(model)))
     users = users.order_by(dialect.collated(exp.column("id")))
     accounts, extra = _roll_up(builder, rules)
-    return Plan([*builder.steps(), *extra], users, accounts, dialect)
+    steps = builder.steps()
+    reasons = next((s.reasons for _, s in builder.pending if s.reasons is not None), None)
+    return Plan([*steps, *extra], users, accounts, dialect, reasons)
 
 
 _ROW_COLUMNS: Final = (

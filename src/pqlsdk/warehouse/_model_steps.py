@@ -39,6 +39,8 @@ class _ModelSteps:
         self.model = model
         self.origin = origin
         self.dialect = dialect
+        self.reasons: exp.Select | None = None
+        """Once ``ctes`` wrote the entries: each subject's reasons, by ``id`` (``Plan.reasons``)."""
         where = ("model", model.name)
 
         def compile_(source: str, path: Sequence[str | int]) -> Value:
@@ -236,10 +238,14 @@ class _ModelSteps:
             "reasons, gate_measured, multiplier_measured FROM routed_"
         )
         if written:
-            routed = _with_entry(
-                cast(exp.Select, routed),
-                entry(self.model, dialect, self.measured, entries),
-                reasons_json,
+            routed = cast(exp.Select, routed).select(
+                *entry(self.model, dialect, self.measured, entries), copy=False
+            )
+            # The reasons of the subjects whose entry is not exact, asked by id once
+            # the rows show which (``Plan.reasons``): the last step does not hold them,
+            # so an engine that binds it (twice: as a view, then read) binds no reasons.
+            self.reasons = exp.select("id", aliased(reasons_json, "reasons")).from_(
+                f"{name}_routed"
             )
         renames = {
             "signals_": f"{name}_signals",
@@ -269,20 +275,6 @@ def tiered_step(name: str) -> str:
     route, entry and exactness make most of the model's SQL.
     """
     return f"{name}_tiered"
-
-
-def _with_entry(routed: exp.Select, written: list[exp.Expr], reasons: exp.Expr) -> exp.Select:
-    """Add the entry and its exactness (``entry``) to ``routed``; the reasons only where inexact.
-
-    CASE evaluates the reasons for the rows that need them: built for every
-    subject, they cost a tenth of the SQL after reading the messages.
-    """
-    text, exact = written
-    lazy = exp.Case(ifs=[exp.If(this=exact.this.copy(), true=exp.Null())], default=reasons)
-    for column in routed.expressions:
-        if column.alias_or_name == "reasons":
-            column.replace(aliased(lazy, "reasons"))
-    return routed.select(text, exact, copy=False)
 
 
 def _located(

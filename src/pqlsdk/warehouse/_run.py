@@ -18,7 +18,8 @@ from sqlglot import exp
 from .._exceptions import ConfigError
 from ._compile import Plan
 from ._dialects import Dialect
-from ._values import copied, select
+from ._output_sql import EXACT
+from ._values import copied, select, template
 
 __all__ = [
     "IN_FILE_ORDER",
@@ -58,9 +59,17 @@ class Rows:
     accounts: list[dict[str, Any]]
 
 
-def _execute(connection: Any, sql: str, engine: str, error: type[ConfigError] = ConfigError) -> Any:
+def _execute(
+    connection: Any,
+    sql: str,
+    engine: str,
+    error: type[ConfigError] = ConfigError,
+    parameters: list[Any] | None = None,
+) -> Any:
     try:
-        return connection.execute(sql)
+        if parameters is None:
+            return connection.execute(sql)
+        return connection.execute(sql, parameters)
     except ConfigError:  # a connection that could not open (``_duckdb.Opening``): its own words
         raise
     except Exception as exc:  # the driver's errors: a file that is not JSON Lines, mostly
@@ -166,6 +175,7 @@ class Steps:
         # Walked before they are written (``once``: sqlglot may change them as it writes).
         read = _read_by(plan.users, [step for step in plan.steps if step[0] not in self._added])
         users = _text(plan.users, dialect, once=once)
+        reasons = None if plan.reasons is None else _text(_by_ids(plan.reasons), dialect, once=once)
         self.add(step for step in plan.steps if step[0] in read)
 
         def query_users() -> None:
@@ -173,7 +183,10 @@ class Steps:
                 connection, "SELECT count(*) FROM parsed WHERE type IS NULL", dialect.engine
             ).fetchone()
             self._found.append(int(refused[0]))
-            self._found.append(_rows(connection, users, dialect.engine))
+            rows = _rows(connection, users, dialect.engine)
+            if reasons is not None:
+                _add_reasons(connection, reasons, rows, dialect.engine)
+            self._found.append(rows)
 
         self._do(query_users)
         self._do(self._users_given.set, always=True)
@@ -260,6 +273,21 @@ class Steps:
         failed = self._failed
         if failed is not None and not isinstance(failed, _Dropped):
             raise failed
+
+
+def _by_ids(reasons: exp.Select) -> exp.Select:
+    """``reasons`` (``Plan.reasons``) for the ids given as its one parameter, a list."""
+    return reasons.where(template("list_contains(CAST(? AS VARCHAR[]), id)"))
+
+
+def _add_reasons(connection: Any, sql: str, rows: list[dict[str, Any]], engine: str) -> None:
+    """Fill in the reasons of the users' ``rows`` whose entry is not exact (``Plan.reasons``)."""
+    inexact = {row["id"]: row for row in rows if not row[EXACT]}
+    if not inexact:
+        return  # as usual: one query, bound and run, less
+    found = _execute(connection, sql, engine, parameters=[list(inexact)]).fetchall()
+    for subject, given in found:
+        inexact[subject]["reasons"] = given
 
 
 def _read_by(query: exp.Expr, steps: list[tuple[str, exp.Expr]]) -> set[str]:

@@ -186,14 +186,16 @@ def test_the_tier_and_the_route_are_written_without_a_test() -> None:
     assert not {column.name for column in exact.find_all(exp.Column)} & {"tier", "route"}
 
 
-def test_only_the_rows_whose_entry_is_not_exact_get_their_reasons(tmp_path: Path) -> None:
-    """The users' query leaves the reasons out; they are asked by id for the inexact rows."""
+def test_only_the_rows_whose_entry_is_not_exact_are_fetched_whole(tmp_path: Path) -> None:
+    """The users' query gives ids, entries and exactness; the rest is asked by id where inexact."""
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps(RULES))
     events = _history(tmp_path)
     plan = compile_plan(pqlsdk.rules.load(rules), now=0, output=True)
     with _duckdb.source(events) as (relation, _):
         rows = _duckdb.run(_duckdb.connect(), plan, relation).users
-    given = {row["id"]: row["reasons"] is not None for row in rows}
-    assert given == {row["id"]: not row["pqlsdk_exact"] for row in rows}
-    assert sorted(given.values()) == [False, False, False, True, True, True]
+    exact = [row for row in rows if row["pqlsdk_exact"]]
+    inexact = [row for row in rows if not row["pqlsdk_exact"]]
+    assert (len(exact), len(inexact)) == (3, 3)
+    assert all(set(row) == {"id", "pqlsdk_output", "pqlsdk_exact"} for row in exact)
+    assert all(row["reasons"] is not None and "score" in row for row in inexact)

@@ -42,7 +42,7 @@ from ._dialect_duckdb import DUCKDB
 from ._dialects import Dialect
 from ._expressions import SqlExpressions
 from ._message_steps import _messages, _Reads
-from ._model_steps import _ModelSteps, tiered_step
+from ._model_steps import ROW_COLUMNS, _ModelSteps, tiered_step
 from ._output_sql import EXACT, OUTPUT
 from ._values import Value, aliased, literal, select, template
 
@@ -379,10 +379,10 @@ class Plan:
     accounts: exp.Select
     dialect: Dialect = DUCKDB
     """The engine the steps are written for."""
-    reasons: exp.Select | None = None
-    """Where ``users`` leaves the reasons out of the rows whose entry is exact (the engine
-    writes the entries: ``compile_plan``'s ``output``), each subject's reasons by ``id``:
-    asked only for the rows that need them (``_run.Steps``)."""
+    inexact: exp.Select | None = None
+    """Where the engine writes the entries (``compile_plan``'s ``output``) and ``users``
+    gives each subject's ``id``, entry and exactness alone: each subject's row, reasons
+    included, asked by ``id`` for the subjects whose entry is not exact (``_run.Steps``)."""
 
 
 def compile_plan(
@@ -409,40 +409,19 @@ def compile_plan(
     builder.started = started
     users = exp.select("*").from_(builder.compile(rules.model(model)))
     if output and dialect.writes_entries:
-        # A user whose entry is exact needs no reasons: not fetched (a few KiB each).
-        # The entry is fetched as bytes (DuckDB's encode, the only engine that writes
-        # entries), as printed: its text is not made a str and encoded again (30 MB
-        # for the bench's 10,000 users: 15 ms).
-        users = exp.select(
-            *_ROW_COLUMNS[:-3],
-            *(
-                template(f"CASE WHEN {EXACT} THEN NULL ELSE {name} END AS {name}")
-                for name in _ROW_COLUMNS[-3:]
-            ),
-            template(f"encode({OUTPUT}) AS {OUTPUT}"),
-            EXACT,
-        ).from_(builder.compile(rules.model(model)))
+        # A user whose entry is exact needs nothing else: its row is not fetched (a
+        # dozen values a user, made Python objects), only asked for where the entry
+        # is not exact (``Plan.inexact``). The entry is fetched as bytes (DuckDB's
+        # encode, the only engine that writes entries), as printed: its text is not
+        # made a str and encoded again (30 MB for the bench's 10,000 users: 15 ms).
+        users = exp.select("id", template(f"encode({OUTPUT}) AS {OUTPUT}"), EXACT).from_(
+            builder.compile(rules.model(model))
+        )
     users = users.order_by(dialect.collated(exp.column("id")))
     accounts, extra = _roll_up(builder, rules)
     steps = builder.steps()
-    reasons = next((s.reasons for _, s in builder.pending if s.reasons is not None), None)
-    return Plan([*steps, *extra], users, accounts, dialect, reasons)
-
-
-_ROW_COLUMNS: Final = (
-    "id",
-    "account_id",
-    "score",
-    "tier",
-    "route",
-    "gate_passed",
-    "multiplier",
-    "raw",
-    "reasons",
-    "gate_measured",
-    "multiplier_measured",
-)
-"""A model's rows (``compile_model``); the reasons and what was measured last."""
+    inexact = next((s.inexact for _, s in builder.pending if s.inexact is not None), None)
+    return Plan([*steps, *extra], users, accounts, dialect, inexact)
 
 
 def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[str, exp.Expr]]]:
@@ -497,7 +476,7 @@ def _roll_up(builder: _Builder, rules: Rules) -> tuple[exp.Select, list[tuple[st
             template(":m AS own_model", m=literal(own.name)),
             *(
                 template(f"own_.{column} AS own_{column}")
-                for column in _ROW_COLUMNS[2:]  # what the model gives beyond the ids
+                for column in ROW_COLUMNS[2:]  # what the model gives beyond the ids
             ),
         ).join(f"{name} AS own_", on="own_.id = accounts_.id", join_type="left")
     return final.order_by(dialect.collated(exp.column("id", "accounts_"))), extra

@@ -25,9 +25,25 @@ from ._expressions import SqlExpressions, Unsupported
 from ._output_sql import entry
 from ._values import Value, aliased, literal, number_of, select, template, truth, wrapped
 
-__all__ = ["tiered_step"]
+__all__ = ["ROW_COLUMNS", "tiered_step"]
 
 _ALL_ENGINES: Final = "the python engine (pqlsdk score --engine python)"
+
+
+ROW_COLUMNS: Final = (
+    "id",
+    "account_id",
+    "score",
+    "tier",
+    "route",
+    "gate_passed",
+    "multiplier",
+    "raw",
+    "reasons",
+    "gate_measured",
+    "multiplier_measured",
+)
+"""A model's rows (``compile_model``); the reasons and what was measured last."""
 
 
 class _ModelSteps:
@@ -39,8 +55,8 @@ class _ModelSteps:
         self.model = model
         self.origin = origin
         self.dialect = dialect
-        self.reasons: exp.Select | None = None
-        """Once ``ctes`` wrote the entries: each subject's reasons, by ``id`` (``Plan.reasons``)."""
+        self.inexact: exp.Select | None = None
+        """With the entries (``ctes``): each subject's row, reasons included (``Plan.inexact``)."""
         where = ("model", model.name)
 
         def compile_(source: str, path: Sequence[str | int]) -> Value:
@@ -241,12 +257,13 @@ class _ModelSteps:
             routed = cast(exp.Select, routed).select(
                 *entry(self.model, dialect, self.measured, entries), copy=False
             )
-            # The reasons of the subjects whose entry is not exact, asked by id once
-            # the rows show which (``Plan.reasons``): the last step does not hold them,
-            # so an engine that binds it (twice: as a view, then read) binds no reasons.
-            self.reasons = exp.select("id", aliased(reasons_json, "reasons")).from_(
-                f"{name}_routed"
-            )
+            # The rows of the subjects whose entry is not exact, reasons included, asked
+            # by id once the entries show which (``Plan.inexact``): the last step holds
+            # no reasons, so an engine that binds it (twice: as a view, then read) binds
+            # none of them.
+            self.inexact = exp.select(
+                *ROW_COLUMNS[:-3], aliased(reasons_json, "reasons"), *ROW_COLUMNS[-2:]
+            ).from_(f"{name}_routed")
         renames = {
             "signals_": f"{name}_signals",
             "totals_": f"{name}_totals",

@@ -175,7 +175,7 @@ class Steps:
         # Walked before they are written (``once``: sqlglot may change them as it writes).
         read = _read_by(plan.users, [step for step in plan.steps if step[0] not in self._added])
         users = _text(plan.users, dialect, once=once)
-        reasons = None if plan.reasons is None else _text(_by_ids(plan.reasons), dialect, once=once)
+        inexact = None if plan.inexact is None else _text(_by_ids(plan.inexact), dialect, once=once)
         self.add(step for step in plan.steps if step[0] in read)
 
         def query_users() -> None:
@@ -184,8 +184,8 @@ class Steps:
             ).fetchone()
             self._found.append(int(refused[0]))
             rows = _rows(connection, users, dialect.engine)
-            if reasons is not None:
-                _add_reasons(connection, reasons, rows, dialect.engine)
+            if inexact is not None:
+                _complete(connection, inexact, rows, dialect.engine)
             self._found.append(rows)
 
         self._do(query_users)
@@ -275,19 +275,18 @@ class Steps:
             raise failed
 
 
-def _by_ids(reasons: exp.Select) -> exp.Select:
-    """``reasons`` (``Plan.reasons``) for the ids given as its one parameter, a list."""
-    return reasons.where(template("list_contains(CAST(? AS VARCHAR[]), id)"))
+def _by_ids(query: exp.Select) -> exp.Select:
+    """``query`` (``Plan.inexact``) for the ids given as its one parameter, a list."""
+    return query.where(template("list_contains(CAST(? AS VARCHAR[]), id)"))
 
 
-def _add_reasons(connection: Any, sql: str, rows: list[dict[str, Any]], engine: str) -> None:
-    """Fill in the reasons of the users' ``rows`` whose entry is not exact (``Plan.reasons``)."""
+def _complete(connection: Any, sql: str, rows: list[dict[str, Any]], engine: str) -> None:
+    """Complete the users' ``rows`` whose entry is not exact with the rest (``Plan.inexact``)."""
     inexact = {row["id"]: row for row in rows if not row[EXACT]}
     if not inexact:
         return  # as usual: one query, bound and run, less
-    found = _execute(connection, sql, engine, parameters=[list(inexact)]).fetchall()
-    for subject, given in found:
-        inexact[subject]["reasons"] = given
+    for found in _rows(connection, sql, engine, parameters=[list(inexact)]):
+        inexact[found["id"]].update(found)
 
 
 def _read_by(query: exp.Expr, steps: list[tuple[str, exp.Expr]]) -> set[str]:
@@ -424,7 +423,9 @@ def rows(connection: Any, final: exp.Select, dialect: Dialect) -> list[dict[str,
     return _rows(connection, copied(final).sql(dialect.name, copy=False), dialect.engine)
 
 
-def _rows(connection: Any, sql: str, engine: str) -> list[dict[str, Any]]:
-    cursor = _execute(connection, sql, engine)
+def _rows(
+    connection: Any, sql: str, engine: str, parameters: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    cursor = _execute(connection, sql, engine, parameters=parameters)
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,6 +17,21 @@ from pqlsdk.stores.buffered import BufferedStore
 from pqlsdk.stores.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give Ctrl+C back its default action where the runner was started ignoring it.
+
+    A shell without job control (a script's ``cmd &``) starts a background command
+    with SIGINT ignored, and a child inherits that through ``exec``: the tests that
+    stop a server as a newcomer would (Ctrl+C) found it still running. A signal the
+    runner handles is reset to its default in a child: as a terminal's would be.
+    """
+    del config
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 # The repository's copy of the public vectors: what a plain clone tests against.
 SCENARIOS = ROOT / "tests" / "scenarios"
 

@@ -86,14 +86,19 @@ def test_the_entries_are_the_python_engines_output(tmp_path: Path) -> None:
     assert len(json.loads(python)["users"]) == len(TRAITS)
 
 
-def test_duckdb_leaves_the_entries_it_writes_otherwise_to_python(tmp_path: Path) -> None:
-    """Where DuckDB's text would differ from msgspec's, the entry is not marked exact."""
-    rules = tmp_path / "rules.json"
+def _users_rows(folder: Path) -> list[dict[str, Any]]:
+    """The users' rows DuckDB gives for ``RULES`` over ``_history``, entries written."""
+    rules = folder / "rules.json"
     rules.write_text(json.dumps(RULES))
-    events = _history(tmp_path)
+    events = _history(folder)
     plan = compile_plan(pqlsdk.rules.load(rules), now=0, output=True)
     with _duckdb.source(events) as (relation, _):
-        rows = _duckdb.run(_duckdb.connect(), plan, relation).users
+        return _duckdb.run(_duckdb.connect(), plan, relation).users
+
+
+def test_duckdb_leaves_the_entries_it_writes_otherwise_to_python(tmp_path: Path) -> None:
+    """Where DuckDB's text would differ from msgspec's, the entry is not marked exact."""
+    rows = _users_rows(tmp_path)
     exact = {row["id"]: bool(row["pqlsdk_exact"]) for row in rows}
     assert exact == {"u0": True, "u1": False, "u2": False, "u3": False, "u4": True, "u5": True}
 
@@ -188,12 +193,7 @@ def test_the_tier_and_the_route_are_written_without_a_test() -> None:
 
 def test_only_the_rows_whose_entry_is_not_exact_are_fetched_whole(tmp_path: Path) -> None:
     """The users' query gives ids, entries and exactness; the rest is asked by id where inexact."""
-    rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps(RULES))
-    events = _history(tmp_path)
-    plan = compile_plan(pqlsdk.rules.load(rules), now=0, output=True)
-    with _duckdb.source(events) as (relation, _):
-        rows = _duckdb.run(_duckdb.connect(), plan, relation).users
+    rows = _users_rows(tmp_path)
     exact = [row for row in rows if row["pqlsdk_exact"]]
     inexact = [row for row in rows if not row["pqlsdk_exact"]]
     assert (len(exact), len(inexact)) == (3, 3)

@@ -249,20 +249,15 @@ class _ModelSteps:
         # for the row and again for the entry and its exactness (an engine binds
         # every copy of an expression, and the route's tests read traits).
         with_route = template("SELECT *, :route AS route FROM tiered_", route=route)
-        routed = template(
-            "SELECT id, account_id, score, tier, route, gate_passed, multiplier, raw, "
-            "reasons, gate_measured, multiplier_measured FROM routed_"
-        )
+        routed = exp.select(*ROW_COLUMNS).from_("routed_")
         if written:
-            routed = cast(exp.Select, routed).select(
-                *entry(self.model, dialect, self.measured, entries), copy=False
-            )
+            routed = routed.select(*entry(self.model, dialect, self.measured, entries), copy=False)
             # The rows of the subjects whose entry is not exact, reasons included, asked
             # by id once the entries show which (``Plan.inexact``): the last step holds
             # no reasons, so an engine that binds it (twice: as a view, then read) binds
             # none of them.
             self.inexact = exp.select(
-                *ROW_COLUMNS[:-3], aliased(reasons_json, "reasons"), *ROW_COLUMNS[-2:]
+                *(aliased(reasons_json, c) if c == "reasons" else c for c in ROW_COLUMNS)
             ).from_(f"{name}_routed")
         renames = {
             "signals_": f"{name}_signals",
